@@ -1,0 +1,55 @@
+import type { Middleware } from 'koa';
+import { InvalidRequestError, PayloadTooLargeError, TemporarilyUnavailableError, UnsupportedMediaTypeError, toOAuthError, type OAuthError } from '../../errors.js';
+import { StoreUnavailableError } from '../../stores/types.js';
+
+/**
+ * The one place errors become responses: `{"error","error_description"}` with the error's
+ * status and headers. Anything that is not an OAuthError becomes 500 `server_error`; its
+ * cause is logged, never sent.
+ */
+export function errorResponses(): Middleware {
+  return async function writeErrors(ctx, next) {
+    try {
+      await next();
+    } catch (thrown) {
+      const err = classify(thrown);
+      const log = ctx.state.log;
+      if (err.status >= 500) {
+        log?.error({ err: err.cause ?? err, code: err.code, detail: err.detail }, 'request failed');
+      } else {
+        log?.info({ code: err.code, detail: err.detail }, 'request rejected');
+      }
+      ctx.status = err.status;
+      ctx.set(err.headers);
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = err.toJSON();
+    }
+  };
+}
+
+/** Errors raised below us that are not ours: body parser failures, store outages. */
+function classify(thrown: unknown): OAuthError {
+  if (thrown instanceof StoreUnavailableError) {
+    return new TemporarilyUnavailableError(undefined, { cause: thrown, detail: thrown.message });
+  }
+  const foreign = thrown as { status?: unknown; type?: unknown; expose?: unknown } | null;
+  if (foreign && typeof foreign === 'object' && !(thrown instanceof InvalidRequestError)) {
+    switch (foreign.type) {
+      case 'entity.parse.failed':
+        return new InvalidRequestError('the request body is not valid JSON');
+      case 'entity.too.large':
+        return new PayloadTooLargeError('the request body is too large');
+      case 'charset.unsupported':
+      case 'encoding.unsupported':
+        return new UnsupportedMediaTypeError('unsupported body charset or encoding');
+      case 'request.aborted':
+      case 'request.size.invalid':
+        return new InvalidRequestError('the request body is incomplete');
+      default:
+        // co-body marks a JSON syntax error with status 400 and no type.
+        if (thrown instanceof SyntaxError && foreign.status === 400) return new InvalidRequestError('the request body is not valid JSON');
+        break;
+    }
+  }
+  return toOAuthError(thrown);
+}

@@ -1,0 +1,45 @@
+import type { Middleware } from 'koa';
+import type { Clock } from '../../clock.js';
+import type { Logger } from '../../log.js';
+import type { Random } from '../../random.js';
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+/**
+ * Gives every request an id (the caller's `x-request-id` when it is sane, else a UUID),
+ * echoes it, and writes one log line when the response is done. The query string is
+ * never logged: it may carry tokens.
+ */
+export function requestLog({ logger, clock, random }: { logger: Logger; clock: Clock; random: Random }): Middleware {
+  return async function logRequest(ctx, next) {
+    const started = clock.now();
+    const incoming = ctx.get('x-request-id');
+    const requestId = REQUEST_ID.test(incoming) ? incoming : random.uuid();
+    ctx.state.requestId = requestId;
+    ctx.state.log = logger.child({ reqId: requestId });
+    ctx.set('X-Request-Id', requestId);
+    try {
+      await next();
+    } finally {
+      ctx.state.log.info(
+        {
+          method: ctx.method,
+          route: ctx._matchedRoute ?? ctx.path,
+          status: ctx.status,
+          latencyMs: clock.now() - started,
+        },
+        'request',
+      );
+    }
+  };
+}
+
+declare module 'koa' {
+  interface DefaultState {
+    requestId: string;
+    log: Logger;
+  }
+  interface ExtendableContext {
+    _matchedRoute?: string | RegExp;
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * Logging: pino, JSON lines. Every object logged passes through `redact`, which replaces
+ * secret-bearing members at any depth, so a secret cannot reach the log by being nested
+ * one level deeper than a path list anticipated.
+ */
+import { pino, type DestinationStream, type Logger } from 'pino';
+
+export type { Logger };
+
+/** Member names whose values are secrets wherever they appear (compared lower-cased, `-` = `_`). */
+const SECRET_KEYS = new Set([
+  'authorization',
+  'proxy_authorization',
+  'cookie',
+  'set_cookie',
+  'password',
+  'current_password',
+  'new_password',
+  'client_secret',
+  'refresh_token',
+  'access_token',
+  'id_token',
+  'token',
+  'secret',
+  'password_hash',
+  'passwordhash',
+  'secrethash',
+  'secret_hash',
+  'private_key',
+  'privatekey',
+  'privatejwk',
+  'private_jwk',
+]);
+
+/** RFC 7518 §6.3.2 / §6.2.2 / RFC 8037 private members of a JWK. */
+const PRIVATE_JWK_MEMBERS = new Set(['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']);
+
+export const REDACTED = '[redacted]';
+const PEM_PRIVATE = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
+const MAX_DEPTH = 8;
+
+export function isSecretKey(key: string): boolean {
+  return SECRET_KEYS.has(key.toLowerCase().replace(/-/g, '_'));
+}
+
+/** A copy of `value` with secrets replaced by `[redacted]`, at any depth. */
+export function redact(value: unknown, depth = 0, seen: WeakSet<object> = new WeakSet()): unknown {
+  if (typeof value === 'string') return PEM_PRIVATE.test(value) ? REDACTED : value;
+  if (value === null || typeof value !== 'object') return value;
+  if (value instanceof Error) return redactError(value, depth, seen);
+  if (seen.has(value)) return '[circular]';
+  if (depth >= MAX_DEPTH) return '[truncated]';
+  seen.add(value);
+  if (Array.isArray(value)) return value.map((item) => redact(item, depth + 1, seen));
+  if (value instanceof Date || Buffer.isBuffer(value)) return value;
+  const isJwk = typeof (value as { kty?: unknown }).kty === 'string';
+  const out: Record<string, unknown> = {};
+  for (const [key, inner] of Object.entries(value)) {
+    out[key] = isSecretKey(key) || (isJwk && PRIVATE_JWK_MEMBERS.has(key)) ? REDACTED : redact(inner, depth + 1, seen);
+  }
+  return out;
+}
+
+function redactError(err: Error, depth: number, seen: WeakSet<object>): Record<string, unknown> {
+  const out: Record<string, unknown> = { type: err.name, message: redact(err.message), stack: err.stack };
+  for (const [key, inner] of Object.entries(err)) {
+    out[key] = isSecretKey(key) ? REDACTED : redact(inner, depth + 1, seen);
+  }
+  if (err.cause !== undefined) out.cause = redact(err.cause, depth + 1, seen);
+  return out;
+}
+
+export interface LoggerOptions {
+  level: string;
+  /** Where lines go; stdout by default. Tests pass a stream to capture them. */
+  destination?: DestinationStream;
+}
+
+export function createLogger({ level, destination }: LoggerOptions): Logger {
+  return pino(
+    {
+      level,
+      base: undefined,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: {
+        level: (label) => ({ level: label }),
+        log: (object) => redact(object) as Record<string, unknown>,
+      },
+      serializers: { err: (err: Error) => redactError(err, 0, new WeakSet()) },
+    },
+    destination,
+  );
+}

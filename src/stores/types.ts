@@ -1,0 +1,196 @@
+/**
+ * Store interfaces. Services depend on these (or narrow `Pick<>`s of them), never on a
+ * driver. Each has an in-memory adapter (`memory/`, the embedded dev default) and a
+ * real one (`redis/` or `mongo/`); one contract suite in `test/stores/` runs against all.
+ *
+ * Error contract shared by every store: a method that cannot reach its backend rejects
+ * with `StoreUnavailableError` (mapped to 503 `temporarily_unavailable`); every other
+ * rejection is a bug.
+ */
+
+/** The backend could not be reached or timed out. Never retried silently. */
+export class StoreUnavailableError extends Error {
+  constructor(readonly store: string, options?: { cause?: unknown }) {
+    super(`${store} store unavailable`, options);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+/** A unique constraint was violated (e.g. an email or client_id that already exists). */
+export class DuplicateKeyError extends Error {
+  constructor(readonly field: string) {
+    super(`duplicate ${field}`);
+    this.name = 'DuplicateKeyError';
+  }
+}
+
+/** Something a readiness probe can ask. */
+export interface Pingable {
+  /** Resolves when the backend answers; rejects with StoreUnavailableError otherwise. */
+  ping(): Promise<void>;
+}
+
+// ---------------------------------------------------------------- users
+
+export interface UserRecord {
+  readonly id: string;
+  /** Normalised: trimmed, NFKC, lower-cased. */
+  readonly email: string;
+  readonly name: string | undefined;
+  readonly roles: readonly string[];
+  readonly disabled: boolean;
+  readonly passwordChangedAt: Date;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+export interface NewUser {
+  /** Must already be normalised by the caller. */
+  readonly email: string;
+  readonly name?: string | undefined;
+  readonly passwordHash: string;
+  readonly roles?: readonly string[];
+}
+
+/**
+ * Users. The password hash never appears in a UserRecord: only `getPasswordHash` returns
+ * it, and only the password service calls that.
+ */
+export interface UserStore extends Pingable {
+  /** Rejects with DuplicateKeyError('email') when the email exists, also under a race. */
+  create(user: NewUser): Promise<UserRecord>;
+  findById(id: string): Promise<UserRecord | null>;
+  /** `email` must be normalised. */
+  findByEmail(email: string): Promise<UserRecord | null>;
+  /** The stored argon2id hash, or null when the user does not exist. */
+  getPasswordHash(id: string): Promise<string | null>;
+  /** Replaces the hash; sets `passwordChangedAt` to `changedAt` when given (a re-hash keeps it). */
+  setPasswordHash(id: string, passwordHash: string, changedAt?: Date): Promise<void>;
+}
+
+// ---------------------------------------------------------------- OAuth clients
+
+export type GrantType = 'password' | 'refresh_token' | 'client_credentials';
+export type ClientPermission = 'introspect' | 'revoke';
+
+export interface ClientRecord {
+  readonly clientId: string;
+  readonly name: string;
+  /** Public clients have no secret and authenticate with `client_id` alone. */
+  readonly type: 'public' | 'confidential';
+  readonly firstParty: boolean;
+  readonly grantTypes: readonly GrantType[];
+  readonly scopes: readonly string[];
+  /** Allowed `aud` values; empty = only the server's default AUDIENCE. */
+  readonly audiences: readonly string[];
+  readonly permissions: readonly ClientPermission[];
+  /** Login puts the refresh token in an HttpOnly cookie for this client. */
+  readonly cookieMode: boolean;
+  /** SHA-256 (hex) of the secret for confidential clients; compared in constant time. */
+  readonly secretHash: string | undefined;
+  readonly createdAt: Date;
+}
+
+export type NewClient = Omit<ClientRecord, 'createdAt'>;
+
+export interface ClientStore extends Pingable {
+  /** Rejects with DuplicateKeyError('client_id') when the id exists. */
+  create(client: NewClient): Promise<ClientRecord>;
+  findById(clientId: string): Promise<ClientRecord | null>;
+}
+
+// ---------------------------------------------------------------- refresh-token families
+
+/** What a family was issued for; fixed at creation. */
+export interface FamilyGrant {
+  /** `sub` of the tokens: a user id. */
+  readonly subject: string;
+  readonly clientId: string;
+  readonly scope: string;
+  readonly audience: string;
+}
+
+/** Where the family was last used from, for the sessions list. */
+export interface UseContext {
+  readonly userAgent?: string | undefined;
+  readonly ip?: string | undefined;
+}
+
+export interface Family extends FamilyGrant {
+  /** Also the `sid` claim of the access tokens issued in this family. */
+  readonly id: string;
+  readonly createdAt: number;
+  readonly lastUsedAt: number;
+  /** Absolute expiry (ms since epoch); never extended. */
+  readonly expiresAt: number;
+  readonly userAgent: string | undefined;
+  readonly ip: string | undefined;
+}
+
+export type RotateResult =
+  /** The presented token was current: here is the next one. */
+  | { readonly outcome: 'rotated'; readonly family: Family; readonly refreshToken: string }
+  /** A genuinely issued, already rotated token outside the grace window: the family is now revoked. */
+  | { readonly outcome: 'reused'; readonly familyId: string }
+  /** Unknown, forged, expired or revoked: nothing changed. */
+  | { readonly outcome: 'invalid' };
+
+/**
+ * Refresh-token families. Tokens are opaque; only hashes/MACs are stored, so a dump of
+ * the backend holds nothing that can be presented as a token. `rotate` is atomic: of any
+ * number of concurrent presentations of one token, at most one gets `rotated`.
+ */
+export interface FamilyStore extends Pingable {
+  create(grant: FamilyGrant, context: UseContext): Promise<{ family: Family; refreshToken: string }>;
+  rotate(refreshToken: string, context: UseContext): Promise<RotateResult>;
+  /** The live family a token belongs to, if the token is its current one; never rotates. */
+  inspect(refreshToken: string): Promise<Family | null>;
+  get(familyId: string): Promise<Family | null>;
+  listBySubject(subject: string): Promise<Family[]>;
+  /** Revokes one family; resolves false when it did not exist. */
+  revoke(familyId: string): Promise<boolean>;
+  /** Revokes every family of `subject` except `exceptFamilyId`; resolves the count. */
+  revokeAll(subject: string, exceptFamilyId?: string): Promise<number>;
+  /** True while a revoked family's marker lives (until its last access token expired). */
+  isRevoked(familyId: string): Promise<boolean>;
+}
+
+// ---------------------------------------------------------------- access-token denylist
+
+export interface AccessTokenDenylist extends Pingable {
+  /** Denies `jti` until `expiresAt` (ms since epoch); the entry then disappears by itself. */
+  deny(jti: string, expiresAt: number): Promise<void>;
+  isDenied(jti: string): Promise<boolean>;
+}
+
+// ---------------------------------------------------------------- rate limits
+
+export interface RateLimitOptions {
+  /** Namespace of the counters, e.g. `login:account-ip`. */
+  readonly keyPrefix: string;
+  readonly points: number;
+  readonly durationSec: number;
+  /** Once the budget is spent, keep the key blocked this long (default: rest of the window). */
+  readonly blockDurationSec?: number;
+}
+
+export interface RateLimitState {
+  readonly allowed: boolean;
+  readonly remaining: number;
+  /** Milliseconds until the next point is available (0 when allowed). */
+  readonly retryAfterMs: number;
+}
+
+export interface RateLimiter {
+  /** Spends `points` (default 1) for `key`. */
+  consume(key: string, points?: number): Promise<RateLimitState>;
+  /** Reads without spending. */
+  peek(key: string): Promise<RateLimitState>;
+  /** Forgets `key` (a successful login resets its counter). */
+  reset(key: string): Promise<void>;
+}
+
+/** Shared counters: in-process for dev, Redis so that limits hold across instances. */
+export interface RateLimitBackend {
+  limiter(options: RateLimitOptions): RateLimiter;
+}

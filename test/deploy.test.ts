@@ -1,0 +1,65 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { CONFIG_VARIABLES, parseConfig } from '../src/config.js';
+
+interface Service {
+  build?: { context: string; dockerfile: string };
+  image?: string;
+  command?: string[];
+  environment?: Record<string, string>;
+  volumes?: string[];
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: { test: string[] };
+}
+
+const compose = parse(readFileSync(new URL('../docker-compose.yml', import.meta.url), 'utf8')) as {
+  services: Record<string, Service>;
+  volumes: Record<string, unknown>;
+};
+const dockerfile = readFileSync(new URL('../Dockerfile', import.meta.url), 'utf8');
+
+describe('docker-compose.yml', () => {
+  it('runs the app, MongoDB and Redis, each with a health check', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(['app', 'mongo', 'redis']);
+    for (const [name, service] of Object.entries(compose.services)) {
+      expect(service.healthcheck?.test?.length, `${name} health check`).toBeGreaterThan(0);
+    }
+  });
+
+  it('builds the app from the Dockerfile in production mode and waits for healthy stores', () => {
+    const app = compose.services.app!;
+    expect(app.build).toEqual({ context: '.', dockerfile: 'Dockerfile' });
+    expect(app.environment?.NODE_ENV).toBe('production');
+    expect(app.depends_on).toEqual({ mongo: { condition: 'service_healthy' }, redis: { condition: 'service_healthy' } });
+    expect(app.volumes).toContain('./keys:/keys:ro');
+    expect(app.environment?.KEYS_DIR).toBe('/keys');
+  });
+
+  it('passes only variables the config knows, and enough of them to start in production', () => {
+    const env = compose.services.app!.environment!;
+    for (const name of Object.keys(env)) expect(CONFIG_VARIABLES, name).toContain(name);
+    const resolved = Object.fromEntries(
+      Object.entries(env).map(([key, value]) => [key, value.replace(/\$\{(\w+)(?::[-?]([^}]*))?\}/g, (_, name: string, fallback = '') => (name === 'REFRESH_TOKEN_SECRET' ? 's'.repeat(32) : fallback))]),
+    );
+    expect(() => parseConfig(resolved)).not.toThrow();
+  });
+
+  it('persists Redis (append-only file) and MongoDB on named volumes', () => {
+    const redis = compose.services.redis!;
+    expect(redis.command?.join(' ')).toMatch(/--appendonly yes/);
+    expect(redis.volumes).toContain('redis-data:/data');
+    expect(compose.services.mongo!.volumes).toContain('mongo-data:/data/db');
+    expect(Object.keys(compose.volumes)).toEqual(expect.arrayContaining(['redis-data', 'mongo-data']));
+  });
+});
+
+describe('Dockerfile', () => {
+  it('is multi-stage, runs as a non-root user in production mode, and has a health check', () => {
+    expect(dockerfile.match(/^FROM /gm)?.length).toBeGreaterThanOrEqual(2);
+    expect(dockerfile).toMatch(/^USER node$/m);
+    expect(dockerfile).toMatch(/NODE_ENV=production/);
+    expect(dockerfile).toMatch(/^HEALTHCHECK /m);
+    expect(dockerfile).toMatch(/npm prune --omit=dev/);
+  });
+});

@@ -1,0 +1,144 @@
+import Koa from 'koa';
+import request from 'supertest';
+import { describe, expect, it } from 'vitest';
+import { systemClock } from '../../src/clock.js';
+import { createApp, type AppDeps } from '../../src/http/app.js';
+import { errorResponses } from '../../src/http/middleware/errors.js';
+import { requestLog } from '../../src/http/middleware/request-log.js';
+import { cryptoRandom } from '../../src/random.js';
+import { captureLogs } from '../support/logs.js';
+
+function build(overrides: Partial<AppDeps> = {}) {
+  const logs = captureLogs();
+  const app = createApp({
+    config: { bodyLimit: 64 * 1024 },
+    logger: logs.logger,
+    clock: systemClock,
+    random: cryptoRandom,
+    readiness: [],
+    ...overrides,
+  });
+  return { server: app.callback(), logs };
+}
+
+function expectErrorBody(body: unknown, code: string): void {
+  expect(body).toEqual({ error: code, error_description: expect.any(String) });
+  expect(JSON.stringify(body)).not.toMatch(/at .*\.(ts|js):\d+/);
+}
+
+describe('HTTP error format', () => {
+  it('answers an unknown route with 404 JSON', async () => {
+    const { server } = build();
+    const res = await request(server).get('/no/such/thing').expect(404).expect('Content-Type', /json/);
+    expectErrorBody(res.body, 'not_found');
+  });
+
+  it('answers a wrong method with 405 JSON and Allow', async () => {
+    const { server } = build();
+    const res = await request(server).post('/healthz').expect(405);
+    expectErrorBody(res.body, 'method_not_allowed');
+    expect(res.headers.allow).toContain('GET');
+  });
+
+  it('answers malformed JSON with 400 invalid_request', async () => {
+    const { server } = build();
+    const res = await request(server).post('/healthz').set('Content-Type', 'application/json').send('{"email": "a@b.c",').expect(400);
+    expectErrorBody(res.body, 'invalid_request');
+    expect(res.body.error_description).toMatch(/JSON/);
+  });
+
+  it('answers a JSON body that is not an object with 400', async () => {
+    const { server } = build();
+    const res = await request(server).post('/healthz').set('Content-Type', 'application/json').send('[1,2]').expect(400);
+    expectErrorBody(res.body, 'invalid_request');
+  });
+
+  it('answers an unsupported content type on a POST with 415', async () => {
+    const { server } = build();
+    for (const type of ['text/plain', 'multipart/form-data; boundary=x', 'application/xml']) {
+      const res = await request(server).post('/healthz').set('Content-Type', type).send('<a/>').expect(415);
+      expectErrorBody(res.body, 'invalid_request');
+    }
+  });
+
+  it('answers a body over the limit with 413, for JSON and forms', async () => {
+    const { server } = build({ config: { bodyLimit: 1024 } });
+    const json = await request(server).post('/healthz').set('Content-Type', 'application/json').send(JSON.stringify({ a: 'x'.repeat(2000) })).expect(413);
+    expectErrorBody(json.body, 'invalid_request');
+    const form = await request(server).post('/healthz').type('form').send(`a=${'x'.repeat(2000)}`).expect(413);
+    expectErrorBody(form.body, 'invalid_request');
+  });
+
+  it('rejects a repeated form parameter (RFC 6749 §3.2) before routing', async () => {
+    const { server } = build();
+    const res = await request(server).post('/healthz').type('form').send('grant_type=password&grant_type=client_credentials').expect(400);
+    expectErrorBody(res.body, 'invalid_request');
+    expect(res.body.error_description).toMatch(/grant_type/);
+  });
+
+  it('turns an unexpected failure into 500 server_error without a stack, and logs the cause', async () => {
+    const logs = captureLogs();
+    const app = new Koa();
+    app.use(requestLog({ logger: logs.logger, clock: systemClock, random: cryptoRandom }));
+    app.use(errorResponses());
+    app.use(() => {
+      throw new TypeError('cannot read secret-free internals at /srv/app.ts:12');
+    });
+    const res = await request(app.callback()).get('/anything').expect(500);
+    expectErrorBody(res.body, 'server_error');
+    expect(JSON.stringify(res.body)).not.toContain('internals');
+    const logged = logs.entries().find((entry) => entry.msg === 'request failed') as { err: { message: string; stack: string } };
+    expect(logged.err.message).toContain('internals');
+    expect(logged.err.stack).toContain('TypeError');
+  });
+
+  it('contains a throwing readiness check as a 503', async () => {
+    const { server, logs } = build({
+      readiness: [
+        {
+          name: 'boom',
+          check: () => {
+            throw new Error('database exploded at /srv/app.ts:12');
+          },
+        },
+      ],
+    });
+    const res = await request(server).get('/readyz').expect(503);
+    expect(res.body.error).toBe('temporarily_unavailable');
+    expect(logs.text()).not.toContain('exploded');
+  });
+});
+
+describe('request ids and the access log', () => {
+  it('echoes a sane x-request-id and logs one line per request with method, route, status, latency', async () => {
+    const { server, logs } = build();
+    const res = await request(server).get('/healthz').set('x-request-id', 'abc-123').expect(200);
+    expect(res.headers['x-request-id']).toBe('abc-123');
+    const line = logs.entries().find((entry) => entry.msg === 'request');
+    expect(line).toMatchObject({ reqId: 'abc-123', method: 'GET', route: '/healthz', status: 200, latencyMs: expect.any(Number) });
+  });
+
+  it('replaces an unsafe request id with a fresh one', async () => {
+    const { server } = build();
+    const res = await request(server).get('/healthz').set('x-request-id', 'bad id\twith spaces').expect(200);
+    expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
+describe('health and readiness', () => {
+  it('is ready when every check passes and names each failing part otherwise', async () => {
+    let redisUp = true;
+    const { server } = build({
+      readiness: [
+        { name: 'redis', check: async () => { if (!redisUp) throw new Error('down'); } },
+        { name: 'keys', check: () => true },
+      ],
+    });
+    await request(server).get('/healthz').expect(200, { status: 'ok' });
+    await request(server).get('/readyz').expect(200);
+    redisUp = false;
+    const res = await request(server).get('/readyz').expect(503);
+    expect(res.body.error_description).toBe('not ready: redis');
+    expect(res.body.checks).toEqual({ redis: 'failing', keys: 'ok' });
+  });
+});
