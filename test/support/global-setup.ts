@@ -4,6 +4,7 @@
  */
 import type {} from 'vitest';
 import type { TestProject } from 'vitest/node';
+import { startMongoBackend } from './mongo.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -13,13 +14,7 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  // TEMPORARY while test/support/mongo.ts is being written: the lead replaces this with a static import.
-  const modulePath = './mongo.js';
-  const mongo = (await import(modulePath).catch(() => undefined)) as
-    | { startMongoBackend(): Promise<{ uri: string; kind: string; description: string; stop(): Promise<void> }> }
-    | undefined;
-  if (!mongo) return async () => undefined;
-  const backend = await mongo.startMongoBackend();
+  const backend = await startMongoBackend();
   console.log(`MongoDB backend: ${backend.description}`);
   project.provide('mongoUri', backend.uri);
   project.provide('mongoBackend', backend.kind);

@@ -1,0 +1,43 @@
+import type { Clock } from '../../clock.js';
+import { DuplicateKeyError, type ClientRecord, type ClientStore, type NewClient } from '../types.js';
+
+/**
+ * OAuth clients in process memory, for the embedded dev mode. `create` checks and inserts
+ * without awaiting, so concurrent creates of one client_id yield exactly one success.
+ */
+export function createMemoryClientStore({ clock }: { clock: Clock }): ClientStore {
+  const byId = new Map<string, ClientRecord>();
+
+  return {
+    async create(client: NewClient) {
+      if (byId.has(client.clientId)) throw new DuplicateKeyError('client_id');
+      const record: ClientRecord = Object.freeze({
+        clientId: client.clientId,
+        name: client.name,
+        type: client.type,
+        firstParty: client.firstParty,
+        grantTypes: Object.freeze([...client.grantTypes]),
+        scopes: Object.freeze([...client.scopes]),
+        audiences: Object.freeze([...client.audiences]),
+        permissions: Object.freeze([...client.permissions]),
+        cookieMode: client.cookieMode,
+        secretHash: client.secretHash,
+        createdAt: new Date(clock.now()),
+      });
+      byId.set(record.clientId, record);
+      return copy(record);
+    },
+
+    async findById(clientId) {
+      const record = byId.get(clientId);
+      return record ? copy(record) : null;
+    },
+
+    async ping() {},
+  };
+}
+
+/** The Date is the only mutable part of a frozen record. */
+function copy(record: ClientRecord): ClientRecord {
+  return { ...record, createdAt: new Date(record.createdAt.getTime()) };
+}

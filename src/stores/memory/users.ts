@@ -1,0 +1,85 @@
+import type { Clock } from '../../clock.js';
+import { cryptoRandom, type Random } from '../../random.js';
+import { DuplicateKeyError, type NewUser, type UserRecord, type UserStore } from '../types.js';
+
+interface StoredUser {
+  readonly id: string;
+  readonly email: string;
+  readonly name: string | undefined;
+  readonly roles: readonly string[];
+  readonly disabled: boolean;
+  readonly createdAt: number;
+  passwordHash: string;
+  passwordChangedAt: number;
+  updatedAt: number;
+}
+
+/**
+ * Users in process memory, for the embedded dev mode. Each method runs without awaiting,
+ * so a check-then-insert cannot interleave with another call: of concurrent creates of
+ * one email exactly one succeeds.
+ */
+export function createMemoryUserStore({ clock, random = cryptoRandom }: { clock: Clock; random?: Random }): UserStore {
+  const byId = new Map<string, StoredUser>();
+  const idByEmail = new Map<string, string>();
+
+  return {
+    async create(user: NewUser) {
+      if (idByEmail.has(user.email)) throw new DuplicateKeyError('email');
+      const now = clock.now();
+      const stored: StoredUser = {
+        id: random.uuid(),
+        email: user.email,
+        name: user.name,
+        roles: Object.freeze([...(user.roles ?? [])]),
+        disabled: false,
+        createdAt: now,
+        passwordHash: user.passwordHash,
+        passwordChangedAt: now,
+        updatedAt: now,
+      };
+      byId.set(stored.id, stored);
+      idByEmail.set(stored.email, stored.id);
+      return toRecord(stored);
+    },
+
+    async findById(id) {
+      const stored = byId.get(id);
+      return stored ? toRecord(stored) : null;
+    },
+
+    async findByEmail(email) {
+      const id = idByEmail.get(email);
+      const stored = id === undefined ? undefined : byId.get(id);
+      return stored ? toRecord(stored) : null;
+    },
+
+    async getPasswordHash(id) {
+      return byId.get(id)?.passwordHash ?? null;
+    },
+
+    async setPasswordHash(id, passwordHash, changedAt) {
+      const stored = byId.get(id);
+      if (!stored) return;
+      stored.passwordHash = passwordHash;
+      if (changedAt) stored.passwordChangedAt = changedAt.getTime();
+      stored.updatedAt = clock.now();
+    },
+
+    async ping() {},
+  };
+}
+
+/** A fresh record each time: callers can neither see the hash nor mutate the stored user. */
+function toRecord(stored: StoredUser): UserRecord {
+  return {
+    id: stored.id,
+    email: stored.email,
+    name: stored.name,
+    roles: stored.roles,
+    disabled: stored.disabled,
+    passwordChangedAt: new Date(stored.passwordChangedAt),
+    createdAt: new Date(stored.createdAt),
+    updatedAt: new Date(stored.updatedAt),
+  };
+}

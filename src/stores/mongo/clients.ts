@@ -1,0 +1,59 @@
+import type { Clock } from '../../clock.js';
+import type { ClientRecord, ClientStore, NewClient } from '../types.js';
+import { pingAs, translate } from './errors.js';
+import type { ClientDocument, MongoModels } from './models.js';
+
+const STORE = 'clients';
+
+export function createMongoClientStore({ models, clock, ping }: { models: Pick<MongoModels, 'Client'>; clock: Clock; ping: () => Promise<void> }): ClientStore {
+  const { Client } = models;
+
+  return {
+    async create(client: NewClient) {
+      const created = await translate(
+        STORE,
+        () =>
+          new Client({
+            clientId: client.clientId,
+            name: client.name,
+            type: client.type,
+            firstParty: client.firstParty,
+            grantTypes: [...client.grantTypes],
+            scopes: [...client.scopes],
+            audiences: [...client.audiences],
+            permissions: [...client.permissions],
+            cookieMode: client.cookieMode,
+            secretHash: client.secretHash,
+            createdAt: new Date(clock.now()),
+          }).save({ timestamps: false }),
+        'client_id',
+      );
+      return toRecord(created.toObject());
+    },
+
+    async findById(clientId) {
+      if (typeof clientId !== 'string') return null;
+      // $eq: the value is matched literally even if a caller ever passes an operator object.
+      const doc = await translate(STORE, () => Client.findOne({ clientId: { $eq: clientId } }).lean<ClientDocument>().exec());
+      return doc ? toRecord(doc) : null;
+    },
+
+    ping: () => pingAs(STORE, ping),
+  };
+}
+
+function toRecord(doc: ClientDocument): ClientRecord {
+  return {
+    clientId: doc.clientId,
+    name: doc.name,
+    type: doc.type,
+    firstParty: doc.firstParty,
+    grantTypes: [...doc.grantTypes],
+    scopes: [...doc.scopes],
+    audiences: [...doc.audiences],
+    permissions: [...doc.permissions],
+    cookieMode: doc.cookieMode,
+    secretHash: doc.secretHash ?? undefined,
+    createdAt: doc.createdAt,
+  };
+}

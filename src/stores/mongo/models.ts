@@ -1,0 +1,85 @@
+/**
+ * Mongoose schemas of the user and client collections, registered on one connection (never
+ * on the global mongoose instance). Indexes are declared here and built by
+ * `MongoConnection.init()`, not by mongoose's autoIndex, so a failing build fails start-up.
+ */
+import { Schema, type Connection, type Model, type Types } from 'mongoose';
+import type { Clock } from '../../clock.js';
+import type { ClientPermission, GrantType } from '../types.js';
+
+export interface UserDocument {
+  _id: Types.ObjectId;
+  email: string;
+  name?: string | undefined;
+  /** argon2id; `select: false`, so only an explicit `+passwordHash` query sees it. */
+  passwordHash: string;
+  roles: string[];
+  disabled: boolean;
+  passwordChangedAt: Date;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface ClientDocument {
+  _id: Types.ObjectId;
+  clientId: string;
+  name: string;
+  type: 'public' | 'confidential';
+  firstParty: boolean;
+  grantTypes: GrantType[];
+  scopes: string[];
+  audiences: string[];
+  permissions: ClientPermission[];
+  cookieMode: boolean;
+  secretHash?: string | undefined;
+  createdAt: Date;
+}
+
+export interface MongoModels {
+  readonly User: Model<UserDocument>;
+  readonly Client: Model<ClientDocument>;
+}
+
+const GRANT_TYPES: readonly GrantType[] = ['password', 'refresh_token', 'client_credentials'];
+const PERMISSIONS: readonly ClientPermission[] = ['introspect', 'revoke'];
+
+export function registerModels(connection: Connection, clock: Clock): MongoModels {
+  const currentTime = () => new Date(clock.now());
+  // strict 'throw': a field outside the schema is a bug in the adapter, not data to drop.
+  const common = { strict: 'throw', strictQuery: true, versionKey: false, autoIndex: false, autoCreate: false } as const;
+
+  const userSchema = new Schema<UserDocument>(
+    {
+      email: { type: String, required: true },
+      name: { type: String },
+      passwordHash: { type: String, required: true, select: false },
+      roles: { type: [String], default: [] },
+      disabled: { type: Boolean, default: false },
+      passwordChangedAt: { type: Date, required: true },
+    },
+    { ...common, collection: 'users', timestamps: { currentTime } },
+  );
+  userSchema.index({ email: 1 }, { unique: true, name: 'email_1' });
+
+  const clientSchema = new Schema<ClientDocument>(
+    {
+      clientId: { type: String, required: true },
+      name: { type: String, required: true },
+      type: { type: String, enum: ['public', 'confidential'], required: true },
+      firstParty: { type: Boolean, default: false },
+      grantTypes: { type: [{ type: String, enum: GRANT_TYPES }], default: [] },
+      scopes: { type: [String], default: [] },
+      audiences: { type: [String], default: [] },
+      permissions: { type: [{ type: String, enum: PERMISSIONS }], default: [] },
+      cookieMode: { type: Boolean, default: false },
+      secretHash: { type: String },
+    },
+    { ...common, collection: 'clients', timestamps: { createdAt: true, updatedAt: false, currentTime } },
+  );
+  clientSchema.index({ clientId: 1 }, { unique: true, name: 'clientId_1' });
+
+  return {
+    User: connection.model<UserDocument>('User', userSchema),
+    Client: connection.model<ClientDocument>('Client', clientSchema),
+  };
+}

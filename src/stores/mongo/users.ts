@@ -1,0 +1,79 @@
+import { Types } from 'mongoose';
+import type { Clock } from '../../clock.js';
+import type { NewUser, UserRecord, UserStore } from '../types.js';
+import { pingAs, translate } from './errors.js';
+import type { MongoModels, UserDocument } from './models.js';
+
+const STORE = 'users';
+
+/** Ids are the lowercase hex of the ObjectId; anything else names no user. */
+const ID_PATTERN = /^[0-9a-f]{24}$/;
+
+export function createMongoUserStore({ models, clock, ping }: { models: Pick<MongoModels, 'User'>; clock: Clock; ping: () => Promise<void> }): UserStore {
+  const { User } = models;
+
+  return {
+    async create(user: NewUser) {
+      const now = new Date(clock.now());
+      const created = await translate(
+        STORE,
+        () =>
+          new User({
+            email: user.email,
+            name: user.name,
+            passwordHash: user.passwordHash,
+            roles: [...(user.roles ?? [])],
+            disabled: false,
+            passwordChangedAt: now,
+            createdAt: now,
+            updatedAt: now,
+          }).save({ timestamps: false }),
+        'email',
+      );
+      return toRecord(created.toObject());
+    },
+
+    async findById(id) {
+      if (typeof id !== 'string' || !ID_PATTERN.test(id)) return null;
+      const doc = await translate(STORE, () => User.findById(new Types.ObjectId(id)).lean<UserDocument>().exec());
+      return doc ? toRecord(doc) : null;
+    },
+
+    async findByEmail(email) {
+      if (typeof email !== 'string') return null;
+      // $eq: the value is matched literally even if a caller ever passes an operator object.
+      const doc = await translate(STORE, () => User.findOne({ email: { $eq: email } }).lean<UserDocument>().exec());
+      return doc ? toRecord(doc) : null;
+    },
+
+    async getPasswordHash(id) {
+      if (typeof id !== 'string' || !ID_PATTERN.test(id)) return null;
+      const doc = await translate(STORE, () =>
+        User.findById(new Types.ObjectId(id)).select('+passwordHash').lean<Pick<UserDocument, 'passwordHash'>>().exec(),
+      );
+      return doc?.passwordHash ?? null;
+    },
+
+    async setPasswordHash(id, passwordHash, changedAt) {
+      if (typeof id !== 'string' || !ID_PATTERN.test(id)) return;
+      const set: Partial<UserDocument> = { passwordHash };
+      if (changedAt) set.passwordChangedAt = changedAt;
+      await translate(STORE, () => User.updateOne({ _id: new Types.ObjectId(id) }, { $set: set }).exec());
+    },
+
+    ping: () => pingAs(STORE, ping),
+  };
+}
+
+function toRecord(doc: Omit<UserDocument, 'passwordHash'> & { passwordHash?: string }): UserRecord {
+  return {
+    id: doc._id.toHexString(),
+    email: doc.email,
+    name: doc.name ?? undefined,
+    roles: [...doc.roles],
+    disabled: doc.disabled,
+    passwordChangedAt: doc.passwordChangedAt,
+    createdAt: doc.createdAt,
+    updatedAt: doc.updatedAt,
+  };
+}

@@ -1,0 +1,197 @@
+/**
+ * The UserStore contract (src/stores/types.ts), run against every adapter: the in-memory
+ * one and MongoDB (whatever backend the run uses: a real server, mongodb-memory-server or
+ * the emulator).
+ */
+import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
+import { manualClock } from '../../src/clock.js';
+import { createMemoryUserStore } from '../../src/stores/memory/users.js';
+import { createMongoConnection, createMongoStores } from '../../src/stores/mongo/connection.js';
+import { DuplicateKeyError, StoreUnavailableError, type UserStore } from '../../src/stores/types.js';
+import { startMongoEmulator } from '../support/mongo-emulator/index.js';
+import { freePort } from '../support/processes.js';
+import { testDatabaseUri } from '../support/mongo.js';
+
+type ManualClock = ReturnType<typeof manualClock>;
+
+interface Harness {
+  readonly store: UserStore;
+  /** Releases what the harness holds (connections, databases). */
+  close(): Promise<void>;
+}
+
+/** Builds a fresh, empty store reading time from `clock`. */
+type MakeUserStore = (clock: ManualClock) => Promise<Harness>;
+
+const HASH = '$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$aGFzaGhhc2hoYXNo';
+
+function describeUserStoreContract(name: string, makeStore: MakeUserStore): void {
+  describe(`UserStore contract: ${name}`, () => {
+    let clock: ManualClock;
+    let harness: Harness;
+    let store: UserStore;
+
+    beforeEach(async () => {
+      clock = manualClock(Date.UTC(2026, 2, 1, 12, 0, 0));
+      harness = await makeStore(clock);
+      store = harness.store;
+    });
+    afterEach(async () => {
+      await harness.close();
+    });
+
+    it('creates a user and finds it again by id and by email', async () => {
+      const created = await store.create({ email: 'ada@example.com', name: 'Ada', passwordHash: HASH, roles: ['admin', 'user'] });
+      const now = new Date(clock.now());
+      expect(created).toEqual({
+        id: expect.any(String),
+        email: 'ada@example.com',
+        name: 'Ada',
+        roles: ['admin', 'user'],
+        disabled: false,
+        passwordChangedAt: now,
+        createdAt: now,
+        updatedAt: now,
+      });
+      expect(await store.findById(created.id)).toEqual(created);
+      expect(await store.findByEmail('ada@example.com')).toEqual(created);
+      expect(await store.findByEmail('nobody@example.com')).toBeNull();
+    });
+
+    it('defaults roles to none and leaves the name undefined', async () => {
+      const created = await store.create({ email: 'plain@example.com', passwordHash: HASH });
+      expect(created.roles).toEqual([]);
+      expect(created.name).toBeUndefined();
+      const found = await store.findById(created.id);
+      expect(found?.roles).toEqual([]);
+      expect(found?.name).toBeUndefined();
+    });
+
+    it('gives distinct ids to distinct users', async () => {
+      const a = await store.create({ email: 'a@example.com', passwordHash: HASH });
+      const b = await store.create({ email: 'b@example.com', passwordHash: HASH });
+      expect(a.id).not.toBe(b.id);
+      expect((await store.findById(b.id))?.email).toBe('b@example.com');
+    });
+
+    it('never puts the password hash in a record; only getPasswordHash returns it', async () => {
+      const created = await store.create({ email: 'secret@example.com', passwordHash: HASH });
+      for (const record of [created, await store.findById(created.id), await store.findByEmail('secret@example.com')]) {
+        expect(record).not.toBeNull();
+        expect(Object.keys(record ?? {})).not.toContain('passwordHash');
+        expect(JSON.stringify(record)).not.toContain(HASH);
+      }
+      expect(await store.getPasswordHash(created.id)).toBe(HASH);
+    });
+
+    it('rejects a taken email with DuplicateKeyError and keeps the first user intact', async () => {
+      const first = await store.create({ email: 'taken@example.com', name: 'First', passwordHash: HASH });
+      const error = await store.create({ email: 'taken@example.com', name: 'Second', passwordHash: 'other' }).then(() => undefined, (err: unknown) => err);
+      expect(error).toBeInstanceOf(DuplicateKeyError);
+      expect((error as DuplicateKeyError).field).toBe('email');
+      expect(await store.findByEmail('taken@example.com')).toEqual(first);
+      expect(await store.getPasswordHash(first.id)).toBe(HASH);
+    });
+
+    it('lets exactly one of 20 concurrent creates of one email succeed', async () => {
+      const results = await Promise.allSettled(
+        Array.from({ length: 20 }, (_, i) => store.create({ email: 'race@example.com', name: `racer ${i}`, passwordHash: `${HASH}${i}` })),
+      );
+      const winners = results.filter((result) => result.status === 'fulfilled');
+      const losers = results.filter((result): result is PromiseRejectedResult => result.status === 'rejected');
+      expect(winners).toHaveLength(1);
+      expect(losers).toHaveLength(19);
+      for (const loser of losers) expect(loser.reason).toBeInstanceOf(DuplicateKeyError);
+      const stored = await store.findByEmail('race@example.com');
+      expect(stored).toEqual((winners[0] as PromiseFulfilledResult<unknown>).value);
+    });
+
+    it('replaces the hash; moves passwordChangedAt only when a change time is given', async () => {
+      const created = await store.create({ email: 'change@example.com', passwordHash: HASH });
+
+      clock.advance(60_000);
+      await store.setPasswordHash(created.id, 'rehashed');
+      const rehashed = await store.findById(created.id);
+      expect(await store.getPasswordHash(created.id)).toBe('rehashed');
+      expect(rehashed?.passwordChangedAt).toEqual(created.passwordChangedAt);
+      expect(rehashed?.updatedAt).toEqual(new Date(clock.now()));
+
+      clock.advance(60_000);
+      const changedAt = new Date(clock.now());
+      await store.setPasswordHash(created.id, 'changed', changedAt);
+      const changed = await store.findById(created.id);
+      expect(await store.getPasswordHash(created.id)).toBe('changed');
+      expect(changed?.passwordChangedAt).toEqual(changedAt);
+      expect(changed?.createdAt).toEqual(created.createdAt);
+    });
+
+    it('answers null (never an error) for ids that name no user', async () => {
+      const created = await store.create({ email: 'someone@example.com', passwordHash: HASH });
+      const garbage = ['', 'not-an-id', 'zzzzzzzzzzzzzzzzzzzzzzzz', '0123456789abcdef01234567', `${created.id}x`, '{"$gt":""}'];
+      for (const id of garbage) {
+        expect(await store.findById(id)).toBeNull();
+        expect(await store.getPasswordHash(id)).toBeNull();
+        await expect(store.setPasswordHash(id, 'nope')).resolves.toBeUndefined();
+      }
+      expect(await store.getPasswordHash(created.id)).toBe(HASH);
+    });
+
+    it('answers ping', async () => {
+      await expect(store.ping()).resolves.toBeUndefined();
+    });
+  });
+}
+
+describeUserStoreContract('memory', async (clock) => ({ store: createMemoryUserStore({ clock }), close: async () => undefined }));
+
+describeUserStoreContract('mongo', async (clock) => {
+  const connection = createMongoConnection(testDatabaseUri(inject('mongoUri'), import.meta.url), { clock });
+  await connection.init();
+  return {
+    store: createMongoStores(connection).users,
+    async close() {
+      await connection.models.User.db.dropDatabase();
+      await connection.close();
+    },
+  };
+});
+
+describe('mongo UserStore: backend failures', () => {
+  it('rejects init with StoreUnavailableError when no server answers', async () => {
+    const connection = createMongoConnection(`mongodb://127.0.0.1:${await freePort()}/nowhere`, { serverSelectionTimeoutMS: 300 });
+    try {
+      await expect(connection.init()).rejects.toBeInstanceOf(StoreUnavailableError);
+      await expect(connection.ping()).rejects.toBeInstanceOf(StoreUnavailableError);
+      await expect(createMongoStores(connection).users.findByEmail('a@example.com')).rejects.toBeInstanceOf(StoreUnavailableError);
+    } finally {
+      await connection.close();
+    }
+  });
+
+  it('turns a server that went away into StoreUnavailableError, from every method', async () => {
+    const server = await startMongoEmulator();
+    const connection = createMongoConnection(`${server.uri}/gone`, { serverSelectionTimeoutMS: 300 });
+    try {
+      await connection.init();
+      const { users } = createMongoStores(connection);
+      const created = await users.create({ email: 'a@example.com', passwordHash: HASH });
+      await server.stop();
+      const calls: (() => Promise<unknown>)[] = [
+        () => users.findByEmail('a@example.com'),
+        () => users.findById(created.id),
+        () => users.getPasswordHash(created.id),
+        () => users.setPasswordHash(created.id, 'x'),
+        () => users.create({ email: 'b@example.com', passwordHash: HASH }),
+        () => users.ping(),
+      ];
+      for (const call of calls) {
+        const error = await call().then(() => undefined, (err: unknown) => err);
+        expect(error).toBeInstanceOf(StoreUnavailableError);
+        expect((error as StoreUnavailableError).store).toBe('users');
+      }
+    } finally {
+      await connection.close();
+      await server.stop();
+    }
+  });
+});
