@@ -128,7 +128,7 @@ export interface Family extends FamilyGrant {
 }
 
 export type RotateResult =
-  /** The presented token was current: here is the next one. */
+  /** The presented token was current (or a retry within the grace window): here is the next one. */
   | { readonly outcome: 'rotated'; readonly family: Family; readonly refreshToken: string }
   /** A genuinely issued, already rotated token outside the grace window: the family is now revoked. */
   | { readonly outcome: 'reused'; readonly familyId: string }
@@ -136,20 +136,43 @@ export type RotateResult =
   | { readonly outcome: 'invalid' };
 
 /**
- * Refresh-token families. Tokens are opaque; only hashes/MACs are stored, so a dump of
- * the backend holds nothing that can be presented as a token. `rotate` is atomic: of any
- * number of concurrent presentations of one token, at most one gets `rotated`.
+ * Refresh-token families. Tokens are opaque; only hashes are stored, so a dump of the
+ * backend holds nothing that can be presented as a token (format: `tokens/refresh-token.ts`).
+ *
+ * `rotate` is one atomic step. With no grace window, of any number of concurrent
+ * presentations of one token exactly one gets `rotated`; the next is reuse (the family
+ * is revoked) and any later ones find no family (`invalid`). Within the grace window (`REFRESH_REUSE_GRACE` after a rotation)
+ * presenting the just-rotated token again is taken as a client retry: it rotates again
+ * and the token issued by the earlier rotation stops being current, so a family never has
+ * more than one live token; if that earlier token is presented later, it is reuse.
+ *
+ * A family expires after `refreshTokenTtl` without use, and at `expiresAt` at the latest.
+ * Revoking deletes the family and leaves a marker for `revokedMarkerTtl`. Every method
+ * rejects with StoreUnavailableError when the backend is unreachable; a rotation that
+ * rejected either happened entirely or not at all.
  */
 export interface FamilyStore extends Pingable {
   create(grant: FamilyGrant, context: UseContext): Promise<{ family: Family; refreshToken: string }>;
   rotate(refreshToken: string, context: UseContext): Promise<RotateResult>;
   /** The live family a token belongs to, if the token is its current one; never rotates. */
   inspect(refreshToken: string): Promise<Family | null>;
+  /**
+   * The family id of a token this server minted (its MAC verifies), current or not,
+   * without asking the backend; undefined for malformed or forged tokens. For RFC 7009
+   * revocation: any genuinely issued token of a family may end it, a forged one may not.
+   */
+  verifiedFamilyId(refreshToken: string): string | undefined;
+  /** The live family, or null (also for ids that are not family-id shaped). */
   get(familyId: string): Promise<Family | null>;
+  /** The subject's live families, most recently used first. */
   listBySubject(subject: string): Promise<Family[]>;
-  /** Revokes one family; resolves false when it did not exist. */
+  /** Revokes one family; resolves false when it did not exist (or had expired). */
   revoke(familyId: string): Promise<boolean>;
-  /** Revokes every family of `subject` except `exceptFamilyId`; resolves the count. */
+  /**
+   * Revokes every family of `subject` except `exceptFamilyId`; resolves the count. Each
+   * family is revoked atomically, the set is not: a rejection may leave some revoked, and
+   * calling again finishes the job.
+   */
   revokeAll(subject: string, exceptFamilyId?: string): Promise<number>;
   /** True while a revoked family's marker lives (until its last access token expired). */
   isRevoked(familyId: string): Promise<boolean>;
@@ -157,9 +180,15 @@ export interface FamilyStore extends Pingable {
 
 // ---------------------------------------------------------------- access-token denylist
 
+/** Revoked access tokens by `jti`, each kept only until the token would have expired anyway. */
 export interface AccessTokenDenylist extends Pingable {
-  /** Denies `jti` until `expiresAt` (ms since epoch); the entry then disappears by itself. */
+  /**
+   * Denies `jti` until `expiresAt` (ms since epoch); the entry then disappears by itself.
+   * An `expiresAt` already past is a no-op. Throws TypeError for a `jti` that is not a
+   * non-empty string of at most 256 characters.
+   */
   deny(jti: string, expiresAt: number): Promise<void>;
+  /** False for anything that is not a jti we could have denied. */
   isDenied(jti: string): Promise<boolean>;
 }
 

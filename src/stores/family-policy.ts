@@ -1,0 +1,85 @@
+/**
+ * What the memory and Redis family stores share: their options, and the limits on what a
+ * family records. The rotation decision itself lives in each adapter (TypeScript in one,
+ * Lua in the other), and the contract suite holds them to the same behaviour.
+ */
+import type { Clock } from '../clock.js';
+import type { Random } from '../random.js';
+import { createRefreshTokenCodec, type RefreshTokenCodec } from '../tokens/refresh-token.js';
+import type { FamilyGrant, UseContext } from './types.js';
+
+export interface FamilyStoreOptions {
+  readonly clock: Clock;
+  readonly random: Random;
+  /** Server-side MAC key (`Config.refreshTokenSecret`), at least 32 characters; never stored. */
+  readonly secret: string;
+  /** Seconds: idle lifetime of a family, extended by each rotation (`REFRESH_TOKEN_TTL`). */
+  readonly refreshTokenTtl: number;
+  /** Seconds: absolute lifetime of a family, never extended (`REFRESH_FAMILY_MAX_TTL`). */
+  readonly familyMaxTtl: number;
+  /** Seconds after a rotation in which the rotated token counts as a retry; 0 = off (`REFRESH_REUSE_GRACE`). */
+  readonly reuseGrace: number;
+  /** Seconds a revoked family stays `isRevoked`: `accessTokenTtl + clockSkew`, so that its last access token has expired. */
+  readonly revokedMarkerTtl: number;
+}
+
+export interface FamilyPolicy {
+  readonly codec: RefreshTokenCodec;
+  readonly idleMs: number;
+  readonly maxMs: number;
+  readonly graceMs: number;
+  readonly markerMs: number;
+}
+
+export const FAMILY_STORE = 'refresh-token families';
+
+export function familyPolicy(options: FamilyStoreOptions): FamilyPolicy {
+  const ms = (name: string, seconds: number, min: number): number => {
+    if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < min) {
+      throw new RangeError(`${name} must be a number of seconds ≥ ${min}`);
+    }
+    return Math.round(seconds * 1000);
+  };
+  const idleMs = ms('refreshTokenTtl', options.refreshTokenTtl, 0.001);
+  const maxMs = ms('familyMaxTtl', options.familyMaxTtl, 0.001);
+  if (maxMs < idleMs) throw new RangeError('familyMaxTtl must be at least refreshTokenTtl');
+  return {
+    codec: createRefreshTokenCodec({ secret: options.secret, random: options.random }),
+    idleMs,
+    maxMs,
+    graceMs: ms('reuseGrace', options.reuseGrace, 0),
+    markerMs: ms('revokedMarkerTtl', options.revokedMarkerTtl, 0.001),
+  };
+}
+
+/**
+ * Bounds what a request can make us store: the User-Agent header is the client's to
+ * choose, and a family must stay well under 1 KB however it is used.
+ */
+const MAX_USER_AGENT_BYTES = 256;
+/** An IPv6 address with a zone id fits. */
+const MAX_IP_BYTES = 64;
+
+export function clampUseContext(context: UseContext): { userAgent: string; ip: string } {
+  return {
+    userAgent: truncateUtf8(typeof context.userAgent === 'string' ? context.userAgent : '', MAX_USER_AGENT_BYTES),
+    ip: truncateUtf8(typeof context.ip === 'string' ? context.ip : '', MAX_IP_BYTES),
+  };
+}
+
+function truncateUtf8(text: string, maxBytes: number): string {
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length <= maxBytes) return text;
+  // Back up to a character boundary rather than leave half a character behind.
+  let end = maxBytes;
+  while (end > 0 && ((bytes[end] ?? 0) & 0xc0) === 0x80) end -= 1;
+  return bytes.subarray(0, end).toString('utf8');
+}
+
+/** A grant is built by our own services; a malformed one is a bug, not bad input. */
+export function assertGrant(grant: FamilyGrant): void {
+  for (const field of ['subject', 'clientId', 'scope', 'audience'] as const) {
+    if (typeof grant?.[field] !== 'string') throw new TypeError(`FamilyGrant.${field} must be a string`);
+  }
+  if (grant.subject === '') throw new TypeError('FamilyGrant.subject must not be empty');
+}

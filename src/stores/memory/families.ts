@@ -1,0 +1,195 @@
+/**
+ * In-process refresh-token families: the embedded dev default. Same contract as the Redis
+ * adapter; the rotation decision runs between two awaits-free lines, so it is one
+ * synchronous step that no concurrent call can interleave with. Nothing survives a
+ * restart, and expiry follows the injected clock (expired entries are dropped when
+ * touched, and swept at most once a minute).
+ */
+import { hashRefreshToken, isFamilyId } from '../../tokens/refresh-token.js';
+import { assertGrant, clampUseContext, familyPolicy, type FamilyStoreOptions } from '../family-policy.js';
+import type { Family, FamilyGrant, FamilyStore, RotateResult, UseContext } from '../types.js';
+
+interface FamilyRecord {
+  readonly grant: FamilyGrant;
+  readonly id: string;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  lastUsedAt: number;
+  /** min(lastUsedAt + idle, expiresAt). */
+  idleExpiresAt: number;
+  currentHash: string;
+  previousHash: string | undefined;
+  rotatedAt: number;
+  userAgent: string;
+  ip: string;
+}
+
+const SWEEP_EVERY_MS = 60_000;
+const INVALID: RotateResult = Object.freeze({ outcome: 'invalid' });
+
+export function createMemoryFamilyStore(options: FamilyStoreOptions): FamilyStore {
+  const { clock } = options;
+  const { codec, idleMs, maxMs, graceMs, markerMs } = familyPolicy(options);
+  const families = new Map<string, FamilyRecord>();
+  /** familyId → when the marker ends. */
+  const revoked = new Map<string, number>();
+  const bySubject = new Map<string, Set<string>>();
+  let nextSweepAt = clock.now() + SWEEP_EVERY_MS;
+
+  function sweep(now: number): void {
+    if (now < nextSweepAt) return;
+    nextSweepAt = now + SWEEP_EVERY_MS;
+    for (const record of families.values()) if (now >= record.idleExpiresAt) drop(record);
+    for (const [id, until] of revoked) if (now >= until) revoked.delete(id);
+  }
+
+  function drop(record: FamilyRecord): void {
+    families.delete(record.id);
+    const ids = bySubject.get(record.grant.subject);
+    ids?.delete(record.id);
+    if (ids?.size === 0) bySubject.delete(record.grant.subject);
+  }
+
+  function live(familyId: string, now: number): FamilyRecord | undefined {
+    const record = families.get(familyId);
+    if (record && now >= record.idleExpiresAt) {
+      drop(record);
+      return undefined;
+    }
+    return record;
+  }
+
+  function revokeRecord(record: FamilyRecord, now: number): void {
+    drop(record);
+    revoked.set(record.id, now + markerMs);
+  }
+
+  function view(record: FamilyRecord): Family {
+    return Object.freeze({
+      ...record.grant,
+      id: record.id,
+      createdAt: record.createdAt,
+      lastUsedAt: record.lastUsedAt,
+      expiresAt: record.expiresAt,
+      userAgent: record.userAgent || undefined,
+      ip: record.ip || undefined,
+    });
+  }
+
+  return {
+    async ping() {},
+
+    async create(grant: FamilyGrant, context: UseContext) {
+      assertGrant(grant);
+      const now = clock.now();
+      sweep(now);
+      const id = codec.newFamilyId();
+      const refreshToken = codec.mint(id);
+      const { userAgent, ip } = clampUseContext(context);
+      const expiresAt = now + maxMs;
+      const record: FamilyRecord = {
+        grant: Object.freeze({ subject: grant.subject, clientId: grant.clientId, scope: grant.scope, audience: grant.audience }),
+        id,
+        createdAt: now,
+        expiresAt,
+        lastUsedAt: now,
+        idleExpiresAt: Math.min(now + idleMs, expiresAt),
+        currentHash: hashRefreshToken(refreshToken),
+        previousHash: undefined,
+        rotatedAt: 0,
+        userAgent,
+        ip,
+      };
+      families.set(id, record);
+      const ids = bySubject.get(grant.subject) ?? new Set<string>();
+      ids.add(id);
+      bySubject.set(grant.subject, ids);
+      return { family: view(record), refreshToken };
+    },
+
+    async rotate(refreshToken: string, context: UseContext): Promise<RotateResult> {
+      const parsed = codec.verify(refreshToken);
+      if (!parsed) return INVALID;
+      const now = clock.now();
+      sweep(now);
+      const record = live(parsed.familyId, now);
+      if (!record) return INVALID;
+      const presented = hashRefreshToken(refreshToken);
+      const next = codec.mint(record.id);
+      if (presented === record.currentHash) {
+        record.previousHash = record.currentHash;
+        record.rotatedAt = now;
+      } else if (presented === record.previousHash && now < record.rotatedAt + graceMs) {
+        // A retry: previousHash and rotatedAt stay, so the window is never extended.
+      } else {
+        // The tag verified, so we minted this token for this family, and it is not the
+        // current one: it was issued and has since been rotated away.
+        revokeRecord(record, now);
+        return { outcome: 'reused', familyId: record.id };
+      }
+      const { userAgent, ip } = clampUseContext(context);
+      record.currentHash = hashRefreshToken(next);
+      record.lastUsedAt = now;
+      record.idleExpiresAt = Math.min(now + idleMs, record.expiresAt);
+      record.userAgent = userAgent;
+      record.ip = ip;
+      return { outcome: 'rotated', family: view(record), refreshToken: next };
+    },
+
+    async inspect(refreshToken: string) {
+      const parsed = codec.verify(refreshToken);
+      if (!parsed) return null;
+      const record = live(parsed.familyId, clock.now());
+      return record && record.currentHash === hashRefreshToken(refreshToken) ? view(record) : null;
+    },
+
+    verifiedFamilyId(refreshToken: string) {
+      return codec.verify(refreshToken)?.familyId;
+    },
+
+    async get(familyId: string) {
+      if (!isFamilyId(familyId)) return null;
+      const record = live(familyId, clock.now());
+      return record ? view(record) : null;
+    },
+
+    async listBySubject(subject: string) {
+      const now = clock.now();
+      sweep(now);
+      const result: Family[] = [];
+      for (const id of bySubject.get(subject) ?? []) {
+        const record = live(id, now);
+        if (record) result.push(view(record));
+      }
+      return result.sort((a, b) => b.lastUsedAt - a.lastUsedAt);
+    },
+
+    async revoke(familyId: string) {
+      if (!isFamilyId(familyId)) return false;
+      const now = clock.now();
+      const record = live(familyId, now);
+      if (!record) return false;
+      revokeRecord(record, now);
+      return true;
+    },
+
+    async revokeAll(subject: string, exceptFamilyId?: string) {
+      const now = clock.now();
+      let count = 0;
+      for (const id of [...(bySubject.get(subject) ?? [])]) {
+        if (id === exceptFamilyId) continue;
+        const record = live(id, now);
+        if (!record) continue;
+        revokeRecord(record, now);
+        count += 1;
+      }
+      return count;
+    },
+
+    async isRevoked(familyId: string) {
+      if (!isFamilyId(familyId)) return false;
+      const until = revoked.get(familyId);
+      return until !== undefined && clock.now() < until;
+    },
+  };
+}

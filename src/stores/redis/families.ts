@@ -1,0 +1,288 @@
+/**
+ * Refresh-token families in Redis (standalone or Cluster).
+ *
+ * Keys (the `{…}` hash tag puts each family's keys in one slot, so every script touches
+ * one slot):
+ * - `rt:fam:{<familyId>}` string: the family as JSON (StoredFamily below): grant, created,
+ *   last used, absolute expiry `x`, idle expiry `ie` = min(last use + idle TTL, x), SHA-256
+ *   of the current token `h`, the previous token's hash `ph` and when it was rotated away
+ *   `pt` (the grace window), user agent and IP of the last use. Key TTL = ie - now,
+ *   renewed by each rotation. One JSON string rather than a hash: a hash holding a value
+ *   over 64 bytes (any real User-Agent) leaves Redis's compact encoding and costs over
+ *   1 KB; the string stays near its length (about 500 bytes).
+ * - `rt:fam:{<familyId>}:revoked` string: when the marker ends; TTL = revokedMarkerTtl.
+ * - `rt:sub:{<subject>}` sorted set: family ids scored by absolute expiry; pruned on every
+ *   read and write, key TTL = the latest expiry in it.
+ *
+ * The subject index lives in another slot than the families, so it is written by its own
+ * single-key command, never inside a family script. That is safe because the index is
+ * advisory: it is written *before* the family exists (so a live family is always in it,
+ * and logout-all cannot miss one), and every id read from it is checked against the
+ * family record (which must exist, be live and name the same subject). A stale entry
+ * costs one lookup and is removed when seen.
+ *
+ * Times are the injected clock's: scripts receive `now` and compare it with the stored
+ * expiries, so behaviour follows the application's clock (as the memory adapter does),
+ * and TTLs are set relative to it (PEXPIRE/PX), which keeps Redis's own clock, which may
+ * differ, out of the decision. Key TTLs only collect garbage.
+ */
+import { hashRefreshToken, isFamilyId } from '../../tokens/refresh-token.js';
+import { assertGrant, clampUseContext, FAMILY_STORE, familyPolicy, type FamilyStoreOptions } from '../family-policy.js';
+import type { Family, FamilyGrant, FamilyStore, RotateResult, UseContext } from '../types.js';
+import { defineScript, guardRedis, pingRedis, runScript, type RedisClient } from './connection.js';
+
+export interface RedisFamilyStoreOptions extends FamilyStoreOptions {
+  readonly redis: RedisClient;
+}
+
+const familyKey = (id: string): string => `rt:fam:{${id}}`;
+const markerKey = (id: string): string => `rt:fam:{${id}}:revoked`;
+const subjectKey = (subject: string): string => `rt:sub:{${subject}}`;
+
+/** The JSON stored per family (short names: it is kept once per session). */
+interface StoredFamily {
+  s: string; // subject
+  c: string; // client id
+  sc: string; // scope
+  a: string; // audience
+  ca: number; // created at
+  lu: number; // last used at
+  x: number; // absolute expiry
+  ie: number; // idle expiry
+  h: string; // hash of the current token
+  ph?: string; // hash of the previous token
+  pt?: number; // when the previous token was rotated away
+  ua: string;
+  ip: string;
+}
+
+// Numbers handed to redis.call go through string.format('%d'): Lua would otherwise print
+// large ones in exponent form, which PX rejects. cjson keeps 14 significant digits, so
+// millisecond timestamps (13 digits) survive a decode/encode round trip exactly.
+
+/**
+ * KEYS: family, marker. ARGV: presented hash, next hash, now, idle ms, grace ms, marker ms,
+ * user agent, ip. The caller has verified the presented token's MAC, so a token that is
+ * neither current nor a retry was issued for this family and rotated away: reuse.
+ * Replies nil (invalid), 'reused', or the rotated family's JSON.
+ */
+const ROTATE = defineScript(`
+local raw = redis.call('GET', KEYS[1])
+if not raw then return false end
+local f = cjson.decode(raw)
+local now = tonumber(ARGV[3])
+if now >= f.ie then return false end
+if ARGV[1] == f.h then
+  f.ph = f.h
+  f.pt = now
+elseif f.ph and ARGV[1] == f.ph and now < f.pt + tonumber(ARGV[5]) then
+  -- a retry within the grace window: ph and pt stay, so the window is never extended
+else
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[2], string.format('%d', now + tonumber(ARGV[6])), 'PX', ARGV[6])
+  return 'reused'
+end
+f.h = ARGV[2]
+f.lu = now
+f.ie = math.min(now + tonumber(ARGV[4]), f.x)
+f.ua = ARGV[7]
+f.ip = ARGV[8]
+local updated = cjson.encode(f)
+redis.call('SET', KEYS[1], updated, 'PX', string.format('%d', f.ie - now))
+return updated
+`);
+
+/**
+ * KEYS: family, marker. ARGV: now, marker ms, expected subject ('' = any).
+ * Replies the subject when a live family was revoked, nil otherwise.
+ */
+const REVOKE = defineScript(`
+local raw = redis.call('GET', KEYS[1])
+if not raw then return false end
+local f = cjson.decode(raw)
+if ARGV[3] ~= '' and f.s ~= ARGV[3] then return false end
+redis.call('DEL', KEYS[1])
+local now = tonumber(ARGV[1])
+if now >= f.ie then return false end
+redis.call('SET', KEYS[2], string.format('%d', now + tonumber(ARGV[2])), 'PX', ARGV[2])
+return f.s
+`);
+
+/** KEYS: subject index. ARGV: now, family id, its absolute expiry. */
+const INDEX_ADD = defineScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIRE', KEYS[1], string.format('%d', tonumber(last[2]) - tonumber(ARGV[1])))
+return 1
+`);
+
+/** KEYS: subject index. ARGV: now. Replies the ids of families not yet past their absolute expiry. */
+const INDEX_LIST = defineScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+`);
+
+export function createRedisFamilyStore(options: RedisFamilyStoreOptions): FamilyStore {
+  const { redis, clock } = options;
+  const { codec, idleMs, maxMs, graceMs, markerMs } = familyPolicy(options);
+  const guard = <T>(operation: () => Promise<T>): Promise<T> => guardRedis(FAMILY_STORE, operation);
+
+  async function read(familyId: string, now: number): Promise<{ family: Family; hash: string } | null> {
+    const raw = await guard(() => redis.get(familyKey(familyId)));
+    return toFamily(familyId, raw, now);
+  }
+
+  async function listIds(subject: string, now: number): Promise<string[]> {
+    const reply = await guard(() => runScript(redis, INDEX_LIST, [subjectKey(subject)], [now]));
+    return Array.isArray(reply) ? reply.filter((id): id is string => isFamilyId(id)) : [];
+  }
+
+  /** The index is advisory: failing to tidy it loses nothing, so that failure is not the caller's. */
+  async function unindex(subject: string, ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await redis.zrem(subjectKey(subject), ...ids).catch(() => undefined);
+  }
+
+  async function revokeOne(familyId: string, now: number, subject: string): Promise<string | null> {
+    const reply = await guard(() => runScript(redis, REVOKE, [familyKey(familyId), markerKey(familyId)], [now, markerMs, subject]));
+    return typeof reply === 'string' ? reply : null;
+  }
+
+  return {
+    ping: () => pingRedis(redis),
+
+    async create(grant: FamilyGrant, context: UseContext) {
+      assertGrant(grant);
+      const now = clock.now();
+      const id = codec.newFamilyId();
+      const refreshToken = codec.mint(id);
+      const { userAgent, ip } = clampUseContext(context);
+      const expiresAt = now + maxMs;
+      const idleExpiresAt = Math.min(now + idleMs, expiresAt);
+      const stored: StoredFamily = {
+        s: grant.subject, c: grant.clientId, sc: grant.scope, a: grant.audience,
+        ca: now, lu: now, x: expiresAt, ie: idleExpiresAt, h: hashRefreshToken(refreshToken), ua: userAgent, ip,
+      };
+      // Index first: a family that exists is then always findable by logout-all. If the
+      // second step fails the caller gets no token, and the index entry is a stale one.
+      await guard(() => runScript(redis, INDEX_ADD, [subjectKey(grant.subject)], [now, id, expiresAt]));
+      await guard(() => redis.set(familyKey(id), JSON.stringify(stored), 'PX', Math.max(1, Math.ceil(idleExpiresAt - now))));
+      const family: Family = Object.freeze({
+        subject: grant.subject,
+        clientId: grant.clientId,
+        scope: grant.scope,
+        audience: grant.audience,
+        id,
+        createdAt: now,
+        lastUsedAt: now,
+        expiresAt,
+        userAgent: userAgent || undefined,
+        ip: ip || undefined,
+      });
+      return { family, refreshToken };
+    },
+
+    async rotate(refreshToken: string, context: UseContext): Promise<RotateResult> {
+      const parsed = codec.verify(refreshToken);
+      if (!parsed) return { outcome: 'invalid' };
+      const { familyId } = parsed;
+      const next = codec.mint(familyId);
+      const { userAgent, ip } = clampUseContext(context);
+      const now = clock.now();
+      const reply = await guard(() =>
+        runScript(redis, ROTATE, [familyKey(familyId), markerKey(familyId)], [
+          hashRefreshToken(refreshToken), hashRefreshToken(next), now, idleMs, graceMs, markerMs, userAgent, ip,
+        ]),
+      );
+      if (reply === 'reused') return { outcome: 'reused', familyId };
+      const rotated = toFamily(familyId, reply, now);
+      if (!rotated) return { outcome: 'invalid' };
+      return { outcome: 'rotated', family: rotated.family, refreshToken: next };
+    },
+
+    async inspect(refreshToken: string) {
+      const parsed = codec.verify(refreshToken);
+      if (!parsed) return null;
+      const found = await read(parsed.familyId, clock.now());
+      return found && found.hash === hashRefreshToken(refreshToken) ? found.family : null;
+    },
+
+    verifiedFamilyId(refreshToken: string) {
+      return codec.verify(refreshToken)?.familyId;
+    },
+
+    async get(familyId: string) {
+      if (!isFamilyId(familyId)) return null;
+      return (await read(familyId, clock.now()))?.family ?? null;
+    },
+
+    async listBySubject(subject: string) {
+      if (typeof subject !== 'string') return [];
+      const now = clock.now();
+      const ids = await listIds(subject, now);
+      const found = await Promise.all(ids.map((id) => read(id, now)));
+      const families: Family[] = [];
+      const stale: string[] = [];
+      found.forEach((entry, index) => {
+        if (entry && entry.family.subject === subject) families.push(entry.family);
+        else stale.push(ids[index]!);
+      });
+      await unindex(subject, stale);
+      return families.sort((a, b) => b.lastUsedAt - a.lastUsedAt);
+    },
+
+    async revoke(familyId: string) {
+      if (!isFamilyId(familyId)) return false;
+      const subject = await revokeOne(familyId, clock.now(), '');
+      if (subject === null) return false;
+      await unindex(subject, [familyId]);
+      return true;
+    },
+
+    async revokeAll(subject: string, exceptFamilyId?: string) {
+      if (typeof subject !== 'string') return 0;
+      const now = clock.now();
+      const targets = (await listIds(subject, now)).filter((id) => id !== exceptFamilyId);
+      // One script per family: families live in different slots, so no single script
+      // may revoke several. Each is atomic; see FamilyStore.revokeAll for the set.
+      const revoked = await Promise.all(targets.map((id) => revokeOne(id, now, subject)));
+      await unindex(subject, targets);
+      return revoked.filter((entry) => entry !== null).length;
+    },
+
+    async isRevoked(familyId: string) {
+      if (!isFamilyId(familyId)) return false;
+      const until = await guard(() => redis.get(markerKey(familyId)));
+      return until !== null && clock.now() < Number(until);
+    },
+  };
+}
+
+/** A Family from its stored JSON, or null when absent, malformed or expired by `now`. */
+function toFamily(id: string, raw: unknown, now: number): { family: Family; hash: string } | null {
+  if (typeof raw !== 'string') return null;
+  let stored: Partial<StoredFamily>;
+  try {
+    stored = JSON.parse(raw) as Partial<StoredFamily>;
+  } catch {
+    return null;
+  }
+  const { s, c, sc, a, ca, lu, x, ie, h, ua, ip } = stored;
+  if (typeof s !== 'string' || typeof c !== 'string' || typeof sc !== 'string' || typeof a !== 'string' || typeof h !== 'string') return null;
+  if (typeof ca !== 'number' || typeof lu !== 'number' || typeof x !== 'number' || typeof ie !== 'number') return null;
+  if (!(now < ie && now < x)) return null;
+  const family: Family = Object.freeze({
+    subject: s,
+    clientId: c,
+    scope: sc,
+    audience: a,
+    id,
+    createdAt: ca,
+    lastUsedAt: lu,
+    expiresAt: x,
+    userAgent: typeof ua === 'string' && ua !== '' ? ua : undefined,
+    ip: typeof ip === 'string' && ip !== '' ? ip : undefined,
+  });
+  return { family, hash: h };
+}

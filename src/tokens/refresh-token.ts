@@ -1,0 +1,103 @@
+/**
+ * Refresh-token format: `<familyId>.<secret>.<tag>`, all base64url without padding.
+ *
+ * - `familyId` names the family (also the `sid` of its access tokens), so it is public.
+ * - `secret` is 32 random bytes: the 256 bits of unguessability.
+ * - `tag` is HMAC-SHA256(serverKey, familyId "." secret) truncated to 128 bits. The server
+ *   key never leaves this process, so a verifying tag proves that this server minted the
+ *   token for that family. That is how a store tells a genuinely issued, since rotated,
+ *   token (reuse: revoke the family) from one forged by someone who only learnt the family
+ *   id (revoke nothing) while storing just the current token's hash and the previous
+ *   one's, never a history.
+ *
+ * Stores keep only `hashRefreshToken(token)` (SHA-256): without the server key and a
+ * secret nobody has, nothing in a backend dump can be turned back into a token.
+ *
+ * Changing the server key invalidates every outstanding refresh token (their tags no
+ * longer verify: "invalid", nothing revoked); users sign in again.
+ */
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import type { Random } from '../random.js';
+
+const SECRET_BYTES = 32;
+const TAG_BYTES = 16;
+const FAMILY_ID_BYTES = 16;
+const FAMILY_ID = /^[A-Za-z0-9_-]{16,64}$/;
+const SECRET = /^[A-Za-z0-9_-]{43}$/;
+const TAG = /^[A-Za-z0-9_-]{22}$/;
+/** familyId (≤ 64) + secret (43) + tag (22) + two dots. */
+const MAX_TOKEN_LENGTH = 64 + 43 + 22 + 2;
+/** Domain separation: the configured secret may be used for other MACs too. */
+const KEY_LABEL = 'token-authority refresh-token tag v1';
+
+export interface ParsedRefreshToken {
+  readonly familyId: string;
+  readonly secret: string;
+  readonly tag: string;
+}
+
+export interface RefreshTokenCodec {
+  /** A new family id: 128 random bits, base64url. */
+  newFamilyId(): string;
+  /** A fresh token for `familyId`. */
+  mint(familyId: string): string;
+  /**
+   * The parts of `token` when it is well formed and its tag verifies under the server key;
+   * undefined otherwise (anything at all may be passed; it never throws).
+   */
+  verify(token: unknown): ParsedRefreshToken | undefined;
+}
+
+/** True for strings shaped like a family id; anything else is rejected before a lookup. */
+export function isFamilyId(value: unknown): value is string {
+  return typeof value === 'string' && FAMILY_ID.test(value);
+}
+
+/**
+ * Splits a token into its parts without checking the tag; undefined for anything
+ * malformed, including non-canonical base64url (two spellings of one token would hash
+ * differently, and the second spelling of the current token would look like reuse).
+ */
+export function parseRefreshToken(token: unknown): ParsedRefreshToken | undefined {
+  if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH) return undefined;
+  const parts = token.split('.');
+  if (parts.length !== 3) return undefined;
+  const [familyId, secret, tag] = parts as [string, string, string];
+  if (!FAMILY_ID.test(familyId) || !SECRET.test(secret) || !TAG.test(tag)) return undefined;
+  if (!isCanonical(familyId) || !isCanonical(secret) || !isCanonical(tag)) return undefined;
+  return { familyId, secret, tag };
+}
+
+/** What stores keep instead of the token: SHA-256, base64url. */
+export function hashRefreshToken(token: string): string {
+  return createHash('sha256').update(token).digest('base64url');
+}
+
+export function createRefreshTokenCodec({ secret, random }: { secret: string; random: Random }): RefreshTokenCodec {
+  if (typeof secret !== 'string' || secret.length < 32) {
+    throw new TypeError('refresh-token secret must be at least 32 characters');
+  }
+  const key = createHmac('sha256', secret).update(KEY_LABEL).digest();
+  const tagOf = (familyId: string, tokenSecret: string): Buffer =>
+    createHmac('sha256', key).update(`${familyId}.${tokenSecret}`).digest().subarray(0, TAG_BYTES);
+
+  return {
+    newFamilyId: () => random.token(FAMILY_ID_BYTES),
+    mint(familyId) {
+      if (!FAMILY_ID.test(familyId)) throw new TypeError('not a family id');
+      const tokenSecret = random.token(SECRET_BYTES);
+      if (!SECRET.test(tokenSecret)) throw new TypeError('Random.token(32) must return 43 base64url characters');
+      return `${familyId}.${tokenSecret}.${tagOf(familyId, tokenSecret).toString('base64url')}`;
+    },
+    verify(token) {
+      const parsed = parseRefreshToken(token);
+      if (!parsed) return undefined;
+      const expected = tagOf(parsed.familyId, parsed.secret);
+      return timingSafeEqual(expected, Buffer.from(parsed.tag, 'base64url')) ? parsed : undefined;
+    },
+  };
+}
+
+function isCanonical(base64url: string): boolean {
+  return Buffer.from(base64url, 'base64url').toString('base64url') === base64url;
+}

@@ -1,0 +1,410 @@
+/**
+ * One contract for refresh-token families and the access-token denylist, run against the
+ * in-memory adapter, a real standalone redis-server and a real three-master Redis Cluster.
+ * Time is a manual clock started at the real time (Redis TTLs stay meaningful) and moved
+ * by hand; both adapters decide expiry by that clock.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { manualClock } from '../../src/clock.js';
+import { cryptoRandom } from '../../src/random.js';
+import type { FamilyStoreOptions } from '../../src/stores/family-policy.js';
+import { createMemoryDenylist } from '../../src/stores/memory/denylist.js';
+import { createMemoryFamilyStore } from '../../src/stores/memory/families.js';
+import { closeRedis, connectRedis, createRedisClient, type RedisClient } from '../../src/stores/redis/connection.js';
+import { createRedisDenylist } from '../../src/stores/redis/denylist.js';
+import { createRedisFamilyStore } from '../../src/stores/redis/families.js';
+import type { AccessTokenDenylist, FamilyGrant, FamilyStore } from '../../src/stores/types.js';
+import { createRefreshTokenCodec } from '../../src/tokens/refresh-token.js';
+import { startTestRedisCluster, type TestRedisCluster } from '../support/redis-cluster.js';
+import { startTestRedis, type TestRedis } from '../support/redis.js';
+
+const SECRET = 'contract-suite-refresh-token-secret-0123456789';
+const SECOND = 1000;
+
+type Clock = ReturnType<typeof manualClock>;
+type StoreSettings = Omit<FamilyStoreOptions, 'clock' | 'random' | 'secret'>;
+
+interface Backend {
+  readonly name: string;
+  start(): Promise<void>;
+  families(clock: Clock, settings: StoreSettings): FamilyStore;
+  denylist(clock: Clock): AccessTokenDenylist;
+  reset(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function memoryBackend(): Backend {
+  return {
+    name: 'memory',
+    start: async () => undefined,
+    families: (clock, settings) => createMemoryFamilyStore({ clock, random: cryptoRandom, secret: SECRET, ...settings }),
+    denylist: (clock) => createMemoryDenylist({ clock }),
+    reset: async () => undefined,
+    stop: async () => undefined,
+  };
+}
+
+function redisBackend(name: string, connect: () => Promise<{ client: RedisClient; flush(): Promise<void>; stop(): Promise<void> }>): Backend {
+  let server: Awaited<ReturnType<typeof connect>> | undefined;
+  const connected = (): RedisClient => {
+    if (!server) throw new Error(`${name} not started`);
+    return server.client;
+  };
+  return {
+    name,
+    async start() {
+      server = await connect();
+    },
+    families: (clock, settings) => createRedisFamilyStore({ redis: connected(), clock, random: cryptoRandom, secret: SECRET, ...settings }),
+    denylist: (clock) => createRedisDenylist({ redis: connected(), clock }),
+    reset: async () => server?.flush(),
+    stop: async () => server?.stop(),
+  };
+}
+
+const standalone = redisBackend('redis standalone', async () => {
+  const redis: TestRedis = await startTestRedis();
+  const client = createRedisClient({ url: redis.url });
+  await connectRedis(client);
+  return { client, flush: () => redis.flush(), stop: async () => { await closeRedis(client); await redis.stop(); } };
+});
+
+const cluster = redisBackend('redis cluster (3 masters)', async () => {
+  const redis: TestRedisCluster = await startTestRedisCluster();
+  const client = createRedisClient({ clusterNodes: redis.nodes });
+  await connectRedis(client);
+  return { client, flush: () => redis.flush(), stop: async () => { await closeRedis(client); await redis.stop(); } };
+});
+
+const DEFAULTS: StoreSettings = { refreshTokenTtl: 3600, familyMaxTtl: 4 * 3600, reuseGrace: 0, revokedMarkerTtl: 960 };
+const grant = (subject = 'user-1', clientId = 'app'): FamilyGrant => ({ subject, clientId, scope: 'openid profile', audience: 'https://api.example' });
+const context = { userAgent: 'Mozilla/5.0 test', ip: '203.0.113.7' };
+
+describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
+  let clock: Clock;
+  beforeAll(async () => {
+    await backend.start();
+    clock = manualClock(Date.now());
+  });
+  afterAll(() => backend.stop());
+  afterEach(() => backend.reset());
+
+  describe('FamilyStore contract', () => {
+    const store = (settings: Partial<StoreSettings> = {}): FamilyStore => backend.families(clock, { ...DEFAULTS, ...settings });
+
+    async function rotated(families: FamilyStore, token: string) {
+      const result = await families.rotate(token, context);
+      if (result.outcome !== 'rotated') throw new Error(`expected rotated, got ${result.outcome}`);
+      return result;
+    }
+
+    it('creates a family whose token is opaque, URL-safe and names the family', async () => {
+      const families = store();
+      const { family, refreshToken } = await families.create(grant(), context);
+      expect(refreshToken).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{22}$/);
+      expect(refreshToken.startsWith(`${family.id}.`)).toBe(true);
+      expect(family).toMatchObject({ ...grant(), createdAt: clock.now(), lastUsedAt: clock.now(), expiresAt: clock.now() + 4 * 3600 * SECOND, userAgent: context.userAgent, ip: context.ip });
+      expect(await families.get(family.id)).toEqual(family);
+      expect(await families.inspect(refreshToken)).toEqual(family);
+      expect(families.verifiedFamilyId(refreshToken)).toBe(family.id);
+      const other = await families.create(grant(), {});
+      expect(other.family.id).not.toBe(family.id);
+      expect(other.family.userAgent).toBeUndefined();
+    });
+
+    it('rotates the current token: new token, last use recorded, old token no longer current', async () => {
+      const families = store();
+      const { family, refreshToken } = await families.create(grant(), {});
+      clock.advance(5 * SECOND);
+      const result = await rotated(families, refreshToken);
+      expect(result.refreshToken).not.toBe(refreshToken);
+      expect(result.family).toMatchObject({ id: family.id, createdAt: family.createdAt, lastUsedAt: clock.now(), expiresAt: family.expiresAt, ...context });
+      expect(await families.inspect(refreshToken)).toBeNull();
+      expect(await families.inspect(result.refreshToken)).toMatchObject({ id: family.id });
+      const again = await rotated(families, result.refreshToken);
+      expect(again.refreshToken).not.toBe(result.refreshToken);
+    });
+
+    it.each([1, 5, 50])('presenting a token rotated away %i rotation(s) ago is reuse: the whole family dies', async (n) => {
+      const families = store();
+      const { family, refreshToken } = await families.create(grant(), context);
+      const issued = [refreshToken];
+      for (let i = 0; i < n; i += 1) issued.push((await rotated(families, issued.at(-1)!)).refreshToken);
+      const newest = issued.at(-1)!;
+      const stale = issued[Math.floor(Math.random() * n)]!;
+      expect(await families.rotate(stale, context)).toEqual({ outcome: 'reused', familyId: family.id });
+      expect(await families.rotate(newest, context)).toEqual({ outcome: 'invalid' });
+      expect(await families.inspect(newest)).toBeNull();
+      expect(await families.get(family.id)).toBeNull();
+      expect(await families.isRevoked(family.id)).toBe(true);
+      expect(await families.listBySubject('user-1')).toEqual([]);
+    });
+
+    it('a forged token for a real family is invalid and revokes nothing', async () => {
+      const families = store();
+      const { family, refreshToken } = await families.create(grant(), context);
+      const [, secret, tag] = refreshToken.split('.');
+      const randomTag = cryptoRandom.token(16);
+      const otherKey = createRefreshTokenCodec({ secret: 'another-server-key-that-we-do-not-hold-000', random: cryptoRandom });
+      const forgeries = [
+        `${family.id}.${cryptoRandom.token(32)}.${randomTag}`, // guessed secret and tag
+        `${family.id}.${cryptoRandom.token(32)}.${tag}`, // real tag, other secret
+        `${family.id}.${secret}.${randomTag}`, // real secret, wrong tag
+        otherKey.mint(family.id), // valid shape, MAC under another key
+      ];
+      for (const forged of forgeries) {
+        expect(await families.rotate(forged, context)).toEqual({ outcome: 'invalid' });
+        expect(await families.inspect(forged)).toBeNull();
+        expect(families.verifiedFamilyId(forged)).toBeUndefined();
+      }
+      expect(await families.isRevoked(family.id)).toBe(false);
+      expect(await families.get(family.id)).toMatchObject({ id: family.id });
+      await rotated(families, refreshToken);
+    });
+
+    it('a genuine-looking token for a family that does not exist is invalid', async () => {
+      const families = store();
+      const ours = createRefreshTokenCodec({ secret: SECRET, random: cryptoRandom });
+      const orphan = ours.mint(ours.newFamilyId());
+      expect(families.verifiedFamilyId(orphan)).toBeDefined();
+      expect(await families.rotate(orphan, context)).toEqual({ outcome: 'invalid' });
+      expect(await families.inspect(orphan)).toBeNull();
+    });
+
+    it('garbage is invalid and never throws', async () => {
+      const families = store();
+      const { refreshToken } = await families.create(grant(), context);
+      const garbage: unknown[] = [
+        '', '.', '..', '...', 'abc', 'a.b.c', `${refreshToken}.`, `.${refreshToken}`, `${refreshToken}x`,
+        refreshToken.replace(/\./g, ''), refreshToken.toUpperCase(), 'x'.repeat(100_000), '💥.💥.💥',
+        refreshToken.split('.').reverse().join('.'), `${refreshToken}\n`, `{x}.${refreshToken.split('.').slice(1).join('.')}`,
+        undefined, null, 42, {}, ['a'],
+      ];
+      for (const bad of garbage) {
+        expect(await families.rotate(bad as string, context)).toEqual({ outcome: 'invalid' });
+        expect(await families.inspect(bad as string)).toBeNull();
+        expect(families.verifiedFamilyId(bad as string)).toBeUndefined();
+      }
+      for (const id of ['', 'short', '{slot}', 'x'.repeat(200), '../../etc', undefined]) {
+        expect(await families.get(id as string)).toBeNull();
+        expect(await families.revoke(id as string)).toBe(false);
+        expect(await families.isRevoked(id as string)).toBe(false);
+      }
+      await rotated(families, refreshToken);
+    });
+
+    it('non-canonical spellings of the current token are invalid, not reuse', async () => {
+      const families = store();
+      const { family, refreshToken } = await families.create(grant(), context);
+      const [id, secret, tag] = refreshToken.split('.') as [string, string, string];
+      // The last base64url character of a 22-char tag carries 4 unused bits.
+      const last = tag.at(-1)!;
+      const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+      const twin = alphabet[alphabet.indexOf(last) ^ 1]!;
+      expect(await families.rotate(`${id}.${secret}.${tag.slice(0, -1)}${twin}`, context)).toEqual({ outcome: 'invalid' });
+      expect(await families.isRevoked(family.id)).toBe(false);
+      await rotated(families, refreshToken);
+    });
+
+    describe('grace window', () => {
+      it('off (0 s): presenting the just-rotated token again at once is reuse', async () => {
+        const families = store({ reuseGrace: 0 });
+        const { family, refreshToken } = await families.create(grant(), context);
+        const next = await rotated(families, refreshToken);
+        expect(await families.rotate(refreshToken, context)).toEqual({ outcome: 'reused', familyId: family.id });
+        expect(await families.rotate(next.refreshToken, context)).toEqual({ outcome: 'invalid' });
+      });
+
+      it('on: a retry inside the window rotates again and the token it replaces stops working', async () => {
+        const families = store({ reuseGrace: 10 });
+        const { family, refreshToken: first } = await families.create(grant(), context);
+        const lost = await rotated(families, first); // the response the client never got
+        clock.advance(9 * SECOND);
+        const retry = await rotated(families, first);
+        expect(retry.refreshToken).not.toBe(lost.refreshToken);
+        expect(await families.inspect(lost.refreshToken)).toBeNull();
+        expect(await families.inspect(retry.refreshToken)).toMatchObject({ id: family.id });
+        // The retried token carries on normally.
+        const after = await rotated(families, retry.refreshToken);
+        expect(await families.inspect(after.refreshToken)).toMatchObject({ id: family.id });
+      });
+
+      it('on: the token superseded by a retry is reuse when it shows up (one of two holders was not the client)', async () => {
+        const families = store({ reuseGrace: 10 });
+        const { family, refreshToken: first } = await families.create(grant(), context);
+        const legit = await rotated(families, first);
+        await rotated(families, first); // e.g. a thief replaying `first` within the window
+        expect(await families.rotate(legit.refreshToken, context)).toEqual({ outcome: 'reused', familyId: family.id });
+        expect(await families.isRevoked(family.id)).toBe(true);
+      });
+
+      it('on: the window is counted from the rotation, not extended by retries, and then it is reuse', async () => {
+        const families = store({ reuseGrace: 10 });
+        const { family, refreshToken: first } = await families.create(grant(), context);
+        await rotated(families, first);
+        clock.advance(6 * SECOND);
+        await rotated(families, first);
+        clock.advance(4 * SECOND); // 10 s after the rotation: the window is over
+        expect(await families.rotate(first, context)).toEqual({ outcome: 'reused', familyId: family.id });
+      });
+
+      it('on: only the token just rotated is a retry; an older one is reuse', async () => {
+        const families = store({ reuseGrace: 10 });
+        const { family, refreshToken: first } = await families.create(grant(), context);
+        const second = await rotated(families, first);
+        await rotated(families, second.refreshToken);
+        expect(await families.rotate(first, context)).toEqual({ outcome: 'reused', familyId: family.id });
+      });
+    });
+
+    describe('expiry', () => {
+      it('a family unused for refreshTokenTtl expires: invalid, not revoked', async () => {
+        const families = store({ refreshTokenTtl: 60, familyMaxTtl: 600 });
+        const { family, refreshToken } = await families.create(grant(), context);
+        clock.advance(59 * SECOND);
+        const next = await rotated(families, refreshToken);
+        clock.advance(59 * SECOND);
+        expect(await families.get(family.id)).not.toBeNull();
+        clock.advance(1 * SECOND);
+        expect(await families.rotate(next.refreshToken, context)).toEqual({ outcome: 'invalid' });
+        expect(await families.get(family.id)).toBeNull();
+        expect(await families.inspect(next.refreshToken)).toBeNull();
+        expect(await families.isRevoked(family.id)).toBe(false);
+        expect(await families.listBySubject('user-1')).toEqual([]);
+      });
+
+      it('rotation never extends a family past its absolute expiry', async () => {
+        const families = store({ refreshTokenTtl: 60, familyMaxTtl: 150 });
+        let { family, refreshToken } = await families.create(grant(), context);
+        const expiresAt = family.expiresAt;
+        expect(expiresAt).toBe(clock.now() + 150 * SECOND);
+        for (let i = 0; i < 3; i += 1) {
+          clock.advance(50 * SECOND); // 50, 100, 150 s
+          if (clock.now() >= expiresAt) break;
+          ({ family, refreshToken } = await rotated(families, refreshToken));
+          expect(family.expiresAt).toBe(expiresAt);
+        }
+        expect(await families.rotate(refreshToken, context)).toEqual({ outcome: 'invalid' });
+        expect(await families.get(family.id)).toBeNull();
+      });
+    });
+
+    describe('revocation', () => {
+      it('revoke ends one family and leaves a marker for revokedMarkerTtl', async () => {
+        const families = store({ revokedMarkerTtl: 120 });
+        const a = await families.create(grant(), context);
+        const b = await families.create(grant(), context);
+        expect(await families.isRevoked(a.family.id)).toBe(false);
+        expect(await families.revoke(a.family.id)).toBe(true);
+        expect(await families.revoke(a.family.id)).toBe(false);
+        expect(await families.rotate(a.refreshToken, context)).toEqual({ outcome: 'invalid' });
+        expect(await families.get(a.family.id)).toBeNull();
+        expect(await families.isRevoked(a.family.id)).toBe(true);
+        clock.advance(119 * SECOND);
+        expect(await families.isRevoked(a.family.id)).toBe(true);
+        clock.advance(1 * SECOND);
+        expect(await families.isRevoked(a.family.id)).toBe(false);
+        await rotated(families, b.refreshToken);
+        expect(await families.revoke(createRefreshTokenCodec({ secret: SECRET, random: cryptoRandom }).newFamilyId())).toBe(false);
+      });
+
+      it('reuse leaves the same marker', async () => {
+        const families = store({ revokedMarkerTtl: 30 });
+        const { family, refreshToken } = await families.create(grant(), context);
+        await rotated(families, refreshToken);
+        await families.rotate(refreshToken, context);
+        expect(await families.isRevoked(family.id)).toBe(true);
+        clock.advance(30 * SECOND);
+        expect(await families.isRevoked(family.id)).toBe(false);
+      });
+
+      it('lists a subject\'s live families, most recently used first', async () => {
+        const families = store();
+        const a = await families.create(grant('alice', 'app'), { userAgent: 'A' });
+        clock.advance(SECOND);
+        const b = await families.create(grant('alice', 'cli'), { userAgent: 'B' });
+        clock.advance(SECOND);
+        await families.create(grant('bob'), {});
+        clock.advance(SECOND);
+        await rotated(families, a.refreshToken);
+        const listed = await families.listBySubject('alice');
+        expect(listed.map((family) => family.id)).toEqual([a.family.id, b.family.id]);
+        expect(listed[0]).toMatchObject({ clientId: 'app', userAgent: context.userAgent, lastUsedAt: clock.now() });
+        expect(listed[1]).toMatchObject({ clientId: 'cli', userAgent: 'B' });
+        expect(await families.listBySubject('nobody')).toEqual([]);
+      });
+
+      it('revokeAll ends every family of the subject but the one kept, and no one else\'s', async () => {
+        const families = store();
+        const kept = await families.create(grant('alice'), context);
+        const others = await Promise.all([1, 2, 3].map(() => families.create(grant('alice'), context)));
+        const bob = await families.create(grant('bob'), context);
+        await families.revoke(others[0]!.family.id);
+        expect(await families.revokeAll('alice', kept.family.id)).toBe(2);
+        expect((await families.listBySubject('alice')).map((family) => family.id)).toEqual([kept.family.id]);
+        for (const other of others) {
+          expect(await families.rotate(other.refreshToken, context)).toEqual({ outcome: 'invalid' });
+          expect(await families.isRevoked(other.family.id)).toBe(true);
+        }
+        expect(await families.isRevoked(kept.family.id)).toBe(false);
+        await rotated(families, kept.refreshToken);
+        await rotated(families, bob.refreshToken);
+        expect(await families.revokeAll('alice')).toBe(1);
+        expect(await families.listBySubject('alice')).toEqual([]);
+        expect(await families.revokeAll('alice')).toBe(0);
+      });
+
+      it('subjects with hash-tag characters stay separate', async () => {
+        const families = store();
+        const odd = await families.create(grant('a}b{c'), context);
+        await families.create(grant('a'), context);
+        expect((await families.listBySubject('a}b{c')).map((family) => family.id)).toEqual([odd.family.id]);
+        expect(await families.revokeAll('a}b{c')).toBe(1);
+        expect(await families.listBySubject('a')).toHaveLength(1);
+      });
+    });
+
+    it('records at most 256 bytes of user agent', async () => {
+      const families = store();
+      const { family, refreshToken } = await families.create(grant(), { userAgent: 'é'.repeat(1000), ip: '::1' });
+      expect(Buffer.byteLength(family.userAgent!)).toBe(256);
+      const emoji = await families.rotate(refreshToken, { userAgent: '😀'.repeat(100) });
+      if (emoji.outcome !== 'rotated') throw new Error(emoji.outcome);
+      expect(emoji.family.userAgent).toBe('😀'.repeat(64));
+      expect(emoji.family.ip).toBeUndefined();
+      expect(await families.get(family.id)).toMatchObject({ userAgent: '😀'.repeat(64), ip: undefined });
+    });
+  });
+
+  describe('AccessTokenDenylist contract', () => {
+    let denylist: AccessTokenDenylist;
+    beforeAll(() => {
+      denylist = backend.denylist(clock);
+    });
+
+    it('denies a jti until the token expires, then forgets it', async () => {
+      const expiresAt = clock.now() + 900 * SECOND;
+      await denylist.deny('jti-1', expiresAt);
+      expect(await denylist.isDenied('jti-1')).toBe(true);
+      expect(await denylist.isDenied('jti-2')).toBe(false);
+      clock.advance(899 * SECOND);
+      expect(await denylist.isDenied('jti-1')).toBe(true);
+      clock.advance(1 * SECOND);
+      expect(await denylist.isDenied('jti-1')).toBe(false);
+    });
+
+    it('ignores tokens already expired; rejects a bad jti, answers false for one', async () => {
+      await denylist.deny('old', clock.now() - 1);
+      expect(await denylist.isDenied('old')).toBe(false);
+      await expect(denylist.deny('', clock.now() + SECOND)).rejects.toBeInstanceOf(TypeError);
+      await expect(denylist.deny('x'.repeat(257), clock.now() + SECOND)).rejects.toBeInstanceOf(TypeError);
+      await expect(denylist.deny('ok', Number.NaN)).rejects.toBeInstanceOf(TypeError);
+      expect(await denylist.isDenied('')).toBe(false);
+      expect(await denylist.isDenied(undefined as unknown as string)).toBe(false);
+    });
+
+    it('answers ping', async () => {
+      await expect(denylist.ping()).resolves.toBeUndefined();
+    });
+  });
+});

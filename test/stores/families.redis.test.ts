@@ -1,0 +1,446 @@
+/**
+ * What only a real Redis can show: atomic rotation under concurrency, the footprint of a
+ * family, real key TTLs, what a dump of the database holds, behaviour while the server
+ * is down and after it comes back, and rotation latency.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Cluster, Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { manualClock, systemClock } from '../../src/clock.js';
+import { cryptoRandom } from '../../src/random.js';
+import type { FamilyStoreOptions } from '../../src/stores/family-policy.js';
+import {
+  closeRedis, connectRedis, createRedisClient, guardRedis, pingRedis, type RedisClient,
+} from '../../src/stores/redis/connection.js';
+import { createRedisDenylist } from '../../src/stores/redis/denylist.js';
+import { createRedisFamilyStore } from '../../src/stores/redis/families.js';
+import { StoreUnavailableError, type FamilyGrant, type FamilyStore, type RotateResult } from '../../src/stores/types.js';
+import { hashRefreshToken } from '../../src/tokens/refresh-token.js';
+import { freePort, stopProcess, waitFor } from '../support/processes.js';
+import { startRedisServer, startTestRedis, type TestRedis } from '../support/redis.js';
+import { startTestRedisCluster, type TestRedisCluster } from '../support/redis-cluster.js';
+
+const SECRET = 'redis-suite-refresh-token-secret-0123456789abc';
+const grant: FamilyGrant = { subject: 'user-1', clientId: 'app', scope: 'openid profile email', audience: 'https://api.example.com' };
+const context = { userAgent: 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36', ip: '2001:db8::1' };
+const SETTINGS = { refreshTokenTtl: 7 * 86400, familyMaxTtl: 30 * 86400, reuseGrace: 0, revokedMarkerTtl: 960 };
+
+type Settings = Partial<Omit<FamilyStoreOptions, 'random' | 'secret'>>;
+
+function familyStore(redis: RedisClient, settings: Settings = {}): FamilyStore {
+  return createRedisFamilyStore({ redis, clock: systemClock, random: cryptoRandom, secret: SECRET, ...SETTINGS, ...settings });
+}
+
+async function connected(url: string, commandTimeoutMs?: number): Promise<RedisClient> {
+  const client = createRedisClient({ url, ...(commandTimeoutMs ? { commandTimeoutMs } : {}) });
+  await connectRedis(client);
+  return client;
+}
+
+async function rotated(families: FamilyStore, token: string): Promise<string> {
+  const result = await families.rotate(token, context);
+  if (result.outcome !== 'rotated') throw new Error(`expected rotated, got ${result.outcome}`);
+  return result.refreshToken;
+}
+
+/** Bytes Redis spends on a family: its hash plus its revoked marker, if any. */
+async function footprint(admin: Redis, familyId: string): Promise<number> {
+  const sizes = await Promise.all([`rt:fam:{${familyId}}`, `rt:fam:{${familyId}}:revoked`].map((key) => admin.memory('USAGE', key, 'SAMPLES', 0)));
+  return sizes.reduce<number>((sum, size) => sum + (size ?? 0), 0);
+}
+
+const percentile = (sorted: readonly number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+
+describe('Redis family store', () => {
+  let server: TestRedis;
+  let client: RedisClient;
+
+  beforeAll(async () => {
+    server = await startTestRedis();
+    client = await connected(server.url);
+  });
+  afterAll(async () => {
+    await closeRedis(client);
+    await server.stop();
+  });
+  afterEach(() => server.flush());
+
+  it('race: of 20 concurrent rotations of one token exactly one wins, and the family is revoked (200 families)', async () => {
+    // Several connections, so that presentations really interleave at the server. This
+    // is about atomicity, not latency: a generous timeout keeps a loaded machine from
+    // failing 4,000 queued scripts.
+    const clients = await Promise.all([1, 2, 3, 4].map(() => connected(server.url, 15_000)));
+    try {
+      const stores = clients.map((redis) => familyStore(redis));
+      const created = await Promise.all(Array.from({ length: 200 }, () => stores[0]!.create(grant, context)));
+      const outcomes = await Promise.all(
+        created.map(({ refreshToken }) =>
+          Promise.all(Array.from({ length: 20 }, (_, i) => stores[i % stores.length]!.rotate(refreshToken, context))),
+        ),
+      );
+      let doubleWins = 0;
+      for (const [index, results] of outcomes.entries()) {
+        const count = (outcome: RotateResult['outcome']) => results.filter((result) => result.outcome === outcome).length;
+        if (count('rotated') > 1) doubleWins += 1;
+        expect(count('rotated')).toBe(1);
+        expect(count('reused')).toBe(1); // the first loser revokes; the rest find no family
+        expect(count('invalid')).toBe(18);
+        const winner = results.find((result) => result.outcome === 'rotated');
+        if (winner?.outcome !== 'rotated') throw new Error('no winner');
+        expect(await stores[0]!.inspect(winner.refreshToken)).toBeNull();
+        expect(await stores[0]!.isRevoked(created[index]!.family.id)).toBe(true);
+      }
+      console.log(`race: 200 families x 20 concurrent rotations: double wins = ${doubleWins}`);
+      expect(doubleWins).toBe(0);
+    } finally {
+      await Promise.all(clients.map(closeRedis));
+    }
+  });
+
+  it('race inside the grace window: every retry rotates, and exactly one issued token stays current', async () => {
+    const families = familyStore(client, { reuseGrace: 30 });
+    const created = await Promise.all(Array.from({ length: 50 }, () => families.create(grant, context)));
+    for (const { refreshToken } of created) {
+      const results = await Promise.all(Array.from({ length: 10 }, () => families.rotate(refreshToken, context)));
+      expect(results.every((result) => result.outcome === 'rotated')).toBe(true);
+      const live = await Promise.all(results.map((result) => (result.outcome === 'rotated' ? families.inspect(result.refreshToken) : null)));
+      expect(live.filter(Boolean)).toHaveLength(1);
+    }
+  });
+
+  it('a family stays under 1 KB however often it rotates (longest user agent and IP we record)', async () => {
+    const families = familyStore(client);
+    const worst = { userAgent: 'U'.repeat(1000), ip: 'ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255%eth0-long-zone-name-x' };
+    const { family, refreshToken } = await families.create(grant, worst);
+    let token = refreshToken;
+    const next = await families.rotate(token, worst);
+    if (next.outcome !== 'rotated') throw new Error(next.outcome);
+    token = next.refreshToken;
+    const afterOne = await footprint(server.client, family.id);
+    for (let i = 1; i < 1000; i += 1) {
+      const result = await families.rotate(token, worst);
+      if (result.outcome !== 'rotated') throw new Error(result.outcome);
+      token = result.refreshToken;
+    }
+    const afterThousand = await footprint(server.client, family.id);
+    console.log(`family footprint: ${afterOne} bytes after 1 rotation, ${afterThousand} bytes after 1000 rotations`);
+    expect(afterOne).toBeGreaterThan(0);
+    expect(afterThousand).toBeLessThan(1024);
+    expect(afterThousand).toBe(afterOne);
+    // Reuse after 1000 rotations is still recognised without any history.
+    expect((await families.rotate(refreshToken, context)).outcome).toBe('reused');
+    expect(await footprint(server.client, family.id)).toBeLessThan(1024);
+  });
+
+  it('a dump of Redis holds no token, secret or tag, only hashes', async () => {
+    const families = familyStore(client, { reuseGrace: 60 });
+    const { refreshToken } = await families.create(grant, context);
+    const issued = [refreshToken];
+    for (let i = 0; i < 3; i += 1) issued.push(await rotated(families, issued.at(-1)!));
+    await families.create(grant, context);
+    await familyStore(client).revoke((await families.create(grant, context)).family.id);
+
+    let dump = '';
+    for (const key of await server.client.keys('*')) {
+      const type = await server.client.type(key);
+      const value = type === 'zset' ? await server.client.zrange(key, 0, -1) : await server.client.get(key);
+      dump += `${key} ${JSON.stringify(value)}\n`;
+    }
+    for (const token of issued) {
+      const [, secret, tag] = token.split('.') as [string, string, string];
+      expect(dump).not.toContain(secret);
+      expect(dump).not.toContain(tag);
+    }
+    // What is there: the current token's hash and the previous one's (for the grace window).
+    expect(dump).toContain(hashRefreshToken(issued.at(-1)!));
+    expect(dump).toContain(hashRefreshToken(issued.at(-2)!));
+  });
+
+  describe('TTLs', () => {
+    it('the family key lives for the idle TTL, renewed by rotation but capped by the absolute expiry', async () => {
+      const clock = manualClock(Date.now());
+      const families = familyStore(client, { clock, refreshTokenTtl: 3600, familyMaxTtl: 5400 });
+      const { family, refreshToken } = await families.create(grant, context);
+      const key = `rt:fam:{${family.id}}`;
+      expect(await server.client.pttl(key)).toBeGreaterThan(3600_000 - 1000);
+      expect(await server.client.pttl(key)).toBeLessThanOrEqual(3600_000);
+      // The subject index outlives its longest family, no longer.
+      expect(await server.client.pttl(`rt:sub:{${grant.subject}}`)).toBeGreaterThan(5400_000 - 1000);
+      expect(await server.client.pttl(`rt:sub:{${grant.subject}}`)).toBeLessThanOrEqual(5400_000);
+
+      clock.advance(3000_000);
+      const next = await rotated(families, refreshToken);
+      // 2400 s left of the absolute lifetime: the idle TTL (3600 s) may not reach past it.
+      expect(await server.client.pttl(key)).toBeLessThanOrEqual(2400_000);
+      expect(await server.client.pttl(key)).toBeGreaterThan(2400_000 - 1000);
+      expect(JSON.parse((await server.client.get(key))!).x).toBe(family.expiresAt);
+
+      clock.advance(1600_000);
+      await rotated(families, next);
+      expect(await server.client.pttl(key)).toBeLessThanOrEqual(800_000);
+    });
+
+    it('an idle family disappears from Redis by itself (1 s TTL, real time)', async () => {
+      const families = familyStore(client, { refreshTokenTtl: 1, familyMaxTtl: 60 });
+      const { family, refreshToken } = await families.create(grant, context);
+      expect(await server.client.exists(`rt:fam:{${family.id}}`)).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      expect(await server.client.exists(`rt:fam:{${family.id}}`)).toBe(0);
+      expect(await families.rotate(refreshToken, context)).toEqual({ outcome: 'invalid' });
+    });
+
+    it('the revoked marker lives revokedMarkerTtl (accessTokenTtl + clockSkew)', async () => {
+      const families = familyStore(client, { revokedMarkerTtl: 900 + 60 });
+      const { family } = await families.create(grant, context);
+      expect(await families.revoke(family.id)).toBe(true);
+      const pttl = await server.client.pttl(`rt:fam:{${family.id}}:revoked`);
+      expect(pttl).toBeGreaterThan(960_000 - 1000);
+      expect(pttl).toBeLessThanOrEqual(960_000);
+      expect(await server.client.exists(`rt:fam:{${family.id}}`)).toBe(0);
+    });
+
+    it('denylist entries expire with the token (real time)', async () => {
+      const denylist = createRedisDenylist({ redis: client, clock: systemClock });
+      await denylist.deny('jti-short', Date.now() + 400);
+      await denylist.deny('jti-long', Date.now() + 60_000);
+      expect(await server.client.pttl('at:deny:jti-short')).toBeLessThanOrEqual(400);
+      expect(await denylist.isDenied('jti-short')).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(await server.client.exists('at:deny:jti-short')).toBe(0);
+      expect(await denylist.isDenied('jti-short')).toBe(false);
+      expect(await denylist.isDenied('jti-long')).toBe(true);
+    });
+  });
+
+  it('rotation latency (2,000 sequential rotations)', async () => {
+    const families = familyStore(client);
+    let { refreshToken: token } = await families.create(grant, context);
+    const samples: number[] = [];
+    for (let i = 0; i < 2000; i += 1) {
+      const start = performance.now();
+      token = await rotated(families, token);
+      samples.push(performance.now() - start);
+    }
+    samples.sort((a, b) => a - b);
+    const p50 = percentile(samples, 50);
+    const p99 = percentile(samples, 99);
+    console.log(`rotate latency over 2000 rotations: p50 ${p50.toFixed(3)} ms, p99 ${p99.toFixed(3)} ms`);
+    expect(p50).toBeLessThan(50);
+  });
+
+  it('REDIS_CLUSTER_NODES selects a Cluster client, REDIS_URL a standalone one', async () => {
+    const standalone = createRedisClient({ url: server.url });
+    const cluster = createRedisClient({ url: server.url, clusterNodes: [{ host: '127.0.0.1', port: server.port }] });
+    expect(standalone).toBeInstanceOf(Redis);
+    expect(cluster).toBeInstanceOf(Cluster);
+    expect(() => createRedisClient({})).toThrow(TypeError);
+    await Promise.all([closeRedis(standalone), closeRedis(cluster)]);
+  });
+
+  it('a Redis error that is not about availability surfaces as itself', async () => {
+    await expect(guardRedis('test', () => (client as Redis).call('NO-SUCH-COMMAND'))).rejects.toSatisfy(
+      (err) => !(err instanceof StoreUnavailableError) && /unknown command/i.test(String(err)),
+    );
+  });
+});
+
+describe('Redis outage', () => {
+  let dir: string;
+  let port: number;
+  let child: ChildProcess | undefined;
+  // Persistence on, so the data outlives the restart, as it would in production.
+  const start = async () => {
+    child = await startRedisServer(port, ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir]);
+  };
+  const kill = async () => {
+    child?.kill('SIGKILL');
+    if (child) await stopProcess(child, 0);
+    child = undefined;
+  };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'redis-outage-'));
+    port = await freePort();
+    await start();
+  });
+  afterAll(async () => {
+    await kill();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('fails fast with StoreUnavailableError while down, never replays, and recovers by itself', async () => {
+    const client = await connected(`redis://127.0.0.1:${port}`);
+    try {
+      const families = familyStore(client);
+      const denylist = createRedisDenylist({ redis: client, clock: systemClock });
+      const a = await families.create(grant, context);
+      const b = await families.create(grant, context);
+
+      await kill();
+      const started = Date.now();
+      await expect(families.rotate(a.refreshToken, context)).rejects.toBeInstanceOf(StoreUnavailableError);
+      const failFastMs = Date.now() - started;
+      const calls: (() => Promise<unknown>)[] = [
+        () => families.create(grant, context),
+        () => families.inspect(b.refreshToken),
+        () => families.get(b.family.id),
+        () => families.listBySubject(grant.subject),
+        () => families.revoke(b.family.id),
+        () => families.revokeAll(grant.subject),
+        () => families.isRevoked(b.family.id),
+        () => families.ping(),
+        () => denylist.deny('jti', Date.now() + 60_000),
+        () => denylist.isDenied('jti'),
+        () => pingRedis(client),
+      ];
+      for (const call of calls) await expect(call()).rejects.toBeInstanceOf(StoreUnavailableError);
+      console.log(`outage: rotate rejected after ${failFastMs} ms`);
+      expect(failFastMs).toBeLessThan(1000);
+
+      await start();
+      await waitFor(async () => (await families.ping().then(() => true, () => false)), 10_000, 50);
+      // The rotation that failed during the outage was never recorded nor replayed: with
+      // no grace window, a replayed one would make this presentation reuse.
+      expect((await families.rotate(a.refreshToken, context)).outcome).toBe('rotated');
+      expect((await families.rotate(b.refreshToken, context)).outcome).toBe('rotated');
+    } finally {
+      await closeRedis(client);
+    }
+  });
+
+  it('no family is left half-rotated when Redis dies with rotations in flight', async () => {
+    const client = await connected(`redis://127.0.0.1:${port}`);
+    try {
+      // With a grace window, a rotation whose reply was lost can be retried by the client.
+      const families = familyStore(client, { reuseGrace: 60 });
+      const created = await Promise.all(Array.from({ length: 600 }, () => families.create(grant, context)));
+      // Kill Redis (SIGKILL) as soon as the first answer arrives, while it is still
+      // working through the rest.
+      let answered = 0;
+      const inFlight = created.map(({ refreshToken }) =>
+        families.rotate(refreshToken, context).finally(() => {
+          answered += 1;
+          if (answered === 1) child?.kill('SIGKILL');
+        }),
+      );
+      const settled = await Promise.allSettled(inFlight);
+      await kill();
+      const failed = settled.filter((result) => result.status === 'rejected');
+      for (const result of failed) expect(result.reason).toBeInstanceOf(StoreUnavailableError);
+
+      await start();
+      await waitFor(async () => (await families.ping().then(() => true, () => false)), 10_000, 50);
+      const admin = new Redis({ port, host: '127.0.0.1' });
+      let ranUnanswered = 0;
+      for (const [index, result] of settled.entries()) {
+        if (result.status === 'fulfilled') continue;
+        const stored = JSON.parse((await admin.get(`rt:fam:{${created[index]!.family.id}}`))!) as { h: string; ph?: string };
+        const old = hashRefreshToken(created[index]!.refreshToken);
+        if (stored.ph === old) ranUnanswered += 1;
+        else expect(stored.h).toBe(old);
+      }
+      admin.disconnect();
+      console.log(
+        `outage mid-flight: ${settled.length - failed.length} rotations answered, ${failed.length} rejected ` +
+          `(${ranUnanswered} of them ran in Redis before it died, ${failed.length - ranUnanswered} did not run)`,
+      );
+      expect(failed.length).toBeGreaterThan(0);
+      // Completed: the new token is current. Rejected: the old token rotates, either as
+      // the current one (never ran) or as a retry (ran, reply lost); never anything else.
+      const after = await Promise.all(
+        settled.map((result, index) =>
+          families.rotate(result.status === 'fulfilled' && result.value.outcome === 'rotated' ? result.value.refreshToken : created[index]!.refreshToken, context),
+        ),
+      );
+      expect(after.filter((result) => result.outcome !== 'rotated')).toEqual([]);
+    } finally {
+      await closeRedis(client);
+    }
+  });
+
+  it('a client created while Redis is down connects once it is up', async () => {
+    const downPort = await freePort();
+    const client = createRedisClient({ url: `redis://127.0.0.1:${downPort}` });
+    let late: ChildProcess | undefined;
+    try {
+      await expect(connectRedis(client)).rejects.toBeInstanceOf(StoreUnavailableError);
+      await expect(pingRedis(client)).rejects.toBeInstanceOf(StoreUnavailableError);
+      late = await startRedisServer(downPort);
+      await waitFor(async () => (await pingRedis(client).then(() => true, () => false)), 10_000, 50);
+    } finally {
+      await closeRedis(client);
+      if (late) await stopProcess(late);
+    }
+  });
+});
+
+describe('Redis Cluster', () => {
+  let cluster: TestRedisCluster;
+  let client: RedisClient;
+  beforeAll(async () => {
+    cluster = await startTestRedisCluster();
+    client = createRedisClient({ clusterNodes: cluster.nodes });
+    await connectRedis(client);
+  });
+  afterAll(async () => {
+    await closeRedis(client);
+    await cluster.stop();
+  });
+
+  it('spreads families over the masters, each family\'s keys in one slot', async () => {
+    const families = familyStore(client);
+    const created = await Promise.all(Array.from({ length: 30 }, () => families.create(grant, context)));
+    await families.revoke(created[0]!.family.id);
+    const admin = cluster.client();
+    await admin.ping(); // the client knows the masters once it is ready
+    const sizes = await Promise.all(admin.nodes('master').map((node) => node.dbsize()));
+    expect(sizes.filter((size) => size > 0).length).toBe(3);
+    const slot = async (key: string) => Number(await admin.cluster('KEYSLOT', key));
+    const id = created[0]!.family.id;
+    expect(await slot(`rt:fam:{${id}}`)).toBe(await slot(`rt:fam:{${id}}:revoked`));
+    expect(await families.revokeAll(grant.subject)).toBe(29);
+  });
+
+  it('a master down: its families fail fast with StoreUnavailableError, nothing is recorded, the client recovers', async () => {
+    const families = familyStore(client);
+    const created = await Promise.all(Array.from({ length: 12 }, () => families.create(grant, context)));
+    const admin = cluster.client();
+    await admin.ping();
+    const victimPort = cluster.nodes[0]!.port;
+    const onVictim = await Promise.all(
+      created.map(async ({ family }) => {
+        const slot = Number(await admin.cluster('KEYSLOT', `rt:fam:{${family.id}}`));
+        const owner = (await admin.cluster('SLOTS')) as unknown as [number, number, [string, number]][];
+        return owner.some(([from, to, [, port]]) => slot >= from && slot <= to && port === victimPort);
+      }),
+    );
+    expect(onVictim.some(Boolean)).toBe(true);
+
+    await cluster.killNode(0);
+    const tokens = created.map(({ refreshToken }) => refreshToken);
+    for (const [index, token] of tokens.entries()) {
+      const started = Date.now();
+      const result = await families.rotate(token, context).catch((err: unknown) => err);
+      if (onVictim[index]) {
+        expect(result).toBeInstanceOf(StoreUnavailableError);
+        expect(Date.now() - started).toBeLessThan(1500);
+      } else if (!(result instanceof StoreUnavailableError)) {
+        // Its master is up (and the cluster has not yet declared itself down).
+        expect(result).toMatchObject({ outcome: 'rotated' });
+        tokens[index] = (result as { refreshToken: string }).refreshToken;
+      }
+    }
+
+    await cluster.restartNode(0);
+    // Ready again once every family's slot answers (reads are safe to repeat).
+    await waitFor(async () => Promise.all(created.map(({ family }) => families.get(family.id))).then(() => true, () => false), 15_000, 100);
+    for (const [index, token] of tokens.entries()) {
+      // The restarted master kept no data (no persistence in tests); the others lost nothing.
+      expect((await families.rotate(token, context)).outcome).toBe(onVictim[index] ? 'invalid' : 'rotated');
+    }
+  });
+});
