@@ -1,0 +1,73 @@
+/**
+ * `npm run keys:rotate [-- --alg RS256|PS256|ES256|EdDSA] [--dry-run]`
+ * `npm run keys:rotate -- --emergency --kid <kid>`
+ *
+ * One safe, idempotent step of key rotation (the rules are in src/keys/rotation.ts), fit for
+ * a daily cron. Reads the same environment as the server. Exit 0 when the step succeeded or
+ * there is nothing to do yet; 1 on an error, 2 on bad arguments, each with one line on stderr.
+ */
+import { parseArgs } from 'node:util';
+import { systemClock } from '../src/clock.js';
+import { parseConfig } from '../src/config.js';
+import { isKeyAlg, KEY_ALGS, rotateKeys } from '../src/keys/index.js';
+import { describeError, rotationReport, UsageError } from '../src/keys/report.js';
+
+const USAGE = `usage: keys:rotate [--alg ${KEY_ALGS.join('|')}] [--dry-run] | --emergency --kid <kid>`;
+
+async function main(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        alg: { type: 'string' },
+        'dry-run': { type: 'boolean', default: false },
+        emergency: { type: 'boolean', default: false },
+        kid: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message} (${USAGE})`);
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const alg = values.alg;
+  if (alg !== undefined && !isKeyAlg(alg)) throw new UsageError(`--alg must be one of ${KEY_ALGS.join(', ')}, not "${alg}"`);
+  if (values.emergency && !values.kid) throw new UsageError('--emergency needs --kid <kid> of the compromised key (see `npm run keys:list`)');
+  if (!values.emergency && values.kid !== undefined) throw new UsageError('--kid is only used with --emergency');
+
+  const config = parseConfig(process.env);
+  const dryRun = values['dry-run'];
+  const now = systemClock.now();
+  const result = await rotateKeys({
+    dir: config.keysDir,
+    clock: { now: () => now },
+    production: config.production,
+    jwksMaxAge: config.jwksMaxAge,
+    keyPromotionMargin: config.keyPromotionMargin,
+    accessTokenTtl: config.accessTokenTtl,
+    clockSkew: config.clockSkew,
+    alg,
+    emergencyKid: values.emergency ? values.kid : undefined,
+    dryRun,
+  });
+  for (const warning of result.warnings) console.error(`warning: ${warning}`);
+  for (const line of rotationReport(result, { dryRun, now, timings: config })) console.log(line);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    const { message, code } = describeError(err);
+    console.error(`keys:rotate: ${message}`);
+    process.exitCode = code;
+  },
+);

@@ -1,0 +1,310 @@
+/**
+ * Key rotation without a verification gap. A key's life:
+ *
+ *   next     published in the JWKS, not signing. Created by a rotation step.
+ *   active   the one key that signs. A `next` key is promoted only after it has been
+ *            published for JWKS_MAX_AGE + KEY_PROMOTION_MARGIN, so every cache in front of
+ *            the JWKS has seen it before the first token naming its kid exists.
+ *   retired  published, not signing, until every token it signed has expired:
+ *            retiredAt + ACCESS_TOKEN_TTL + CLOCK_SKEW. Then it is removed.
+ *
+ * `planRotation` is pure (state + time in, steps out); `executeRotation` applies a plan to
+ * the directory; `rotateKeys` does both under the directory lock.
+ */
+import { createPrivateKey, createPublicKey, type JsonWebKey } from 'node:crypto';
+import { chmod, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Clock } from '../clock.js';
+import { DEFAULT_KEY_ALG, generatePrivateJwk, thumbprintOf, type KeyAlg } from './algorithms.js';
+import { KeyRingError } from './errors.js';
+import { ensureDir, fsyncDir, keyFileName, MANIFEST_FILE, serializeManifest, writeFileAtomic, type KeyMeta, type KeyState } from './key-files.js';
+import { loadKeyDir, type KeyDirState } from './key-ring.js';
+import { withKeyDirLock, type LockOptions } from './lock.js';
+
+/** Seconds, as in Config. */
+export interface RotationTimings {
+  readonly jwksMaxAge: number;
+  readonly keyPromotionMargin: number;
+  readonly accessTokenTtl: number;
+  readonly clockSkew: number;
+}
+
+export interface RotationOptions extends RotationTimings {
+  /** Alg of keys this step creates; default: the active key's, else RS256. */
+  readonly alg?: KeyAlg;
+  /** Emergency: this kid is compromised and leaves the ring now. */
+  readonly emergencyKid?: string;
+}
+
+export type RotationStep =
+  | { readonly action: 'create'; readonly state: 'active' | 'next'; readonly alg: KeyAlg }
+  | { readonly action: 'promote'; readonly kid: string }
+  | { readonly action: 'retire'; readonly kid: string }
+  | { readonly action: 'remove'; readonly kid: string; readonly reason: 'expired' | 'compromised' };
+
+export interface RotationPlan {
+  readonly steps: readonly RotationStep[];
+  /** What the operator should know: why nothing happened, how long to wait, what a step implies. */
+  readonly notes: readonly string[];
+  /** When the waiting `next` key may be promoted (ms), if one is waiting. */
+  readonly promotableAt: number | undefined;
+}
+
+/** When a `next` key may start signing (ms). */
+export function promotableAt(key: KeyMeta, timings: RotationTimings): number {
+  return key.createdAt + (timings.jwksMaxAge + timings.keyPromotionMargin) * 1000;
+}
+
+/** When a retired key may leave the JWKS (ms): every token it signed has expired, even to a skewed clock. */
+export function removableAt(key: KeyMeta, timings: RotationTimings): number | undefined {
+  if (key.retiredAt === undefined) return undefined;
+  return key.retiredAt + (timings.accessTokenTtl + timings.clockSkew) * 1000;
+}
+
+/**
+ * One safe step from `keys` at `now`. Routine: remove expired retired keys; then
+ *  - no key at all: create an ACTIVE key directly. Nothing can have cached a JWKS holding a
+ *    key yet (a production server does not start without one), so there is no gap to wait out;
+ *  - no active key but a `next`: promote it at once (nothing signs otherwise);
+ *  - a `next` published long enough: promote it and retire the active key;
+ *  - otherwise say how long to wait.
+ * Finally make sure a `next` key exists, so the following rotation (or an emergency) has a
+ * key already in every cache. Running it again immediately changes nothing.
+ */
+export function planRotation(keys: readonly KeyMeta[], now: number, options: RotationOptions): RotationPlan {
+  const steps: RotationStep[] = [];
+  const notes: string[] = [];
+  let waitUntil: number | undefined;
+  const actives = keys.filter((key) => key.state === 'active');
+  if (actives.length > 1) throw new KeyRingError(`${actives.length} keys claim state "active"; fix the manifest by hand first`);
+  // A cron job without --alg keeps the algorithm an operator chose earlier.
+  const alg = options.alg ?? actives[0]?.alg ?? DEFAULT_KEY_ALG;
+  const oldestFirst = (a: KeyMeta, b: KeyMeta) => a.createdAt - b.createdAt;
+  const nexts = keys.filter((key) => key.state === 'next').sort(oldestFirst);
+  const removed = new Set<string>();
+
+  for (const key of keys) {
+    const at = key.state === 'retired' ? removableAt(key, options) : undefined;
+    if (at !== undefined && now >= at && key.kid !== options.emergencyKid) {
+      steps.push({ action: 'remove', kid: key.kid, reason: 'expired' });
+      removed.add(key.kid);
+    }
+  }
+
+  let active = actives[0];
+  let nextRemains = nexts.length > 0;
+  if (options.emergencyKid !== undefined) {
+    const target = keys.find((key) => key.kid === options.emergencyKid);
+    if (target === undefined) throw new KeyRingError(`no key has kid ${options.emergencyKid}; see \`npm run keys:list\``);
+    steps.push({ action: 'remove', kid: target.kid, reason: 'compromised' });
+    notes.push(
+      `${target.kid} (${target.state}) leaves the JWKS now and never signs again. Tokens it signed are rejected by this ` +
+        `server at once and by resource servers once their JWKS caches refresh (within JWKS_MAX_AGE = ${formatDuration(options.jwksMaxAge)}).`,
+    );
+    const candidates = nexts.filter((key) => key.kid !== target.kid);
+    nextRemains = candidates.length > 0;
+    if (target.state === 'active') {
+      active = undefined;
+      const successor = candidates[0];
+      if (successor !== undefined) {
+        steps.push({ action: 'promote', kid: successor.kid });
+        nextRemains = candidates.length > 1;
+        notes.push(`${successor.kid} was already published since ${iso(successor.createdAt)} and signs from now on.`);
+      } else {
+        steps.push({ action: 'create', state: 'active', alg });
+        notes.push(
+          'No next key was published, so a fresh key signs at once: resource servers that do not refetch the JWKS on an ' +
+            `unknown kid reject its tokens until their cache expires (within ${formatDuration(options.jwksMaxAge)}).`,
+        );
+      }
+    }
+  } else if (active === undefined) {
+    const successor = nexts[0];
+    if (successor !== undefined) {
+      steps.push({ action: 'promote', kid: successor.kid });
+      nextRemains = nexts.length > 1;
+      notes.push('No key was active, so the oldest next key is promoted at once: nothing could sign otherwise.');
+    } else {
+      steps.push({ action: 'create', state: 'active', alg });
+      notes.push(
+        keys.length === 0
+          ? 'The key ring was empty: the first key is active at once (nothing can have cached a JWKS without it).'
+          : 'No key was active or next: a fresh key is active at once (nothing could sign otherwise).',
+      );
+    }
+  } else {
+    const candidate = nexts[0];
+    if (candidate !== undefined) {
+      const at = promotableAt(candidate, options);
+      if (now >= at) {
+        steps.push({ action: 'promote', kid: candidate.kid }, { action: 'retire', kid: active.kid });
+        nextRemains = nexts.length > 1;
+      } else {
+        waitUntil = at;
+        notes.push(
+          `Next key ${candidate.kid} has been published for ${formatDuration((now - candidate.createdAt) / 1000)}; it may sign only ` +
+            `after JWKS_MAX_AGE + KEY_PROMOTION_MARGIN (${formatDuration(options.jwksMaxAge + options.keyPromotionMargin)}), ` +
+            `at ${iso(at)}. Run keys:rotate again in ${formatDuration((at - now) / 1000)}.`,
+        );
+      }
+    }
+  }
+
+  if (!nextRemains) steps.push({ action: 'create', state: 'next', alg });
+  return { steps, notes, promotableAt: waitUntil };
+}
+
+/** The manifest after `steps`; `createdKids[i]` is the kid of the i-th `create` step. */
+export function applyPlan(keys: readonly KeyMeta[], steps: readonly RotationStep[], now: number, createdKids: readonly string[]): KeyMeta[] {
+  let result = [...keys];
+  let created = 0;
+  for (const step of steps) {
+    switch (step.action) {
+      case 'remove':
+        result = result.filter((key) => key.kid !== step.kid);
+        break;
+      case 'promote':
+        result = result.map((key) => (key.kid === step.kid ? { ...key, state: 'active', activatedAt: now } : key));
+        break;
+      case 'retire':
+        result = result.map((key) => (key.kid === step.kid ? { ...key, state: 'retired', retiredAt: now } : key));
+        break;
+      case 'create': {
+        const kid = createdKids[created++];
+        if (kid === undefined) throw new Error('applyPlan: a created kid is missing');
+        result.push({ kid, alg: step.alg, state: step.state, createdAt: now, activatedAt: step.state === 'active' ? now : undefined, retiredAt: undefined });
+        break;
+      }
+    }
+  }
+  if (result.filter((key) => key.state === 'active').length !== 1) throw new Error('applyPlan: the plan does not leave exactly one active key');
+  return result;
+}
+
+/** Makes a private JWK for a new key; tests inject pre-generated keys to save time. */
+export type KeyGenerator = (alg: KeyAlg) => Promise<JsonWebKey>;
+
+export interface ExecuteOptions {
+  readonly clock: Clock;
+  readonly generateKey?: KeyGenerator;
+}
+
+export interface CreatedKey {
+  readonly kid: string;
+  readonly alg: KeyAlg;
+  readonly state: KeyState;
+}
+
+/**
+ * Applies `plan` to the directory `state` was loaded from. Must run under the directory
+ * lock. Order matters to readers: new key files first, then the manifest (one atomic
+ * rename switches every state at once), then deletion of the files it no longer names.
+ */
+export async function executeRotation(state: KeyDirState, plan: RotationPlan, { clock, generateKey = generatePrivateJwk }: ExecuteOptions): Promise<{ keys: KeyMeta[]; created: CreatedKey[] }> {
+  const { dir } = state;
+  const now = clock.now();
+  // Nothing to do: leave the manifest untouched, so running servers see no change to reload.
+  if (plan.steps.length === 0 && state.orphans.length === 0 && state.tempFiles.length === 0) return { keys: [...state.keys], created: [] };
+  const created: CreatedKey[] = [];
+  for (const step of plan.steps) {
+    if (step.action !== 'create') continue;
+    const jwk = await generateKey(step.alg);
+    const kid = await thumbprintOf(createPublicKey(createPrivateKey({ key: jwk, format: 'jwk' })));
+    await writeFileAtomic(join(dir, keyFileName(kid)), `${JSON.stringify({ ...jwk, kid, alg: step.alg, use: 'sig' })}\n`, dir);
+    created.push({ kid, alg: step.alg, state: step.state });
+  }
+  const keys = applyPlan(
+    state.keys,
+    plan.steps,
+    now,
+    created.map((key) => key.kid),
+  );
+  await writeFileAtomic(join(dir, MANIFEST_FILE), serializeManifest(keys), dir);
+
+  const kept = new Set(keys.map((key) => key.kid));
+  const garbage = [
+    ...state.keys.filter((key) => !kept.has(key.kid)).map((key) => key.file),
+    ...state.orphans,
+    ...state.tempFiles,
+  ];
+  for (const file of garbage) await rm(file, { force: true });
+  if (garbage.length > 0) await fsyncDir(dir);
+  return { keys, created };
+}
+
+export interface RotateKeysOptions extends RotationOptions {
+  readonly dir: string;
+  readonly clock: Clock;
+  readonly production: boolean;
+  /** Plan and report, change nothing. */
+  readonly dryRun?: boolean;
+  readonly generateKey?: KeyGenerator;
+  readonly lock?: LockOptions;
+}
+
+export interface RotateKeysResult {
+  /** The manifest as found (under the lock). */
+  readonly before: readonly KeyMeta[];
+  readonly plan: RotationPlan;
+  /** The manifest afterwards; undefined on a dry run. */
+  readonly after: readonly KeyMeta[] | undefined;
+  readonly created: readonly CreatedKey[];
+  /** Loose file modes and similar, outside production. */
+  readonly warnings: readonly string[];
+}
+
+/** `npm run keys:rotate`: load, plan and execute one step under the directory lock. */
+export async function rotateKeys(options: RotateKeysOptions): Promise<RotateKeysResult> {
+  const { dir, clock, production } = options;
+  if (options.dryRun) {
+    const state = await loadKeyDir(dir, { production });
+    return { before: state.keys, plan: planRotation(state.keys, clock.now(), options), after: undefined, created: [], warnings: state.warnings };
+  }
+  await ensureDir(dir);
+  return withKeyDirLock(
+    dir,
+    async () => {
+      const state = await loadKeyDir(dir, { production });
+      const plan = planRotation(state.keys, clock.now(), options);
+      const { keys, created } = await executeRotation(state, plan, options);
+      return { before: state.keys, plan, after: keys, created, warnings: state.warnings };
+    },
+    options.lock,
+  );
+}
+
+/**
+ * Dev mode's first start: when KEYS_DIR holds no key, create one active RS256 key (and the
+ * directory, mode 0700). Resolves the new kid, or undefined when keys already exist.
+ */
+export async function ensureDevKey(dir: string, clock: Clock, options: { generateKey?: KeyGenerator; lock?: LockOptions } = {}): Promise<string | undefined> {
+  await ensureDir(dir);
+  return withKeyDirLock(
+    dir,
+    async () => {
+      const state = await loadKeyDir(dir, { production: false });
+      if (state.keys.length > 0) return undefined;
+      // A checked-out ./keys is 0755; the key about to be written in it is ours to protect.
+      if (((await stat(dir)).mode & 0o077) !== 0) await chmod(dir, 0o700);
+      const plan: RotationPlan = { steps: [{ action: 'create', state: 'active', alg: DEFAULT_KEY_ALG }], notes: [], promotableAt: undefined };
+      const { created } = await executeRotation(state, plan, { clock, generateKey: options.generateKey });
+      return created[0]?.kid;
+    },
+    options.lock,
+  );
+}
+
+/** `90` → `1m 30s`; whole seconds, largest two units. */
+export function formatDuration(seconds: number): string {
+  let rest = Math.max(0, Math.ceil(seconds));
+  const parts: string[] = [];
+  for (const [unit, size] of [['d', 86400], ['h', 3600], ['m', 60], ['s', 1]] as const) {
+    if (rest >= size || (unit === 's' && parts.length === 0)) {
+      parts.push(`${Math.floor(rest / size)}${unit}`);
+      rest %= size;
+    }
+  }
+  return parts.slice(0, 2).join(' ');
+}
+
+const iso = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');

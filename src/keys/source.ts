@@ -1,0 +1,180 @@
+/**
+ * The running server's view of KEYS_DIR. Changes made by `keys:rotate` (on this host or
+ * through a shared mount) are picked up without a restart: fs.watch for speed, plus a
+ * periodic fingerprint of the directory because watch events are unreliable on network
+ * file systems and some container mounts. A new state replaces the ring in one assignment;
+ * an invalid one is logged and the previous ring keeps serving.
+ */
+import { watch, type FSWatcher } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
+import { KeyRingError } from './errors.js';
+import { isKeyFileName, listDir, MANIFEST_FILE } from './key-files.js';
+import { KeyRing, loadKeyDir } from './key-ring.js';
+import { ensureDevKey, type KeyGenerator } from './rotation.js';
+
+export interface KeyRingSource {
+  /** The ring in force. Throws KeyRingError before `start()` has succeeded. */
+  current(): KeyRing;
+  /** True once a ring with an active key is loaded (for /readyz). */
+  ready(): boolean;
+  /**
+   * Loads the ring (in dev, first creating a key when the directory holds none) and starts
+   * watching. Rejects with KeyRingError when there is no usable ring: in production when
+   * KEYS_DIR holds no key, with a message saying to run `npm run keys:rotate`.
+   */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Re-reads now if the directory changed since the last read; true when a new ring took over. */
+  reload(): Promise<boolean>;
+}
+
+export interface KeyRingSourceOptions {
+  readonly dir: string;
+  readonly production: boolean;
+  readonly clock: Clock;
+  readonly logger: Pick<Logger, 'info' | 'warn' | 'error' | 'debug'>;
+  /** Fallback re-read period; default 2000 ms. */
+  readonly pollIntervalMs?: number;
+  /** Watch events come in bursts (a rotation writes several files); default 100 ms. */
+  readonly debounceMs?: number;
+  /** Create an active key when the directory holds none. Default: outside production. Never in production. */
+  readonly generateIfEmpty?: boolean;
+  readonly generateKey?: KeyGenerator;
+}
+
+export function createKeyRingSource(options: KeyRingSourceOptions): KeyRingSource {
+  const { dir, production, clock, logger } = options;
+  const pollIntervalMs = options.pollIntervalMs ?? 2000;
+  const debounceMs = options.debounceMs ?? 100;
+  const generateIfEmpty = !production && (options.generateIfEmpty ?? true);
+
+  let ring: KeyRing | undefined;
+  let lastFingerprint: string | undefined;
+  let watcher: FSWatcher | undefined;
+  let poller: NodeJS.Timeout | undefined;
+  let debounce: NodeJS.Timeout | undefined;
+  let running: Promise<boolean> | undefined;
+  let again = false;
+  let stopped = false;
+
+  async function load(): Promise<KeyRing> {
+    const state = await loadKeyDir(dir, { production });
+    const next = await KeyRing.fromState(state);
+    for (const warning of next.warnings) logger.warn({ dir }, `signing keys: ${warning}`);
+    return next;
+  }
+
+  async function reloadOnce(): Promise<boolean> {
+    const fingerprint = await fingerprintOf(dir);
+    if (fingerprint === lastFingerprint) return false;
+    lastFingerprint = fingerprint;
+    try {
+      const next = await load();
+      const previous = ring;
+      ring = next;
+      if (previous?.jwks.etag !== next.jwks.etag || previous.active.kid !== next.active.kid) {
+        logger.info({ dir, activeKid: next.active.kid, keys: next.keys.map(({ kid, state }) => ({ kid, state })) }, 'signing keys reloaded');
+      }
+      return true;
+    } catch (err) {
+      // The fingerprint is kept, so an invalid state is reported once, not every poll.
+      logger.error(
+        { dir, file: err instanceof KeyRingError ? err.file : undefined, reason: err instanceof Error ? err.message : String(err) },
+        'signing keys: the key directory is invalid; keeping the previous key ring',
+      );
+      return false;
+    }
+  }
+
+  /** One reload at a time; a request during one runs once more afterwards. */
+  function reload(): Promise<boolean> {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      let changed = false;
+      do {
+        again = false;
+        changed = (await reloadOnce()) || changed;
+      } while (again && !stopped);
+      return changed;
+    })().finally(() => {
+      running = undefined;
+    });
+    return running;
+  }
+
+  function schedule(): void {
+    if (stopped) return;
+    clearTimeout(debounce);
+    debounce = setTimeout(() => void reload(), debounceMs);
+    debounce.unref();
+  }
+
+  return {
+    current() {
+      if (ring === undefined) throw new KeyRingError('signing keys are not loaded yet', dir);
+      return ring;
+    },
+    ready: () => ring !== undefined,
+    reload,
+
+    async start() {
+      stopped = false;
+      if (generateIfEmpty) {
+        const kid = await ensureDevKey(dir, clock, { generateKey: options.generateKey });
+        if (kid !== undefined) logger.warn({ dir, kid }, 'signing keys: the key directory was empty, generated a development key (dev mode only)');
+      }
+      lastFingerprint = await fingerprintOf(dir);
+      ring = await load();
+      logger.info({ dir, activeKid: ring.active.kid, keys: ring.keys.map(({ kid, state }) => ({ kid, state })) }, 'signing keys loaded');
+      try {
+        watcher = watch(dir, { persistent: false }, schedule);
+        watcher.on('error', (err) => {
+          logger.debug({ dir, err }, 'signing keys: directory watch failed; relying on polling');
+          watcher?.close();
+          watcher = undefined;
+        });
+      } catch (err) {
+        logger.debug({ dir, err }, 'signing keys: cannot watch the directory; relying on polling');
+      }
+      poller = setInterval(() => void reload(), pollIntervalMs);
+      poller.unref();
+    },
+
+    async stop() {
+      stopped = true;
+      clearTimeout(debounce);
+      clearInterval(poller);
+      watcher?.close();
+      watcher = undefined;
+      await running;
+    },
+  };
+}
+
+/** Cheap identity of the directory's relevant contents: names, inodes, sizes, mtimes, modes. */
+async function fingerprintOf(dir: string): Promise<string> {
+  const names = await listDir(dir).catch(() => undefined);
+  if (names === undefined) return 'missing';
+  const parts: string[] = [];
+  try {
+    const info = await stat(dir);
+    parts.push(`.:${info.mode}`);
+  } catch {
+    return 'missing';
+  }
+  for (const name of names.filter((name) => name === MANIFEST_FILE || isKeyFileName(name)).sort()) {
+    try {
+      const info = await stat(join(dir, name));
+      parts.push(`${name}:${info.ino}:${info.size}:${info.mtimeMs}:${info.mode}`);
+    } catch {
+      parts.push(`${name}:gone`);
+    }
+  }
+  return parts.join('|');
+}

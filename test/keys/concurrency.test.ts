@@ -1,0 +1,83 @@
+import { spawnSync } from 'node:child_process';
+import { hostname } from 'node:os';
+import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { manualClock } from '../../src/clock.js';
+import { generatePrivateJwk } from '../../src/keys/algorithms.js';
+import { loadKeyDir, LOCK_FILE, rotateKeys, type KeyGenerator } from '../../src/keys/index.js';
+import { keyPool, removeTempDirs, runScript, tempKeysDir, TIMINGS } from './helpers.js';
+
+afterAll(removeTempDirs);
+
+async function expectValidRing(dir: string, keyCount: number): Promise<void> {
+  const state = await loadKeyDir(dir, { production: true });
+  expect(state.keys.filter((key) => key.state === 'active')).toHaveLength(1);
+  expect(state.keys).toHaveLength(keyCount);
+  expect(state.orphans).toEqual([]);
+  expect(state.tempFiles).toEqual([]);
+  expect((await readdir(dir)).sort()).toEqual([...state.keys.map((key) => `${key.kid}.jwk.json`), 'keyring.json'].sort());
+}
+
+describe('concurrent rotations', () => {
+  it('serialise in one process: the second plans from the first one\'s result', async () => {
+    const dir = await tempKeysDir();
+    const pool = keyPool();
+    // Slow key generation widens the window in which two unlocked rotations would both see an empty ring.
+    const slow: KeyGenerator = async (alg) => {
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      return pool(alg);
+    };
+    const options = { dir, clock: manualClock(), production: true, ...TIMINGS, generateKey: slow };
+    const results = await Promise.all([rotateKeys(options), rotateKeys(options)]);
+    expect(results.flatMap((result) => result.created)).toHaveLength(2);
+    expect(results.map((result) => result.plan.steps.length).sort()).toEqual([0, 2]);
+    await expectValidRing(dir, 2);
+  });
+
+  it('two keys:rotate processes started together leave a valid ring', async () => {
+    const dir = await tempKeysDir();
+    const runs = await Promise.all([runScript('keys-rotate', [], { KEYS_DIR: dir }), runScript('keys-rotate', [], { KEYS_DIR: dir })]);
+    for (const run of runs) {
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+    }
+    expect(runs.filter((run) => /created active/.test(run.stdout))).toHaveLength(1);
+    expect(runs.filter((run) => /again in/.test(run.stdout))).toHaveLength(1);
+    await expectValidRing(dir, 2);
+  });
+});
+
+describe('the directory lock', () => {
+  const quickKeys: KeyGenerator = () => generatePrivateJwk('EdDSA');
+  const options = (dir: string) => ({ dir, clock: manualClock(), production: true, ...TIMINGS, alg: 'EdDSA' as const, generateKey: quickKeys });
+  const lock = (dir: string, pid: number) => writeFile(join(dir, LOCK_FILE), JSON.stringify({ pid, host: hostname(), token: 'x', createdAt: new Date().toISOString() }));
+
+  it('waits for a live holder and then fails with a message naming the lock file', async () => {
+    const dir = await tempKeysDir();
+    await mkdir(dir, { mode: 0o700 });
+    await lock(dir, process.pid);
+    await expect(rotateKeys({ ...options(dir), lock: { timeoutMs: 300 } })).rejects.toThrow(
+      `${join(dir, LOCK_FILE)}: another key rotation holds the lock (pid ${process.pid} on ${hostname()}`,
+    );
+  });
+
+  it('breaks a lock whose holder process is gone', async () => {
+    const dir = await tempKeysDir();
+    await mkdir(dir, { mode: 0o700 });
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    await lock(dir, dead);
+    await rotateKeys({ ...options(dir), lock: { timeoutMs: 2000 } });
+    await expectValidRing(dir, 2);
+  });
+
+  it('breaks a lock older than the stale age even if its pid is alive', async () => {
+    const dir = await tempKeysDir();
+    await mkdir(dir, { mode: 0o700 });
+    await lock(dir, process.pid);
+    const old = new Date(Date.now() - 120_000);
+    await utimes(join(dir, LOCK_FILE), old, old);
+    await rotateKeys({ ...options(dir), lock: { timeoutMs: 2000 } });
+    await expectValidRing(dir, 2);
+  });
+});
