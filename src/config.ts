@@ -122,10 +122,16 @@ const schema = z.object({
   LOGIN_RATE_LIMIT: budget('5/15m'),
   LOGIN_IP_RATE_LIMIT: budget('100/15m'),
   LOGIN_ACCOUNT_RATE_LIMIT: budget('50/1h'),
+  CLIENT_AUTH_RATE_LIMIT: budget('20/15m'),
+  REGISTER_RATE_LIMIT: budget('10/1h'),
+  LOGIN_CLIENT_ID: z.string().min(1).max(128).default('demo-app'),
   CORS_ORIGINS: list.pipe(z.array(z.string().refine(isOrigin, { message: 'each origin must be exactly scheme://host[:port]' }))),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   BODY_LIMIT: integer(64 * 1024, 1024, 10 * 1024 * 1024),
   SHUTDOWN_TIMEOUT: duration('10s', { min: 1 }),
+  HTTP_HEADERS_TIMEOUT: duration('10s', { min: 1 }),
+  HTTP_REQUEST_TIMEOUT: duration('30s', { min: 1 }),
+  HTTP_KEEPALIVE_TIMEOUT: duration('5s', { min: 1 }),
   ARGON2_MEMORY_KIB: integer(19456, 8192, 4 * 1024 * 1024),
   ARGON2_TIME_COST: integer(2, 1, 20),
   ARGON2_PARALLELISM: integer(1, 1, 16),
@@ -167,12 +173,20 @@ export interface Config {
   readonly loginRateLimit: RateBudget;
   readonly loginIpRateLimit: RateBudget;
   readonly loginAccountRateLimit: RateBudget;
+  /** Failed client authentications per client id + IP on the OAuth endpoints. */
+  readonly clientAuthRateLimit: RateBudget;
+  /** Registrations of an already-taken email per IP (slows account discovery). */
+  readonly registerRateLimit: RateBudget;
   readonly corsOrigins: readonly string[];
+  /** The first-party public client `/auth/login` issues for when the body names none. */
+  readonly loginClientId: string;
   readonly logLevel: (typeof LOG_LEVELS)[number];
   /** Bytes. Larger request bodies get 413. */
   readonly bodyLimit: number;
   /** Seconds the process waits for in-flight requests after SIGTERM. */
   readonly shutdownTimeout: number;
+  /** Seconds: slow clients are cut off (slow-loris): all headers within, the whole request within; idle keep-alive. */
+  readonly http: { readonly headersTimeout: number; readonly requestTimeout: number; readonly keepAliveTimeout: number };
   readonly argon2: { readonly memoryCost: number; readonly timeCost: number; readonly parallelism: number };
   /** Dev mode only. */
   readonly devClientSecret: string | undefined;
@@ -234,10 +248,14 @@ export function parseConfig(env: Env): Config {
     loginRateLimit: e.LOGIN_RATE_LIMIT,
     loginIpRateLimit: e.LOGIN_IP_RATE_LIMIT,
     loginAccountRateLimit: e.LOGIN_ACCOUNT_RATE_LIMIT,
+    clientAuthRateLimit: e.CLIENT_AUTH_RATE_LIMIT,
+    registerRateLimit: e.REGISTER_RATE_LIMIT,
     corsOrigins: e.CORS_ORIGINS,
+    loginClientId: e.LOGIN_CLIENT_ID,
     logLevel: e.LOG_LEVEL,
     bodyLimit: e.BODY_LIMIT,
     shutdownTimeout: e.SHUTDOWN_TIMEOUT,
+    http: { headersTimeout: e.HTTP_HEADERS_TIMEOUT, requestTimeout: e.HTTP_REQUEST_TIMEOUT, keepAliveTimeout: e.HTTP_KEEPALIVE_TIMEOUT },
     argon2: { memoryCost: e.ARGON2_MEMORY_KIB, timeCost: e.ARGON2_TIME_COST, parallelism: e.ARGON2_PARALLELISM },
     devClientSecret: production ? undefined : e.DEV_CLIENT_SECRET,
     devUserPassword: production ? undefined : e.DEV_USER_PASSWORD,

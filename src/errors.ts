@@ -13,6 +13,7 @@ export type OAuthErrorCode =
   | 'unsupported_grant_type'
   | 'unsupported_token_type'
   | 'invalid_scope'
+  | 'invalid_target'
   | 'invalid_token'
   | 'insufficient_scope'
   | 'access_denied'
@@ -88,6 +89,12 @@ export class UnsupportedTokenTypeError extends OAuthError {
 
 export class InvalidScopeError extends OAuthError {
   readonly code = 'invalid_scope';
+  readonly status = 400;
+}
+
+/** RFC 8707 §2: the requested resource/audience is not one this client may have. */
+export class InvalidTargetError extends OAuthError {
+  readonly code = 'invalid_target';
   readonly status = 400;
 }
 

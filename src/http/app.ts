@@ -7,31 +7,68 @@ import Koa from 'koa';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import { MethodNotAllowedError, NotFoundError } from '../errors.js';
+import type { KeyRingSource } from '../keys/source.js';
 import type { Logger } from '../log.js';
+import type { ClientAuthenticator } from '../oauth/client-auth.js';
+import type { TokenService } from '../oauth/token-service.js';
 import type { Random } from '../random.js';
+import type { ClientStore, FamilyStore } from '../stores/types.js';
+import type { UserService } from '../users/service.js';
 import { parseBody } from './middleware/body.js';
 import { errorResponses } from './middleware/errors.js';
 import { requestLog } from './middleware/request-log.js';
+import { corsPolicy, securityHeaders } from './middleware/security.js';
+import { createAuthRoutes } from './routes/auth.js';
 import { liveness, readiness, type ReadinessCheck } from './routes/health.js';
+import { authenticateClient, exchangeGrant, introspectToken, noStore, revokeToken } from './routes/oauth.js';
+import { jwksRoute, metadataRoute } from './routes/well-known.js';
 
 export interface AppDeps {
-  readonly config: Pick<Config, 'bodyLimit'>;
+  readonly config: Pick<Config, 'bodyLimit' | 'corsOrigins' | 'issuer' | 'jwksMaxAge' | 'loginClientId' | 'refreshTokenTtl'>;
   readonly logger: Logger;
   readonly clock: Clock;
   readonly random: Random;
   readonly readiness: readonly ReadinessCheck[];
+  readonly keys: Pick<KeyRingSource, 'current'>;
+  readonly tokens: TokenService;
+  readonly users: UserService;
+  readonly clientAuth: ClientAuthenticator;
+  readonly families: FamilyStore;
+  readonly clients: Pick<ClientStore, 'findById'>;
+  /** `scopes_supported` of the metadata. */
+  readonly scopes?: readonly string[];
 }
 
 export function createApp(deps: AppDeps): Koa {
   const app = new Koa({ proxy: false });
   app.silent = true;
 
+  const oauth = { tokens: deps.tokens, users: deps.users, clientAuth: deps.clientAuth };
+  const client = authenticateClient(oauth);
+  const auth = createAuthRoutes(deps);
+
   const router = new Router();
   router.get('/healthz', liveness());
   router.get('/readyz', readiness(deps.readiness));
+  router.get('/.well-known/jwks.json', jwksRoute(deps.keys, deps.config.jwksMaxAge));
+  router.get('/.well-known/oauth-authorization-server', metadataRoute({ issuer: deps.config.issuer, keys: deps.keys, scopes: deps.scopes ?? [], maxAgeSec: deps.config.jwksMaxAge }));
+  router.post('/oauth/token', noStore, client, exchangeGrant(oauth));
+  router.post('/oauth/revoke', noStore, client, revokeToken(oauth));
+  router.post('/oauth/introspect', noStore, client, introspectToken(oauth));
+  router.post('/auth/register', auth.register);
+  router.post('/auth/login', auth.login);
+  router.post('/auth/refresh', auth.refresh);
+  router.post('/auth/logout', auth.requireUser, auth.logout);
+  router.post('/auth/logout-all', auth.requireUser, auth.logoutAll);
+  router.get('/auth/me', auth.requireUser, auth.me);
+  router.post('/auth/password', auth.requireUser, auth.changePassword);
+  router.get('/auth/sessions', auth.requireUser, auth.listSessions);
+  router.delete('/auth/sessions/:id', auth.requireUser, auth.endSession);
 
   app.use(requestLog(deps));
   app.use(errorResponses());
+  app.use(securityHeaders({ https: deps.config.issuer.startsWith('https:') }));
+  app.use(corsPolicy({ origins: deps.config.corsOrigins }));
   app.use(parseBody({ limit: deps.config.bodyLimit }));
   app.use(routeMisses);
   app.use(router.routes());

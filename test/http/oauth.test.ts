@@ -1,0 +1,282 @@
+/**
+ * The OAuth endpoints through HTTP, with users and clients in MongoDB (the harness's
+ * backend) and refresh families, denylist and rate limits on a real Redis.
+ */
+import { generateKeyPair, SignJWT } from 'jose';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { hashClientSecret } from '../../src/clients/secrets.js';
+import { startTestService, USER_EMAIL, type TestService } from '../support/app.js';
+import { expectOAuthError, introspect, passwordLogin, refreshGrant, verifyWithJwks } from '../support/http.js';
+import { testDatabaseUri } from '../support/mongo.js';
+import { startTestRedis, type TestRedis } from '../support/redis.js';
+
+let redis: TestRedis;
+let service: TestService;
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  service = await startTestService({ REDIS_URL: redis.url, MONGODB_URI: testDatabaseUri(inject('mongoUri'), 'oauth') });
+  await service.stores.clients.create({
+    clientId: 'partner-app',
+    name: 'Third-party app',
+    type: 'confidential',
+    firstParty: false,
+    grantTypes: ['password', 'refresh_token', 'client_credentials'],
+    scopes: ['read'],
+    audiences: ['https://api.partner.test'],
+    permissions: [],
+    cookieMode: false,
+    secretHash: hashClientSecret('partner-secret-0123456789'),
+  });
+  await service.stores.clients.create({
+    clientId: 'other-app',
+    name: 'Another first-party app',
+    type: 'public',
+    firstParty: true,
+    grantTypes: ['password', 'refresh_token'],
+    scopes: ['profile'],
+    audiences: [],
+    permissions: [],
+    cookieMode: false,
+    secretHash: undefined,
+  });
+});
+
+afterAll(async () => {
+  await service?.close();
+  await redis?.stop();
+});
+
+const partnerBasic = `Basic ${Buffer.from('partner-app:partner-secret-0123456789').toString('base64')}`;
+
+describe('POST /oauth/token: client_credentials', () => {
+  it('issues an RFC 9068 access token to a confidential client with Basic auth, and no refresh token', async () => {
+    const res = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials' }).expect(200);
+    expect(res.headers['cache-control']).toBe('no-store');
+    expect(res.headers.pragma).toBe('no-cache');
+    expect(res.body).toEqual({ access_token: expect.any(String), token_type: 'Bearer', expires_in: 900, scope: 'read write' });
+    const { payload, header } = await verifyWithJwks(service, res.body.access_token);
+    expect(header).toMatchObject({ typ: 'at+jwt', alg: 'RS256', kid: expect.any(String) });
+    expect(payload).toMatchObject({ iss: 'http://auth.test', sub: 'demo-service', client_id: 'demo-service', aud: 'http://auth.test', scope: 'read write' });
+    expect(payload.exp! - payload.iat!).toBe(900);
+    expect(payload.nbf).toBe(payload.iat);
+    expect(payload.jti).toEqual(expect.any(String));
+    expect(payload).not.toHaveProperty('sid');
+  });
+
+  it('accepts client_secret_post and a JSON body, and narrows the scope on request', async () => {
+    const res = await request(service.callback)
+      .post('/oauth/token')
+      .send({ grant_type: 'client_credentials', client_id: 'demo-service', client_secret: 'test-service-secret-0123456789abcdef', scope: 'read' })
+      .expect(200);
+    expect(res.body.scope).toBe('read');
+  });
+
+  it('refuses a scope the client may not have, and an audience it may not target', async () => {
+    const scope = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials', scope: 'read admin' });
+    expectOAuthError(scope, 400, 'invalid_scope');
+    expect(scope.body.error_description).toContain('admin');
+    const target = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials', resource: 'https://elsewhere.test' });
+    expectOAuthError(target, 400, 'invalid_target');
+  });
+
+  it('issues for an allowed audience (RFC 8707 resource)', async () => {
+    const res = await request(service.callback).post('/oauth/token').set('Authorization', partnerBasic).type('form').send({ grant_type: 'client_credentials', resource: 'https://api.partner.test' }).expect(200);
+    const payload = JSON.parse(Buffer.from(res.body.access_token.split('.')[1], 'base64url').toString());
+    expect(payload.aud).toBe('https://api.partner.test');
+  });
+});
+
+describe('POST /oauth/token: client authentication', () => {
+  const grant = { grant_type: 'client_credentials' };
+
+  it('answers a wrong secret, an unknown client and malformed Basic with 401 invalid_client and WWW-Authenticate', async () => {
+    const attempts = [
+      `Basic ${Buffer.from('demo-service:wrong').toString('base64')}`,
+      `Basic ${Buffer.from('nobody:secret').toString('base64')}`,
+      'Basic !!!not-base64!!!',
+      `Basic ${Buffer.from('no-colon').toString('base64')}`,
+      'Bearer abc',
+    ];
+    for (const authorization of attempts) {
+      const res = await request(service.callback).post('/oauth/token').set('Authorization', authorization).type('form').send(grant);
+      expectOAuthError(res, 401, 'invalid_client');
+      expect(res.headers['www-authenticate']).toMatch(/^Basic /);
+    }
+  });
+
+  it('refuses two authentication methods at once', async () => {
+    const res = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ ...grant, client_secret: 'x' });
+    expectOAuthError(res, 400, 'invalid_request');
+  });
+
+  it('refuses a confidential client that sends no secret, and any client with no credentials', async () => {
+    expectOAuthError(await request(service.callback).post('/oauth/token').type('form').send({ ...grant, client_id: 'demo-service' }), 401, 'invalid_client');
+    expectOAuthError(await request(service.callback).post('/oauth/token').type('form').send(grant), 401, 'invalid_client');
+  });
+});
+
+describe('POST /oauth/token: request errors', () => {
+  it('names unsupported and missing grant types, and refuses a grant the client does not have', async () => {
+    expectOAuthError(await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'authorization_code' }), 400, 'unsupported_grant_type');
+    expectOAuthError(await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({}), 400, 'invalid_request');
+    expectOAuthError(await passwordLogin(service, { client_id: 'demo-service', client_secret: 'test-service-secret-0123456789abcdef' }), 400, 'unauthorized_client');
+  });
+
+  it('refuses duplicated parameters and wrongly typed JSON values, naming the field', async () => {
+    const duplicate = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send('grant_type=client_credentials&scope=read&scope=write');
+    expectOAuthError(duplicate, 400, 'invalid_request');
+    const typed = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).send({ grant_type: 'client_credentials', scope: ['read'] });
+    expectOAuthError(typed, 400, 'invalid_request');
+    expect(typed.body.error_description).toMatch(/^scope/);
+    const nul = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).send({ grant_type: 'client_credentials', scope: 'read\u0000' });
+    expectOAuthError(nul, 400, 'invalid_request');
+  });
+});
+
+describe('POST /oauth/token: password and refresh_token', () => {
+  it('logs a user in through a first-party client, with roles, email and a family id', async () => {
+    const res = await passwordLogin(service).expect(200);
+    expect(res.body).toEqual({ access_token: expect.any(String), token_type: 'Bearer', expires_in: 900, scope: 'profile email offline_access', refresh_token: expect.any(String) });
+    const { payload } = await verifyWithJwks(service, res.body.access_token);
+    expect(payload).toMatchObject({ email: USER_EMAIL, roles: ['admin'], client_id: 'demo-app', sid: expect.any(String) });
+    // The refresh token names its family, which is the access token's `sid`.
+    expect(res.body.refresh_token.startsWith(`${payload.sid as string}.`)).toBe(true);
+  });
+
+  it('gives an unknown email and a wrong password the same answer', async () => {
+    const wrong = await passwordLogin(service, { password: 'not the password' });
+    const unknown = await passwordLogin(service, { username: 'nobody@example.com', password: 'not the password' });
+    expectOAuthError(wrong, 400, 'invalid_grant');
+    expect(unknown.status).toBe(wrong.status);
+    expect(unknown.body).toEqual(wrong.body);
+  });
+
+  it('refuses the password grant to a client that is not first-party', async () => {
+    const res = await request(service.callback).post('/oauth/token').set('Authorization', partnerBasic).type('form').send({ grant_type: 'password', username: USER_EMAIL, password: 'whatever-password' });
+    expectOAuthError(res, 400, 'unauthorized_client');
+  });
+
+  it('rotates the refresh token on every use and revokes the family when a rotated one comes back', async () => {
+    const login = (await passwordLogin(service).expect(200)).body;
+    const first = (await refreshGrant(service, login.refresh_token).expect(200)).body;
+    expect(first.refresh_token).not.toBe(login.refresh_token);
+    const second = (await refreshGrant(service, first.refresh_token).expect(200)).body;
+
+    const reuse = await refreshGrant(service, login.refresh_token);
+    expectOAuthError(reuse, 400, 'invalid_grant');
+    // The newest token died with the family, and so did the family's access tokens.
+    expectOAuthError(await refreshGrant(service, second.refresh_token), 400, 'invalid_grant');
+    expect((await introspect(service, second.access_token).expect(200)).body).toEqual({ active: false });
+  });
+
+  it('binds a refresh token to its client', async () => {
+    const login = (await passwordLogin(service).expect(200)).body;
+    expectOAuthError(await refreshGrant(service, login.refresh_token, { client_id: 'other-app' }), 400, 'invalid_grant');
+    // The failed attempt by another client did not consume or revoke it.
+    await refreshGrant(service, login.refresh_token).expect(200);
+  });
+
+  it('allows a narrower scope on refresh and refuses a wider one without rotating', async () => {
+    const login = (await passwordLogin(service, { scope: 'profile email' }).expect(200)).body;
+    expectOAuthError(await refreshGrant(service, login.refresh_token, { scope: 'profile offline_access' }), 400, 'invalid_scope');
+    const narrow = (await refreshGrant(service, login.refresh_token, { scope: 'email' }).expect(200)).body;
+    expect(narrow.scope).toBe('email');
+    // The family keeps its own scope: the next refresh without a scope gets it all back.
+    expect((await refreshGrant(service, narrow.refresh_token).expect(200)).body.scope).toBe('profile email');
+  });
+
+  it('answers garbage and forged refresh tokens with invalid_grant', async () => {
+    const login = (await passwordLogin(service).expect(200)).body;
+    const [family] = login.refresh_token.split('.');
+    for (const token of ['garbage', `${family}.0.${'A'.repeat(43)}.${'B'.repeat(22)}`, 'a'.repeat(500)]) {
+      expectOAuthError(await refreshGrant(service, token), 400, 'invalid_grant');
+    }
+    await refreshGrant(service, login.refresh_token).expect(200);
+  });
+});
+
+describe('POST /oauth/revoke (RFC 7009)', () => {
+  it('ends a whole family when given a refresh token', async () => {
+    const login = (await passwordLogin(service).expect(200)).body;
+    await request(service.callback).post('/oauth/revoke').type('form').send({ token: login.refresh_token, client_id: 'demo-app' }).expect(200);
+    expectOAuthError(await refreshGrant(service, login.refresh_token), 400, 'invalid_grant');
+    expect((await introspect(service, login.access_token)).body.active).toBe(false);
+  });
+
+  it('denies an access token until it expires', async () => {
+    const token = (await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials' })).body.access_token;
+    expect((await introspect(service, token)).body.active).toBe(true);
+    await request(service.callback).post('/oauth/revoke').set('Authorization', service.basic).type('form').send({ token, token_type_hint: 'access_token' }).expect(200);
+    expect((await introspect(service, token)).body.active).toBe(false);
+    const jti = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).jti;
+    expect(await service.stores.denylist.isDenied(jti)).toBe(true);
+  });
+
+  it('answers 200 for unknown and malformed tokens', async () => {
+    for (const token of ['nope', 'a.b.c', 'x'.repeat(300)]) {
+      await request(service.callback).post('/oauth/revoke').set('Authorization', service.basic).type('form').send({ token }).expect(200);
+    }
+  });
+
+  it('lets a client revoke only its own tokens', async () => {
+    const login = (await passwordLogin(service).expect(200)).body;
+    const res = await request(service.callback).post('/oauth/revoke').set('Authorization', partnerBasic).type('form').send({ token: login.refresh_token });
+    expectOAuthError(res, 400, 'unauthorized_client');
+    await refreshGrant(service, login.refresh_token).expect(200);
+  });
+
+  it('requires client authentication', async () => {
+    expectOAuthError(await request(service.callback).post('/oauth/revoke').type('form').send({ token: 'x' }), 401, 'invalid_client');
+  });
+});
+
+describe('POST /oauth/introspect (RFC 7662)', () => {
+  it('describes an active access token with the standard members', async () => {
+    const login = (await passwordLogin(service).expect(200)).body;
+    const res = await introspect(service, login.access_token).expect(200);
+    expect(res.headers['cache-control']).toBe('no-store');
+    expect(res.body).toMatchObject({
+      active: true,
+      token_type: 'Bearer',
+      iss: 'http://auth.test',
+      sub: expect.any(String),
+      aud: 'http://auth.test',
+      client_id: 'demo-app',
+      scope: 'profile email offline_access',
+      exp: expect.any(Number),
+      iat: expect.any(Number),
+      sid: expect.any(String),
+    });
+  });
+
+  it('describes a refresh token without rotating it', async () => {
+    const login = (await passwordLogin(service).expect(200)).body;
+    const res = await introspect(service, login.refresh_token).expect(200);
+    expect(res.body).toMatchObject({ active: true, token_type: 'refresh_token', client_id: 'demo-app' });
+    await refreshGrant(service, login.refresh_token).expect(200);
+  });
+
+  it('answers active: false for garbage, foreign-issuer and wrongly signed tokens', async () => {
+    const { privateKey } = await generateKeyPair('RS256');
+    const foreign = await new SignJWT({ client_id: 'demo-service', scope: 'read' })
+      .setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid: 'foreign' })
+      .setIssuer('https://evil.test')
+      .setSubject('demo-service')
+      .setAudience('http://auth.test')
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .setJti('x')
+      .sign(privateKey);
+    for (const token of ['garbage', foreign, 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.']) {
+      expect((await introspect(service, token).expect(200)).body).toEqual({ active: false });
+    }
+  });
+
+  it('is only for confidential clients with the introspect permission', async () => {
+    expectOAuthError(await request(service.callback).post('/oauth/introspect').set('Authorization', partnerBasic).type('form').send({ token: 'x' }), 403, 'access_denied');
+    expectOAuthError(await request(service.callback).post('/oauth/introspect').type('form').send({ token: 'x', client_id: 'demo-app' }), 403, 'access_denied');
+    expectOAuthError(await request(service.callback).post('/oauth/introspect').type('form').send({ token: 'x' }), 401, 'invalid_client');
+  });
+});

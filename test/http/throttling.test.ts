@@ -1,0 +1,127 @@
+/**
+ * Login and client-authentication throttling on a real Redis, including two service
+ * instances sharing it, and the account-wide budget seen from several IPs.
+ */
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedisClient, closeRedis, connectRedis } from '../../src/stores/redis/connection.js';
+import { createRedisRateLimits } from '../../src/stores/redis/rate-limits.js';
+import { createLoginThrottle } from '../../src/users/login-throttle.js';
+import { startTestService, USER_EMAIL, USER_PASSWORD, type TestService } from '../support/app.js';
+import { expectOAuthError } from '../support/http.js';
+import { startTestRedis, type TestRedis } from '../support/redis.js';
+
+let redis: TestRedis;
+let one: TestService;
+let two: TestService;
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  const env = { REDIS_URL: redis.url, LOGIN_IP_RATE_LIMIT: '12/15m', CLIENT_AUTH_RATE_LIMIT: '3/15m', REGISTER_RATE_LIMIT: '2/1h' };
+  one = await startTestService(env);
+  two = await startTestService(env);
+});
+afterAll(async () => {
+  await one?.close();
+  await two?.close();
+  await redis?.stop();
+});
+
+const attempt = (service: TestService, email: string, password = 'wrong password!') =>
+  request(service.callback).post('/auth/login').send({ email, password });
+
+describe('login throttling', () => {
+  it('answers the sixth failure for one account from one IP with 429, Retry-After and the JSON format; other accounts are unaffected', async () => {
+    await redis.flush();
+    for (let i = 0; i < 5; i += 1) expectOAuthError(await attempt(one, 'victim@example.com'), 400, 'invalid_grant');
+    const blocked = await attempt(one, 'victim@example.com');
+    expectOAuthError(blocked, 429, 'too_many_requests');
+    expect(Number(blocked.headers['retry-after'])).toBeGreaterThan(800);
+    expect(Number(blocked.headers['retry-after'])).toBeLessThanOrEqual(900);
+    // Even the right password is refused while blocked: the limit is not an oracle.
+    expectOAuthError(await attempt(one, 'victim@example.com', USER_PASSWORD), 429, 'too_many_requests');
+    // Another account from the same IP still gets an honest answer.
+    expectOAuthError(await attempt(one, 'bystander@example.com'), 400, 'invalid_grant');
+  });
+
+  it('adds up failures spread over two instances sharing one Redis', async () => {
+    await redis.flush();
+    for (let i = 0; i < 5; i += 1) expectOAuthError(await attempt(i % 2 === 0 ? one : two, USER_EMAIL), 400, 'invalid_grant');
+    expectOAuthError(await attempt(two, USER_EMAIL), 429, 'too_many_requests');
+    expectOAuthError(await attempt(one, USER_EMAIL, USER_PASSWORD), 429, 'too_many_requests');
+  });
+
+  it('applies the same counters to the password grant', async () => {
+    await redis.flush();
+    for (let i = 0; i < 3; i += 1) expectOAuthError(await attempt(one, USER_EMAIL), 400, 'invalid_grant');
+    const grant = () => request(two.callback).post('/oauth/token').type('form').send({ grant_type: 'password', client_id: 'demo-app', username: USER_EMAIL, password: 'wrong password!' });
+    expectOAuthError(await grant(), 400, 'invalid_grant');
+    expectOAuthError(await grant(), 400, 'invalid_grant');
+    const blocked = await grant();
+    expectOAuthError(blocked, 429, 'too_many_requests');
+    expect(blocked.headers['retry-after']).toMatch(/^\d+$/);
+  });
+
+  it('resets the account+IP counter on success', async () => {
+    await redis.flush();
+    for (let i = 0; i < 4; i += 1) await attempt(one, USER_EMAIL);
+    await attempt(one, USER_EMAIL, USER_PASSWORD).expect(200);
+    for (let i = 0; i < 5; i += 1) expectOAuthError(await attempt(two, USER_EMAIL), 400, 'invalid_grant');
+    expectOAuthError(await attempt(two, USER_EMAIL), 429, 'too_many_requests');
+  });
+
+  it('stops credential stuffing: the per-IP budget across accounts', async () => {
+    await redis.flush();
+    // 12 failures over 12 different accounts: each account is far from its own limit.
+    for (let i = 0; i < 12; i += 1) expectOAuthError(await attempt(i % 2 ? one : two, `stuffed${i}@example.com`), 400, 'invalid_grant');
+    expectOAuthError(await attempt(one, 'stuffed-next@example.com'), 429, 'too_many_requests');
+  });
+
+  it('locks an account attacked from many IPs only until the window ends, never for good', async () => {
+    const client = createRedisClient({ url: redis.url });
+    await connectRedis(client);
+    try {
+      await redis.flush();
+      const throttle = createLoginThrottle(createRedisRateLimits(client), {
+        accountIp: { points: 5, durationSec: 900 },
+        ip: { points: 100, durationSec: 900 },
+        account: { points: 10, durationSec: 2 },
+      });
+      for (let i = 0; i < 10; i += 1) {
+        await throttle.check('target@example.com', `203.0.113.${i}`);
+        await throttle.recordFailure('target@example.com', `203.0.113.${i}`);
+      }
+      // The owner, from a fresh IP, is slowed down too...
+      const locked = await throttle.check('target@example.com', '198.51.100.7').catch((err: { status: number; headers: Record<string, string> }) => err);
+      expect(locked).toMatchObject({ status: 429, headers: { 'Retry-After': expect.stringMatching(/^[12]$/) } });
+      // ...but only until the account window ends.
+      await new Promise((resolve) => setTimeout(resolve, 2100));
+      await expect(throttle.check('target@example.com', '198.51.100.7')).resolves.toBeUndefined();
+    } finally {
+      await closeRedis(client);
+    }
+  });
+});
+
+describe('client authentication throttling', () => {
+  it('answers repeated failed client authentication from one IP with 429, on every OAuth endpoint', async () => {
+    await redis.flush();
+    const wrong = `Basic ${Buffer.from('demo-service:not-the-secret').toString('base64')}`;
+    expectOAuthError(await request(one.callback).post('/oauth/token').set('Authorization', wrong).type('form').send({ grant_type: 'client_credentials' }), 401, 'invalid_client');
+    expectOAuthError(await request(two.callback).post('/oauth/introspect').set('Authorization', wrong).type('form').send({ token: 'x' }), 401, 'invalid_client');
+    expectOAuthError(await request(one.callback).post('/oauth/revoke').set('Authorization', wrong).type('form').send({ token: 'x' }), 401, 'invalid_client');
+    const blocked = await request(two.callback).post('/oauth/token').set('Authorization', one.basic).type('form').send({ grant_type: 'client_credentials' });
+    expectOAuthError(blocked, 429, 'too_many_requests');
+    expect(blocked.headers['retry-after']).toMatch(/^\d+$/);
+  });
+});
+
+describe('registration of taken emails', () => {
+  it('is rate-limited per IP', async () => {
+    await redis.flush();
+    const taken = () => request(one.callback).post('/auth/register').send({ email: USER_EMAIL, password: 'some password' });
+    expectOAuthError(await taken(), 409, 'conflict');
+    expectOAuthError(await taken(), 409, 'conflict');
+    expectOAuthError(await taken(), 429, 'too_many_requests');
+  });
+});

@@ -1,0 +1,121 @@
+/**
+ * The entry point as a real process: configuration errors, graceful shutdown with a
+ * request in flight, and readiness following Redis going away and coming back.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, spawnTracked, stopProcess, waitFor } from './support/processes.js';
+import { startTestRedis, type TestRedis } from './support/redis.js';
+
+const ENTRY = join(import.meta.dirname, '..', 'src', 'server.ts');
+const dirs: string[] = [];
+
+function tempKeys(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'server-keys-'));
+  dirs.push(dir);
+  return dir;
+}
+
+interface Started {
+  child: ChildProcess;
+  port: number;
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+async function startProcess(env: Record<string, string>): Promise<Started> {
+  const port = await freePort();
+  let output = '';
+  const child = spawnTracked(process.execPath, ['--import', 'tsx', ENTRY], {
+    env: { PATH: process.env.PATH, PORT: String(port), KEYS_DIR: tempKeys(), LOG_LEVEL: 'info', ARGON2_MEMORY_KIB: '8192', ARGON2_TIME_COST: '1', ...env },
+  });
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, port, output: () => output, exited };
+}
+
+async function untilListening(started: Started): Promise<void> {
+  await waitFor(async () => (await fetch(`http://127.0.0.1:${started.port}/healthz`)).ok, 30_000, 100);
+}
+
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('start-up', () => {
+  it('refuses bad configuration with one message naming every bad variable, and exits non-zero', async () => {
+    const started = await startProcess({ ACCESS_TOKEN_TTL: 'soon', PORT: 'x', NODE_ENV: 'production' });
+    expect(await started.exited).toBe(1);
+    const out = started.output();
+    for (const name of ['ACCESS_TOKEN_TTL', 'PORT', 'MONGODB_URI', 'REDIS_URL', 'ISSUER']) expect(out).toContain(name);
+    expect(out).not.toMatch(/\n\s+at /);
+  });
+
+  it('serves /healthz in dev mode after printing the in-memory warning and a curl hint', async () => {
+    const started = await startProcess({});
+    try {
+      await untilListening(started);
+      await waitFor(() => started.output().includes('curl -s'), 5000);
+      expect(started.output()).toMatch(/nothing is persisted/);
+      expect(started.output()).toMatch(/curl -s -u demo-service:\S+ -d grant_type=client_credentials/);
+    } finally {
+      await stopProcess(started.child);
+    }
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('finishes a request that is in flight when SIGTERM arrives, then exits 0', async () => {
+    const started = await startProcess({ DEV_USER_PASSWORD: 'the dev password' });
+    await untilListening(started);
+    const body = JSON.stringify({ email: 'demo@example.com', password: 'the dev password' });
+    const socket = connect(started.port, '127.0.0.1');
+    let response = '';
+    socket.on('data', (chunk) => (response += chunk.toString()));
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    // Headers and half the body: the request is now in flight inside the server.
+    socket.write(`POST /auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 10)}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    started.child.kill('SIGTERM');
+    await waitFor(() => started.output().includes('shutting down'), 5000);
+    // New connections are refused while the old request is still being served.
+    await expect(fetch(`http://127.0.0.1:${started.port}/healthz`)).rejects.toThrow();
+    socket.write(body.slice(10));
+    await waitFor(() => response.includes('\r\n\r\n') && response.includes('}'), 10_000);
+    expect(response).toMatch(/^HTTP\/1\.1 200 /);
+    expect(response).toContain('"access_token"');
+    expect(await started.exited).toBe(0);
+    socket.destroy();
+  });
+});
+
+describe('readiness', () => {
+  let redis: TestRedis;
+  let started: Started;
+  beforeAll(async () => {
+    redis = await startTestRedis();
+    started = await startProcess({ REDIS_URL: redis.url });
+    await untilListening(started);
+  });
+  afterAll(async () => {
+    await stopProcess(started.child);
+    await redis.stop();
+  });
+
+  it('goes 503 naming redis when Redis stops, and back to 200 when it returns', async () => {
+    const url = `http://127.0.0.1:${started.port}/readyz`;
+    expect((await fetch(url)).status).toBe(200);
+    await redis.kill();
+    await waitFor(async () => (await fetch(url)).status === 503, 10_000, 100);
+    const body = (await (await fetch(url)).json()) as { error: string; error_description: string };
+    expect(body).toEqual({ error: 'temporarily_unavailable', error_description: 'not ready: redis', checks: { redis: 'failing', 'signing-key': 'ok' } });
+    expect((await fetch(`http://127.0.0.1:${started.port}/healthz`)).status).toBe(200);
+    await redis.restart();
+    await waitFor(async () => (await fetch(url)).status === 200, 15_000, 100);
+  });
+});
