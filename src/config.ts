@@ -124,6 +124,7 @@ const schema = z.object({
   LOGIN_ACCOUNT_RATE_LIMIT: budget('50/1h'),
   CLIENT_AUTH_RATE_LIMIT: budget('20/15m'),
   REGISTER_RATE_LIMIT: budget('10/1h'),
+  SCOPES_SUPPORTED: list,
   LOGIN_CLIENT_ID: z.string().min(1).max(128).default('demo-app'),
   CORS_ORIGINS: list.pipe(z.array(z.string().refine(isOrigin, { message: 'each origin must be exactly scheme://host[:port]' }))),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
@@ -178,6 +179,8 @@ export interface Config {
   /** Registrations of an already-taken email per IP (slows account discovery). */
   readonly registerRateLimit: RateBudget;
   readonly corsOrigins: readonly string[];
+  /** `scopes_supported` of the RFC 8414 metadata; empty = omitted (dev mode lists the seeded scopes). */
+  readonly scopesSupported: readonly string[];
   /** The first-party public client `/auth/login` issues for when the body names none. */
   readonly loginClientId: string;
   readonly logLevel: (typeof LOG_LEVELS)[number];
@@ -252,6 +255,7 @@ export function parseConfig(env: Env): Config {
     registerRateLimit: e.REGISTER_RATE_LIMIT,
     corsOrigins: e.CORS_ORIGINS,
     loginClientId: e.LOGIN_CLIENT_ID,
+    scopesSupported: e.SCOPES_SUPPORTED,
     logLevel: e.LOG_LEVEL,
     bodyLimit: e.BODY_LIMIT,
     shutdownTimeout: e.SHUTDOWN_TIMEOUT,

@@ -6,7 +6,7 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { systemClock, type Clock } from './clock.js';
 import { ConfigError, parseConfig, type Config, type RateBudget } from './config.js';
-import { DEV_PUBLIC_CLIENT_ID, DEV_SERVICE_CLIENT_ID, DEV_USER_EMAIL, seedDevData, type SeedResult } from './dev/seed.js';
+import { DEV_PUBLIC_CLIENT_ID, DEV_SCOPES, DEV_SERVICE_CLIENT_ID, DEV_USER_EMAIL, seedDevData, type SeedResult } from './dev/seed.js';
 import { createApp } from './http/app.js';
 import { createLogger, type Logger } from './log.js';
 import { cryptoRandom, type Random } from './random.js';
@@ -175,6 +175,7 @@ export async function createService(config: Config, { logger, clock = systemCloc
     clientAuth,
     families: stores.families,
     clients: stores.clients,
+    scopes: config.scopesSupported.length > 0 || config.production ? config.scopesSupported : DEV_SCOPES,
   });
   return {
     app,

@@ -13,6 +13,9 @@ export const DEV_PUBLIC_CLIENT_ID = 'demo-app';
 export const DEV_SERVICE_CLIENT_ID = 'demo-service';
 export const DEV_USER_EMAIL = 'demo@example.com';
 
+/** Every scope the seeded clients may ask for, published as `scopes_supported` in dev mode. */
+export const DEV_SCOPES: readonly string[] = ['profile', 'email', 'offline_access', 'read', 'write'];
+
 export interface SeedResult {
   /** Set only when the client was created now; an existing one keeps its unknown secret. */
   readonly clientSecret: string | undefined;

@@ -1,0 +1,35 @@
+/**
+ * What the admin scripts share: the server's config, a one-line error and a non-zero exit
+ * for any failure, and the MongoDB stores (the embedded dev store lives inside the server
+ * process, so these scripts need MONGODB_URI).
+ */
+import { ConfigError, parseConfig, type Config } from '../src/config.js';
+import { OAuthError } from '../src/errors.js';
+import { createMongoConnection, createMongoStores } from '../src/stores/mongo/connection.js';
+import { StoreUnavailableError } from '../src/stores/types.js';
+
+export class UsageError extends Error {}
+
+export async function withMongoStores<T>(name: string, run: (config: Config, stores: ReturnType<typeof createMongoStores>) => Promise<T>): Promise<void> {
+  let close: (() => Promise<void>) | undefined;
+  try {
+    const config = parseConfig(process.env);
+    if (!config.mongodbUri) throw new UsageError('MONGODB_URI is required: the embedded dev store lives inside the server process');
+    const connection = createMongoConnection(config.mongodbUri);
+    close = () => connection.close();
+    await connection.init();
+    await run(config, createMongoStores(connection));
+  } catch (err) {
+    process.stderr.write(`${name}: ${describe(err)}\n`);
+    process.exitCode = err instanceof UsageError ? 2 : 1;
+  } finally {
+    await close?.().catch(() => undefined);
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof ConfigError || err instanceof UsageError) return err.message;
+  if (err instanceof OAuthError) return err.description;
+  if (err instanceof StoreUnavailableError) return 'MongoDB is unreachable (check MONGODB_URI)';
+  return err instanceof Error ? err.message : String(err);
+}

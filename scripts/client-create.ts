@@ -1,0 +1,53 @@
+/**
+ * `npm run client:create -- --name N [--grant G]... [--scope S]... [--audience A]...
+ *   [--permission introspect|revoke]... [--public] [--first-party] [--cookie-mode] [--id ID]`
+ *
+ * Creates an OAuth client in MongoDB and prints its client_id and, for a confidential
+ * client, its client_secret: once, here, and never again (only a hash is stored).
+ */
+import { parseArgs } from 'node:util';
+import { createClient } from '../src/admin/accounts.js';
+import { cryptoRandom } from '../src/random.js';
+import { UsageError, withMongoStores } from './admin-store.js';
+
+function options() {
+  try {
+    return parseArgs({
+      strict: true,
+      options: {
+        name: { type: 'string' },
+        id: { type: 'string' },
+        grant: { type: 'string', multiple: true, default: [] },
+        scope: { type: 'string', multiple: true, default: [] },
+        audience: { type: 'string', multiple: true, default: [] },
+        permission: { type: 'string', multiple: true, default: [] },
+        public: { type: 'boolean', default: false },
+        'first-party': { type: 'boolean', default: false },
+        'cookie-mode': { type: 'boolean', default: false },
+      },
+    }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+await withMongoStores('client:create', async (_config, { clients }) => {
+  const values = options();
+  if (!values.name) throw new UsageError('--name is required');
+  const { client, clientSecret } = await createClient(
+    { clients, random: cryptoRandom },
+    {
+      name: values.name,
+      clientId: values.id,
+      grants: values.grant,
+      scopes: values.scope,
+      audiences: values.audience,
+      permissions: values.permission,
+      public: values.public,
+      firstParty: values['first-party'],
+      cookieMode: values['cookie-mode'],
+    },
+  );
+  process.stdout.write(`client_id=${client.clientId}\n`);
+  if (clientSecret !== undefined) process.stdout.write(`client_secret=${clientSecret}\n# store the secret now: it is not kept and cannot be shown again\n`);
+});

@@ -1,0 +1,92 @@
+/**
+ * What the admin scripts do, as plain functions over the stores so they are testable
+ * without a process: create an OAuth client (its secret returned once, stored as a hash)
+ * and create a user (password hashed here, never stored or printed).
+ */
+import { generateClientSecret, hashClientSecret } from '../clients/secrets.js';
+import { ConflictError, InvalidRequestError } from '../errors.js';
+import { parseScope } from '../oauth/scope.js';
+import type { Random } from '../random.js';
+import { DuplicateKeyError, type ClientPermission, type ClientRecord, type ClientStore, type GrantType, type UserRecord, type UserStore } from '../stores/types.js';
+import { normaliseEmail } from '../users/email.js';
+import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, type PasswordHasher } from '../users/passwords.js';
+
+export const GRANT_TYPES: readonly GrantType[] = ['password', 'refresh_token', 'client_credentials'];
+export const PERMISSIONS: readonly ClientPermission[] = ['introspect', 'revoke'];
+
+export interface NewClientInput {
+  readonly name: string;
+  readonly clientId?: string | undefined;
+  readonly grants: readonly string[];
+  readonly scopes: readonly string[];
+  readonly audiences: readonly string[];
+  readonly permissions: readonly string[];
+  readonly public: boolean;
+  readonly firstParty: boolean;
+  readonly cookieMode: boolean;
+}
+
+export async function createClient(
+  deps: { clients: Pick<ClientStore, 'create'>; random: Random },
+  input: NewClientInput,
+): Promise<{ client: ClientRecord; clientSecret: string | undefined }> {
+  const name = input.name.trim();
+  if (!name || name.length > 100) throw new InvalidRequestError('--name must be 1 to 100 characters');
+  const clientId = input.clientId ?? `${slug(name)}-${deps.random.token(6)}`;
+  if (!/^[A-Za-z0-9._~-]{3,128}$/.test(clientId)) throw new InvalidRequestError('--id must be 3 to 128 characters of A-Z a-z 0-9 . _ ~ -');
+  const grants = input.grants.length > 0 ? input.grants : input.public ? ['password', 'refresh_token'] : ['client_credentials'];
+  const unknownGrant = grants.find((grant) => !GRANT_TYPES.includes(grant as GrantType));
+  if (unknownGrant !== undefined) throw new InvalidRequestError(`--grant "${unknownGrant}" is not one of ${GRANT_TYPES.join(', ')}`);
+  if (input.public && grants.includes('client_credentials')) throw new InvalidRequestError('a --public client cannot use client_credentials (it has no secret)');
+  if (grants.includes('password') && !input.firstParty) throw new InvalidRequestError('the password grant needs --first-party');
+  const unknownPermission = input.permissions.find((permission) => !PERMISSIONS.includes(permission as ClientPermission));
+  if (unknownPermission !== undefined) throw new InvalidRequestError(`--permission "${unknownPermission}" is not one of ${PERMISSIONS.join(', ')}`);
+  if (input.public && input.permissions.includes('introspect')) throw new InvalidRequestError('a --public client cannot introspect');
+  for (const audience of input.audiences) {
+    if (!/^https?:\/\/\S+$/.test(audience)) throw new InvalidRequestError(`--audience "${audience}" must be an http(s) URL`);
+  }
+  const scopes = input.scopes.flatMap((scope) => parseScope(scope));
+
+  const clientSecret = input.public ? undefined : generateClientSecret(deps.random);
+  try {
+    const client = await deps.clients.create({
+      clientId,
+      name,
+      type: input.public ? 'public' : 'confidential',
+      firstParty: input.firstParty,
+      grantTypes: [...new Set(grants)] as GrantType[],
+      scopes: [...new Set(scopes)],
+      audiences: [...new Set(input.audiences)],
+      permissions: [...new Set(input.permissions)] as ClientPermission[],
+      cookieMode: input.cookieMode,
+      secretHash: clientSecret === undefined ? undefined : hashClientSecret(clientSecret),
+    });
+    return { client, clientSecret };
+  } catch (err) {
+    if (err instanceof DuplicateKeyError) throw new ConflictError(`a client with id "${clientId}" already exists`);
+    throw err;
+  }
+}
+
+export async function createUser(
+  deps: { users: Pick<UserStore, 'create'>; hasher: Pick<PasswordHasher, 'hash'> },
+  input: { email: string; password: string; roles: readonly string[]; name?: string | undefined },
+): Promise<UserRecord> {
+  const email = normaliseEmail(input.email);
+  if (!/^[^\s@]+@[^\s@]+$/.test(email) || email.length > 254) throw new InvalidRequestError('--email must be an email address');
+  if (input.password.length < PASSWORD_MIN_LENGTH || input.password.length > PASSWORD_MAX_LENGTH) {
+    throw new InvalidRequestError(`the password must be ${PASSWORD_MIN_LENGTH} to ${PASSWORD_MAX_LENGTH} characters`);
+  }
+  const badRole = input.roles.find((role) => !/^[A-Za-z0-9_.:-]{1,64}$/.test(role));
+  if (badRole !== undefined) throw new InvalidRequestError(`--role "${badRole}" must be 1 to 64 characters of A-Z a-z 0-9 _ . : -`);
+  try {
+    return await deps.users.create({ email, name: input.name, passwordHash: await deps.hasher.hash(input.password), roles: [...new Set(input.roles)] });
+  } catch (err) {
+    if (err instanceof DuplicateKeyError) throw new ConflictError(`a user with email ${email} already exists`);
+    throw err;
+  }
+}
+
+function slug(name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'client';
+}

@@ -1,0 +1,104 @@
+/**
+ * `client:create` and `user:create` as real processes against the harness's MongoDB, and
+ * what they create used through the HTTP API.
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startTestService, type TestService } from '../support/app.js';
+import { testDatabaseUri } from '../support/mongo.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+let mongoUri: string;
+let service: TestService;
+
+beforeAll(async () => {
+  mongoUri = testDatabaseUri(inject('mongoUri'), 'admin-scripts');
+  service = await startTestService({ MONGODB_URI: mongoUri });
+});
+afterAll(async () => {
+  await service?.close();
+});
+
+function run(script: string, args: string[], { env = {}, stdin = '' }: { env?: Record<string, string>; stdin?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', script), ...args], {
+      env: { PATH: process.env.PATH, MONGODB_URI: mongoUri, ARGON2_MEMORY_KIB: '8192', ARGON2_TIME_COST: '1', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdin.end(stdin);
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('client:create', () => {
+  it('creates a confidential client, prints its secret once, and the secret works', async () => {
+    const out = await run('client-create.ts', ['--name', 'Billing API', '--grant', 'client_credentials', '--scope', 'billing:read', '--permission', 'introspect']);
+    expect(out).toMatchObject({ code: 0, stderr: '' });
+    const clientId = /client_id=(\S+)/.exec(out.stdout)![1]!;
+    const secret = /client_secret=(\S+)/.exec(out.stdout)![1]!;
+    expect(clientId).toMatch(/^billing-api-/);
+    expect(secret.length).toBeGreaterThanOrEqual(43);
+    const res = await request(service.callback).post('/oauth/token').auth(clientId, secret).type('form').send({ grant_type: 'client_credentials' }).expect(200);
+    expect(res.body.scope).toBe('billing:read');
+    // Only the hash was stored.
+    const stored = await service.stores.clients.findById(clientId);
+    expect(JSON.stringify(stored)).not.toContain(secret);
+  });
+
+  it('creates a public first-party client with no secret', async () => {
+    const out = await run('client-create.ts', ['--name', 'Web app', '--public', '--first-party', '--id', 'web-app-1', '--scope', 'profile']);
+    expect(out.code).toBe(0);
+    expect(out.stdout).toContain('client_id=web-app-1');
+    expect(out.stdout).not.toContain('client_secret');
+  });
+
+  it('refuses bad input with one clear line and a non-zero exit', async () => {
+    const cases: [string[], RegExp][] = [
+      [[], /--name is required/],
+      [['--name', 'x', '--grant', 'implicit'], /--grant "implicit"/],
+      [['--name', 'x', '--public', '--grant', 'client_credentials'], /public client cannot use client_credentials/],
+      [['--name', 'x', '--bogus'], /bogus/],
+      [['--name', 'dup', '--id', 'web-app-1', '--public', '--first-party'], /already exists/],
+    ];
+    for (const [args, message] of cases) {
+      const out = await run('client-create.ts', args);
+      expect(out.code, args.join(' ')).not.toBe(0);
+      expect(out.stderr.trim().split('\n')).toHaveLength(1);
+      expect(out.stderr).toMatch(message);
+    }
+    const noMongo = await run('client-create.ts', ['--name', 'x'], { env: { MONGODB_URI: '' } });
+    expect(noMongo.code).toBe(2);
+    expect(noMongo.stderr).toMatch(/MONGODB_URI is required/);
+  });
+});
+
+describe('user:create', () => {
+  it('reads the password from stdin only, and the user can log in', async () => {
+    const out = await run('user-create.ts', ['--email', ' Ops@Example.com ', '--password-stdin', '--role', 'admin', '--role', 'ops'], { stdin: 'a stdin password\n' });
+    expect(out).toMatchObject({ code: 0, stderr: '' });
+    expect(out.stdout).toMatch(/email=ops@example\.com roles=admin,ops/);
+    expect(out.stdout).not.toContain('a stdin password');
+    const res = await request(service.callback).post('/auth/login').send({ email: 'ops@example.com', password: 'a stdin password' }).expect(200);
+    expect(res.body.user.roles).toEqual(['admin', 'ops']);
+  });
+
+  it('refuses a password on the command line, a short password and a taken email', async () => {
+    const argv = await run('user-create.ts', ['--email', 'x@example.com', '--password', 'secret-on-argv']);
+    expect(argv.code).toBe(2);
+    expect(argv.stderr).not.toContain('secret-on-argv');
+    const missing = await run('user-create.ts', ['--email', 'x@example.com']);
+    expect(missing.stderr).toMatch(/--password-stdin is required/);
+    const short = await run('user-create.ts', ['--email', 'x@example.com', '--password-stdin'], { stdin: 'short' });
+    expect(short.code).toBe(1);
+    expect(short.stderr).toMatch(/8 to 128 characters/);
+    const taken = await run('user-create.ts', ['--email', 'ops@example.com', '--password-stdin'], { stdin: 'another password' });
+    expect(taken.code).toBe(1);
+    expect(taken.stderr).toMatch(/already exists/);
+  });
+});
