@@ -119,3 +119,50 @@ describe('readiness', () => {
     await waitFor(async () => (await fetch(url)).status === 200, 15_000, 100);
   });
 });
+
+describe('key rotation seen by a running server', () => {
+  function rotate(keysDir: string, args: string[] = []): Promise<{ code: number | null; stdout: string }> {
+    return new Promise((resolve) => {
+      const child = spawnTracked(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'scripts', 'keys-rotate.ts'), ...args], {
+        env: { PATH: process.env.PATH, KEYS_DIR: keysDir },
+      });
+      let stdout = '';
+      child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.once('exit', (code) => resolve({ code, stdout }));
+    });
+  }
+
+  it('publishes a key rotated in by another process, and drops an emergency-rotated one, without a restart', async () => {
+    const keysDir = tempKeys();
+    const started = await startProcess({ KEYS_DIR: keysDir, DEV_CLIENT_SECRET: 'rotation-test-secret-0123456789' });
+    try {
+      await untilListening(started);
+      const jwks = async () => ((await (await fetch(`http://127.0.0.1:${started.port}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] }).keys.map((key) => key.kid);
+      const tokenKid = async () => {
+        const res = await fetch(`http://127.0.0.1:${started.port}/oauth/token`, {
+          method: 'POST',
+          headers: { authorization: `Basic ${Buffer.from('demo-service:rotation-test-secret-0123456789').toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+          body: 'grant_type=client_credentials',
+        });
+        const { access_token } = (await res.json()) as { access_token: string };
+        return (JSON.parse(Buffer.from(access_token.split('.')[0]!, 'base64url').toString()) as { kid: string }).kid;
+      };
+      const [original] = await jwks();
+      expect(await tokenKid()).toBe(original);
+
+      // A routine step publishes a next key; the server serves it within seconds, still signing with the old one.
+      expect((await rotate(keysDir)).code).toBe(0);
+      await waitFor(async () => (await jwks()).length === 2, 10_000, 200);
+      const next = (await jwks()).find((kid) => kid !== original)!;
+      expect(await tokenKid()).toBe(original);
+
+      // Emergency: the original leaves the JWKS at once and new tokens carry the next key's kid.
+      const emergency = await rotate(keysDir, ['--emergency', '--kid', original!]);
+      expect(emergency.code).toBe(0);
+      await waitFor(async () => !(await jwks()).includes(original!), 10_000, 200);
+      expect(await tokenKid()).toBe(next);
+    } finally {
+      await stopProcess(started.child);
+    }
+  });
+});
