@@ -1,0 +1,29 @@
+/**
+ * A tiny API protected by the authority's access tokens, verified offline with the kit:
+ * one public route, one for any valid token, one for tokens carrying the role `admin`.
+ */
+import Router from '@koa/router';
+import Koa from 'koa';
+import { koa, type Verifier } from '../../src/verifier/index.js';
+
+export function createResourceServer({ verifier }: { verifier: Pick<Verifier, 'verify'> }): Koa<koa.TokenState> {
+  const app = new Koa<koa.TokenState>();
+  const router = new Router<koa.TokenState>();
+
+  router.get('/public', (ctx) => {
+    ctx.body = { message: 'anyone may read this' };
+  });
+
+  router.get('/me', koa.requireToken(verifier), (ctx) => {
+    const { sub, client_id, scope, roles, email, exp } = ctx.state.token;
+    ctx.body = { sub, client_id, scope: [...scope], roles, email, exp };
+  });
+
+  router.get('/admin', koa.requireToken(verifier), koa.requireRole('admin'), (ctx) => {
+    ctx.body = { message: `welcome, admin ${ctx.state.token.sub}` };
+  });
+
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+  return app;
+}

@@ -1,0 +1,59 @@
+/**
+ * The real token authority (`createService` with the embedded stores and the dev seed)
+ * listening on a real port, its issuer being its own URL so that discovery works: what a
+ * resource server meets in production, minus Redis and MongoDB.
+ */
+import { createServer, type Server } from 'node:http';
+import type { Env } from '../../src/config.js';
+import { CLIENT_SECRET, startTestService, USER_EMAIL, USER_PASSWORD, type TestService } from '../support/app.js';
+import { freePort } from '../support/processes.js';
+
+export interface RunningAuthority {
+  readonly url: string;
+  readonly service: TestService;
+  clientCredentialsToken(): Promise<string>;
+  passwordToken(): Promise<string>;
+  revoke(token: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startAuthority(env: Env = {}): Promise<RunningAuthority> {
+  // The issuer must be known before the service is built; the port is free a moment earlier.
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const service = await startTestService({ ISSUER: url, ...env });
+  const server: Server = createServer(service.callback);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+
+  async function token(body: Record<string, string>, headers: Record<string, string> = {}): Promise<string> {
+    const response = await fetch(`${url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(body) });
+    const json = (await response.json()) as { access_token?: string };
+    if (response.status !== 200 || typeof json.access_token !== 'string') throw new Error(`token request failed: ${response.status} ${JSON.stringify(json)}`);
+    return json.access_token;
+  }
+
+  return {
+    url,
+    service,
+    clientCredentialsToken: () => token({ grant_type: 'client_credentials' }, { authorization: service.basic }),
+    passwordToken: () => token({ grant_type: 'password', client_id: 'demo-app', username: USER_EMAIL, password: USER_PASSWORD }),
+    async revoke(accessToken) {
+      const response = await fetch(`${url}/oauth/revoke`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: service.basic },
+        body: new URLSearchParams({ token: accessToken, token_type_hint: 'access_token' }),
+      });
+      if (response.status !== 200) throw new Error(`revocation failed: ${response.status}`);
+    },
+    async stop() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await service.close();
+    },
+  };
+}
+
+export { CLIENT_SECRET };
