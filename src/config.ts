@@ -128,6 +128,7 @@ const schema = z.object({
   LOGIN_CLIENT_ID: z.string().min(1).max(128).default('demo-app'),
   CORS_ORIGINS: list.pipe(z.array(z.string().refine(isOrigin, { message: 'each origin must be exactly scheme://host[:port]' }))),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  TRUST_PROXY_HOPS: integer(0, 0, 10),
   BODY_LIMIT: integer(64 * 1024, 1024, 10 * 1024 * 1024),
   SHUTDOWN_TIMEOUT: duration('10s', { min: 1 }),
   HTTP_HEADERS_TIMEOUT: duration('10s', { min: 1 }),
@@ -184,6 +185,11 @@ export interface Config {
   /** The first-party public client `/auth/login` issues for when the body names none. */
   readonly loginClientId: string;
   readonly logLevel: (typeof LOG_LEVELS)[number];
+  /**
+   * How many reverse proxies in front of us append to X-Forwarded-For. 0 = use the socket
+   * address (the header is client-controlled and ignored); rate limits key on this IP.
+   */
+  readonly trustProxyHops: number;
   /** Bytes. Larger request bodies get 413. */
   readonly bodyLimit: number;
   /** Seconds the process waits for in-flight requests after SIGTERM. */
@@ -257,6 +263,7 @@ export function parseConfig(env: Env): Config {
     loginClientId: e.LOGIN_CLIENT_ID,
     scopesSupported: e.SCOPES_SUPPORTED,
     logLevel: e.LOG_LEVEL,
+    trustProxyHops: e.TRUST_PROXY_HOPS,
     bodyLimit: e.BODY_LIMIT,
     shutdownTimeout: e.SHUTDOWN_TIMEOUT,
     http: { headersTimeout: e.HTTP_HEADERS_TIMEOUT, requestTimeout: e.HTTP_REQUEST_TIMEOUT, keepAliveTimeout: e.HTTP_KEEPALIVE_TIMEOUT },

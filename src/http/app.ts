@@ -24,7 +24,7 @@ import { authenticateClient, exchangeGrant, introspectToken, noStore, revokeToke
 import { jwksRoute, metadataRoute } from './routes/well-known.js';
 
 export interface AppDeps {
-  readonly config: Pick<Config, 'bodyLimit' | 'corsOrigins' | 'issuer' | 'jwksMaxAge' | 'loginClientId' | 'refreshTokenTtl'>;
+  readonly config: Pick<Config, 'bodyLimit' | 'corsOrigins' | 'issuer' | 'jwksMaxAge' | 'loginClientId' | 'refreshTokenTtl' | 'trustProxyHops'>;
   readonly logger: Logger;
   readonly clock: Clock;
   readonly random: Random;
@@ -40,7 +40,9 @@ export interface AppDeps {
 }
 
 export function createApp(deps: AppDeps): Koa {
-  const app = new Koa({ proxy: false });
+  // ctx.ip keys every rate limit: trust X-Forwarded-For only as far as our own proxies.
+  const hops = deps.config.trustProxyHops;
+  const app = new Koa({ proxy: hops > 0, maxIpsCount: hops });
   app.silent = true;
 
   const oauth = { tokens: deps.tokens, users: deps.users, clientAuth: deps.clientAuth };

@@ -125,3 +125,29 @@ describe('registration of taken emails', () => {
     expectOAuthError(await taken(), 429, 'too_many_requests');
   });
 });
+
+describe('client IP behind proxies', () => {
+  it('ignores a spoofed X-Forwarded-For by default, so it cannot dodge the limits', async () => {
+    await redis.flush();
+    for (let i = 0; i < 5; i += 1) {
+      await request(one.callback).post('/auth/login').set('X-Forwarded-For', `198.51.100.${i}`).send({ email: 'spoof@example.com', password: 'wrong password!' });
+    }
+    const res = await request(one.callback).post('/auth/login').set('X-Forwarded-For', '198.51.100.99').send({ email: 'spoof@example.com', password: 'wrong password!' });
+    expectOAuthError(res, 429, 'too_many_requests');
+  });
+
+  it('keys limits on the client address our own proxy reports when TRUST_PROXY_HOPS is set', async () => {
+    const proxied = await startTestService({ TRUST_PROXY_HOPS: '1' });
+    try {
+      const from = (ip: string) => request(proxied.callback).post('/auth/login').set('X-Forwarded-For', ip).send({ email: 'proxied@example.com', password: 'wrong password!' });
+      for (let i = 0; i < 5; i += 1) expectOAuthError(await from('203.0.113.1'), 400, 'invalid_grant');
+      expectOAuthError(await from('203.0.113.1'), 429, 'too_many_requests');
+      // Another client behind the same proxy has its own account+IP budget.
+      expectOAuthError(await from('203.0.113.2'), 400, 'invalid_grant');
+      // Only the last hop counts: a client cannot prepend its own addresses.
+      expectOAuthError(await from('10.9.9.9, 203.0.113.1'), 429, 'too_many_requests');
+    } finally {
+      await proxied.close();
+    }
+  });
+});
