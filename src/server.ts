@@ -23,7 +23,7 @@ import { createRedisRateLimits } from './stores/redis/rate-limits.js';
 import type { AccessTokenDenylist, ClientStore, FamilyStore, RateLimitBackend, UserStore } from './stores/types.js';
 import { createKeyRingSource, type KeyRingSource } from './keys/source.js';
 import { createClientAuthenticator } from './oauth/client-auth.js';
-import { createTokenService } from './oauth/token-service.js';
+import { createTokenService, type TokenService } from './oauth/token-service.js';
 import { createAccessTokens } from './tokens/access-token.js';
 import { createLoginThrottle } from './users/login-throttle.js';
 import { createPasswordHasher } from './users/passwords.js';
@@ -117,6 +117,7 @@ export interface Service {
   readonly app: ReturnType<typeof createApp>;
   readonly stores: Stores;
   readonly keys: KeyRingSource;
+  readonly tokens: TokenService;
   /** Dev mode: what was seeded (secrets only when created now). */
   readonly seeded: SeedResult | undefined;
   close(): Promise<void>;
@@ -157,7 +158,7 @@ export async function createService(config: Config, { logger, clock = systemCloc
     clock,
     takenEmails: stores.rateLimits.limiter({ keyPrefix: 'register-taken', ...toLimit(config.registerRateLimit) }),
   });
-  const tokens = createTokenService({ accessTokens, families: stores.families, denylist: stores.denylist, users: stores.users, audience: config.audience });
+  const tokens = createTokenService({ accessTokens, families: stores.families, denylist: stores.denylist, users: stores.users, audience: config.audience, refreshTokenTtl: config.refreshTokenTtl });
   const clientAuth = createClientAuthenticator({
     clients: stores.clients,
     failures: stores.rateLimits.limiter({ keyPrefix: 'client-auth', ...toLimit(config.clientAuthRateLimit) }),
@@ -181,6 +182,7 @@ export async function createService(config: Config, { logger, clock = systemCloc
     app,
     stores,
     keys,
+    tokens,
     seeded,
     async close() {
       await keys.stop();

@@ -53,7 +53,14 @@ export function createApp(deps: AppDeps): Koa {
   router.get('/healthz', liveness());
   router.get('/readyz', readiness(deps.readiness));
   router.get('/.well-known/jwks.json', jwksRoute(deps.keys, deps.config.jwksMaxAge));
-  router.get('/.well-known/oauth-authorization-server', metadataRoute({ issuer: deps.config.issuer, keys: deps.keys, scopes: deps.scopes ?? [], maxAgeSec: deps.config.jwksMaxAge }));
+  router.get('/.well-known/oauth-authorization-server', metadataRoute({
+      issuer: deps.config.issuer,
+      keys: deps.keys,
+      scopes: deps.scopes ?? [],
+      maxAgeSec: deps.config.jwksMaxAge,
+      // RFC 7009 §2.1: public clients revoke their own tokens with client_id alone.
+      revocationAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
+    }));
   router.post('/oauth/token', noStore, client, exchangeGrant(oauth));
   router.post('/oauth/revoke', noStore, client, revokeToken(oauth));
   router.post('/oauth/introspect', noStore, client, introspectToken(oauth));

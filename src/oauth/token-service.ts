@@ -24,6 +24,8 @@ export interface TokenServiceDeps {
   readonly users: Pick<UserStore, 'findById'>;
   /** Default `aud` (AUDIENCE). */
   readonly audience: string;
+  /** Seconds: idle lifetime of a family (REFRESH_TOKEN_TTL), for introspection's `exp`. */
+  readonly refreshTokenTtl: number;
 }
 
 export function createTokenService(deps: TokenServiceDeps) {
@@ -81,6 +83,13 @@ export function createTokenService(deps: TokenServiceDeps) {
       let family: { family: Family; refreshToken: string } | undefined;
       if (input.client.grantTypes.includes('refresh_token')) {
         family = await families.create({ subject: input.user.id, clientId: input.client.clientId, scope, audience }, input.context);
+        // A password change between this login's check and the family's creation would
+        // miss the new family when it ends the others: look again now that it exists.
+        const now = await users.findById(input.user.id);
+        if (!now || now.disabled || now.passwordChangedAt.getTime() !== input.user.passwordChangedAt.getTime()) {
+          await families.revoke(family.family.id);
+          throw new InvalidGrantError('invalid email or password', { detail: 'password changed during login' });
+        }
       }
       const issued = await accessTokenFor({ user: input.user, client: input.client, scope, audience, sid: family?.family.id });
       return { response: response(issued, scope, family?.refreshToken), family: family?.family };
@@ -184,14 +193,15 @@ export function createTokenService(deps: TokenServiceDeps) {
       const family = families.verifiedFamilyId(input.token) ? await families.inspect(input.token) : null;
       if (family) {
         return {
+          // No token_type: RFC 7662 §2.2 takes it from RFC 6749 §7.1, which types access tokens only.
           active: true,
-          token_type: 'refresh_token',
           sub: family.subject,
           client_id: family.clientId,
           scope: family.scope,
           aud: family.audience,
           iat: Math.floor(family.lastUsedAt / 1000),
-          exp: Math.floor(Math.min(family.expiresAt, Number.MAX_SAFE_INTEGER) / 1000),
+          // The earlier of the idle and the absolute expiry.
+          exp: Math.floor(Math.min(family.expiresAt, family.lastUsedAt + deps.refreshTokenTtl * 1000) / 1000),
           sid: family.id,
         };
       }
@@ -205,9 +215,8 @@ export function createTokenService(deps: TokenServiceDeps) {
     async authenticateBearer(authorization: string | undefined): Promise<AccessTokenClaims> {
       const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(authorization?.trim() ?? '');
       if (!match) {
-        throw new InvalidTokenError('a Bearer access token is required', {
-          headers: { 'WWW-Authenticate': authorization ? 'Bearer error="invalid_request"' : 'Bearer' },
-        });
+        // RFC 6750 §3.1: a request without Bearer credentials gets a bare challenge.
+        throw new InvalidTokenError('a Bearer access token is required', { headers: { 'WWW-Authenticate': 'Bearer' } });
       }
       const claims = await checkAccessToken(match[1]!, deps.audience);
       if (!claims) throw new InvalidTokenError('the access token is invalid, expired or revoked');

@@ -13,6 +13,7 @@
  * unknown emails are counted exactly like known ones (no enumeration through 429s).
  */
 import { createHash } from 'node:crypto';
+import { isIPv6 } from 'node:net';
 import type { RateBudget } from '../config.js';
 import { TooManyRequestsError } from '../errors.js';
 import type { RateLimitBackend, RateLimiter } from '../stores/types.js';
@@ -31,27 +32,53 @@ export function createLoginThrottle(limits: RateLimitBackend, budgets: LoginBudg
   const account = make('account', budgets.account);
   const keys = (email: string, address: string) => {
     const accountKey = createHash('sha256').update(email).digest('base64url').slice(0, 22);
-    return { accountIp: `${accountKey}:${address}`, ip: address, account: accountKey };
+    const network = clientNetwork(address);
+    return { accountIp: `${accountKey}:${network}`, ip: network, account: accountKey };
   };
 
   return {
-    /** Throws 429 when any budget for this attempt is spent; spends nothing. */
-    async check(email: string, address: string): Promise<void> {
+    /**
+     * Spends one attempt from every budget *before* the password is checked, so that
+     * concurrent attempts cannot all slip past a check made before any of them failed;
+     * throws 429 when any budget was already spent. Call `succeeded` after a correct
+     * password to refund the attempt and reset the account+IP counter.
+     */
+    async attempt(email: string, address: string): Promise<void> {
       const key = keys(email, address);
-      const states = await Promise.all([accountIp.peek(key.accountIp), ip.peek(key.ip), account.peek(key.account)]);
+      const states = await Promise.all([accountIp.consume(key.accountIp), ip.consume(key.ip), account.consume(key.account)]);
       const blocked = states.filter((state) => !state.allowed);
       if (blocked.length > 0) {
+        // The attempt is refused, so it costs nothing: hammering a blocked account+IP must
+        // not drain the account-wide budget and lock the owner out elsewhere.
+        await Promise.all([accountIp.refund(key.accountIp), ip.refund(key.ip), account.refund(key.account)]);
         throw new TooManyRequestsError(Math.max(...blocked.map((state) => state.retryAfterMs)) / 1000, 'too many failed login attempts, try again later');
       }
     },
-    async recordFailure(email: string, address: string): Promise<void> {
+    async succeeded(email: string, address: string): Promise<void> {
       const key = keys(email, address);
-      await Promise.all([accountIp.consume(key.accountIp), ip.consume(key.ip), account.consume(key.account)]);
-    },
-    async recordSuccess(email: string, address: string): Promise<void> {
-      await accountIp.reset(keys(email, address).accountIp);
+      await Promise.all([accountIp.reset(key.accountIp), ip.refund(key.ip), account.refund(key.account)]);
     },
   };
+}
+
+/**
+ * The unit an attacker pays for: an IPv4 address (IPv4-mapped IPv6 unwrapped), or the /64
+ * of an IPv6 address, since any host is handed a whole /64 and could otherwise rotate
+ * through it to get a fresh budget per request.
+ */
+export function clientNetwork(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1]!;
+  if (isIPv6(address)) return `${expandIPv6(address).slice(0, 4).join(':')}::/64`;
+  return address;
+}
+
+function expandIPv6(address: string): string[] {
+  const [head = '', tail] = address.split('%')[0]!.split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const middle = tail === undefined ? [] : Array<string>(8 - left.length - right.length).fill('0');
+  return [...left, ...middle, ...right].map((group) => group.toLowerCase().replace(/^0+(?=.)/, ''));
 }
 
 export type LoginThrottle = ReturnType<typeof createLoginThrottle>;

@@ -24,16 +24,20 @@ export function createUserService(deps: {
   return {
     async register(input: { email: string; password: string; name?: string | undefined; ip: string }): Promise<UserRecord> {
       const email = normaliseEmail(input.email);
-      const budget = await takenEmails.peek(input.ip);
-      if (!budget.allowed) throw new TooManyRequestsError(budget.retryAfterMs / 1000, 'too many registration attempts, try again later');
+      // Spent before the lookup and refunded when the email was free, so concurrent
+      // probes cannot all pass a check made before any of them hit a taken email.
+      const budget = await takenEmails.consume(input.ip);
+      if (!budget.allowed) {
+        await takenEmails.refund(input.ip);
+        throw new TooManyRequestsError(budget.retryAfterMs / 1000, 'too many registration attempts, try again later');
+      }
       const passwordHash = await hasher.hash(input.password);
       try {
-        return await users.create({ email, name: input.name, passwordHash, roles: [] });
+        const user = await users.create({ email, name: input.name, passwordHash, roles: [] });
+        await takenEmails.refund(input.ip);
+        return user;
       } catch (err) {
-        if (err instanceof DuplicateKeyError) {
-          await takenEmails.consume(input.ip);
-          throw new ConflictError('an account with this email already exists');
-        }
+        if (err instanceof DuplicateKeyError) throw new ConflictError('an account with this email already exists');
         throw err;
       }
     },
@@ -44,7 +48,7 @@ export function createUserService(deps: {
      */
     async login(input: { email: string; password: string; ip: string }): Promise<UserRecord> {
       const email = normaliseEmail(input.email);
-      await throttle.check(email, input.ip);
+      await throttle.attempt(email, input.ip);
       const user = await users.findByEmail(email);
       const hash = user ? await users.getPasswordHash(user.id) : null;
       let ok = false;
@@ -56,19 +60,30 @@ export function createUserService(deps: {
         await hasher.verifyDummy(input.password);
       }
       if (!user || !ok || user.disabled) {
-        await throttle.recordFailure(email, input.ip);
         throw new InvalidGrantError(BAD_CREDENTIALS, { detail: !user ? 'unknown email' : user.disabled ? 'disabled account' : 'wrong password' });
       }
-      await throttle.recordSuccess(email, input.ip);
+      await throttle.succeeded(email, input.ip);
       return user;
     },
 
-    async changePassword(userId: string, currentPassword: string, newPassword: string): Promise<void> {
-      const hash = await users.getPasswordHash(userId);
-      if (!hash || !(await hasher.verify(hash, currentPassword)).ok) {
+    /**
+     * Changes the password after checking the current one, throttled like a login (a
+     * stolen access token must not become an oracle for the password). A retry after a
+     * failure that came after the hash was replaced (the new password now matches) is
+     * accepted, so the caller can finish ending the other sessions.
+     */
+    async changePassword(input: { user: UserRecord; currentPassword: string; newPassword: string; ip: string }): Promise<void> {
+      const { user } = input;
+      await throttle.attempt(user.email, input.ip);
+      const hash = await users.getPasswordHash(user.id);
+      const current = hash ? await hasher.verify(hash, input.currentPassword) : { ok: false };
+      if (!current.ok) {
+        const retry = hash ? await hasher.verify(hash, input.newPassword) : { ok: false };
+        if (retry.ok) return;
         throw new InvalidRequestError('current_password is wrong');
       }
-      await users.setPasswordHash(userId, await hasher.hash(newPassword), new Date(clock.now()));
+      await throttle.succeeded(user.email, input.ip);
+      await users.setPasswordHash(user.id, await hasher.hash(input.newPassword), new Date(clock.now()));
     },
 
     findById: (id: string) => users.findById(id),

@@ -36,7 +36,11 @@ async function newUser(): Promise<{ email: string; password: string }> {
   return credentials;
 }
 
-const login = (credentials: { email: string; password: string }, query = '') => request(service.callback).post(`/auth/login${query}`).set('User-Agent', 'test-agent/1.0').send(credentials);
+const login = (credentials: { email: string; password: string }, query = '') => {
+  const req = request(service.callback).post(`/auth/login${query}`).set('User-Agent', 'test-agent/1.0');
+  // Cookie mode is for pages of ours: the Origin header says which page asks.
+  return (query.includes('cookie') ? req.set('Origin', APP_ORIGIN) : req).send(credentials);
+};
 const bearer = (token: string) => `Bearer ${token}`;
 
 describe('POST /auth/register', () => {
@@ -108,6 +112,15 @@ describe('cookie mode', () => {
     expect(cookie).not.toContain('Secure');
   });
 
+  it('refuses a cookie-mode login from a foreign page or with no Origin (login CSRF), setting no cookie', async () => {
+    for (const origin of [undefined, 'https://evil.test', 'null']) {
+      const req = request(service.callback).post('/auth/login?cookie=1');
+      const res = await (origin ? req.set('Origin', origin) : req).type('form').send({ email: USER_EMAIL, password: USER_PASSWORD });
+      expectOAuthError(res, 403, 'access_denied');
+      expect(res.headers['set-cookie']).toBeUndefined();
+    }
+  });
+
   it('refreshes from the cookie only for an allowed Origin (CSRF defence)', async () => {
     const res = await login({ email: USER_EMAIL, password: USER_PASSWORD }, '?cookie=1').expect(200);
     const cookie = res.headers['set-cookie']![0]!.split(';')[0]!;
@@ -132,7 +145,7 @@ describe('cookie mode', () => {
   it('marks the cookie Secure when the issuer is https', async () => {
     const secure = await startTestService({ ISSUER: 'https://auth.test' });
     try {
-      const res = await request(secure.callback).post('/auth/login?cookie=1').send({ email: USER_EMAIL, password: USER_PASSWORD }).expect(200);
+      const res = await request(secure.callback).post('/auth/login?cookie=1').set('Origin', 'https://auth.test').send({ email: USER_EMAIL, password: USER_PASSWORD }).expect(200);
       expect(res.headers['set-cookie']![0]).toContain('; Secure');
     } finally {
       await secure.close();
@@ -194,6 +207,20 @@ describe('Bearer-protected endpoints', () => {
     await refreshGrant(service, mine.refresh_token).expect(200);
     expectOAuthError(await login(user), 400, 'invalid_grant');
     await login({ email: user.email, password: 'a brand new password' }).expect(200);
+    // A client retrying the same change (its first answer lost after the hash was replaced)
+    // succeeds and ends the sessions started since, rather than being told the password is wrong.
+    const since = (await login({ email: user.email, password: 'a brand new password' }).expect(200)).body;
+    const retry = await request(service.callback).post('/auth/password').set('Authorization', bearer(mine.access_token)).send({ current_password: user.password, new_password: 'a brand new password' }).expect(200);
+    expect(retry.body.sessions_ended).toBeGreaterThanOrEqual(1);
+    expectOAuthError(await refreshGrant(service, since.refresh_token), 400, 'invalid_grant');
+  });
+
+  it('throttles guesses of current_password like logins', async () => {
+    const user = await newUser();
+    const { access_token } = (await login(user).expect(200)).body;
+    const change = (current: string) => request(service.callback).post('/auth/password').set('Authorization', bearer(access_token)).send({ current_password: current, new_password: 'another new password' });
+    for (let i = 0; i < 5; i += 1) expectOAuthError(await change(`guess number ${i}`), 400, 'invalid_request');
+    expectOAuthError(await change(user.password), 429, 'too_many_requests');
   });
 
   it('lists the live sessions with the current one marked, and ends one by id', async () => {

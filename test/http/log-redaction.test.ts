@@ -22,7 +22,7 @@ describe('log redaction', () => {
     const secrets = new Set<string>([USER_PASSWORD, CLIENT_SECRET, 'wrong-password-SECRET-1', 'registered-password-SECRET-2']);
     const api = request(service.callback);
 
-    const login = (await api.post('/auth/login?cookie=1').send({ email: USER_EMAIL, password: USER_PASSWORD }).expect(200));
+    const login = (await api.post('/auth/login?cookie=1').set('Origin', 'http://auth.test').send({ email: USER_EMAIL, password: USER_PASSWORD }).expect(200));
     secrets.add(login.body.access_token);
     const cookie = login.headers['set-cookie']![0]!.split(';')[0]!;
     secrets.add(cookie.split('=')[1]!);

@@ -254,7 +254,11 @@ describe('POST /oauth/introspect (RFC 7662)', () => {
   it('describes a refresh token without rotating it', async () => {
     const login = (await passwordLogin(service).expect(200)).body;
     const res = await introspect(service, login.refresh_token).expect(200);
-    expect(res.body).toMatchObject({ active: true, token_type: 'refresh_token', client_id: 'demo-app' });
+    expect(res.body).toMatchObject({ active: true, client_id: 'demo-app', sid: login.refresh_token.split('.')[0] });
+    expect(res.body).not.toHaveProperty('token_type');
+    // exp is the idle expiry (REFRESH_TOKEN_TTL, 7 days), earlier than the absolute one (30 days).
+    expect(res.body.exp - res.body.iat).toBeGreaterThanOrEqual(7 * 86400 - 1);
+    expect(res.body.exp - res.body.iat).toBeLessThanOrEqual(7 * 86400);
     await refreshGrant(service, login.refresh_token).expect(200);
   });
 

@@ -6,7 +6,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisClient, closeRedis, connectRedis } from '../../src/stores/redis/connection.js';
 import { createRedisRateLimits } from '../../src/stores/redis/rate-limits.js';
-import { createLoginThrottle } from '../../src/users/login-throttle.js';
+import { clientNetwork, createLoginThrottle } from '../../src/users/login-throttle.js';
 import { startTestService, USER_EMAIL, USER_PASSWORD, type TestService } from '../support/app.js';
 import { expectOAuthError } from '../support/http.js';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
@@ -42,6 +42,22 @@ describe('login throttling', () => {
     expectOAuthError(await attempt(one, 'victim@example.com', USER_PASSWORD), 429, 'too_many_requests');
     // Another account from the same IP still gets an honest answer.
     expectOAuthError(await attempt(one, 'bystander@example.com'), 400, 'invalid_grant');
+  });
+
+  it('holds under concurrency: of 40 simultaneous wrong attempts only the budget reaches the password check', async () => {
+    await redis.flush();
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => attempt(i % 2 ? one : two, 'parallel@example.com')));
+    const statuses = results.map((res) => res.status);
+    expect(statuses.filter((status) => status === 400)).toHaveLength(5);
+    expect(statuses.filter((status) => status === 429)).toHaveLength(35);
+  });
+
+  it('keys IPv6 clients on their /64, and IPv4-mapped addresses on the IPv4 address', () => {
+    expect(clientNetwork('2001:db8:1:2:aaaa::1')).toBe('2001:db8:1:2::/64');
+    expect(clientNetwork('2001:0db8:0001:0002:ffff:ffff:ffff:ffff')).toBe('2001:db8:1:2::/64');
+    expect(clientNetwork('::ffff:203.0.113.9')).toBe('203.0.113.9');
+    expect(clientNetwork('203.0.113.9')).toBe('203.0.113.9');
+    expect(clientNetwork('::1')).toBe('0:0:0:0::/64');
   });
 
   it('adds up failures spread over two instances sharing one Redis', async () => {
@@ -87,16 +103,14 @@ describe('login throttling', () => {
         ip: { points: 100, durationSec: 900 },
         account: { points: 10, durationSec: 2 },
       });
-      for (let i = 0; i < 10; i += 1) {
-        await throttle.check('target@example.com', `203.0.113.${i}`);
-        await throttle.recordFailure('target@example.com', `203.0.113.${i}`);
-      }
+      // Ten failed attempts, each from another IP: no account+IP or IP budget is near its end.
+      for (let i = 0; i < 10; i += 1) await throttle.attempt('target@example.com', `203.0.113.${i}`);
       // The owner, from a fresh IP, is slowed down too...
-      const locked = await throttle.check('target@example.com', '198.51.100.7').catch((err: { status: number; headers: Record<string, string> }) => err);
+      const locked = await throttle.attempt('target@example.com', '198.51.100.7').catch((err: { status: number; headers: Record<string, string> }) => err);
       expect(locked).toMatchObject({ status: 429, headers: { 'Retry-After': expect.stringMatching(/^[12]$/) } });
       // ...but only until the account window ends.
       await new Promise((resolve) => setTimeout(resolve, 2100));
-      await expect(throttle.check('target@example.com', '198.51.100.7')).resolves.toBeUndefined();
+      await expect(throttle.attempt('target@example.com', '198.51.100.7')).resolves.toBeUndefined();
     } finally {
       await closeRedis(client);
     }
@@ -123,6 +137,14 @@ describe('registration of taken emails', () => {
     expectOAuthError(await taken(), 409, 'conflict');
     expectOAuthError(await taken(), 409, 'conflict');
     expectOAuthError(await taken(), 429, 'too_many_requests');
+  });
+
+  it('holds under concurrency, and free emails do not spend the budget', async () => {
+    await redis.flush();
+    await request(one.callback).post('/auth/register').send({ email: `free-${Date.now()}@example.com`, password: 'some password' }).expect(201);
+    const results = await Promise.all(Array.from({ length: 20 }, () => request(two.callback).post('/auth/register').send({ email: USER_EMAIL, password: 'some password' })));
+    expect(results.filter((res) => res.status === 409)).toHaveLength(2);
+    expect(results.filter((res) => res.status === 429)).toHaveLength(18);
   });
 });
 

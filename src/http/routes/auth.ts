@@ -75,6 +75,8 @@ export function createAuthRoutes(deps: AuthRouteDeps) {
 
   const requireUser: Middleware<AuthState> = async function requireUser(ctx, next) {
     const claims = await tokens.authenticateBearer(ctx.get('Authorization') || undefined);
+    // A client's own token (client_credentials) has sub = client_id and no email: never a user's.
+    if (claims.email === undefined || claims.sub === claims.client_id) throw new InvalidTokenError('this endpoint needs a user access token');
     const user = await users.findById(claims.sub);
     if (!user || user.disabled) throw new InvalidTokenError('the access token does not belong to an active user');
     ctx.state.claims = claims;
@@ -92,11 +94,14 @@ export function createAuthRoutes(deps: AuthRouteDeps) {
   const login: Middleware = async function login(ctx) {
     const body = parseInput(loginBody, requestBody(ctx), (description) => new InvalidRequestError(description));
     const client = await loginClient(body.client_id ?? config.loginClientId);
+    const cookieMode = ctx.query.cookie === '1' || client.cookieMode;
+    // Login CSRF: a foreign page could otherwise sign the browser into the attacker's account.
+    if (cookieMode) assertTrustedOrigin(ctx);
     const user = await users.login({ email: body.email, password: body.password, ip: ctx.ip });
     const issued = await tokens.issueForUser({ user, client, scope: body.scope, context: { ip: ctx.ip, userAgent: ctx.get('User-Agent') || undefined } });
     ctx.set('Cache-Control', 'no-store');
     const { refresh_token: refreshToken, ...rest } = issued.response;
-    if (refreshToken && (ctx.query.cookie === '1' || client.cookieMode)) {
+    if (refreshToken && cookieMode) {
       setRefreshCookie(ctx, refreshToken, config.refreshTokenTtl);
       ctx.body = { ...rest, user: publicUser(user) };
     } else {
@@ -149,7 +154,7 @@ export function createAuthRoutes(deps: AuthRouteDeps) {
   const changePassword: Middleware<AuthState> = async function changePassword(ctx) {
     const body = parseInput(passwordBody, requestBody(ctx));
     const { claims, user } = ctx.state;
-    await users.changePassword(user.id, body.current_password, body.new_password);
+    await users.changePassword({ user, currentPassword: body.current_password, newPassword: body.new_password, ip: ctx.ip });
     const ended = await families.revokeAll(user.id, claims.sid);
     ctx.body = { sessions_ended: ended };
   };

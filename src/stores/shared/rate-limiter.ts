@@ -31,5 +31,8 @@ export function adaptLimiter(limiter: RateLimiterAbstract, points: number): Rate
     async reset(key) {
       await limiter.delete(key).catch(unavailable);
     },
+    async refund(key, cost = 1) {
+      await limiter.reward(key, cost).catch(unavailable);
+    },
   };
 }

@@ -1,0 +1,34 @@
+/**
+ * Races the HTTP tests cannot stage deterministically, driven through the token service
+ * of a real (embedded) service.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestService, USER_EMAIL, type TestService } from '../support/app.js';
+
+let service: TestService;
+beforeAll(async () => {
+  service = await startTestService();
+});
+afterAll(async () => {
+  await service?.close();
+});
+
+describe('a login racing a password change', () => {
+  it('does not leave a family alive that was created after the change ended the others', async () => {
+    const client = (await service.stores.clients.findById('demo-app'))!;
+    // The login read the user (and checked the old password) here...
+    const seenAtLogin = (await service.stores.users.findByEmail(USER_EMAIL))!;
+    // ...then the password changed and the other families were ended...
+    await service.stores.users.setPasswordHash(seenAtLogin.id, (await service.stores.users.getPasswordHash(seenAtLogin.id))!, new Date(Date.now() + 1000));
+    await service.stores.families.revokeAll(seenAtLogin.id);
+    // ...and only now does the login create its family.
+    await expect(service.tokens.issueForUser({ user: seenAtLogin, client, context: {} })).rejects.toMatchObject({ code: 'invalid_grant' });
+    expect(await service.stores.families.listBySubject(seenAtLogin.id)).toEqual([]);
+
+    // A login that read the user after the change goes through.
+    const fresh = (await service.stores.users.findById(seenAtLogin.id))!;
+    const issued = await service.tokens.issueForUser({ user: fresh, client, context: {} });
+    expect(issued.family).toBeDefined();
+    expect(await service.stores.families.listBySubject(seenAtLogin.id)).toHaveLength(1);
+  });
+});
