@@ -7,6 +7,7 @@ import { systemClock } from '../src/clock.js';
 import { parseConfig } from '../src/config.js';
 import { loadKeyDir, promotableAt, removableAt } from '../src/keys/index.js';
 import { describeError, keyTable, UsageError } from '../src/keys/report.js';
+import { runScript } from './run.js';
 
 async function main(argv: string[]): Promise<number> {
   let values;
@@ -38,13 +39,4 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    const { message, code } = describeError(err);
-    console.error(`keys:list: ${message}`);
-    process.exitCode = code;
-  },
-);
+runScript('keys:list', () => main(process.argv.slice(2)), describeError);

@@ -11,6 +11,7 @@ import { systemClock } from '../src/clock.js';
 import { parseConfig } from '../src/config.js';
 import { isKeyAlg, KEY_ALGS, rotateKeys } from '../src/keys/index.js';
 import { describeError, rotationReport, UsageError } from '../src/keys/report.js';
+import { runScript } from './run.js';
 
 const USAGE = `usage: keys:rotate [--alg ${KEY_ALGS.join('|')}] [--dry-run] | --emergency --kid <kid>`;
 
@@ -61,13 +62,4 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    const { message, code } = describeError(err);
-    console.error(`keys:rotate: ${message}`);
-    process.exitCode = code;
-  },
-);
+runScript('keys:rotate', () => main(process.argv.slice(2)), describeError);
