@@ -1,0 +1,128 @@
+/**
+ * The peer: node-oidc-provider configured for the same work as the authority, run in a
+ * process of its own by `bench/run.ts` (never imported by it).
+ *
+ * - `client_credentials` for a confidential client (`client_secret_basic`);
+ * - resource indicators (RFC 8707) with one resource server whose access tokens are RFC 9068
+ *   JWTs signed RS256 (`accessTokenFormat: 'jwt'`), 15 minutes like ours;
+ * - `refresh_token` for a public client, rotating on every use (`rotateRefreshToken: true`,
+ *   as ours always does). oidc-provider only issues refresh tokens from interactive grants
+ *   (authorization code, device code, CIBA), so the bench cannot obtain one over HTTP
+ *   without driving a login page. Instead this process creates the Grant and the
+ *   RefreshToken through the provider's own models, exactly what its authorization-code
+ *   grant stores, and hands the token values to the bench over IPC; every refresh after
+ *   that goes through the real token endpoint;
+ * - the in-memory adapter (oidc-provider's default).
+ *
+ * Protocol (IPC): sends `{ type: 'ready', url }` once listening; answers
+ * `{ type: 'seed', id, count }` with `{ type: 'seeded', id, tokens }`. Exits on SIGTERM,
+ * SIGINT, or when the parent goes away.
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import { createServer } from 'node:http';
+import Provider from 'oidc-provider';
+
+const PEER_RESOURCE = 'urn:bench:api';
+const PEER_SERVICE_CLIENT = { id: 'bench-service', secret: process.env.PEER_CLIENT_SECRET ?? '' };
+const PEER_PUBLIC_CLIENT = 'bench-app';
+const ACCOUNT_ID = 'bench-user';
+
+async function main(): Promise<void> {
+  const port = Number(process.env.PORT);
+  if (!Number.isInteger(port) || port <= 0) throw new Error('PORT must be set');
+  if (PEER_SERVICE_CLIENT.secret.length < 32) throw new Error('PEER_CLIENT_SECRET must be set (32+ characters)');
+  const issuer = `http://127.0.0.1:${port}`;
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = { ...privateKey.export({ format: 'jwk' }), alg: 'RS256', use: 'sig', kid: 'bench-rs256' };
+
+  const provider = new Provider(issuer, {
+    clients: [
+      {
+        client_id: PEER_SERVICE_CLIENT.id,
+        client_secret: PEER_SERVICE_CLIENT.secret,
+        grant_types: ['client_credentials'],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: 'client_secret_basic',
+        scope: 'read write',
+      },
+      {
+        client_id: PEER_PUBLIC_CLIENT,
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: ['http://127.0.0.1/callback'],
+        token_endpoint_auth_method: 'none',
+        scope: 'read offline_access',
+      },
+    ],
+    jwks: { keys: [jwk as never] },
+    scopes: ['read', 'write', 'offline_access'],
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => PEER_RESOURCE,
+        useGrantedResource: () => true,
+        getResourceServerInfo: (_ctx: unknown, resource: string) => {
+          if (resource !== PEER_RESOURCE) throw new Provider.errors.InvalidTarget();
+          return { scope: 'read write', audience: PEER_RESOURCE, accessTokenTTL: 900, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
+        },
+      },
+    },
+    rotateRefreshToken: true,
+    ttl: { AccessToken: 900, ClientCredentials: 900, RefreshToken: 7 * 86400, Grant: 7 * 86400 },
+    findAccount: (_ctx: unknown, sub: string) => ({ accountId: sub, claims: () => ({ sub }) }),
+    // Silences the "use your own cookie keys" warning; no cookie is set by these grants.
+    cookies: { keys: ['bench-cookie-key-0123456789abcdef'] },
+  } as never);
+
+  async function seed(count: number): Promise<string[]> {
+    const client = await provider.Client.find(PEER_PUBLIC_CLIENT);
+    if (!client) throw new Error('peer public client missing');
+    const tokens: string[] = [];
+    for (let index = 0; index < count; index += 1) {
+      const grant = new provider.Grant({ accountId: ACCOUNT_ID, clientId: PEER_PUBLIC_CLIENT });
+      grant.addOIDCScope('offline_access');
+      grant.addResourceScope(PEER_RESOURCE, 'read');
+      const grantId = await grant.save();
+      const refreshToken = new provider.RefreshToken({
+        accountId: ACCOUNT_ID,
+        client,
+        grantId,
+        gty: 'authorization_code',
+        scope: 'read offline_access',
+        resource: PEER_RESOURCE,
+        expiresWithSession: false,
+      });
+      tokens.push(await refreshToken.save());
+    }
+    return tokens;
+  }
+
+  const server = createServer(provider.callback());
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+
+  process.on('message', (message: { type?: string; id?: number; count?: number }) => {
+    if (message?.type !== 'seed') return;
+    seed(message.count ?? 0).then(
+      (tokens) => process.send?.({ type: 'seeded', id: message.id, tokens }),
+      (err: unknown) => process.send?.({ type: 'seeded', id: message.id, error: err instanceof Error ? err.message : String(err) }),
+    );
+  });
+  const stop = () => server.close(() => process.exit(0));
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  process.once('disconnect', () => process.exit(0));
+  process.send?.({ type: 'ready', url: issuer });
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`peer-oidc: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exit(1);
+});

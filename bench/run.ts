@@ -1,0 +1,909 @@
+/**
+ * `npm run bench`: the authority's benchmarks, end to end, on this machine.
+ *
+ * Starts everything itself: a redis-server of its own, the test harness's MongoDB (in a
+ * process of its own), the built authority in production mode (`dist/src/server.js`, one
+ * process per signing algorithm measured), node-oidc-provider as the peer, and a process
+ * for the bare ceilings. Then, for each workload, it measures the ceiling, the authority
+ * and the peer one right after the other (so that their ratio is taken under the same
+ * conditions), each with a warm-up and a fixed duration, the HTTP ones with autocannon from
+ * this process. Prints a table, writes it with the machine's details to
+ * `bench/results/<timestamp>.json`, and exits non-zero when any workload saw a non-2xx
+ * response or a socket error, or the race saw a double win. Every process it started is
+ * stopped on the way out, on failure and on SIGINT/SIGTERM too.
+ *
+ * Environment: BENCH_DURATION (s, default 6), BENCH_WARMUP (s, default 2),
+ * BENCH_CONNECTIONS (default 16), BENCH_ONLY (comma-separated workload names),
+ * BENCH_PROFILE=1 (the authorities run with --cpu-prof; a summary per workload is printed),
+ * BENCH_AUTHORITY_ENV (JSON object of extra environment for the authority processes, for
+ * experiments such as {"UV_THREADPOOL_SIZE":"2"}; recorded in the results).
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, request as httpRequest } from 'node:http';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join, relative } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { ChildProcess } from 'node:child_process';
+import { Redis } from 'ioredis';
+import { clientSecretMatches, hashClientSecret } from '../src/clients/secrets.js';
+import { systemClock } from '../src/clock.js';
+import { CONFIG_VARIABLES, parseConfig, type Config } from '../src/config.js';
+import { cryptoRandom } from '../src/random.js';
+import { createMongoConnection, createMongoStores } from '../src/stores/mongo/connection.js';
+import { connectRedis, createRedisClient, closeRedis } from '../src/stores/redis/connection.js';
+import { createRedisFamilyStore } from '../src/stores/redis/families.js';
+import { createPasswordHasher } from '../src/users/passwords.js';
+import { testDatabaseUri } from '../test/support/mongo.js';
+import { freePort, spawnTracked, stopProcess, waitFor } from '../test/support/processes.js';
+import { startRedisServer } from '../test/support/redis.js';
+import type { CeilingRequest, CeilingResult } from './ceilings.js';
+import { cpuWindow, monotonicMicros, runWorkload, type ConnectionScript, type LoadResult, type Watched, type Workload } from './load.js';
+import { summariseProfile, type ProfileWindow } from './profile.js';
+import { percentile } from './stats.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
+
+const DURATION = positive('BENCH_DURATION', 6);
+const WARMUP = nonNegative('BENCH_WARMUP', 2);
+const CONNECTIONS = positive('BENCH_CONNECTIONS', 16);
+const LOGIN_CONNECTIONS = 4;
+const RACE_FAMILIES = 1000;
+const RACE_PRESENTATIONS = 10;
+/** Families raced at once: RACE_PRESENTATIONS requests each in flight together. */
+const RACE_BATCH = 10;
+const ONLY = new Set((process.env.BENCH_ONLY ?? '').split(',').map((name) => name.trim()).filter(Boolean));
+const PROFILE = process.env.BENCH_PROFILE === '1';
+const AUTHORITY_EXTRA_ENV = parseExtraEnv(process.env.BENCH_AUTHORITY_ENV);
+const TIMING = { warmupSec: WARMUP, durationSec: DURATION };
+
+const WORKLOADS = ['client_credentials', 'client_credentials_es256', 'client_credentials_eddsa', 'refresh', 'login', 'jwks', 'introspection', 'race'] as const;
+type WorkloadName = (typeof WORKLOADS)[number];
+for (const name of ONLY) {
+  if (!(WORKLOADS as readonly string[]).includes(name)) fail(`BENCH_ONLY: unknown workload "${name}" (known: ${WORKLOADS.join(', ')})`);
+}
+const selected = (name: WorkloadName) => ONLY.size === 0 || ONLY.has(name);
+
+const SERVICE_CLIENT = 'bench-service';
+const PUBLIC_CLIENT = 'bench-app';
+const USER_EMAIL = 'bench@example.com';
+const USER_PASSWORD = 'correct horse battery staple';
+/** A real browser's, so that stored families have their real size. */
+const USER_AGENT = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
+/** Generous enough that the bench measures the handlers, never a limiter (all its logins succeed anyway). */
+const RATE_LIMITS = {
+  LOGIN_RATE_LIMIT: '1000000/1m',
+  LOGIN_IP_RATE_LIMIT: '1000000/1m',
+  LOGIN_ACCOUNT_RATE_LIMIT: '1000000/1m',
+  CLIENT_AUTH_RATE_LIMIT: '1000000/1m',
+};
+type Alg = 'RS256' | 'ES256' | 'EdDSA';
+
+// ---------------------------------------------------------------------------------------
+// Results
+
+interface Measured {
+  readonly rps: number;
+  readonly p50: number;
+  readonly p95: number;
+  readonly p99: number;
+  readonly errors: number;
+  readonly cpu?: Record<string, number>;
+  /** The watched process doing the measured work (its CPU per request is reported). */
+  readonly process?: string;
+}
+
+interface Row extends Measured {
+  readonly workload: string;
+  readonly concurrency: number;
+  readonly ceiling?: { readonly name: string; readonly rate: number };
+  readonly peer?: { readonly name: string; readonly rps: number };
+  readonly ratioCeiling?: number;
+  readonly ratioPeer?: number;
+  readonly errorDetail?: LoadResult['errorDetail'];
+  readonly notes: string[];
+}
+
+interface Reference extends Measured {
+  readonly name: string;
+  readonly kind: 'ceiling' | 'peer';
+  readonly concurrency: number;
+  readonly what: string;
+}
+
+const rows: Row[] = [];
+/** Measured windows of the RS256 authority's workloads, for the per-workload profile summaries. */
+const profileWindows: { name: string; alg: Alg; window: ProfileWindow }[] = [];
+const references: Reference[] = [];
+const problems: string[] = [];
+const extra: Record<string, unknown> = {};
+
+// ---------------------------------------------------------------------------------------
+// Processes
+
+const scratch = mkdtempSync(join(tmpdir(), 'token-authority-bench-'));
+let keepScratch = false;
+process.once('exit', () => {
+  if (!keepScratch) rmSync(scratch, { recursive: true, force: true });
+});
+
+interface Authority {
+  readonly alg: Alg;
+  readonly url: string;
+  readonly child: ChildProcess;
+  readonly log: string;
+}
+
+const started: { name: string; child: ChildProcess }[] = [];
+
+function watchedProcesses(): Watched[] {
+  return started.filter(({ child }) => child.pid !== undefined && child.exitCode === null).map(({ name, child }) => ({ name, pid: child.pid! }));
+}
+
+/** A child speaking our small IPC protocol: waits for its `ready` message. */
+function startIpcChild(name: string, script: string, env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<{ child: ChildProcess; ready: Record<string, unknown> }> {
+  const child = spawnTracked(process.execPath, ['--import', 'tsx', join(BENCH_DIR, script)], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+  });
+  started.push({ name, child });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start within ${timeoutMs / 1000} s: ${stderr}`)), timeoutMs);
+    const onExit = (code: number | null) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with ${code} before it was ready: ${stderr.trim()}`));
+    };
+    child.once('exit', onExit);
+    child.on('message', (message: Record<string, unknown>) => {
+      if (message?.type !== 'ready') return;
+      clearTimeout(timer);
+      child.off('exit', onExit);
+      resolve({ child, ready: message });
+    });
+  });
+}
+
+let nextRpcId = 1;
+function rpc<T>(child: ChildProcess, message: Record<string, unknown>, replyType?: string): Promise<T> {
+  const id = nextRpcId++;
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null) => reject(new Error(`child exited (${code}) during a request`));
+    const onMessage = (reply: { id?: number; type?: string; error?: string; result?: T } & Record<string, unknown>) => {
+      if (reply?.id !== id || (replyType !== undefined && reply.type !== replyType)) return;
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+      if (reply.error) reject(new Error(reply.error));
+      else resolve((replyType === undefined ? reply.result : reply) as T);
+    };
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+    child.send({ ...message, id });
+  });
+}
+
+function authorityEnv(overrides: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  // Nothing from the caller's environment may change what is measured.
+  for (const name of CONFIG_VARIABLES) delete env[name];
+  return { ...env, ...overrides };
+}
+
+async function startAuthority(alg: Alg, base: Record<string, string>, keysDir: string): Promise<Authority> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const log = join(scratch, `authority-${alg}.log`);
+  const fd = openSync(log, 'a');
+  const profileDir = profileDirFor(alg);
+  if (PROFILE) mkdirSync(profileDir, { recursive: true });
+  const child = spawnTracked(process.execPath, [...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), join(ROOT, 'dist', 'src', 'server.js')], {
+    cwd: ROOT,
+    env: authorityEnv({ ...base, PORT: String(port), ISSUER: url, KEYS_DIR: keysDir, ...AUTHORITY_EXTRA_ENV }),
+    stdio: ['ignore', fd, fd],
+  });
+  closeSync(fd);
+  started.push({ name: `authority-${alg}`, child });
+  try {
+    await waitFor(async () => {
+      if (child.exitCode !== null) throw new Error('exited');
+      return (await fetch(`${url}/readyz`)).status === 200;
+    }, 30_000, 100);
+  } catch {
+    throw new Error(`the ${alg} authority did not become ready (exit code ${child.exitCode}); log:\n${tail(log)}`);
+  }
+  return { alg, url, child, log };
+}
+
+const profileDirFor = (alg: Alg) => join(ROOT, 'bench', 'results', `profile-${stamp}`, alg);
+
+function tail(file: string, lines = 20): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+async function stopAll(): Promise<void> {
+  // Reverse order: the services before the stores they use.
+  for (const { child } of [...started].reverse()) await stopProcess(child, 5_000).catch(() => undefined);
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP helpers (set-up, not measured)
+
+const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+const FORM = 'application/x-www-form-urlencoded';
+
+async function postJson(url: string, body: unknown): Promise<Record<string, unknown>> {
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', 'user-agent': USER_AGENT }, body: JSON.stringify(body) });
+  const json = (await response.json()) as Record<string, unknown>;
+  if (response.status !== 200) throw new Error(`POST ${url}: ${response.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+function jwtPart(token: string, index: 0 | 1): Record<string, unknown> {
+  return JSON.parse(Buffer.from(token.split('.')[index] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
+}
+
+// ---------------------------------------------------------------------------------------
+// Formatting
+
+const fmt = (value: number | undefined, digits = 0) => (value === undefined || Number.isNaN(value) ? '—' : value.toFixed(digits));
+const ratio = (value: number | undefined) => (value === undefined || Number.isNaN(value) ? '—' : `${value.toFixed(2)}×`);
+
+function table(headers: string[], body: string[][]): string {
+  const widths = headers.map((header, index) => Math.max(header.length, ...body.map((row) => (row[index] ?? '').length)));
+  const line = (cells: string[]) => cells.map((cell, index) => (index === 0 ? cell.padEnd(widths[index]!) : cell.padStart(widths[index]!))).join('  ');
+  return [line(headers), widths.map((width) => '-'.repeat(width)).join('  '), ...body.map(line)].join('\n');
+}
+
+/** CPU milliseconds per request (or per operation) of the measured process and its helpers, and the machine's state. */
+function cpuCells(measured: Measured): string[] {
+  const cpu = measured.cpu ?? {};
+  const perOp = (cores: number | undefined) => (cores === undefined || measured.rps <= 0 ? '—' : ((cores * 1000) / measured.rps).toFixed(2));
+  const main = measured.process ? cpu[`${measured.process}.main`] : undefined;
+  const total = measured.process ? cpu[measured.process] : undefined;
+  return [
+    perOp(total),
+    perOp(main),
+    total !== undefined && main !== undefined ? perOp(total - main) : '—',
+    perOp(cpu.mongo),
+    perOp(cpu.redis),
+    perOp(cpu.loadgen),
+    fmt(main, 2),
+    fmt(cpu.machine, 2),
+    fmt(cpu.other, 2),
+  ];
+}
+
+// ---------------------------------------------------------------------------------------
+// Main
+
+const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+
+async function main(): Promise<number> {
+  if (!existsSync(join(ROOT, 'dist', 'src', 'server.js')) || !existsSync(join(ROOT, 'dist', 'scripts', 'keys-rotate.js'))) {
+    fail('dist/ is missing: run `npm run build` first (`npm run bench` does)');
+  }
+  const machine = { cores: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', totalMemoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: `${process.platform}-${process.arch}` };
+  const loadBefore = loadavg();
+  const wallStarted = performance.now();
+  console.log(`bench: ${machine.cores} cores (${machine.cpuModel}), Node ${machine.node}; ${WARMUP} s warm-up + ${DURATION} s per measurement, ${CONNECTIONS} connections (login ${LOGIN_CONNECTIONS})`);
+  console.log(`bench: load average before start ${loadBefore.map((value) => value.toFixed(2)).join(' ')} (other work on this machine shares the cores; see the "other" CPU column)`);
+
+  // Stores.
+  const redisPort = await freePort();
+  const redisChild = await startRedisServer(redisPort);
+  started.push({ name: 'redis', child: redisChild });
+  const redisUrl = `redis://127.0.0.1:${redisPort}`;
+  const mongo = await startIpcChild('mongo', 'mongo.ts', { ...process.env });
+  const mongoUri = testDatabaseUri(String(mongo.ready.uri), 'bench');
+  console.log(`bench: redis-server on ${redisPort}; MongoDB backend: ${String(mongo.ready.description)}`);
+
+  // Configuration shared by every authority process.
+  const refreshSecret = randomBytes(48).toString('base64url');
+  const baseEnv: Record<string, string> = {
+    NODE_ENV: 'production',
+    HOST: '127.0.0.1',
+    MONGODB_URI: mongoUri,
+    REDIS_URL: redisUrl,
+    REFRESH_TOKEN_SECRET: refreshSecret,
+    LOGIN_CLIENT_ID: PUBLIC_CLIENT,
+    LOG_LEVEL: 'info',
+    ...RATE_LIMITS,
+  };
+  const config: Config = parseConfig({ ...baseEnv, ISSUER: 'http://127.0.0.1:1' });
+
+  // Signing keys, one directory per algorithm, made by the real rotation script.
+  const keyDirs = {} as Record<Alg, string>;
+  const algs: Alg[] = ['RS256'];
+  if (selected('client_credentials_es256')) algs.push('ES256');
+  if (selected('client_credentials_eddsa')) algs.push('EdDSA');
+  for (const alg of algs) {
+    keyDirs[alg] = join(scratch, `keys-${alg}`);
+    await promisify(execFile)(process.execPath, [join(ROOT, 'dist', 'scripts', 'keys-rotate.js'), '--alg', alg], {
+      cwd: ROOT,
+      env: authorityEnv({ ...baseEnv, ISSUER: 'http://127.0.0.1:1', KEYS_DIR: keyDirs[alg] }),
+    });
+  }
+
+  // Clients and the user, through the stores (production seeds nothing).
+  const clientSecret = randomBytes(32).toString('base64url');
+  const connection = createMongoConnection(mongoUri);
+  await connection.init();
+  const { users, clients } = createMongoStores(connection);
+  await clients.create({
+    clientId: SERVICE_CLIENT, name: 'Bench service', type: 'confidential', firstParty: false, grantTypes: ['client_credentials'],
+    scopes: ['read', 'write'], audiences: [], permissions: ['introspect'], cookieMode: false, secretHash: hashClientSecret(clientSecret),
+  });
+  await clients.create({
+    clientId: PUBLIC_CLIENT, name: 'Bench app', type: 'public', firstParty: true, grantTypes: ['password', 'refresh_token'],
+    scopes: ['profile', 'email', 'offline_access'], audiences: [], permissions: [], cookieMode: false, secretHash: undefined,
+  });
+  if (!clientSecretMatches(clientSecret, (await clients.findById(SERVICE_CLIENT))?.secretHash)) throw new Error('seeded client secret does not verify');
+  const hasher = await createPasswordHasher(config.argon2);
+  const user = await users.create({ email: USER_EMAIL, name: 'Bench User', passwordHash: await hasher.hash(USER_PASSWORD), roles: ['user'] });
+  await connection.close();
+
+  // The services.
+  const authorities = {} as Record<Alg, Authority>;
+  for (const alg of algs) authorities[alg] = await startAuthority(alg, baseEnv, keyDirs[alg]);
+  const rs = authorities.RS256;
+  const peerSecret = randomBytes(32).toString('base64url');
+  const peerPort = await freePort();
+  const peer = await startIpcChild('peer', 'peer-oidc.ts', { ...process.env, NODE_ENV: 'production', PORT: String(peerPort), PEER_CLIENT_SECRET: peerSecret });
+  const peerUrl = String(peer.ready.url);
+  const ceilings = (await startIpcChild('ceilings', 'ceilings.ts', { ...process.env, NODE_ENV: 'production' })).child;
+  console.log(`bench: authorities ${algs.map((alg) => `${alg} ${authorities[alg].url}`).join(', ')}; peer node-oidc-provider ${peerUrl}`);
+
+  const ceiling = async (name: string, what: string, request: CeilingRequest & { concurrency: number }): Promise<Reference> => {
+    const cpuUsed = cpuWindow(watchedProcesses());
+    const result = await rpc<CeilingResult>(ceilings, { request });
+    const cpu = cpuUsed();
+    // The ceiling process reports its own CPU over the measured window only (the warm-up excluded).
+    const reference: Reference = { name, kind: 'ceiling', what, concurrency: request.concurrency, rps: result.rate, p50: result.p50, p95: result.p95, p99: result.p99, errors: 0, cpu: { ...cpu, ceilings: Math.round(result.cpuCores * 100) / 100 }, process: 'ceilings' };
+    references.push(reference);
+    progress(name, reference);
+    return reference;
+  };
+  const load = async (name: string, workload: Workload, profileAs?: { name: string; alg: Alg }): Promise<LoadResult> => {
+    const result = await runWorkload(workload, TIMING, watchedProcesses());
+    progress(name, result);
+    if (profileAs) profileWindows.push({ ...profileAs, window: result.window });
+    return result;
+  };
+  const peerLoad = async (name: string, what: string, workload: Workload): Promise<Reference> => {
+    const result = await load(name, workload);
+    const reference: Reference = { name, kind: 'peer', what, concurrency: workload.connections, ...pick(result), process: 'peer' };
+    references.push(reference);
+    if (result.errors > 0) problems.push(`${name}: ${result.errors} errors (${JSON.stringify(result.errorDetail)})`);
+    return reference;
+  };
+  const addRow = (workload: string, concurrency: number, result: LoadResult, refs: { ceiling?: Reference; peer?: Reference }, notes: string[] = [], alg: Alg = 'RS256') => {
+    const row: Row = {
+      workload,
+      concurrency,
+      ...pick(result),
+      process: `authority-${alg}`,
+      errorDetail: result.errorDetail,
+      ...(refs.ceiling && { ceiling: { name: refs.ceiling.name, rate: refs.ceiling.rps }, ratioCeiling: result.rps / refs.ceiling.rps }),
+      ...(refs.peer && { peer: { name: refs.peer.name, rps: refs.peer.rps }, ratioPeer: result.rps / refs.peer.rps }),
+      notes,
+    };
+    rows.push(row);
+    if (result.errors > 0) problems.push(`${workload}: ${result.errors} errors (${JSON.stringify(result.errorDetail)})`);
+    return row;
+  };
+
+  const ccBody = 'grant_type=client_credentials&scope=read%20write';
+  const ccWorkload = (url: string, path: string, id: string, secret: string): Workload => ({
+    url: `${url}${path}`,
+    method: 'POST',
+    headers: { authorization: basic(id, secret), 'content-type': FORM },
+    body: ccBody,
+    connections: CONNECTIONS,
+    expect: (body) => body.includes('"access_token"'),
+  });
+  const signRequest = (impl: 'crypto' | 'jose', alg: Alg): CeilingRequest & { concurrency: number } => ({ type: 'sign', impl, alg, concurrency: CONNECTIONS, warmupMs: WARMUP * 1000, durationMs: DURATION * 1000 });
+
+  const loginOnce = async () => postJson(`${rs.url}/auth/login`, { email: USER_EMAIL, password: USER_PASSWORD });
+
+  // A failure part-way still reports what was measured, and fails the run.
+  try {
+    // 1. client_credentials, RS256: ceiling, authority, peer.
+    if (selected('client_credentials')) {
+      const bare = await ceiling('bare RS256 sign (node:crypto)', `one access token per op, built and signed as src/tokens/access-token.ts does, ${CONNECTIONS} in flight`, signRequest('crypto', 'RS256'));
+      await ceiling('bare RS256 sign (jose SignJWT)', `jose SignJWT (what node-oidc-provider uses), ${CONNECTIONS} in flight`, signRequest('jose', 'RS256'));
+      const ours = await load('client_credentials RS256', ccWorkload(rs.url, '/oauth/token', SERVICE_CLIENT, clientSecret), { name: 'client_credentials (RS256)', alg: 'RS256' });
+      const peerRef = await peerLoad('peer client_credentials RS256', 'node-oidc-provider, resource indicator → RFC 9068 JWT, RS256, in-memory adapter', ccWorkload(peerUrl, '/token', SERVICE_CLIENT, peerSecret));
+      // The load generator shares the cores: what signing alone could reach if it left the
+      // load generator the CPU it used per request here.
+      const signCores = bare.cpu?.ceilings ?? 0;
+      const loadgenMs = ((ours.cpu.loadgen ?? 0) * 1000) / ours.rps;
+      const signMs = (signCores * 1000) / bare.rps;
+      const sharedCeiling = signCores > 0 ? (signCores * 1000) / (signMs + loadgenMs) : Number.NaN;
+      extra.loadGenerator = { clientCredentials: { cores: ours.cpu.loadgen, cpuMsPerRequest: round2(loadgenMs), signCpuMsPerToken: round2(signMs), ceilingLeavingLoadgenItsShare: Math.round(sharedCeiling), ratioToThat: round2(ours.rps / sharedCeiling) } };
+      addRow('client_credentials (RS256)', CONNECTIONS, ours, { ceiling: bare, peer: peerRef }, [
+        `the load generator used ${fmt(ours.cpu.loadgen, 2)} cores (${loadgenMs.toFixed(2)} ms CPU per request; one signature costs ${signMs.toFixed(2)} ms); bare signing leaving it that share: ${fmt(sharedCeiling)}/s, ratio ${ratio(ours.rps / sharedCeiling)}`,
+      ]);
+    }
+    // 1b. Elliptic-curve keys: the same workload against an authority holding an ES256 / EdDSA key.
+    for (const [name, alg] of [['client_credentials_es256', 'ES256'], ['client_credentials_eddsa', 'EdDSA']] as const) {
+      if (!selected(name)) continue;
+      const bare = await ceiling(`bare ${alg} sign (node:crypto)`, `as above with a ${alg} key (signed inline, no pool hop)`, signRequest('crypto', alg));
+      const ours = await load(`client_credentials ${alg}`, ccWorkload(authorities[alg].url, '/oauth/token', SERVICE_CLIENT, clientSecret), { name: `client_credentials (${alg})`, alg });
+      const rsRow = rows.find((row) => row.workload === 'client_credentials (RS256)');
+      addRow(`client_credentials (${alg})`, CONNECTIONS, ours, { ceiling: bare }, rsRow ? [`${(ours.rps / rsRow.rps).toFixed(2)}× the RS256 throughput`] : [], alg);
+    }
+
+    // 2. refresh: every connection rotates its own family; each request carries the token of the previous response.
+    if (selected('refresh')) {
+      const bare = await ceiling('bare RS256 sign + 1 Redis round trip', `sign as above, then one SET of a family-sized value to the bench's redis-server, ${CONNECTIONS} in flight`, {
+        type: 'sign-redis', redisUrl, concurrency: CONNECTIONS, warmupMs: WARMUP * 1000, durationMs: DURATION * 1000,
+      });
+      // One family per connection per run (warm-up and measured): a run that ends cuts
+      // requests in flight, whose rotation the connection never learns of.
+      const ourTokens: string[] = [];
+      for (let index = 0; index < 2 * CONNECTIONS; index += 1) ourTokens.push(String((await loginOnce()).refresh_token));
+      const chain = (tokens: string[], body: (token: string) => string) => (): ConnectionScript => {
+        let token = tokens.shift();
+        if (token === undefined) throw new Error('no refresh token left for a connection');
+        return {
+          nextBody: () => body(token!),
+          onResponse(status, text) {
+            if (status === 200) token = String((JSON.parse(text) as { refresh_token?: string }).refresh_token);
+          },
+        };
+      };
+      const refreshWorkload = (url: string, tokens: string[]): Workload => ({
+        url,
+        method: 'POST',
+        headers: { 'content-type': FORM, 'user-agent': USER_AGENT },
+        connections: CONNECTIONS,
+        script: chain(tokens, (token) => `grant_type=refresh_token&client_id=${PUBLIC_CLIENT}&refresh_token=${token}`),
+        expect: (body) => body.includes('"refresh_token"') && body.includes('"access_token"'),
+      });
+      const ours = await load('refresh', refreshWorkload(`${rs.url}/oauth/token`, ourTokens), { name: 'refresh', alg: 'RS256' });
+      const peerTokens = await rpc<{ tokens: string[] }>(peer.child, { type: 'seed', count: 2 * CONNECTIONS }, 'seeded');
+      const peerRef = await peerLoad('peer refresh_token', 'node-oidc-provider refresh_token grant, rotateRefreshToken: true, JWT access token, in-memory adapter (no network store)', refreshWorkload(`${peerUrl}/token`, peerTokens.tokens));
+      addRow('refresh (rotate own family)', CONNECTIONS, ours, { ceiling: bare, peer: peerRef }, [
+        'peer seeds its refresh tokens through its own models (no browser flow); its store is in-process memory, ours is Redis',
+      ]);
+    }
+
+    // 3. password login with correct passwords.
+    if (selected('login')) {
+      const bare = await ceiling('bare argon2id verify', `argon2.verify, m=${config.argon2.memoryCost} KiB t=${config.argon2.timeCost} p=${config.argon2.parallelism} (the authority's parameters), ${LOGIN_CONNECTIONS} in flight`, {
+        type: 'argon2', ...config.argon2, concurrency: LOGIN_CONNECTIONS, warmupMs: WARMUP * 1000, durationMs: DURATION * 1000,
+      });
+      const ours = await load('login', {
+        url: `${rs.url}/auth/login`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'user-agent': USER_AGENT },
+        body: JSON.stringify({ email: USER_EMAIL, password: USER_PASSWORD }),
+        connections: LOGIN_CONNECTIONS,
+        expect: (body) => body.includes('"refresh_token"'),
+      }, { name: 'password login', alg: 'RS256' });
+      addRow('password login (/auth/login)', LOGIN_CONNECTIONS, ours, { ceiling: bare }, [`p95 ${fmt(ours.p95, 1)} ms`, 'node-oidc-provider has no password grant: no peer']);
+    }
+
+    // 4. JWKS.
+    if (selected('jwks')) {
+      const jwks = await fetch(`${rs.url}/.well-known/jwks.json`);
+      const jwksBody = await jwks.text();
+      const koa = await rpc<{ url: string }>(ceilings, {
+        request: { type: 'koa-jwks', body: jwksBody, contentType: jwks.headers.get('content-type') ?? 'application/json', cacheControl: jwks.headers.get('cache-control') ?? '', etag: jwks.headers.get('etag') ?? '' },
+      });
+      const get = (url: string): Workload => ({ url, method: 'GET', connections: CONNECTIONS, expect: (body) => body.startsWith('{"keys":[') });
+      const bareResult = await load('bare Koa route (same JWKS bytes)', get(`${koa.url}/.well-known/jwks.json`));
+      const bare: Reference = { name: 'bare Koa route (same JWKS bytes)', kind: 'ceiling', what: `koa app.use(ctx => body = the ${Buffer.byteLength(jwksBody)} bytes, same headers), in the ceilings process`, concurrency: CONNECTIONS, ...pick(bareResult), process: 'ceilings' };
+      references.push(bare);
+      if (bareResult.errors > 0) problems.push(`bare Koa JWKS: ${bareResult.errors} errors`);
+      const ours = await load('jwks', get(`${rs.url}/.well-known/jwks.json`), { name: 'JWKS', alg: 'RS256' });
+      const peerRef = await peerLoad('peer jwks', 'node-oidc-provider GET /jwks (its own key set: one RSA key)', get(`${peerUrl}/jwks`));
+      addRow('JWKS', CONNECTIONS, ours, { ceiling: bare, peer: peerRef }, [`${Buffer.byteLength(jwksBody)} bytes, ${(JSON.parse(jwksBody) as { keys: unknown[] }).keys.length} keys (active + next)`]);
+    }
+
+    // 5. introspection of a valid user access token (it has a `sid`, so the family is checked too).
+    if (selected('introspection')) {
+      const accessToken = String((await loginOnce()).access_token);
+      const kid = String(jwtPart(accessToken, 0).kid);
+      const jwks = (await (await fetch(`${rs.url}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
+      const jwk = jwks.keys.find((key) => key.kid === kid);
+      const bare = await ceiling('bare jose jwtVerify', `jose jwtVerify of the same token against the published key (what the endpoint calls), ${CONNECTIONS} in flight`, {
+        type: 'verify', token: accessToken, jwk: jwk as never, issuer: rs.url, concurrency: CONNECTIONS, warmupMs: WARMUP * 1000, durationMs: DURATION * 1000,
+      });
+      const ours = await load('introspection', {
+        url: `${rs.url}/oauth/introspect`,
+        method: 'POST',
+        headers: { authorization: basic(SERVICE_CLIENT, clientSecret), 'content-type': FORM },
+        body: `token=${accessToken}`,
+        connections: CONNECTIONS,
+        expect: (body) => body.includes('"active":true'),
+      }, { name: 'introspection', alg: 'RS256' });
+      addRow('introspection', CONNECTIONS, ours, { ceiling: bare });
+    }
+
+    // 6. race: many concurrent presentations of the same refresh token.
+    if (selected('race')) {
+      const redis = createRedisClient({ url: redisUrl });
+      await connectRedis(redis);
+      const families = createRedisFamilyStore({
+        redis, clock: systemClock, random: cryptoRandom, secret: refreshSecret, refreshTokenTtl: config.refreshTokenTtl,
+        familyMaxTtl: config.refreshFamilyMaxTtl, reuseGrace: config.refreshReuseGrace, revokedMarkerTtl: config.accessTokenTtl + config.clockSkew,
+      });
+      // Set-up through the store the authority uses (same secret), not 1,000 argon2 logins.
+      const raceTokens: string[] = [];
+      for (let index = 0; index < RACE_FAMILIES; index += 50) {
+        const batch = await Promise.all(
+          Array.from({ length: Math.min(50, RACE_FAMILIES - index) }, () =>
+            families.create({ subject: user.id, clientId: PUBLIC_CLIENT, scope: 'offline_access', audience: rs.url }, { ip: '127.0.0.1', userAgent: USER_AGENT }),
+          ),
+        );
+        raceTokens.push(...batch.map(({ refreshToken }) => refreshToken));
+      }
+      await closeRedis(redis);
+      const raceFrom = monotonicMicros();
+      const ours = await race(`${rs.url}/oauth/token`, raceTokens, watchedProcesses());
+      profileWindows.push({ name: 'race', alg: 'RS256', window: { fromUs: raceFrom, toUs: monotonicMicros() } });
+      const peerTokens = await rpc<{ tokens: string[] }>(peer.child, { type: 'seed', count: RACE_FAMILIES }, 'seeded');
+      const peerRace = await race(`${peerUrl}/token`, peerTokens.tokens, watchedProcesses());
+      extra.race = { authority: ours.summary, peer: peerRace.summary };
+      rows.push({
+        workload: `race (${RACE_FAMILIES} families × ${RACE_PRESENTATIONS})`,
+        concurrency: RACE_BATCH * RACE_PRESENTATIONS,
+        rps: ours.rps, p50: ours.p50, p95: ours.p95, p99: ours.p99, errors: ours.errors, cpu: ours.cpu, process: 'authority-RS256',
+        notes: [
+          `double wins ${ours.summary.doubleWins}, families with one win ${ours.summary.singleWins}, with none ${ours.summary.noWins}`,
+          `peer (node-oidc-provider, same race): double wins ${peerRace.summary.doubleWins}, one win ${peerRace.summary.singleWins}, none ${peerRace.summary.noWins}`,
+        ],
+      });
+      if (ours.errors > 0) problems.push(`race: ${ours.errors} unexpected responses (${ours.summary.samples.join(' | ')})`);
+      if (ours.summary.doubleWins > 0) problems.push(`race: ${ours.summary.doubleWins} families were refreshed twice from one token`);
+      if (ours.summary.noWins > 0) problems.push(`race: ${ours.summary.noWins} families had no successful refresh`);
+    }
+  } catch (err) {
+    problems.push(`measurement aborted: ${err instanceof Error ? err.message : String(err)}`);
+    keepScratch = true;
+  }
+
+  try {
+    // Footprint: Redis bytes per family, and the processes' memory after the run.
+    const probe = new Redis(redisUrl);
+    try {
+      const { access_token: accessToken } = await loginOnce();
+      const familyId = String(jwtPart(String(accessToken), 1).sid);
+      const freshBytes = Number(await probe.call('MEMORY', 'USAGE', `rt:fam:{${familyId}}`, 'SAMPLES', '0'));
+      const rotated = await postForm(`${rs.url}/oauth/token`, `grant_type=refresh_token&client_id=${PUBLIC_CLIENT}&refresh_token=${String((await loginOnce()).refresh_token)}`);
+      const rotatedFamily = String(jwtPart(String(rotated.access_token), 1).sid);
+      const rotatedBytes = Number(await probe.call('MEMORY', 'USAGE', `rt:fam:{${rotatedFamily}}`, 'SAMPLES', '0'));
+      const indexKey = `rt:sub:{${user.id}}`;
+      const indexBytes = Number(await probe.call('MEMORY', 'USAGE', indexKey, 'SAMPLES', '0'));
+      const indexEntries = await probe.zcard(indexKey);
+      const familyValue = (await probe.get(`rt:fam:{${rotatedFamily}}`)) ?? '';
+      extra.redis = {
+        bytesPerFamily: rotatedBytes,
+        bytesPerFamilyBeforeFirstRotation: freshBytes,
+        familyJsonBytes: Buffer.byteLength(familyValue),
+        userAgentBytes: USER_AGENT.length,
+        subjectIndex: { entries: indexEntries, bytes: indexBytes, bytesPerEntry: indexEntries > 0 ? Math.round(indexBytes / indexEntries) : undefined },
+        usedMemory: await usedMemory(probe),
+        keys: await probe.dbsize(),
+      };
+    } finally {
+      probe.disconnect();
+    }
+  } catch (err) {
+    problems.push(`footprint not measured: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const memory: Record<string, unknown> = {};
+  for (const { name, pid } of watchedProcesses()) memory[name] = processMemory(pid);
+  extra.memory = memory;
+
+  // Stop the authorities first when profiling, so that their profiles are written.
+  let profileSummary: string | undefined;
+  if (PROFILE) {
+    const parts: string[] = [];
+    const files: string[] = [];
+    for (const alg of algs) {
+      await stopProcess(authorities[alg].child, 15_000);
+      const dir = profileDirFor(alg);
+      const file = readdirSync(dir).find((name) => name.endsWith('.cpuprofile'));
+      if (!file) continue;
+      files.push(relative(ROOT, join(dir, file)));
+      for (const { name, window } of profileWindows.filter((entry) => entry.alg === alg)) {
+        parts.push(`--- ${name}, ${alg} authority, measured window only\n${summariseProfile(join(dir, file), { window, top: 12 })}`);
+      }
+    }
+    profileSummary = parts.join('\n');
+    extra.profiles = files;
+  }
+
+  const loadAfter = loadavg();
+  const wallSeconds = (performance.now() - wallStarted) / 1000;
+  report({ machine, loadBefore, loadAfter, wallSeconds, profileSummary });
+  if (keepScratch) console.error(`bench: authority logs kept in ${scratch}`);
+  return problems.length > 0 ? 1 : 0;
+}
+
+// ---------------------------------------------------------------------------------------
+// The race
+
+interface RaceOutcome {
+  readonly rps: number;
+  readonly p50: number;
+  readonly p95: number;
+  readonly p99: number;
+  readonly errors: number;
+  readonly cpu: Record<string, number>;
+  readonly summary: { families: number; presentations: number; doubleWins: number; singleWins: number; noWins: number; maxWins: number; statuses: Record<string, number>; seconds: number; samples: string[] };
+}
+
+/**
+ * RACE_PRESENTATIONS concurrent presentations of each token, RACE_BATCH families at once,
+ * over pre-opened keep-alive connections. A presentation wins with 200; the expected loss
+ * is 400 invalid_grant (reuse detected, or the family already revoked). Anything else,
+ * and a socket error, is an error.
+ */
+async function race(url: string, tokens: readonly string[], watched: Watched[]): Promise<RaceOutcome> {
+  const agent = new Agent({ keepAlive: true, maxSockets: RACE_BATCH * RACE_PRESENTATIONS });
+  const latencies: number[] = [];
+  const statuses: Record<string, number> = {};
+  const samples: string[] = [];
+  let errors = 0;
+  const present = (token: string) =>
+    new Promise<number>((resolve) => {
+      const body = `grant_type=refresh_token&client_id=${PUBLIC_CLIENT}&refresh_token=${token}`;
+      const startedAt = performance.now();
+      const req = httpRequest(url, { method: 'POST', agent, headers: { 'content-type': FORM, 'content-length': Buffer.byteLength(body), 'user-agent': USER_AGENT } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => {
+          latencies.push(performance.now() - startedAt);
+          const status = res.statusCode ?? 0;
+          statuses[status] = (statuses[status] ?? 0) + 1;
+          const expectedLoss = status === 400 && text.includes('"invalid_grant"');
+          if (status !== 200 && !expectedLoss) {
+            errors += 1;
+            if (samples.length < 5) samples.push(`${status} ${text.slice(0, 200)}`);
+          }
+          resolve(status === 200 ? 1 : 0);
+        });
+      });
+      req.on('error', (err) => {
+        errors += 1;
+        if (samples.length < 5) samples.push(`socket error: ${err.message}`);
+        resolve(0);
+      });
+      req.end(body);
+    });
+  // Open the connections first, so that each batch's presentations leave together.
+  await Promise.all(Array.from({ length: RACE_BATCH * RACE_PRESENTATIONS }, () => new Promise<void>((resolve) => {
+    const req = httpRequest(new URL('/', url), { method: 'GET', agent }, (res) => {
+      res.resume();
+      res.on('end', () => resolve());
+    });
+    req.on('error', () => resolve());
+    req.end();
+  })));
+  const wins: number[] = [];
+  const cpuUsed = cpuWindow(watched);
+  const startedAt = performance.now();
+  for (let index = 0; index < tokens.length; index += RACE_BATCH) {
+    const batch = tokens.slice(index, index + RACE_BATCH);
+    const results = await Promise.all(batch.map(async (token) => (await Promise.all(Array.from({ length: RACE_PRESENTATIONS }, () => present(token)))).reduce((a, b) => a + b, 0)));
+    wins.push(...results);
+  }
+  const seconds = (performance.now() - startedAt) / 1000;
+  const cpu = cpuUsed();
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  return {
+    rps: latencies.length / seconds,
+    p50: percentile(latencies, 50),
+    p95: percentile(latencies, 95),
+    p99: percentile(latencies, 99),
+    errors,
+    cpu,
+    summary: {
+      families: tokens.length,
+      presentations: tokens.length * RACE_PRESENTATIONS,
+      doubleWins: wins.filter((count) => count > 1).length,
+      singleWins: wins.filter((count) => count === 1).length,
+      noWins: wins.filter((count) => count === 0).length,
+      maxWins: Math.max(0, ...wins),
+      statuses,
+      seconds: Math.round(seconds * 100) / 100,
+      samples,
+    },
+  };
+}
+
+async function postForm(url: string, body: string): Promise<Record<string, unknown>> {
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': FORM, 'user-agent': USER_AGENT }, body });
+  const json = (await response.json()) as Record<string, unknown>;
+  if (response.status !== 200) throw new Error(`POST ${url}: ${response.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+async function usedMemory(redis: Redis): Promise<number | undefined> {
+  const info = await redis.info('memory');
+  const match = /^used_memory:(\d+)/m.exec(info);
+  return match ? Number(match[1]) : undefined;
+}
+
+/** VmRSS and VmHWM (peak) of a process, in MiB. */
+function processMemory(pid: number): { rssMiB: number; peakRssMiB: number } | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
+    return { rssMiB: Math.round(kib('VmRSS') / 102.4) / 10, peakRssMiB: Math.round(kib('VmHWM') / 102.4) / 10 };
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Report
+
+const round2 = (value: number) => Math.round(value * 100) / 100;
+
+/** The CPU table's numbers, for the JSON. */
+function cpuPerRequest(measured: Measured): Record<string, string> {
+  const names = ['process', 'mainThread', 'otherThreads', 'mongo', 'redis', 'loadgen', 'mainThreadCores', 'machineCores', 'otherCores'];
+  return Object.fromEntries(cpuCells(measured).map((value, index) => [names[index]!, value]));
+}
+
+function pick(result: LoadResult): Measured {
+  return { rps: result.rps, p50: result.p50, p95: result.p95, p99: result.p99, errors: result.errors, cpu: result.cpu };
+}
+
+function progress(name: string, measured: Measured): void {
+  console.log(`  ${name}: ${fmt(measured.rps)} /s, p50 ${fmt(measured.p50, 2)} ms, p99 ${fmt(measured.p99, 2)} ms${measured.errors ? `, ${measured.errors} ERRORS` : ''}`);
+}
+
+interface Target {
+  readonly name: string;
+  readonly measured: number | undefined;
+  readonly goal: string;
+  readonly met: boolean | undefined;
+}
+
+function targets(): Target[] {
+  const row = (prefix: string) => rows.find((entry) => entry.workload.startsWith(prefix));
+  const cc = row('client_credentials (RS256)');
+  const refresh = row('refresh');
+  const jwks = row('JWKS');
+  const login = row('password login');
+  const raced = row('race');
+  const list: Target[] = [];
+  const add = (name: string, measured: number | undefined, goal: string, met: (value: number) => boolean) => list.push({ name, measured, goal, met: measured === undefined ? undefined : met(measured) });
+  if (cc) {
+    add('client_credentials vs node-oidc-provider', cc.ratioPeer, '≥ 1.50×', (value) => value >= 1.5);
+    add('client_credentials vs bare RS256 signing', cc.ratioCeiling, '≥ 0.70×', (value) => value >= 0.7);
+  }
+  if (refresh) add('refresh vs sign + 1 Redis round trip', refresh.ratioCeiling, '≥ 0.70×', (value) => value >= 0.7);
+  if (jwks) add('JWKS vs bare Koa route', jwks.ratioCeiling, '≥ 0.80×', (value) => value >= 0.8);
+  if (login) {
+    add('password login p95 (ms)', login.p95, '< 200', (value) => value < 200);
+    add('password login vs bare argon2id verify', login.ratioCeiling, '≥ 0.85×', (value) => value >= 0.85);
+  }
+  if (raced) add('race double wins', Number(/double wins (\d+)/.exec(raced.notes[0] ?? '')?.[1]), '= 0', (value) => value === 0);
+  return list;
+}
+
+function report(context: { machine: Record<string, unknown>; loadBefore: number[]; loadAfter: number[]; wallSeconds: number; profileSummary: string | undefined }): void {
+  const main = table(
+    ['workload', 'conc', 'req/s', 'p50 ms', 'p99 ms', 'errors', '× ceiling', '× peer'],
+    rows.map((row) => [row.workload, String(row.concurrency), fmt(row.rps), fmt(row.p50, 2), fmt(row.p99, 2), String(row.errors), ratio(row.ratioCeiling), ratio(row.ratioPeer)]),
+  );
+  const refs = table(
+    ['reference', 'kind', 'conc', 'ops/s', 'p50 ms', 'p99 ms'],
+    references.map((ref) => [ref.name, ref.kind, String(ref.concurrency), fmt(ref.rps), fmt(ref.p50, 2), fmt(ref.p99, 2)]),
+  );
+  const cpuTable = table(
+    ['CPU ms per request / op', 'process', 'main thr', 'other thr', 'mongo', 'redis', 'loadgen', 'main cores', 'machine', 'other'],
+    [...rows.map((row) => [row.workload, ...cpuCells(row)]), ...references.map((ref) => [ref.name, ...cpuCells(ref)])],
+  );
+  const targetList = targets();
+  const targetTable = table(
+    ['target', 'measured', 'goal', ''],
+    targetList.map((target) => [target.name, target.measured === undefined ? '—' : target.name.includes('(ms)') || target.name.includes('wins') ? fmt(target.measured, 1) : ratio(target.measured), target.goal, target.met === undefined ? '' : target.met ? 'met' : 'MISSED']),
+  );
+  const notes = rows.flatMap((row) => row.notes.map((note) => `${row.workload}: ${note}`));
+  console.log(`\n${main}\n\n${refs}\n\n${targetTable}\n`);
+  for (const note of notes) console.log(`note: ${note}`);
+  console.log(`\n${cpuTable}`);
+  console.log('(process = the server measured, or the ceilings process; main/other thr = its event-loop thread / all its other threads (libuv pool, GC, JIT); main cores = event-loop thread busy, 1.00 = saturated; machine = busy cores of the whole box; other = busy cores not ours)\n');
+  const redis = extra.redis as { bytesPerFamily?: number; bytesPerFamilyBeforeFirstRotation?: number; subjectIndex?: { bytesPerEntry?: number } } | undefined;
+  if (redis) {
+    console.log(`redis: MEMORY USAGE of a family key rt:fam:{id}: ${redis.bytesPerFamily} bytes after a rotation (${redis.bytesPerFamilyBeforeFirstRotation} before the first), with a ${USER_AGENT.length}-byte User-Agent; subject index about ${redis.subjectIndex?.bytesPerEntry ?? '—'} bytes per family`);
+  }
+  const memory = extra.memory as Record<string, { rssMiB: number; peakRssMiB: number } | undefined>;
+  console.log(`memory after the run: ${Object.entries(memory).map(([name, value]) => `${name} RSS ${value?.rssMiB ?? '—'} MiB (peak ${value?.peakRssMiB ?? '—'})`).join('; ')}`);
+  if (context.profileSummary) console.log(`\ncpu profiles (${(extra.profiles as string[]).join(', ')}); wall-clock samples of the main thread:\n${context.profileSummary}`);
+  console.log(`load average before ${context.loadBefore.map((value) => value.toFixed(2)).join(' ')}, after ${context.loadAfter.map((value) => value.toFixed(2)).join(' ')}; wall time ${context.wallSeconds.toFixed(0)} s`);
+
+  const resultsDir = join(ROOT, 'bench', 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const file = join(resultsDir, `${stamp}.json`);
+  writeFileSync(
+    file,
+    `${JSON.stringify(
+      {
+        startedAt: new Date(Date.now() - context.wallSeconds * 1000).toISOString(),
+        machine: context.machine,
+        settings: { warmupSec: WARMUP, durationSec: DURATION, connections: CONNECTIONS, loginConnections: LOGIN_CONNECTIONS, logLevel: 'info', rateLimits: RATE_LIMITS, only: [...ONLY], authorityExtraEnv: AUTHORITY_EXTRA_ENV },
+        loadAverage: { before: context.loadBefore, after: context.loadAfter },
+        wallSeconds: Math.round(context.wallSeconds),
+        workloads: rows.map((row) => ({ ...row, cpuMsPerRequest: cpuPerRequest(row) })),
+        references: references.map((ref) => ({ ...ref, cpuMsPerOp: cpuPerRequest(ref) })),
+        targets: targetList,
+        ...extra,
+        problems,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  console.log(`results: ${relative(ROOT, file)}`);
+  if (problems.length > 0) {
+    console.error(`\nbench FAILED:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+
+function parseExtraEnv(text: string | undefined): Record<string, string> {
+  if (!text) return {};
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed) && Object.values(parsed).every((value) => typeof value === 'string')) {
+      return parsed as Record<string, string>;
+    }
+  } catch {
+    // reported below
+  }
+  fail('BENCH_AUTHORITY_ENV must be a JSON object of strings, e.g. {"UV_THREADPOOL_SIZE":"2"}');
+}
+
+function positive(name: string, fallback: number): number {
+  const value = nonNegative(name, fallback);
+  if (value <= 0) fail(`${name} must be a positive number`);
+  return value;
+}
+
+function nonNegative(name: string, fallback: number): number {
+  const text = process.env[name];
+  if (text === undefined || text === '') return fallback;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < 0) fail(`${name} must be a number of seconds or a count, not "${text}"`);
+  return value;
+}
+
+function fail(message: string): never {
+  console.error(`bench: ${message}`);
+  process.exit(2);
+}
+
+let exitCode = 1;
+try {
+  exitCode = await main();
+} catch (err) {
+  keepScratch = true;
+  console.error(`\nbench FAILED: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+  console.error(`bench: logs kept in ${scratch}`);
+} finally {
+  await stopAll();
+}
+process.exit(exitCode);
