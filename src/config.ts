@@ -129,6 +129,7 @@ const schema = z.object({
   CORS_ORIGINS: list.pipe(z.array(z.string().refine(isOrigin, { message: 'each origin must be exactly scheme://host[:port]' }))),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   TRUST_PROXY_HOPS: integer(0, 0, 10),
+  CLIENT_CACHE_TTL: duration('30s'),
   BODY_LIMIT: integer(64 * 1024, 1024, 10 * 1024 * 1024),
   SHUTDOWN_TIMEOUT: duration('10s', { min: 1 }),
   HTTP_HEADERS_TIMEOUT: duration('10s', { min: 1 }),
@@ -190,6 +191,8 @@ export interface Config {
    * address (the header is client-controlled and ignored); rate limits key on this IP.
    */
   readonly trustProxyHops: number;
+  /** Seconds a client record is cached in process (0 = off); a changed client is seen within it. */
+  readonly clientCacheTtl: number;
   /** Bytes. Larger request bodies get 413. */
   readonly bodyLimit: number;
   /** Seconds the process waits for in-flight requests after SIGTERM. */
@@ -264,6 +267,7 @@ export function parseConfig(env: Env): Config {
     scopesSupported: e.SCOPES_SUPPORTED,
     logLevel: e.LOG_LEVEL,
     trustProxyHops: e.TRUST_PROXY_HOPS,
+    clientCacheTtl: e.CLIENT_CACHE_TTL,
     bodyLimit: e.BODY_LIMIT,
     shutdownTimeout: e.SHUTDOWN_TIMEOUT,
     http: { headersTimeout: e.HTTP_HEADERS_TIMEOUT, requestTimeout: e.HTTP_REQUEST_TIMEOUT, keepAliveTimeout: e.HTTP_KEEPALIVE_TIMEOUT },

@@ -21,6 +21,7 @@ import { createRedisDenylist } from './stores/redis/denylist.js';
 import { createRedisFamilyStore } from './stores/redis/families.js';
 import { createRedisRateLimits } from './stores/redis/rate-limits.js';
 import type { AccessTokenDenylist, ClientStore, FamilyStore, RateLimitBackend, UserStore } from './stores/types.js';
+import { cacheClients } from './clients/cache.js';
 import { createKeyRingSource, type KeyRingSource } from './keys/source.js';
 import { createClientAuthenticator } from './oauth/client-auth.js';
 import { createTokenService, type TokenService } from './oauth/token-service.js';
@@ -145,6 +146,7 @@ export async function createService(config: Config, { logger, clock = systemCloc
         userPassword: config.devUserPassword,
       });
 
+  const clients = config.clientCacheTtl > 0 ? cacheClients(stores.clients, { ttlMs: config.clientCacheTtl * 1000, clock }) : stores.clients;
   const accessTokens = createAccessTokens({ keys, clock, random, issuer: config.issuer, ttl: config.accessTokenTtl, clockSkew: config.clockSkew });
   const throttle = createLoginThrottle(stores.rateLimits, {
     accountIp: config.loginRateLimit,
@@ -160,7 +162,7 @@ export async function createService(config: Config, { logger, clock = systemCloc
   });
   const tokens = createTokenService({ accessTokens, families: stores.families, denylist: stores.denylist, users: stores.users, audience: config.audience, refreshTokenTtl: config.refreshTokenTtl });
   const clientAuth = createClientAuthenticator({
-    clients: stores.clients,
+    clients,
     failures: stores.rateLimits.limiter({ keyPrefix: 'client-auth', ...toLimit(config.clientAuthRateLimit) }),
   });
 
@@ -175,7 +177,7 @@ export async function createService(config: Config, { logger, clock = systemCloc
     users,
     clientAuth,
     families: stores.families,
-    clients: stores.clients,
+    clients,
     scopes: config.scopesSupported.length > 0 || config.production ? config.scopesSupported : DEV_SCOPES,
   });
   return {

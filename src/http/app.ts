@@ -75,7 +75,7 @@ export function createApp(deps: AppDeps): Koa {
   router.delete('/auth/sessions/:id', auth.requireUser, auth.endSession);
 
   app.use(requestLog(deps));
-  app.use(errorResponses());
+  app.use(errorResponses(deps));
   app.use(securityHeaders({ https: deps.config.issuer.startsWith('https:') }));
   app.use(corsPolicy({ origins: deps.config.corsOrigins }));
   app.use(parseBody({ limit: deps.config.bodyLimit }));

@@ -71,6 +71,8 @@ export function createClientAuthenticator({ clients, failures }: { clients: Pick
     /** The authenticated client; `invalid_client` for an unknown id, a wrong secret, or a method the client may not use. */
     async authenticate(credentials: ClientCredentials | undefined, ip: string): Promise<ClientRecord> {
       if (!credentials) throw new InvalidClientError('client authentication required');
+      // A public client has no secret to guess: nothing to throttle, and no round trip.
+      if (credentials.method === 'none') return check(credentials);
       const key = `${credentials.clientId}:${ip}`;
       const state = await failures.peek(key);
       if (!state.allowed) throw new TooManyRequestsError(state.retryAfterMs / 1000, 'too many failed client authentications, try again later');

@@ -108,18 +108,22 @@ export function createTokenService(deps: TokenServiceDeps) {
      * scope may be asked for this access token, the family keeps its own.
      */
     async refresh(input: { refreshToken: string; client: ClientRecord; scope?: string | undefined; context: UseContext }) {
-      const familyId = families.verifiedFamilyId(input.refreshToken);
-      const current = familyId ? await families.get(familyId) : null;
-      if (!current) throw new InvalidGrantError('the refresh token is invalid, expired or revoked');
-      if (current.clientId !== input.client.clientId) {
-        throw new InvalidGrantError('the refresh token was issued to another client', { detail: `family of ${current.clientId}` });
-      }
       const requested = parseScope(input.scope);
-      const granted = parseScope(current.scope);
-      const wider = requested.find((token) => !granted.includes(token));
-      if (wider !== undefined) throw new InvalidScopeError(`scope "${wider}" exceeds the scope originally granted`);
+      if (requested.length > 0) {
+        // A wider scope must be refused before rotating: a rotated token the client never
+        // receives would turn its next, honest refresh into reuse.
+        const familyId = families.verifiedFamilyId(input.refreshToken);
+        const current = familyId ? await families.get(familyId) : null;
+        if (current && current.clientId === input.client.clientId) {
+          const granted = parseScope(current.scope);
+          const wider = requested.find((token) => !granted.includes(token));
+          if (wider !== undefined) throw new InvalidScopeError(`scope "${wider}" exceeds the scope originally granted`);
+        }
+      }
 
-      const result = await families.rotate(input.refreshToken, input.context);
+      // The client binding is checked inside the atomic rotation: another client's token
+      // is invalid there and changes nothing.
+      const result = await families.rotate(input.refreshToken, input.context, { clientId: input.client.clientId });
       if (result.outcome === 'reused') {
         throw new InvalidGrantError('the refresh token was already used; the session has been revoked', { detail: `reuse in family ${result.familyId}` });
       }

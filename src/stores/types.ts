@@ -153,7 +153,11 @@ export type RotateResult =
  */
 export interface FamilyStore extends Pingable {
   create(grant: FamilyGrant, context: UseContext): Promise<{ family: Family; refreshToken: string }>;
-  rotate(refreshToken: string, context: UseContext): Promise<RotateResult>;
+  /**
+   * `clientId`, when given, binds the token to its client inside the same atomic step: a
+   * token presented by another client is `invalid` and changes nothing (RFC 6749 §10.4).
+   */
+  rotate(refreshToken: string, context: UseContext, expected?: { readonly clientId?: string }): Promise<RotateResult>;
   /** The live family a token belongs to, if the token is its current one; never rotates. */
   inspect(refreshToken: string): Promise<Family | null>;
   /**

@@ -84,7 +84,7 @@ describe('HTTP error format', () => {
     const logs = captureLogs();
     const app = new Koa();
     app.use(requestLog({ logger: logs.logger, clock: systemClock, random: cryptoRandom }));
-    app.use(errorResponses());
+    app.use(errorResponses({ logger: logs.logger }));
     app.use(() => {
       throw new TypeError('cannot read secret-free internals at /srv/app.ts:12');
     });
@@ -123,7 +123,7 @@ describe('request ids and the access log', () => {
 function readinessApp(checks: ReadinessCheck[], logger = captureLogs().logger) {
   const app = new Koa();
   app.use(requestLog({ logger, clock: systemClock, random: cryptoRandom }));
-  app.use(errorResponses());
+  app.use(errorResponses({ logger }));
   app.use(readiness(checks));
   return app.callback();
 }

@@ -162,6 +162,18 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
       await rotated(families, refreshToken);
     });
 
+    it('binds a token to its client: presented for another client it is invalid and changes nothing', async () => {
+      const families = store();
+      const { family, refreshToken } = await families.create(grant(), context);
+      expect(await families.rotate(refreshToken, context, { clientId: 'someone-else' })).toEqual({ outcome: 'invalid' });
+      expect(await families.isRevoked(family.id)).toBe(false);
+      const result = await families.rotate(refreshToken, context, { clientId: family.clientId });
+      expect(result.outcome).toBe('rotated');
+      // Even a rotated-away token presented by another client is not taken as reuse.
+      expect(await families.rotate(refreshToken, context, { clientId: 'someone-else' })).toEqual({ outcome: 'invalid' });
+      expect(await families.get(family.id)).toMatchObject({ id: family.id });
+    });
+
     it('a genuine-looking token for a family that does not exist is invalid', async () => {
       const families = store();
       const ours = createRefreshTokenCodec({ secret: SECRET, random: cryptoRandom });

@@ -1,5 +1,6 @@
 import type { Middleware } from 'koa';
 import { InvalidRequestError, PayloadTooLargeError, TemporarilyUnavailableError, UnsupportedMediaTypeError, toOAuthError, type OAuthError } from '../../errors.js';
+import type { Logger } from '../../log.js';
 import { StoreUnavailableError } from '../../stores/types.js';
 
 /**
@@ -7,17 +8,17 @@ import { StoreUnavailableError } from '../../stores/types.js';
  * status and headers. Anything that is not an OAuthError becomes 500 `server_error`; its
  * cause is logged, never sent.
  */
-export function errorResponses(): Middleware {
+export function errorResponses({ logger }: { logger: Logger }): Middleware {
   return async function writeErrors(ctx, next) {
     try {
       await next();
     } catch (thrown) {
       const err = classify(thrown);
-      const log = ctx.state.log;
+      const reqId = ctx.state.requestId;
       if (err.status >= 500) {
-        log?.error({ err: err.cause ?? err, code: err.code, detail: err.detail }, 'request failed');
+        logger.error({ reqId, err: err.cause ?? err, code: err.code, detail: err.detail }, 'request failed');
       } else {
-        log?.info({ code: err.code, detail: err.detail }, 'request rejected');
+        logger.info({ reqId, code: err.code, detail: err.detail }, 'request rejected');
       }
       ctx.status = err.status;
       ctx.set(err.headers);

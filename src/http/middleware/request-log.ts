@@ -16,13 +16,14 @@ export function requestLog({ logger, clock, random }: { logger: Logger; clock: C
     const incoming = ctx.get('x-request-id');
     const requestId = REQUEST_ID.test(incoming) ? incoming : random.uuid();
     ctx.state.requestId = requestId;
-    ctx.state.log = logger.child({ reqId: requestId });
     ctx.set('X-Request-Id', requestId);
     try {
       await next();
     } finally {
-      ctx.state.log.info(
+      // One flat object, no child logger per request: this runs on every request.
+      logger.info(
         {
+          reqId: requestId,
           method: ctx.method,
           route: ctx._matchedRoute ?? ctx.path,
           status: ctx.status,
@@ -37,7 +38,6 @@ export function requestLog({ logger, clock, random }: { logger: Logger; clock: C
 declare module 'koa' {
   interface DefaultState {
     requestId: string;
-    log: Logger;
   }
   interface ExtendableContext {
     _matchedRoute?: string | RegExp;

@@ -107,13 +107,14 @@ export function createMemoryFamilyStore(options: FamilyStoreOptions): FamilyStor
       return { family: view(record), refreshToken };
     },
 
-    async rotate(refreshToken: string, context: UseContext): Promise<RotateResult> {
+    async rotate(refreshToken: string, context: UseContext, expected: { readonly clientId?: string } = {}): Promise<RotateResult> {
       const parsed = codec.verify(refreshToken);
       if (!parsed) return INVALID;
       const now = clock.now();
       sweep(now);
       const record = live(parsed.familyId, now);
       if (!record) return INVALID;
+      if (expected.clientId !== undefined && record.grant.clientId !== expected.clientId) return INVALID;
       const presented = hashRefreshToken(refreshToken);
       const next = codec.mint(record.id);
       if (presented === record.currentHash) {

@@ -62,7 +62,7 @@ interface StoredFamily {
 
 /**
  * KEYS: family, marker. ARGV: presented hash, next hash, now, idle ms, grace ms, marker ms,
- * user agent, ip. The caller has verified the presented token's MAC, so a token that is
+ * user agent, ip, expected client id ('' = any; another client's token changes nothing). The caller has verified the presented token's MAC, so a token that is
  * neither current nor a retry was issued for this family and rotated away: reuse.
  * Replies nil (invalid), 'reused', or the rotated family's JSON.
  */
@@ -72,6 +72,7 @@ if not raw then return false end
 local f = cjson.decode(raw)
 local now = tonumber(ARGV[3])
 if now >= f.ie then return false end
+if ARGV[9] ~= '' and f.c ~= ARGV[9] then return false end
 if ARGV[1] == f.h then
   f.ph = f.h
   f.pt = now
@@ -183,7 +184,7 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
       return { family, refreshToken };
     },
 
-    async rotate(refreshToken: string, context: UseContext): Promise<RotateResult> {
+    async rotate(refreshToken: string, context: UseContext, expected: { readonly clientId?: string } = {}): Promise<RotateResult> {
       const parsed = codec.verify(refreshToken);
       if (!parsed) return { outcome: 'invalid' };
       const { familyId } = parsed;
@@ -192,7 +193,7 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
       const now = clock.now();
       const reply = await guard(() =>
         runScript(redis, ROTATE, [familyKey(familyId), markerKey(familyId)], [
-          hashRefreshToken(refreshToken), hashRefreshToken(next), now, idleMs, graceMs, markerMs, userAgent, ip,
+          hashRefreshToken(refreshToken), hashRefreshToken(next), now, idleMs, graceMs, markerMs, userAgent, ip, expected.clientId ?? '',
         ]),
       );
       if (reply === 'reused') return { outcome: 'reused', familyId };

@@ -1,0 +1,42 @@
+/**
+ * An in-process cache in front of the client store. Every token, revocation and
+ * introspection request looks its client up; caching the record for a short TTL removes a
+ * database round trip from that hot path. The price: a client changed or removed in the
+ * database is seen by each instance within `ttlMs`. Unknown ids are cached too (so junk
+ * ids cannot hammer the database), and the cache is bounded, oldest entries evicted first.
+ */
+import type { Clock } from '../clock.js';
+import type { ClientRecord, ClientStore } from '../stores/types.js';
+
+export function cacheClients(inner: ClientStore, { ttlMs, maxEntries = 10_000, clock }: { ttlMs: number; maxEntries?: number; clock: Clock }): ClientStore {
+  const entries = new Map<string, { record: ClientRecord | null; until: number }>();
+  const pending = new Map<string, Promise<ClientRecord | null>>();
+
+  async function load(clientId: string): Promise<ClientRecord | null> {
+    const record = await inner.findById(clientId);
+    entries.delete(clientId);
+    if (entries.size >= maxEntries) entries.delete(entries.keys().next().value!);
+    entries.set(clientId, { record, until: clock.now() + ttlMs });
+    return record;
+  }
+
+  return {
+    ping: () => inner.ping(),
+    async create(client) {
+      const created = await inner.create(client);
+      entries.delete(created.clientId);
+      return created;
+    },
+    findById(clientId) {
+      const hit = entries.get(clientId);
+      if (hit && hit.until > clock.now()) return Promise.resolve(hit.record);
+      // Concurrent misses for one id share a single lookup.
+      let loading = pending.get(clientId);
+      if (!loading) {
+        loading = load(clientId).finally(() => pending.delete(clientId));
+        pending.set(clientId, loading);
+      }
+      return loading;
+    },
+  };
+}
