@@ -12,7 +12,7 @@
  *   RefreshToken through the provider's own models, exactly what its authorization-code
  *   grant stores, and hands the token values to the bench over IPC; every refresh after
  *   that goes through the real token endpoint;
- * - the in-memory adapter (oidc-provider's default).
+ * - an in-memory adapter (a Map: the bundled one is a 1,000-entry LRU, see MapAdapter).
  *
  * Protocol (IPC): sends `{ type: 'ready', url }` once listening; answers
  * `{ type: 'seed', id, count }` with `{ type: 'seeded', id, tokens }`. Exits on SIGTERM,
@@ -72,6 +72,7 @@ async function main(): Promise<void> {
         },
       },
     },
+    adapter: MapAdapter,
     rotateRefreshToken: true,
     ttl: { AccessToken: 900, ClientCredentials: 900, RefreshToken: 7 * 86400, Grant: 7 * 86400 },
     findAccount: (_ctx: unknown, sub: string) => ({ accountId: sub, claims: () => ({ sub }) }),
@@ -120,6 +121,48 @@ async function main(): Promise<void> {
   process.once('SIGINT', stop);
   process.once('disconnect', () => process.exit(0));
   process.send?.({ type: 'ready', url: issuer });
+}
+
+/**
+ * oidc-provider's bundled memory adapter is an LRU of 1,000 entries: after a full-length
+ * client_credentials run the refresh tokens seeded for the next workload are evicted
+ * before their first use ("refresh token not found"). This unbounded Map is the same
+ * in-process store without that artefact (entries still expire).
+ */
+class MapAdapter {
+  static readonly store = new Map<string, { payload: Record<string, unknown>; expiresAt: number }>();
+  constructor(private readonly model: string) {}
+  private key(id: string): string {
+    return `${this.model}:${id}`;
+  }
+  async upsert(id: string, payload: Record<string, unknown>, expiresIn?: number): Promise<void> {
+    MapAdapter.store.set(this.key(id), { payload: { ...payload }, expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : Infinity });
+  }
+  async find(id: string): Promise<Record<string, unknown> | undefined> {
+    const entry = MapAdapter.store.get(this.key(id));
+    if (!entry) return undefined;
+    if (entry.expiresAt <= Date.now()) {
+      MapAdapter.store.delete(this.key(id));
+      return undefined;
+    }
+    return entry.payload;
+  }
+  async findByUserCode(): Promise<undefined> {
+    return undefined;
+  }
+  async findByUid(): Promise<undefined> {
+    return undefined;
+  }
+  async consume(id: string): Promise<void> {
+    const entry = MapAdapter.store.get(this.key(id));
+    if (entry) entry.payload.consumed = Math.floor(Date.now() / 1000);
+  }
+  async destroy(id: string): Promise<void> {
+    MapAdapter.store.delete(this.key(id));
+  }
+  async revokeByGrantId(grantId: string): Promise<void> {
+    for (const [key, entry] of MapAdapter.store) if (entry.payload.grantId === grantId) MapAdapter.store.delete(key);
+  }
 }
 
 main().catch((err: unknown) => {
