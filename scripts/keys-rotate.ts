@@ -15,11 +15,30 @@ import { runScript } from './run.js';
 
 const USAGE = `usage: keys:rotate [--alg ${KEY_ALGS.join('|')}] [--dry-run] | --emergency --kid <kid>`;
 
+/**
+ * A kid is a base64url thumbprint and may begin with '-', which parseArgs would read as an
+ * option: bind the value that follows `--kid` to it explicitly.
+ */
+function bindKidValue(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let index = 0; index < argv.length; index += 1) {
+    const arg = argv[index]!;
+    const value = argv[index + 1];
+    if (arg === '--kid' && value !== undefined) {
+      out.push(`--kid=${value}`);
+      index += 1;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
+
 async function main(argv: string[]): Promise<number> {
   let values;
   try {
     ({ values } = parseArgs({
-      args: argv,
+      args: bindKidValue(argv),
       strict: true,
       allowPositionals: false,
       options: {

@@ -64,6 +64,11 @@ export interface UserStore extends Pingable {
   findByEmail(email: string): Promise<UserRecord | null>;
   /** The stored argon2id hash, or null when the user does not exist. */
   getPasswordHash(id: string): Promise<string | null>;
+  /**
+   * The user and their hash in one read, for login: one round trip whether or not the
+   * account exists, so timing does not tell. `email` must be normalised.
+   */
+  findCredentials(email: string): Promise<{ user: UserRecord; passwordHash: string } | null>;
   /** Replaces the hash; sets `passwordChangedAt` to `changedAt` when given (a re-hash keeps it). */
   setPasswordHash(id: string, passwordHash: string, changedAt?: Date): Promise<void>;
 }

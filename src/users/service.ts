@@ -12,7 +12,7 @@ import type { PasswordHasher } from './passwords.js';
 const BAD_CREDENTIALS = 'invalid email or password';
 
 export function createUserService(deps: {
-  users: Pick<UserStore, 'create' | 'findById' | 'findByEmail' | 'getPasswordHash' | 'setPasswordHash'>;
+  users: Pick<UserStore, 'create' | 'findById' | 'findCredentials' | 'getPasswordHash' | 'setPasswordHash'>;
   hasher: PasswordHasher;
   throttle: LoginThrottle;
   clock: Clock;
@@ -49,13 +49,13 @@ export function createUserService(deps: {
     async login(input: { email: string; password: string; ip: string }): Promise<UserRecord> {
       const email = normaliseEmail(input.email);
       await throttle.attempt(email, input.ip);
-      const user = await users.findByEmail(email);
-      const hash = user ? await users.getPasswordHash(user.id) : null;
+      const credentials = await users.findCredentials(email);
+      const user = credentials?.user;
       let ok = false;
-      if (hash) {
-        const result = await hasher.verify(hash, input.password);
+      if (credentials) {
+        const result = await hasher.verify(credentials.passwordHash, input.password);
         ok = result.ok;
-        if (ok && result.needsRehash && user) await users.setPasswordHash(user.id, await hasher.hash(input.password));
+        if (ok && result.needsRehash) await users.setPasswordHash(credentials.user.id, await hasher.hash(input.password));
       } else {
         await hasher.verifyDummy(input.password);
       }

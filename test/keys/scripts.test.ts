@@ -34,6 +34,16 @@ describe('keys:list', () => {
   });
 });
 
+describe('keys:rotate --emergency --kid', () => {
+  it('takes a kid that begins with a dash (base64url thumbprints can) as the value of --kid', async () => {
+    const out = await runScript('keys-rotate', ['--emergency', '--kid', '-abcdefghijklmnopqrstuvwxyz0123456789ABCDEF'], { KEYS_DIR: dir });
+    expect(out.code).toBe(1);
+    // Parsed as a kid (no such key), not refused as an ambiguous option.
+    expect(out.stderr).toMatch(/no key has kid -abcdefghij/);
+    expect(out.stderr).not.toMatch(/ambiguous/);
+  });
+});
+
 describe('bad input: one line on stderr, non-zero exit, no stack trace', () => {
   it('bad arguments and bad environment', async () => {
     const [badAlg, noKid, unknown, badEnv, unknownKid] = await Promise.all([

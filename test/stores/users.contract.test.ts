@@ -84,6 +84,13 @@ function describeUserStoreContract(name: string, makeStore: MakeUserStore): void
       expect(await store.getPasswordHash(created.id)).toBe(HASH);
     });
 
+    it('finds a user and their hash together by email, for login, and null for an unknown email', async () => {
+      const created = await store.create({ email: 'creds@example.com', passwordHash: HASH, roles: ['ops'] });
+      expect(await store.findCredentials('creds@example.com')).toEqual({ user: created, passwordHash: HASH });
+      expect(await store.findCredentials('nobody@example.com')).toBeNull();
+      expect(Object.keys((await store.findCredentials('creds@example.com'))!.user)).not.toContain('passwordHash');
+    });
+
     it('rejects a taken email with DuplicateKeyError and keeps the first user intact', async () => {
       const first = await store.create({ email: 'taken@example.com', name: 'First', passwordHash: HASH });
       const error = await store.create({ email: 'taken@example.com', name: 'Second', passwordHash: 'other' }).then(() => undefined, (err: unknown) => err);

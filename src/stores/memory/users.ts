@@ -54,6 +54,12 @@ export function createMemoryUserStore({ clock, random = cryptoRandom }: { clock:
       return stored ? toRecord(stored) : null;
     },
 
+    async findCredentials(email) {
+      const id = idByEmail.get(email);
+      const stored = id === undefined ? undefined : byId.get(id);
+      return stored ? { user: toRecord(stored), passwordHash: stored.passwordHash } : null;
+    },
+
     async getPasswordHash(id) {
       return byId.get(id)?.passwordHash ?? null;
     },

@@ -46,6 +46,12 @@ export function createMongoUserStore({ models, clock, ping }: { models: Pick<Mon
       return doc ? toRecord(doc) : null;
     },
 
+    async findCredentials(email) {
+      if (typeof email !== 'string') return null;
+      const doc = await translate(STORE, () => User.findOne({ email: { $eq: email } }).select('+passwordHash').lean<UserDocument>().exec());
+      return doc ? { user: toRecord(doc), passwordHash: doc.passwordHash } : null;
+    },
+
     async getPasswordHash(id) {
       if (typeof id !== 'string' || !ID_PATTERN.test(id)) return null;
       const doc = await translate(STORE, () =>
