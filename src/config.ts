@@ -3,6 +3,7 @@
  * together, then frozen and passed down. This is the only module that interprets
  * environment variables; `src/server.ts` is the only caller that hands it `process.env`.
  */
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -128,6 +129,18 @@ const schema = z.object({
   LOGIN_CLIENT_ID: z.string().min(1).max(128).default('demo-app'),
   CORS_ORIGINS: list.pipe(z.array(z.string().refine(isOrigin, { message: 'each origin must be exactly scheme://host[:port]' }))),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  WORKERS: z
+    .string()
+    .default('1')
+    .transform((text, ctx) => {
+      if (text.trim() === 'auto') return availableParallelism();
+      const value = Number(text);
+      if (!/^\d+$/.test(text.trim()) || value < 1 || value > 64) {
+        ctx.addIssue({ code: 'custom', message: `"${text}" must be auto or an integer from 1 to 64` });
+        return z.NEVER;
+      }
+      return value;
+    }),
   TRUST_PROXY_HOPS: integer(0, 0, 10),
   CLIENT_CACHE_TTL: duration('30s'),
   BODY_LIMIT: integer(64 * 1024, 1024, 10 * 1024 * 1024),
@@ -191,6 +204,8 @@ export interface Config {
    * address (the header is client-controlled and ignored); rate limits key on this IP.
    */
   readonly trustProxyHops: number;
+  /** Processes serving requests (node:cluster); above 1 the stores must be shared (MongoDB, Redis). */
+  readonly workers: number;
   /** Seconds a client record is cached in process (0 = off); a changed client is seen within it. */
   readonly clientCacheTtl: number;
   /** Bytes. Larger request bodies get 413. */
@@ -233,6 +248,9 @@ export function parseConfig(env: Env): Config {
   if (production && e.ISSUER && new URL(e.ISSUER).protocol !== 'https:' && !isLoopback(new URL(e.ISSUER).hostname)) {
     problems.push('ISSUER: must be https in production (http is allowed only for a loopback host)');
   }
+  if (e.WORKERS > 1 && (!e.MONGODB_URI || (!e.REDIS_URL && !e.REDIS_CLUSTER_NODES))) {
+    problems.push('WORKERS: more than one worker needs MONGODB_URI and REDIS_URL (the embedded stores live inside one process)');
+  }
   if (e.REFRESH_FAMILY_MAX_TTL < e.REFRESH_TOKEN_TTL) {
     problems.push('REFRESH_FAMILY_MAX_TTL: must be at least REFRESH_TOKEN_TTL');
   }
@@ -267,6 +285,7 @@ export function parseConfig(env: Env): Config {
     scopesSupported: e.SCOPES_SUPPORTED,
     logLevel: e.LOG_LEVEL,
     trustProxyHops: e.TRUST_PROXY_HOPS,
+    workers: e.WORKERS,
     clientCacheTtl: e.CLIENT_CACHE_TTL,
     bodyLimit: e.BODY_LIMIT,
     shutdownTimeout: e.SHUTDOWN_TIMEOUT,

@@ -2,6 +2,7 @@
  * The entry point, and the only module that reads `process.env` or exits the process.
  * It wires config → stores → services → Koa app, listens, and owns shutdown.
  */
+import cluster from 'node:cluster';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { systemClock, type Clock } from './clock.js';
@@ -235,7 +236,7 @@ export async function startServer(config: Config, deps: { logger: Logger; clock?
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  logger.info({ url, issuer: config.issuer, production: config.production }, 'listening');
+  logger.info({ url, issuer: config.issuer, production: config.production, ...(cluster.isWorker && { worker: cluster.worker?.id }) }, 'listening');
   if (service.seeded) printDevHints(config, service.seeded, service.stores.embedded, logger);
 
   let stopped: Promise<void> | undefined;
@@ -297,6 +298,7 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger({ level: config.logLevel });
+  if (config.workers > 1 && cluster.isPrimary) return runPrimary(config, logger);
   let running: RunningServer;
   try {
     running = await startServer(config, { logger });
@@ -315,6 +317,56 @@ async function main(): Promise<void> {
           process.exit(1);
         },
       );
+    });
+  }
+}
+
+/**
+ * Cluster mode (`WORKERS` > 1): this process only supervises. Each worker runs the whole
+ * service on the shared port; the stores are shared (Redis, MongoDB) and every worker
+ * watches the key folder itself. A worker that dies is replaced, unless workers keep dying
+ * right after starting (a crash loop), which ends the service with exit 1. SIGTERM/SIGINT
+ * are passed on; each worker drains its own requests, and the primary exits 0 once all
+ * have exited.
+ */
+function runPrimary(config: Config, logger: Logger): void {
+  let stopping = false;
+  let alive = 0;
+  const quickDeaths: number[] = [];
+  const fork = () => {
+    alive += 1;
+    cluster.fork();
+  };
+  cluster.on('exit', (worker, code, signal) => {
+    alive -= 1;
+    if (stopping) {
+      if (alive === 0) {
+        logger.info('all workers stopped');
+        process.exit(0);
+      }
+      return;
+    }
+    const now = Date.now();
+    quickDeaths.push(now);
+    while (quickDeaths.length > 0 && quickDeaths[0]! < now - 10_000) quickDeaths.shift();
+    if (quickDeaths.length > config.workers * 2) {
+      logger.fatal({ code, signal }, 'workers keep exiting right after start; giving up');
+      process.exit(1);
+    }
+    logger.error({ worker: worker.id, code, signal }, 'worker exited; starting a new one');
+    fork();
+  });
+  for (let index = 0; index < config.workers; index += 1) fork();
+  logger.info({ workers: config.workers }, 'cluster primary started');
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      stopping = true;
+      logger.info({ signal }, 'shutting down workers');
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
+      setTimeout(() => {
+        logger.error('workers did not stop in time');
+        process.exit(1);
+      }, (config.shutdownTimeout + 5) * 1000).unref();
     });
   }
 }

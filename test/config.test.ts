@@ -103,6 +103,14 @@ describe('config', () => {
     expect(problemsOf({ ISSUER: 'not a url' })[0]).toMatch(/^ISSUER/);
   });
 
+  it('takes WORKERS as a count or auto, and only with shared stores', () => {
+    expect(parseConfig({}).workers).toBe(1);
+    expect(parseConfig({ ...production, WORKERS: '3' }).workers).toBe(3);
+    expect(parseConfig({ ...production, WORKERS: 'auto' }).workers).toBeGreaterThanOrEqual(1);
+    expect(problemsOf({ ...production, WORKERS: 'many' })[0]).toMatch(/^WORKERS/);
+    expect(problemsOf({ WORKERS: '2' })[0]).toMatch(/^WORKERS: more than one worker needs MONGODB_URI and REDIS_URL/);
+  });
+
   it('keeps the absolute family lifetime at least the idle one', () => {
     expect(problemsOf({ REFRESH_TOKEN_TTL: '30d', REFRESH_FAMILY_MAX_TTL: '7d' })[0]).toMatch(/^REFRESH_FAMILY_MAX_TTL/);
   });

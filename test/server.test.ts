@@ -7,8 +7,9 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort, spawnTracked, stopProcess, waitFor } from './support/processes.js';
+import { testDatabaseUri } from './support/mongo.js';
 import { startTestRedis, type TestRedis } from './support/redis.js';
 
 const ENTRY = join(import.meta.dirname, '..', 'src', 'server.ts');
@@ -161,6 +162,51 @@ describe('key rotation seen by a running server', () => {
       expect(emergency.code).toBe(0);
       await waitFor(async () => !(await jwks()).includes(original!), 10_000, 200);
       expect(await tokenKid()).toBe(next);
+    } finally {
+      await stopProcess(started.child);
+    }
+  });
+});
+
+describe('cluster mode (WORKERS)', () => {
+  let redis: TestRedis;
+  beforeAll(async () => {
+    redis = await startTestRedis();
+  });
+  afterAll(async () => {
+    await redis.stop();
+  });
+
+  it('refuses more than one worker with embedded stores', async () => {
+    const started = await startProcess({ WORKERS: '2' });
+    expect(await started.exited).toBe(1);
+    expect(started.output()).toMatch(/WORKERS: more than one worker needs MONGODB_URI and REDIS_URL/);
+  });
+
+  it('serves from several workers sharing the stores, and stops them all on SIGTERM', async () => {
+    const started = await startProcess({
+      WORKERS: '2',
+      REDIS_URL: redis.url,
+      MONGODB_URI: testDatabaseUri(inject('mongoUri'), 'cluster'),
+      DEV_USER_PASSWORD: 'cluster dev password',
+      REFRESH_TOKEN_SECRET: 'c'.repeat(40),
+    });
+    try {
+      await untilListening(started);
+      await waitFor(() => (started.output().match(/"msg":"listening"/g) ?? []).length === 2, 20_000, 100);
+      const base = `http://127.0.0.1:${started.port}`;
+      const login = await fetch(`${base}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'demo@example.com', password: 'cluster dev password' }) });
+      expect(login.status).toBe(200);
+      let token = ((await login.json()) as { refresh_token: string }).refresh_token;
+      // New connections are spread over the workers; every rotation must see the last one.
+      for (let i = 0; i < 10; i += 1) {
+        const res = await fetch(`${base}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', connection: 'close' }, body: `grant_type=refresh_token&client_id=demo-app&refresh_token=${token}` });
+        expect(res.status).toBe(200);
+        token = ((await res.json()) as { refresh_token: string }).refresh_token;
+      }
+      started.child.kill('SIGTERM');
+      expect(await started.exited).toBe(0);
+      expect((started.output().match(/"msg":"stopped"/g) ?? []).length).toBe(2);
     } finally {
       await stopProcess(started.child);
     }
