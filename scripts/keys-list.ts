@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { systemClock } from '../src/clock.js';
 import { parseConfig } from '../src/config.js';
+import { manifestEntry } from '../src/keys/key-files.js';
 import { loadKeyDir, promotableAt, removableAt } from '../src/keys/index.js';
 import { describeError, keyTable, UsageError } from '../src/keys/report.js';
 import { runScript } from './run.js';
@@ -23,12 +24,7 @@ async function main(argv: string[]): Promise<number> {
   if (values.json) {
     const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
     const rows = state.keys.map((key) => ({
-      kid: key.kid,
-      alg: key.alg,
-      state: key.state,
-      createdAt: iso(key.createdAt),
-      activatedAt: iso(key.activatedAt),
-      retiredAt: iso(key.retiredAt),
+      ...manifestEntry(key),
       promotableAt: key.state === 'next' ? iso(promotableAt(key, config)) : null,
       removableAt: key.state === 'retired' ? iso(removableAt(key, config)) : null,
     }));

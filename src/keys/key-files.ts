@@ -107,23 +107,21 @@ export async function readManifest(dir: string): Promise<KeyMeta[] | undefined> 
   return keys;
 }
 
-export function serializeManifest(keys: readonly KeyMeta[]): string {
+/** A key's metadata as the manifest (and `keys:list --json`) write it: dates as ISO strings. */
+export function manifestEntry(key: KeyMeta) {
   const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
-  return `${JSON.stringify(
-    {
-      version: 1,
-      keys: keys.map((key) => ({
-        kid: key.kid,
-        alg: key.alg,
-        state: key.state,
-        createdAt: iso(key.createdAt),
-        activatedAt: iso(key.activatedAt),
-        retiredAt: iso(key.retiredAt),
-      })),
-    },
-    null,
-    2,
-  )}\n`;
+  return {
+    kid: key.kid,
+    alg: key.alg,
+    state: key.state,
+    createdAt: iso(key.createdAt),
+    activatedAt: iso(key.activatedAt),
+    retiredAt: iso(key.retiredAt),
+  };
+}
+
+export function serializeManifest(keys: readonly KeyMeta[]): string {
+  return `${JSON.stringify({ version: 1, keys: keys.map(manifestEntry) }, null, 2)}\n`;
 }
 
 /** The parsed JSON of a key file. The text is never echoed: it holds a private key. */
