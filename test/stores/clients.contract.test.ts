@@ -5,9 +5,8 @@
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { manualClock } from '../../src/clock.js';
 import { createMemoryClientStore } from '../../src/stores/memory/clients.js';
-import { createMongoConnection, createMongoStores } from '../../src/stores/mongo/connection.js';
 import { DuplicateKeyError, type ClientStore, type NewClient } from '../../src/stores/types.js';
-import { testDatabaseUri } from '../support/mongo.js';
+import { openTestMongoStores } from '../support/mongo.js';
 
 type ManualClock = ReturnType<typeof manualClock>;
 
@@ -105,13 +104,6 @@ function describeClientStoreContract(name: string, makeStore: (clock: ManualCloc
 describeClientStoreContract('memory', async (clock) => ({ store: createMemoryClientStore({ clock }), close: async () => undefined }));
 
 describeClientStoreContract('mongo', async (clock) => {
-  const connection = createMongoConnection(testDatabaseUri(inject('mongoUri'), import.meta.url), { clock });
-  await connection.init();
-  return {
-    store: createMongoStores(connection).clients,
-    async close() {
-      await connection.models.Client.db.dropDatabase();
-      await connection.close();
-    },
-  };
+  const { stores, close } = await openTestMongoStores(inject('mongoUri'), import.meta.url, clock);
+  return { store: stores.clients, close };
 });

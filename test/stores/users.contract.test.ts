@@ -10,7 +10,7 @@ import { createMongoConnection, createMongoStores } from '../../src/stores/mongo
 import { DuplicateKeyError, StoreUnavailableError, type UserStore } from '../../src/stores/types.js';
 import { startMongoEmulator } from '../support/mongo-emulator/index.js';
 import { freePort } from '../support/processes.js';
-import { testDatabaseUri } from '../support/mongo.js';
+import { openTestMongoStores } from '../support/mongo.js';
 
 type ManualClock = ReturnType<typeof manualClock>;
 
@@ -152,15 +152,8 @@ function describeUserStoreContract(name: string, makeStore: MakeUserStore): void
 describeUserStoreContract('memory', async (clock) => ({ store: createMemoryUserStore({ clock }), close: async () => undefined }));
 
 describeUserStoreContract('mongo', async (clock) => {
-  const connection = createMongoConnection(testDatabaseUri(inject('mongoUri'), import.meta.url), { clock });
-  await connection.init();
-  return {
-    store: createMongoStores(connection).users,
-    async close() {
-      await connection.models.User.db.dropDatabase();
-      await connection.close();
-    },
-  };
+  const { stores, close } = await openTestMongoStores(inject('mongoUri'), import.meta.url, clock);
+  return { store: stores.users, close };
 });
 
 describe('mongo UserStore: backend failures', () => {

@@ -11,6 +11,8 @@ import { promises as dns } from 'node:dns';
 import { connect } from 'node:net';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Clock } from '../../src/clock.js';
+import { createMongoConnection, createMongoStores } from '../../src/stores/mongo/connection.js';
 import { startMongoEmulator } from './mongo-emulator/index.js';
 
 export type MongoBackendKind = 'external' | 'memory-server' | 'emulator';
@@ -188,4 +190,20 @@ export function testDatabaseName(name: string): string {
   const file = name.startsWith('file:') ? fileURLToPath(name) : name;
   const slug = basename(file).replace(/\.(test|spec)\.[cm]?[jt]s$/, '').replace(/[^A-Za-z0-9_-]+/g, '_').slice(0, 40) || 'test';
   return `t_${slug}_${randomBytes(6).toString('hex')}`;
+}
+
+/**
+ * The MongoDB stores on a database of their own, for a contract suite: `close` drops the
+ * database and closes the connection.
+ */
+export async function openTestMongoStores(baseUri: string, name: string, clock: Clock): Promise<{ stores: ReturnType<typeof createMongoStores>; close(): Promise<void> }> {
+  const connection = createMongoConnection(testDatabaseUri(baseUri, name), { clock });
+  await connection.init();
+  return {
+    stores: createMongoStores(connection),
+    async close() {
+      await connection.models.User.db.dropDatabase();
+      await connection.close();
+    },
+  };
 }
