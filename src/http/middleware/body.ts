@@ -14,10 +14,13 @@ export type RequestBody = Record<string, unknown>;
  * included more than once).
  */
 export function parseBody({ limit, maxParameters = 100, maxDepth = 16 }: { limit: number; maxParameters?: number; maxDepth?: number }): Middleware {
+  // Form bodies are read as text and parsed once, by parseForm below: koa-bodyparser's own
+  // form parsing (qs) would build an object that is thrown away.
   const parser = bodyParser({
-    enableTypes: ['json', 'form'],
+    enableTypes: ['json', 'text'],
+    extendTypes: { text: ['application/x-www-form-urlencoded'] },
     jsonLimit: `${limit}b`,
-    formLimit: `${limit}b`,
+    textLimit: `${limit}b`,
     strict: true,
     onerror: (err) => {
       throw err;
