@@ -17,11 +17,11 @@ import type { UserService } from '../users/service.js';
 import { parseBody } from './middleware/body.js';
 import { errorResponses } from './middleware/errors.js';
 import { requestLog } from './middleware/request-log.js';
-import { corsPolicy, securityHeaders } from './middleware/security.js';
+import { corsPolicy, publicDocumentHeaders, securityHeaders } from './middleware/security.js';
 import { createAuthRoutes } from './routes/auth.js';
 import { liveness, readiness, type ReadinessCheck } from './routes/health.js';
 import { authenticateClient, exchangeGrant, introspectToken, noStore, revokeToken } from './routes/oauth.js';
-import { jwksRoute, metadataRoute } from './routes/well-known.js';
+import { jwksRoute, metadataRoute, publicDocuments } from './routes/well-known.js';
 
 export interface AppDeps {
   readonly config: Pick<Config, 'bodyLimit' | 'corsOrigins' | 'issuer' | 'jwksMaxAge' | 'loginClientId' | 'refreshTokenTtl' | 'trustProxyHops'>;
@@ -52,15 +52,20 @@ export function createApp(deps: AppDeps): Koa {
   const router = new Router();
   router.get('/healthz', liveness());
   router.get('/readyz', readiness(deps.readiness));
-  router.get('/.well-known/jwks.json', jwksRoute(deps.keys, deps.config.jwksMaxAge));
-  router.get('/.well-known/oauth-authorization-server', metadataRoute({
+  const https = deps.config.issuer.startsWith('https:');
+  const documents = new Map([
+    ['/.well-known/jwks.json', jwksRoute(deps.keys, deps.config.jwksMaxAge, publicDocumentHeaders({ https }))],
+    ['/.well-known/oauth-authorization-server', metadataRoute({
       issuer: deps.config.issuer,
       keys: deps.keys,
       scopes: deps.scopes ?? [],
       maxAgeSec: deps.config.jwksMaxAge,
       // RFC 7009 §2.1: public clients revoke their own tokens with client_id alone.
       revocationAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
-    }));
+      fixedHeaders: publicDocumentHeaders({ https }),
+    })],
+  ]);
+  for (const [path, route] of documents) router.get(path, route);
   router.post('/oauth/token', noStore, client, exchangeGrant(oauth));
   router.post('/oauth/revoke', noStore, client, revokeToken(oauth));
   router.post('/oauth/introspect', noStore, client, introspectToken(oauth));
@@ -75,8 +80,9 @@ export function createApp(deps: AppDeps): Koa {
   router.delete('/auth/sessions/:id', auth.requireUser, auth.endSession);
 
   app.use(requestLog(deps));
+  app.use(publicDocuments(documents));
   app.use(errorResponses(deps));
-  app.use(securityHeaders({ https: deps.config.issuer.startsWith('https:') }));
+  app.use(securityHeaders({ https }));
   app.use(corsPolicy({ origins: deps.config.corsOrigins }));
   app.use(parseBody({ limit: deps.config.bodyLimit }));
   app.use(routeMisses);

@@ -120,6 +120,51 @@ describe('request ids and the access log', () => {
   });
 });
 
+describe('the public documents, through the whole application', () => {
+  const JWKS = '/.well-known/jwks.json';
+
+  it('echo the request id and log one line, on 200 and on 304 alike', async () => {
+    const { server, logs } = build();
+    const first = await request(server).get(JWKS).set('x-request-id', 'jwks-1').expect(200);
+    expect(first.headers['x-request-id']).toBe('jwks-1');
+    expect(first.headers['content-length']).toBe(String(Buffer.byteLength(first.text)));
+    const again = await request(server).get(JWKS).set('x-request-id', 'jwks-2').set('If-None-Match', first.headers.etag!).expect(304);
+    expect(again.headers['x-request-id']).toBe('jwks-2');
+    expect(again.headers.etag).toBe(first.headers.etag);
+    expect(again.text).toBe('');
+    for (const [reqId, status] of [['jwks-1', 200], ['jwks-2', 304]] as const) {
+      expect(logs.entries().filter((entry) => entry.msg === 'request' && entry.reqId === reqId)).toEqual([
+        expect.objectContaining({ method: 'GET', route: JWKS, status }),
+      ]);
+    }
+  });
+
+  it('answer HEAD with the headers of the 200 and no body', async () => {
+    const { server } = build();
+    const get = await request(server).get(JWKS).expect(200);
+    const head = await request(server).head(JWKS).expect(200);
+    expect(head.headers['content-length']).toBe(get.headers['content-length']);
+    expect(head.headers.etag).toBe(get.headers.etag);
+    expect(head.text ?? '').toBe('');
+  });
+
+  it('send the whole document again when the client asks for no-cache, even with a matching ETag', async () => {
+    const { server } = build();
+    const first = await request(server).get(JWKS).expect(200);
+    const reload = await request(server).get(JWKS).set('If-None-Match', first.headers.etag!).set('Cache-Control', 'no-cache').expect(200);
+    expect(reload.text).toBe(first.text);
+  });
+
+  it('answer another method with 405 and Allow, and a preflight with CORS', async () => {
+    const { server } = build();
+    const post = await request(server).post(JWKS).expect(405);
+    expectErrorBody(post.body, 'method_not_allowed');
+    expect(post.headers.allow).toContain('GET');
+    const preflight = await request(server).options(JWKS).set('Origin', 'https://anyone.test').set('Access-Control-Request-Method', 'GET').expect(204);
+    expect(preflight.headers['access-control-allow-origin']).toBe('*');
+  });
+});
+
 function readinessApp(checks: ReadinessCheck[], logger = captureLogs().logger) {
   const app = new Koa();
   app.use(requestLog({ logger, clock: systemClock, random: cryptoRandom }));

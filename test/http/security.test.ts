@@ -34,6 +34,10 @@ function expectSecurityHeaders(headers: Record<string, string>): void {
   expect(headers['content-security-policy']).toContain("default-src 'none'");
   expect(headers['content-security-policy']).toContain("frame-ancestors 'none'");
   expect(headers['x-powered-by']).toBeUndefined();
+  // helmet's HTML-only headers are turned off: every response is JSON.
+  for (const name of ['cross-origin-opener-policy', 'origin-agent-cluster', 'x-dns-prefetch-control', 'x-download-options', 'x-permitted-cross-domain-policies', 'x-xss-protection']) {
+    expect(headers[name]).toBeUndefined();
+  }
 }
 
 describe('security headers', () => {
@@ -49,9 +53,12 @@ describe('security headers', () => {
     expect(responses[0]!.headers['strict-transport-security']).toBeUndefined();
   });
 
-  it('include HSTS when the issuer is https', async () => {
-    const res = await request(https.callback).get('/healthz').expect(200);
-    expect(res.headers['strict-transport-security']).toMatch(/max-age=\d+/);
+  it('include HSTS when the issuer is https, on the public documents too', async () => {
+    for (const path of ['/healthz', '/.well-known/jwks.json', '/.well-known/oauth-authorization-server']) {
+      const res = await request(https.callback).get(path).expect(200);
+      expect(res.headers['strict-transport-security']).toMatch(/max-age=\d+/);
+      expectSecurityHeaders(res.headers as Record<string, string>);
+    }
   });
 });
 

@@ -16,10 +16,13 @@ export function requestLog({ logger, clock, random }: { logger: Logger; clock: C
     const incoming = ctx.get('x-request-id');
     const requestId = REQUEST_ID.test(incoming) ? incoming : random.uuid();
     ctx.state.requestId = requestId;
-    ctx.set('X-Request-Id', requestId);
     try {
       await next();
     } finally {
+      // Set on the way out, not in: a handler that writes its response itself (the public
+      // documents) puts the id in its own header list, and writeHead is cheapest when no
+      // header was set before it.
+      if (!ctx.headerSent) ctx.set('X-Request-Id', requestId);
       // One flat object, no child logger per request: this runs on every request.
       logger.info(
         {

@@ -1,19 +1,38 @@
 /**
  * The two documents resource servers and clients discover us by. Both are serialised once
  * per key ring (the ring changes only on rotation), never per request, and carry a strong
- * ETag so that caches revalidate with a 304.
+ * ETag so that caches revalidate with a 304. Their headers are fixed too, so a response is
+ * one `writeHead` of a precomputed header list and one write of the bytes; `publicDocuments`
+ * answers GET and HEAD for them ahead of the rest of the middleware chain (they need no
+ * body, no client, no CORS decision).
  */
 import { createHash } from 'node:crypto';
-import type { Middleware } from 'koa';
+import fresh from 'fresh';
+import type { Context, Middleware } from 'koa';
 import type { KeyRing } from '../../keys/key-ring.js';
 import type { KeyRingSource } from '../../keys/source.js';
 
 /** GET /.well-known/jwks.json (RFC 7517 §5): the published keys, public members only. */
-export function jwksRoute(keys: Pick<KeyRingSource, 'current'>, maxAgeSec: number): Middleware {
-  const cacheControl = `public, max-age=${maxAgeSec}`;
+export function jwksRoute(keys: Pick<KeyRingSource, 'current'>, maxAgeSec: number, fixedHeaders: FixedHeaders = []): Middleware {
+  const head = headList(fixedHeaders, `public, max-age=${maxAgeSec}`, 'application/jwk-set+json');
   return function jwks(ctx) {
     const { body, etag } = keys.current().jwks;
-    serve(ctx, body, etag, cacheControl, 'application/jwk-set+json');
+    serve(ctx, body, etag, head);
+  };
+}
+
+/** Headers every response of a document carries (security and CORS headers), set once. */
+export type FixedHeaders = ReadonlyArray<readonly [string, string]>;
+
+/**
+ * Answers GET and HEAD for the given paths with their routes before the rest of the chain;
+ * anything else (another path, OPTIONS, a wrong method) goes on to the router, where the
+ * same routes are registered.
+ */
+export function publicDocuments(routes: ReadonlyMap<string, Middleware>): Middleware {
+  return function servePublicDocument(ctx, next) {
+    const route = ctx.method === 'GET' || ctx.method === 'HEAD' ? routes.get(ctx.path) : undefined;
+    return route ? route(ctx, next) : next();
   };
 }
 
@@ -28,11 +47,13 @@ export interface MetadataDeps {
   readonly revocationAuthMethods?: readonly string[];
   /** Default `client_secret_basic`, `client_secret_post`. */
   readonly introspectionAuthMethods?: readonly string[];
+  /** Headers every response carries (security and CORS headers). */
+  readonly fixedHeaders?: FixedHeaders;
 }
 
 /** GET /.well-known/oauth-authorization-server (RFC 8414 §3). */
 export function metadataRoute(deps: MetadataDeps): Middleware {
-  const cacheControl = `public, max-age=${deps.maxAgeSec ?? 300}`;
+  const head = headList(deps.fixedHeaders ?? [], `public, max-age=${deps.maxAgeSec ?? 300}`, 'application/json; charset=utf-8');
   let cached: { ring: KeyRing; body: Buffer; etag: string } | undefined;
   return function metadata(ctx) {
     const ring = deps.keys.current();
@@ -40,7 +61,7 @@ export function metadataRoute(deps: MetadataDeps): Middleware {
       const body = Buffer.from(JSON.stringify(metadataDocument(deps, ring)));
       cached = { ring, body, etag: strongEtag(body) };
     }
-    serve(ctx, cached.body, cached.etag, cacheControl, 'application/json');
+    serve(ctx, cached.body, cached.etag, head);
   };
 }
 
@@ -66,17 +87,28 @@ export function metadataDocument(deps: MetadataDeps, ring: KeyRing): Record<stri
   };
 }
 
-function serve(ctx: Parameters<Middleware>[0], body: Buffer, etag: string, cacheControl: string, type: string): void {
-  ctx.set('Cache-Control', cacheControl);
-  ctx.set('ETag', etag);
-  ctx.type = type;
-  ctx.status = 200;
-  // Koa's `fresh` implements RFC 9110 §13.1.2 (If-None-Match, weak comparison, `*`).
-  if (ctx.fresh) {
-    ctx.status = 304;
+function headList(fixed: FixedHeaders, cacheControl: string, contentType: string): readonly string[] {
+  return [...fixed.flat(), 'Cache-Control', cacheControl, 'Content-Type', contentType];
+}
+
+/**
+ * Writes the response itself (Koa steps aside): the fixed headers, the ETag and the request
+ * id in one `writeHead`, then the bytes. A 304 (RFC 9110 §13.1.2, via `fresh`: If-None-Match
+ * with weak comparison, `*`, and `Cache-Control: no-cache` forcing a full answer) has no
+ * body; HEAD gets the headers of the 200.
+ */
+function serve(ctx: Context, body: Buffer, etag: string, head: readonly string[]): void {
+  ctx.respond = false;
+  const headers = [...head, 'ETag', etag];
+  if (ctx.state.requestId) headers.push('X-Request-Id', ctx.state.requestId);
+  if (fresh(ctx.req.headers, { etag })) {
+    ctx.res.writeHead(304, headers);
+    ctx.res.end();
     return;
   }
-  ctx.body = body;
+  headers.push('Content-Length', String(body.length));
+  ctx.res.writeHead(200, headers);
+  ctx.res.end(ctx.method === 'HEAD' ? undefined : body);
 }
 
 function strongEtag(body: Buffer): string {
