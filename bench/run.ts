@@ -2,7 +2,7 @@
  * `npm run bench`: the authority's benchmarks, end to end, on this machine.
  *
  * Starts everything itself: a redis-server of its own, the test harness's MongoDB (in a
- * process of its own), the built authority in production mode (`dist/src/server.js`, one
+ * process of its own), the built authority in production mode (`dist/src/start.cjs`, as `npm start` runs it, one
  * process per signing algorithm measured), node-oidc-provider as the peer, and a process
  * for the bare ceilings. Then, for each workload, it measures the ceiling, the authority
  * and the peer one right after the other (so that their ratio is taken under the same
@@ -204,7 +204,7 @@ async function startAuthority(alg: Alg, base: Record<string, string>, keysDir: s
   const fd = openSync(log, 'a');
   const profileDir = profileDirFor(alg);
   if (PROFILE) mkdirSync(profileDir, { recursive: true });
-  const child = spawnTracked(process.execPath, [...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), join(ROOT, 'dist', 'src', 'server.js')], {
+  const child = spawnTracked(process.execPath, [...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), join(ROOT, 'dist', 'src', 'start.cjs')], {
     cwd: ROOT,
     env: authorityEnv({ ...base, PORT: String(port), ISSUER: url, KEYS_DIR: keysDir, ...AUTHORITY_EXTRA_ENV }),
     stdio: ['ignore', fd, fd],
@@ -291,7 +291,7 @@ function cpuCells(measured: Measured): string[] {
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 
 async function main(): Promise<number> {
-  if (!existsSync(join(ROOT, 'dist', 'src', 'server.js')) || !existsSync(join(ROOT, 'dist', 'scripts', 'keys-rotate.js'))) {
+  if (!existsSync(join(ROOT, 'dist', 'src', 'start.cjs')) || !existsSync(join(ROOT, 'dist', 'scripts', 'keys-rotate.js'))) {
     fail('dist/ is missing: run `npm run build` first (`npm run bench` does)');
   }
   const machine = { cores: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', totalMemoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: `${process.platform}-${process.arch}` };

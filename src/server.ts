@@ -1,6 +1,7 @@
 /**
- * The entry point, and the only module that reads `process.env` or exits the process.
- * It wires config → stores → services → Koa app, listens, and owns shutdown.
+ * The server, and with `start.cts` (which only sizes the thread pool and calls `main`)
+ * the only module that reads `process.env` or exits the process. It wires config →
+ * stores → services → Koa app, listens, and owns shutdown.
  */
 import cluster from 'node:cluster';
 import { createServer, type Server, type ServerResponse } from 'node:http';
@@ -236,7 +237,17 @@ export async function startServer(config: Config, deps: { logger: Logger; clock?
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  logger.info({ url, issuer: config.issuer, production: config.production, ...(cluster.isWorker && { worker: cluster.worker?.id }) }, 'listening');
+  logger.info(
+    {
+      url,
+      issuer: config.issuer,
+      production: config.production,
+      // What libuv was given (start.cts sizes it); 4 is libuv's own default.
+      threadPool: Number(process.env.UV_THREADPOOL_SIZE ?? 4),
+      ...(cluster.isWorker && { worker: cluster.worker?.id }),
+    },
+    'listening',
+  );
   if (service.seeded) printDevHints(config, service.seeded, service.stores.embedded, logger);
 
   let stopped: Promise<void> | undefined;
@@ -286,7 +297,7 @@ function printDevHints(config: Config, seeded: { clientSecret: string | undefine
   );
 }
 
-async function main(): Promise<void> {
+export async function main(): Promise<void> {
   let config: Config;
   try {
     config = parseConfig(process.env);

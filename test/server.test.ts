@@ -4,7 +4,7 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -12,7 +12,8 @@ import { freePort, spawnTracked, stopProcess, waitFor } from './support/processe
 import { testDatabaseUri } from './support/mongo.js';
 import { startTestRedis, type TestRedis } from './support/redis.js';
 
-const ENTRY = join(import.meta.dirname, '..', 'src', 'server.ts');
+/** The entry `npm start` runs (built to dist/src/start.cjs). */
+const ENTRY = join(import.meta.dirname, '..', 'src', 'start.cts');
 const dirs: string[] = [];
 
 function tempKeys(): string {
@@ -66,6 +67,23 @@ describe('start-up', () => {
       expect(started.output()).toMatch(/curl -s -u demo-service:\S+ -d grant_type=client_credentials/);
     } finally {
       await stopProcess(started.child);
+    }
+  });
+});
+
+describe('the thread pool', () => {
+  const listening = (output: string) => output.split('\n').filter((line) => line.includes('"msg":"listening"')).map((line) => JSON.parse(line) as { threadPool: number });
+
+  it('gets one thread per core (at least 2) from the entry, unless UV_THREADPOOL_SIZE is set', async () => {
+    for (const [env, expected] of [[{}, Math.max(2, availableParallelism())], [{ UV_THREADPOOL_SIZE: '3' }, 3]] as const) {
+      const started = await startProcess(env);
+      try {
+        await untilListening(started);
+        await waitFor(() => listening(started.output()).length > 0, 5000);
+        expect(listening(started.output())[0]!.threadPool).toBe(expected);
+      } finally {
+        await stopProcess(started.child);
+      }
     }
   });
 });
