@@ -166,6 +166,7 @@ export async function createService(config: Config, { logger, clock = systemCloc
   const clientAuth = createClientAuthenticator({
     clients,
     failures: stores.rateLimits.limiter({ keyPrefix: 'client-auth', ...toLimit(config.clientAuthRateLimit) }),
+    clock,
   });
 
   const app = createApp({

@@ -4,6 +4,7 @@
  * client sends only its `client_id`). Every failure is 401 `invalid_client`.
  */
 import { clientSecretMatches } from '../clients/secrets.js';
+import type { Clock } from '../clock.js';
 import { InvalidClientError, InvalidRequestError, TooManyRequestsError } from '../errors.js';
 import type { ClientRecord, ClientStore, RateLimiter } from '../stores/types.js';
 
@@ -61,29 +62,63 @@ function optionalString(body: Record<string, unknown>, name: string): string | u
   return value;
 }
 
+/** How many over-budget pairs one process remembers; beyond it, the oldest is forgotten. */
+const BLOCKED_PAIRS_KEPT = 10_000;
+
 /**
- * `failures` counts failed authentications per client id + IP; once its budget is spent
- * the endpoint answers 429 for that pair until the window ends, so a client secret cannot
- * be guessed online, and one attacker cannot lock a client out from everywhere.
+ * `failures` counts failed authentications per client id + IP, in the shared store. A
+ * failure that finds the budget spent is answered 429 (not 401) and the pair is remembered
+ * in this process until the window ends: from then on this process answers that pair 429
+ * before looking at the secret, right or wrong.
+ *
+ * A success costs no round trip: the shared counter is only read when an authentication
+ * fails. So an instance that has not itself refused the pair yet still accepts its correct
+ * secret; an attacker gets at most the budget plus one guess per instance per window, and
+ * the secrets are 256-bit random values (`client:create`), which no such number of guesses
+ * finds. One attacker still cannot lock a client out from everywhere: only its own pairs.
  */
-export function createClientAuthenticator({ clients, failures }: { clients: Pick<ClientStore, 'findById'>; failures: RateLimiter }) {
+export function createClientAuthenticator({ clients, failures, clock }: { clients: Pick<ClientStore, 'findById'>; failures: RateLimiter; clock: Clock }) {
+  /** Pair → end of its window (ms), for the pairs this process has refused. */
+  const blocked = new Map<string, number>();
+
+  function refusal(untilMs: number, now: number): TooManyRequestsError {
+    return new TooManyRequestsError(Math.max(0, untilMs - now) / 1000, 'too many failed client authentications, try again later');
+  }
+
   return {
     /** The authenticated client; `invalid_client` for an unknown id, a wrong secret, or a method the client may not use. */
     async authenticate(credentials: ClientCredentials | undefined, ip: string): Promise<ClientRecord> {
       if (!credentials) throw new InvalidClientError('client authentication required');
-      // A public client has no secret to guess: nothing to throttle, and no round trip.
+      // A public client has no secret to guess: nothing to throttle.
       if (credentials.method === 'none') return check(credentials);
       const key = `${credentials.clientId}:${ip}`;
-      const state = await failures.peek(key);
-      if (!state.allowed) throw new TooManyRequestsError(state.retryAfterMs / 1000, 'too many failed client authentications, try again later');
+      const until = blocked.get(key);
+      if (until !== undefined) {
+        const now = clock.now();
+        if (until > now) throw refusal(until, now);
+        blocked.delete(key);
+      }
       try {
         return await check(credentials);
       } catch (err) {
-        if (err instanceof InvalidClientError) await failures.consume(key);
-        throw err;
+        if (!(err instanceof InvalidClientError)) throw err;
+        const state = await failures.consume(key);
+        if (state.allowed) throw err;
+        const now = clock.now();
+        remember(key, now + state.retryAfterMs, now);
+        throw refusal(now + state.retryAfterMs, now);
       }
     },
   };
+
+  function remember(key: string, untilMs: number, now: number): void {
+    blocked.delete(key);
+    if (blocked.size >= BLOCKED_PAIRS_KEPT) {
+      for (const [pair, end] of blocked) if (end <= now) blocked.delete(pair);
+      if (blocked.size >= BLOCKED_PAIRS_KEPT) blocked.delete(blocked.keys().next().value!);
+    }
+    blocked.set(key, untilMs);
+  }
 
   async function check(credentials: ClientCredentials): Promise<ClientRecord> {
     const client = await clients.findById(credentials.clientId);

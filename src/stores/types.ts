@@ -222,8 +222,6 @@ export interface RateLimitState {
 export interface RateLimiter {
   /** Spends `points` (default 1) for `key`. */
   consume(key: string, points?: number): Promise<RateLimitState>;
-  /** Reads without spending. */
-  peek(key: string): Promise<RateLimitState>;
   /** Forgets `key` (a successful login resets its counter). */
   reset(key: string): Promise<void>;
   /** Gives back `points` (default 1) spent by `consume`: for "spend first, refund on success". */

@@ -118,15 +118,24 @@ describe('login throttling', () => {
 });
 
 describe('client authentication throttling', () => {
-  it('answers repeated failed client authentication from one IP with 429, on every OAuth endpoint', async () => {
+  it('counts failures from one IP across instances and endpoints, then answers 429', async () => {
     await redis.flush();
     const wrong = `Basic ${Buffer.from('demo-service:not-the-secret').toString('base64')}`;
-    expectOAuthError(await request(one.callback).post('/oauth/token').set('Authorization', wrong).type('form').send({ grant_type: 'client_credentials' }), 401, 'invalid_client');
+    const token = (service: typeof one, authorization: string) => request(service.callback).post('/oauth/token').set('Authorization', authorization).type('form').send({ grant_type: 'client_credentials' });
+    expectOAuthError(await token(one, wrong), 401, 'invalid_client');
     expectOAuthError(await request(two.callback).post('/oauth/introspect').set('Authorization', wrong).type('form').send({ token: 'x' }), 401, 'invalid_client');
     expectOAuthError(await request(one.callback).post('/oauth/revoke').set('Authorization', wrong).type('form').send({ token: 'x' }), 401, 'invalid_client');
-    const blocked = await request(two.callback).post('/oauth/token').set('Authorization', one.basic).type('form').send({ grant_type: 'client_credentials' });
+    // The fourth failure, on the other instance, finds the shared budget (3) spent.
+    const blocked = await token(two, wrong);
     expectOAuthError(blocked, 429, 'too_many_requests');
-    expect(blocked.headers['retry-after']).toMatch(/^\d+$/);
+    expect(blocked.headers['retry-after']).toMatch(/^[1-9]\d*$/);
+    // The instance that refused the pair now refuses it outright, right secret included.
+    expectOAuthError(await token(two, one.basic), 429, 'too_many_requests');
+    // The other instance reads the shared counter only when a secret is wrong: the right
+    // one still works there (a success costs no round trip), a wrong one is refused.
+    expect((await token(one, one.basic)).status).toBe(200);
+    expectOAuthError(await token(one, wrong), 429, 'too_many_requests');
+    expectOAuthError(await token(one, one.basic), 429, 'too_many_requests');
   });
 });
 

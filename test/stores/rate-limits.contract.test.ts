@@ -1,7 +1,7 @@
 /**
  * The rate-limit backend contract, run against the in-memory adapter (dev mode), a real
  * standalone redis-server and a real three-master Redis Cluster: spending, blocking with
- * a retry time, peeking without spending, resetting, windows ending, and counters shared
+ * a retry time, refunds, resetting, windows ending, and counters shared
  * between two backend instances on one Redis (two server processes).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -40,17 +40,16 @@ function describeRateLimitContract(backend: Backend): void {
       expect((await limiter.consume('other')).allowed).toBe(true);
     });
 
-    it('peeks without spending, and reset forgets a key', async () => {
+    it('reset forgets a key, and refund gives a point back', async () => {
       const [limits] = backend.make();
       const limiter = limits.limiter({ keyPrefix: prefix(), points: 2, durationSec: 60 });
-      expect(await limiter.peek('k')).toMatchObject({ allowed: true, remaining: 2 });
-      await limiter.consume('k');
-      expect(await limiter.peek('k')).toMatchObject({ allowed: true, remaining: 1 });
-      expect(await limiter.peek('k')).toMatchObject({ allowed: true, remaining: 1 });
-      await limiter.consume('k');
-      expect((await limiter.peek('k')).allowed).toBe(false);
+      expect(await limiter.consume('k')).toMatchObject({ allowed: true, remaining: 1 });
+      await limiter.refund('k');
+      expect(await limiter.consume('k')).toMatchObject({ allowed: true, remaining: 1 });
+      expect(await limiter.consume('k')).toMatchObject({ allowed: true, remaining: 0 });
+      expect((await limiter.consume('k')).allowed).toBe(false);
       await limiter.reset('k');
-      expect(await limiter.peek('k')).toMatchObject({ allowed: true, remaining: 2 });
+      expect(await limiter.consume('k')).toMatchObject({ allowed: true, remaining: 1 });
     });
 
     it('opens again when the window ends', async () => {
@@ -73,7 +72,7 @@ function describeRateLimitContract(backend: Backend): void {
       await a.consume('k');
       await b.consume('k');
       expect((await a.consume('k')).allowed).toBe(false);
-      expect((await b.peek('k')).allowed).toBe(false);
+      expect((await b.consume('k')).allowed).toBe(false);
     });
   });
 }
@@ -130,7 +129,8 @@ describe('RateLimitBackend on Redis: failure', () => {
     await limiter.consume('k');
     await redis.kill();
     await expect(limiter.consume('k')).rejects.toBeInstanceOf(StoreUnavailableError);
-    await expect(limiter.peek('k')).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(limiter.refund('k')).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(limiter.reset('k')).rejects.toBeInstanceOf(StoreUnavailableError);
     await closeRedis(client);
     await redis.stop();
   });

@@ -24,10 +24,6 @@ export function adaptLimiter(limiter: RateLimiterAbstract, points: number): Rate
         return unavailable(thrown);
       }
     },
-    async peek(key) {
-      const res = await limiter.get(key).catch(unavailable);
-      return state(res, !res || res.consumedPoints < points);
-    },
     async reset(key) {
       await limiter.delete(key).catch(unavailable);
     },

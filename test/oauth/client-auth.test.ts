@@ -1,0 +1,66 @@
+/**
+ * The client-auth throttle's local memory of refused pairs, with in-process stores (the
+ * shared-Redis behaviour across two instances is in test/http/throttling.test.ts).
+ */
+import { describe, expect, it } from 'vitest';
+import { hashClientSecret } from '../../src/clients/secrets.js';
+import { manualClock } from '../../src/clock.js';
+import { InvalidClientError, TooManyRequestsError } from '../../src/errors.js';
+import { createClientAuthenticator } from '../../src/oauth/client-auth.js';
+import { createMemoryClientStore } from '../../src/stores/memory/clients.js';
+import { createMemoryRateLimits } from '../../src/stores/memory/rate-limits.js';
+
+const SECRET = 'a'.repeat(43);
+
+async function setup(points: number) {
+  const clock = manualClock(Date.now());
+  const clients = createMemoryClientStore({ clock });
+  await clients.create({
+    clientId: 'svc',
+    name: 'Service',
+    type: 'confidential',
+    firstParty: false,
+    grantTypes: ['client_credentials'],
+    scopes: ['read'],
+    audiences: [],
+    permissions: [],
+    cookieMode: false,
+    secretHash: hashClientSecret(SECRET),
+  });
+  const failures = createMemoryRateLimits().limiter({ keyPrefix: 'client-auth', points, durationSec: 900 });
+  const auth = createClientAuthenticator({ clients, failures, clock });
+  const attempt = (secret: string, ip: string) => auth.authenticate({ method: 'client_secret_basic', clientId: 'svc', clientSecret: secret }, ip);
+  return { clock, attempt };
+}
+
+describe('client authentication throttle', () => {
+  it('answers 401 within the budget, 429 past it, and then refuses even the right secret from that pair', async () => {
+    const { attempt } = await setup(2);
+    await expect(attempt('wrong', '10.0.0.1')).rejects.toBeInstanceOf(InvalidClientError);
+    await expect(attempt('wrong', '10.0.0.1')).rejects.toBeInstanceOf(InvalidClientError);
+    const refused = await attempt('wrong', '10.0.0.1').catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(TooManyRequestsError);
+    expect((refused as TooManyRequestsError).headers['Retry-After']).toMatch(/^[1-9]\d*$/);
+    await expect(attempt(SECRET, '10.0.0.1')).rejects.toBeInstanceOf(TooManyRequestsError);
+    // Another address is another pair.
+    await expect(attempt(SECRET, '10.0.0.2')).resolves.toMatchObject({ clientId: 'svc' });
+  });
+
+  it('forgets a refused pair when its window ends', async () => {
+    const { clock, attempt } = await setup(1);
+    await expect(attempt('wrong', '10.0.0.1')).rejects.toBeInstanceOf(InvalidClientError);
+    await expect(attempt('wrong', '10.0.0.1')).rejects.toBeInstanceOf(TooManyRequestsError);
+    await expect(attempt(SECRET, '10.0.0.1')).rejects.toBeInstanceOf(TooManyRequestsError);
+    clock.advance(901_000);
+    await expect(attempt(SECRET, '10.0.0.1')).resolves.toMatchObject({ clientId: 'svc' });
+  });
+
+  it('keeps at most 10,000 refused pairs in memory, forgetting the oldest first', async () => {
+    const { attempt } = await setup(0);
+    const ips = Array.from({ length: 10_001 }, (_, index) => `10.${(index >> 16) & 255}.${(index >> 8) & 255}.${index & 255}`);
+    for (const ip of ips) await expect(attempt('wrong', ip)).rejects.toBeInstanceOf(TooManyRequestsError);
+    // The oldest was forgotten: its right secret is checked again, and accepted.
+    await expect(attempt(SECRET, ips[0]!)).resolves.toMatchObject({ clientId: 'svc' });
+    await expect(attempt(SECRET, ips[10_000]!)).rejects.toBeInstanceOf(TooManyRequestsError);
+  });
+});
