@@ -31,11 +31,10 @@ export function parseBody({ limit, maxParameters = 100, maxDepth = 16 }: { limit
       ctx.request.body = Object.create(null);
       return next();
     }
-    if (!ctx.is('application/json', 'application/x-www-form-urlencoded')) {
-      throw new UnsupportedMediaTypeError('send application/x-www-form-urlencoded or application/json');
-    }
+    const type = ctx.is('application/json', 'application/x-www-form-urlencoded');
+    if (!type) throw new UnsupportedMediaTypeError('send application/x-www-form-urlencoded or application/json');
     await parser(ctx, async () => undefined);
-    if (ctx.is('application/x-www-form-urlencoded')) {
+    if (type === 'application/x-www-form-urlencoded') {
       ctx.request.body = parseForm(String(ctx.request.rawBody ?? ''), maxParameters);
     } else if (ctx.request.body === null || typeof ctx.request.body !== 'object' || Array.isArray(ctx.request.body)) {
       throw new InvalidRequestError('the JSON body must be an object');
