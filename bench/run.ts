@@ -22,7 +22,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -59,6 +59,12 @@ const RACE_BATCH = 10;
 const ONLY = new Set((process.env.BENCH_ONLY ?? '').split(',').map((name) => name.trim()).filter(Boolean));
 const PROFILE = process.env.BENCH_PROFILE === '1';
 const AUTHORITY_EXTRA_ENV = parseExtraEnv(process.env.BENCH_AUTHORITY_ENV);
+/**
+ * The libuv pool the authority runs with (src/start.cts: one thread per core, at least 2,
+ * unless set). The ceilings and the peer get the same, so that a ratio measures the code,
+ * not a tuning only one side had.
+ */
+const THREAD_POOL = { UV_THREADPOOL_SIZE: AUTHORITY_EXTRA_ENV.UV_THREADPOOL_SIZE ?? process.env.UV_THREADPOOL_SIZE ?? String(Math.min(Math.max(2, availableParallelism()), 1024)) };
 const TIMING = { warmupSec: WARMUP, durationSec: DURATION };
 
 const WORKLOADS = ['client_credentials', 'client_credentials_es256', 'client_credentials_eddsa', 'refresh', 'login', 'jwks', 'introspection', 'race'] as const;
@@ -206,7 +212,7 @@ async function startAuthority(alg: Alg, base: Record<string, string>, keysDir: s
   if (PROFILE) mkdirSync(profileDir, { recursive: true });
   const child = spawnTracked(process.execPath, [...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), join(ROOT, 'dist', 'src', 'start.cjs')], {
     cwd: ROOT,
-    env: authorityEnv({ ...base, PORT: String(port), ISSUER: url, KEYS_DIR: keysDir, ...AUTHORITY_EXTRA_ENV }),
+    env: authorityEnv({ ...base, PORT: String(port), ISSUER: url, KEYS_DIR: keysDir, ...THREAD_POOL, ...AUTHORITY_EXTRA_ENV }),
     stdio: ['ignore', fd, fd],
   });
   closeSync(fd);
@@ -297,7 +303,7 @@ async function main(): Promise<number> {
   const machine = { cores: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', totalMemoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: `${process.platform}-${process.arch}` };
   const loadBefore = loadavg();
   const wallStarted = performance.now();
-  console.log(`bench: ${machine.cores} cores (${machine.cpuModel}), Node ${machine.node}; ${WARMUP} s warm-up + ${DURATION} s per measurement, ${CONNECTIONS} connections (login ${LOGIN_CONNECTIONS})`);
+  console.log(`bench: ${machine.cores} cores (${machine.cpuModel}), Node ${machine.node}; ${WARMUP} s warm-up + ${DURATION} s per measurement, ${CONNECTIONS} connections (login ${LOGIN_CONNECTIONS}); libuv pool of ${THREAD_POOL.UV_THREADPOOL_SIZE} threads in the authority, the peer and the ceilings alike`);
   console.log(`bench: load average before start ${loadBefore.map((value) => value.toFixed(2)).join(' ')} (other work on this machine shares the cores; see the "other" CPU column)`);
 
   // Stores.
@@ -360,9 +366,9 @@ async function main(): Promise<number> {
   const rs = authorities.RS256;
   const peerSecret = randomBytes(32).toString('base64url');
   const peerPort = await freePort();
-  const peer = await startIpcChild('peer', 'peer-oidc.ts', { ...process.env, NODE_ENV: 'production', PORT: String(peerPort), PEER_CLIENT_SECRET: peerSecret });
+  const peer = await startIpcChild('peer', 'peer-oidc.ts', { ...process.env, ...THREAD_POOL, NODE_ENV: 'production', PORT: String(peerPort), PEER_CLIENT_SECRET: peerSecret });
   const peerUrl = String(peer.ready.url);
-  const ceilings = (await startIpcChild('ceilings', 'ceilings.ts', { ...process.env, NODE_ENV: 'production' })).child;
+  const ceilings = (await startIpcChild('ceilings', 'ceilings.ts', { ...process.env, ...THREAD_POOL, NODE_ENV: 'production' })).child;
   console.log(`bench: authorities ${algs.map((alg) => `${alg} ${authorities[alg].url}`).join(', ')}; peer node-oidc-provider ${peerUrl}`);
 
   const ceiling = async (name: string, what: string, request: CeilingRequest & { concurrency: number }): Promise<Reference> => {
@@ -843,7 +849,7 @@ function report(context: { machine: Record<string, unknown>; loadBefore: number[
       {
         startedAt: new Date(Date.now() - context.wallSeconds * 1000).toISOString(),
         machine: context.machine,
-        settings: { warmupSec: WARMUP, durationSec: DURATION, connections: CONNECTIONS, loginConnections: LOGIN_CONNECTIONS, logLevel: 'info', rateLimits: RATE_LIMITS, only: [...ONLY], authorityExtraEnv: AUTHORITY_EXTRA_ENV },
+        settings: { threadPool: Number(THREAD_POOL.UV_THREADPOOL_SIZE), warmupSec: WARMUP, durationSec: DURATION, connections: CONNECTIONS, loginConnections: LOGIN_CONNECTIONS, logLevel: 'info', rateLimits: RATE_LIMITS, only: [...ONLY], authorityExtraEnv: AUTHORITY_EXTRA_ENV },
         loadAverage: { before: context.loadBefore, after: context.loadAfter },
         wallSeconds: Math.round(context.wallSeconds),
         workloads: rows.map((row) => ({ ...row, cpuMsPerRequest: cpuPerRequest(row) })),
