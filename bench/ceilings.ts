@@ -49,6 +49,8 @@ export interface CeilingResult {
   readonly p99: number;
   /** CPU of this process over the measured window, in cores (1.0 = one core busy). */
   readonly cpuCores: number;
+  /** Every operation's latency (ms), for percentiles over several windows. */
+  readonly latencies: number[];
 }
 
 /** Runs `operation` with `concurrency` in flight until `ms` have passed; records latencies when asked. */
@@ -85,6 +87,7 @@ async function measure(operation: () => unknown, { concurrency, warmupMs, durati
     p95: percentile(latencies, 95),
     p99: percentile(latencies, 99),
     cpuCores: (cpu.user + cpu.system) / 1e6 / seconds,
+    latencies,
   };
 }
 

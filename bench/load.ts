@@ -1,10 +1,11 @@
 /**
- * One HTTP workload driven by autocannon in this process: a warm-up, then the measured
- * run, each for a fixed duration with a fixed number of connections (one request in
- * flight per connection). Every response's latency is recorded here so that any
- * percentile can be reported; every non-2xx response and socket error is counted, in the
- * warm-up too. While the measured run lasts, the CPU of this process (the load generator)
- * and of the processes being measured is sampled from /proc.
+ * One HTTP workload driven by autocannon in this process: a warm-up, then measured runs,
+ * each for a fixed duration with a fixed number of connections (one request in flight per
+ * connection). A measurement may be several runs (`Part`s) interleaved with other
+ * workloads' by the caller, then `combine`d. Every response's latency is recorded here so
+ * that any percentile can be reported; every non-2xx response and socket error is counted,
+ * in the warm-up too. While a measured run lasts, the CPU of this process (the load
+ * generator) and of the processes being measured is sampled from /proc.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -62,14 +63,16 @@ export interface LoadResult {
   };
   /** CPU used during the measured run, in cores, by the load generator (this process) and each watched process. */
   readonly cpu: Record<string, number>;
-  /** The measured run on the monotonic clock (µs, the clock of V8's CPU profiles). */
+  /** From the first measured run's start to the last one's end, on the monotonic clock (µs, the clock of V8's CPU profiles). */
   readonly window: { readonly fromUs: number; readonly toUs: number };
+  /** How many measured runs this is made of. */
+  readonly rounds: number;
 }
 
 /** Now on the monotonic clock, in µs: the time base of `--cpu-prof` profiles. */
 export const monotonicMicros = (): number => Number(process.hrtime.bigint() / 1000n);
 
-interface RunCounts {
+export interface RunCounts {
   ok: number;
   unexpectedBodies: number;
   total: number;
@@ -203,33 +206,75 @@ async function runOnce(workload: Workload, seconds: number, latencies: number[] 
   return { ...counts, seconds: (performance.now() - started) / 1000 };
 }
 
-export async function runWorkload(workload: Workload, timing: Timing, watched: readonly Watched[] = []): Promise<LoadResult> {
-  const warm = timing.warmupSec > 0 ? await runOnce(workload, timing.warmupSec, undefined) : undefined;
+/** One measured run: its counts, its latencies, and the CPU seconds each process spent in it. */
+export interface Part {
+  readonly counts: RunCounts;
+  readonly seconds: number;
+  readonly latencies: number[];
+  /** CPU seconds (not cores) per name, as `cpuWindow` names them. */
+  readonly cpuSeconds: Record<string, number>;
+  readonly window: { readonly fromUs: number; readonly toUs: number };
+}
+
+/** An unmeasured run: its errors still count. */
+export function warmUp(workload: Workload, seconds: number): Promise<RunCounts> {
+  return runOnce(workload, seconds, undefined);
+}
+
+export async function measurePart(workload: Workload, seconds: number, watched: readonly Watched[] = []): Promise<Part> {
   const latencies: number[] = [];
   const cpuUsed = cpuWindow(watched);
   const fromUs = monotonicMicros();
-  const measured = await runOnce(workload, timing.durationSec, latencies);
+  const measured = await runOnce(workload, seconds, latencies);
   const toUs = monotonicMicros();
-  const cpu = cpuUsed();
-  latencies.sort((a, b) => a - b);
+  return { counts: measured, seconds: measured.seconds, latencies, cpuSeconds: coreSeconds(cpuUsed(), measured.seconds), window: { fromUs, toUs } };
+}
+
+/** Cores over a window of `seconds` → CPU seconds, so that windows can be added up. */
+export function coreSeconds(cores: Record<string, number>, seconds: number): Record<string, number> {
+  return Object.fromEntries(Object.entries(cores).map(([name, value]) => [name, value * seconds]));
+}
+
+/** The measurement made of `parts` (and the warm-up's errors): rates over their summed time, percentiles over all their latencies. */
+export function combine(parts: readonly Part[], warm?: RunCounts): LoadResult {
+  const seconds = parts.reduce((sum, part) => sum + part.seconds, 0);
+  const latencies = parts.flatMap((part) => part.latencies).sort((a, b) => a - b);
+  const runs = [...(warm ? [warm] : []), ...parts.map((part) => part.counts)];
   const statuses: Record<string, number> = {};
-  for (const run of [warm, measured]) {
-    for (const [status, count] of Object.entries(run?.statuses ?? {})) statuses[status] = (statuses[status] ?? 0) + count;
+  for (const run of runs) {
+    for (const [status, count] of Object.entries(run.statuses)) statuses[status] = (statuses[status] ?? 0) + count;
   }
-  const socketErrors = (warm?.socketErrors ?? 0) + measured.socketErrors;
-  const timeouts = (warm?.timeouts ?? 0) + measured.timeouts;
-  const non2xx = Object.values(statuses).reduce((sum, count) => sum + count, 0);
-  const unexpectedBodies = (warm?.unexpectedBodies ?? 0) + measured.unexpectedBodies;
+  const sum = (field: 'socketErrors' | 'timeouts' | 'unexpectedBodies') => runs.reduce((total, run) => total + run[field], 0);
+  const non2xx = Object.values(statuses).reduce((total, count) => total + count, 0);
+  const cpuTotals: Record<string, number> = {};
+  for (const part of parts) {
+    for (const [name, value] of Object.entries(part.cpuSeconds)) cpuTotals[name] = (cpuTotals[name] ?? 0) + value;
+  }
+  const cpu = Object.fromEntries(Object.entries(cpuTotals).map(([name, value]) => [name, round(value / seconds, 2)]));
+  const ok = parts.reduce((total, part) => total + part.counts.ok, 0);
   return {
-    requests: measured.total,
-    seconds: measured.seconds,
-    rps: measured.ok / measured.seconds,
+    requests: parts.reduce((total, part) => total + part.counts.total, 0),
+    seconds,
+    rps: ok / seconds,
     p50: percentile(latencies, 50),
     p95: percentile(latencies, 95),
     p99: percentile(latencies, 99),
-    errors: non2xx + unexpectedBodies + socketErrors + timeouts,
-    errorDetail: { statuses, unexpectedBodies, socketErrors, timeouts, samples: [...(warm?.samples ?? []), ...measured.samples].slice(0, 5) },
+    errors: non2xx + sum('unexpectedBodies') + sum('socketErrors') + sum('timeouts'),
+    errorDetail: {
+      statuses,
+      unexpectedBodies: sum('unexpectedBodies'),
+      socketErrors: sum('socketErrors'),
+      timeouts: sum('timeouts'),
+      samples: runs.flatMap((run) => run.samples).slice(0, 5),
+    },
     cpu,
-    window: { fromUs, toUs },
+    window: { fromUs: parts[0]?.window.fromUs ?? 0, toUs: parts.at(-1)?.window.toUs ?? 0 },
+    rounds: parts.length,
   };
+}
+
+/** A warm-up, then one measured run. */
+export async function runWorkload(workload: Workload, timing: Timing, watched: readonly Watched[] = []): Promise<LoadResult> {
+  const warm = timing.warmupSec > 0 ? await warmUp(workload, timing.warmupSec) : undefined;
+  return combine([await measurePart(workload, timing.durationSec, watched)], warm);
 }

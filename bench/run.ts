@@ -5,14 +5,16 @@
  * process of its own), the built authority in production mode (`dist/src/start.cjs`, as `npm start` runs it, one
  * process per signing algorithm measured), node-oidc-provider as the peer, and a process
  * for the bare ceilings. Then, for each workload, it measures the ceiling, the authority
- * and the peer one right after the other (so that their ratio is taken under the same
- * conditions), each with a warm-up and a fixed duration, the HTTP ones with autocannon from
- * this process. Prints a table, writes it with the machine's details to
+ * and the peer together: each warms up, then they take turns in BENCH_ROUNDS short runs
+ * (so that their ratio is taken under the same conditions, a slower minute of a shared
+ * machine falling on all of them), the HTTP ones with autocannon from this process.
+ * Prints a table, writes it with the machine's details to
  * `bench/results/<timestamp>.json`, and exits non-zero when any workload saw a non-2xx
  * response or a socket error, or the race saw a double win. Every process it started is
  * stopped on the way out, on failure and on SIGINT/SIGTERM too.
  *
- * Environment: BENCH_DURATION (s, default 6), BENCH_WARMUP (s, default 2),
+ * Environment: BENCH_DURATION (s measured per side, default 6), BENCH_ROUNDS (default 3:
+ * runs of BENCH_DURATION / BENCH_ROUNDS s each), BENCH_WARMUP (s, default 2),
  * BENCH_CONNECTIONS (default 16), BENCH_ONLY (comma-separated workload names),
  * BENCH_PROFILE=1 (the authorities run with --cpu-prof; a summary per workload is printed),
  * BENCH_AUTHORITY_ENV (JSON object of extra environment for the authority processes, for
@@ -41,7 +43,7 @@ import { testDatabaseUri } from '../test/support/mongo.js';
 import { freePort, spawnTracked, stopProcess, waitFor } from '../test/support/processes.js';
 import { startRedisServer } from '../test/support/redis.js';
 import type { CeilingRequest, CeilingResult } from './ceilings.js';
-import { cpuWindow, monotonicMicros, runWorkload, type ConnectionScript, type LoadResult, type Watched, type Workload } from './load.js';
+import { combine, coreSeconds, cpuWindow, measurePart, monotonicMicros, warmUp, type ConnectionScript, type LoadResult, type Part, type RunCounts, type Watched, type Workload } from './load.js';
 import { summariseProfile, type ProfileWindow } from './profile.js';
 import { percentile } from './stats.js';
 
@@ -65,7 +67,9 @@ const AUTHORITY_EXTRA_ENV = parseExtraEnv(process.env.BENCH_AUTHORITY_ENV);
  * not a tuning only one side had.
  */
 const THREAD_POOL = { UV_THREADPOOL_SIZE: AUTHORITY_EXTRA_ENV.UV_THREADPOOL_SIZE ?? process.env.UV_THREADPOOL_SIZE ?? String(Math.min(Math.max(2, availableParallelism()), 1024)) };
-const TIMING = { warmupSec: WARMUP, durationSec: DURATION };
+/** Each measurement is ROUNDS runs of DURATION / ROUNDS seconds, taking turns with what it is compared with. */
+const ROUNDS = positive('BENCH_ROUNDS', 3);
+const ROUND_SECONDS = DURATION / ROUNDS;
 
 const WORKLOADS = ['client_credentials', 'client_credentials_es256', 'client_credentials_eddsa', 'refresh', 'login', 'jwks', 'introspection', 'race'] as const;
 type WorkloadName = (typeof WORKLOADS)[number];
@@ -303,7 +307,7 @@ async function main(): Promise<number> {
   const machine = { cores: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', totalMemoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: `${process.platform}-${process.arch}` };
   const loadBefore = loadavg();
   const wallStarted = performance.now();
-  console.log(`bench: ${machine.cores} cores (${machine.cpuModel}), Node ${machine.node}; ${WARMUP} s warm-up + ${DURATION} s per measurement, ${CONNECTIONS} connections (login ${LOGIN_CONNECTIONS}); libuv pool of ${THREAD_POOL.UV_THREADPOOL_SIZE} threads in the authority, the peer and the ceilings alike`);
+  console.log(`bench: ${machine.cores} cores (${machine.cpuModel}), Node ${machine.node}; ${WARMUP} s warm-up + ${DURATION} s per measurement in ${ROUNDS} interleaved rounds, ${CONNECTIONS} connections (login ${LOGIN_CONNECTIONS}); libuv pool of ${THREAD_POOL.UV_THREADPOOL_SIZE} threads in the authority, the peer and the ceilings alike`);
   console.log(`bench: load average before start ${loadBefore.map((value) => value.toFixed(2)).join(' ')} (other work on this machine shares the cores; see the "other" CPU column)`);
 
   // Stores.
@@ -371,28 +375,65 @@ async function main(): Promise<number> {
   const ceilings = (await startIpcChild('ceilings', 'ceilings.ts', { ...process.env, ...THREAD_POOL, NODE_ENV: 'production' })).child;
   console.log(`bench: authorities ${algs.map((alg) => `${alg} ${authorities[alg].url}`).join(', ')}; peer node-oidc-provider ${peerUrl}`);
 
-  const ceiling = async (name: string, what: string, request: CeilingRequest & { concurrency: number }): Promise<Reference> => {
-    const cpuUsed = cpuWindow(watchedProcesses());
-    const result = await rpc<CeilingResult>(ceilings, { request });
-    const cpu = cpuUsed();
-    // The ceiling process reports its own CPU over the measured window only (the warm-up excluded).
-    const reference: Reference = { name, kind: 'ceiling', what, concurrency: request.concurrency, rps: result.rate, p50: result.p50, p95: result.p95, p99: result.p99, errors: 0, cpu: { ...cpu, ceilings: Math.round(result.cpuCores * 100) / 100 }, process: 'ceilings' };
-    references.push(reference);
-    progress(name, reference);
-    return reference;
+  // Every comparison is measured together: each side warms up, then the sides take turns
+  // in ROUNDS short runs (ceiling, ours, peer, ceiling, ours, peer, ...), so that a slower
+  // minute of this shared machine falls on all of them, not on one.
+  interface Side {
+    readonly name: string;
+    warm(): Promise<void>;
+    part(seconds: number): Promise<Part>;
+    result(parts: readonly Part[]): LoadResult;
+  }
+  const httpSide = (name: string, workload: Workload): Side => {
+    let warmed: RunCounts | undefined;
+    return {
+      name,
+      async warm() {
+        if (WARMUP > 0) warmed = await warmUp(workload, WARMUP);
+      },
+      part: (seconds) => measurePart(workload, seconds, watchedProcesses()),
+      result: (parts) => combine(parts, warmed),
+    };
   };
-  const load = async (name: string, workload: Workload, profileAs?: { name: string; alg: Alg }): Promise<LoadResult> => {
-    const result = await runWorkload(workload, TIMING, watchedProcesses());
-    progress(name, result);
-    if (profileAs) profileWindows.push({ ...profileAs, window: result.window });
-    return result;
+  type CeilingOp = CeilingRequest extends infer R ? (R extends { warmupMs: number } ? Omit<R, 'warmupMs' | 'durationMs'> : never) : never;
+  const ceilingSide = (name: string, op: CeilingOp): Side => ({
+    name,
+    async warm() {
+      if (WARMUP > 0) await rpc<CeilingResult>(ceilings, { request: { ...op, warmupMs: 0, durationMs: WARMUP * 1000 } });
+    },
+    async part(seconds) {
+      const cpuUsed = cpuWindow(watchedProcesses());
+      const fromUs = monotonicMicros();
+      const result = await rpc<CeilingResult>(ceilings, { request: { ...op, warmupMs: 0, durationMs: seconds * 1000 } });
+      const toUs = monotonicMicros();
+      // The ceiling process reports its own CPU over its measured window.
+      const cores = { ...cpuUsed(), ceilings: result.cpuCores };
+      const counts: RunCounts = { ok: result.ops, total: result.ops, unexpectedBodies: 0, statuses: {}, socketErrors: 0, timeouts: 0, samples: [] };
+      return { counts, seconds: result.seconds, latencies: result.latencies, cpuSeconds: coreSeconds(cores, result.seconds), window: { fromUs, toUs } };
+    },
+    result: (parts) => combine(parts),
+  });
+  const together = async <const Sides extends readonly Side[]>(...sides: Sides): Promise<{ -readonly [K in keyof Sides]: LoadResult }> => {
+    for (const side of sides) await side.warm();
+    const parts = sides.map((): Part[] => []);
+    for (let round = 0; round < ROUNDS; round += 1) {
+      for (const [index, side] of sides.entries()) parts[index]!.push(await side.part(ROUND_SECONDS));
+    }
+    return sides.map((side, index) => {
+      const result = side.result(parts[index]!);
+      progress(side.name, result);
+      return result;
+    }) as { -readonly [K in keyof Sides]: LoadResult };
   };
-  const peerLoad = async (name: string, what: string, workload: Workload): Promise<Reference> => {
-    const result = await load(name, workload);
-    const reference: Reference = { name, kind: 'peer', what, concurrency: workload.connections, ...pick(result), process: 'peer' };
+  const asReference = (kind: Reference['kind'], name: string, what: string, concurrency: number, result: LoadResult): Reference => {
+    const reference: Reference = { name, kind, what, concurrency, ...pick(result), process: kind === 'peer' ? 'peer' : 'ceilings' };
     references.push(reference);
     if (result.errors > 0) problems.push(`${name}: ${result.errors} errors (${JSON.stringify(result.errorDetail)})`);
     return reference;
+  };
+  const profiled = (result: LoadResult, name: string, alg: Alg = 'RS256'): LoadResult => {
+    profileWindows.push({ name, alg, window: result.window });
+    return result;
   };
   const addRow = (workload: string, concurrency: number, result: LoadResult, refs: { ceiling?: Reference; peer?: Reference }, notes: string[] = [], alg: Alg = 'RS256') => {
     const row: Row = {
@@ -419,7 +460,7 @@ async function main(): Promise<number> {
     connections: CONNECTIONS,
     expect: (body) => body.includes('"access_token"'),
   });
-  const signRequest = (impl: 'crypto' | 'jose', alg: Alg): CeilingRequest & { concurrency: number } => ({ type: 'sign', impl, alg, concurrency: CONNECTIONS, warmupMs: WARMUP * 1000, durationMs: DURATION * 1000 });
+  const signOp = (impl: 'crypto' | 'jose', alg: Alg): CeilingOp => ({ type: 'sign', impl, alg, concurrency: CONNECTIONS });
 
   const loginOnce = async () => postJson(`${rs.url}/auth/login`, { email: USER_EMAIL, password: USER_PASSWORD });
 
@@ -427,10 +468,16 @@ async function main(): Promise<number> {
   try {
     // 1. client_credentials, RS256: ceiling, authority, peer.
     if (selected('client_credentials')) {
-      const bare = await ceiling('bare RS256 sign (node:crypto)', `one access token per op, built and signed as src/tokens/access-token.ts does, ${CONNECTIONS} in flight`, signRequest('crypto', 'RS256'));
-      await ceiling('bare RS256 sign (jose SignJWT)', `jose SignJWT (what node-oidc-provider uses), ${CONNECTIONS} in flight`, signRequest('jose', 'RS256'));
-      const ours = await load('client_credentials RS256', ccWorkload(rs.url, '/oauth/token', SERVICE_CLIENT, clientSecret), { name: 'client_credentials (RS256)', alg: 'RS256' });
-      const peerRef = await peerLoad('peer client_credentials RS256', 'node-oidc-provider, resource indicator → RFC 9068 JWT, RS256, in-memory adapter', ccWorkload(peerUrl, '/token', SERVICE_CLIENT, peerSecret));
+      const [bareResult, joseResult, ours, peerResult] = await together(
+        ceilingSide('bare RS256 sign (node:crypto)', signOp('crypto', 'RS256')),
+        ceilingSide('bare RS256 sign (jose SignJWT)', signOp('jose', 'RS256')),
+        httpSide('client_credentials RS256', ccWorkload(rs.url, '/oauth/token', SERVICE_CLIENT, clientSecret)),
+        httpSide('peer client_credentials RS256', ccWorkload(peerUrl, '/token', SERVICE_CLIENT, peerSecret)),
+      );
+      profiled(ours, 'client_credentials (RS256)');
+      const bare = asReference('ceiling', 'bare RS256 sign (node:crypto)', `one access token per op, built and signed as src/tokens/access-token.ts does, ${CONNECTIONS} in flight`, CONNECTIONS, bareResult);
+      asReference('ceiling', 'bare RS256 sign (jose SignJWT)', `jose SignJWT (what node-oidc-provider uses), ${CONNECTIONS} in flight`, CONNECTIONS, joseResult);
+      const peerRef = asReference('peer', 'peer client_credentials RS256', 'node-oidc-provider, resource indicator → RFC 9068 JWT, RS256, in-memory adapter', CONNECTIONS, peerResult);
       // The load generator shares the cores: what signing alone could reach if it left the
       // load generator the CPU it used per request here.
       const signCores = bare.cpu?.ceilings ?? 0;
@@ -445,21 +492,23 @@ async function main(): Promise<number> {
     // 1b. Elliptic-curve keys: the same workload against an authority holding an ES256 / EdDSA key.
     for (const [name, alg] of [['client_credentials_es256', 'ES256'], ['client_credentials_eddsa', 'EdDSA']] as const) {
       if (!selected(name)) continue;
-      const bare = await ceiling(`bare ${alg} sign (node:crypto)`, `as above with a ${alg} key (signed inline, no pool hop)`, signRequest('crypto', alg));
-      const ours = await load(`client_credentials ${alg}`, ccWorkload(authorities[alg].url, '/oauth/token', SERVICE_CLIENT, clientSecret), { name: `client_credentials (${alg})`, alg });
+      const [bareResult, ours] = await together(
+        ceilingSide(`bare ${alg} sign (node:crypto)`, signOp('crypto', alg)),
+        httpSide(`client_credentials ${alg}`, ccWorkload(authorities[alg].url, '/oauth/token', SERVICE_CLIENT, clientSecret)),
+      );
+      profiled(ours, `client_credentials (${alg})`, alg);
+      const bare = asReference('ceiling', `bare ${alg} sign (node:crypto)`, `as above with a ${alg} key (signed inline, no pool hop)`, CONNECTIONS, bareResult);
       const rsRow = rows.find((row) => row.workload === 'client_credentials (RS256)');
       addRow(`client_credentials (${alg})`, CONNECTIONS, ours, { ceiling: bare }, rsRow ? [`${(ours.rps / rsRow.rps).toFixed(2)}× the RS256 throughput`] : [], alg);
     }
 
     // 2. refresh: every connection rotates its own family; each request carries the token of the previous response.
     if (selected('refresh')) {
-      const bare = await ceiling('bare RS256 sign + 1 Redis round trip', `sign as above, then one SET of a family-sized value to the bench's redis-server, ${CONNECTIONS} in flight`, {
-        type: 'sign-redis', redisUrl, concurrency: CONNECTIONS, warmupMs: WARMUP * 1000, durationMs: DURATION * 1000,
-      });
-      // One family per connection per run (warm-up and measured): a run that ends cuts
+      // One family per connection per run (warm-up and each round): a run that ends cuts
       // requests in flight, whose rotation the connection never learns of.
+      const runs = 1 + ROUNDS;
       const ourTokens: string[] = [];
-      for (let index = 0; index < 2 * CONNECTIONS; index += 1) ourTokens.push(String((await loginOnce()).refresh_token));
+      for (let index = 0; index < runs * CONNECTIONS; index += 1) ourTokens.push(String((await loginOnce()).refresh_token));
       const chain = (tokens: string[], body: (token: string) => string) => (): ConnectionScript => {
         let token = tokens.shift();
         if (token === undefined) throw new Error('no refresh token left for a connection');
@@ -478,9 +527,15 @@ async function main(): Promise<number> {
         script: chain(tokens, (token) => `grant_type=refresh_token&client_id=${PUBLIC_CLIENT}&refresh_token=${token}`),
         expect: (body) => body.includes('"refresh_token"') && body.includes('"access_token"'),
       });
-      const ours = await load('refresh', refreshWorkload(`${rs.url}/oauth/token`, ourTokens), { name: 'refresh', alg: 'RS256' });
-      const peerTokens = await rpc<{ tokens: string[] }>(peer.child, { type: 'seed', count: 2 * CONNECTIONS }, 'seeded');
-      const peerRef = await peerLoad('peer refresh_token', 'node-oidc-provider refresh_token grant, rotateRefreshToken: true, JWT access token, in-memory adapter (no network store)', refreshWorkload(`${peerUrl}/token`, peerTokens.tokens));
+      const peerTokens = await rpc<{ tokens: string[] }>(peer.child, { type: 'seed', count: runs * CONNECTIONS }, 'seeded');
+      const [bareResult, ours, peerResult] = await together(
+        ceilingSide('bare RS256 sign + 1 Redis round trip', { type: 'sign-redis', redisUrl, concurrency: CONNECTIONS }),
+        httpSide('refresh', refreshWorkload(`${rs.url}/oauth/token`, ourTokens)),
+        httpSide('peer refresh_token', refreshWorkload(`${peerUrl}/token`, peerTokens.tokens)),
+      );
+      profiled(ours, 'refresh');
+      const bare = asReference('ceiling', 'bare RS256 sign + 1 Redis round trip', `sign as above, then one SET of a family-sized value to the bench's redis-server, ${CONNECTIONS} in flight`, CONNECTIONS, bareResult);
+      const peerRef = asReference('peer', 'peer refresh_token', 'node-oidc-provider refresh_token grant, rotateRefreshToken: true, JWT access token, in-memory adapter (no network store)', CONNECTIONS, peerResult);
       addRow('refresh (rotate own family)', CONNECTIONS, ours, { ceiling: bare, peer: peerRef }, [
         'peer seeds its refresh tokens through its own models (no browser flow); its store is in-process memory, ours is Redis',
       ]);
@@ -488,17 +543,16 @@ async function main(): Promise<number> {
 
     // 3. password login with correct passwords.
     if (selected('login')) {
-      const bare = await ceiling('bare argon2id verify', `argon2.verify, m=${config.argon2.memoryCost} KiB t=${config.argon2.timeCost} p=${config.argon2.parallelism} (the authority's parameters), ${LOGIN_CONNECTIONS} in flight`, {
-        type: 'argon2', ...config.argon2, concurrency: LOGIN_CONNECTIONS, warmupMs: WARMUP * 1000, durationMs: DURATION * 1000,
-      });
-      const ours = await load('login', {
+      const [bareResult, ours] = await together(ceilingSide('bare argon2id verify', { type: 'argon2', ...config.argon2, concurrency: LOGIN_CONNECTIONS }), httpSide('login', {
         url: `${rs.url}/auth/login`,
         method: 'POST',
         headers: { 'content-type': 'application/json', 'user-agent': USER_AGENT },
         body: JSON.stringify({ email: USER_EMAIL, password: USER_PASSWORD }),
         connections: LOGIN_CONNECTIONS,
         expect: (body) => body.includes('"refresh_token"'),
-      }, { name: 'password login', alg: 'RS256' });
+      }));
+      profiled(ours, 'password login');
+      const bare = asReference('ceiling', 'bare argon2id verify', `argon2.verify, m=${config.argon2.memoryCost} KiB t=${config.argon2.timeCost} p=${config.argon2.parallelism} (the authority's parameters), ${LOGIN_CONNECTIONS} in flight`, LOGIN_CONNECTIONS, bareResult);
       addRow('password login (/auth/login)', LOGIN_CONNECTIONS, ours, { ceiling: bare }, [`p95 ${fmt(ours.p95, 1)} ms`, 'node-oidc-provider has no password grant: no peer']);
     }
 
@@ -510,12 +564,14 @@ async function main(): Promise<number> {
         request: { type: 'koa-jwks', body: jwksBody, contentType: jwks.headers.get('content-type') ?? 'application/json', cacheControl: jwks.headers.get('cache-control') ?? '', etag: jwks.headers.get('etag') ?? '' },
       });
       const get = (url: string): Workload => ({ url, method: 'GET', connections: CONNECTIONS, expect: (body) => body.startsWith('{"keys":[') });
-      const bareResult = await load('bare Koa route (same JWKS bytes)', get(`${koa.url}/.well-known/jwks.json`));
-      const bare: Reference = { name: 'bare Koa route (same JWKS bytes)', kind: 'ceiling', what: `koa app.use(ctx => body = the ${Buffer.byteLength(jwksBody)} bytes, same headers), in the ceilings process`, concurrency: CONNECTIONS, ...pick(bareResult), process: 'ceilings' };
-      references.push(bare);
-      if (bareResult.errors > 0) problems.push(`bare Koa JWKS: ${bareResult.errors} errors`);
-      const ours = await load('jwks', get(`${rs.url}/.well-known/jwks.json`), { name: 'JWKS', alg: 'RS256' });
-      const peerRef = await peerLoad('peer jwks', 'node-oidc-provider GET /jwks (its own key set: one RSA key)', get(`${peerUrl}/jwks`));
+      const [bareResult, ours, peerResult] = await together(
+        httpSide('bare Koa route (same JWKS bytes)', get(`${koa.url}/.well-known/jwks.json`)),
+        httpSide('jwks', get(`${rs.url}/.well-known/jwks.json`)),
+        httpSide('peer jwks', get(`${peerUrl}/jwks`)),
+      );
+      profiled(ours, 'JWKS');
+      const bare = asReference('ceiling', 'bare Koa route (same JWKS bytes)', `koa app.use(ctx => body = the ${Buffer.byteLength(jwksBody)} bytes, same headers), in the ceilings process`, CONNECTIONS, bareResult);
+      const peerRef = asReference('peer', 'peer jwks', 'node-oidc-provider GET /jwks (its own key set: one RSA key)', CONNECTIONS, peerResult);
       addRow('JWKS', CONNECTIONS, ours, { ceiling: bare, peer: peerRef }, [`${Buffer.byteLength(jwksBody)} bytes, ${(JSON.parse(jwksBody) as { keys: unknown[] }).keys.length} keys (active + next)`]);
     }
 
@@ -525,17 +581,16 @@ async function main(): Promise<number> {
       const kid = String(jwtPart(accessToken, 0).kid);
       const jwks = (await (await fetch(`${rs.url}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
       const jwk = jwks.keys.find((key) => key.kid === kid);
-      const bare = await ceiling('bare jose jwtVerify', `jose jwtVerify of the same token against the published key (what the endpoint calls), ${CONNECTIONS} in flight`, {
-        type: 'verify', token: accessToken, jwk: jwk as never, issuer: rs.url, concurrency: CONNECTIONS, warmupMs: WARMUP * 1000, durationMs: DURATION * 1000,
-      });
-      const ours = await load('introspection', {
+      const [bareResult, ours] = await together(ceilingSide('bare jose jwtVerify', { type: 'verify', token: accessToken, jwk: jwk as never, issuer: rs.url, concurrency: CONNECTIONS }), httpSide('introspection', {
         url: `${rs.url}/oauth/introspect`,
         method: 'POST',
         headers: { authorization: basic(SERVICE_CLIENT, clientSecret), 'content-type': FORM },
         body: `token=${accessToken}`,
         connections: CONNECTIONS,
         expect: (body) => body.includes('"active":true'),
-      }, { name: 'introspection', alg: 'RS256' });
+      }));
+      profiled(ours, 'introspection');
+      const bare = asReference('ceiling', 'bare jose jwtVerify', `jose jwtVerify of the same token against the published key (what the endpoint calls), ${CONNECTIONS} in flight`, CONNECTIONS, bareResult);
       addRow('introspection', CONNECTIONS, ours, { ceiling: bare });
     }
 
@@ -849,7 +904,7 @@ function report(context: { machine: Record<string, unknown>; loadBefore: number[
       {
         startedAt: new Date(Date.now() - context.wallSeconds * 1000).toISOString(),
         machine: context.machine,
-        settings: { threadPool: Number(THREAD_POOL.UV_THREADPOOL_SIZE), warmupSec: WARMUP, durationSec: DURATION, connections: CONNECTIONS, loginConnections: LOGIN_CONNECTIONS, logLevel: 'info', rateLimits: RATE_LIMITS, only: [...ONLY], authorityExtraEnv: AUTHORITY_EXTRA_ENV },
+        settings: { threadPool: Number(THREAD_POOL.UV_THREADPOOL_SIZE), warmupSec: WARMUP, durationSec: DURATION, rounds: ROUNDS, connections: CONNECTIONS, loginConnections: LOGIN_CONNECTIONS, logLevel: 'info', rateLimits: RATE_LIMITS, only: [...ONLY], authorityExtraEnv: AUTHORITY_EXTRA_ENV },
         loadAverage: { before: context.loadBefore, after: context.loadAfter },
         wallSeconds: Math.round(context.wallSeconds),
         workloads: rows.map((row) => ({ ...row, cpuMsPerRequest: cpuPerRequest(row) })),
