@@ -249,7 +249,14 @@ export async function startServer(config: Config, deps: { logger: Logger; clock?
     },
     'listening',
   );
-  if (service.seeded) printDevHints(config, service.seeded, service.stores.embedded, logger);
+  const { embedded } = service.stores;
+  if (service.seeded && embedded.length > 0) {
+    logger.warn({ embedded }, `dev mode: ${embedded.join(', ')} are in memory; nothing is persisted and everything is lost on exit`);
+  }
+  // Lines are buffered (src/log.ts): start-up's, the dev-mode warning among them, go out now,
+  // before the dev hints.
+  await new Promise<void>((resolve) => logger.flush(() => resolve()));
+  if (service.seeded) printDevHints(config, service.seeded);
 
   let stopped: Promise<void> | undefined;
   return {
@@ -275,10 +282,7 @@ export async function startServer(config: Config, deps: { logger: Logger; clock?
   };
 }
 
-function printDevHints(config: Config, seeded: { clientSecret: string | undefined; userPassword: string | undefined }, embedded: string[], logger: Logger): void {
-  if (embedded.length > 0) {
-    logger.warn({ embedded }, `dev mode: ${embedded.join(', ')} are in memory; nothing is persisted and everything is lost on exit`);
-  }
+function printDevHints(config: Config, seeded: { clientSecret: string | undefined; userPassword: string | undefined }): void {
   // Printed to the terminal once, never to the log: these are secrets.
   const secret = seeded.clientSecret ?? '<the secret printed when it was created>';
   const password = seeded.userPassword ?? '<the password printed when it was created>';
