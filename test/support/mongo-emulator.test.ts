@@ -75,6 +75,22 @@ describe('mongo emulator through mongoose', () => {
     expect(await Model.estimatedDocumentCount()).toBe(0);
   });
 
+  it('answers _id equalities from the _id index exactly as a scan would', async () => {
+    const [first] = await Accounts.create([{ email: 'a@x', n: 1 }, { email: 'b@x', n: 2 }]);
+    expect(await Accounts.findById(first!._id).lean()).toMatchObject({ email: 'a@x' });
+    expect(await Accounts.findById(new mongoose.Types.ObjectId()).lean()).toBeNull();
+    // Not a pure _id equality: the scan answers, with the same meaning.
+    expect(await Accounts.findOne({ _id: first!._id, email: 'b@x' }).lean()).toBeNull();
+    expect(await Accounts.find({ _id: { $in: [first!._id] } }).countDocuments()).toBe(1);
+    const raw = connection.db!.collection('raw');
+    await raw.insertMany([{ _id: 'k1' as never, v: 1 }, { _id: 7 as never, v: 2 }, { _id: 2.5 as never, v: 3 }]);
+    expect(await raw.findOne({ _id: 'k1' as never })).toEqual({ _id: 'k1', v: 1 });
+    expect(await raw.findOne({ _id: 7 as never })).toEqual({ _id: 7, v: 2 });
+    expect(await raw.findOne({ _id: 2.5 as never })).toEqual({ _id: 2.5, v: 3 });
+    expect(await raw.findOne({ _id: 'k2' as never })).toBeNull();
+    expect(await raw.findOne({ _id: /^k/ as never })).toEqual({ _id: 'k1', v: 1 });
+  });
+
   it('reports a unique index violation as mongod does: code 11000 with keyPattern and keyValue', async () => {
     const Model = Accounts;
     await Model.create({ email: 'dup@x' });

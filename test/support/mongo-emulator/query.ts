@@ -19,13 +19,32 @@ export interface Selection {
 /** The stored documents (the very objects, not copies) matching `selection`, in order. */
 export function selectDocuments(collection: Collection | undefined, selection: Selection): Document[] {
   if (!collection) return [];
-  const query = compileQuery(selection.filter ?? {});
-  let docs = collection.docs.filter((doc) => query.test(doc));
+  let docs = byIdLookup(collection, selection.filter);
+  if (!docs) {
+    const query = compileQuery(selection.filter ?? {});
+    docs = collection.docs.filter((doc) => query.test(doc));
+  }
   docs = sortDocuments(docs, selection.sort);
   const skip = selection.skip ?? 0;
   const limit = selection.limit ?? 0;
   if (skip > 0 || limit > 0) docs = docs.slice(skip, limit > 0 ? skip + limit : undefined);
   return docs;
+}
+
+/**
+ * mongod's IDHACK: a filter that is exactly `{ _id: <ObjectId | string | number> }` is an
+ * equality on the unique _id index, answered from it without a scan (or a compiled query).
+ * Numbers match across types by value there as in the scan (canonicalKey). Anything else
+ * (operators, regexes, documents, more fields) is left to the scan.
+ */
+function byIdLookup(collection: Collection, filter: Document | undefined): Document[] | undefined {
+  if (!filter) return undefined;
+  const keys = Object.keys(filter);
+  if (keys.length !== 1 || keys[0] !== '_id') return undefined;
+  const value: unknown = filter._id;
+  if (!(value instanceof ObjectId) && typeof value !== 'string' && typeof value !== 'number') return undefined;
+  const owner = collection.indexes.find((index) => index.isIdIndex)?.owners.get(canonicalKey(value));
+  return owner ? [owner] : [];
 }
 
 function sortDocuments(docs: Document[], sort: Document | undefined): Document[] {
