@@ -16,7 +16,7 @@
  * Changing the server key invalidates every outstanding refresh token (their tags no
  * longer verify: "invalid", nothing revoked); users sign in again.
  */
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, hash, timingSafeEqual } from 'node:crypto';
 import type { Random } from '../random.js';
 
 const SECRET_BYTES = 32;
@@ -70,7 +70,7 @@ export function parseRefreshToken(token: unknown): ParsedRefreshToken | undefine
 
 /** What stores keep instead of the token: SHA-256, base64url. */
 export function hashRefreshToken(token: string): string {
-  return createHash('sha256').update(token).digest('base64url');
+  return hash('sha256', token, 'base64url');
 }
 
 export function createRefreshTokenCodec({ secret, random }: { secret: string; random: Random }): RefreshTokenCodec {

@@ -12,7 +12,7 @@
  * Accounts are keyed by a hash of the normalised email, so Redis holds no addresses, and
  * unknown emails are counted exactly like known ones (no enumeration through 429s).
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import type { RateBudget } from '../config.js';
 import { TooManyRequestsError } from '../errors.js';
@@ -31,7 +31,7 @@ export function createLoginThrottle(limits: RateLimitBackend, budgets: LoginBudg
   const ip = make('ip', budgets.ip);
   const account = make('account', budgets.account);
   const keys = (email: string, address: string) => {
-    const accountKey = createHash('sha256').update(email).digest('base64url').slice(0, 22);
+    const accountKey = hash('sha256', email, 'base64url').slice(0, 22);
     const network = clientNetwork(address);
     return { accountIp: `${accountKey}:${network}`, ip: network, account: accountKey };
   };
