@@ -10,6 +10,12 @@ import { startTestService, type TestService } from '../support/app.js';
 import { testDatabaseUri } from '../support/mongo.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
+/**
+ * For tests that start several script processes one after another: each is a node + tsx
+ * start-up and a MongoDB connection, about 1-3 s, more while other test files load the
+ * same 2 cores (one CI run took over 20 s for six).
+ */
+const SPAWNS_TIMEOUT_MS = 60_000;
 let mongoUri: string;
 let service: TestService;
 
@@ -75,7 +81,7 @@ describe('client:create', () => {
     const noMongo = await run('client-create.ts', ['--name', 'x'], { env: { MONGODB_URI: '' } });
     expect(noMongo.code).toBe(2);
     expect(noMongo.stderr).toMatch(/MONGODB_URI is required/);
-  });
+  }, SPAWNS_TIMEOUT_MS);
 });
 
 describe('user:create', () => {
@@ -100,5 +106,5 @@ describe('user:create', () => {
     const taken = await run('user-create.ts', ['--email', 'ops@example.com', '--password-stdin'], { stdin: 'another password' });
     expect(taken.code).toBe(1);
     expect(taken.stderr).toMatch(/already exists/);
-  });
+  }, SPAWNS_TIMEOUT_MS);
 });
