@@ -90,6 +90,8 @@ describe('CORS', () => {
       expect(res.headers['access-control-allow-origin']).toBe('*');
       expect(res.headers['access-control-allow-credentials']).toBeUndefined();
       expect(res.headers['cross-origin-resource-policy']).toBe('cross-origin');
+      // The same answer for every origin: nothing for a shared cache to vary on.
+      expect(res.headers.vary).toBeUndefined();
     }
   });
 });

@@ -61,12 +61,13 @@ const EXPOSED_HEADERS = ['WWW-Authenticate', 'Retry-After', 'X-Request-Id'];
 
 /**
  * The headers of a public document (JWKS, metadata): helmet's, with any origin allowed to
- * read and embed it, never with credentials; the same as the middlewares below give it.
+ * read and embed it, never with credentials. No `Vary: Origin` (which @koa/cors adds to
+ * everything else): the answer is the same `*` for every origin, so shared caches (a CDN in
+ * front of the JWKS) may keep one copy instead of one per Origin.
  */
 export function publicDocumentHeaders({ https }: { https: boolean }): ReadonlyArray<readonly [string, string]> {
   const headers = new Map(securityHeaderEntries({ https }));
   headers.set('Cross-Origin-Resource-Policy', 'cross-origin');
-  headers.set('Vary', 'Origin');
   headers.set('Access-Control-Allow-Origin', '*');
   headers.set('Access-Control-Expose-Headers', EXPOSED_HEADERS.join(','));
   return [...headers];
