@@ -5,18 +5,19 @@
  * RS256 signing and argon2 run on that pool. libuv's default of 4 threads caps a process
  * at 4 cores of crypto on a large machine and, on a small one, has more threads than cores
  * taking turns (measured with `npm run bench` on 2 cores: 2 threads gave the token endpoint
- * 13% more tokens per second than 4). So the pool gets one thread per available core
- * (at least 2, so that a slow argon2 cannot hold up the odd file or DNS job alone), unless
- * UV_THREADPOOL_SIZE is set.
+ * 13% more tokens per second than 4). So the pool gets one thread per available core,
+ * shared out among WORKERS (`thread-pool.cts`), unless UV_THREADPOOL_SIZE is set.
  *
  * libuv reads the variable once, when the pool is first used, and an ES module entry uses
  * it to load its own imports. This file is CommonJS, which loads synchronously, so the
  * variable is in place before anything touches the pool.
  */
 import os = require('node:os');
+import pool = require('./thread-pool.cjs');
 
 if (!process.env.UV_THREADPOOL_SIZE) {
-  process.env.UV_THREADPOOL_SIZE = String(Math.min(Math.max(2, os.availableParallelism()), 1024));
+  // Cluster workers inherit it from the primary, which runs this first.
+  process.env.UV_THREADPOOL_SIZE = String(pool.threadPoolSize(os.availableParallelism(), process.env.WORKERS));
 }
 
 import('./server.js').then(
