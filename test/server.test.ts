@@ -183,7 +183,9 @@ describe('key rotation seen by a running server', () => {
     } finally {
       await stopProcess(started.child);
     }
-  });
+    // Three process starts (the server, two rotations) and two reloads: over 20 s once the
+    // whole suite loads a slow 2-core machine.
+  }, 60_000);
 });
 
 describe('cluster mode (WORKERS)', () => {
@@ -228,5 +230,25 @@ describe('cluster mode (WORKERS)', () => {
     } finally {
       await stopProcess(started.child);
     }
+  });
+});
+
+describe('the thread pool size for WORKERS', () => {
+  it('shares the cores among workers, at least 2 each, and ignores a WORKERS value config would refuse', async () => {
+    // thread-pool.cts is CommonJS (`export =`), loaded by the entry before anything else;
+    // it is run here the way the entry runs it, in a process of its own.
+    const cases: [number, string | null, number][] = [
+      [16, null, 16], [16, '1', 16], [16, '4', 4], [16, 'auto', 2], [6, '4', 2], [1, null, 2], [4096, '1', 1024], [16, 'many', 16],
+    ];
+    const script = `const { threadPoolSize } = require(${JSON.stringify(join(import.meta.dirname, '..', 'src', 'thread-pool.cts'))});
+      process.stdout.write(JSON.stringify(${JSON.stringify(cases)}.map(([cores, workers]) => threadPoolSize(cores, workers ?? undefined))));`;
+    const output = await new Promise<string>((resolve, reject) => {
+      const child = spawnTracked(process.execPath, ['--import', 'tsx', '-e', script], { env: { PATH: process.env.PATH } });
+      let text = '';
+      child.stdout!.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      child.once('error', reject);
+      child.once('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`exit ${code}`))));
+    });
+    expect(JSON.parse(output)).toEqual(cases.map(([, , expected]) => expected));
   });
 });
