@@ -230,7 +230,9 @@ describe('cluster mode (WORKERS)', () => {
     } finally {
       await stopProcess(started.child);
     }
-  });
+    // A primary and two workers start (tsx each) and connect to both stores: over 20 s once
+    // the whole suite loads a slow 2-core machine (seen in a fresh-clone CI run on Node 22).
+  }, 60_000);
 });
 
 describe('the thread pool size for WORKERS', () => {
