@@ -33,12 +33,15 @@ interface Timing {
   readonly durationMs: number;
 }
 
-export type CeilingRequest =
-  | ({ type: 'sign'; impl: 'crypto' | 'jose'; alg: Alg } & Timing)
-  | ({ type: 'sign-redis'; redisUrl: string } & Timing)
-  | ({ type: 'argon2'; memoryCost: number; timeCost: number; parallelism: number } & Timing)
-  | ({ type: 'verify'; token: string; jwk: JWK; issuer: string } & Timing)
-  | { type: 'koa-jwks'; body: string; contentType: string; cacheControl: string; etag: string };
+/** A measured operation and how many run at once; the caller adds how long. */
+export type CeilingOp = { readonly concurrency: number } & (
+  | { type: 'sign'; impl: 'crypto' | 'jose'; alg: Alg }
+  | { type: 'sign-redis'; redisUrl: string }
+  | { type: 'argon2'; memoryCost: number; timeCost: number; parallelism: number }
+  | { type: 'verify'; token: string; jwk: JWK; issuer: string }
+);
+
+export type CeilingRequest = (CeilingOp & Timing) | { type: 'koa-jwks'; body: string; contentType: string; cacheControl: string; etag: string };
 
 export interface CeilingResult {
   readonly ops: number;

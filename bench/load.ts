@@ -33,11 +33,6 @@ export interface Workload {
   readonly expect?: (body: string) => boolean;
 }
 
-export interface Timing {
-  readonly warmupSec: number;
-  readonly durationSec: number;
-}
-
 export interface Watched {
   readonly name: string;
   readonly pid: number;
@@ -271,10 +266,4 @@ export function combine(parts: readonly Part[], warm?: RunCounts): LoadResult {
     window: { fromUs: parts[0]?.window.fromUs ?? 0, toUs: parts.at(-1)?.window.toUs ?? 0 },
     rounds: parts.length,
   };
-}
-
-/** A warm-up, then one measured run. */
-export async function runWorkload(workload: Workload, timing: Timing, watched: readonly Watched[] = []): Promise<LoadResult> {
-  const warm = timing.warmupSec > 0 ? await warmUp(workload, timing.warmupSec) : undefined;
-  return combine([await measurePart(workload, timing.durationSec, watched)], warm);
 }

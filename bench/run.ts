@@ -33,6 +33,7 @@ import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { clientSecretMatches, hashClientSecret } from '../src/clients/secrets.js';
 import { systemClock } from '../src/clock.js';
+import threadPool from '../src/thread-pool.cjs';
 import { CONFIG_VARIABLES, parseConfig, type Config } from '../src/config.js';
 import { cryptoRandom } from '../src/random.js';
 import { createMongoConnection, createMongoStores } from '../src/stores/mongo/connection.js';
@@ -42,7 +43,7 @@ import { createPasswordHasher } from '../src/users/passwords.js';
 import { testDatabaseUri } from '../test/support/mongo.js';
 import { freePort, spawnTracked, stopProcess, waitFor } from '../test/support/processes.js';
 import { startRedisServer } from '../test/support/redis.js';
-import type { CeilingRequest, CeilingResult } from './ceilings.js';
+import type { CeilingOp, CeilingResult } from './ceilings.js';
 import { combine, coreSeconds, cpuWindow, measurePart, monotonicMicros, warmUp, type ConnectionScript, type LoadResult, type Part, type RunCounts, type Watched, type Workload } from './load.js';
 import { summariseProfile, type ProfileWindow } from './profile.js';
 import { percentile } from './stats.js';
@@ -66,7 +67,9 @@ const AUTHORITY_EXTRA_ENV = parseExtraEnv(process.env.BENCH_AUTHORITY_ENV);
  * unless set). The ceilings and the peer get the same, so that a ratio measures the code,
  * not a tuning only one side had.
  */
-const THREAD_POOL = { UV_THREADPOOL_SIZE: AUTHORITY_EXTRA_ENV.UV_THREADPOOL_SIZE ?? process.env.UV_THREADPOOL_SIZE ?? String(Math.min(Math.max(2, availableParallelism()), 1024)) };
+const THREAD_POOL = {
+  UV_THREADPOOL_SIZE: AUTHORITY_EXTRA_ENV.UV_THREADPOOL_SIZE ?? process.env.UV_THREADPOOL_SIZE ?? String(threadPool.threadPoolSize(availableParallelism(), AUTHORITY_EXTRA_ENV.WORKERS)),
+};
 /** Each measurement is ROUNDS runs of DURATION / ROUNDS seconds, taking turns with what it is compared with. */
 const ROUNDS = positive('BENCH_ROUNDS', 3);
 const ROUND_SECONDS = DURATION / ROUNDS;
@@ -395,7 +398,6 @@ async function main(): Promise<number> {
       result: (parts) => combine(parts, warmed),
     };
   };
-  type CeilingOp = CeilingRequest extends infer R ? (R extends { warmupMs: number } ? Omit<R, 'warmupMs' | 'durationMs'> : never) : never;
   const ceilingSide = (name: string, op: CeilingOp): Side => ({
     name,
     async warm() {

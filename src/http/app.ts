@@ -53,8 +53,9 @@ export function createApp(deps: AppDeps): Koa {
   router.get('/healthz', liveness());
   router.get('/readyz', readiness(deps.readiness));
   const https = deps.config.issuer.startsWith('https:');
+  const publicHeaders = publicDocumentHeaders({ https });
   const documents = new Map([
-    ['/.well-known/jwks.json', jwksRoute(deps.keys, deps.config.jwksMaxAge, publicDocumentHeaders({ https }))],
+    ['/.well-known/jwks.json', jwksRoute(deps.keys, deps.config.jwksMaxAge, publicHeaders)],
     ['/.well-known/oauth-authorization-server', metadataRoute({
       issuer: deps.config.issuer,
       keys: deps.keys,
@@ -62,7 +63,7 @@ export function createApp(deps: AppDeps): Koa {
       maxAgeSec: deps.config.jwksMaxAge,
       // RFC 7009 §2.1: public clients revoke their own tokens with client_id alone.
       revocationAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
-      fixedHeaders: publicDocumentHeaders({ https }),
+      fixedHeaders: publicHeaders,
     })],
   ]);
   for (const [path, route] of documents) router.get(path, route);
