@@ -8,7 +8,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { freePort, spawnTracked, stopProcess, waitFor } from './support/processes.js';
+import { spawnTracked, stopProcess, waitFor } from './support/processes.js';
 import { testDatabaseUri } from './support/mongo.js';
 import { startTestRedis, type TestRedis } from './support/redis.js';
 
@@ -24,25 +24,34 @@ function tempKeys(): string {
 
 interface Started {
   child: ChildProcess;
+  /** The port the server chose (PORT=0), known once `untilListening` resolves. */
   port: number;
   output(): string;
   exited: Promise<number | null>;
 }
 
+/**
+ * Spawns the entry with PORT=0: the server binds a port the kernel picks and logs it. A port
+ * found free here and handed over would stay unbound for the seconds a tsx process takes to
+ * start, and another test's server could take it meanwhile and answer our requests.
+ */
 async function startProcess(env: Record<string, string>): Promise<Started> {
-  const port = await freePort();
   let output = '';
   const child = spawnTracked(process.execPath, ['--import', 'tsx', ENTRY], {
-    env: { PATH: process.env.PATH, PORT: String(port), KEYS_DIR: tempKeys(), LOG_LEVEL: 'info', ARGON2_MEMORY_KIB: '8192', ARGON2_TIME_COST: '1', ...env },
+    env: { PATH: process.env.PATH, PORT: '0', KEYS_DIR: tempKeys(), LOG_LEVEL: 'info', ARGON2_MEMORY_KIB: '8192', ARGON2_TIME_COST: '1', ...env },
   });
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, port, output: () => output, exited };
+  return { child, port: 0, output: () => output, exited };
 }
 
+/** Waits for this process's "listening" line, takes the port from its url, then for /healthz. */
 async function untilListening(started: Started): Promise<void> {
-  await waitFor(async () => (await fetch(`http://127.0.0.1:${started.port}/healthz`)).ok, 30_000, 100);
+  await waitFor(() => /"msg":"listening"/.test(started.output()), 30_000, 50);
+  const line = started.output().split('\n').find((text) => text.includes('"msg":"listening"'))!;
+  started.port = Number(new URL((JSON.parse(line) as { url: string }).url).port);
+  await waitFor(async () => (await fetch(`http://127.0.0.1:${started.port}/healthz`)).ok, 10_000, 100);
 }
 
 afterAll(() => {
@@ -163,7 +172,9 @@ describe('key rotation seen by a running server', () => {
           headers: { authorization: `Basic ${Buffer.from('demo-service:rotation-test-secret-0123456789').toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
           body: 'grant_type=client_credentials',
         });
-        const { access_token } = (await res.json()) as { access_token: string };
+        const body = await res.text();
+        expect(res.status, body).toBe(200);
+        const { access_token } = JSON.parse(body) as { access_token: string };
         return (JSON.parse(Buffer.from(access_token.split('.')[0]!, 'base64url').toString()) as { kid: string }).kid;
       };
       const [original] = await jwks();

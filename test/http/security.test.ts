@@ -9,7 +9,6 @@ import { startServer, type RunningServer } from '../../src/server.js';
 import { startTestService, type TestService } from '../support/app.js';
 import { expectOAuthError } from '../support/http.js';
 import { captureLogs } from '../support/logs.js';
-import { freePort } from '../support/processes.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -114,9 +113,9 @@ describe('the real server against hostile connections', () => {
   let port: number;
   beforeAll(async () => {
     keysDir = mkdtempSync(join(tmpdir(), 'limits-keys-'));
-    port = await freePort();
-    const config = parseConfig({ NODE_ENV: 'test', PORT: String(port), KEYS_DIR: keysDir, HTTP_HEADERS_TIMEOUT: '1s', HTTP_REQUEST_TIMEOUT: '2s', ARGON2_MEMORY_KIB: '8192', ARGON2_TIME_COST: '1' });
+    const config = parseConfig({ NODE_ENV: 'test', PORT: '0', KEYS_DIR: keysDir, HTTP_HEADERS_TIMEOUT: '1s', HTTP_REQUEST_TIMEOUT: '2s', ARGON2_MEMORY_KIB: '8192', ARGON2_TIME_COST: '1' });
     running = await startServer(config, { logger: captureLogs().logger });
+    port = Number(new URL(running.url).port);
   });
   afterAll(async () => {
     await running?.stop();

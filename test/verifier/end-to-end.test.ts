@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createResourceServer } from '../../examples/resource-server/app.js';
 import { createVerifier } from '../../src/verifier/index.js';
-import { freePort, spawnTracked, stopProcess, waitFor } from '../support/processes.js';
+import { spawnTracked, stopProcess, waitFor } from '../support/processes.js';
 import { startAuthority, type RunningAuthority } from './real-authority.js';
 
 const REPO_ROOT = join(import.meta.dirname, '..', '..');
@@ -99,17 +99,18 @@ describe('the example API with the real authority', () => {
 
 describe('the example API as its documented start command', () => {
   it('starts with ISSUER/AUDIENCE/PORT and verifies tokens', async () => {
-    const port = await freePort();
+    // PORT=0: the example binds a port the kernel picks and prints it (a port found free here
+    // could be taken by another test's server during the seconds tsx takes to start).
     const child = spawnTracked(process.execPath, ['--import', 'tsx', 'examples/resource-server/server.ts'], {
       cwd: REPO_ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ISSUER: authority.url, AUDIENCE: authority.service.config.audience, PORT: String(port) },
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ISSUER: authority.url, AUDIENCE: authority.service.config.audience, PORT: '0' },
     });
     let output = '';
     child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
     try {
       await waitFor(() => output.includes('listening'), 15_000);
-      const base = `http://127.0.0.1:${port}`;
+      const base = `http://127.0.0.1:${/listening on http:\/\/[^:]+:(\d+)/.exec(output)![1]}`;
       expect((await call(base, '/public')).status).toBe(200);
       expect((await call(base, '/me', clientToken)).status).toBe(200);
       expect((await call(base, '/admin', clientToken)).status).toBe(403);
@@ -124,7 +125,7 @@ describe('the example API as its documented start command', () => {
   it('refuses to start with an ISSUER that is not a URL, saying so', async () => {
     const child = spawnTracked(process.execPath, ['--import', 'tsx', 'examples/resource-server/server.ts'], {
       cwd: REPO_ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ISSUER: 'auth.example.test', PORT: String(await freePort()) },
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ISSUER: 'auth.example.test', PORT: '0' },
     });
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));

@@ -4,9 +4,9 @@
  * resource server meets in production, minus Redis and MongoDB.
  */
 import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Env } from '../../src/config.js';
 import { CLIENT_SECRET, startTestService, USER_EMAIL, USER_PASSWORD, type TestService } from '../support/app.js';
-import { freePort } from '../support/processes.js';
 
 export interface RunningAuthority {
   readonly url: string;
@@ -18,15 +18,18 @@ export interface RunningAuthority {
 }
 
 export async function startAuthority(env: Env = {}): Promise<RunningAuthority> {
-  // The issuer must be known before the service is built; the port is free a moment earlier.
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const service = await startTestService({ ISSUER: url, ...env });
-  const server: Server = createServer(service.callback);
+  // The issuer is the server's own URL and must be known before the service is built: bind
+  // first (the kernel picks the port, so no other test can take it meanwhile), then hand the
+  // requests to the service once it exists.
+  let ready: TestService | undefined;
+  const server: Server = createServer((req, res) => (ready ? ready.callback(req, res) : res.writeHead(503).end()));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
+    server.listen(0, '127.0.0.1', () => resolve());
   });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const service = await startTestService({ ISSUER: url, ...env });
+  ready = service;
 
   async function token(body: Record<string, string>, headers: Record<string, string> = {}): Promise<string> {
     const response = await fetch(`${url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(body) });
