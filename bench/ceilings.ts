@@ -14,9 +14,14 @@
  * - `verify`: jose `jwtVerify` of a real access token against the published key, as the
  *   introspection endpoint does;
  * - `koa-jwks`: starts a bare Koa app answering every GET with the given bytes (the bench
- *   drives it over HTTP like the authority).
+ *   drives it over HTTP like the authority);
+ * - `koa-token`: starts the smallest Koa token endpoint that does what ours must per request
+ *   and nothing else: read the form; for client_credentials decode Basic and check the
+ *   secret's SHA-256, for refresh_token make one Redis round trip and mint a random token;
+ *   sign as `sign` does and answer JSON. No validation, throttling, logging or security
+ *   headers: it is the floor HTTP itself puts under the ceilings on this machine.
  */
-import { generateKeyPairSync, randomBytes, sign as cryptoSign, type KeyObject, type SignKeyObjectInput } from 'node:crypto';
+import { generateKeyPairSync, hash, randomBytes, sign as cryptoSign, timingSafeEqual, type KeyObject, type SignKeyObjectInput } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import argon2 from 'argon2';
@@ -41,7 +46,10 @@ export type CeilingOp = { readonly concurrency: number } & (
   | { type: 'verify'; token: string; jwk: JWK; issuer: string }
 );
 
-export type CeilingRequest = (CeilingOp & Timing) | { type: 'koa-jwks'; body: string; contentType: string; cacheControl: string; etag: string };
+export type CeilingRequest =
+  | (CeilingOp & Timing)
+  | { type: 'koa-jwks'; body: string; contentType: string; cacheControl: string; etag: string }
+  | { type: 'koa-token'; clientId: string; clientSecret: string; redisUrl: string };
 
 export interface CeilingResult {
   readonly ops: number;
@@ -143,7 +151,61 @@ function joseSigner(alg: Alg): () => Promise<string> {
   return () => new SignJWT(claims()).setProtectedHeader({ alg, typ: 'at+jwt', kid: 'bench' }).sign(key);
 }
 
-let koaServer: Server | undefined;
+/** About the size of a stored family (src/stores/redis/families.ts). */
+const familySizedValue = () =>
+  JSON.stringify({ s: 'x'.repeat(24), c: 'bench-app', sc: 'read', a: 'http://127.0.0.1:3000', ca: Date.now(), lu: Date.now(), x: Date.now(), ie: Date.now(), h: 'h'.repeat(43), ph: 'p'.repeat(43), pt: Date.now(), ua: 'autocannon', ip: '127.0.0.1' });
+
+const servers: Server[] = [];
+const redisClients: Redis[] = [];
+
+/** Serves `app` on a port of its own; resolves its URL. */
+async function serve(app: Koa): Promise<{ url: string }> {
+  const server = createServer(app.callback());
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const address = server.address();
+  return { url: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}` };
+}
+
+async function readText(stream: NodeJS.ReadableStream): Promise<string> {
+  let text = '';
+  for await (const chunk of stream) text += String(chunk);
+  return text;
+}
+
+/** See `koa-token` above. */
+function koaTokenEndpoint(request: Extract<CeilingRequest, { type: 'koa-token' }>): Koa {
+  const signer = cryptoSigner('RS256');
+  const secretDigest = hash('sha256', request.clientSecret, 'buffer');
+  const redis = new Redis(request.redisUrl, { maxRetriesPerRequest: 1 });
+  redisClients.push(redis);
+  let counter = 0;
+  const app = new Koa();
+  app.use(async (ctx) => {
+    const form = new URLSearchParams(await readText(ctx.req));
+    let refreshToken: string | undefined;
+    if (form.get('grant_type') === 'client_credentials') {
+      const [id = '', secret = ''] = Buffer.from(ctx.get('authorization').slice('Basic '.length), 'base64').toString().split(':');
+      if (decodeURIComponent(id) !== request.clientId || !timingSafeEqual(hash('sha256', decodeURIComponent(secret), 'buffer'), secretDigest)) {
+        ctx.status = 401;
+        ctx.body = { error: 'invalid_client' };
+        return;
+      }
+    } else if (form.get('grant_type') === 'refresh_token' && form.get('refresh_token')) {
+      counter = (counter + 1) % 1000;
+      await redis.set(`bench:floor:${counter}`, familySizedValue(), 'PX', 60_000);
+      refreshToken = randomBytes(32).toString('base64url');
+    } else {
+      ctx.status = 400;
+      ctx.body = { error: 'unsupported_grant_type' };
+      return;
+    }
+    const accessToken = await signer();
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { access_token: accessToken, token_type: 'Bearer', expires_in: 900, scope: 'read write', ...(refreshToken !== undefined && { refresh_token: refreshToken }) };
+  });
+  return app;
+}
 
 async function handle(request: CeilingRequest): Promise<unknown> {
   switch (request.type) {
@@ -154,8 +216,7 @@ async function handle(request: CeilingRequest): Promise<unknown> {
     case 'sign-redis': {
       const redis = new Redis(request.redisUrl, { maxRetriesPerRequest: 1 });
       const signer = cryptoSigner('RS256');
-      // About the size of a stored family (src/stores/redis/families.ts).
-      const value = JSON.stringify({ s: 'x'.repeat(24), c: 'bench-app', sc: 'read', a: 'http://127.0.0.1:3000', ca: Date.now(), lu: Date.now(), x: Date.now(), ie: Date.now(), h: 'h'.repeat(43), ph: 'p'.repeat(43), pt: Date.now(), ua: 'autocannon', ip: '127.0.0.1' });
+      const value = familySizedValue();
       let counter = 0;
       try {
         return await measure(async () => {
@@ -189,11 +250,10 @@ async function handle(request: CeilingRequest): Promise<unknown> {
         ctx.type = request.contentType;
         ctx.body = body;
       });
-      koaServer = createServer(app.callback());
-      await new Promise<void>((resolve) => koaServer!.listen(0, '127.0.0.1', () => resolve()));
-      const address = koaServer.address();
-      return { url: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}` };
+      return serve(app);
     }
+    case 'koa-token':
+      return serve(koaTokenEndpoint(request));
   }
 }
 
@@ -204,7 +264,8 @@ process.on('message', (message: { id: number; request: CeilingRequest }) => {
   );
 });
 const stop = () => {
-  koaServer?.close();
+  for (const server of servers) server.close();
+  for (const redis of redisClients) redis.disconnect();
   process.exit(0);
 };
 process.once('SIGTERM', stop);

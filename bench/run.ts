@@ -123,7 +123,8 @@ interface Row extends Measured {
 
 interface Reference extends Measured {
   readonly name: string;
-  readonly kind: 'ceiling' | 'peer';
+  /** ceiling: what the issue compares with; floor: the least any HTTP endpoint doing that work costs here. */
+  readonly kind: 'ceiling' | 'floor' | 'peer';
   readonly concurrency: number;
   readonly what: string;
 }
@@ -466,19 +467,31 @@ async function main(): Promise<number> {
 
   const loginOnce = async () => postJson(`${rs.url}/auth/login`, { email: USER_EMAIL, password: USER_PASSWORD });
 
+  // The floor under the token endpoint: a bare Koa app doing only the work each request
+  // must do (bench/ceilings.ts, koa-token), driven over HTTP by the same load generator. Its
+  // distance from the bare ceilings is what HTTP and the load generator cost on this
+  // machine; ours against it is what our code costs.
+  const floor = selected('client_credentials') || selected('refresh')
+    ? await rpc<{ url: string }>(ceilings, { request: { type: 'koa-token', clientId: SERVICE_CLIENT, clientSecret, redisUrl } })
+    : undefined;
+  const floorNote = (ours: LoadResult, floorRef: Reference, ceiling: Reference) =>
+    `the bare Koa endpoint doing the same work (${floorRef.name}) reached ${fmt(floorRef.rps)}/s, ${ratio(floorRef.rps / ceiling.rps)} the ceiling; ours is ${ratio(ours.rps / floorRef.rps)} of it`;
+
   // A failure part-way still reports what was measured, and fails the run.
   try {
     // 1. client_credentials, RS256: ceiling, authority, peer.
     if (selected('client_credentials')) {
-      const [bareResult, joseResult, ours, peerResult] = await together(
+      const [bareResult, joseResult, floorResult, ours, peerResult] = await together(
         ceilingSide('bare RS256 sign (node:crypto)', signOp('crypto', 'RS256')),
         ceilingSide('bare RS256 sign (jose SignJWT)', signOp('jose', 'RS256')),
+        httpSide('bare Koa token endpoint (client_credentials)', ccWorkload(floor!.url, '/token', SERVICE_CLIENT, clientSecret)),
         httpSide('client_credentials RS256', ccWorkload(rs.url, '/oauth/token', SERVICE_CLIENT, clientSecret)),
         httpSide('peer client_credentials RS256', ccWorkload(peerUrl, '/token', SERVICE_CLIENT, peerSecret)),
       );
       profiled(ours, 'client_credentials (RS256)');
       const bare = asReference('ceiling', 'bare RS256 sign (node:crypto)', `one access token per op, built and signed as src/tokens/access-token.ts does, ${CONNECTIONS} in flight`, CONNECTIONS, bareResult);
       asReference('ceiling', 'bare RS256 sign (jose SignJWT)', `jose SignJWT (what node-oidc-provider uses), ${CONNECTIONS} in flight`, CONNECTIONS, joseResult);
+      const floorRef = asReference('floor', 'bare Koa token endpoint (client_credentials)', `koa app.use(form, Basic, SHA-256 secret check, sign as above, JSON), in the ceilings process, ${CONNECTIONS} connections`, CONNECTIONS, floorResult);
       const peerRef = asReference('peer', 'peer client_credentials RS256', 'node-oidc-provider, resource indicator → RFC 9068 JWT, RS256, in-memory adapter', CONNECTIONS, peerResult);
       // The load generator shares the cores: what signing alone could reach if it left the
       // load generator the CPU it used per request here.
@@ -489,6 +502,7 @@ async function main(): Promise<number> {
       extra.loadGenerator = { clientCredentials: { cores: ours.cpu.loadgen, cpuMsPerRequest: round2(loadgenMs), signCpuMsPerToken: round2(signMs), ceilingLeavingLoadgenItsShare: Math.round(sharedCeiling), ratioToThat: round2(ours.rps / sharedCeiling) } };
       addRow('client_credentials (RS256)', CONNECTIONS, ours, { ceiling: bare, peer: peerRef }, [
         `the load generator used ${fmt(ours.cpu.loadgen, 2)} cores (${loadgenMs.toFixed(2)} ms CPU per request; one signature costs ${signMs.toFixed(2)} ms); bare signing leaving it that share: ${fmt(sharedCeiling)}/s, ratio ${ratio(ours.rps / sharedCeiling)}`,
+        floorNote(ours, floorRef, bare),
       ]);
     }
     // 1b. Elliptic-curve keys: the same workload against an authority holding an ES256 / EdDSA key.
@@ -530,16 +544,20 @@ async function main(): Promise<number> {
         expect: (body) => body.includes('"refresh_token"') && body.includes('"access_token"'),
       });
       const peerTokens = await rpc<{ tokens: string[] }>(peer.child, { type: 'seed', count: runs * CONNECTIONS }, 'seeded');
-      const [bareResult, ours, peerResult] = await together(
+      const floorTokens = Array.from({ length: runs * CONNECTIONS }, () => randomBytes(32).toString('base64url'));
+      const [bareResult, floorResult, ours, peerResult] = await together(
         ceilingSide('bare RS256 sign + 1 Redis round trip', { type: 'sign-redis', redisUrl, concurrency: CONNECTIONS }),
+        httpSide('bare Koa token endpoint (refresh)', refreshWorkload(`${floor!.url}/token`, floorTokens)),
         httpSide('refresh', refreshWorkload(`${rs.url}/oauth/token`, ourTokens)),
         httpSide('peer refresh_token', refreshWorkload(`${peerUrl}/token`, peerTokens.tokens)),
       );
       profiled(ours, 'refresh');
       const bare = asReference('ceiling', 'bare RS256 sign + 1 Redis round trip', `sign as above, then one SET of a family-sized value to the bench's redis-server, ${CONNECTIONS} in flight`, CONNECTIONS, bareResult);
+      const floorRef = asReference('floor', 'bare Koa token endpoint (refresh)', `the same app: form, one Redis SET of a family-sized value, a random refresh token, sign, JSON; ${CONNECTIONS} connections`, CONNECTIONS, floorResult);
       const peerRef = asReference('peer', 'peer refresh_token', 'node-oidc-provider refresh_token grant, rotateRefreshToken: true, JWT access token, in-memory adapter (no network store)', CONNECTIONS, peerResult);
       addRow('refresh (rotate own family)', CONNECTIONS, ours, { ceiling: bare, peer: peerRef }, [
         'peer seeds its refresh tokens through its own models (no browser flow); its store is in-process memory, ours is Redis',
+        floorNote(ours, floorRef, bare),
       ]);
     }
 
