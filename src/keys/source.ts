@@ -52,7 +52,10 @@ export function createKeyRingSource(options: KeyRingSourceOptions): KeyRingSourc
   const generateIfEmpty = !production && (options.generateIfEmpty ?? true);
 
   let ring: KeyRing | undefined;
+  /** The directory as it was when the ring was last loaded. */
   let lastFingerprint: string | undefined;
+  /** The last failed load (directory and reason), so that it is logged once. */
+  let lastFailure: string | undefined;
   let watcher: FSWatcher | undefined;
   let poller: NodeJS.Timeout | undefined;
   let debounce: NodeJS.Timeout | undefined;
@@ -70,7 +73,6 @@ export function createKeyRingSource(options: KeyRingSourceOptions): KeyRingSourc
   async function reloadOnce(): Promise<boolean> {
     const fingerprint = await fingerprintOf(dir);
     if (fingerprint === lastFingerprint) return false;
-    lastFingerprint = fingerprint;
     try {
       const next = await load();
       const previous = ring;
@@ -78,13 +80,18 @@ export function createKeyRingSource(options: KeyRingSourceOptions): KeyRingSourc
       if (previous?.jwks.etag !== next.jwks.etag || previous.active.kid !== next.active.kid) {
         logger.info({ dir, activeKid: next.active.kid, keys: next.keys.map(({ kid, state }) => ({ kid, state })) }, 'signing keys reloaded');
       }
+      lastFingerprint = fingerprint;
       return true;
     } catch (err) {
-      // The fingerprint is kept, so an invalid state is reported once, not every poll.
-      logger.error(
-        { dir, file: err instanceof KeyRingError ? err.file : undefined, reason: err instanceof Error ? err.message : String(err) },
-        'signing keys: the key directory is invalid; keeping the previous key ring',
-      );
+      // Only a load that succeeded sets lastFingerprint, so every poll tries again: a
+      // failure that was transient (EMFILE, say) must not leave this instance signing with
+      // a key an emergency rotation removed until the directory happens to change again.
+      // The same failure of the same directory is logged once, not on every poll.
+      const reason = err instanceof Error ? err.message : String(err);
+      if (`${fingerprint}\n${reason}` !== lastFailure) {
+        lastFailure = `${fingerprint}\n${reason}`;
+        logger.error({ dir, file: err instanceof KeyRingError ? err.file : undefined, reason }, 'signing keys: the key directory is invalid; keeping the previous key ring');
+      }
       return false;
     }
   }

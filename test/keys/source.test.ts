@@ -1,4 +1,4 @@
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { manualClock, systemClock } from '../../src/clock.js';
@@ -77,6 +77,32 @@ describe('live reload', () => {
 
     // Reported once, not on every poll of an unchanged (still broken) directory.
     await keys.reload();
+    expect(logs.entries().filter((entry) => entry.level === 'error')).toHaveLength(1);
+  });
+
+  it('tries a failed load again on the next poll, though the directory looks unchanged since the failure', async () => {
+    const dir = await tempKeysDir();
+    await rotateKeys({ dir, clock: manualClock(), production: false, ...TIMINGS, generateKey });
+    const { source: keys, logs } = source(dir, { pollIntervalMs: 60_000 });
+    await keys.start();
+    const before = keys.current();
+    await rotateKeys({ dir, clock: manualClock(), production: false, ...TIMINGS, generateKey, emergencyKid: before.active.kid });
+
+    // A transient failure: the new manifest cannot be read at the first reload after the
+    // rotation (here it is garbage of the same size), then reads fine, with the same inode,
+    // size and mtime, so nothing about the directory tells that it changed in between.
+    const manifest = join(dir, MANIFEST_FILE);
+    const good = await readFile(manifest);
+    const { mtime } = await stat(manifest);
+    await writeFile(manifest, Buffer.alloc(good.length, 0x20));
+    await utimes(manifest, mtime, mtime);
+    expect(await keys.reload()).toBe(false);
+    expect(keys.current()).toBe(before);
+    await writeFile(manifest, good);
+    await utimes(manifest, mtime, mtime);
+
+    expect(await keys.reload()).toBe(true);
+    expect(keys.current().keys.map((key) => key.kid)).not.toContain(before.active.kid);
     expect(logs.entries().filter((entry) => entry.level === 'error')).toHaveLength(1);
   });
 
