@@ -160,6 +160,36 @@ describe('Redis family store', () => {
     expect(dump).toContain(hashRefreshToken(issued.at(-2)!));
   });
 
+  it('a family whose index entry is listed before the family is written still ends with logout-all', async () => {
+    const clock = manualClock(Date.now());
+    const families = familyStore(client, { clock });
+    const { family, refreshToken } = await families.create(grant, context);
+    const key = `rt:fam:{${family.id}}`;
+    const stored = (await server.client.get(key))!;
+    const ttl = await server.client.pttl(key);
+    // create indexes first, then writes the family: put the store back in between.
+    await server.client.del(key);
+    expect(await families.listBySubject(grant.subject)).toEqual([]);
+    expect(await families.revokeAll(grant.subject)).toBe(0);
+    await server.client.set(key, stored, 'PX', ttl);
+
+    expect((await families.listBySubject(grant.subject)).map(({ id }) => id)).toEqual([family.id]);
+    expect(await families.revokeAll(grant.subject)).toBe(1);
+    expect(await families.rotate(refreshToken, context)).toEqual({ outcome: 'invalid' });
+  });
+
+  it('an index entry whose family never came is tidied once it is a minute old', async () => {
+    const clock = manualClock(Date.now());
+    const families = familyStore(client, { clock });
+    const { family } = await families.create(grant, context);
+    await server.client.del(`rt:fam:{${family.id}}`);
+    await families.listBySubject(grant.subject);
+    expect(await server.client.zscore(`rt:sub:{${grant.subject}}`, family.id)).not.toBeNull();
+    clock.advance(61_000);
+    await families.listBySubject(grant.subject);
+    expect(await server.client.zscore(`rt:sub:{${grant.subject}}`, family.id)).toBeNull();
+  });
+
   describe('TTLs', () => {
     it('the family key lives for the idle TTL, renewed by rotation but capped by the absolute expiry', async () => {
       const clock = manualClock(Date.now());

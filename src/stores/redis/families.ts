@@ -118,11 +118,23 @@ redis.call('PEXPIRE', KEYS[1], string.format('%d', tonumber(last[2]) - tonumber(
 return 1
 `);
 
-/** KEYS: subject index. ARGV: now. Replies the ids of families not yet past their absolute expiry. */
+/**
+ * KEYS: subject index. ARGV: now. Replies the families not yet past their absolute expiry,
+ * as id, expiry, id, expiry, ...
+ */
 const INDEX_LIST = defineScript(`
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-return redis.call('ZRANGE', KEYS[1], 0, -1)
+return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 `);
+
+/**
+ * `create` indexes a family one round trip before it writes it. An index entry younger
+ * than this may belong to a family being written right now, so it is never tidied away
+ * as stale: a sessions listing or a logout-all landing in that gap would otherwise drop
+ * the entry of a family that then lives unindexed, out of reach of logout-all and of
+ * the password change. Generous next to the gap; a truly stale entry only waits longer.
+ */
+const INDEX_SETTLE_MS = 60_000;
 
 export function createRedisFamilyStore(options: RedisFamilyStoreOptions): FamilyStore {
   const { redis, clock } = options;
@@ -134,9 +146,17 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
     return toFamily(familyId, raw, now);
   }
 
-  async function listIds(subject: string, now: number): Promise<string[]> {
+  /** The subject's indexed families, each with whether its entry is old enough to tidy (INDEX_SETTLE_MS). */
+  async function listIds(subject: string, now: number): Promise<{ id: string; settled: boolean }[]> {
     const reply = await guard(() => runScript(redis, INDEX_LIST, [subjectKey(subject)], [now]));
-    return Array.isArray(reply) ? reply.filter((id): id is string => isFamilyId(id)) : [];
+    const entries: { id: string; settled: boolean }[] = [];
+    if (!Array.isArray(reply)) return entries;
+    for (let index = 0; index + 1 < reply.length; index += 2) {
+      const id: unknown = reply[index];
+      // The score is the absolute expiry, so the entry was made at score - maxMs.
+      if (isFamilyId(id)) entries.push({ id, settled: Number(reply[index + 1]) - maxMs < now - INDEX_SETTLE_MS });
+    }
+    return entries;
   }
 
   /** The index is advisory: failing to tidy it loses nothing, so that failure is not the caller's. */
@@ -221,13 +241,13 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
     async listBySubject(subject: string) {
       if (typeof subject !== 'string') return [];
       const now = clock.now();
-      const ids = await listIds(subject, now);
-      const found = await Promise.all(ids.map((id) => read(id, now)));
+      const entries = await listIds(subject, now);
+      const found = await Promise.all(entries.map(({ id }) => read(id, now)));
       const families: Family[] = [];
       const stale: string[] = [];
       found.forEach((entry, index) => {
         if (entry && entry.family.subject === subject) families.push(entry.family);
-        else stale.push(ids[index]!);
+        else if (entries[index]!.settled) stale.push(entries[index]!.id);
       });
       await unindex(subject, stale);
       return families.sort((a, b) => b.lastUsedAt - a.lastUsedAt);
@@ -244,11 +264,12 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
     async revokeAll(subject: string, exceptFamilyId?: string) {
       if (typeof subject !== 'string') return 0;
       const now = clock.now();
-      const targets = (await listIds(subject, now)).filter((id) => id !== exceptFamilyId);
+      const targets = (await listIds(subject, now)).filter(({ id }) => id !== exceptFamilyId);
       // One script per family: families live in different slots, so no single script
       // may revoke several. Each is atomic; see FamilyStore.revokeAll for the set.
-      const revoked = await Promise.all(targets.map((id) => revokeOne(id, now, subject)));
-      await unindex(subject, targets);
+      const revoked = await Promise.all(targets.map(({ id }) => revokeOne(id, now, subject)));
+      // A revoked family is gone for good; one not found may still be being written.
+      await unindex(subject, targets.filter((target, index) => revoked[index] !== null || target.settled).map(({ id }) => id));
       return revoked.filter((entry) => entry !== null).length;
     },
 
