@@ -1,3 +1,7 @@
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import Koa from 'koa';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -71,6 +75,30 @@ describe('HTTP error format', () => {
     expectErrorBody(json.body, 'invalid_request');
     const form = await request(server).post('/healthz').type('form').send(`a=${'x'.repeat(2000)}`).expect(413);
     expectErrorBody(form.body, 'invalid_request');
+  });
+
+  it('answers a body that does not decode as its Content-Encoding says with 400, and decodes one that does', async () => {
+    const { server, logs } = build();
+    for (const [encoding, type] of [['gzip', 'application/json'], ['deflate', 'application/x-www-form-urlencoded'], ['br', 'application/json']] as const) {
+      const res = await request(server).post('/oauth/token').set('Content-Type', type).set('Content-Encoding', encoding).send('not compressed').expect(400);
+      expectErrorBody(res.body, 'invalid_request');
+      expect(res.body.error_description).toMatch(/Content-Encoding/);
+    }
+    expect(logs.entries().filter((entry) => entry.level === 'error')).toEqual([]);
+    // A real gzip body is decoded and reaches the endpoint (sent raw: supertest would re-serialise a Buffer).
+    const listening = createServer(server).listen(0, '127.0.0.1');
+    await once(listening, 'listening');
+    try {
+      const res = await fetch(`http://127.0.0.1:${(listening.address() as AddressInfo).port}/oauth/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': 'gzip' },
+        body: gzipSync('grant_type=client_credentials&client_id=no-such-client'),
+      });
+      expect(res.status).toBe(401);
+      expectErrorBody(await res.json(), 'invalid_client');
+    } finally {
+      listening.close();
+    }
   });
 
   it('rejects a repeated form parameter (RFC 6749 §3.2) before routing', async () => {

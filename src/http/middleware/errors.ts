@@ -47,6 +47,11 @@ function classify(thrown: unknown): OAuthError {
       case 'request.size.invalid':
         return new InvalidRequestError('the request body is incomplete');
       default:
+        // A body that does not decode under its Content-Encoding: zlib (gzip, deflate)
+        // and brotli errors carry only their code.
+        if (typeof (foreign as { code?: unknown }).code === 'string' && /^(Z_|ERR__ERROR)/.test((foreign as { code: string }).code)) {
+          return new InvalidRequestError('the request body does not decode as its Content-Encoding says');
+        }
         // co-body marks a JSON syntax error with status 400 and no type; its parser
         // (bourne) also refuses `__proto__` keys outright, as prototype poisoning.
         if (thrown instanceof SyntaxError && foreign.status === 400) {
