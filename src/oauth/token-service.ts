@@ -75,6 +75,16 @@ export function createTokenService(deps: TokenServiceDeps) {
     return denied || familyRevoked ? undefined : claims;
   }
 
+  /** The family's user, if still active; otherwise the family ends and the grant is refused. */
+  async function activeUser(subject: string, familyId: string): Promise<UserRecord> {
+    const user = await users.findById(subject);
+    if (!user || user.disabled) {
+      await families.revoke(familyId);
+      throw new InvalidGrantError('the account is no longer active');
+    }
+    return user;
+  }
+
   return {
     /** Password grant and first-party login: an access token and, if the client may refresh, a new family. */
     async issueForUser(input: { user: UserRecord; client: ClientRecord; scope?: string | undefined; audience?: string | undefined; context: UseContext }) {
@@ -109,16 +119,17 @@ export function createTokenService(deps: TokenServiceDeps) {
      */
     async refresh(input: { refreshToken: string; client: ClientRecord; scope?: string | undefined; context: UseContext }) {
       const requested = parseScope(input.scope);
-      if (requested.length > 0) {
-        // A wider scope must be refused before rotating: a rotated token the client never
-        // receives would turn its next, honest refresh into reuse.
-        const familyId = families.verifiedFamilyId(input.refreshToken);
-        const current = familyId ? await families.get(familyId) : null;
-        if (current && current.clientId === input.client.clientId) {
-          const granted = parseScope(current.scope);
-          const wider = requested.find((token) => !granted.includes(token));
-          if (wider !== undefined) throw new InvalidScopeError(`scope "${wider}" exceeds the scope originally granted`);
-        }
+      // Everything that can fail is done before rotating: a rotated token the client never
+      // receives (a wider scope refused, MongoDB unavailable while reading the user) would
+      // turn its next, honest refresh into reuse and end the session.
+      const familyId = families.verifiedFamilyId(input.refreshToken);
+      const current = familyId ? await families.get(familyId) : null;
+      let user: UserRecord | null | undefined;
+      if (current && current.clientId === input.client.clientId) {
+        const granted = parseScope(current.scope);
+        const wider = requested.find((token) => !granted.includes(token));
+        if (wider !== undefined) throw new InvalidScopeError(`scope "${wider}" exceeds the scope originally granted`);
+        user = await activeUser(current.subject, current.id);
       }
 
       // The client binding is checked inside the atomic rotation: another client's token
@@ -129,11 +140,9 @@ export function createTokenService(deps: TokenServiceDeps) {
       }
       if (result.outcome === 'invalid') throw new InvalidGrantError('the refresh token is invalid, expired or revoked');
 
-      const user = await users.findById(result.family.subject);
-      if (!user || user.disabled) {
-        await families.revoke(result.family.id);
-        throw new InvalidGrantError('the account is no longer active');
-      }
+      // A family the read above did not see cannot rotate; should one ever, its user is
+      // read now rather than an access token issued for an unchecked one.
+      if (user?.id !== result.family.subject) user = await activeUser(result.family.subject, result.family.id);
       const scope = requested.length > 0 ? requested.join(' ') : result.family.scope;
       const issued = await accessTokenFor({ user, client: input.client, scope, audience: result.family.audience, sid: result.family.id });
       return { response: response(issued, scope, result.refreshToken), family: result.family, user };

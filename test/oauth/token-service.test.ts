@@ -1,8 +1,13 @@
 /**
- * Races the HTTP tests cannot stage deterministically, driven through the token service
- * of a real (embedded) service.
+ * Races and failures the HTTP tests cannot stage deterministically, driven through the
+ * token service of a real (embedded) service.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../../src/clock.js';
+import { createTokenService } from '../../src/oauth/token-service.js';
+import { cryptoRandom } from '../../src/random.js';
+import { StoreUnavailableError } from '../../src/stores/types.js';
+import { createAccessTokens } from '../../src/tokens/access-token.js';
 import { startTestService, USER_EMAIL, type TestService } from '../support/app.js';
 
 let service: TestService;
@@ -30,5 +35,34 @@ describe('a login racing a password change', () => {
     const issued = await service.tokens.issueForUser({ user: fresh, client, context: {} });
     expect(issued.family).toBeDefined();
     expect(await service.stores.families.listBySubject(seenAtLogin.id)).toHaveLength(1);
+  });
+});
+
+describe('a refresh while MongoDB is unavailable', () => {
+  it('fails with 503 before rotating, so the same token refreshes once MongoDB is back', async () => {
+    const { config, stores } = service;
+    let mongoDown = false;
+    const users = {
+      findById: (id: string) => (mongoDown ? Promise.reject(new StoreUnavailableError('users')) : stores.users.findById(id)),
+    };
+    const tokens = createTokenService({
+      accessTokens: createAccessTokens({ keys: service.keys, clock: systemClock, random: cryptoRandom, issuer: config.issuer, ttl: config.accessTokenTtl, clockSkew: config.clockSkew }),
+      families: stores.families,
+      denylist: stores.denylist,
+      users,
+      audience: config.audience,
+      refreshTokenTtl: config.refreshTokenTtl,
+    });
+    const client = (await stores.clients.findById('demo-app'))!;
+    const user = (await stores.users.findByEmail(USER_EMAIL))!;
+    const refreshToken = (await tokens.issueForUser({ user, client, context: {} })).response.refresh_token!;
+
+    mongoDown = true;
+    await expect(tokens.refresh({ refreshToken, client, context: {} })).rejects.toBeInstanceOf(StoreUnavailableError);
+    mongoDown = false;
+    // The client kept its token; presenting it again is not reuse.
+    const refreshed = await tokens.refresh({ refreshToken, client, context: {} });
+    expect(refreshed.response.refresh_token).toBeDefined();
+    expect(refreshed.user.id).toBe(user.id);
   });
 });
