@@ -32,17 +32,22 @@ interface LockContent {
   readonly createdAt: string;
 }
 
-/** Runs `fn` while holding KEYS_DIR's lock; waits up to `timeoutMs` for another holder. */
-export async function withKeyDirLock<T>(dir: string, fn: () => Promise<T>, options: LockOptions = {}): Promise<T> {
-  const release = await acquire(dir, options);
+/**
+ * Runs `fn` while holding KEYS_DIR's lock; waits up to `timeoutMs` for another holder.
+ * `fn` gets `held`, which throws unless the lock file still holds our token: call it just
+ * before committing (the manifest rename), so that a holder whose lock was taken from it
+ * (broken as stale by mistake, say) gives up instead of committing beside the new holder.
+ */
+export async function withKeyDirLock<T>(dir: string, fn: (held: () => Promise<void>) => Promise<T>, options: LockOptions = {}): Promise<T> {
+  const lock = await acquire(dir, options);
   try {
-    return await fn();
+    return await fn(lock.held);
   } finally {
-    await release();
+    await lock.release();
   }
 }
 
-async function acquire(dir: string, { timeoutMs = 15_000, staleMs = 60_000, clock = systemClock }: LockOptions): Promise<() => Promise<void>> {
+async function acquire(dir: string, { timeoutMs = 15_000, staleMs = 60_000, clock = systemClock }: LockOptions): Promise<{ held(): Promise<void>; release(): Promise<void> }> {
   const path = join(dir, LOCK_FILE);
   const content: LockContent = { pid: process.pid, host: hostname(), token: randomBytes(16).toString('hex'), createdAt: new Date(clock.now()).toISOString() };
   const deadline = clock.now() + timeoutMs;
@@ -56,7 +61,12 @@ async function acquire(dir: string, { timeoutMs = 15_000, staleMs = 60_000, cloc
       } finally {
         await handle.close();
       }
-      return () => release(path, content.token);
+      return {
+        async held() {
+          if ((await holderToken(path)) !== content.token) throw new KeyRingError('lost the key directory lock to another rotation; nothing was committed, run again', path);
+        },
+        release: () => release(path, content.token),
+      };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
         throw new KeyRingError(`cannot create the lock file (${(err as NodeJS.ErrnoException).code ?? 'unknown error'})`, path);
@@ -64,7 +74,7 @@ async function acquire(dir: string, { timeoutMs = 15_000, staleMs = 60_000, cloc
     }
     const holder = await inspect(path, staleMs, clock);
     if (holder.stale) {
-      await breakStale(path, holder.ino);
+      await breakStale(path, holder.seen);
       continue;
     }
     if (clock.now() >= deadline) {
@@ -76,7 +86,13 @@ async function acquire(dir: string, { timeoutMs = 15_000, staleMs = 60_000, cloc
   }
 }
 
-async function inspect(path: string, staleMs: number, clock: Clock): Promise<{ stale: boolean; ino?: number; content?: LockContent }> {
+/** What was looked at when a lock was judged: its inode and its bytes (which hold a random token). */
+interface SeenLock {
+  readonly ino: number;
+  readonly text: string;
+}
+
+async function inspect(path: string, staleMs: number, clock: Clock): Promise<{ stale: boolean; seen?: SeenLock; content?: LockContent }> {
   let ino: number;
   let ageMs: number;
   let text: string;
@@ -93,11 +109,11 @@ async function inspect(path: string, staleMs: number, clock: Clock): Promise<{ s
     content = JSON.parse(text) as LockContent;
   } catch {
     // The holder may be between create and write; a half-written lock only goes stale by age.
-    return { stale: ageMs > Math.min(staleMs, 5_000), ino };
+    return { stale: ageMs > Math.min(staleMs, 5_000), seen: { ino, text } };
   }
-  if (ageMs > staleMs) return { stale: true, ino, content };
-  if (content.host === hostname() && typeof content.pid === 'number' && !isAlive(content.pid)) return { stale: true, ino, content };
-  return { stale: false, ino, content };
+  if (ageMs > staleMs) return { stale: true, seen: { ino, text }, content };
+  if (content.host === hostname() && typeof content.pid === 'number' && !isAlive(content.pid)) return { stale: true, seen: { ino, text }, content };
+  return { stale: false, content };
 }
 
 function isAlive(pid: number): boolean {
@@ -112,9 +128,12 @@ function isAlive(pid: number): boolean {
 /**
  * Moves the stale lock aside before deleting it: the rename is atomic, so of several
  * processes that judged the same lock stale only one takes it. If the file we moved is not
- * the one we judged (a live holder re-created it meanwhile), put it back.
+ * the one we judged (a live holder re-created it meanwhile), put it back. "The one we
+ * judged" means the same bytes, not only the same inode: a file system may hand a deleted
+ * lock's inode number straight to the next lock created, and a live lock mistaken for the
+ * stale one would let two rotations run at once.
  */
-async function breakStale(path: string, ino: number | undefined): Promise<void> {
+async function breakStale(path: string, seen: SeenLock | undefined): Promise<void> {
   const aside = `${path}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
     await rename(path, aside);
@@ -122,17 +141,22 @@ async function breakStale(path: string, ino: number | undefined): Promise<void> 
     return;
   }
   try {
-    if ((await stat(aside)).ino !== ino) await link(aside, path).catch(() => undefined);
+    const moved = await Promise.all([stat(aside), readFile(aside, 'utf8')]).catch(() => undefined);
+    if (!moved || seen === undefined || moved[0].ino !== seen.ino || moved[1] !== seen.text) await link(aside, path).catch(() => undefined);
   } finally {
     await rm(aside, { force: true });
   }
 }
 
-async function release(path: string, token: string): Promise<void> {
+async function holderToken(path: string): Promise<string | undefined> {
   try {
-    const content = JSON.parse(await readFile(path, 'utf8')) as LockContent;
-    if (content.token === token) await rm(path, { force: true });
+    return (JSON.parse(await readFile(path, 'utf8')) as LockContent).token;
   } catch {
-    // Already gone (broken as stale): nothing to release.
+    return undefined; // gone, or a holder between create and write
   }
+}
+
+async function release(path: string, token: string): Promise<void> {
+  // Already gone (broken as stale), or someone else's now: nothing of ours to release.
+  if ((await holderToken(path)) === token) await rm(path, { force: true });
 }

@@ -187,6 +187,8 @@ export type KeyGenerator = (alg: KeyAlg) => Promise<JsonWebKey>;
 export interface ExecuteOptions {
   readonly clock: Clock;
   readonly generateKey?: KeyGenerator;
+  /** Runs just before the manifest is replaced; throwing stops the rotation there (the lock check). */
+  readonly beforeCommit?: () => Promise<void>;
 }
 
 export interface CreatedKey {
@@ -200,7 +202,7 @@ export interface CreatedKey {
  * lock. Order matters to readers: new key files first, then the manifest (one atomic
  * rename switches every state at once), then deletion of the files it no longer names.
  */
-export async function executeRotation(state: KeyDirState, plan: RotationPlan, { clock, generateKey = generatePrivateJwk }: ExecuteOptions): Promise<{ keys: KeyMeta[]; created: CreatedKey[] }> {
+export async function executeRotation(state: KeyDirState, plan: RotationPlan, { clock, generateKey = generatePrivateJwk, beforeCommit }: ExecuteOptions): Promise<{ keys: KeyMeta[]; created: CreatedKey[] }> {
   const { dir } = state;
   const now = clock.now();
   // Nothing to do: leave the manifest untouched, so running servers see no change to reload.
@@ -219,6 +221,8 @@ export async function executeRotation(state: KeyDirState, plan: RotationPlan, { 
     now,
     created.map((key) => key.kid),
   );
+  // The key files just written are orphans if this throws; the next run removes them.
+  await beforeCommit?.();
   await writeFileAtomic(join(dir, MANIFEST_FILE), serializeManifest(keys), dir);
 
   const kept = new Set(keys.map((key) => key.kid));
@@ -263,10 +267,10 @@ export async function rotateKeys(options: RotateKeysOptions): Promise<RotateKeys
   await ensureDir(dir);
   return withKeyDirLock(
     dir,
-    async () => {
+    async (held) => {
       const state = await loadKeyDir(dir, { production });
       const plan = planRotation(state.keys, clock.now(), options);
-      const { keys, created } = await executeRotation(state, plan, options);
+      const { keys, created } = await executeRotation(state, plan, { ...options, beforeCommit: held });
       return { before: state.keys, plan, after: keys, created, warnings: state.warnings };
     },
     options.lock,
@@ -281,13 +285,13 @@ export async function ensureDevKey(dir: string, clock: Clock, options: { generat
   await ensureDir(dir);
   return withKeyDirLock(
     dir,
-    async () => {
+    async (held) => {
       const state = await loadKeyDir(dir, { production: false });
       if (state.keys.length > 0) return undefined;
       // A checked-out ./keys is 0755; the key about to be written in it is ours to protect.
       if (((await stat(dir)).mode & 0o077) !== 0) await chmod(dir, 0o700);
       const plan: RotationPlan = { steps: [{ action: 'create', state: 'active', alg: DEFAULT_KEY_ALG }], notes: [], promotableAt: undefined };
-      const { created } = await executeRotation(state, plan, { clock, generateKey: options.generateKey });
+      const { created } = await executeRotation(state, plan, { clock, generateKey: options.generateKey, beforeCommit: held });
       return created[0]?.kid;
     },
     options.lock,
