@@ -125,6 +125,7 @@ const schema = z.object({
   LOGIN_ACCOUNT_RATE_LIMIT: budget('50/1h'),
   CLIENT_AUTH_RATE_LIMIT: budget('20/15m'),
   REGISTER_RATE_LIMIT: budget('10/1h'),
+  REGISTER_IP_RATE_LIMIT: budget('20/1h'),
   SCOPES_SUPPORTED: list,
   LOGIN_CLIENT_ID: z.string().min(1).max(128).default('demo-app'),
   CORS_ORIGINS: list.pipe(z.array(z.string().refine(isOrigin, { message: 'each origin must be exactly scheme://host[:port]' }))),
@@ -193,6 +194,8 @@ export interface Config {
   readonly clientAuthRateLimit: RateBudget;
   /** Registrations of an already-taken email per IP (slows account discovery). */
   readonly registerRateLimit: RateBudget;
+  /** Every registration per IP (IPv6: per /64): each one costs an argon2 hash. */
+  readonly registerIpRateLimit: RateBudget;
   readonly corsOrigins: readonly string[];
   /** `scopes_supported` of the RFC 8414 metadata; empty = omitted (dev mode lists the seeded scopes). */
   readonly scopesSupported: readonly string[];
@@ -280,6 +283,7 @@ export function parseConfig(env: Env): Config {
     loginAccountRateLimit: e.LOGIN_ACCOUNT_RATE_LIMIT,
     clientAuthRateLimit: e.CLIENT_AUTH_RATE_LIMIT,
     registerRateLimit: e.REGISTER_RATE_LIMIT,
+    registerIpRateLimit: e.REGISTER_IP_RATE_LIMIT,
     corsOrigins: e.CORS_ORIGINS,
     loginClientId: e.LOGIN_CLIENT_ID,
     scopesSupported: e.SCOPES_SUPPORTED,

@@ -7,6 +7,7 @@ import { clientSecretMatches } from '../clients/secrets.js';
 import type { Clock } from '../clock.js';
 import { InvalidClientError, InvalidRequestError, TooManyRequestsError } from '../errors.js';
 import type { ClientRecord, ClientStore, RateLimiter } from '../stores/types.js';
+import { clientNetwork } from '../users/login-throttle.js';
 
 export interface ClientCredentials {
   readonly method: 'client_secret_basic' | 'client_secret_post' | 'none';
@@ -91,7 +92,8 @@ export function createClientAuthenticator({ clients, failures, clock }: { client
       if (!credentials) throw new InvalidClientError('client authentication required');
       // A public client has no secret to guess: nothing to throttle.
       if (credentials.method === 'none') return check(credentials);
-      const key = `${credentials.clientId}:${ip}`;
+      // Per IPv4 address or IPv6 /64, as logins are: any host can rotate through its /64.
+      const key = `${credentials.clientId}:${clientNetwork(ip)}`;
       const until = blocked.get(key);
       if (until !== undefined) {
         const now = clock.now();

@@ -6,7 +6,7 @@ import type { Clock } from '../clock.js';
 import { ConflictError, InvalidGrantError, InvalidRequestError, TooManyRequestsError } from '../errors.js';
 import { DuplicateKeyError, type RateLimiter, type UserRecord, type UserStore } from '../stores/types.js';
 import { normaliseEmail } from './email.js';
-import type { LoginThrottle } from './login-throttle.js';
+import { clientNetwork, type LoginThrottle } from './login-throttle.js';
 import type { PasswordHasher } from './passwords.js';
 
 const BAD_CREDENTIALS = 'invalid email or password';
@@ -16,25 +16,30 @@ export function createUserService(deps: {
   hasher: PasswordHasher;
   throttle: LoginThrottle;
   clock: Clock;
-  /** Registrations of taken emails per IP: probing which addresses have accounts is slowed. */
+  /** Registrations of taken emails per network: probing which addresses have accounts is slowed. */
   takenEmails: RateLimiter;
+  /** Every registration per network: each costs an argon2 hash and a stored user. */
+  registrations: RateLimiter;
 }) {
-  const { users, hasher, throttle, clock, takenEmails } = deps;
+  const { users, hasher, throttle, clock, takenEmails, registrations } = deps;
 
   return {
     async register(input: { email: string; password: string; name?: string | undefined; ip: string }): Promise<UserRecord> {
       const email = normaliseEmail(input.email);
-      // Spent before the lookup and refunded when the email was free, so concurrent
-      // probes cannot all pass a check made before any of them hit a taken email.
-      const budget = await takenEmails.consume(input.ip);
-      if (!budget.allowed) {
-        await takenEmails.refund(input.ip);
-        throw new TooManyRequestsError(budget.retryAfterMs / 1000, 'too many registration attempts, try again later');
+      // Counted per IPv4 address or IPv6 /64, like logins: any host can rotate through its /64.
+      const network = clientNetwork(input.ip);
+      // Both budgets are spent before the argon2 hash and the lookup, so concurrent requests
+      // cannot all pass a check made before any of them counted; a refused request costs
+      // nothing. A free email refunds the taken-email budget only.
+      const [all, taken] = await Promise.all([registrations.consume(network), takenEmails.consume(network)]);
+      if (!all.allowed || !taken.allowed) {
+        await Promise.all([registrations.refund(network), takenEmails.refund(network)]);
+        throw new TooManyRequestsError(Math.max(all.allowed ? 0 : all.retryAfterMs, taken.allowed ? 0 : taken.retryAfterMs) / 1000, 'too many registration attempts, try again later');
       }
       const passwordHash = await hasher.hash(input.password);
       try {
         const user = await users.create({ email, name: input.name, passwordHash, roles: [] });
-        await takenEmails.refund(input.ip);
+        await takenEmails.refund(network);
         return user;
       } catch (err) {
         if (err instanceof DuplicateKeyError) throw new ConflictError('an account with this email already exists');

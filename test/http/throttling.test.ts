@@ -17,7 +17,7 @@ let two: TestService;
 
 beforeAll(async () => {
   redis = await startTestRedis();
-  const env = { REDIS_URL: redis.url, LOGIN_IP_RATE_LIMIT: '12/15m', CLIENT_AUTH_RATE_LIMIT: '3/15m', REGISTER_RATE_LIMIT: '2/1h' };
+  const env = { REDIS_URL: redis.url, LOGIN_IP_RATE_LIMIT: '12/15m', CLIENT_AUTH_RATE_LIMIT: '3/15m', REGISTER_RATE_LIMIT: '2/1h', REGISTER_IP_RATE_LIMIT: '100/1h' };
   one = await startTestService(env);
   two = await startTestService(env);
 });
@@ -154,6 +154,28 @@ describe('registration of taken emails', () => {
     const results = await Promise.all(Array.from({ length: 20 }, () => request(two.callback).post('/auth/register').send({ email: USER_EMAIL, password: 'some password' })));
     expect(results.filter((res) => res.status === 409)).toHaveLength(2);
     expect(results.filter((res) => res.status === 429)).toHaveLength(18);
+  });
+});
+
+describe('registration', () => {
+  it('is limited per network for free emails too, before any argon2 work, and a refused one creates nothing', async () => {
+    await redis.flush();
+    const limited = await startTestService({ REDIS_URL: redis.url, REGISTER_IP_RATE_LIMIT: '3/1h', TRUST_PROXY_HOPS: '1' });
+    try {
+      const register = (address: string, email: string) =>
+        request(limited.callback).post('/auth/register').set('X-Forwarded-For', address).send({ email, password: 'some password' });
+      const stamp = Date.now();
+      // Three addresses of one IPv6 /64 share a budget of 3...
+      for (const host of ['1', '2', '3']) expect((await register(`2001:db8:0:0::${host}`, `r${host}-${stamp}@example.com`)).status).toBe(201);
+      const refused = await register('2001:db8::ffff:4', `r4-${stamp}@example.com`);
+      expectOAuthError(refused, 429, 'too_many_requests');
+      expect(refused.headers['retry-after']).toMatch(/^[1-9]\d*$/);
+      expect(await limited.stores.users.findByEmail(`r4-${stamp}@example.com`)).toBeNull();
+      // ...another /64 has its own.
+      expect((await register('2001:db8:0:1::1', `r5-${stamp}@example.com`)).status).toBe(201);
+    } finally {
+      await limited.close();
+    }
   });
 });
 

@@ -35,6 +35,8 @@ export async function startTestService(env: Env = {}, options: { clock?: Clock }
     ARGON2_MEMORY_KIB: '8192',
     ARGON2_TIME_COST: '1',
     LOG_LEVEL: 'debug',
+    // Suites register many users from one address; the budget has its own test.
+    REGISTER_IP_RATE_LIMIT: '10000/1h',
     ...env,
   });
   const logs = captureLogs();

@@ -33,6 +33,7 @@ async function serviceWith(params: Argon2Params) {
       throttle: createLoginThrottle(limits, { accountIp: budget, ip: budget, account: budget }),
       clock: manualClock(),
       takenEmails: limits.limiter({ keyPrefix: 'taken', ...budget }),
+      registrations: limits.limiter({ keyPrefix: 'registrations', ...budget }),
     }),
   };
 }
