@@ -268,10 +268,12 @@ export async function rotateKeys(options: RotateKeysOptions): Promise<RotateKeys
   return withKeyDirLock(
     dir,
     async (held) => {
+      const tightened = await tightenDirMode(dir);
       const state = await loadKeyDir(dir, { production });
       const plan = planRotation(state.keys, clock.now(), options);
       const { keys, created } = await executeRotation(state, plan, { ...options, beforeCommit: held });
-      return { before: state.keys, plan, after: keys, created, warnings: state.warnings };
+      const warnings = tightened ? [`${dir} was readable by other users: its mode is now 0700`, ...state.warnings] : state.warnings;
+      return { before: state.keys, plan, after: keys, created, warnings };
     },
     options.lock,
   );
@@ -288,14 +290,23 @@ export async function ensureDevKey(dir: string, clock: Clock, options: { generat
     async (held) => {
       const state = await loadKeyDir(dir, { production: false });
       if (state.keys.length > 0) return undefined;
-      // A checked-out ./keys is 0755; the key about to be written in it is ours to protect.
-      if (((await stat(dir)).mode & 0o077) !== 0) await chmod(dir, 0o700);
+      await tightenDirMode(dir);
       const plan: RotationPlan = { steps: [{ action: 'create', state: 'active', alg: DEFAULT_KEY_ALG }], notes: [], promotableAt: undefined };
       const { created } = await executeRotation(state, plan, { clock, generateKey: options.generateKey, beforeCommit: held });
       return created[0]?.kid;
     },
     options.lock,
   );
+}
+
+/**
+ * A checked-out ./keys is 0755 (git keeps no directory modes), which production refuses:
+ * the keys about to be written in it are ours to protect. Resolves whether it changed.
+ */
+async function tightenDirMode(dir: string): Promise<boolean> {
+  if (((await stat(dir)).mode & 0o077) === 0) return false;
+  await chmod(dir, 0o700);
+  return true;
 }
 
 /** `90` → `1m 30s`; whole seconds, largest two units. */

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { chmod, mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -232,5 +233,15 @@ describe('the life of a key on disk', () => {
     expect(dry.plan.steps.map((step) => step.action)).toEqual(['promote', 'retire', 'create']);
     expect(dry.after).toBeUndefined();
     expect((await loadKeyRing(dir, { production: false })).jwks.etag).toBe(before.jwks.etag);
+  });
+
+  it('tightens a checked-out keys/ directory (0755) to 0700, saying so, so production can load it', async () => {
+    const dir = await tempKeysDir();
+    await mkdir(dir, { mode: 0o755 });
+    await chmod(dir, 0o755);
+    const result = await rotateKeys({ dir, clock: manualClock(T0), production: true, ...TIMINGS, generateKey });
+    expect((await stat(dir)).mode & 0o777).toBe(0o700);
+    expect(result.warnings).toContainEqual(expect.stringMatching(/readable by other users: its mode is now 0700/));
+    expect((await loadKeyRing(dir, { production: true })).keys).toHaveLength(2);
   });
 });
