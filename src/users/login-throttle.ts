@@ -13,7 +13,7 @@
  * unknown emails are counted exactly like known ones (no enumeration through 429s).
  */
 import { hash } from 'node:crypto';
-import { isIPv6 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import type { RateBudget } from '../config.js';
 import { TooManyRequestsError } from '../errors.js';
 import type { RateLimitBackend, RateLimiter } from '../stores/types.js';
@@ -67,10 +67,15 @@ export function createLoginThrottle(limits: RateLimitBackend, budgets: LoginBudg
  * through it to get a fresh budget per request.
  */
 export function clientNetwork(address: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  // Some proxies append the client's port to X-Forwarded-For (`1.2.3.4:5678`,
+  // `[2001:db8::1]:5678`): a port per request must not mean a budget per request.
+  const host = /^\[([^\]]+)\](?::\d+)?$/.exec(address)?.[1] ?? /^(\d+\.\d+\.\d+\.\d+):\d+$/.exec(address)?.[1] ?? address;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(host);
   if (mapped) return mapped[1]!;
-  if (isIPv6(address)) return `${expandIPv6(address).slice(0, 4).join(':')}::/64`;
-  return address;
+  if (isIPv4(host)) return host;
+  if (isIPv6(host)) return `${expandIPv6(host).slice(0, 4).join(':')}::/64`;
+  // Not an address at all (a proxy's junk): one shared budget, not one per spelling.
+  return 'invalid';
 }
 
 function expandIPv6(address: string): string[] {

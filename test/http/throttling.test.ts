@@ -60,6 +60,14 @@ describe('login throttling', () => {
     expect(clientNetwork('::1')).toBe('0:0:0:0::/64');
   });
 
+  it('ignores a port a proxy appended, and puts anything that is not an address in one bucket', () => {
+    expect(clientNetwork('203.0.113.9:5678')).toBe('203.0.113.9');
+    expect(clientNetwork('[2001:db8:1:2::3]:5678')).toBe('2001:db8:1:2::/64');
+    expect(clientNetwork('[2001:db8:1:2::3]')).toBe('2001:db8:1:2::/64');
+    expect(clientNetwork('unknown')).toBe('invalid');
+    expect(clientNetwork('203.0.113.9, junk')).toBe('invalid');
+  });
+
   it('adds up failures spread over two instances sharing one Redis', async () => {
     await redis.flush();
     for (let i = 0; i < 5; i += 1) expectOAuthError(await attempt(i % 2 === 0 ? one : two, USER_EMAIL), 400, 'invalid_grant');
