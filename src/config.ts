@@ -3,6 +3,7 @@
  * together, then frozen and passed down. This is the only module that interprets
  * environment variables; `src/server.ts` is the only caller that hands it `process.env`.
  */
+import { isIPv4 } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
@@ -23,7 +24,10 @@ export interface RateBudget {
   readonly durationSec: number;
 }
 
-const duration = (fallback: string, { min = 0 }: { min?: number } = {}) =>
+/** Timeouts become timers, and Node's setTimeout fires at once past 24.8 days: cap them at a day. */
+const TIMER_MAX = 86_400;
+
+const duration = (fallback: string, { min = 0, max = Number.POSITIVE_INFINITY }: { min?: number; max?: number } = {}) =>
   z
     .string()
     .default(fallback)
@@ -35,6 +39,10 @@ const duration = (fallback: string, { min = 0 }: { min?: number } = {}) =>
       }
       if (seconds < min) {
         ctx.addIssue({ code: 'custom', message: `must be at least ${min}s` });
+        return z.NEVER;
+      }
+      if (seconds > max) {
+        ctx.addIssue({ code: 'custom', message: `must be at most ${max}s` });
         return z.NEVER;
       }
       return seconds;
@@ -145,10 +153,10 @@ const schema = z.object({
   TRUST_PROXY_HOPS: integer(0, 0, 10),
   CLIENT_CACHE_TTL: duration('30s'),
   BODY_LIMIT: integer(64 * 1024, 1024, 10 * 1024 * 1024),
-  SHUTDOWN_TIMEOUT: duration('10s', { min: 1 }),
-  HTTP_HEADERS_TIMEOUT: duration('10s', { min: 1 }),
-  HTTP_REQUEST_TIMEOUT: duration('30s', { min: 1 }),
-  HTTP_KEEPALIVE_TIMEOUT: duration('5s', { min: 1 }),
+  SHUTDOWN_TIMEOUT: duration('10s', { min: 1, max: TIMER_MAX }),
+  HTTP_HEADERS_TIMEOUT: duration('10s', { min: 1, max: TIMER_MAX }),
+  HTTP_REQUEST_TIMEOUT: duration('30s', { min: 1, max: TIMER_MAX }),
+  HTTP_KEEPALIVE_TIMEOUT: duration('5s', { min: 1, max: TIMER_MAX }),
   ARGON2_MEMORY_KIB: integer(19456, 8192, 4 * 1024 * 1024),
   ARGON2_TIME_COST: integer(2, 1, 20),
   ARGON2_PARALLELISM: integer(1, 1, 16),
@@ -254,6 +262,9 @@ export function parseConfig(env: Env): Config {
   if (e.WORKERS > 1 && (!e.MONGODB_URI || (!e.REDIS_URL && !e.REDIS_CLUSTER_NODES))) {
     problems.push('WORKERS: more than one worker needs MONGODB_URI and REDIS_URL (the embedded stores live inside one process)');
   }
+  if (e.HTTP_HEADERS_TIMEOUT > e.HTTP_REQUEST_TIMEOUT) {
+    problems.push('HTTP_HEADERS_TIMEOUT: must be at most HTTP_REQUEST_TIMEOUT (the headers are part of the request)');
+  }
   if (e.REFRESH_FAMILY_MAX_TTL < e.REFRESH_TOKEN_TTL) {
     problems.push('REFRESH_FAMILY_MAX_TTL: must be at least REFRESH_TOKEN_TTL');
   }
@@ -311,8 +322,9 @@ function isOrigin(text: string): boolean {
   }
 }
 
+/** `localhost`, `[::1]` or an IPv4 address in 127.0.0.0/8 (not a name that merely starts with 127.). */
 function isLoopback(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || hostname.startsWith('127.');
+  return hostname === 'localhost' || hostname === '[::1]' || (isIPv4(hostname) && hostname.startsWith('127.'));
 }
 
 function deepFreeze<T>(value: T): T {

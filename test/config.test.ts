@@ -99,8 +99,17 @@ describe('config', () => {
   it('rejects a plain-http issuer in production except on loopback, and a bad issuer shape', () => {
     expect(problemsOf({ ...production, ISSUER: 'http://auth.example.com' })[0]).toMatch(/^ISSUER: must be https/);
     expect(parseConfig({ ...production, ISSUER: 'http://127.0.0.1:3000' }).issuer).toBe('http://127.0.0.1:3000');
+    // A name that starts like a loopback address is not one.
+    expect(problemsOf({ ...production, ISSUER: 'http://127.evil.example' })[0]).toMatch(/^ISSUER: must be https/);
     expect(problemsOf({ ISSUER: 'https://auth.example.com/' })[0]).toMatch(/^ISSUER/);
     expect(problemsOf({ ISSUER: 'not a url' })[0]).toMatch(/^ISSUER/);
+  });
+
+  it('caps timeouts at a day (timers past 24.8 days fire at once) and wants the headers timeout within the request timeout', () => {
+    expect(problemsOf({ SHUTDOWN_TIMEOUT: '30d' })[0]).toMatch(/^SHUTDOWN_TIMEOUT: must be at most 86400s/);
+    expect(parseConfig({ SHUTDOWN_TIMEOUT: '1d' }).shutdownTimeout).toBe(86_400);
+    expect(problemsOf({ HTTP_HEADERS_TIMEOUT: '60s' })[0]).toMatch(/^HTTP_HEADERS_TIMEOUT: must be at most HTTP_REQUEST_TIMEOUT/);
+    expect(parseConfig({ HTTP_HEADERS_TIMEOUT: '60s', HTTP_REQUEST_TIMEOUT: '60s' }).http.headersTimeout).toBe(60);
   });
 
   it('takes WORKERS as a count or auto, and only with shared stores', () => {
