@@ -63,10 +63,13 @@ async function main(argv: string[]): Promise<number> {
 
   const config = parseConfig(process.env);
   const dryRun = values['dry-run'];
-  const now = systemClock.now();
+  // One instant for the plan, the dates written and the report, taken when first asked
+  // for: under the lock, not before waiting up to 15 s for it (which would backdate
+  // createdAt and retiredAt by the wait, eating into the promotion margin and the skew).
+  let now: number | undefined;
   const result = await rotateKeys({
     dir: config.keysDir,
-    clock: { now: () => now },
+    clock: { now: () => (now ??= systemClock.now()) },
     production: config.production,
     jwksMaxAge: config.jwksMaxAge,
     keyPromotionMargin: config.keyPromotionMargin,
@@ -77,7 +80,7 @@ async function main(argv: string[]): Promise<number> {
     dryRun,
   });
   for (const warning of result.warnings) console.error(`warning: ${warning}`);
-  for (const line of rotationReport(result, { dryRun, now, timings: config })) console.log(line);
+  for (const line of rotationReport(result, { dryRun, now: now ?? systemClock.now(), timings: config })) console.log(line);
   return 0;
 }
 
