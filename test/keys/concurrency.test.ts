@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
-import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { manualClock } from '../../src/clock.js';
@@ -61,6 +61,20 @@ describe('the directory lock', () => {
       `${join(dir, LOCK_FILE)}: another key rotation holds the lock (pid ${process.pid} on ${hostname()}`,
     );
   });
+
+  it('keys:rotate dates its keys from when it got the lock, not from when it started waiting', async () => {
+    const dir = await tempKeysDir();
+    await mkdir(dir, { mode: 0o700 });
+    await lock(dir, process.pid);
+    const script = runScript('keys-rotate', [], { KEYS_DIR: dir });
+    await new Promise((resolve) => setTimeout(resolve, 4000));
+    const releasedAt = Date.now();
+    await rm(join(dir, LOCK_FILE));
+    expect(await script).toMatchObject({ code: 0 });
+    const { keys } = await loadKeyDir(dir, { production: false });
+    // Whole seconds in the manifest: at most 1 s before the release, not the 4 s of the wait.
+    for (const key of keys) expect(key.createdAt).toBeGreaterThanOrEqual(releasedAt - 1000);
+  }, 30_000);
 
   it('breaks a lock whose holder process is gone', async () => {
     const dir = await tempKeysDir();
