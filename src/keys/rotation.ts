@@ -109,7 +109,13 @@ export function planRotation(keys: readonly KeyMeta[], now: number, options: Rot
       if (successor !== undefined) {
         steps.push({ action: 'promote', kid: successor.kid });
         nextRemains = candidates.length > 1;
-        notes.push(`${successor.kid} was already published since ${iso(successor.createdAt)} and signs from now on.`);
+        const cached = promotableAt(successor, options);
+        notes.push(
+          now >= cached
+            ? `${successor.kid} was already published since ${iso(successor.createdAt)} and signs from now on.`
+            : `${successor.kid} signs from now on, but was published only at ${iso(successor.createdAt)}: resource servers that ` +
+                `do not refetch the JWKS on an unknown kid may reject its tokens until ${iso(cached)}.`,
+        );
       } else {
         steps.push({ action: 'create', state: 'active', alg });
         notes.push(

@@ -108,6 +108,10 @@ describe('planRotation', () => {
         { action: 'create', state: 'next', alg: 'RS256' },
       ]);
       expect(plan.notes.join(' ')).toMatch(/within JWKS_MAX_AGE = 5m/);
+      // B was published a second ago: it signs anyway (A must stop now), and the note says what that costs.
+      expect(plan.notes.join(' ')).toMatch(/B signs from now on, but was published only at .* may reject its tokens until/);
+      const later = planRotation(keys, T0 + 1000 + PUBLISH_WAIT, { ...TIMINGS, emergencyKid: 'A' });
+      expect(later.notes.join(' ')).toMatch(/B was already published since/);
     });
 
     it('without a next key, makes a fresh key active at once and says caches may not know it yet', () => {
