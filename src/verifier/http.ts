@@ -26,8 +26,8 @@ export async function requestJson(fetch: FetchLike, url: string, init: RequestIn
     throw new Error(`${init.method ?? 'GET'} ${url} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
   if (response.status !== 200) {
-    // Drain and discard, so the connection can be reused.
-    await response.arrayBuffer().catch(() => undefined);
+    // Discarded unread: an error body may be of any size.
+    await response.body?.cancel().catch(() => undefined);
     return { status: response.status, headers: response.headers, body: undefined };
   }
   const declared = Number(response.headers.get('content-length') ?? 0);
@@ -35,13 +35,24 @@ export async function requestJson(fetch: FetchLike, url: string, init: RequestIn
     await response.body?.cancel().catch(() => undefined);
     throw new Error(`${url} answered with a body over ${MAX_BODY_BYTES} bytes`);
   }
-  let text: string;
+  // Counted as it arrives: a chunked body declares no length, and must not be read whole first.
+  const decoder = new TextDecoder();
+  let text = '';
+  let size = 0;
   try {
-    text = await response.text();
+    for await (const chunk of (response.body ?? []) as AsyncIterable<Uint8Array>) {
+      size += chunk.byteLength;
+      if (size > MAX_BODY_BYTES) {
+        await response.body?.cancel().catch(() => undefined);
+        throw new BodyTooLarge(`${url} answered with a body over ${MAX_BODY_BYTES} bytes`);
+      }
+      text += decoder.decode(chunk, { stream: true });
+    }
+    text += decoder.decode();
   } catch (err) {
+    if (err instanceof BodyTooLarge) throw err;
     throw new Error(`reading ${url} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
-  if (text.length > MAX_BODY_BYTES) throw new Error(`${url} answered with a body over ${MAX_BODY_BYTES} bytes`);
   try {
     return { status: 200, headers: response.headers, body: JSON.parse(text) as unknown };
   } catch {
@@ -49,12 +60,20 @@ export async function requestJson(fetch: FetchLike, url: string, init: RequestIn
   }
 }
 
+class BodyTooLarge extends Error {}
+
 /**
- * Freshness lifetime in ms from `Cache-Control` (RFC 9111 §5.2.2): `max-age`, or 0 for
- * `no-store`/`no-cache`; `fallbackMs` when the header says neither. Capped at a day so a
- * mistaken header cannot pin a key set forever.
+ * Freshness lifetime in ms left of a response (RFC 9111 §4.2): `max-age` from
+ * `Cache-Control`, or 0 for `no-store`/`no-cache`, `fallbackMs` when it says neither, less
+ * the `Age` a shared cache on the way reports (it already kept the response that long).
+ * Capped at a day so a mistaken header cannot pin a key set forever.
  */
-export function freshnessMs(cacheControl: string | null, fallbackMs: number): number {
+export function freshnessMs(headers: Headers, fallbackMs: number): number {
+  const age = /^\d+$/.test(headers.get('age') ?? '') ? Number(headers.get('age')) * 1000 : 0;
+  return Math.max(0, lifetimeMs(headers.get('cache-control'), fallbackMs) - age);
+}
+
+function lifetimeMs(cacheControl: string | null, fallbackMs: number): number {
   const DAY = 86_400_000;
   if (cacheControl === null) return fallbackMs;
   const directives = cacheControl.toLowerCase().split(',').map((part) => part.trim());

@@ -41,6 +41,13 @@ export interface VerifierOptions {
   readonly cooldownMs?: number;
   /** Deadline of each request to the authority, ms; default 5000. */
   readonly timeoutMs?: number;
+  /**
+   * How long past its `max-age` the cached key set is still used while every refetch fails,
+   * ms; default 900 000 (the authority's default access-token lifetime). After that, tokens
+   * get 503 until a refetch succeeds: a key removed from the JWKS in an emergency must not
+   * stay trusted for as long as someone can keep the verifier from reaching the authority.
+   */
+  readonly maxStaleMs?: number;
   /** Also ask the authority's introspection endpoint (RFC 7662), to see revocations. */
   readonly introspect?: IntrospectionOptions;
   /** Default `globalThis.fetch`. */
@@ -110,13 +117,14 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const clockTolerance = nonNegative(options.clockTolerance, 30, 'clockTolerance');
   const cooldownMs = nonNegative(options.cooldownMs, 30_000, 'cooldownMs');
   const timeoutMs = nonNegative(options.timeoutMs, 5000, 'timeoutMs');
+  const maxStaleMs = nonNegative(options.maxStaleMs, 900_000, 'maxStaleMs');
   if (timeoutMs === 0) throw new TypeError('createVerifier: timeoutMs must be positive');
   const requiredScopes = [...(options.requiredScopes ?? [])];
   const fetch = options.fetch ?? ((url, init) => globalThis.fetch(url, init));
   const now = options.now ?? Date.now;
   const onError = options.onError ?? (() => undefined);
 
-  const keys: KeySource = createKeySource({ issuer, jwksUri: options.jwksUri, algorithms: options.algorithms, fetch, now, cooldownMs, timeoutMs, onError });
+  const keys: KeySource = createKeySource({ issuer, jwksUri: options.jwksUri, algorithms: options.algorithms, fetch, now, cooldownMs, timeoutMs, maxStaleMs, onError });
   let introspector: Introspector | undefined;
   if (options.introspect !== undefined) {
     const { url, clientId, clientSecret } = options.introspect;

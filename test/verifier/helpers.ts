@@ -32,6 +32,12 @@ export interface FakeAuthority {
   metadataAlgs: unknown;
   metadataIssuer: string | undefined;
   cacheControl: string | undefined;
+  /** The `Age` header of JWKS responses, as a shared cache on the way would add it. */
+  age: string | undefined;
+  /** When set, the JWKS is answered with this many bytes of chunked JSON (no Content-Length). */
+  chunkedBytes: number | undefined;
+  /** Bytes of that body written so far. */
+  chunkedSent: number;
   /** When true, every request gets a 500. */
   failing: boolean;
   stop(): Promise<void>;
@@ -64,6 +70,23 @@ export async function startFakeAuthority(keys: readonly TestKey[]): Promise<Fake
       const body = JSON.stringify({ keys: authority.keys });
       const etag = `"${Buffer.from(body).length}-${authority.keys.map((key) => key.kid).join(',')}"`;
       if (authority.cacheControl !== undefined) res.setHeader('Cache-Control', authority.cacheControl);
+      if (authority.age !== undefined) res.setHeader('Age', authority.age);
+      if (authority.chunkedBytes !== undefined) {
+        // Written as the client reads (waiting for drain), so chunkedSent tells how much it took.
+        res.setHeader('Content-Type', 'application/jwk-set+json');
+        const chunk = ' '.repeat(64 * 1024);
+        const total = authority.chunkedBytes;
+        let closed = false;
+        res.once('close', () => (closed = true));
+        void (async () => {
+          while (!closed && authority.chunkedSent < total) {
+            authority.chunkedSent += chunk.length;
+            if (!res.write(chunk)) await new Promise((resolve) => { res.once('drain', resolve); res.once('close', resolve); });
+          }
+          if (!closed) res.end(body);
+        })();
+        return;
+      }
       res.setHeader('ETag', etag);
       if (req.headers['if-none-match'] === etag) {
         authority.hits.notModified++;
@@ -90,6 +113,9 @@ export async function startFakeAuthority(keys: readonly TestKey[]): Promise<Fake
     metadataAlgs: ['RS256'],
     metadataIssuer: undefined,
     cacheControl: 'public, max-age=300',
+    age: undefined,
+    chunkedBytes: undefined,
+    chunkedSent: 0,
     failing: false,
     stop: () =>
       new Promise<void>((resolve) => {

@@ -106,6 +106,45 @@ describe('JWKS caching', () => {
     expect(authority.hits.jwks).toBe(2);
   });
 
+  it('stops using a stale set maxStaleMs (15 min) past its max-age while refetches keep failing', async () => {
+    const errors: Error[] = [];
+    const verifier = await setUp([keyA], { onError: (err) => errors.push(err) });
+    const token = await tokenFor(keyA);
+    await verifier.verify(token);
+    authority.failing = true;
+    // max-age 300 s, then 900 s of stale use: a key removed meanwhile cannot outlive that.
+    now += 300_000 + 899_000;
+    await expect(verifier.verify(token)).resolves.toMatchObject({ kid: 'key-a' });
+    now += 1_000;
+    await expect(verifier.verify(token)).rejects.toMatchObject({ code: 'temporarily_unavailable', status: 503 });
+    authority.failing = false;
+    now += 30_000;
+    await expect(verifier.verify(token)).resolves.toMatchObject({ kid: 'key-a' });
+    expect(errors.length).toBeGreaterThan(0);
+  });
+
+  it('counts the Age a shared cache reports against max-age', async () => {
+    const verifier = await setUp();
+    authority.cacheControl = 'public, max-age=60';
+    authority.age = '50';
+    const token = await tokenFor(keyA);
+    await verifier.verify(token);
+    now += 30_000; // cooldown; fresh for only 10 s after the fetch
+    await verifier.verify(token);
+    expect(authority.hits.jwks).toBe(2);
+  });
+
+  it('gives up on a chunked JWKS body once it passes 1 MiB, without reading it all', async () => {
+    const errors: Error[] = [];
+    const verifier = await setUp([keyA], { onError: (err) => errors.push(err) });
+    authority.chunkedBytes = 256 * 1024 * 1024;
+    await expect(verifier.verify(await tokenFor(keyA))).rejects.toMatchObject({ code: 'temporarily_unavailable' });
+    expect(errors[0]?.message).toMatch(/body over 1048576 bytes/);
+    // It stopped reading: what the server managed to write is the limit plus socket buffers.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(authority.chunkedSent).toBeLessThan(32 * 1024 * 1024);
+  });
+
   it('fails closed with temporarily_unavailable (503) while it has never had a key set', async () => {
     const errors: Error[] = [];
     const verifier = await setUp([keyA], { onError: (err) => errors.push(err) });
