@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { InvalidRequestError, type OAuthError } from '../errors.js';
+import { normaliseEmail } from '../users/email.js';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from '../users/passwords.js';
 
 /** A non-empty string of at most `max` characters with no NUL (never valid in any field we take). */
@@ -15,7 +16,13 @@ export const text = (max: number) =>
     .max(max, `must be at most ${max} characters`)
     .refine((value) => !value.includes('\u0000'), 'must not contain NUL characters');
 
-export const email = text(254).refine((value) => /^[^\s@]+@[^\s@]+$/.test(value.trim()), 'must be an email address');
+/**
+ * Checked as it will be stored (normaliseEmail): NFKC can make one character many (U+FDFA
+ * becomes 18), so a length checked before normalising bounds nothing.
+ */
+export const email = text(254)
+  .refine((value) => /^[^\s@]+@[^\s@]+$/.test(value.trim()), 'must be an email address')
+  .refine((value) => normaliseEmail(value).length <= 254, 'must be at most 254 characters');
 export const newPassword = z
   .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
   .min(PASSWORD_MIN_LENGTH, `must be at least ${PASSWORD_MIN_LENGTH} characters`)
