@@ -49,7 +49,7 @@ export abstract class OAuthError extends Error {
 
   /** The body every error response carries. */
   toJSON(): { error: OAuthErrorCode; error_description: string } {
-    return { error: this.code, error_description: this.description };
+    return { error: this.code, error_description: descriptionChars(this.description) };
   }
 }
 
@@ -105,7 +105,7 @@ export class InvalidTokenError extends OAuthError {
   constructor(description = 'the access token is invalid', options: ErrorOptions = {}) {
     super(description, {
       ...options,
-      headers: { 'WWW-Authenticate': `Bearer error="invalid_token", error_description="${description.replace(/["\\]/g, '')}"`, ...options.headers },
+      headers: { 'WWW-Authenticate': `Bearer error="invalid_token", error_description="${descriptionChars(description)}"`, ...options.headers },
     });
   }
 }
@@ -178,4 +178,13 @@ export class ServerError extends OAuthError {
 export function toOAuthError(err: unknown): OAuthError {
   if (err instanceof OAuthError) return err;
   return new ServerError(undefined, { cause: err, detail: err instanceof Error ? err.message : String(err) });
+}
+
+/**
+ * RFC 6749 §5.2: `error_description` is limited to %x20-21 / %x23-5B / %x5D-7E. Descriptions
+ * may quote what the client sent, so `"` becomes `'`, `\` becomes `/` and anything else
+ * outside the set becomes `?`.
+ */
+export function descriptionChars(description: string): string {
+  return description.replace(/"/g, "'").replace(/\\/g, '/').replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, '?');
 }

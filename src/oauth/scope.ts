@@ -8,7 +8,7 @@ export function parseScope(text: string | undefined): string[] {
   if (text === undefined) return [];
   const tokens = text.split(' ').filter(Boolean);
   for (const token of tokens) {
-    if (!SCOPE_TOKEN.test(token)) throw new InvalidScopeError('scope contains a character RFC 6749 §3.3 does not allow');
+    if (!SCOPE_TOKEN.test(token)) throw new InvalidScopeError('scope contains a character RFC 6749 section 3.3 does not allow');
   }
   return [...new Set(tokens)];
 }

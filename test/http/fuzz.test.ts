@@ -117,6 +117,8 @@ describe('fuzzing the POST endpoints', () => {
         const parsed = JSON.parse(text) as Record<string, unknown>;
         if (res.status >= 400) {
           expect(parsed).toEqual({ error: expect.any(String), error_description: expect.any(String) });
+          // RFC 6749 §5.2's character set, whatever the request echoed back.
+          expect(parsed.error_description).toMatch(/^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/);
           expect(text).not.toMatch(/\bat .+:\d+:\d+/);
         }
       }),
