@@ -334,6 +334,8 @@ async function main(): Promise<number> {
     LOGIN_CLIENT_ID: PUBLIC_CLIENT,
     LOG_LEVEL: 'info',
     ...RATE_LIMITS,
+    // One bench user holds every family (logins, the refresh chains, the race's 1,000).
+    REFRESH_FAMILIES_PER_USER: '100000',
   };
   const config: Config = parseConfig({ ...baseEnv, ISSUER: 'http://127.0.0.1:1' });
 
@@ -621,6 +623,7 @@ async function main(): Promise<number> {
       const families = createRedisFamilyStore({
         redis, clock: systemClock, random: cryptoRandom, secret: refreshSecret, refreshTokenTtl: config.refreshTokenTtl,
         familyMaxTtl: config.refreshFamilyMaxTtl, reuseGrace: config.refreshReuseGrace, revokedMarkerTtl: config.accessTokenTtl + config.clockSkew,
+        maxFamiliesPerSubject: config.refreshFamiliesPerUser,
       });
       // Set-up through the store the authority uses (same secret), not 1,000 argon2 logins.
       const raceTokens: string[] = [];

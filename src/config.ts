@@ -126,6 +126,7 @@ const schema = z.object({
   REFRESH_TOKEN_TTL: duration('7d', { min: 1 }),
   REFRESH_FAMILY_MAX_TTL: duration('30d', { min: 1 }),
   REFRESH_REUSE_GRACE: duration('0s'),
+  REFRESH_FAMILIES_PER_USER: integer(100, 1, 100_000),
   REFRESH_TOKEN_SECRET: z.string().min(32, 'must be at least 32 characters of secret material').optional(),
   AUDIENCE: z.string().min(1).optional(),
   LOGIN_RATE_LIMIT: budget('5/15m'),
@@ -193,6 +194,8 @@ export interface Config {
   readonly refreshFamilyMaxTtl: number;
   /** Seconds after a rotation in which the rotated token counts as a retry; 0 = off. */
   readonly refreshReuseGrace: number;
+  /** Live refresh families (sessions) one user may hold; one more ends the oldest. */
+  readonly refreshFamiliesPerUser: number;
   /** Server-side key for refresh-token MACs. Required in production; random per process in dev. */
   readonly refreshTokenSecret: string | undefined;
   readonly loginRateLimit: RateBudget;
@@ -288,6 +291,7 @@ export function parseConfig(env: Env): Config {
     refreshTokenTtl: e.REFRESH_TOKEN_TTL,
     refreshFamilyMaxTtl: e.REFRESH_FAMILY_MAX_TTL,
     refreshReuseGrace: e.REFRESH_REUSE_GRACE,
+    refreshFamiliesPerUser: e.REFRESH_FAMILIES_PER_USER,
     refreshTokenSecret: e.REFRESH_TOKEN_SECRET,
     loginRateLimit: e.LOGIN_RATE_LIMIT,
     loginIpRateLimit: e.LOGIN_IP_RATE_LIMIT,

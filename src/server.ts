@@ -57,6 +57,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     familyMaxTtl: config.refreshFamilyMaxTtl,
     reuseGrace: config.refreshReuseGrace,
     revokedMarkerTtl: config.accessTokenTtl + config.clockSkew,
+    maxFamiliesPerSubject: config.refreshFamiliesPerUser,
   };
   if (!config.refreshTokenSecret) logger.warn('REFRESH_TOKEN_SECRET is unset: refresh tokens are signed with a random key and die with this process');
 

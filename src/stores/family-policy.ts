@@ -21,6 +21,12 @@ export interface FamilyStoreOptions {
   readonly reuseGrace: number;
   /** Seconds a revoked family stays `isRevoked`: `accessTokenTtl + clockSkew`, so that its last access token has expired. */
   readonly revokedMarkerTtl: number;
+  /**
+   * Live families one subject may hold; creating one more revokes the oldest. Default 100:
+   * a successful login is not throttled, so without a bound one account could fill the
+   * store with sessions.
+   */
+  readonly maxFamiliesPerSubject?: number;
 }
 
 export interface FamilyPolicy {
@@ -29,9 +35,17 @@ export interface FamilyPolicy {
   readonly maxMs: number;
   readonly graceMs: number;
   readonly markerMs: number;
+  readonly maxPerSubject: number;
 }
 
 export const FAMILY_STORE = 'refresh-token families';
+
+export const DEFAULT_MAX_FAMILIES_PER_SUBJECT = 100;
+
+function maxPerSubject(value: number): number {
+  if (!Number.isInteger(value) || value < 1) throw new RangeError('maxFamiliesPerSubject must be a whole number ≥ 1');
+  return value;
+}
 
 export function familyPolicy(options: FamilyStoreOptions): FamilyPolicy {
   const ms = (name: string, seconds: number, min: number): number => {
@@ -49,6 +63,7 @@ export function familyPolicy(options: FamilyStoreOptions): FamilyPolicy {
     maxMs,
     graceMs: ms('reuseGrace', options.reuseGrace, 0),
     markerMs: ms('revokedMarkerTtl', options.revokedMarkerTtl, 0.001),
+    maxPerSubject: maxPerSubject(options.maxFamiliesPerSubject ?? DEFAULT_MAX_FAMILIES_PER_SUBJECT),
   };
 }
 

@@ -5,7 +5,7 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startTestService, USER_EMAIL, USER_PASSWORD, type TestService } from '../support/app.js';
-import { expectOAuthError, introspect, refreshGrant } from '../support/http.js';
+import { expectOAuthError, introspect, passwordLogin, refreshGrant } from '../support/http.js';
 import { testDatabaseUri } from '../support/mongo.js';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
 
@@ -242,5 +242,20 @@ describe('Bearer-protected endpoints', () => {
     await request(service.callback).delete(`/auth/sessions/${other.id}`).set('Authorization', bearer(first.access_token)).expect(204);
     expectOAuthError(await refreshGrant(service, second.refresh_token), 400, 'invalid_grant');
     expect((await request(service.callback).get('/auth/sessions').set('Authorization', bearer(first.access_token))).body.sessions).toHaveLength(1);
+  });
+});
+
+describe('sessions per user', () => {
+  it('keeps at most REFRESH_FAMILIES_PER_USER: a login beyond it ends the oldest session', async () => {
+    const capped = await startTestService({ REFRESH_FAMILIES_PER_USER: '2' });
+    try {
+      const tokens: string[] = [];
+      for (let i = 0; i < 3; i += 1) tokens.push((await passwordLogin(capped).expect(200)).body.refresh_token);
+      expectOAuthError(await refreshGrant(capped, tokens[0]!), 400, 'invalid_grant');
+      await refreshGrant(capped, tokens[1]!).expect(200);
+      await refreshGrant(capped, tokens[2]!).expect(200);
+    } finally {
+      await capped.close();
+    }
   });
 });

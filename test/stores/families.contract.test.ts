@@ -346,6 +346,24 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         expect(await families.listBySubject('nobody')).toEqual([]);
       });
 
+      it('a subject holds at most maxFamiliesPerSubject live families: one more revokes the oldest', async () => {
+        const families = store({ maxFamiliesPerSubject: 3 });
+        const made = [];
+        for (let i = 0; i < 5; i += 1) {
+          made.push(await families.create(grant('alice'), context));
+          clock.advance(SECOND);
+        }
+        const bob = await families.create(grant('bob'), context);
+        expect((await families.listBySubject('alice')).map((family) => family.id).sort()).toEqual(made.slice(2).map(({ family }) => family.id).sort());
+        for (const old of made.slice(0, 2)) {
+          expect(await families.rotate(old.refreshToken, context)).toEqual({ outcome: 'invalid' });
+          expect(await families.isRevoked(old.family.id)).toBe(true);
+        }
+        await rotated(families, made[4]!.refreshToken);
+        await rotated(families, bob.refreshToken);
+        expect(() => store({ maxFamiliesPerSubject: 0 })).toThrow(RangeError);
+      });
+
       it('revokeAll ends every family of the subject but the one kept, and no one else\'s', async () => {
         const families = store();
         const kept = await families.create(grant('alice'), context);

@@ -27,7 +27,8 @@ import { startTestRedisCluster, type TestRedisCluster } from '../support/redis-c
 const SECRET = 'redis-suite-refresh-token-secret-0123456789abc';
 const grant: FamilyGrant = { subject: 'user-1', clientId: 'app', scope: 'openid profile email', audience: 'https://api.example.com' };
 const context = { userAgent: 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36', ip: '2001:db8::1' };
-const SETTINGS = { refreshTokenTtl: 7 * 86400, familyMaxTtl: 30 * 86400, reuseGrace: 0, revokedMarkerTtl: 960 };
+// Races and outages make thousands of families for one subject: no per-subject cap here.
+const SETTINGS = { refreshTokenTtl: 7 * 86400, familyMaxTtl: 30 * 86400, reuseGrace: 0, revokedMarkerTtl: 960, maxFamiliesPerSubject: 100_000 };
 
 type Settings = Partial<Omit<FamilyStoreOptions, 'random' | 'secret'>>;
 

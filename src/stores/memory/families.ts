@@ -29,7 +29,7 @@ const INVALID: RotateResult = Object.freeze({ outcome: 'invalid' });
 
 export function createMemoryFamilyStore(options: FamilyStoreOptions): FamilyStore {
   const { clock } = options;
-  const { codec, idleMs, maxMs, graceMs, markerMs } = familyPolicy(options);
+  const { codec, idleMs, maxMs, graceMs, markerMs, maxPerSubject } = familyPolicy(options);
   const families = new Map<string, FamilyRecord>();
   /** familyId → when the marker ends. */
   const revoked = new Map<string, number>();
@@ -102,6 +102,13 @@ export function createMemoryFamilyStore(options: FamilyStoreOptions): FamilyStor
       };
       families.set(id, record);
       const ids = bySubject.get(grant.subject) ?? new Set<string>();
+      // Over the cap, the oldest go (a Set iterates in creation order).
+      for (const old of ids) {
+        if (ids.size < maxPerSubject) break;
+        const existing = live(old, now);
+        if (existing) revokeRecord(existing, now);
+        else ids.delete(old);
+      }
       ids.add(id);
       bySubject.set(grant.subject, ids);
       return { family: view(record), refreshToken };

@@ -109,13 +109,19 @@ redis.call('SET', KEYS[2], string.format('%d', now + tonumber(ARGV[2])), 'PX', A
 return f.s
 `);
 
-/** KEYS: subject index. ARGV: now, family id, its absolute expiry. */
+/**
+ * KEYS: subject index. ARGV: now, family id, its absolute expiry, the cap per subject.
+ * Replies the ids beyond the cap, oldest first (the lowest scores: every family lives
+ * maxMs, so the earliest expiry is the earliest creation), for the caller to revoke.
+ */
 const INDEX_ADD = defineScript(`
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('PEXPIRE', KEYS[1], string.format('%d', tonumber(last[2]) - tonumber(ARGV[1])))
-return 1
+local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])
+if over <= 0 then return {} end
+return redis.call('ZRANGE', KEYS[1], 0, over - 1)
 `);
 
 /**
@@ -138,7 +144,7 @@ const INDEX_SETTLE_MS = 60_000;
 
 export function createRedisFamilyStore(options: RedisFamilyStoreOptions): FamilyStore {
   const { redis, clock } = options;
-  const { codec, idleMs, maxMs, graceMs, markerMs } = familyPolicy(options);
+  const { codec, idleMs, maxMs, graceMs, markerMs, maxPerSubject } = familyPolicy(options);
   const guard = <T>(operation: () => Promise<T>): Promise<T> => guardRedis(FAMILY_STORE, operation);
 
   async function read(familyId: string, now: number): Promise<{ family: Family; hash: string } | null> {
@@ -187,8 +193,14 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
       };
       // Index first: a family that exists is then always findable by logout-all. If the
       // second step fails the caller gets no token, and the index entry is a stale one.
-      await guard(() => runScript(redis, INDEX_ADD, [subjectKey(grant.subject)], [now, id, expiresAt]));
+      const over = await guard(() => runScript(redis, INDEX_ADD, [subjectKey(grant.subject)], [now, id, expiresAt, maxPerSubject]));
       await guard(() => redis.set(familyKey(id), JSON.stringify(stored), 'PX', Math.max(1, Math.ceil(idleExpiresAt - now))));
+      // Over the cap: the oldest go, each in its own slot (one script each), then their entries.
+      const evicted = Array.isArray(over) ? over.filter((old): old is string => isFamilyId(old) && old !== id) : [];
+      if (evicted.length > 0) {
+        await Promise.all(evicted.map((old) => revokeOne(old, now, grant.subject)));
+        await unindex(grant.subject, evicted);
+      }
       const family: Family = Object.freeze({
         subject: grant.subject,
         clientId: grant.clientId,
