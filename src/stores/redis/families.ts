@@ -198,8 +198,10 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
       // Over the cap: the oldest go, each in its own slot (one script each), then their entries.
       const evicted = Array.isArray(over) ? over.filter((old): old is string => isFamilyId(old) && old !== id) : [];
       if (evicted.length > 0) {
-        await Promise.all(evicted.map((old) => revokeOne(old, now, grant.subject)));
-        await unindex(grant.subject, evicted);
+        const revoked = await Promise.all(evicted.map((old) => revokeOne(old, now, grant.subject)));
+        // Only what was revoked leaves the index: an entry with no family yet may be one
+        // another instance is writing right now (see INDEX_SETTLE_MS).
+        await unindex(grant.subject, evicted.filter((_, index) => revoked[index] !== null));
       }
       const family: Family = Object.freeze({
         subject: grant.subject,
