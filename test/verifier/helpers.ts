@@ -81,7 +81,7 @@ export async function startFakeAuthority(keys: readonly TestKey[]): Promise<Fake
         void (async () => {
           while (!closed && authority.chunkedSent < total) {
             authority.chunkedSent += chunk.length;
-            if (!res.write(chunk)) await new Promise((resolve) => { res.once('drain', resolve); res.once('close', resolve); });
+            if (!res.write(chunk)) await drainedOrClosed(res);
           }
           if (!closed) res.end(body);
         })();
@@ -160,4 +160,17 @@ export async function sign(key: Pick<TestKey, 'kid' | 'privateKey'>, payload: JW
 export function signRaw(privateKey: KeyObject, header: Record<string, unknown>, payload: Record<string, unknown>): string {
   const input = `${b64(header)}.${b64(payload)}`;
   return `${input}.${cryptoSign('sha256', Buffer.from(input), privateKey).toString('base64url')}`;
+}
+
+/** Waits for `drain` or `close`, whichever comes first, and leaves no listener behind. */
+function drainedOrClosed(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
