@@ -69,8 +69,13 @@ export interface UserStore extends Pingable {
    * account exists, so timing does not tell. `email` must be normalised.
    */
   findCredentials(email: string): Promise<{ user: UserRecord; passwordHash: string } | null>;
-  /** Replaces the hash; sets `passwordChangedAt` to `changedAt` when given (a re-hash keeps it). */
-  setPasswordHash(id: string, passwordHash: string, changedAt?: Date): Promise<void>;
+  /**
+   * Replaces the hash only if it is still `expected` (the hash the caller verified), in one
+   * atomic write; sets `passwordChangedAt` to `changedAt` when given (a re-hash keeps it).
+   * False when the hash had changed meanwhile (or the user is gone): a login re-hashing the
+   * old password must not undo a password change that landed while it hashed.
+   */
+  setPasswordHash(id: string, passwordHash: string, options: { expected: string; changedAt?: Date }): Promise<boolean>;
 }
 
 // ---------------------------------------------------------------- OAuth clients

@@ -6,8 +6,8 @@
  *   429 with `Retry-After` until the window ends. A successful login resets it.
  * - IP across accounts: `LOGIN_IP_RATE_LIMIT` failures (credential stuffing).
  * - account across IPs: `LOGIN_ACCOUNT_RATE_LIMIT` failures; when spent the account is
- *   locked only for the rest of that window, so an attacker can delay a victim but never
- *   lock the account for good.
+ *   locked, for its owner too, for the rest of that window. No lock outlives its window,
+ *   but an attacker who spends the budget again each window keeps the account locked.
  *
  * Accounts are keyed by a hash of the normalised email, so Redis holds no addresses, and
  * unknown emails are counted exactly like known ones (no enumeration through 429s).

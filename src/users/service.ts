@@ -60,7 +60,9 @@ export function createUserService(deps: {
       if (credentials) {
         const result = await hasher.verify(credentials.passwordHash, input.password);
         ok = result.ok;
-        if (ok && result.needsRehash) await users.setPasswordHash(credentials.user.id, await hasher.hash(input.password));
+        // Conditional on the hash just verified: a password change that lands while this
+        // re-hash runs wins, rather than being overwritten by a hash of the old password.
+        if (ok && result.needsRehash) await users.setPasswordHash(credentials.user.id, await hasher.hash(input.password), { expected: credentials.passwordHash });
       } else {
         await hasher.verifyDummy(input.password);
       }
@@ -73,22 +75,29 @@ export function createUserService(deps: {
 
     /**
      * Changes the password after checking the current one, throttled like a login (a
-     * stolen access token must not become an oracle for the password). A retry after a
-     * failure that came after the hash was replaced (the new password now matches) is
-     * accepted, so the caller can finish ending the other sessions.
+     * stolen access token must not become an oracle for the password).
+     *
+     * A retry of a change that went through (its reply, or the ending of the other
+     * sessions, was lost) finds `new_password` already in place, and is accepted so the
+     * caller can finish. Only when the password changed after the second in which the
+     * presenting access token was issued (`tokenIssuedAt`, its `iat` in seconds): otherwise
+     * each attempt with a stolen token would test two guesses.
      */
-    async changePassword(input: { user: UserRecord; currentPassword: string; newPassword: string; ip: string }): Promise<void> {
+    async changePassword(input: { user: UserRecord; currentPassword: string; newPassword: string; ip: string; tokenIssuedAt: number }): Promise<void> {
       const { user } = input;
       await throttle.attempt(user.email, input.ip);
       const hash = await users.getPasswordHash(user.id);
-      const current = hash ? await hasher.verify(hash, input.currentPassword) : { ok: false };
+      if (hash === null) throw new InvalidRequestError('current_password is wrong');
+      const current = await hasher.verify(hash, input.currentPassword);
       if (!current.ok) {
-        const retry = hash ? await hasher.verify(hash, input.newPassword) : { ok: false };
-        if (retry.ok) return;
-        throw new InvalidRequestError('current_password is wrong');
+        const changedSinceToken = user.passwordChangedAt.getTime() >= (input.tokenIssuedAt + 1) * 1000;
+        if (!changedSinceToken || !(await hasher.verify(hash, input.newPassword)).ok) throw new InvalidRequestError('current_password is wrong');
+        await throttle.succeeded(user.email, input.ip);
+        return;
       }
       await throttle.succeeded(user.email, input.ip);
-      await users.setPasswordHash(user.id, await hasher.hash(input.newPassword), new Date(clock.now()));
+      const changed = await users.setPasswordHash(user.id, await hasher.hash(input.newPassword), { expected: hash, changedAt: new Date(clock.now()) });
+      if (!changed) throw new ConflictError('the password was changed by another request meanwhile; this one changed nothing');
     },
 
     findById: (id: string) => users.findById(id),

@@ -86,6 +86,23 @@ describe('POST /auth/register', () => {
 });
 
 describe('POST /auth/login', () => {
+  it('refuses a first-party public client without the password grant, as /oauth/token does', async () => {
+    await service.stores.clients.create({
+      clientId: 'refresh-only-app',
+      name: 'An app allowed only to refresh',
+      type: 'public',
+      firstParty: true,
+      grantTypes: ['refresh_token'],
+      scopes: ['profile'],
+      audiences: [],
+      permissions: [],
+      cookieMode: false,
+      secretHash: undefined,
+    });
+    const res = await login({ email: USER_EMAIL, password: USER_PASSWORD, client_id: 'refresh-only-app' } as never);
+    expectOAuthError(res, 400, 'unauthorized_client');
+  });
+
   it('returns a token response and the user', async () => {
     const res = await login({ email: USER_EMAIL, password: USER_PASSWORD }).expect(200);
     expect(res.headers['cache-control']).toBe('no-store');
@@ -135,6 +152,19 @@ describe('cookie mode', () => {
     expect(rotated.split(';')[0]).not.toBe(cookie);
     // The rejected attempts did not consume the token: the first rotation won, the old cookie is now reuse.
     expectOAuthError(await request(service.callback).post('/auth/refresh').set('Cookie', cookie).set('Origin', APP_ORIGIN), 400, 'invalid_grant');
+  });
+
+  it('refuses a second refresh_token cookie (one planted for a parent domain), consuming neither', async () => {
+    const res = await login({ email: USER_EMAIL, password: USER_PASSWORD }, '?cookie=1').expect(200);
+    const cookie = res.headers['set-cookie']![0]!.split(';')[0]!;
+    const attacker = (await login({ email: USER_EMAIL, password: USER_PASSWORD }, '?cookie=1').expect(200)).headers['set-cookie']![0]!.split(';')[0]!;
+    // The planted cookie has the longer path, so the browser sends it first.
+    const both = await request(service.callback).post('/auth/refresh').set('Cookie', `${attacker}; ${cookie}`).set('Origin', APP_ORIGIN);
+    expectOAuthError(both, 400, 'invalid_request');
+    expect(both.body.error_description).toContain('2 refresh_token cookies');
+    expect(both.headers['set-cookie']).toBeUndefined();
+    await request(service.callback).post('/auth/refresh').set('Cookie', cookie).set('Origin', APP_ORIGIN).expect(200);
+    await request(service.callback).post('/auth/refresh').set('Cookie', attacker).set('Origin', APP_ORIGIN).expect(200);
   });
 
   it('clears the cookie on logout', async () => {
@@ -203,6 +233,8 @@ describe('Bearer-protected endpoints', () => {
       400,
       'invalid_request',
     );
+    // The retry below counts only for a change made after the second `mine` was issued in.
+    await new Promise((resolve) => setTimeout(resolve, 1005 - (Date.now() % 1000)));
     const res = await request(service.callback).post('/auth/password').set('Authorization', bearer(mine.access_token)).send({ current_password: user.password, new_password: 'a brand new password' }).expect(200);
     expect(res.body.sessions_ended).toBe(1);
     expectOAuthError(await refreshGrant(service, other.refresh_token), 400, 'invalid_grant');
@@ -215,6 +247,16 @@ describe('Bearer-protected endpoints', () => {
     const retry = await request(service.callback).post('/auth/password').set('Authorization', bearer(mine.access_token)).send({ current_password: user.password, new_password: 'a brand new password' }).expect(200);
     expect(retry.body.sessions_ended).toBeGreaterThanOrEqual(1);
     expectOAuthError(await refreshGrant(service, since.refresh_token), 400, 'invalid_grant');
+  });
+
+  it('tests one guess per attempt: new_password matching is a retry only after a change since the token was issued', async () => {
+    const user = await newUser();
+    const { access_token } = (await login(user).expect(200)).body;
+    // A stolen token, no change since it was issued: a wrong current_password fails even
+    // though new_password is the real one (the old code answered 200 and confirmed it).
+    const probe = await request(service.callback).post('/auth/password').set('Authorization', bearer(access_token)).send({ current_password: 'first wrong guess', new_password: user.password });
+    expectOAuthError(probe, 400, 'invalid_request');
+    await login(user).expect(200);
   });
 
   it('throttles guesses of current_password like logins', async () => {

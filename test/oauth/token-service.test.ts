@@ -24,7 +24,8 @@ describe('a login racing a password change', () => {
     // The login read the user (and checked the old password) here...
     const seenAtLogin = (await service.stores.users.findByEmail(USER_EMAIL))!;
     // ...then the password changed and the other families were ended...
-    await service.stores.users.setPasswordHash(seenAtLogin.id, (await service.stores.users.getPasswordHash(seenAtLogin.id))!, new Date(Date.now() + 1000));
+    const hash = (await service.stores.users.getPasswordHash(seenAtLogin.id))!;
+    await service.stores.users.setPasswordHash(seenAtLogin.id, hash, { expected: hash, changedAt: new Date(Date.now() + 1000) });
     await service.stores.families.revokeAll(seenAtLogin.id);
     // ...and only now does the login create its family.
     await expect(service.tokens.issueForUser({ user: seenAtLogin, client, context: {} })).rejects.toMatchObject({ code: 'invalid_grant' });

@@ -117,7 +117,7 @@ function describeUserStoreContract(name: string, makeStore: MakeUserStore): void
       const created = await store.create({ email: 'change@example.com', passwordHash: HASH });
 
       clock.advance(60_000);
-      await store.setPasswordHash(created.id, 'rehashed');
+      expect(await store.setPasswordHash(created.id, 'rehashed', { expected: HASH })).toBe(true);
       const rehashed = await store.findById(created.id);
       expect(await store.getPasswordHash(created.id)).toBe('rehashed');
       expect(rehashed?.passwordChangedAt).toEqual(created.passwordChangedAt);
@@ -125,11 +125,31 @@ function describeUserStoreContract(name: string, makeStore: MakeUserStore): void
 
       clock.advance(60_000);
       const changedAt = new Date(clock.now());
-      await store.setPasswordHash(created.id, 'changed', changedAt);
+      expect(await store.setPasswordHash(created.id, 'changed', { expected: 'rehashed', changedAt })).toBe(true);
       const changed = await store.findById(created.id);
       expect(await store.getPasswordHash(created.id)).toBe('changed');
       expect(changed?.passwordChangedAt).toEqual(changedAt);
       expect(changed?.createdAt).toEqual(created.createdAt);
+    });
+
+    it('replaces the hash only while it is still the expected one (a late re-hash cannot undo a change)', async () => {
+      const created = await store.create({ email: 'cas@example.com', passwordHash: HASH });
+      const changedAt = new Date(clock.now() + 1000);
+      // A password change lands first...
+      expect(await store.setPasswordHash(created.id, 'new password hash', { expected: HASH, changedAt })).toBe(true);
+      // ...then a login that verified the old hash finishes re-hashing the old password.
+      expect(await store.setPasswordHash(created.id, 'old password re-hashed', { expected: HASH })).toBe(false);
+      expect(await store.getPasswordHash(created.id)).toBe('new password hash');
+      expect((await store.findById(created.id))?.passwordChangedAt).toEqual(changedAt);
+      // Of two concurrent writes from the same starting hash, exactly one wins.
+      const both = await Promise.all([
+        store.setPasswordHash(created.id, 'first', { expected: 'new password hash' }),
+        store.setPasswordHash(created.id, 'second', { expected: 'new password hash' }),
+      ]);
+      expect(both.filter(Boolean)).toHaveLength(1);
+      expect(await store.getPasswordHash(created.id)).toBe(both[0] ? 'first' : 'second');
+      // An operator object is a value to compare, never a query.
+      expect(await store.setPasswordHash(created.id, 'injected', { expected: { $ne: '' } as unknown as string })).toBe(false);
     });
 
     it('answers null (never an error) for ids that name no user', async () => {
@@ -138,7 +158,7 @@ function describeUserStoreContract(name: string, makeStore: MakeUserStore): void
       for (const id of garbage) {
         expect(await store.findById(id)).toBeNull();
         expect(await store.getPasswordHash(id)).toBeNull();
-        await expect(store.setPasswordHash(id, 'nope')).resolves.toBeUndefined();
+        await expect(store.setPasswordHash(id, 'nope', { expected: HASH })).resolves.toBe(false);
       }
       expect(await store.getPasswordHash(created.id)).toBe(HASH);
     });
@@ -180,7 +200,7 @@ describe('mongo UserStore: backend failures', () => {
         () => users.findByEmail('a@example.com'),
         () => users.findById(created.id),
         () => users.getPasswordHash(created.id),
-        () => users.setPasswordHash(created.id, 'x'),
+        () => users.setPasswordHash(created.id, 'x', { expected: HASH }),
         () => users.create({ email: 'b@example.com', passwordHash: HASH }),
         () => users.ping(),
       ];

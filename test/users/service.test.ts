@@ -8,7 +8,7 @@ import { manualClock } from '../../src/clock.js';
 import { createMemoryRateLimits } from '../../src/stores/memory/rate-limits.js';
 import { createMongoConnection, createMongoStores, type MongoConnection } from '../../src/stores/mongo/connection.js';
 import { createLoginThrottle } from '../../src/users/login-throttle.js';
-import { createPasswordHasher, type Argon2Params } from '../../src/users/passwords.js';
+import { createPasswordHasher, type Argon2Params, type PasswordHasher } from '../../src/users/passwords.js';
 import { createUserService } from '../../src/users/service.js';
 import { testDatabaseUri } from '../support/mongo.js';
 
@@ -21,7 +21,7 @@ afterAll(async () => {
   await connection?.close();
 });
 
-async function serviceWith(params: Argon2Params) {
+async function serviceWith(params: Argon2Params, wrap: (hasher: PasswordHasher) => PasswordHasher = (hasher) => hasher) {
   const { users } = createMongoStores(connection);
   const limits = createMemoryRateLimits();
   const budget = { points: 100, durationSec: 60 };
@@ -29,7 +29,7 @@ async function serviceWith(params: Argon2Params) {
     users,
     service: createUserService({
       users,
-      hasher: await createPasswordHasher(params),
+      hasher: wrap(await createPasswordHasher(params)),
       throttle: createLoginThrottle(limits, { accountIp: budget, ip: budget, account: budget }),
       clock: manualClock(),
       takenEmails: limits.limiter({ keyPrefix: 'taken', ...budget }),
@@ -67,5 +67,91 @@ describe('password hashing', () => {
     await service.register({ email: ' Ｕｎｉ@Example.COM ', password: 'password three', ip: '192.0.2.1' });
     await expect(service.register({ email: 'uni@example.com', password: 'password three', ip: '192.0.2.1' })).rejects.toMatchObject({ status: 409 });
     await expect(service.login({ email: 'UNI@example.com', password: 'password three', ip: '192.0.2.1' })).resolves.toMatchObject({ email: 'uni@example.com' });
+  });
+});
+
+/** A real hasher whose `hash` of one password waits until `release()`: a race made deterministic. */
+function holdHashOf(password: string) {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let held!: () => void;
+  const reached = new Promise<void>((resolve) => (held = resolve));
+  const wrap = (hasher: PasswordHasher): PasswordHasher => ({
+    ...hasher,
+    async hash(candidate) {
+      const hash = await hasher.hash(candidate);
+      if (candidate === password) {
+        held();
+        await gate;
+      }
+      return hash;
+    },
+  });
+  return { wrap, reached, release };
+}
+
+const LEGACY = { memoryCost: 8192, timeCost: 1, parallelism: 1 };
+const CURRENT = { memoryCost: 19456, timeCost: 2, parallelism: 1 };
+
+describe('password writes racing each other', () => {
+  it('a login re-hashing the old password cannot undo a password change that landed meanwhile', async () => {
+    const legacy = await serviceWith(LEGACY);
+    const user = await legacy.service.register({ email: 'race-rehash@example.com', password: 'the old password', ip: '192.0.2.1' });
+    const hold = holdHashOf('the old password');
+    const current = await serviceWith(CURRENT, hold.wrap);
+
+    // The login has verified the old password and is re-hashing it with the new parameters...
+    const login = current.service.login({ email: 'race-rehash@example.com', password: 'the old password', ip: '192.0.2.1' });
+    await hold.reached;
+    // ...when the password change lands.
+    const fresh = (await current.users.findById(user.id))!;
+    await current.service.changePassword({ user: fresh, currentPassword: 'the old password', newPassword: 'the new password', ip: '192.0.2.2', tokenIssuedAt: 0 });
+    hold.release();
+    await login;
+
+    await expect(current.service.login({ email: 'race-rehash@example.com', password: 'the new password', ip: '192.0.2.3' })).resolves.toMatchObject({ id: user.id });
+    await expect(current.service.login({ email: 'race-rehash@example.com', password: 'the old password', ip: '192.0.2.3' })).rejects.toMatchObject({ code: 'invalid_grant' });
+  });
+
+  it('of two password changes from the same current password, the later write gets 409 and changes nothing', async () => {
+    const plain = await serviceWith(LEGACY);
+    const user = await plain.service.register({ email: 'race-change@example.com', password: 'the first password', ip: '192.0.2.1' });
+    const hold = holdHashOf('the slow new password');
+    const { service } = await serviceWith(LEGACY, hold.wrap);
+
+    const slow = service.changePassword({ user, currentPassword: 'the first password', newPassword: 'the slow new password', ip: '192.0.2.1', tokenIssuedAt: 0 });
+    await hold.reached;
+    await service.changePassword({ user, currentPassword: 'the first password', newPassword: 'the fast new password', ip: '192.0.2.1', tokenIssuedAt: 0 });
+    hold.release();
+    await expect(slow).rejects.toMatchObject({ status: 409, code: 'conflict' });
+
+    await expect(service.login({ email: 'race-change@example.com', password: 'the fast new password', ip: '192.0.2.1' })).resolves.toMatchObject({ id: user.id });
+    await expect(service.login({ email: 'race-change@example.com', password: 'the slow new password', ip: '192.0.2.1' })).rejects.toMatchObject({ code: 'invalid_grant' });
+  });
+});
+
+describe('timing after an ARGON2_* raise', () => {
+  it('a wrong password against an older, cheaper hash costs what an unknown email costs (medians within 25%)', async () => {
+    const legacy = await serviceWith(LEGACY);
+    await legacy.service.register({ email: 'dormant@example.com', password: 'a dormant password', ip: '192.0.2.1' });
+    const { service } = await serviceWith(CURRENT);
+    const time = async (email: string) => {
+      const started = process.hrtime.bigint();
+      await expect(service.login({ email, password: 'a wrong password', ip: '192.0.2.1' })).rejects.toMatchObject({ code: 'invalid_grant' });
+      return Number(process.hrtime.bigint() - started) / 1e6;
+    };
+    const dormant: number[] = [];
+    const unknown: number[] = [];
+    await time('nobody@example.com'); // warm-up
+    for (let i = 0; i < 25; i += 1) {
+      dormant.push(await time('dormant@example.com'));
+      unknown.push(await time('nobody@example.com'));
+    }
+    const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+    const [dormantMedian, unknownMedian] = [median(dormant), median(unknown)];
+    console.log(`legacy-hash timing: dormant account median ${dormantMedian.toFixed(1)} ms, unknown email median ${unknownMedian.toFixed(1)} ms`);
+    // Unpadded, the dormant account answered in about a quarter of the time.
+    expect(dormantMedian / unknownMedian).toBeGreaterThan(0.75);
+    expect(dormantMedian / unknownMedian).toBeLessThan(1.33);
   });
 });

@@ -6,9 +6,9 @@
 import type { Middleware, ParameterizedContext } from 'koa';
 import { z } from 'zod';
 import type { Config } from '../../config.js';
-import { AccessDeniedError, InvalidGrantError, InvalidRequestError, InvalidTokenError, NotFoundError } from '../../errors.js';
+import { AccessDeniedError, InvalidGrantError, InvalidRequestError, InvalidTokenError, NotFoundError, UnauthorizedClientError } from '../../errors.js';
 import type { TokenService } from '../../oauth/token-service.js';
-import type { ClientRecord, ClientStore, FamilyStore, UserRecord } from '../../stores/types.js';
+import type { ClientRecord, ClientStore, FamilyStore, GrantType, UserRecord } from '../../stores/types.js';
 import type { AccessTokenClaims } from '../../tokens/access-token.js';
 import { publicUser, type UserService } from '../../users/service.js';
 import { email, newPassword, parseInput, password, text } from '../input.js';
@@ -55,21 +55,30 @@ export function createAuthRoutes(deps: AuthRouteDeps) {
     if (!trustedOrigins.has(origin)) throw new AccessDeniedError('a cookie-authenticated request must come from an allowed Origin');
   }
 
+  /**
+   * The refresh cookie. Two of them mean one was set by someone else: a sibling subdomain
+   * can plant `refresh_token` for the parent domain on a longer path, which the browser
+   * sends first, and would sign the victim into the attacker's session. Refused.
+   */
   function readCookie(ctx: Context): string | undefined {
-    const header = ctx.get('Cookie');
-    for (const part of header.split(';')) {
-      const [name, ...rest] = part.trim().split('=');
-      if (name === REFRESH_COOKIE) return rest.join('=') || undefined;
-    }
-    return undefined;
+    const values = ctx
+      .get('Cookie')
+      .split(';')
+      .map((part) => part.trim().split('='))
+      .filter(([name]) => name === REFRESH_COOKIE)
+      .map(([, ...rest]) => rest.join('='));
+    if (values.length > 1) throw new InvalidRequestError(`the request carries ${values.length} ${REFRESH_COOKIE} cookies; only one may be ours`);
+    return values[0] || undefined;
   }
 
-  async function loginClient(clientId: string): Promise<ClientRecord> {
+  /** The first-party public client, which must also hold `grant` (as at /oauth/token). */
+  async function loginClient(clientId: string, grant: GrantType): Promise<ClientRecord> {
     const client = await clients.findById(clientId);
     // Only public first-party apps log in here; confidential ones authenticate at /oauth/token.
     if (!client || !client.firstParty || client.type !== 'public') {
       throw new InvalidRequestError('client_id does not name a first-party public client');
     }
+    if (!client.grantTypes.includes(grant)) throw new UnauthorizedClientError(`this client may not use the ${grant} grant`);
     return client;
   }
 
@@ -93,7 +102,7 @@ export function createAuthRoutes(deps: AuthRouteDeps) {
 
   const login: Middleware = async function login(ctx) {
     const body = parseInput(loginBody, requestBody(ctx), (description) => new InvalidRequestError(description));
-    const client = await loginClient(body.client_id ?? config.loginClientId);
+    const client = await loginClient(body.client_id ?? config.loginClientId, 'password');
     const cookieMode = ctx.query.cookie === '1' || client.cookieMode;
     // Login CSRF: a foreign page could otherwise sign the browser into the attacker's account.
     if (cookieMode) assertTrustedOrigin(ctx);
@@ -118,7 +127,7 @@ export function createAuthRoutes(deps: AuthRouteDeps) {
     const familyId = families.verifiedFamilyId(refreshToken);
     const family = familyId ? await families.get(familyId) : null;
     if (!family) throw new InvalidGrantError('the refresh token is invalid, expired or revoked');
-    const client = await loginClient(family.clientId);
+    const client = await loginClient(family.clientId, 'refresh_token');
     const refreshed = await tokens.refresh({ refreshToken, client, scope: body.scope, context: { ip: ctx.ip, userAgent: ctx.get('User-Agent') || undefined } });
     ctx.set('Cache-Control', 'no-store');
     const { refresh_token: next, ...rest } = refreshed.response;
@@ -154,7 +163,7 @@ export function createAuthRoutes(deps: AuthRouteDeps) {
   const changePassword: Middleware<AuthState> = async function changePassword(ctx) {
     const body = parseInput(passwordBody, requestBody(ctx));
     const { claims, user } = ctx.state;
-    await users.changePassword({ user, currentPassword: body.current_password, newPassword: body.new_password, ip: ctx.ip });
+    await users.changePassword({ user, currentPassword: body.current_password, newPassword: body.new_password, ip: ctx.ip, tokenIssuedAt: claims.iat });
     const ended = await families.revokeAll(user.id, claims.sid);
     ctx.body = { sessions_ended: ended };
   };

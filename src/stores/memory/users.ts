@@ -64,12 +64,13 @@ export function createMemoryUserStore({ clock, random = cryptoRandom }: { clock:
       return byId.get(id)?.passwordHash ?? null;
     },
 
-    async setPasswordHash(id, passwordHash, changedAt) {
+    async setPasswordHash(id, passwordHash, { expected, changedAt }) {
       const stored = byId.get(id);
-      if (!stored) return;
+      if (!stored || stored.passwordHash !== expected) return false;
       stored.passwordHash = passwordHash;
       if (changedAt) stored.passwordChangedAt = changedAt.getTime();
       stored.updatedAt = clock.now();
+      return true;
     },
 
     async ping() {},

@@ -60,11 +60,12 @@ export function createMongoUserStore({ models, clock, ping }: { models: Pick<Mon
       return doc?.passwordHash ?? null;
     },
 
-    async setPasswordHash(id, passwordHash, changedAt) {
-      if (typeof id !== 'string' || !ID_PATTERN.test(id)) return;
+    async setPasswordHash(id, passwordHash, { expected, changedAt }) {
+      if (typeof id !== 'string' || !ID_PATTERN.test(id) || typeof expected !== 'string') return false;
       const set: Partial<UserDocument> = { passwordHash };
       if (changedAt) set.passwordChangedAt = changedAt;
-      await translate(STORE, () => User.updateOne({ _id: new Types.ObjectId(id) }, { $set: set }).exec());
+      const result = await translate(STORE, () => User.updateOne({ _id: new Types.ObjectId(id), passwordHash: { $eq: expected } }, { $set: set }).exec());
+      return result.matchedCount === 1;
     },
 
     ping: () => pingAs(STORE, ping),
