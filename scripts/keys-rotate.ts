@@ -6,10 +6,12 @@
  * a daily cron. Reads the same environment as the server. Exit 0 when the step succeeded or
  * there is nothing to do yet; 1 on an error, 2 on bad arguments, each with one line on stderr.
  */
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { systemClock } from '../src/clock.js';
 import { parseConfig } from '../src/config.js';
 import { isKeyAlg, KEY_ALGS, rotateKeys } from '../src/keys/index.js';
+import { ensureRefreshSecret, readRefreshSecret, REFRESH_SECRET_FILE } from '../src/keys/refresh-secret.js';
 import { describeError, rotationReport, UsageError } from '../src/keys/report.js';
 import { runScript } from './run.js';
 
@@ -81,6 +83,16 @@ async function main(argv: string[]): Promise<number> {
   });
   for (const warning of result.warnings) console.error(`warning: ${warning}`);
   for (const line of rotationReport(result, { dryRun, now: now ?? systemClock.now(), timings: config })) console.log(line);
+  // Without REFRESH_TOKEN_SECRET, production servers read the refresh-token MAC key from
+  // KEYS_DIR and never make one themselves (see src/keys/refresh-secret.ts).
+  if (!config.refreshTokenSecret) {
+    const file = join(config.keysDir, REFRESH_SECRET_FILE);
+    if (dryRun) {
+      if ((await readRefreshSecret(config.keysDir, { production: config.production })) === undefined) console.log(`would create ${file} (the refresh-token MAC key; REFRESH_TOKEN_SECRET is unset)`);
+    } else if ((await ensureRefreshSecret(config.keysDir, { production: config.production })).created) {
+      console.log(`created ${file}: the refresh-token MAC key, used while REFRESH_TOKEN_SECRET is unset; back it up with the keys`);
+    }
+  }
   return 0;
 }
 

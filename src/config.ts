@@ -196,7 +196,7 @@ export interface Config {
   readonly refreshReuseGrace: number;
   /** Live refresh families (sessions) one user may hold; one more ends the oldest. */
   readonly refreshFamiliesPerUser: number;
-  /** Server-side key for refresh-token MACs. Required in production; random per process in dev. */
+  /** Server-side key for refresh-token MACs; unset = KEYS_DIR/refresh-token.secret (src/keys/refresh-secret.ts). */
   readonly refreshTokenSecret: string | undefined;
   readonly loginRateLimit: RateBudget;
   readonly loginIpRateLimit: RateBudget;
@@ -254,7 +254,6 @@ export function parseConfig(env: Env): Config {
     if (!input.MONGODB_URI) problems.push('MONGODB_URI: required in production');
     if (!input.REDIS_URL && !input.REDIS_CLUSTER_NODES) problems.push('REDIS_URL: required in production (or REDIS_CLUSTER_NODES)');
     if (!input.ISSUER) problems.push('ISSUER: required in production');
-    if (!input.REFRESH_TOKEN_SECRET) problems.push('REFRESH_TOKEN_SECRET: required in production');
   }
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;

@@ -5,6 +5,7 @@
  */
 import cluster from 'node:cluster';
 import { createServer, type Server, type ServerResponse } from 'node:http';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { systemClock, type Clock } from './clock.js';
 import { ConfigError, parseConfig, type Config, type RateBudget } from './config.js';
@@ -24,6 +25,8 @@ import { createRedisFamilyStore } from './stores/redis/families.js';
 import { createRedisRateLimits } from './stores/redis/rate-limits.js';
 import type { AccessTokenDenylist, ClientStore, FamilyStore, RateLimitBackend, UserStore } from './stores/types.js';
 import { cacheClients } from './clients/cache.js';
+import { KeyRingError } from './keys/errors.js';
+import { ensureRefreshSecret, readRefreshSecret, REFRESH_SECRET_FILE } from './keys/refresh-secret.js';
 import { createKeyRingSource, type KeyRingSource } from './keys/source.js';
 import { createClientAuthenticator } from './oauth/client-auth.js';
 import { createTokenService, type TokenService } from './oauth/token-service.js';
@@ -44,6 +47,26 @@ export interface Stores {
   close(): Promise<void>;
 }
 
+/**
+ * REFRESH_TOKEN_SECRET, else the secret file in KEYS_DIR (see keys/refresh-secret.ts):
+ * created when missing outside production, required in production, where an instance that
+ * made its own would refuse every other instance's refresh tokens.
+ */
+async function refreshTokenSecret(config: Config, logger: Logger): Promise<string> {
+  if (config.refreshTokenSecret) return config.refreshTokenSecret;
+  const file = join(config.keysDir, REFRESH_SECRET_FILE);
+  if (config.production) {
+    const secret = await readRefreshSecret(config.keysDir, { production: true });
+    if (secret === undefined) {
+      throw new KeyRingError(`REFRESH_TOKEN_SECRET is unset and KEYS_DIR holds no ${REFRESH_SECRET_FILE}: run \`npm run keys:rotate\` (it creates one) or set REFRESH_TOKEN_SECRET`, file);
+    }
+    return secret;
+  }
+  const { secret, created } = await ensureRefreshSecret(config.keysDir, { production: false });
+  if (created) logger.info({ file }, 'refresh tokens: created a MAC key in KEYS_DIR (REFRESH_TOKEN_SECRET is unset)');
+  return secret;
+}
+
 /** Builds the stores the config asks for: real ones when a URL is set, embedded ones otherwise (dev only). */
 export async function createStores(config: Config, { clock, random, logger }: { clock: Clock; random: Random; logger: Logger }): Promise<Stores> {
   const closers: (() => Promise<void>)[] = [];
@@ -52,14 +75,13 @@ export async function createStores(config: Config, { clock, random, logger }: { 
   const familyOptions = {
     clock,
     random,
-    secret: config.refreshTokenSecret ?? random.token(32),
+    secret: await refreshTokenSecret(config, logger),
     refreshTokenTtl: config.refreshTokenTtl,
     familyMaxTtl: config.refreshFamilyMaxTtl,
     reuseGrace: config.refreshReuseGrace,
     revokedMarkerTtl: config.accessTokenTtl + config.clockSkew,
     maxFamiliesPerSubject: config.refreshFamiliesPerUser,
   };
-  if (!config.refreshTokenSecret) logger.warn('REFRESH_TOKEN_SECRET is unset: refresh tokens are signed with a random key and die with this process');
 
   let users: UserStore;
   let clients: ClientStore;

@@ -220,7 +220,8 @@ describe('cluster mode (WORKERS)', () => {
       REDIS_URL: redis.url,
       MONGODB_URI: testDatabaseUri(inject('mongoUri'), 'cluster'),
       DEV_USER_PASSWORD: 'cluster dev password',
-      REFRESH_TOKEN_SECRET: 'c'.repeat(40),
+      // No REFRESH_TOKEN_SECRET: the workers must share the one they find (or the first
+      // makes) in KEYS_DIR, or a token issued by one is refused by the other.
     });
     try {
       await untilListening(started);

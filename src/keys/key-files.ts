@@ -4,6 +4,8 @@
  *   keyring.json        the manifest: every key's kid, alg, state and dates (mode 0600)
  *   <kid>.jwk.json      one private JWK per key (mode 0600)
  *   .keyring.lock       present while a rotation runs (see lock.ts)
+ *   refresh-token.secret  the refresh-token MAC key while REFRESH_TOKEN_SECRET is unset
+ *                       (see refresh-secret.ts; not part of the key ring)
  *
  * States live in the manifest, not beside each key, so that a rotation (which changes two
  * keys' states at once) is a single atomic rename that readers see either wholly or not at
