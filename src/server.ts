@@ -365,18 +365,27 @@ export async function main(): Promise<void> {
  * Cluster mode (`WORKERS` > 1): this process only supervises. Each worker runs the whole
  * service on the shared port; the stores are shared (Redis, MongoDB) and every worker
  * watches the key folder itself. A worker that dies is replaced, unless workers keep dying
- * right after starting (a crash loop), which ends the service with exit 1. SIGTERM/SIGINT
- * are passed on; each worker drains its own requests, and the primary exits 0 once all
- * have exited.
+ * (a crash loop), which ends the service with exit 1, as one process that cannot start
+ * would: 2 × WORKERS workers in a row that exit before they listen (a store that is
+ * unreachable fails each start only after its connect timeout), or more than that many
+ * exits within 10 s. Replacements after failed starts wait a little longer each time.
+ * SIGTERM/SIGINT are passed on; each worker drains its own requests, and the primary exits
+ * 0 once all have exited.
  */
 function runPrimary(config: Config, logger: Logger): void {
   let stopping = false;
   let alive = 0;
   const quickDeaths: number[] = [];
+  const listened = new Set<number>();
+  let failedStarts = 0;
   const fork = () => {
     alive += 1;
     cluster.fork();
   };
+  cluster.on('listening', (worker) => {
+    listened.add(worker.id);
+    failedStarts = 0;
+  });
   cluster.on('exit', (worker, code, signal) => {
     alive -= 1;
     if (stopping) {
@@ -389,12 +398,17 @@ function runPrimary(config: Config, logger: Logger): void {
     const now = Date.now();
     quickDeaths.push(now);
     while (quickDeaths.length > 0 && quickDeaths[0]! < now - 10_000) quickDeaths.shift();
-    if (quickDeaths.length > config.workers * 2) {
-      logger.fatal({ code, signal }, 'workers keep exiting right after start; giving up');
+    const started = listened.delete(worker.id);
+    if (!started) failedStarts += 1;
+    if (failedStarts >= config.workers * 2 || quickDeaths.length > config.workers * 2) {
+      logger.fatal({ code, signal, failedStarts }, started ? 'workers keep exiting right after start; giving up' : 'workers keep failing to start; giving up');
       process.exit(1);
     }
-    logger.error({ worker: worker.id, code, signal }, 'worker exited; starting a new one');
-    fork();
+    const delayMs = started ? 0 : Math.min(250 * 2 ** failedStarts, 5000);
+    logger.error({ worker: worker.id, code, signal, delayMs }, 'worker exited; starting a new one');
+    setTimeout(() => {
+      if (!stopping) fork();
+    }, delayMs);
   });
   for (let index = 0; index < config.workers; index += 1) fork();
   logger.info({ workers: config.workers }, 'cluster primary started');
@@ -402,6 +416,7 @@ function runPrimary(config: Config, logger: Logger): void {
     process.once(signal, () => {
       stopping = true;
       logger.info({ signal }, 'shutting down workers');
+      if (alive === 0) process.exit(0); // only replacements waiting to be forked
       for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
       setTimeout(() => {
         logger.error('workers did not stop in time');

@@ -214,6 +214,19 @@ describe('cluster mode (WORKERS)', () => {
     expect(started.output()).toMatch(/WORKERS: more than one worker needs MONGODB_URI and REDIS_URL/);
   });
 
+  it('gives up with exit 1 when workers keep failing to start, however slowly they fail', async () => {
+    // An unreachable MongoDB fails each worker's start only after the 5 s server-selection
+    // timeout: too slow for a count of exits within 10 s, which never gave up here.
+    const started = await startProcess({ WORKERS: '2', REDIS_URL: redis.url, MONGODB_URI: 'mongodb://127.0.0.1:1/unreachable' });
+    try {
+      expect(await started.exited).toBe(1);
+      expect(started.output()).toMatch(/"msg":"workers keep failing to start; giving up"/);
+      expect((started.output().match(/"msg":"worker exited; starting a new one"/g) ?? []).length).toBe(3);
+    } finally {
+      await stopProcess(started.child);
+    }
+  }, 60_000);
+
   it('serves from several workers sharing the stores, and stops them all on SIGTERM', async () => {
     const started = await startProcess({
       WORKERS: '2',
