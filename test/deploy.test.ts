@@ -62,4 +62,17 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/^HEALTHCHECK /m);
     expect(dockerfile).toMatch(/npm prune --omit=dev/);
   });
+
+  it('runs no install scripts (no mongod test binary downloaded into the image) and drops npm caches', () => {
+    expect(dockerfile).toMatch(/^RUN npm ci [^\n]*--ignore-scripts/m);
+    expect(dockerfile).toMatch(/rm -rf node_modules\/\.cache/);
+  });
+});
+
+describe('docker-compose.yml shutdown', () => {
+  it('gives the app longer to stop than its own drain timeout', () => {
+    const grace = (compose.services.app as Service & { stop_grace_period?: string }).stop_grace_period;
+    expect(grace).toMatch(/^\d+s$/);
+    expect(Number.parseInt(grace!, 10)).toBeGreaterThan(parseConfig({}).shutdownTimeout);
+  });
 });
