@@ -3,7 +3,7 @@
  * together, then frozen and passed down. This is the only module that interprets
  * environment variables; `src/server.ts` is the only caller that hands it `process.env`.
  */
-import { isIPv4 } from 'node:net';
+import { isIP, isIPv4 } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
@@ -27,7 +27,10 @@ export interface RateBudget {
 /** Timeouts become timers, and Node's setTimeout fires at once past 24.8 days: cap them at a day. */
 const TIMER_MAX = 86_400;
 
-const duration = (fallback: string, { min = 0, max = Number.POSITIVE_INFINITY }: { min?: number; max?: number } = {}) =>
+/** No lifetime or interval of ours is longer than a year; far-off dates break date arithmetic (keys:list). */
+const DURATION_MAX = 365 * 86_400;
+
+const duration = (fallback: string, { min = 0, max = DURATION_MAX }: { min?: number; max?: number } = {}) =>
   z
     .string()
     .default(fallback)
@@ -106,12 +109,18 @@ const hostPort = z.string().transform((text, ctx) => {
   return nodes as { host: string; port: number }[];
 });
 
+/** RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens. */
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const schema = z.object({
   NODE_ENV: z.enum(['production', 'development', 'test']).default('development'),
   PORT: integer(3000, 0, 65535),
-  HOST: z.string().min(1).optional(),
+  HOST: z
+    .string()
+    .refine((text) => isIP(text) !== 0 || HOSTNAME.test(text), { message: 'must be an IP address or a host name' })
+    .optional(),
   ISSUER: url(['http:', 'https:'])
     .refine((text) => !/[?#]/.test(text) && !text.endsWith('/'), { message: 'must have no query, fragment or trailing slash (RFC 8414 §2)' })
     .optional(),
@@ -248,29 +257,35 @@ export function parseConfig(env: Env): Config {
     const value = env[key];
     if (value !== undefined && value !== '') input[key] = value;
   }
-  const parsed = schema.safeParse(input);
-  const problems = parsed.success ? [] : parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`);
+  // Each variable on its own, so that the checks between variables below still run (and
+  // report) when some other variable is bad: every problem is named in one message.
+  const problems: string[] = [];
+  const v: Partial<z.infer<typeof schema>> = {};
+  for (const [key, field] of Object.entries(schema.shape)) {
+    const result = (field as z.ZodType).safeParse(input[key]);
+    if (result.success) (v as Record<string, unknown>)[key] = result.data;
+    else problems.push(...result.error.issues.map((issue) => `${[key, ...issue.path].join('.')}: ${issue.message}`));
+  }
   if (input.NODE_ENV === 'production') {
     if (!input.MONGODB_URI) problems.push('MONGODB_URI: required in production');
     if (!input.REDIS_URL && !input.REDIS_CLUSTER_NODES) problems.push('REDIS_URL: required in production (or REDIS_CLUSTER_NODES)');
     if (!input.ISSUER) problems.push('ISSUER: required in production');
+    if (v.ISSUER && new URL(v.ISSUER).protocol !== 'https:' && !isLoopback(new URL(v.ISSUER).hostname)) {
+      problems.push('ISSUER: must be https in production (http is allowed only for a loopback host)');
+    }
   }
-  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
-  const e = parsed.data;
-  const production = e.NODE_ENV === 'production';
-  if (production && e.ISSUER && new URL(e.ISSUER).protocol !== 'https:' && !isLoopback(new URL(e.ISSUER).hostname)) {
-    problems.push('ISSUER: must be https in production (http is allowed only for a loopback host)');
-  }
-  if (e.WORKERS > 1 && (!e.MONGODB_URI || (!e.REDIS_URL && !e.REDIS_CLUSTER_NODES))) {
+  if (v.WORKERS !== undefined && v.WORKERS > 1 && (!input.MONGODB_URI || (!input.REDIS_URL && !input.REDIS_CLUSTER_NODES))) {
     problems.push('WORKERS: more than one worker needs MONGODB_URI and REDIS_URL (the embedded stores live inside one process)');
   }
-  if (e.HTTP_HEADERS_TIMEOUT > e.HTTP_REQUEST_TIMEOUT) {
+  if (v.HTTP_HEADERS_TIMEOUT !== undefined && v.HTTP_REQUEST_TIMEOUT !== undefined && v.HTTP_HEADERS_TIMEOUT > v.HTTP_REQUEST_TIMEOUT) {
     problems.push('HTTP_HEADERS_TIMEOUT: must be at most HTTP_REQUEST_TIMEOUT (the headers are part of the request)');
   }
-  if (e.REFRESH_FAMILY_MAX_TTL < e.REFRESH_TOKEN_TTL) {
+  if (v.REFRESH_FAMILY_MAX_TTL !== undefined && v.REFRESH_TOKEN_TTL !== undefined && v.REFRESH_FAMILY_MAX_TTL < v.REFRESH_TOKEN_TTL) {
     problems.push('REFRESH_FAMILY_MAX_TTL: must be at least REFRESH_TOKEN_TTL');
   }
   if (problems.length > 0) throw new ConfigError(problems);
+  const e = schema.parse(input);
+  const production = e.NODE_ENV === 'production';
 
   const issuer = e.ISSUER ?? `http://localhost:${e.PORT}`;
   return deepFreeze({

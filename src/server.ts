@@ -256,7 +256,10 @@ export async function startServer(config: Config, deps: { logger: Logger; clock?
   });
 
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    // Name the variables to change: "EADDRINUSE" or "ENOTFOUND" alone does not.
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      reject(new Error(`HOST/PORT: cannot listen on ${config.host}:${config.port} (${err.code ?? err.message})`, { cause: err }));
+    });
     server.listen(config.port, config.host, () => resolve());
   });
   const address = server.address();

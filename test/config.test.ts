@@ -70,6 +70,19 @@ describe('config', () => {
     expect(problems).toHaveLength(6);
   });
 
+  it('runs the checks between variables even when another variable is bad, naming all of them', () => {
+    const problems = problemsOf({ PORT: 'abc', WORKERS: '2', HTTP_HEADERS_TIMEOUT: '60s', HTTP_REQUEST_TIMEOUT: '30s', REFRESH_TOKEN_TTL: '30d', REFRESH_FAMILY_MAX_TTL: '7d' });
+    expect(problems.map((problem) => problem.split(':')[0]).sort()).toEqual(['HTTP_HEADERS_TIMEOUT', 'PORT', 'REFRESH_FAMILY_MAX_TTL', 'WORKERS']);
+  });
+
+  it('refuses a HOST that is neither an IP address nor a host name, and durations over a year', () => {
+    expect(problemsOf({ HOST: 'not a host!' })[0]).toMatch(/^HOST: must be an IP address or a host name/);
+    for (const host of ['0.0.0.0', '::', '::1', 'localhost', 'auth-1.internal.example']) expect(parseConfig({ HOST: host }).host).toBe(host);
+    expect(problemsOf({ JWKS_MAX_AGE: '999999999d' })[0]).toMatch(/^JWKS_MAX_AGE: must be at most 31536000s/);
+    expect(problemsOf({ ACCESS_TOKEN_TTL: '366d' })[0]).toMatch(/^ACCESS_TOKEN_TTL: must be at most/);
+    expect(parseConfig({ REFRESH_FAMILY_MAX_TTL: '365d' }).refreshFamilyMaxTtl).toBe(365 * 86_400);
+  });
+
   it('refuses production without its stores and issuer, naming what is missing', () => {
     const problems = problemsOf({ NODE_ENV: 'production' });
     expect(problems.join('\n')).toMatch(/MONGODB_URI/);

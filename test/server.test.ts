@@ -3,7 +3,8 @@
  * request in flight, and readiness following Redis going away and coming back.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import { createServer } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -59,6 +60,19 @@ afterAll(() => {
 });
 
 describe('start-up', () => {
+  it('names HOST/PORT when it cannot listen, and exits 1', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const started = await startProcess({ PORT: String(port) });
+      expect(await started.exited).toBe(1);
+      expect(started.output()).toContain(`HOST/PORT: cannot listen on 127.0.0.1:${port} (EADDRINUSE)`);
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+  });
+
   it('refuses bad configuration with one message naming every bad variable, and exits non-zero', async () => {
     const started = await startProcess({ ACCESS_TOKEN_TTL: 'soon', PORT: 'x', NODE_ENV: 'production' });
     expect(await started.exited).toBe(1);
