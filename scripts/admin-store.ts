@@ -10,15 +10,25 @@ import { StoreUnavailableError } from '../src/stores/types.js';
 
 export class UsageError extends Error {}
 
-export async function withMongoStores<T>(name: string, run: (config: Config, stores: ReturnType<typeof createMongoStores>) => Promise<T>): Promise<void> {
+/**
+ * `prepare` checks the arguments (and reads what it needs, such as stdin) before anything
+ * connects, so that a typo is reported at once and not after a MongoDB timeout; `run`
+ * then gets the stores and what `prepare` returned.
+ */
+export async function withMongoStores<P>(
+  name: string,
+  prepare: (config: Config) => P | Promise<P>,
+  run: (config: Config, stores: ReturnType<typeof createMongoStores>, prepared: P) => Promise<void>,
+): Promise<void> {
   let close: (() => Promise<void>) | undefined;
   try {
     const config = parseConfig(process.env);
+    const prepared = await prepare(config);
     if (!config.mongodbUri) throw new UsageError('MONGODB_URI is required: the embedded dev store lives inside the server process');
     const connection = createMongoConnection(config.mongodbUri);
     close = () => connection.close();
     await connection.init();
-    await run(config, createMongoStores(connection));
+    await run(config, createMongoStores(connection), prepared);
   } catch (err) {
     process.stderr.write(`${name}: ${describe(err)}\n`);
     process.exitCode = err instanceof UsageError ? 2 : 1;

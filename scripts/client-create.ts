@@ -6,7 +6,7 @@
  * client, its client_secret: once, here, and never again (only a hash is stored).
  */
 import { parseArgs } from 'node:util';
-import { createClient } from '../src/admin/accounts.js';
+import { planClient, saveClient } from '../src/admin/accounts.js';
 import { cryptoRandom } from '../src/random.js';
 import { UsageError, withMongoStores } from './admin-store.js';
 
@@ -31,12 +31,12 @@ function options() {
   }
 }
 
-await withMongoStores('client:create', async (_config, { clients }) => {
-  const values = options();
-  if (!values.name) throw new UsageError('--name is required');
-  const { client, clientSecret } = await createClient(
-    { clients, random: cryptoRandom },
-    {
+await withMongoStores(
+  'client:create',
+  () => {
+    const values = options();
+    if (!values.name) throw new UsageError('--name is required');
+    return planClient(cryptoRandom, {
       name: values.name,
       clientId: values.id,
       grants: values.grant,
@@ -46,8 +46,11 @@ await withMongoStores('client:create', async (_config, { clients }) => {
       public: values.public,
       firstParty: values['first-party'],
       cookieMode: values['cookie-mode'],
-    },
-  );
-  process.stdout.write(`client_id=${client.clientId}\n`);
-  if (clientSecret !== undefined) process.stdout.write(`client_secret=${clientSecret}\n# store the secret now: it is not kept and cannot be shown again\n`);
-});
+    });
+  },
+  async (_config, { clients }, planned) => {
+    const { client, clientSecret } = await saveClient(clients, planned);
+    process.stdout.write(`client_id=${client.clientId}\n`);
+    if (clientSecret !== undefined) process.stdout.write(`client_secret=${clientSecret}\n# store the secret now: it is not kept and cannot be shown again\n`);
+  },
+);

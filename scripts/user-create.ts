@@ -6,11 +6,11 @@
  */
 import { text } from 'node:stream/consumers';
 import { parseArgs } from 'node:util';
-import { createUser } from '../src/admin/accounts.js';
+import { checkNewUser, createUser } from '../src/admin/accounts.js';
 import { createPasswordHasher } from '../src/users/passwords.js';
 import { UsageError, withMongoStores } from './admin-store.js';
 
-await withMongoStores('user:create', async (config, { users }) => {
+async function prepare() {
   let values;
   try {
     ({ values } = parseArgs({
@@ -27,8 +27,14 @@ await withMongoStores('user:create', async (config, { users }) => {
   }
   if (!values.email) throw new UsageError('--email is required');
   if (!values['password-stdin']) throw new UsageError('--password-stdin is required: the password is read from standard input, never from arguments');
+  // A terminal would echo the password as it is typed, and wait silently for an EOF.
+  if (process.stdin.isTTY) throw new UsageError(`--password-stdin reads a pipe, not a terminal: printf '%s' "$PASSWORD" | npm run user:create -- --email ... --password-stdin`);
   const password = (await text(process.stdin)).replace(/\r?\n$/, '');
+  return checkNewUser({ email: values.email, password, roles: values.role, name: values.name });
+}
+
+await withMongoStores('user:create', prepare, async (config, { users }, input) => {
   const hasher = await createPasswordHasher(config.argon2);
-  const user = await createUser({ users, hasher }, { email: values.email, password, roles: values.role, name: values.name });
+  const user = await createUser({ users, hasher }, input);
   process.stdout.write(`user_id=${user.id} email=${user.email} roles=${user.roles.join(',') || '-'}\n`);
 });

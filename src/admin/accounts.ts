@@ -7,7 +7,7 @@ import { generateClientSecret, hashClientSecret } from '../clients/secrets.js';
 import { ConflictError, InvalidRequestError } from '../errors.js';
 import { parseScope } from '../oauth/scope.js';
 import type { Random } from '../random.js';
-import { DuplicateKeyError, type ClientPermission, type ClientRecord, type ClientStore, type GrantType, type UserRecord, type UserStore } from '../stores/types.js';
+import { DuplicateKeyError, type ClientPermission, type ClientRecord, type ClientStore, type GrantType, type NewClient, type UserRecord, type UserStore } from '../stores/types.js';
 import { normaliseEmail } from '../users/email.js';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, type PasswordHasher } from '../users/passwords.js';
 
@@ -30,15 +30,27 @@ export async function createClient(
   deps: { clients: Pick<ClientStore, 'create'>; random: Random },
   input: NewClientInput,
 ): Promise<{ client: ClientRecord; clientSecret: string | undefined }> {
+  return saveClient(deps.clients, planClient(deps.random, input));
+}
+
+/** A checked client and its secret (shown once), before anything is stored: the script checks its arguments before it connects. */
+export interface PlannedClient {
+  readonly record: NewClient;
+  readonly clientSecret: string | undefined;
+}
+
+export function planClient(random: Random, input: NewClientInput): PlannedClient {
   const name = input.name.trim();
   if (!name || name.length > 100) throw new InvalidRequestError('--name must be 1 to 100 characters');
-  const clientId = input.clientId ?? `${slug(name)}-${deps.random.token(6)}`;
+  const clientId = input.clientId ?? `${slug(name)}-${random.token(6)}`;
   if (!/^[A-Za-z0-9._~-]{3,128}$/.test(clientId)) throw new InvalidRequestError('--id must be 3 to 128 characters of A-Z a-z 0-9 . _ ~ -');
   const grants = input.grants.length > 0 ? input.grants : input.public ? ['password', 'refresh_token'] : ['client_credentials'];
   const unknownGrant = grants.find((grant) => !GRANT_TYPES.includes(grant as GrantType));
   if (unknownGrant !== undefined) throw new InvalidRequestError(`--grant "${unknownGrant}" is not one of ${GRANT_TYPES.join(', ')}`);
   if (input.public && grants.includes('client_credentials')) throw new InvalidRequestError('a --public client cannot use client_credentials (it has no secret)');
-  if (grants.includes('password') && !input.firstParty) throw new InvalidRequestError('the password grant needs --first-party');
+  if (grants.includes('password') && !input.firstParty) {
+    throw new InvalidRequestError(`the password grant needs --first-party${input.grants.length === 0 ? ' (a --public client gets password and refresh_token unless --grant says otherwise)' : ''}`);
+  }
   const unknownPermission = input.permissions.find((permission) => !PERMISSIONS.includes(permission as ClientPermission));
   if (unknownPermission !== undefined) throw new InvalidRequestError(`--permission "${unknownPermission}" is not one of ${PERMISSIONS.join(', ')}`);
   if (input.public && input.permissions.includes('introspect')) throw new InvalidRequestError('a --public client cannot introspect');
@@ -47,9 +59,10 @@ export async function createClient(
   }
   const scopes = input.scopes.flatMap((scope) => parseScope(scope));
 
-  const clientSecret = input.public ? undefined : generateClientSecret(deps.random);
-  try {
-    const client = await deps.clients.create({
+  const clientSecret = input.public ? undefined : generateClientSecret(random);
+  return {
+    clientSecret,
+    record: {
       clientId,
       name,
       type: input.public ? 'public' : 'confidential',
@@ -60,18 +73,38 @@ export async function createClient(
       permissions: [...new Set(input.permissions)] as ClientPermission[],
       cookieMode: input.cookieMode,
       secretHash: clientSecret === undefined ? undefined : hashClientSecret(clientSecret),
-    });
-    return { client, clientSecret };
+    },
+  };
+}
+
+export async function saveClient(clients: Pick<ClientStore, 'create'>, planned: PlannedClient): Promise<{ client: ClientRecord; clientSecret: string | undefined }> {
+  try {
+    return { client: await clients.create(planned.record), clientSecret: planned.clientSecret };
   } catch (err) {
-    if (err instanceof DuplicateKeyError) throw new ConflictError(`a client with id "${clientId}" already exists`);
+    if (err instanceof DuplicateKeyError) throw new ConflictError(`a client with id "${planned.record.clientId}" already exists`);
     throw err;
   }
 }
 
-export async function createUser(
-  deps: { users: Pick<UserStore, 'create'>; hasher: Pick<PasswordHasher, 'hash'> },
-  input: { email: string; password: string; roles: readonly string[]; name?: string | undefined },
-): Promise<UserRecord> {
+export interface NewUserInput {
+  readonly email: string;
+  readonly password: string;
+  readonly roles: readonly string[];
+  readonly name?: string | undefined;
+}
+
+export async function createUser(deps: { users: Pick<UserStore, 'create'>; hasher: Pick<PasswordHasher, 'hash'> }, input: NewUserInput): Promise<UserRecord> {
+  const checked = checkNewUser(input);
+  try {
+    return await deps.users.create({ email: checked.email, name: checked.name, passwordHash: await deps.hasher.hash(checked.password), roles: checked.roles });
+  } catch (err) {
+    if (err instanceof DuplicateKeyError) throw new ConflictError(`a user with email ${checked.email} already exists`);
+    throw err;
+  }
+}
+
+/** The input checked and normalised, before anything is hashed or stored. */
+export function checkNewUser(input: NewUserInput): NewUserInput & { readonly roles: string[] } {
   const email = normaliseEmail(input.email);
   if (!/^[^\s@]+@[^\s@]+$/.test(email) || email.length > 254) throw new InvalidRequestError('--email must be an email address');
   if (input.password.length < PASSWORD_MIN_LENGTH || input.password.length > PASSWORD_MAX_LENGTH) {
@@ -79,12 +112,7 @@ export async function createUser(
   }
   const badRole = input.roles.find((role) => !/^[A-Za-z0-9_.:-]{1,64}$/.test(role));
   if (badRole !== undefined) throw new InvalidRequestError(`--role "${badRole}" must be 1 to 64 characters of A-Z a-z 0-9 _ . : -`);
-  try {
-    return await deps.users.create({ email, name: input.name, passwordHash: await deps.hasher.hash(input.password), roles: [...new Set(input.roles)] });
-  } catch (err) {
-    if (err instanceof DuplicateKeyError) throw new ConflictError(`a user with email ${email} already exists`);
-    throw err;
-  }
+  return { email, password: input.password, name: input.name, roles: [...new Set(input.roles)] };
 }
 
 function slug(name: string): string {

@@ -56,6 +56,17 @@ beforeAll(async () => {
   });
   await service.stores.clients.create({
     ...client,
+    clientId: 'password-only-app',
+    name: 'A first-party app that never refreshes',
+    type: 'public',
+    firstParty: true,
+    grantTypes: ['password'],
+    scopes: ['profile'],
+    permissions: [],
+    secretHash: undefined,
+  });
+  await service.stores.clients.create({
+    ...client,
     clientId: 'other-api-app',
     name: 'A first-party app for another API',
     type: 'public',
@@ -123,13 +134,16 @@ describe('a disabled account', () => {
   it('cannot log in, and is answered exactly like a wrong password', async () => {
     const user = await newUser();
     await disable(user.id);
-    const wrong = { ...user, password: 'not the password at all' };
-    const viaLogin = await login(user);
+    // A client without the refresh grant: no family is created, so only the login's own check
+    // stands between a disabled account and a token (a family's creation re-reads the user).
+    const client_id = 'password-only-app';
+    const viaLogin = await request(service.callback).post('/auth/login').send({ email: user.email, password: user.password, client_id });
     expectOAuthError(viaLogin, 400, 'invalid_grant');
-    expect(viaLogin.body).toEqual((await login(wrong)).body);
-    const viaGrant = await passwordLogin(service, { username: user.email, password: user.password });
+    const wrongLogin = await request(service.callback).post('/auth/login').send({ email: user.email, password: 'not the password at all', client_id });
+    expect(viaLogin.body).toEqual(wrongLogin.body);
+    const viaGrant = await passwordLogin(service, { client_id, username: user.email, password: user.password, scope: 'profile' });
     expectOAuthError(viaGrant, 400, 'invalid_grant');
-    expect(viaGrant.body).toEqual((await passwordLogin(service, { username: user.email, password: wrong.password })).body);
+    expect(viaGrant.body).toEqual((await passwordLogin(service, { client_id, username: user.email, password: 'not the password at all', scope: 'profile' })).body);
   });
 
   it('cannot refresh a session started before, and that session ends', async () => {

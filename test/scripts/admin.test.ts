@@ -82,6 +82,22 @@ describe('client:create', () => {
     expect(noMongo.code).toBe(2);
     expect(noMongo.stderr).toMatch(/MONGODB_URI is required/);
   }, SPAWNS_TIMEOUT_MS);
+
+  it('checks its arguments before it connects: the typo is named, at once, even with MongoDB down or unset', async () => {
+    const unreachable = { MONGODB_URI: 'mongodb://127.0.0.1:1/none' };
+    // The old order answered these with "MONGODB_URI is required" or, 5 s later, "MongoDB is unreachable".
+    const cases: [string, string[], Record<string, string>, string][] = [
+      ['client-create.ts', ['--name', 'x', '--bogus'], { MONGODB_URI: '' }, "Unknown option '--bogus'"],
+      ['client-create.ts', [], unreachable, '--name is required'],
+      ['client-create.ts', ['--name', 'x', '--public'], unreachable, 'the password grant needs --first-party (a --public client gets password and refresh_token unless --grant says otherwise)'],
+      ['user-create.ts', ['--email', 'not-an-email', '--password-stdin'], unreachable, '--email must be an email address'],
+    ];
+    const outs = await Promise.all(cases.map(([script, args, env]) => run(script, args, { env, stdin: 'a long enough password' })));
+    outs.forEach((out, index) => {
+      expect(out.code, cases[index]![1].join(' ')).not.toBe(0);
+      expect(out.stderr).toContain(cases[index]![3]);
+    });
+  }, SPAWNS_TIMEOUT_MS);
 });
 
 describe('user:create', () => {
