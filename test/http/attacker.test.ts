@@ -167,6 +167,7 @@ describe('login throttling', () => {
   it('does not count refused attempts against the account: hammering from one IP does not lock out another', async () => {
     const user = await newUser();
     const from = (ip: string, password: string) => request(service.callback).post('/auth/login').set('X-Forwarded-For', ip).send({ email: user.email, password });
+    // LOGIN_RATE_LIMIT (5) spends this account+IP budget; the account-wide one (8) has 3 left.
     for (let i = 0; i < 5; i += 1) expectOAuthError(await from('203.0.113.10', `wrong guess ${i}`), 400, 'invalid_grant');
     // 21 refusals: the account budget (8) would be spent many times over if they cost anything.
     for (let i = 0; i < 21; i += 1) expectOAuthError(await from('203.0.113.10', `hammer ${i}`), 429, 'too_many_requests');
@@ -196,6 +197,7 @@ describe('audience', () => {
     expect((await introspect(service, token)).body.active).toBe(true);
     expectOAuthError(await request(service.callback).get('/auth/me').set('Authorization', bearer(token)), 401, 'invalid_token');
     expectOAuthError(await request(service.callback).post('/auth/logout').set('Authorization', bearer(token)), 401, 'invalid_token');
+    // The refused logout ended nothing.
     await refreshGrant(service, res.body.refresh_token, { client_id: 'other-api-app' }).expect(200);
   });
 });
