@@ -131,13 +131,24 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
       const issued = [refreshToken];
       for (let i = 0; i < n; i += 1) issued.push((await rotated(families, issued.at(-1)!)).refreshToken);
       const newest = issued.at(-1)!;
-      const stale = issued[Math.floor(Math.random() * n)]!;
+      const stale = issued[Math.floor(n / 2)]!; // one rotated away, from the middle of the chain
       expect(await families.rotate(stale, context)).toEqual({ outcome: 'reused', familyId: family.id });
       expect(await families.rotate(newest, context)).toEqual({ outcome: 'invalid' });
       expect(await families.inspect(newest)).toBeNull();
       expect(await families.get(family.id)).toBeNull();
       expect(await families.isRevoked(family.id)).toBe(true);
       expect(await families.listBySubject('user-1')).toEqual([]);
+    });
+
+    it('of 20 concurrent presentations of one token exactly one rotates, and the family is revoked (20 families)', async () => {
+      const families = store();
+      const created = await Promise.all(Array.from({ length: 20 }, () => families.create(grant(), context)));
+      const outcomes = await Promise.all(created.map(({ refreshToken }) => Promise.all(Array.from({ length: 20 }, () => families.rotate(refreshToken, context)))));
+      for (const [index, results] of outcomes.entries()) {
+        const count = (outcome: string) => results.filter((result) => result.outcome === outcome).length;
+        expect([count('rotated'), count('reused'), count('invalid')]).toEqual([1, 1, 18]); // the first loser revokes; the rest find no family
+        expect(await families.isRevoked(created[index]!.family.id)).toBe(true);
+      }
     });
 
     it('a forged token for a real family is invalid and revokes nothing', async () => {
