@@ -1,4 +1,4 @@
-import { generateKeyPairSync } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, SignJWT, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualClock } from '../../src/clock.js';
@@ -104,8 +104,11 @@ describe('access tokens', () => {
 
     it('HS256 with the public key as the HMAC secret', async () => {
       const publicJwk = JSON.stringify(ring.active.publicJwk);
-      const publicPem = ring.signingKey().privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
-      for (const secret of [publicJwk, publicPem]) {
+      // The public key in the forms an attacker can fetch or derive (the JWKS entry, PEM).
+      const publicKey = createPublicKey(ring.signingKey().privateKey);
+      const spkiPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+      const pkcs1Pem = publicKey.export({ type: 'pkcs1', format: 'pem' }).toString();
+      for (const secret of [publicJwk, spkiPem, pkcs1Pem]) {
         const token = await new SignJWT(claims())
           .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt', kid: ring.active.kid })
           .sign(new TextEncoder().encode(secret));
