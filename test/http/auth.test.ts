@@ -238,6 +238,8 @@ describe('Bearer-protected endpoints', () => {
     const res = await request(service.callback).post('/auth/password').set('Authorization', bearer(mine.access_token)).send({ current_password: user.password, new_password: 'a brand new password' }).expect(200);
     expect(res.body.sessions_ended).toBe(1);
     expectOAuthError(await refreshGrant(service, other.refresh_token), 400, 'invalid_grant');
+    // The ended session's access token stops working too (its family is marked revoked).
+    expectOAuthError(await request(service.callback).get('/auth/me').set('Authorization', bearer(other.access_token)), 401, 'invalid_token');
     await refreshGrant(service, mine.refresh_token).expect(200);
     expectOAuthError(await login(user), 400, 'invalid_grant');
     await login({ email: user.email, password: 'a brand new password' }).expect(200);

@@ -171,6 +171,17 @@ describe('POST /oauth/token: password and refresh_token', () => {
     expect((await introspect(service, second.access_token).expect(200)).body).toEqual({ active: false });
   });
 
+  it('of 10 concurrent refreshes with one token, one gets a new pair and the family dies with the rest', async () => {
+    const login = (await passwordLogin(service).expect(200)).body;
+    const answers = await Promise.all(Array.from({ length: 10 }, () => refreshGrant(service, login.refresh_token)));
+    const winners = answers.filter((res) => res.status === 200);
+    expect(winners).toHaveLength(1);
+    for (const res of answers.filter((res) => res.status !== 200)) expectOAuthError(res, 400, 'invalid_grant');
+    // Reuse was detected among the losers: the winner's pair is as dead as the family.
+    expectOAuthError(await refreshGrant(service, winners[0]!.body.refresh_token), 400, 'invalid_grant');
+    expect((await introspect(service, winners[0]!.body.access_token).expect(200)).body).toEqual({ active: false });
+  });
+
   it('binds a refresh token to its client', async () => {
     const login = (await passwordLogin(service).expect(200)).body;
     expectOAuthError(await refreshGrant(service, login.refresh_token, { client_id: 'other-app' }), 400, 'invalid_grant');
