@@ -75,6 +75,13 @@ describe('config', () => {
     expect(problems.map((problem) => problem.split(':')[0]).sort()).toEqual(['HTTP_HEADERS_TIMEOUT', 'PORT', 'REFRESH_FAMILY_MAX_TTL', 'WORKERS']);
   });
 
+  it('limits registrations per IP to 20/1h in production, 1000/1h in dev, unless set', () => {
+    expect(parseConfig(production).registerIpRateLimit).toEqual({ points: 20, durationSec: 3600 });
+    expect(parseConfig({}).registerIpRateLimit).toEqual({ points: 1000, durationSec: 3600 });
+    expect(parseConfig({ REGISTER_IP_RATE_LIMIT: '5/1m' }).registerIpRateLimit).toEqual({ points: 5, durationSec: 60 });
+    expect(parseConfig({ ...production, REGISTER_IP_RATE_LIMIT: '50/1h' }).registerIpRateLimit).toEqual({ points: 50, durationSec: 3600 });
+  });
+
   it('refuses a HOST that is neither an IP address nor a host name, and durations over a year', () => {
     expect(problemsOf({ HOST: 'not a host!' })[0]).toMatch(/^HOST: must be an IP address or a host name/);
     for (const host of ['0.0.0.0', '::', '::1', 'localhost', 'auth-1.internal.example']) expect(parseConfig({ HOST: host }).host).toBe(host);
