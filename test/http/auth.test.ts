@@ -167,6 +167,18 @@ describe('cookie mode', () => {
     await request(service.callback).post('/auth/refresh').set('Cookie', attacker).set('Origin', APP_ORIGIN).expect(200);
   });
 
+  it('logs out with a planted second cookie present: the session of the Bearer token ends and the cookie is cleared', async () => {
+    const mine = await login({ email: USER_EMAIL, password: USER_PASSWORD }, '?cookie=1').expect(200);
+    const cookie = mine.headers['set-cookie']![0]!.split(';')[0]!;
+    const planted = (await login({ email: USER_EMAIL, password: USER_PASSWORD }, '?cookie=1').expect(200)).headers['set-cookie']![0]!.split(';')[0]!;
+    // Still only from a page of ours.
+    expectOAuthError(await request(service.callback).post('/auth/logout').set('Authorization', bearer(mine.body.access_token)).set('Cookie', `${planted}; ${cookie}`).set('Origin', 'https://evil.test'), 403, 'access_denied');
+    const out = await request(service.callback).post('/auth/logout').set('Authorization', bearer(mine.body.access_token)).set('Cookie', `${planted}; ${cookie}`).set('Origin', APP_ORIGIN).expect(204);
+    expect(out.headers['set-cookie']![0]).toMatch(/^refresh_token=; .*Max-Age=0/);
+    expectOAuthError(await request(service.callback).get('/auth/me').set('Authorization', bearer(mine.body.access_token)), 401, 'invalid_token');
+    expectOAuthError(await request(service.callback).post('/auth/refresh').set('Cookie', cookie).set('Origin', APP_ORIGIN), 400, 'invalid_grant');
+  });
+
   it('clears the cookie on logout', async () => {
     const res = await login({ email: USER_EMAIL, password: USER_PASSWORD }, '?cookie=1').expect(200);
     const cookie = res.headers['set-cookie']![0]!.split(';')[0]!;

@@ -61,14 +61,18 @@ export function createAuthRoutes(deps: AuthRouteDeps) {
    * sends first, and would sign the victim into the attacker's session. Refused.
    */
   function readCookie(ctx: Context): string | undefined {
-    const values = ctx
+    const values = refreshCookies(ctx);
+    if (values.length > 1) throw new InvalidRequestError(`the request carries ${values.length} ${REFRESH_COOKIE} cookies; only one may be ours`);
+    return values[0] || undefined;
+  }
+
+  function refreshCookies(ctx: Context): string[] {
+    return ctx
       .get('Cookie')
       .split(';')
       .map((part) => part.trim().split('='))
       .filter(([name]) => name === REFRESH_COOKIE)
       .map(([, ...rest]) => rest.join('='));
-    if (values.length > 1) throw new InvalidRequestError(`the request carries ${values.length} ${REFRESH_COOKIE} cookies; only one may be ours`);
-    return values[0] || undefined;
   }
 
   /** The first-party public client, which must also hold `grant` (as at /oauth/token). */
@@ -140,7 +144,9 @@ export function createAuthRoutes(deps: AuthRouteDeps) {
   };
 
   const logout: Middleware<AuthState> = async function logout(ctx) {
-    if (readCookie(ctx) !== undefined) assertTrustedOrigin(ctx);
+    // Any cookie at all means a browser may have sent this on its own. A planted second
+    // cookie must not stop the logout itself: the session is the Bearer token's, not the cookie's.
+    if (refreshCookies(ctx).length > 0) assertTrustedOrigin(ctx);
     const { claims } = ctx.state;
     await Promise.all([claims.sid ? families.revoke(claims.sid) : undefined, tokens.denyAccessToken(claims)]);
     setRefreshCookie(ctx, '', 0);
