@@ -40,6 +40,8 @@ export interface UserRecord {
   readonly roles: readonly string[];
   readonly disabled: boolean;
   readonly passwordChangedAt: Date;
+  /** The session (`sid`, else the access token's `jti`) that made the last password change, if one did. */
+  readonly passwordChangedBy: string | undefined;
   readonly createdAt: Date;
   readonly updatedAt: Date;
 }
@@ -71,11 +73,12 @@ export interface UserStore extends Pingable {
   findCredentials(email: string): Promise<{ user: UserRecord; passwordHash: string } | null>;
   /**
    * Replaces the hash only if it is still `expected` (the hash the caller verified), in one
-   * atomic write; sets `passwordChangedAt` to `changedAt` when given (a re-hash keeps it).
-   * False when the hash had changed meanwhile (or the user is gone): a login re-hashing the
-   * old password must not undo a password change that landed while it hashed.
+   * atomic write; a change (`change` given) also sets `passwordChangedAt` and
+   * `passwordChangedBy`, a re-hash keeps both. False when the hash had changed meanwhile (or
+   * the user is gone): a login re-hashing the old password must not undo a password change
+   * that landed while it hashed.
    */
-  setPasswordHash(id: string, passwordHash: string, options: { expected: string; changedAt?: Date }): Promise<boolean>;
+  setPasswordHash(id: string, passwordHash: string, options: { expected: string; change?: { at: Date; by: string } }): Promise<boolean>;
 }
 
 // ---------------------------------------------------------------- OAuth clients

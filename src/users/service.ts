@@ -75,29 +75,37 @@ export function createUserService(deps: {
 
     /**
      * Changes the password after checking the current one, throttled like a login (a
-     * stolen access token must not become an oracle for the password).
+     * stolen access token must not become an oracle for the password). `session` names the
+     * caller's session (the access token's `sid`, else its `jti`) and is recorded with the
+     * change.
      *
      * A retry of a change that went through (its reply, or the ending of the other
      * sessions, was lost) finds `new_password` already in place, and is accepted so the
-     * caller can finish. Only when the password changed after the second in which the
-     * presenting access token was issued (`tokenIssuedAt`, its `iat` in seconds): otherwise
-     * each attempt with a stolen token would test two guesses.
+     * caller can finish: only from the session that made the change, or each attempt with
+     * a stolen token would test two guesses.
      */
-    async changePassword(input: { user: UserRecord; currentPassword: string; newPassword: string; ip: string; tokenIssuedAt: number }): Promise<void> {
+    async changePassword(input: { user: UserRecord; currentPassword: string; newPassword: string; ip: string; session: string }): Promise<void> {
       const { user } = input;
       await throttle.attempt(user.email, input.ip);
-      const hash = await users.getPasswordHash(user.id);
-      if (hash === null) throw new InvalidRequestError('current_password is wrong');
-      const current = await hasher.verify(hash, input.currentPassword);
-      if (!current.ok) {
-        const changedSinceToken = user.passwordChangedAt.getTime() >= (input.tokenIssuedAt + 1) * 1000;
-        if (!changedSinceToken || !(await hasher.verify(hash, input.newPassword)).ok) throw new InvalidRequestError('current_password is wrong');
-        await throttle.succeeded(user.email, input.ip);
-        return;
+      let newHash: string | undefined;
+      // Twice at most: a login re-hashing the same password in between moves the hash
+      // without changing the password; another change in between is a conflict.
+      for (let attempt = 0; attempt < 2; attempt += 1) {
+        const hash = await users.getPasswordHash(user.id);
+        if (hash === null) throw new InvalidRequestError('current_password is wrong');
+        if (!(await hasher.verify(hash, input.currentPassword)).ok) {
+          if (attempt > 0) break;
+          const retry = user.passwordChangedBy === input.session && (await hasher.verify(hash, input.newPassword)).ok;
+          if (!retry) throw new InvalidRequestError('current_password is wrong');
+          await throttle.succeeded(user.email, input.ip);
+          return;
+        }
+        if (attempt === 0) await throttle.succeeded(user.email, input.ip);
+        const change = { at: new Date(clock.now()), by: input.session };
+        newHash ??= await hasher.hash(input.newPassword);
+        if (await users.setPasswordHash(user.id, newHash, { expected: hash, change })) return;
       }
-      await throttle.succeeded(user.email, input.ip);
-      const changed = await users.setPasswordHash(user.id, await hasher.hash(input.newPassword), { expected: hash, changedAt: new Date(clock.now()) });
-      if (!changed) throw new ConflictError('the password was changed by another request meanwhile; this one changed nothing');
+      throw new ConflictError('the password was changed by another request meanwhile; this one changed nothing');
     },
 
     findById: (id: string) => users.findById(id),

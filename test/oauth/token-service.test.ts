@@ -25,7 +25,7 @@ describe('a login racing a password change', () => {
     const seenAtLogin = (await service.stores.users.findByEmail(USER_EMAIL))!;
     // ...then the password changed and the other families were ended...
     const hash = (await service.stores.users.getPasswordHash(seenAtLogin.id))!;
-    await service.stores.users.setPasswordHash(seenAtLogin.id, hash, { expected: hash, changedAt: new Date(Date.now() + 1000) });
+    await service.stores.users.setPasswordHash(seenAtLogin.id, hash, { expected: hash, change: { at: new Date(Date.now() + 1000), by: 'another-session' } });
     await service.stores.families.revokeAll(seenAtLogin.id);
     // ...and only now does the login create its family.
     await expect(service.tokens.issueForUser({ user: seenAtLogin, client, context: {} })).rejects.toMatchObject({ code: 'invalid_grant' });

@@ -125,10 +125,15 @@ function describeUserStoreContract(name: string, makeStore: MakeUserStore): void
 
       clock.advance(60_000);
       const changedAt = new Date(clock.now());
-      expect(await store.setPasswordHash(created.id, 'changed', { expected: 'rehashed', changedAt })).toBe(true);
+      expect(rehashed?.passwordChangedBy).toBeUndefined();
+      expect(await store.setPasswordHash(created.id, 'changed', { expected: 'rehashed', change: { at: changedAt, by: 'session-1' } })).toBe(true);
       const changed = await store.findById(created.id);
       expect(await store.getPasswordHash(created.id)).toBe('changed');
       expect(changed?.passwordChangedAt).toEqual(changedAt);
+      expect(changed?.passwordChangedBy).toBe('session-1');
+      // A later re-hash keeps who changed it and when.
+      expect(await store.setPasswordHash(created.id, 'changed, re-hashed', { expected: 'changed' })).toBe(true);
+      expect(await store.findById(created.id)).toMatchObject({ passwordChangedAt: changedAt, passwordChangedBy: 'session-1' });
       expect(changed?.createdAt).toEqual(created.createdAt);
     });
 
@@ -136,7 +141,7 @@ function describeUserStoreContract(name: string, makeStore: MakeUserStore): void
       const created = await store.create({ email: 'cas@example.com', passwordHash: HASH });
       const changedAt = new Date(clock.now() + 1000);
       // A password change lands first...
-      expect(await store.setPasswordHash(created.id, 'new password hash', { expected: HASH, changedAt })).toBe(true);
+      expect(await store.setPasswordHash(created.id, 'new password hash', { expected: HASH, change: { at: changedAt, by: 'session-2' } })).toBe(true);
       // ...then a login that verified the old hash finishes re-hashing the old password.
       expect(await store.setPasswordHash(created.id, 'old password re-hashed', { expected: HASH })).toBe(false);
       expect(await store.getPasswordHash(created.id)).toBe('new password hash');

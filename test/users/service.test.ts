@@ -105,12 +105,29 @@ describe('password writes racing each other', () => {
     await hold.reached;
     // ...when the password change lands.
     const fresh = (await current.users.findById(user.id))!;
-    await current.service.changePassword({ user: fresh, currentPassword: 'the old password', newPassword: 'the new password', ip: '192.0.2.2', tokenIssuedAt: 0 });
+    await current.service.changePassword({ user: fresh, currentPassword: 'the old password', newPassword: 'the new password', ip: '192.0.2.2', session: 'session-a' });
     hold.release();
     await login;
 
     await expect(current.service.login({ email: 'race-rehash@example.com', password: 'the new password', ip: '192.0.2.3' })).resolves.toMatchObject({ id: user.id });
     await expect(current.service.login({ email: 'race-rehash@example.com', password: 'the old password', ip: '192.0.2.3' })).rejects.toMatchObject({ code: 'invalid_grant' });
+  });
+
+  it('a password change that a login re-hash overtook still goes through: the password had not changed', async () => {
+    const legacy = await serviceWith(LEGACY);
+    const user = await legacy.service.register({ email: 'race-overtaken@example.com', password: 'the old password', ip: '192.0.2.1' });
+    const hold = holdHashOf('the new password');
+    const current = await serviceWith(CURRENT, hold.wrap);
+
+    // The change has checked the old password and is hashing the new one...
+    const change = current.service.changePassword({ user, currentPassword: 'the old password', newPassword: 'the new password', ip: '192.0.2.2', session: 'session-a' });
+    await hold.reached;
+    // ...when a login with the old password upgrades the old hash to the new parameters.
+    await current.service.login({ email: 'race-overtaken@example.com', password: 'the old password', ip: '192.0.2.3' });
+    hold.release();
+    await change;
+
+    await expect(current.service.login({ email: 'race-overtaken@example.com', password: 'the new password', ip: '192.0.2.3' })).resolves.toMatchObject({ id: user.id, passwordChangedBy: 'session-a' });
   });
 
   it('of two password changes from the same current password, the later write gets 409 and changes nothing', async () => {
@@ -119,9 +136,9 @@ describe('password writes racing each other', () => {
     const hold = holdHashOf('the slow new password');
     const { service } = await serviceWith(LEGACY, hold.wrap);
 
-    const slow = service.changePassword({ user, currentPassword: 'the first password', newPassword: 'the slow new password', ip: '192.0.2.1', tokenIssuedAt: 0 });
+    const slow = service.changePassword({ user, currentPassword: 'the first password', newPassword: 'the slow new password', ip: '192.0.2.1', session: 'session-a' });
     await hold.reached;
-    await service.changePassword({ user, currentPassword: 'the first password', newPassword: 'the fast new password', ip: '192.0.2.1', tokenIssuedAt: 0 });
+    await service.changePassword({ user, currentPassword: 'the first password', newPassword: 'the fast new password', ip: '192.0.2.1', session: 'session-b' });
     hold.release();
     await expect(slow).rejects.toMatchObject({ status: 409, code: 'conflict' });
 
@@ -131,7 +148,7 @@ describe('password writes racing each other', () => {
 });
 
 describe('timing after an ARGON2_* raise', () => {
-  it('a wrong password against an older, cheaper hash costs what an unknown email costs (medians within 25%)', async () => {
+  it('a wrong password against an older, cheaper hash costs what an unknown email costs (medians within a factor 0.6-1.6, unpadded 0.3)', async () => {
     const legacy = await serviceWith(LEGACY);
     await legacy.service.register({ email: 'dormant@example.com', password: 'a dormant password', ip: '192.0.2.1' });
     const { service } = await serviceWith(CURRENT);
@@ -150,8 +167,10 @@ describe('timing after an ARGON2_* raise', () => {
     const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
     const [dormantMedian, unknownMedian] = [median(dormant), median(unknown)];
     console.log(`legacy-hash timing: dormant account median ${dormantMedian.toFixed(1)} ms, unknown email median ${unknownMedian.toFixed(1)} ms`);
-    // Unpadded, the dormant account answered in about a quarter of the time.
-    expect(dormantMedian / unknownMedian).toBeGreaterThan(0.75);
-    expect(dormantMedian / unknownMedian).toBeLessThan(1.33);
+    // Unpadded, the dormant account answered in about a quarter of the time (0.27-0.30).
+    // Padded, 0.96-1.4: the padding is a second job on the thread pool, which other test
+    // files share, so under load it queues twice. The bounds catch the leak, not the noise.
+    expect(dormantMedian / unknownMedian).toBeGreaterThan(0.6);
+    expect(dormantMedian / unknownMedian).toBeLessThan(1.6);
   });
 });

@@ -169,7 +169,7 @@ export function createAuthRoutes(deps: AuthRouteDeps) {
   const changePassword: Middleware<AuthState> = async function changePassword(ctx) {
     const body = parseInput(passwordBody, requestBody(ctx));
     const { claims, user } = ctx.state;
-    await users.changePassword({ user, currentPassword: body.current_password, newPassword: body.new_password, ip: ctx.ip, tokenIssuedAt: claims.iat });
+    await users.changePassword({ user, currentPassword: body.current_password, newPassword: body.new_password, ip: ctx.ip, session: claims.sid ?? claims.jti });
     const ended = await families.revokeAll(user.id, claims.sid);
     ctx.body = { sessions_ended: ended };
   };

@@ -11,6 +11,7 @@ interface StoredUser {
   readonly createdAt: number;
   passwordHash: string;
   passwordChangedAt: number;
+  passwordChangedBy: string | undefined;
   updatedAt: number;
 }
 
@@ -36,6 +37,7 @@ export function createMemoryUserStore({ clock, random = cryptoRandom }: { clock:
         createdAt: now,
         passwordHash: user.passwordHash,
         passwordChangedAt: now,
+        passwordChangedBy: undefined,
         updatedAt: now,
       };
       byId.set(stored.id, stored);
@@ -64,11 +66,14 @@ export function createMemoryUserStore({ clock, random = cryptoRandom }: { clock:
       return byId.get(id)?.passwordHash ?? null;
     },
 
-    async setPasswordHash(id, passwordHash, { expected, changedAt }) {
+    async setPasswordHash(id, passwordHash, { expected, change }) {
       const stored = byId.get(id);
       if (!stored || stored.passwordHash !== expected) return false;
       stored.passwordHash = passwordHash;
-      if (changedAt) stored.passwordChangedAt = changedAt.getTime();
+      if (change) {
+        stored.passwordChangedAt = change.at.getTime();
+        stored.passwordChangedBy = change.by;
+      }
       stored.updatedAt = clock.now();
       return true;
     },
@@ -86,6 +91,7 @@ function toRecord(stored: StoredUser): UserRecord {
     roles: stored.roles,
     disabled: stored.disabled,
     passwordChangedAt: new Date(stored.passwordChangedAt),
+    passwordChangedBy: stored.passwordChangedBy,
     createdAt: new Date(stored.createdAt),
     updatedAt: new Date(stored.updatedAt),
   };

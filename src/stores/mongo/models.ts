@@ -16,6 +16,7 @@ export interface UserDocument {
   roles: string[];
   disabled: boolean;
   passwordChangedAt: Date;
+  passwordChangedBy?: string | undefined;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -56,6 +57,7 @@ export function registerModels(connection: Connection, clock: Clock): MongoModel
       roles: { type: [String], default: [] },
       disabled: { type: Boolean, default: false },
       passwordChangedAt: { type: Date, required: true },
+      passwordChangedBy: { type: String },
     },
     { ...common, collection: 'users', timestamps: { currentTime } },
   );

@@ -60,10 +60,13 @@ export function createMongoUserStore({ models, clock, ping }: { models: Pick<Mon
       return doc?.passwordHash ?? null;
     },
 
-    async setPasswordHash(id, passwordHash, { expected, changedAt }) {
+    async setPasswordHash(id, passwordHash, { expected, change }) {
       if (typeof id !== 'string' || !ID_PATTERN.test(id) || typeof expected !== 'string') return false;
       const set: Partial<UserDocument> = { passwordHash };
-      if (changedAt) set.passwordChangedAt = changedAt;
+      if (change) {
+        set.passwordChangedAt = change.at;
+        set.passwordChangedBy = change.by;
+      }
       const result = await translate(STORE, () => User.updateOne({ _id: new Types.ObjectId(id), passwordHash: { $eq: expected } }, { $set: set }).exec());
       return result.matchedCount === 1;
     },
@@ -80,6 +83,7 @@ function toRecord(doc: Omit<UserDocument, 'passwordHash'> & { passwordHash?: str
     roles: [...doc.roles],
     disabled: doc.disabled,
     passwordChangedAt: doc.passwordChangedAt,
+    passwordChangedBy: doc.passwordChangedBy ?? undefined,
     createdAt: doc.createdAt,
     updatedAt: doc.updatedAt,
   };
