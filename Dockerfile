@@ -3,9 +3,11 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-# No install scripts: argon2 loads its shipped prebuilds, and mongodb-memory-server's
-# postinstall would download a mongod test binary into node_modules/.cache.
-RUN npm ci --no-audit --no-fund --ignore-scripts
+# Install scripts run (argon2's checks its prebuilt binary and builds from source where that
+# does not load), except mongodb-memory-server's, which would download a mongod test binary
+# into node_modules/.cache. argon2 must load and hash here, or the image is not built.
+RUN MONGOMS_DISABLE_POSTINSTALL=1 npm ci --no-audit --no-fund \
+ && node -e "require('argon2').hash('smoke test').then(() => process.exit(0), () => process.exit(1))"
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY scripts ./scripts

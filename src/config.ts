@@ -27,8 +27,8 @@ export interface RateBudget {
 /** Timeouts become timers, and Node's setTimeout fires at once past 24.8 days: cap them at a day. */
 const TIMER_MAX = 86_400;
 
-/** No lifetime or interval of ours is longer than a year; far-off dates break date arithmetic (keys:list). */
-const DURATION_MAX = 365 * 86_400;
+/** Ten years: far beyond any lifetime of ours, well short of dates that break date arithmetic (keys:list). */
+const DURATION_MAX = 3650 * 86_400;
 
 const duration = (fallback: string, { min = 0, max = DURATION_MAX }: { min?: number; max?: number } = {}) =>
   z
@@ -109,8 +109,8 @@ const hostPort = z.string().transform((text, ctx) => {
   return nodes as { host: string; port: number }[];
 });
 
-/** RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens. */
-const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+/** Host names: dot-separated labels of letters, digits, hyphens and (as resolvers accept) underscores; a trailing dot allowed. */
+const HOSTNAME = /^(?=.{1,254}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
 
 const DEV_REGISTER_IP_RATE_LIMIT = '1000/1h';
 

@@ -52,7 +52,7 @@ export interface Stores {
  * created when missing outside production, required in production, where an instance that
  * made its own would refuse every other instance's refresh tokens.
  */
-async function refreshTokenSecret(config: Config, logger: Logger): Promise<string> {
+async function refreshTokenSecret(config: Config, logger: Logger, random: Random): Promise<string> {
   if (config.refreshTokenSecret) return config.refreshTokenSecret;
   const file = join(config.keysDir, REFRESH_SECRET_FILE);
   if (config.production) {
@@ -62,9 +62,16 @@ async function refreshTokenSecret(config: Config, logger: Logger): Promise<strin
     }
     return secret;
   }
-  const { secret, created } = await ensureRefreshSecret(config.keysDir, { production: false });
-  if (created) logger.info({ file }, 'refresh tokens: created a MAC key in KEYS_DIR (REFRESH_TOKEN_SECRET is unset)');
-  return secret;
+  try {
+    const { secret, created } = await ensureRefreshSecret(config.keysDir, { production: false });
+    if (created) logger.info({ file }, 'refresh tokens: created a MAC key in KEYS_DIR (REFRESH_TOKEN_SECRET is unset)');
+    return secret;
+  } catch (err) {
+    // A read-only KEYS_DIR, or a file system without hard links: dev mode still starts.
+    if (!(err instanceof KeyRingError)) throw err;
+    logger.warn({ reason: err.message }, 'refresh tokens: no MAC key in KEYS_DIR and none could be made; using a random one that dies with this process');
+    return random.token(32);
+  }
 }
 
 /** Builds the stores the config asks for: real ones when a URL is set, embedded ones otherwise (dev only). */
@@ -75,7 +82,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
   const familyOptions = {
     clock,
     random,
-    secret: await refreshTokenSecret(config, logger),
+    secret: await refreshTokenSecret(config, logger, random),
     refreshTokenTtl: config.refreshTokenTtl,
     familyMaxTtl: config.refreshFamilyMaxTtl,
     reuseGrace: config.refreshReuseGrace,

@@ -63,9 +63,11 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/npm prune --omit=dev/);
   });
 
-  it('runs no install scripts (no mongod test binary downloaded into the image) and drops npm caches', () => {
-    expect(dockerfile).toMatch(/^RUN npm ci [^\n]*--ignore-scripts/m);
+  it('downloads no mongod test binary into the image, drops npm caches, and checks argon2 loads', () => {
+    expect(dockerfile).toMatch(/^RUN MONGOMS_DISABLE_POSTINSTALL=1 npm ci /m);
+    expect(dockerfile).not.toMatch(/--ignore-scripts/);
     expect(dockerfile).toMatch(/rm -rf node_modules\/\.cache/);
+    expect(dockerfile).toMatch(/require\('argon2'\)\.hash\(/);
   });
 });
 

@@ -28,7 +28,9 @@ export async function readRefreshSecret(dir: string, { production }: { productio
   const file = join(dir, REFRESH_SECRET_FILE);
   let handle;
   try {
-    handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+    // Symlinks are followed, as for key files (a Kubernetes Secret mount is made of them);
+    // the mode is checked on what they point to.
+    handle = await open(file, constants.O_RDONLY);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
@@ -53,7 +55,8 @@ export async function ensureRefreshSecret(dir: string, { production }: { product
   if (existing !== undefined) return { secret: existing, created: false };
   await ensureDir(dir);
   const file = join(dir, REFRESH_SECRET_FILE);
-  const temp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  // Not `.tmp-`: a rotation sweeps those away, and it does not hold a lock we take here.
+  const temp = `${file}.creating-${process.pid}-${randomBytes(4).toString('hex')}`;
   let created = false;
   try {
     const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);

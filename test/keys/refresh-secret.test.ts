@@ -36,7 +36,7 @@ describe('the refresh-token secret in KEYS_DIR', () => {
     expect((await readFile(join(dir, REFRESH_SECRET_FILE), 'utf8')).trim()).toBe(results[0]!.secret);
   });
 
-  it('refuses a short secret, a symlink, and (in production) a loose mode, naming the file without quoting it', async () => {
+  it('refuses a short secret and (in production) a loose mode, naming the file without quoting it; follows a symlink', async () => {
     const dir = await tempKeysDir();
     await ensureRefreshSecret(dir, { production: false });
     const file = join(dir, REFRESH_SECRET_FILE);
@@ -58,7 +58,10 @@ describe('the refresh-token secret in KEYS_DIR', () => {
     const linked = await tempKeysDir();
     await mkdir(linked, { mode: 0o700 });
     await symlink(elsewhere, join(linked, REFRESH_SECRET_FILE));
-    await expect(readRefreshSecret(linked, { production: false })).rejects.toThrow(/cannot read the refresh-token secret \(ELOOP\)/);
+    // As a Kubernetes Secret mount presents it; the mode checked is the target's.
+    expect(await readRefreshSecret(linked, { production: true })).toBe('o'.repeat(40));
+    await chmod(elsewhere, 0o644);
+    await expect(readRefreshSecret(linked, { production: true })).rejects.toThrow(/mode 0644/);
   });
 });
 
