@@ -3,9 +3,10 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-# Install scripts run (argon2's checks its prebuilt binary and builds from source where that
-# does not load), except mongodb-memory-server's, which would download a mongod test binary
-# into node_modules/.cache. argon2 must load and hash here, or the image is not built.
+# Install scripts run: argon2's checks that its prebuilt binary loads (where it does not, it
+# tries to build from source, which fails in this slim image: the build stops rather than
+# ship a broken binary). mongodb-memory-server's would download a mongod test binary into
+# node_modules/.cache, so it is switched off. argon2 must then load and hash here.
 RUN MONGOMS_DISABLE_POSTINSTALL=1 npm ci --no-audit --no-fund \
  && node -e "require('argon2').hash('smoke test').then(() => process.exit(0), () => process.exit(1))"
 COPY tsconfig.json tsconfig.build.json ./

@@ -9,7 +9,7 @@ import { createMemoryRateLimits } from '../../src/stores/memory/rate-limits.js';
 import { createMongoConnection, createMongoStores, type MongoConnection } from '../../src/stores/mongo/connection.js';
 import { createLoginThrottle } from '../../src/users/login-throttle.js';
 import { createPasswordHasher, type Argon2Params, type PasswordHasher } from '../../src/users/passwords.js';
-import { createUserService } from '../../src/users/service.js';
+import { createUserService, PASSWORD_RETRY_WINDOW_MS } from '../../src/users/service.js';
 import { testDatabaseUri } from '../support/mongo.js';
 
 let connection: MongoConnection;
@@ -25,13 +25,15 @@ async function serviceWith(params: Argon2Params, wrap: (hasher: PasswordHasher) 
   const { users } = createMongoStores(connection);
   const limits = createMemoryRateLimits();
   const budget = { points: 100, durationSec: 60 };
+  const clock = manualClock(Date.now());
   return {
     users,
+    clock,
     service: createUserService({
       users,
       hasher: wrap(await createPasswordHasher(params)),
       throttle: createLoginThrottle(limits, { accountIp: budget, ip: budget, account: budget }),
-      clock: manualClock(),
+      clock,
       takenEmails: limits.limiter({ keyPrefix: 'taken', ...budget }),
       registrations: limits.limiter({ keyPrefix: 'registrations', ...budget }),
     }),
@@ -70,8 +72,8 @@ describe('password hashing', () => {
   });
 });
 
-/** A real hasher whose `hash` of one password waits until `release()`: a race made deterministic. */
-function holdHashOf(password: string) {
+/** A real hasher whose `hash` of one password waits until `release()` (once `holders` calls wait): a race made deterministic. */
+function holdHashOf(password: string, holders = 1) {
   let release!: () => void;
   const gate = new Promise<void>((resolve) => (release = resolve));
   let held!: () => void;
@@ -81,7 +83,7 @@ function holdHashOf(password: string) {
     async hash(candidate) {
       const hash = await hasher.hash(candidate);
       if (candidate === password) {
-        held();
+        if (--holders === 0) held();
         await gate;
       }
       return hash;
@@ -144,6 +146,35 @@ describe('password writes racing each other', () => {
 
     await expect(service.login({ email: 'race-change@example.com', password: 'the fast new password', ip: '192.0.2.1' })).resolves.toMatchObject({ id: user.id });
     await expect(service.login({ email: 'race-change@example.com', password: 'the slow new password', ip: '192.0.2.1' })).rejects.toMatchObject({ code: 'invalid_grant' });
+  });
+});
+
+describe('repeating a password change', () => {
+  it('a double submit from one session: both succeed, one of them wrote', async () => {
+    const plain = await serviceWith(LEGACY);
+    const user = await plain.service.register({ email: 'double@example.com', password: 'the first password', ip: '192.0.2.1' });
+    const hold = holdHashOf('the new password', 2);
+    const { service, users } = await serviceWith(LEGACY, hold.wrap);
+    const change = () => service.changePassword({ user, currentPassword: 'the first password', newPassword: 'the new password', ip: '192.0.2.1', session: 'session-a' });
+    const both = Promise.all([change(), change()]);
+    await hold.reached; // both checked the first password and are hashing the new one
+    hold.release();
+    await both;
+    expect(await users.findById(user.id)).toMatchObject({ passwordChangedBy: 'session-a' });
+    await expect(service.login({ email: 'double@example.com', password: 'the new password', ip: '192.0.2.1' })).resolves.toMatchObject({ id: user.id });
+  });
+
+  it('a retry is accepted from the session that made the change, within 10 minutes, and from no one else', async () => {
+    const { service, users, clock } = await serviceWith(LEGACY);
+    const registered = await service.register({ email: 'retry@example.com', password: 'the first password', ip: '192.0.2.1' });
+    await service.changePassword({ user: registered, currentPassword: 'the first password', newPassword: 'the new password', ip: '192.0.2.1', session: 'session-a' });
+    const retry = async (session: string) =>
+      service.changePassword({ user: (await users.findById(registered.id))!, currentPassword: 'the first password', newPassword: 'the new password', ip: '192.0.2.1', session });
+    await expect(retry('session-a')).resolves.toBeUndefined();
+    // Another session that guesses the new password right still has a wrong current one.
+    await expect(retry('session-b')).rejects.toMatchObject({ code: 'invalid_request' });
+    clock.advance(PASSWORD_RETRY_WINDOW_MS + 1);
+    await expect(retry('session-a')).rejects.toMatchObject({ code: 'invalid_request' });
   });
 });
 
