@@ -14,12 +14,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, open, rm } from 'node:fs/promises';
+import { link, lstat, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KeyRingError } from './errors.js';
-import { ensureDir, fsyncDir, modeProblem } from './key-files.js';
+import { ensureDir, fsyncDir, listDir, modeProblem } from './key-files.js';
 
 export const REFRESH_SECRET_FILE = 'refresh-token.secret';
+/** Marks a creator's temporary name (not `.tmp-`, which a rotation sweeps away without our lock). */
+const CREATING = '.creating-';
+const STALE_TEMP_MS = 60_000;
 /** The same floor as REFRESH_TOKEN_SECRET's. */
 const MIN_CHARS = 32;
 
@@ -49,14 +52,20 @@ export async function readRefreshSecret(dir: string, { production }: { productio
   }
 }
 
-/** The secret in KEYS_DIR, created (with the directory, 0700) when missing. */
+/**
+ * The secret in KEYS_DIR, created (with the directory, 0700) when missing. Temporary names
+ * left by a creator that crashed (a second link to the secret, or a lone file) are removed
+ * once they are a minute old, when no creator can still be using them.
+ */
 export async function ensureRefreshSecret(dir: string, { production }: { production: boolean }): Promise<{ secret: string; created: boolean }> {
   const existing = await readRefreshSecret(dir, { production });
-  if (existing !== undefined) return { secret: existing, created: false };
+  if (existing !== undefined) {
+    await removeStaleTemps(dir);
+    return { secret: existing, created: false };
+  }
   await ensureDir(dir);
   const file = join(dir, REFRESH_SECRET_FILE);
-  // Not `.tmp-`: a rotation sweeps those away, and it does not hold a lock we take here.
-  const temp = `${file}.creating-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const temp = `${file}${CREATING}${process.pid}-${randomBytes(4).toString('hex')}`;
   let created = false;
   try {
     const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
@@ -84,3 +93,12 @@ export async function ensureRefreshSecret(dir: string, { production }: { product
   return { secret, created };
 }
 
+async function removeStaleTemps(dir: string): Promise<void> {
+  const names = (await listDir(dir)) ?? [];
+  const cutoff = Date.now() - STALE_TEMP_MS;
+  for (const name of names.filter((entry) => entry.startsWith(`${REFRESH_SECRET_FILE}${CREATING}`))) {
+    const path = join(dir, name);
+    const info = await lstat(path).catch(() => undefined);
+    if (info && info.mtimeMs < cutoff) await rm(path, { force: true });
+  }
+}

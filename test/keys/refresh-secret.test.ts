@@ -3,7 +3,7 @@
  * the same for every process that asks at the same time, read strictly in production, and
  * required (never made) by a production server.
  */
-import { chmod, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, readdir, readFile, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config.js';
@@ -34,6 +34,24 @@ describe('the refresh-token secret in KEYS_DIR', () => {
     expect(results.filter((result) => result.created)).toHaveLength(1);
     expect(new Set(results.map((result) => result.secret)).size).toBe(1);
     expect((await readFile(join(dir, REFRESH_SECRET_FILE), 'utf8')).trim()).toBe(results[0]!.secret);
+  });
+
+  it('removes what a crashed creator left (a second link, a lone temp file) once it is a minute old', async () => {
+    const dir = await tempKeysDir();
+    const { secret } = await ensureRefreshSecret(dir, { production: false });
+    const file = join(dir, REFRESH_SECRET_FILE);
+    const leftLink = `${file}.creating-1-aaaaaaaa`;
+    const leftFile = `${file}.creating-2-bbbbbbbb`;
+    const fresh = `${file}.creating-3-cccccccc`;
+    await link(file, leftLink);
+    await writeFile(leftFile, 'x'.repeat(64), { mode: 0o600 });
+    await writeFile(fresh, 'y'.repeat(64), { mode: 0o600 });
+    const old = new Date(Date.now() - 120_000);
+    await utimes(leftLink, old, old); // the same inode as the secret: its mtime moves too
+    await utimes(leftFile, old, old);
+    expect(await ensureRefreshSecret(dir, { production: false })).toEqual({ secret, created: false });
+    expect((await readdir(dir)).sort()).toEqual([REFRESH_SECRET_FILE, `${REFRESH_SECRET_FILE}.creating-3-cccccccc`]);
+    expect(await readRefreshSecret(dir, { production: true })).toBe(secret);
   });
 
   it('refuses a short secret and (in production) a loose mode, naming the file without quoting it; follows a symlink', async () => {
