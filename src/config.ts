@@ -289,7 +289,8 @@ export function parseConfig(env: Env): Config {
     problems.push('REFRESH_FAMILY_MAX_TTL: must be at least REFRESH_TOKEN_TTL');
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  const e = schema.parse(input);
+  // No problems: every variable parsed, so `v` is complete.
+  const e = v as z.infer<typeof schema>;
   const production = e.NODE_ENV === 'production';
 
   const issuer = e.ISSUER ?? `http://localhost:${e.PORT}`;

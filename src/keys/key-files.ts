@@ -188,16 +188,7 @@ export async function ensureDir(dir: string): Promise<boolean> {
  */
 export async function writeFileAtomic(file: string, data: string, dir: string): Promise<void> {
   const temp = `${file}${TEMP_MARKER}${process.pid}-${randomBytes(4).toString('hex')}`;
-  const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-  try {
-    await handle.writeFile(data, 'utf8');
-    await handle.sync();
-  } catch (err) {
-    await handle.close();
-    await rm(temp, { force: true });
-    throw err;
-  }
-  await handle.close();
+  await writeNewFileSynced(temp, data);
   try {
     await rename(temp, file);
   } catch (err) {
@@ -205,6 +196,20 @@ export async function writeFileAtomic(file: string, data: string, dir: string): 
     throw err;
   }
   await fsyncDir(dir);
+}
+
+/** Creates `file` (it must not exist) with mode 0600, writes `data` and fsyncs it; removes it again on failure. */
+export async function writeNewFileSynced(file: string, data: string): Promise<void> {
+  const handle = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  try {
+    await handle.writeFile(data, 'utf8');
+    await handle.sync();
+  } catch (err) {
+    await handle.close();
+    await rm(file, { force: true });
+    throw err;
+  }
+  await handle.close();
 }
 
 export async function fsyncDir(dir: string): Promise<void> {

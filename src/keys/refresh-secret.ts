@@ -17,7 +17,7 @@ import { constants } from 'node:fs';
 import { link, lstat, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KeyRingError } from './errors.js';
-import { ensureDir, fsyncDir, listDir, modeProblem } from './key-files.js';
+import { ensureDir, fsyncDir, listDir, modeProblem, writeNewFileSynced } from './key-files.js';
 
 export const REFRESH_SECRET_FILE = 'refresh-token.secret';
 /** Marks a creator's temporary name (not `.tmp-`, which a rotation sweeps away without our lock). */
@@ -68,13 +68,7 @@ export async function ensureRefreshSecret(dir: string, { production }: { product
   const temp = `${file}${CREATING}${process.pid}-${randomBytes(4).toString('hex')}`;
   let created = false;
   try {
-    const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-    try {
-      await handle.writeFile(`${randomBytes(48).toString('base64url')}\n`, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await writeNewFileSynced(temp, `${randomBytes(48).toString('base64url')}\n`);
     try {
       await link(temp, file);
       created = true;
