@@ -5,6 +5,7 @@
  */
 import { chmod, link, mkdir, readdir, readFile, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import request from 'supertest';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config.js';
 import { KeyRingError } from '../../src/keys/errors.js';
@@ -94,6 +95,27 @@ describe('where the server and keys:rotate get it', () => {
     expect((failed as Error).message).toMatch(/REFRESH_TOKEN_SECRET is unset and KEYS_DIR holds no refresh-token\.secret: run `npm run keys:rotate`/);
     // It made none of its own: another instance would have refused its tokens.
     expect(await readRefreshSecret(dir, { production: false })).toBeUndefined();
+  });
+
+  it('a dev server that cannot keep one in KEYS_DIR still starts, on a key of its own, and says so', async () => {
+    const dir = await tempKeysDir();
+    // Something it can neither read as the secret nor replace (as root, a read-only
+    // directory cannot be simulated; this reaches the same fallback).
+    await mkdir(join(dir, REFRESH_SECRET_FILE), { recursive: true });
+    const logs = captureLogs();
+    const password = 'a long dev password';
+    const service = await createService(parseConfig({ KEYS_DIR: dir, DEV_USER_PASSWORD: password }), { logger: logs.logger });
+    try {
+      const warning = logs.entries().find((entry) => entry.level === 'warn' && String(entry.msg).startsWith('refresh tokens: no MAC key in KEYS_DIR'));
+      expect(warning?.reason).toMatch(/refresh-token secret/);
+      const login = await request(service.app.callback()).post('/auth/login').send({ email: 'demo@example.com', password }).expect(200);
+      const refreshed = await request(service.app.callback()).post('/auth/refresh').send({ refresh_token: login.body.refresh_token }).expect(200);
+      expect(refreshed.body.refresh_token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+      expect(logs.text()).not.toContain(login.body.refresh_token);
+    } finally {
+      await service.close();
+    }
+    expect((await stat(join(dir, REFRESH_SECRET_FILE))).isDirectory()).toBe(true);
   });
 
   it('keys:rotate creates it when REFRESH_TOKEN_SECRET is unset, never in a dry run, never when it is set', async () => {
