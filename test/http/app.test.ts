@@ -101,6 +101,58 @@ describe('HTTP error format', () => {
     }
   });
 
+  it('answers a Content-Encoding it does not know with 415, logged as a rejection, not a failure', async () => {
+    const { server, logs } = build();
+    for (const encoding of ['zstd', 'compress', 'gzip, gzip', 'GZIP']) {
+      const res = await request(server).post('/oauth/token').set('Content-Type', 'application/x-www-form-urlencoded').set('Content-Encoding', encoding).send('grant_type=client_credentials').expect(415);
+      expectErrorBody(res.body, 'invalid_request');
+      expect(res.body.error_description).toBe('unsupported Content-Encoding (send identity, gzip, deflate or br)');
+    }
+    expect(logs.entries().filter((entry) => entry.level === 'error')).toEqual([]);
+  });
+
+  it('closes a connection whose body it stopped reading midway, so the next request on it is not lost', async () => {
+    const { server } = build();
+    const listening = createServer(server).listen(0, '127.0.0.1');
+    await once(listening, 'listening');
+    const url = `http://127.0.0.1:${(listening.address() as AddressInfo).port}/oauth/token`;
+    const expectNextRequestsServed = async () => {
+      for (let index = 0; index < 3; index++) {
+        const next = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials&client_id=no-such-client' });
+        expect(next.status).toBe(401);
+        await next.text();
+      }
+    };
+    try {
+      for (const encoding of ['br', 'gzip', 'deflate']) {
+        // Far more than one read: the decoder fails on the first chunk and the rest is never read.
+        const broken = await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': encoding },
+          body: 'x'.repeat(300_000),
+        });
+        expect(broken.status).toBe(400);
+        expect(broken.headers.get('connection')).toBe('close');
+        await broken.text();
+        // fetch keeps connections alive: without the close this one would reuse the broken socket.
+        await expectNextRequestsServed();
+      }
+      // A chunked body (no Content-Length to refuse up front) that outgrows BODY_LIMIT.
+      const chunks = Array.from({ length: 40 }, () => new TextEncoder().encode('x'.repeat(8192)));
+      const huge = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new ReadableStream({ pull: (controller) => (chunks.length > 0 ? controller.enqueue(chunks.pop()!) : controller.close()) }),
+        duplex: 'half',
+      } as RequestInit);
+      expect(huge.status).toBe(413);
+      await huge.text();
+      await expectNextRequestsServed();
+    } finally {
+      listening.close();
+    }
+  });
+
   it('rejects a repeated form parameter (RFC 6749 §3.2) before routing', async () => {
     const { server } = build();
     const res = await request(server).post('/healthz').type('form').send('grant_type=password&grant_type=client_credentials').expect(400);

@@ -1,4 +1,4 @@
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import { InvalidRequestError, PayloadTooLargeError, TemporarilyUnavailableError, UnsupportedMediaTypeError, toOAuthError, type OAuthError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { StoreUnavailableError } from '../../stores/types.js';
@@ -24,8 +24,22 @@ export function errorResponses({ logger }: { logger: Logger }): Middleware {
       ctx.set(err.headers);
       ctx.set('Cache-Control', 'no-store');
       ctx.body = err.toJSON();
+      if (!ctx.req.complete) discardRestOfBody(ctx);
     }
   };
+}
+
+/**
+ * A request whose body was abandoned midway (a decoder failed on its first chunk, a chunked
+ * body outgrew the limit) cannot be followed by another on the same connection: Node does
+ * not drain a body that was being read, so the rest would sit in the socket and the next
+ * request sent on it would be lost. The rest is discarded and the connection closes after
+ * this answer, which says so.
+ */
+function discardRestOfBody(ctx: Context): void {
+  ctx.set('Connection', 'close');
+  ctx.req.unpipe();
+  ctx.req.resume();
 }
 
 /** Errors raised below us that are not ours: body parser failures, store outages. */
@@ -47,6 +61,11 @@ function classify(thrown: unknown): OAuthError {
       case 'request.size.invalid':
         return new InvalidRequestError('the request body is incomplete');
       default:
+        // inflation (under koa-bodyparser) refuses an encoding it does not know with a
+        // bare Error carrying status 415 and no type.
+        if (foreign.status === 415 && thrown instanceof Error && thrown.message.startsWith('Unsupported Content-Encoding')) {
+          return new UnsupportedMediaTypeError('unsupported Content-Encoding (send identity, gzip, deflate or br)');
+        }
         // A body that does not decode under its Content-Encoding: zlib (gzip, deflate)
         // and brotli errors carry only their code.
         if (typeof (foreign as { code?: unknown }).code === 'string' && /^(Z_|ERR__ERROR)/.test((foreign as { code: string }).code)) {
