@@ -96,8 +96,14 @@ export function createApp(deps: AppDeps): Koa {
 async function routeMisses(ctx: Koa.Context, next: Koa.Next): Promise<void> {
   await next();
   if (ctx.body !== undefined && ctx.body !== null && ctx.body !== '') return;
-  if (ctx.status === 405 || ctx.status === 501) {
-    throw new MethodNotAllowedError('method not allowed on this endpoint', { headers: { Allow: ctx.response.get('Allow') } });
+  // The router answers 501 for a method it has no route for at all, on any path: only a
+  // path some route serves has methods to list in Allow; any other path does not exist.
+  const allow = ctx.response.get('Allow');
+  if ((ctx.status === 405 || ctx.status === 501) && allow !== '') {
+    throw new MethodNotAllowedError('method not allowed on this endpoint', { headers: { Allow: allow } });
   }
-  if (ctx.status === 404) throw new NotFoundError('no such endpoint');
+  if (ctx.status === 404 || ctx.status === 405 || ctx.status === 501) {
+    ctx.remove('Allow');
+    throw new NotFoundError('no such endpoint');
+  }
 }

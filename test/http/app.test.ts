@@ -48,6 +48,17 @@ describe('HTTP error format', () => {
     expect(res.headers.allow).toContain('GET');
   });
 
+  it('answers a method nobody implements with 405 and Allow on a route, 404 off every route', async () => {
+    const { server } = build();
+    const onRoute = await request(server).propfind('/oauth/token').expect(405);
+    expectErrorBody(onRoute.body, 'method_not_allowed');
+    expect(onRoute.headers.allow).toBe('POST');
+    // RFC 9110 §10.2.1: an empty Allow would say the resource allows nothing; there is no resource.
+    const offRoute = await request(server).propfind('/no/such/thing').expect(404);
+    expectErrorBody(offRoute.body, 'not_found');
+    expect(offRoute.headers.allow).toBeUndefined();
+  });
+
   it('answers malformed JSON with 400 invalid_request', async () => {
     const { server } = build();
     const res = await request(server).post('/healthz').set('Content-Type', 'application/json').send('{"email": "a@b.c",').expect(400);
