@@ -37,9 +37,9 @@ export function readClientCredentials(authorization: string | undefined, body: R
     : { method: 'client_secret_post', clientId: bodyId, clientSecret: bodySecret };
 }
 
-/** RFC 6749 §2.3.1: both parts are form-urlencoded before base64. */
+/** RFC 6749 §2.3.1: both parts are form-urlencoded before base64. RFC 7235 §2.1: `auth-scheme 1*SP token68`. */
 function parseBasic(header: string): { clientId: string; clientSecret: string } {
-  const match = /^Basic ([A-Za-z0-9+/]+={0,2})$/i.exec(header.trim());
+  const match = /^Basic +([A-Za-z0-9+/]+={0,2})$/i.exec(header.trim());
   if (!match) throw new InvalidClientError('malformed Authorization header: expected Basic credentials');
   const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');

@@ -226,7 +226,7 @@ export function createTokenService(deps: TokenServiceDeps) {
      * our default audience (RFC 6750 §3.1 errors otherwise).
      */
     async authenticateBearer(authorization: string | undefined): Promise<AccessTokenClaims> {
-      const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(authorization?.trim() ?? '');
+      const match = /^Bearer +([A-Za-z0-9._~+/-]+=*)$/i.exec(authorization?.trim() ?? '');
       if (!match) {
         // RFC 6750 §3.1: a request without Bearer credentials gets a bare challenge.
         throw new InvalidTokenError('a Bearer access token is required', { headers: { 'WWW-Authenticate': 'Bearer' } });

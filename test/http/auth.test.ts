@@ -211,6 +211,8 @@ describe('Bearer-protected endpoints', () => {
     const { access_token } = (await login({ email: USER_EMAIL, password: USER_PASSWORD }).expect(200)).body;
     const res = await request(service.callback).get('/auth/me').set('Authorization', bearer(access_token)).expect(200);
     expect(res.body.user).toMatchObject({ email: USER_EMAIL, roles: ['admin'] });
+    // RFC 6750 §2.1: "Bearer" 1*SP b64token, the scheme in any case.
+    await request(service.callback).get('/auth/me').set('Authorization', `bearer   ${access_token}`).expect(200);
   });
 
   it('refuses a client_credentials token: it does not belong to a user', async () => {

@@ -65,6 +65,13 @@ describe('POST /oauth/token: client_credentials', () => {
     expect(payload).not.toHaveProperty('sid');
   });
 
+  it('reads Basic credentials after any case of the scheme and one or more spaces (RFC 7235 §2.1)', async () => {
+    for (const scheme of ['basic ', 'BASIC   ']) {
+      const authorization = service.basic.replace(/^Basic /, scheme);
+      await request(service.callback).post('/oauth/token').set('Authorization', authorization).type('form').send({ grant_type: 'client_credentials' }).expect(200);
+    }
+  });
+
   it('accepts client_secret_post and a JSON body, and narrows the scope on request', async () => {
     const res = await request(service.callback)
       .post('/oauth/token')
