@@ -3,10 +3,17 @@ import { InvalidScopeError } from '../errors.js';
 /** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), space-delimited. */
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 
-/** Parses a space-delimited scope string into its distinct tokens, in order. */
+/**
+ * Parses a scope (RFC 6749 §3.3: `scope-token *( SP scope-token )`) into its distinct
+ * tokens, in order. Anything else is invalid_scope, including a value of spaces only, which
+ * would otherwise read as "nothing asked for" and so as the client's whole default scope.
+ */
 export function parseScope(text: string | undefined): string[] {
   if (text === undefined) return [];
-  const tokens = text.split(' ').filter(Boolean);
+  const tokens = text.split(' ');
+  if (tokens.some((token) => token === '')) {
+    throw new InvalidScopeError('scope must be scope tokens separated by single spaces (RFC 6749 section 3.3)');
+  }
   for (const token of tokens) {
     if (!SCOPE_TOKEN.test(token)) throw new InvalidScopeError('scope contains a character RFC 6749 section 3.3 does not allow');
   }

@@ -72,6 +72,45 @@ describe('POST /oauth/token: client_credentials', () => {
     }
   });
 
+  it('treats a parameter sent without a value as omitted (RFC 6749 §3.2), but still refuses it repeated', async () => {
+    const res = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send('grant_type=client_credentials&scope=&resource=').expect(200);
+    expect(res.body.scope).toBe('read write');
+    const repeated = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send('grant_type=client_credentials&scope=&scope=read');
+    expectOAuthError(repeated, 400, 'invalid_request');
+  });
+
+  it('refuses a scope that is not single-space-separated tokens (RFC 6749 §3.3) instead of reading it as none', async () => {
+    for (const scope of [' ', '   ', ' read', 'read ', 'read  write']) {
+      const form = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials', scope });
+      expectOAuthError(form, 400, 'invalid_scope');
+      const json = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).send({ grant_type: 'client_credentials', scope });
+      expectOAuthError(json, 400, 'invalid_scope');
+    }
+    const repeatedToken = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials', scope: 'read read' }).expect(200);
+    expect(repeatedToken.body.scope).toBe('read');
+  });
+
+  it('keeps the scope claim CONTRACT lists even for a client with no scopes: an empty string', async () => {
+    await service.stores.clients.create({
+      clientId: 'scopeless',
+      name: 'No scopes',
+      type: 'confidential',
+      firstParty: false,
+      grantTypes: ['client_credentials'],
+      scopes: [],
+      audiences: [],
+      permissions: [],
+      cookieMode: false,
+      secretHash: hashClientSecret('scopeless-secret-0123456789'),
+    });
+    const basic = `Basic ${Buffer.from('scopeless:scopeless-secret-0123456789').toString('base64')}`;
+    const res = await request(service.callback).post('/oauth/token').set('Authorization', basic).type('form').send({ grant_type: 'client_credentials' }).expect(200);
+    expect(res.body.scope).toBe('');
+    expect((await verifyWithJwks(service, res.body.access_token)).payload.scope).toBe('');
+    // Asking for any scope is asking for more than it has.
+    expectOAuthError(await request(service.callback).post('/oauth/token').set('Authorization', basic).type('form').send({ grant_type: 'client_credentials', scope: 'read' }), 400, 'invalid_scope');
+  });
+
   it('accepts client_secret_post and a JSON body, and narrows the scope on request', async () => {
     const res = await request(service.callback)
       .post('/oauth/token')
@@ -92,6 +131,19 @@ describe('POST /oauth/token: client_credentials', () => {
     const res = await request(service.callback).post('/oauth/token').set('Authorization', partnerBasic).type('form').send({ grant_type: 'client_credentials', resource: 'https://api.partner.test' }).expect(200);
     const payload = JSON.parse(Buffer.from(res.body.access_token.split('.')[1], 'base64url').toString());
     expect(payload.aud).toBe('https://api.partner.test');
+  });
+
+  it('takes resource more than once (RFC 8707 §2), but issues for one: two targets are invalid_target, not a silent pick', async () => {
+    const token = (form: string) => request(service.callback).post('/oauth/token').set('Authorization', partnerBasic).type('form').send(`grant_type=client_credentials&${form}`);
+    const partner = encodeURIComponent('https://api.partner.test');
+    const same = await token(`resource=${partner}&resource=${partner}`).expect(200);
+    const audOf = (jwt: string) => (JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { aud: unknown }).aud;
+    expect(audOf(same.body.access_token)).toBe('https://api.partner.test');
+    expectOAuthError(await token(`resource=${partner}&resource=${encodeURIComponent('http://auth.test')}`), 400, 'invalid_target');
+    expectOAuthError(await token(`resource=${partner}&audience=${encodeURIComponent('http://auth.test')}`), 400, 'invalid_target');
+    await token(`resource=${partner}&audience=${partner}`).expect(200);
+    const json = await request(service.callback).post('/oauth/token').set('Authorization', partnerBasic).send({ grant_type: 'client_credentials', resource: ['https://api.partner.test'] }).expect(200);
+    expect(audOf(json.body.access_token)).toBe('https://api.partner.test');
   });
 });
 

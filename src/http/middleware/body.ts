@@ -9,9 +9,9 @@ export type RequestBody = Record<string, unknown>;
 /**
  * Parses JSON and form bodies up to `limit` bytes into `ctx.request.body` (an object with
  * no prototype). Other media types on a request that has a body get 415. Form bodies are
- * re-parsed from the raw text with URLSearchParams: flat, no `a[b]` nesting, and a
- * repeated parameter is `invalid_request` (RFC 6749 §3.1, §3.2: parameters MUST NOT be
- * included more than once).
+ * re-parsed from the raw text with URLSearchParams: flat, no `a[b]` nesting, a repeated
+ * parameter is `invalid_request` (RFC 6749 §3.1, §3.2: parameters MUST NOT be included
+ * more than once; RFC 8707's `resource` excepted) and one without a value is left out.
  */
 export function parseBody({ limit, maxParameters = 100, maxDepth = 16 }: { limit: number; maxParameters?: number; maxDepth?: number }): Middleware {
   // Form bodies are read as text and parsed once, by parseForm below: koa-bodyparser's own
@@ -64,13 +64,31 @@ function hasBody(headers: Record<string, string | string[] | undefined>): boolea
   return headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
 }
 
+/**
+ * RFC 6749 §3.1 and §3.2: "Parameters sent without a value MUST be treated as if they were
+ * omitted from the request", so `scope=` is no scope asked for, not a malformed one. Such
+ * a parameter still counts as present when repeated.
+ */
 export function parseForm(text: string, maxParameters: number): RequestBody {
   const body: RequestBody = Object.create(null);
+  const seen = new Set<string>();
   let count = 0;
   for (const [key, value] of new URLSearchParams(text)) {
     if (++count > maxParameters) throw new InvalidRequestError(`too many parameters (at most ${maxParameters})`);
-    if (Object.hasOwn(body, key)) throw new InvalidRequestError(`parameter "${key.slice(0, 64)}" is repeated`);
-    body[key] = value;
+    if (MULTI_VALUED.has(key)) {
+      if (value !== '') body[key] = [...((body[key] as string[] | undefined) ?? []), value];
+      continue;
+    }
+    if (seen.has(key)) throw new InvalidRequestError(`parameter "${key.slice(0, 64)}" is repeated`);
+    seen.add(key);
+    if (value !== '') body[key] = value;
+  }
+  for (const key of MULTI_VALUED) {
+    const values = body[key] as string[] | undefined;
+    if (values?.length === 1) body[key] = values[0];
   }
   return body;
 }
+
+/** RFC 8707 §2: `resource` may be sent more than once; it arrives as an array then. */
+const MULTI_VALUED = new Set(['resource']);

@@ -2,12 +2,12 @@
 import { z } from 'zod';
 import { UnauthorizedClientError } from '../../errors.js';
 import { text } from '../../http/input.js';
+import { requestedAudience, targetParameters } from './target.js';
 import type { Grant } from './types.js';
 
 const parameters = z.object({
   scope: text(1000).optional(),
-  audience: text(500).optional(),
-  resource: text(500).optional(),
+  ...targetParameters,
 });
 
 export const clientCredentialsGrant: Grant<typeof parameters> = {
@@ -15,6 +15,6 @@ export const clientCredentialsGrant: Grant<typeof parameters> = {
   parameters,
   async handle({ client, params }, { tokens }) {
     if (client.type !== 'confidential') throw new UnauthorizedClientError('client_credentials is only for confidential clients');
-    return tokens.issueForClient({ client, scope: params.scope, audience: params.resource ?? params.audience });
+    return tokens.issueForClient({ client, scope: params.scope, audience: requestedAudience(params) });
   },
 };

@@ -2,14 +2,14 @@
 import { z } from 'zod';
 import { UnauthorizedClientError } from '../../errors.js';
 import { email, password, text } from '../../http/input.js';
+import { requestedAudience, targetParameters } from './target.js';
 import type { Grant } from './types.js';
 
 const parameters = z.object({
   username: email,
   password,
   scope: text(1000).optional(),
-  audience: text(500).optional(),
-  resource: text(500).optional(),
+  ...targetParameters,
 });
 
 export const passwordGrant: Grant<typeof parameters> = {
@@ -19,7 +19,7 @@ export const passwordGrant: Grant<typeof parameters> = {
     // §4.3: only for clients the owner trusts with the password, i.e. our own apps.
     if (!client.firstParty) throw new UnauthorizedClientError('the password grant is only for first-party clients');
     const user = await users.login({ email: params.username, password: params.password, ip: context.ip });
-    const issued = await tokens.issueForUser({ user, client, scope: params.scope, audience: params.resource ?? params.audience, context });
+    const issued = await tokens.issueForUser({ user, client, scope: params.scope, audience: requestedAudience(params), context });
     return issued.response;
   },
 };
