@@ -363,7 +363,7 @@ async function main(): Promise<number> {
   });
   await clients.create({
     clientId: PUBLIC_CLIENT, name: 'Bench app', type: 'public', firstParty: true, grantTypes: ['password', 'refresh_token'],
-    scopes: ['profile', 'email', 'offline_access'], audiences: [], permissions: [], cookieMode: false, secretHash: undefined,
+    scopes: ['profile', 'email'], audiences: [], permissions: [], cookieMode: false, secretHash: undefined,
   });
   if (!clientSecretMatches(clientSecret, (await clients.findById(SERVICE_CLIENT))?.secretHash)) throw new Error('seeded client secret does not verify');
   const hasher = await createPasswordHasher(config.argon2);

@@ -14,7 +14,7 @@ export const DEV_SERVICE_CLIENT_ID = 'demo-service';
 export const DEV_USER_EMAIL = 'demo@example.com';
 
 /** Every scope the seeded clients may ask for, published as `scopes_supported` in dev mode. */
-export const DEV_SCOPES: readonly string[] = ['profile', 'email', 'offline_access', 'read', 'write'];
+export const DEV_SCOPES: readonly string[] = ['profile', 'email', 'read', 'write'];
 
 export interface SeedResult {
   /** Set only when the client was created now; an existing one keeps its unknown secret. */
@@ -40,7 +40,7 @@ export async function seedDevData(deps: {
       type: 'public',
       firstParty: true,
       grantTypes: ['password', 'refresh_token'],
-      scopes: ['profile', 'email', 'offline_access'],
+      scopes: ['profile', 'email'],
       audiences: [],
       permissions: [],
       cookieMode: false,

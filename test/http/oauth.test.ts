@@ -197,7 +197,7 @@ describe('POST /oauth/token: request errors', () => {
 describe('POST /oauth/token: password and refresh_token', () => {
   it('logs a user in through a first-party client, with roles, email and a family id', async () => {
     const res = await passwordLogin(service).expect(200);
-    expect(res.body).toEqual({ access_token: expect.any(String), token_type: 'Bearer', expires_in: 900, scope: 'profile email offline_access', refresh_token: expect.any(String) });
+    expect(res.body).toEqual({ access_token: expect.any(String), token_type: 'Bearer', expires_in: 900, scope: 'profile email', refresh_token: expect.any(String) });
     const { payload } = await verifyWithJwks(service, res.body.access_token);
     expect(payload).toMatchObject({ email: USER_EMAIL, roles: ['admin'], client_id: 'demo-app', sid: expect.any(String) });
     // The refresh token names its family, which is the access token's `sid`.
@@ -250,7 +250,7 @@ describe('POST /oauth/token: password and refresh_token', () => {
 
   it('allows a narrower scope on refresh and refuses a wider one without rotating', async () => {
     const login = (await passwordLogin(service, { scope: 'profile email' }).expect(200)).body;
-    expectOAuthError(await refreshGrant(service, login.refresh_token, { scope: 'profile offline_access' }), 400, 'invalid_scope');
+    expectOAuthError(await refreshGrant(service, login.refresh_token, { scope: 'profile read' }), 400, 'invalid_scope');
     const narrow = (await refreshGrant(service, login.refresh_token, { scope: 'email' }).expect(200)).body;
     expect(narrow.scope).toBe('email');
     // The family keeps its own scope: the next refresh without a scope gets it all back.
@@ -314,7 +314,7 @@ describe('POST /oauth/introspect (RFC 7662)', () => {
       sub: expect.any(String),
       aud: 'http://auth.test',
       client_id: 'demo-app',
-      scope: 'profile email offline_access',
+      scope: 'profile email',
       exp: expect.any(Number),
       iat: expect.any(Number),
       sid: expect.any(String),
