@@ -8,6 +8,11 @@
 export type TokenErrorCode =
   /** No Bearer credentials at all (RFC 6750 §3.1: the challenge then carries no error). */
   | 'missing_token'
+  /**
+   * The Authorization header itself is malformed: `Bearer` without a token, a token with
+   * characters a b64token cannot hold, or more than one Authorization header. 400 (RFC 6750 §3.1).
+   */
+  | 'invalid_request'
   /** Not a compact JWS: wrong number of segments, bad base64url or JSON, not a string, too long. */
   | 'malformed_token'
   /** A JWT we must not accept: bad signature, unknown key, disallowed alg or typ, wrong iss or aud, nbf ahead, claims missing. */
@@ -24,10 +29,11 @@ export type TokenErrorCode =
    */
   | 'temporarily_unavailable';
 
-export type TokenErrorStatus = 401 | 403 | 503;
+export type TokenErrorStatus = 400 | 401 | 403 | 503;
 
 const STATUS: Readonly<Record<TokenErrorCode, TokenErrorStatus>> = {
   missing_token: 401,
+  invalid_request: 400,
   malformed_token: 401,
   invalid_token: 401,
   expired_token: 401,
@@ -81,7 +87,7 @@ function challenge(code: TokenErrorCode, description: string, scope: readonly st
   if (code === 'temporarily_unavailable') return undefined;
   // §3.1: a request without any authentication information gets a bare challenge.
   if (code === 'missing_token') return 'Bearer';
-  const error = code === 'insufficient_scope' ? 'insufficient_scope' : 'invalid_token';
+  const error = code === 'insufficient_scope' || code === 'invalid_request' ? code : 'invalid_token';
   const params = [`error="${error}"`, `error_description="${quotable(description)}"`];
   if (scope !== undefined && scope.length > 0) params.push(`scope="${quotable(scope.join(' '))}"`);
   return `Bearer ${params.join(', ')}`;

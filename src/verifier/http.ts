@@ -15,15 +15,24 @@ export interface JsonResponse {
 
 /**
  * One request with a deadline. Rejects (with a message naming the URL) on network errors,
- * timeouts, bodies over 1 MiB, and non-JSON bodies on 200; other statuses resolve so the
- * caller can decide.
+ * timeouts, redirects, bodies over 1 MiB, and non-JSON bodies on 200; other statuses
+ * resolve so the caller can decide.
+ *
+ * Redirects are never followed: the keys we trust must come from the URL we were given,
+ * and an introspection request must not carry the token and our credentials elsewhere
+ * (a 307 re-sends the POST). A 3xx is a failed request, handled like any other.
  */
 export async function requestJson(fetch: FetchLike, url: string, init: RequestInit, timeoutMs: number): Promise<JsonResponse> {
   let response: Response;
   try {
-    response = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+    response = await fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
   } catch (err) {
     throw new Error(`${init.method ?? 'GET'} ${url} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  // `opaqueredirect` (status 0) is what a browser-like fetch gives for a manual redirect.
+  if (response.type === 'opaqueredirect' || (response.status >= 300 && response.status < 400 && response.status !== 304)) {
+    await response.body?.cancel().catch(() => undefined);
+    throw new Error(`${url} answered ${response.status} (a redirect, which is not followed)`);
   }
   if (response.status !== 200) {
     // Discarded unread: an error body may be of any size.

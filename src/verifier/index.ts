@@ -5,7 +5,7 @@
 export { bearerToken } from './bearer.js';
 export { isTokenError, TokenError, type TokenErrorCode, type TokenErrorOptions, type TokenErrorStatus } from './errors.js';
 export type { FetchLike } from './http.js';
-export { DEFAULT_INTROSPECTION_CACHE_MS, type IntrospectionOptions } from './introspection.js';
+export { DEFAULT_INTROSPECTION_CACHE_MS, MAX_INTROSPECTION_CACHE_MS, type IntrospectionOptions } from './introspection.js';
 export { ASYMMETRIC_ALGORITHMS, metadataUrl } from './jwks.js';
 export {
   assertRole,

@@ -14,19 +14,31 @@ export interface IntrospectionOptions {
   readonly clientId: string;
   readonly clientSecret: string;
   /**
-   * How long an "active" answer is trusted, in ms; default 5000. A revocation takes effect
-   * here within this time. "Inactive" answers are kept until the token expires anyway.
+   * How long an "active" answer is trusted, in ms; default 5000, at most 300 000 (5 min).
+   * A revocation takes effect here within this time. "Inactive" answers are kept until the
+   * token expires anyway.
    */
   readonly cacheMs?: number;
-  /** Bound on cached answers; default 10 000. */
+  /** Bound on cached answers, a whole number; default 10 000. */
   readonly maxEntries?: number;
 }
 
 export const DEFAULT_INTROSPECTION_CACHE_MS = 5000;
 
+/**
+ * Introspection is there to see revocations soon; an "active" answer trusted for longer
+ * than the JWKS max-age (5 min by default, how long a key removed in an emergency may still
+ * verify) would make it slower than offline verification at the one thing it adds, and an
+ * unbounded one (Infinity) would never see a revocation at all.
+ */
+export const MAX_INTROSPECTION_CACHE_MS = 300_000;
+
 interface Entry {
   readonly active: boolean;
-  readonly until: number;
+  /** The token's `exp`, ms since the epoch (wall clock). */
+  readonly expMs: number;
+  /** Monotonic (`elapsed`): an "active" answer is good for cacheMs of it; an "inactive" one for ever. */
+  readonly freshUntil: number;
 }
 
 export interface Introspector {
@@ -34,22 +46,24 @@ export interface Introspector {
   isActive(token: string, jti: string, expMs: number): Promise<boolean>;
 }
 
-export function createIntrospector(options: IntrospectionOptions, deps: { fetch: FetchLike; now: () => number; timeoutMs: number }): Introspector {
+export function createIntrospector(options: IntrospectionOptions, deps: { fetch: FetchLike; now: () => number; elapsed: () => number; timeoutMs: number }): Introspector {
   const { url } = options;
   const cacheMs = options.cacheMs ?? DEFAULT_INTROSPECTION_CACHE_MS;
   const maxEntries = options.maxEntries ?? 10_000;
-  const { fetch, now, timeoutMs } = deps;
+  const { fetch, now, elapsed, timeoutMs } = deps;
   // RFC 6749 §2.3.1: both halves are form-urlencoded before Basic encoding.
   const authorization = `Basic ${Buffer.from(`${encodeURIComponent(options.clientId)}:${encodeURIComponent(options.clientSecret)}`).toString('base64')}`;
   const cache = new Map<string, Entry>();
   const inflight = new Map<string, Promise<boolean>>();
 
+  // Cache age on the monotonic clock: set back, the wall clock would keep "active" until exp.
+  const usable = (entry: Entry) => now() < entry.expMs && elapsed() < entry.freshUntil;
+
   function remember(jti: string, entry: Entry): void {
     cache.delete(jti);
     cache.set(jti, entry);
     if (cache.size <= maxEntries) return;
-    const at = now();
-    for (const [key, value] of cache) if (value.until <= at) cache.delete(key);
+    for (const [key, value] of cache) if (!usable(value)) cache.delete(key);
     // Still full: drop the oldest answers (Map iterates in insertion order).
     for (const key of cache.keys()) {
       if (cache.size <= maxEntries) break;
@@ -73,12 +87,12 @@ export function createIntrospector(options: IntrospectionOptions, deps: { fetch:
   return {
     async isActive(token, jti, expMs) {
       const cached = cache.get(jti);
-      if (cached !== undefined && now() < cached.until) return cached.active;
+      if (cached !== undefined && usable(cached)) return cached.active;
       let pending = inflight.get(jti);
       if (pending === undefined) {
         pending = ask(token).then((active) => {
           // A revocation is final; an "active" answer is good only for cacheMs.
-          remember(jti, { active, until: active ? Math.min(now() + cacheMs, expMs) : expMs });
+          remember(jti, { active, expMs, freshUntil: active ? elapsed() + cacheMs : Number.POSITIVE_INFINITY });
           return active;
         });
         inflight.set(jti, pending);

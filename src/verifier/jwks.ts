@@ -37,7 +37,12 @@ export interface KeySourceOptions {
   /** Skips discovery of the algorithms. Already checked to be asymmetric. */
   readonly algorithms: readonly string[] | undefined;
   readonly fetch: FetchLike;
-  readonly now: () => number;
+  /**
+   * A monotonic clock in ms, for cache ages and the cooldown: the wall clock can be set
+   * back (an hour, by NTP or by hand), which would keep a stale key set "fresh" and block
+   * refetches for as long.
+   */
+  readonly elapsed: () => number;
   readonly cooldownMs: number;
   readonly timeoutMs: number;
   /** How long past its freshness a key set may still be used while refetching it fails. */
@@ -76,7 +81,7 @@ interface KeySet {
 }
 
 export function createKeySource(options: KeySourceOptions): KeySource {
-  const { issuer, fetch, now, cooldownMs, timeoutMs, maxStaleMs, onError } = options;
+  const { issuer, fetch, elapsed, cooldownMs, timeoutMs, maxStaleMs, onError } = options;
   const discovering = options.jwksUri === undefined || options.algorithms === undefined;
   const configuredAlgorithms = options.algorithms === undefined ? undefined : new Set(options.algorithms);
   let metadata: Metadata | undefined;
@@ -85,12 +90,12 @@ export function createKeySource(options: KeySourceOptions): KeySource {
   let lastError: Error | undefined;
   let inflight: Promise<void> | undefined;
 
-  const coolingDown = () => now() - lastAttempt < cooldownMs;
+  const coolingDown = () => elapsed() - lastAttempt < cooldownMs;
 
   /** One round trip for both documents; every caller during it waits for the same one. */
   function refresh(): Promise<void> {
     if (inflight === undefined) {
-      lastAttempt = now();
+      lastAttempt = elapsed();
       inflight = (async () => {
         try {
           if (discovering) await refreshMetadata();
@@ -120,11 +125,11 @@ export function createKeySource(options: KeySourceOptions): KeySource {
       if (metadata?.etag !== undefined) headers['if-none-match'] = metadata.etag;
       const response = await requestJson(fetch, url, { headers }, timeoutMs);
       if (response.status === 304 && metadata !== undefined) {
-        metadata.freshUntil = now() + freshnessMs(response.headers, DEFAULT_JWKS_MAX_AGE_MS);
+        metadata.freshUntil = elapsed() + freshnessMs(response.headers, DEFAULT_JWKS_MAX_AGE_MS);
         return;
       }
       if (response.status !== 200) throw new Error(`${url} answered ${response.status}`);
-      metadata = { ...parseMetadata(response.body, issuer, url), etag: response.headers.get('etag') ?? undefined, freshUntil: now() + freshnessMs(response.headers, DEFAULT_JWKS_MAX_AGE_MS) };
+      metadata = { ...parseMetadata(response.body, issuer, url), etag: response.headers.get('etag') ?? undefined, freshUntil: elapsed() + freshnessMs(response.headers, DEFAULT_JWKS_MAX_AGE_MS) };
     } catch (err) {
       // A metadata document we already hold stays good: the JWKS request can still go ahead.
       if (metadata === undefined) throw err;
@@ -137,7 +142,7 @@ export function createKeySource(options: KeySourceOptions): KeySource {
     const headers: Record<string, string> = { accept: 'application/jwk-set+json, application/json' };
     if (keySet?.etag !== undefined) headers['if-none-match'] = keySet.etag;
     const response = await requestJson(fetch, url, { headers }, timeoutMs);
-    const freshUntil = now() + freshnessMs(response.headers, DEFAULT_JWKS_MAX_AGE_MS);
+    const freshUntil = elapsed() + freshnessMs(response.headers, DEFAULT_JWKS_MAX_AGE_MS);
     if (response.status === 304 && keySet !== undefined) {
       keySet.freshUntil = freshUntil;
       return;
@@ -148,12 +153,12 @@ export function createKeySource(options: KeySourceOptions): KeySource {
 
   /** A usable key set: loaded now if there is none, refreshed (blocking) once it is stale. */
   async function current(): Promise<KeySet> {
-    if (keySet === undefined || now() >= keySet.freshUntil) await refreshIfAllowed();
+    if (keySet === undefined || elapsed() >= keySet.freshUntil) await refreshIfAllowed();
     // A failed refresh of a stale set keeps the set for a while (an outage of the authority
     // need not stop every resource server at once), but not for ever: a key removed in an
     // emergency would otherwise stay trusted for as long as anyone can keep us from
     // refetching.
-    if (keySet === undefined || now() >= keySet.freshUntil + maxStaleMs) {
+    if (keySet === undefined || elapsed() >= keySet.freshUntil + maxStaleMs) {
       const what = keySet === undefined ? 'could not be loaded' : `are stale by more than ${Math.round(maxStaleMs / 1000)} s and could not be refreshed`;
       throw new KeySourceUnavailable(`the authority's keys ${what}${lastError ? `: ${lastError.message}` : ''}`, { cause: lastError });
     }

@@ -4,17 +4,23 @@
  *
  *   router.get('/orders', requireToken(verifier), requireScope('orders:read'), listOrders);
  *
- * RFC 6750 §3.1: no or bad token → 401 with `WWW-Authenticate: Bearer …`; a valid token
- * without the scope or role → 403 `insufficient_scope`. Bodies are `{"error", "error_description"}`.
+ * RFC 6750 §3.1: a malformed Authorization header → 400 `invalid_request`; no or bad token
+ * → 401 with `WWW-Authenticate: Bearer …`; a valid token without the scope or role → 403
+ * `insufficient_scope`. Bodies are `{"error", "error_description"}`.
  */
 import { bearerToken } from './bearer.js';
 import { TokenError } from './errors.js';
-import { assertRole, assertScopes, type Verifier, type VerifiedToken, type VerifyOptions } from './verifier.js';
+import { assertRole, assertScopes, checkRequirements, type Verifier, type VerifiedToken, type VerifyOptions } from './verifier.js';
 
 /** What the middleware needs of a Koa context. */
 export interface KoaContextLike {
   /** Request header, '' when absent (Koa's `ctx.get`). */
   get(field: string): string;
+  /**
+   * The Node request; its `headersDistinct` (Node ≥ 18.3) holds every Authorization header,
+   * where `ctx.get` sees only the first.
+   */
+  readonly req?: { readonly headersDistinct?: { readonly authorization?: readonly string[] | undefined } };
   /** Response header. */
   set(field: string, value: string): void;
   status: number;
@@ -36,7 +42,8 @@ export interface TokenState {
 export function requireToken(verifier: Pick<Verifier, 'verify'>, options?: VerifyOptions): KoaMiddlewareLike {
   return async function requireToken(ctx, next) {
     try {
-      (ctx.state as TokenState).token = await verifier.verify(bearerToken(ctx.get('Authorization') || undefined), options);
+      const authorization = ctx.req?.headersDistinct?.authorization ?? (ctx.get('Authorization') || undefined);
+      (ctx.state as TokenState).token = await verifier.verify(bearerToken(authorization), options);
       await next();
     } catch (err) {
       if (!(err instanceof TokenError)) throw err;
@@ -45,8 +52,9 @@ export function requireToken(verifier: Pick<Verifier, 'verify'>, options?: Verif
   };
 }
 
-/** 403 unless the token has every one of `scopes`. After `requireToken`. */
+/** 403 unless the token has every one of `scopes`. After `requireToken`. Throws TypeError when given none. */
 export function requireScope(...scopes: string[]): KoaMiddlewareLike {
+  checkRequirements('requireScope', 'scope', scopes);
   return async function requireScope(ctx, next) {
     const token = tokenOf(ctx, 'requireScope');
     try {
@@ -59,8 +67,9 @@ export function requireScope(...scopes: string[]): KoaMiddlewareLike {
   };
 }
 
-/** 403 unless the token has at least one of `roles`. After `requireToken`. */
+/** 403 unless the token has at least one of `roles`. After `requireToken`. Throws TypeError when given none. */
 export function requireRole(...roles: string[]): KoaMiddlewareLike {
+  checkRequirements('requireRole', 'role', roles);
   return async function requireRole(ctx, next) {
     const token = tokenOf(ctx, 'requireRole');
     try {

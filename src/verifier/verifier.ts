@@ -15,7 +15,7 @@
 import { errors, jwtVerify, type JWTPayload } from 'jose';
 import { TokenError } from './errors.js';
 import { isObject, type FetchLike } from './http.js';
-import { createIntrospector, type IntrospectionOptions, type Introspector } from './introspection.js';
+import { createIntrospector, DEFAULT_INTROSPECTION_CACHE_MS, MAX_INTROSPECTION_CACHE_MS, type IntrospectionOptions, type Introspector } from './introspection.js';
 import { ASYMMETRIC_ALGORITHMS, createKeySource, KeySourceUnavailable, type KeySource } from './jwks.js';
 
 export interface VerifierOptions {
@@ -52,9 +52,18 @@ export interface VerifierOptions {
   readonly introspect?: IntrospectionOptions;
   /** Default `globalThis.fetch`. */
   readonly fetch?: FetchLike;
-  /** Milliseconds since the epoch; default `Date.now`. */
+  /** Milliseconds since the epoch, for `exp`, `nbf` and `iat` only; default `Date.now`. */
   readonly now?: () => number;
-  /** Told about failed requests to the authority (the verifier carries on by its rules); default: ignored. */
+  /**
+   * A monotonic clock in ms (any origin), for cache ages and cooldowns; default
+   * `performance.now`. Unlike `now` it never steps back when the system clock is set, which
+   * would keep a removed key trusted, or block refetches, for as long as the step.
+   */
+  readonly elapsed?: () => number;
+  /**
+   * Told about failed requests to the authority (the verifier carries on by its rules); default:
+   * ignored. If it throws, that is ignored too: a logging hook cannot change a verdict.
+   */
   readonly onError?: (error: Error) => void;
 }
 
@@ -122,14 +131,29 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const requiredScopes = [...(options.requiredScopes ?? [])];
   const fetch = options.fetch ?? ((url, init) => globalThis.fetch(url, init));
   const now = options.now ?? Date.now;
-  const onError = options.onError ?? (() => undefined);
+  const elapsed = options.elapsed ?? (() => performance.now());
+  const report = options.onError;
+  // verify() promises to throw only TokenError: a throwing hook must not break that.
+  const onError = (error: Error): void => {
+    try {
+      report?.(error);
+    } catch {
+      // ignored, see above
+    }
+  };
 
-  const keys: KeySource = createKeySource({ issuer, jwksUri: options.jwksUri, algorithms: options.algorithms, fetch, now, cooldownMs, timeoutMs, maxStaleMs, onError });
+  const keys: KeySource = createKeySource({ issuer, jwksUri: options.jwksUri, algorithms: options.algorithms, fetch, elapsed, cooldownMs, timeoutMs, maxStaleMs, onError });
   let introspector: Introspector | undefined;
   if (options.introspect !== undefined) {
     const { url, clientId, clientSecret } = options.introspect;
     if (!isHttpUrl(url) || !clientId || !clientSecret) throw new TypeError('createVerifier: introspect needs an http(s) url, clientId and clientSecret');
-    introspector = createIntrospector(options.introspect, { fetch, now, timeoutMs });
+    const cacheMs = nonNegative(options.introspect.cacheMs, DEFAULT_INTROSPECTION_CACHE_MS, 'introspect.cacheMs');
+    if (cacheMs > MAX_INTROSPECTION_CACHE_MS) {
+      throw new TypeError(`createVerifier: introspect.cacheMs must be at most ${MAX_INTROSPECTION_CACHE_MS} ms; a longer cache would hide revocations, the one thing introspection is for`);
+    }
+    const maxEntries = nonNegative(options.introspect.maxEntries, 10_000, 'introspect.maxEntries');
+    if (!Number.isInteger(maxEntries)) throw new TypeError('createVerifier: introspect.maxEntries must be a whole number');
+    introspector = createIntrospector({ ...options.introspect, cacheMs, maxEntries }, { fetch, now, elapsed, timeoutMs });
   }
 
   async function verify(token: unknown, verifyOptions: VerifyOptions = {}): Promise<VerifiedToken> {
@@ -211,10 +235,25 @@ export function assertScopes(token: Pick<VerifiedToken, 'scope'>, scopes: readon
   }
 }
 
-/** Throws insufficient_scope (403) unless the token carries at least one of `roles`. */
+/**
+ * Throws insufficient_scope (403) unless the token carries at least one of `roles`; throws
+ * TypeError when `roles` is empty, since "any one of none" would otherwise let every token in.
+ */
 export function assertRole(token: Pick<VerifiedToken, 'roles'>, roles: readonly string[]): void {
-  if (roles.length > 0 && !roles.some((role) => token.roles.includes(role))) {
+  checkRequirements('assertRole', 'role', roles);
+  if (!roles.some((role) => token.roles.includes(role))) {
     throw new TokenError('insufficient_scope', `the token lacks the role ${roles.join(' or ')}`);
+  }
+}
+
+/**
+ * For the middleware factories: a `requireRole()` or `requireScope()` with nothing (or an
+ * empty name) to require is a wiring mistake that would let every token through, so it is
+ * refused when the route is built, at start-up, not found in production.
+ */
+export function checkRequirements(caller: string, what: string, names: readonly unknown[]): void {
+  if (names.length === 0 || names.some((name) => typeof name !== 'string' || name === '')) {
+    throw new TypeError(`${caller}: give at least one ${what}, each a non-empty string`);
   }
 }
 
@@ -253,6 +292,8 @@ function typedClaims(payload: JWTPayload, kid: string): VerifiedToken {
   const sid = payload.sid;
   const ok =
     typeof iss === 'string' &&
+    // jose checked that ours is among them, not what else is: a number must not reach `aud`.
+    (typeof aud === 'string' || (Array.isArray(aud) && aud.every((value) => typeof value === 'string'))) &&
     typeof sub === 'string' && sub !== '' &&
     typeof clientId === 'string' && clientId !== '' &&
     typeof jti === 'string' && jti !== '' &&
@@ -271,7 +312,7 @@ function typedClaims(payload: JWTPayload, kid: string): VerifiedToken {
     roles: Object.freeze([...(roles as string[] | undefined ?? [])]),
     email,
     sid,
-    aud: Object.freeze(typeof aud === 'string' ? [aud] : [...(aud ?? [])]),
+    aud: Object.freeze(typeof aud === 'string' ? [aud] : [...(aud as string[])]),
     exp,
     iat,
     jti,

@@ -130,7 +130,7 @@ describe('a flood of unknown kids', () => {
     const local = await startFakeAuthority([keyA]);
     try {
       let now = NOW;
-      const v = createVerifier({ issuer: local.issuer, audience: AUDIENCE, now: () => now, cooldownMs: 30_000 });
+      const v = createVerifier({ issuer: local.issuer, audience: AUDIENCE, now: () => now, elapsed: () => now, cooldownMs: 30_000 });
       await v.verify(await sign(keyA, claims(local.issuer)));
       expect(local.hits.jwks).toBe(1);
 
@@ -195,6 +195,12 @@ describe('claims', () => {
   it('refuses a token for another audience', async () => {
     const err = await expectCode(await sign(real, claims(authority.issuer, { aud: 'https://other-api.test' })), 'invalid_token');
     expect(err.description).toMatch(/not meant for this API/);
+  });
+
+  it('refuses an aud array holding anything but strings, even next to ours', async () => {
+    for (const aud of [[AUDIENCE, 5], [AUDIENCE, null], [AUDIENCE, ['x']], [AUDIENCE, { a: 1 }]]) {
+      await expectCode(await sign(real, claims(authority.issuer, { aud })), 'invalid_token');
+    }
   });
 
   it('refuses an audience that only contains ours as a prefix', async () => {

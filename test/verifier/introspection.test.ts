@@ -15,6 +15,7 @@ afterAll(() => authority?.stop());
 
 function setUp(introspect: Partial<NonNullable<VerifierOptions['introspect']>> = {}) {
   let offset = 0;
+  let wallStep = 0;
   let calls = 0;
   const counting: FetchLike = (url, init) => {
     if (url.endsWith('/oauth/introspect')) calls++;
@@ -24,10 +25,11 @@ function setUp(introspect: Partial<NonNullable<VerifierOptions['introspect']>> =
     issuer: authority.url,
     audience: authority.service.config.audience,
     fetch: counting,
-    now: () => Date.now() + offset,
+    now: () => Date.now() + offset + wallStep,
+    elapsed: () => performance.now() + offset,
     introspect: { url: `${authority.url}/oauth/introspect`, clientId: 'demo-service', clientSecret: CLIENT_SECRET, cacheMs: 5000, ...introspect },
   });
-  return { verifier, calls: () => calls, advance: (ms: number) => (offset += ms) };
+  return { verifier, calls: () => calls, advance: (ms: number) => (offset += ms), stepWallClock: (ms: number) => (wallStep += ms) };
 }
 
 describe('introspection mode', () => {
@@ -52,6 +54,18 @@ describe('introspection mode', () => {
     await expect(verifier.verify(token)).rejects.toMatchObject({ code: 'revoked_token' });
     expect(calls()).toBe(2);
     advance(60_000);
+    await expect(verifier.verify(token)).rejects.toMatchObject({ code: 'revoked_token' });
+    expect(calls()).toBe(2);
+  });
+
+  it('sees the revocation after cacheMs even when the wall clock steps back meanwhile', async () => {
+    const { verifier, calls, advance, stepWallClock } = setUp();
+    const token = await authority.passwordToken();
+    await verifier.verify(token);
+    await authority.revoke(token);
+    // Back by 20 s (within the clock tolerance, so the token's iat is still acceptable).
+    stepWallClock(-20_000);
+    advance(5001);
     await expect(verifier.verify(token)).rejects.toMatchObject({ code: 'revoked_token' });
     expect(calls()).toBe(2);
   });
@@ -95,5 +109,14 @@ describe('introspection mode', () => {
     const base = { issuer: authority.url, audience: 'api' };
     expect(() => createVerifier({ ...base, introspect: { url: 'not a url', clientId: 'a', clientSecret: 'b' } })).toThrow(TypeError);
     expect(() => createVerifier({ ...base, introspect: { url: `${authority.url}/oauth/introspect`, clientId: '', clientSecret: 'b' } })).toThrow(TypeError);
+  });
+
+  it('refuses a cacheMs that is negative, not a number, infinite or over 5 minutes, and a bad maxEntries', () => {
+    const introspect = { url: `${authority.url}/oauth/introspect`, clientId: 'a', clientSecret: 'b' };
+    const build = (extra: object) => () => createVerifier({ issuer: authority.url, audience: 'api', introspect: { ...introspect, ...extra } });
+    for (const cacheMs of [-1, Number.NaN, Number.POSITIVE_INFINITY, 300_001, '5000']) expect(build({ cacheMs }), `cacheMs ${String(cacheMs)}`).toThrow(TypeError);
+    for (const maxEntries of [-1, Number.NaN, Number.POSITIVE_INFINITY, 1.5]) expect(build({ maxEntries }), `maxEntries ${maxEntries}`).toThrow(TypeError);
+    expect(build({ cacheMs: 300_000, maxEntries: 1 })).not.toThrow();
+    expect(build({ cacheMs: 0 })).not.toThrow();
   });
 });

@@ -4,7 +4,7 @@
  * request for many concurrent callers. Requests are counted at a real local server.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createVerifier, metadataUrl, type FetchLike, type Verifier } from '../../src/verifier/index.js';
+import { createVerifier, metadataUrl, TokenError, type FetchLike, type Verifier } from '../../src/verifier/index.js';
 import { AUDIENCE, claims, NOW, rsaKey, sign, startFakeAuthority, type FakeAuthority, type TestKey } from './helpers.js';
 
 let keyA: TestKey;
@@ -20,7 +20,8 @@ afterEach(() => authority?.stop());
 async function setUp(keys: TestKey[] = [keyA], options: Partial<Parameters<typeof createVerifier>[0]> = {}): Promise<Verifier> {
   authority = await startFakeAuthority(keys);
   now = NOW;
-  return createVerifier({ issuer: authority.issuer, audience: AUDIENCE, now: () => now, ...options });
+  // One clock for both here: moving `now` ages the cache too (see the step-back tests for the difference).
+  return createVerifier({ issuer: authority.issuer, audience: AUDIENCE, now: () => now, elapsed: () => now, ...options });
 }
 
 const tokenFor = (key: TestKey, overrides: Record<string, unknown> = {}) => sign(key, claims(authority.issuer, { exp: NOW / 1000 + 3600, ...overrides }));
@@ -219,5 +220,70 @@ describe('configured algorithms', () => {
     const verifier = createVerifier({ issuer: authority.issuer, audience: AUDIENCE, jwksUri: authority.jwksUri, algorithms: ['ES256'], now: () => NOW });
     await expect(verifier.verify(await tokenFor(keyA))).rejects.toMatchObject({ code: 'invalid_token', description: 'the token\'s signing algorithm is not accepted' });
     expect(authority.hits).toMatchObject({ metadata: 0, jwks: 0 });
+  });
+});
+
+describe('an onError that throws', () => {
+  const onError = () => {
+    throw new Error('the logger broke');
+  };
+  let failing: (url: string) => boolean = () => false;
+  const flaky: FetchLike = (url, init) => (failing(url) ? Promise.reject(new Error(`cannot reach ${url}`)) : fetch(url, init));
+
+  it('is ignored when no key set can be loaded: still TokenError temporarily_unavailable', async () => {
+    const verifier = await setUp([keyA], { onError });
+    authority.failing = true;
+    const err: unknown = await verifier.verify(await tokenFor(keyA)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TokenError);
+    expect(err).toMatchObject({ code: 'temporarily_unavailable' });
+  });
+
+  it('is ignored when a metadata refetch fails: the JWKS refetch still goes ahead', async () => {
+    failing = () => false;
+    const verifier = await setUp([keyA], { onError, fetch: flaky });
+    const token = await tokenFor(keyA);
+    await verifier.verify(token);
+    failing = (url) => url.includes('/.well-known/');
+    now += 301_000;
+    await expect(verifier.verify(token)).resolves.toMatchObject({ kid: 'key-a' });
+    expect(authority.hits.jwks).toBe(2);
+  });
+
+  it('is ignored when introspection fails: still TokenError temporarily_unavailable', async () => {
+    const introspect = { url: 'http://127.0.0.1:1/introspect', clientId: 'rs', clientSecret: 'secret' };
+    failing = (url) => url === introspect.url;
+    const verifier = await setUp([keyA], { onError, fetch: flaky, introspect });
+    const err: unknown = await verifier.verify(await tokenFor(keyA)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TokenError);
+    expect(err).toMatchObject({ code: 'temporarily_unavailable' });
+  });
+});
+
+describe('a wall clock that steps back', () => {
+  // Valid whichever way the wall clock is set within the test.
+  const long = { iat: NOW / 1000 - 7200, nbf: undefined, exp: NOW / 1000 + 7200 };
+
+  it('does not keep a stale key set: a removed key is refused once max-age has really passed', async () => {
+    let elapsed = 0;
+    const verifier = await setUp([keyA, keyB], { elapsed: () => elapsed });
+    authority.cacheControl = 'max-age=60';
+    const token = await tokenFor(keyB, long);
+    await verifier.verify(token);
+    authority.keys = [keyA.jwk];
+    now -= 3_600_000;
+    elapsed += 61_000;
+    await expect(verifier.verify(token)).rejects.toMatchObject({ code: 'invalid_token' });
+    expect(authority.hits.jwks).toBe(2);
+  });
+
+  it('does not stretch the refetch cooldown for an unknown kid', async () => {
+    let elapsed = 0;
+    const verifier = await setUp([keyA], { elapsed: () => elapsed });
+    await verifier.verify(await tokenFor(keyA, long));
+    authority.keys = [keyA.jwk, keyB.jwk];
+    now -= 3_600_000;
+    elapsed += 30_000;
+    await expect(verifier.verify(await tokenFor(keyB, long))).resolves.toMatchObject({ kid: 'key-b' });
+    expect(authority.hits.jwks).toBe(2);
   });
 });

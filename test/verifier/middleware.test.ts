@@ -1,12 +1,13 @@
 /**
- * The Koa and `(req, res, next)` middleware over real HTTP: 401 vs 403 per RFC 6750 §3.1,
+ * The Koa and `(req, res, next)` middleware over real HTTP: 400 vs 401 vs 403 per RFC 6750 §3.1,
  * the WWW-Authenticate header, the JSON body, and 503 when nothing can be checked.
  */
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
 import Router from '@koa/router';
 import Koa from 'koa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertScopes, bearerToken, createVerifier, express, koa, TokenError, type Verifier } from '../../src/verifier/index.js';
+import { assertRole, assertScopes, bearerToken, createVerifier, express, koa, TokenError, type VerifiedToken, type Verifier } from '../../src/verifier/index.js';
 import { AUDIENCE, claims, NOW, NOW_S, rsaKey, sign, startFakeAuthority, type FakeAuthority, type TestKey } from './helpers.js';
 
 let authority: FakeAuthority;
@@ -65,6 +66,18 @@ async function get(base: string, path: string, authorization?: string): Promise<
 
 const errorBody = (error: string) => ({ error, error_description: expect.any(String) });
 
+/**
+ * GET over a raw socket with exactly these header lines: fetch (and every client library)
+ * would merge or refuse repeated Authorization headers before they reach the server.
+ */
+async function rawGet(base: string, path: string, headerLines: string[]): Promise<{ status: number; body: string }> {
+  const socket = connect(Number(new URL(base).port), '127.0.0.1');
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${headerLines.map((line) => `${line}\r\n`).join('')}Connection: close\r\n\r\n`);
+  let text = '';
+  for await (const chunk of socket) text += String(chunk);
+  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1]), body: text.slice(text.indexOf('\r\n\r\n') + 4) };
+}
+
 /** The same table of cases, whichever framework serves the routes. */
 function behavesPerRfc6750(base: () => string) {
   it('401 with a bare Bearer challenge when there is no token', async () => {
@@ -75,11 +88,26 @@ function behavesPerRfc6750(base: () => string) {
     expect(await get(base(), '/read', 'Basic ZGVtbzpzZWNyZXQ=')).toEqual({ status: 401, challenge: 'Bearer', body: errorBody('missing_token') });
   });
 
-  it('401 invalid_token for a Bearer header without a well-formed token', async () => {
-    for (const header of ['Bearer', 'Bearer ', 'Bearer a b', 'Bearer {"alg":"none"}']) {
+  it('400 invalid_request for a Bearer header that is itself malformed (RFC 6750 §3.1)', async () => {
+    for (const header of ['Bearer', 'Bearer ', 'Bearer a b', 'Bearer {"alg":"none"}', 'Bearer a=b']) {
       const result = await get(base(), '/read', header);
-      expect(result).toEqual({ status: 401, challenge: expect.stringMatching(/^Bearer error="invalid_token", error_description="[^"]+"$/), body: errorBody('malformed_token') });
+      expect(result).toEqual({ status: 400, challenge: expect.stringMatching(/^Bearer error="invalid_request", error_description="[^"]+"$/), body: errorBody('invalid_request') });
     }
+  });
+
+  it('401 invalid_token for a well-formed Bearer header whose token is not a JWS', async () => {
+    const result = await get(base(), '/read', 'Bearer abc.def');
+    expect(result).toEqual({ status: 401, challenge: expect.stringMatching(/^Bearer error="invalid_token", error_description="[^"]+"$/), body: errorBody('malformed_token') });
+  });
+
+  it('400 invalid_request for two Authorization headers, whichever comes first', async () => {
+    const good = `Authorization: Bearer ${tokens.reader}`;
+    for (const lines of [[good, 'Authorization: junk'], ['Authorization: junk', good], [good, good]]) {
+      const result = await rawGet(base(), '/read', lines);
+      expect(result.status).toBe(400);
+      expect(JSON.parse(result.body)).toEqual(errorBody('invalid_request'));
+    }
+    expect((await rawGet(base(), '/read', [good])).status).toBe(200);
   });
 
   it('401 invalid_token for a forged token', async () => {
@@ -215,12 +243,57 @@ describe('(req, res, next) middleware on plain node:http', () => {
   });
   behavesPerRfc6750(() => base);
 
+  it('does nothing once the response was sent before the token was checked (e.g. by a timeout)', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const slowAccept = { verify: () => gate.then(() => verifier.verify(tokens.reader)) };
+      const slowRefuse = { verify: () => gate.then((): Promise<VerifiedToken> => Promise.reject(new TokenError('invalid_token', 'no'))) };
+      let handled = 0;
+      const timedOut: Handler = (_req, res, next) => {
+        res.writeHead(503).end();
+        next();
+      };
+      const late = await listen(
+        route(
+          {
+            '/accept': [timedOut, express.requireToken(slowAccept), (_req, res) => (handled++, res.setHeader('X-Late', '1').end())],
+            '/refuse': [timedOut, express.requireToken(slowRefuse), (_req, res) => (handled++, res.end())],
+          },
+          [express.tokenErrorHandler()],
+        ),
+      );
+      expect((await get(late, '/accept', `Bearer ${tokens.reader}`)).status).toBe(503);
+      expect((await get(late, '/refuse', `Bearer ${tokens.reader}`)).status).toBe(503);
+      release();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(handled).toBe(0);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('also puts the claims on res.locals when there is one (Express)', async () => {
     const req = { headers: { authorization: `Bearer ${tokens.reader}` } } as express.NodeRequestLike;
     const res = { statusCode: 200, locals: {} as Record<string, unknown>, setHeader: () => undefined, end: () => undefined };
     await new Promise<void>((resolve, reject) => express.requireToken(verifier)(req, res, (err) => (err ? reject(err as Error) : resolve())));
     expect((res.locals.token as { sub: string }).sub).toBe('user-1');
     expect(req.token?.sub).toBe('user-1');
+  });
+});
+
+describe('requireRole and requireScope with nothing to require', () => {
+  it('throw TypeError when the middleware is built, instead of letting every token through', () => {
+    for (const build of [koa.requireRole, express.requireRole, koa.requireScope, express.requireScope]) {
+      expect(() => build()).toThrow(TypeError);
+      expect(() => build('')).toThrow(TypeError);
+    }
+    expect(() => assertRole({ roles: ['admin'] }, [])).toThrow(TypeError);
+    expect(() => koa.requireRole('admin')).not.toThrow();
   });
 });
 
@@ -231,12 +304,13 @@ describe('the error format', () => {
   });
 
   it('maps every precise code to status and header error', () => {
-    const table = (['missing_token', 'malformed_token', 'invalid_token', 'expired_token', 'revoked_token', 'insufficient_scope', 'temporarily_unavailable'] as const).map((code) => {
+    const table = (['missing_token', 'invalid_request', 'malformed_token', 'invalid_token', 'expired_token', 'revoked_token', 'insufficient_scope', 'temporarily_unavailable'] as const).map((code) => {
       const err = new TokenError(code, 'd');
       return [code, err.status, err.wwwAuthenticate?.match(/error="([^"]+)"/)?.[1] ?? err.wwwAuthenticate];
     });
     expect(table).toEqual([
       ['missing_token', 401, 'Bearer'],
+      ['invalid_request', 400, 'invalid_request'],
       ['malformed_token', 401, 'invalid_token'],
       ['invalid_token', 401, 'invalid_token'],
       ['expired_token', 401, 'invalid_token'],
@@ -251,7 +325,8 @@ describe('the error format', () => {
     expect(bearerToken('  BEARER   abc.def-_~+/==  ')).toBe('abc.def-_~+/==');
     expect(() => bearerToken(undefined)).toThrow(expect.objectContaining({ code: 'missing_token' }));
     expect(() => bearerToken('Digest x')).toThrow(expect.objectContaining({ code: 'missing_token' }));
-    expect(() => bearerToken('Bearer a=b')).toThrow(expect.objectContaining({ code: 'malformed_token' }));
-    expect(() => bearerToken(['Bearer a', 'Bearer b'])).toThrow(expect.objectContaining({ code: 'malformed_token' }));
+    expect(() => bearerToken('Bearer a=b')).toThrow(expect.objectContaining({ code: 'invalid_request', status: 400 }));
+    expect(() => bearerToken(['Bearer a', 'Bearer b'])).toThrow(expect.objectContaining({ code: 'invalid_request', status: 400 }));
+    expect(bearerToken(['Bearer abc'])).toBe('abc');
   });
 });

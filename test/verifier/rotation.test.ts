@@ -34,7 +34,7 @@ async function setUp(): Promise<Setup> {
     return fetch(url, init);
   };
   let offset = 0;
-  const verifier = createVerifier({ issuer: running.url, audience: config.audience, fetch: counting, now: () => Date.now() + offset });
+  const verifier = createVerifier({ issuer: running.url, audience: config.audience, fetch: counting, now: () => Date.now() + offset, elapsed: () => performance.now() + offset });
   return {
     authority: running,
     verifier,
