@@ -2,10 +2,12 @@ import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
+import fc from 'fast-check';
 import Koa from 'koa';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
+import { repeatedMember } from '../../src/http/middleware/body.js';
 import { errorResponses } from '../../src/http/middleware/errors.js';
 import { requestLog } from '../../src/http/middleware/request-log.js';
 import { readiness, type ReadinessCheck } from '../../src/http/routes/health.js';
@@ -169,6 +171,40 @@ describe('HTTP error format', () => {
     const res = await request(server).post('/healthz').type('form').send('grant_type=password&grant_type=client_credentials').expect(400);
     expectErrorBody(res.body, 'invalid_request');
     expect(res.body.error_description).toMatch(/grant_type/);
+  });
+
+  it('rejects a JSON member repeated in any object, however it is spelled, before routing', async () => {
+    const { server } = build();
+    for (const body of [
+      '{"grant_type":"password","grant_type":"client_credentials"}',
+      '{"grant_type":"password", "grant_\\u0074ype" : "client_credentials"}',
+      '{"a":{"b":1,"b":2}}',
+      '{"a":[{"b":1},{"c":{"d":"x","d":"y"}}]}',
+    ]) {
+      const res = await request(server).post('/oauth/token').set('Content-Type', 'application/json').send(body).expect(400);
+      expectErrorBody(res.body, 'invalid_request');
+      expect(res.body.error_description).toMatch(/is repeated/);
+    }
+  });
+
+  it('finds repeated members exactly: none in any JSON without one, the one in any with one', () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 4 }), (value) => {
+        // JSON.stringify writes each member once, with keys that may need escaping.
+        expect(repeatedMember(JSON.stringify(value) ?? 'null')).toBeUndefined();
+      }),
+      { numRuns: 500 },
+    );
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 2 }), { minKeys: 1 }), fc.nat(), (object, pick) => {
+        const keys = Object.keys(object);
+        const key = keys[pick % keys.length]!;
+        const text = JSON.stringify(object);
+        const doubled = `${text.slice(0, -1)},${JSON.stringify(key)}:"again"}`;
+        expect(repeatedMember(doubled)).toBe(key);
+      }),
+      { numRuns: 500 },
+    );
   });
 
   it('turns an unexpected failure into 500 server_error without a stack, and logs the cause', async () => {

@@ -42,9 +42,51 @@ export function parseBody({ limit, maxParameters = 100, maxDepth = 16 }: { limit
       throw new InvalidRequestError(`the JSON body is nested deeper than ${maxDepth} levels`);
     } else if (Object.keys(ctx.request.body).length > maxParameters) {
       throw new InvalidRequestError(`too many parameters (at most ${maxParameters})`);
+    } else {
+      const repeated = repeatedMember(String(ctx.request.rawBody ?? ''));
+      if (repeated !== undefined) throw new InvalidRequestError(`parameter "${repeated.slice(0, 64)}" is repeated`);
     }
     return next();
   };
+}
+
+/**
+ * The first member name that an object in `json` (already known to parse) holds twice.
+ * JSON.parse keeps the last silently, while a proxy or WAF in front may read the first:
+ * the two would then judge different requests. A form repeating a parameter is refused
+ * (RFC 6749 §3.1); this holds JSON bodies to the same rule. One linear pass.
+ */
+export function repeatedMember(json: string): string | undefined {
+  const objects: (Set<string> | null)[] = [];
+  for (let index = 0; index < json.length; index++) {
+    const char = json[index];
+    if (char === '{') objects.push(new Set());
+    else if (char === '[') objects.push(null);
+    else if (char === '}' || char === ']') objects.pop();
+    else if (char === '"') {
+      let end = index + 1;
+      let escaped = false;
+      while (end < json.length && json[end] !== '"') {
+        if (json[end] === '\\') {
+          escaped = true;
+          end += 2;
+        } else {
+          end += 1;
+        }
+      }
+      const literal = json.slice(index, end + 1);
+      index = end;
+      let next = end + 1;
+      while (next < json.length && (json[next] === ' ' || json[next] === '\t' || json[next] === '\n' || json[next] === '\r')) next += 1;
+      const members = objects.at(-1);
+      if (json[next] !== ':' || !members) continue;
+      // Escapes are decoded, so "a" and "\u0061" are one name, as JSON.parse sees them.
+      const name = escaped ? (JSON.parse(literal) as string) : literal.slice(1, -1);
+      if (members.has(name)) return name;
+      members.add(name);
+    }
+  }
+  return undefined;
 }
 
 /** Iterative, so a hostile nesting depth cannot overflow the stack while being measured. */
