@@ -65,6 +65,15 @@ describe('POST /oauth/token: client_credentials', () => {
     expect(payload).not.toHaveProperty('sid');
   });
 
+  it('refuses Basic together with a body client_id naming another client, and with a client_secret', async () => {
+    const other = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials', client_id: 'partner-app' });
+    expectOAuthError(other, 400, 'invalid_request');
+    const both = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials', client_secret: 'x' });
+    expectOAuthError(both, 400, 'invalid_request');
+    // The same id in both places is one client, not two methods.
+    await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials', client_id: 'demo-service' }).expect(200);
+  });
+
   it('reads Basic credentials after any case of the scheme and one or more spaces (RFC 7235 §2.1)', async () => {
     for (const scheme of ['basic ', 'BASIC   ']) {
       const authorization = service.basic.replace(/^Basic /, scheme);
@@ -123,6 +132,12 @@ describe('POST /oauth/token: client_credentials', () => {
     const scope = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials', scope: 'read admin' });
     expectOAuthError(scope, 400, 'invalid_scope');
     expect(scope.body.error_description).toContain('admin');
+    // Wherever the forbidden token stands in the list, alone or first.
+    for (const asked of ['admin read', 'admin']) {
+      const first = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials', scope: asked });
+      expectOAuthError(first, 400, 'invalid_scope');
+      expect(first.body.error_description).toContain('admin');
+    }
     const target = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials', resource: 'https://elsewhere.test' });
     expectOAuthError(target, 400, 'invalid_target');
   });
@@ -251,6 +266,8 @@ describe('POST /oauth/token: password and refresh_token', () => {
   it('allows a narrower scope on refresh and refuses a wider one without rotating', async () => {
     const login = (await passwordLogin(service, { scope: 'profile email' }).expect(200)).body;
     expectOAuthError(await refreshGrant(service, login.refresh_token, { scope: 'profile read' }), 400, 'invalid_scope');
+    // Wherever the wider token stands in the list.
+    expectOAuthError(await refreshGrant(service, login.refresh_token, { scope: 'read profile' }), 400, 'invalid_scope');
     const narrow = (await refreshGrant(service, login.refresh_token, { scope: 'email' }).expect(200)).body;
     expect(narrow.scope).toBe('email');
     // The family keeps its own scope: the next refresh without a scope gets it all back.

@@ -56,6 +56,7 @@ describe('login throttling', () => {
     expect(clientNetwork('2001:db8:1:2:aaaa::1')).toBe('2001:db8:1:2::/64');
     expect(clientNetwork('2001:0db8:0001:0002:ffff:ffff:ffff:ffff')).toBe('2001:db8:1:2::/64');
     expect(clientNetwork('::ffff:203.0.113.9')).toBe('203.0.113.9');
+    expect(clientNetwork('::FFFF:203.0.113.9')).toBe('203.0.113.9');
     expect(clientNetwork('203.0.113.9')).toBe('203.0.113.9');
     expect(clientNetwork('::1')).toBe('0:0:0:0::/64');
   });
@@ -99,6 +100,31 @@ describe('login throttling', () => {
     // 12 failures over 12 different accounts: each account is far from its own limit.
     for (let i = 0; i < 12; i += 1) expectOAuthError(await attempt(i % 2 ? one : two, `stuffed${i}@example.com`), 400, 'invalid_grant');
     expectOAuthError(await attempt(one, 'stuffed-next@example.com'), 429, 'too_many_requests');
+  });
+
+  it('refunds a successful login: an account used from many places never spends its budgets by succeeding', async () => {
+    const client = createRedisClient({ url: redis.url });
+    await connectRedis(client);
+    try {
+      await redis.flush();
+      const throttle = createLoginThrottle(createRedisRateLimits(client), {
+        accountIp: { points: 3, durationSec: 900 },
+        ip: { points: 3, durationSec: 900 },
+        account: { points: 3, durationSec: 900 },
+      });
+      // Ten good logins, each from another address, then ten from one: more than any budget.
+      for (let i = 0; i < 10; i += 1) {
+        await throttle.attempt('busy@example.com', `203.0.113.${i}`);
+        await throttle.succeeded('busy@example.com', `203.0.113.${i}`);
+      }
+      for (let i = 0; i < 10; i += 1) {
+        await throttle.attempt('busy@example.com', '198.51.100.1');
+        await throttle.succeeded('busy@example.com', '198.51.100.1');
+      }
+      await expect(throttle.attempt('busy@example.com', '198.51.100.2')).resolves.toBeUndefined();
+    } finally {
+      await closeRedis(client);
+    }
   });
 
   it('locks an account attacked from many IPs only until the window ends, never for good', async () => {

@@ -3,7 +3,7 @@
  * shared-Redis behaviour across two instances is in test/http/throttling.test.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { hashClientSecret } from '../../src/clients/secrets.js';
+import { clientSecretMatches, hashClientSecret } from '../../src/clients/secrets.js';
 import { manualClock } from '../../src/clock.js';
 import { InvalidClientError, TooManyRequestsError } from '../../src/errors.js';
 import { createClientAuthenticator } from '../../src/oauth/client-auth.js';
@@ -46,6 +46,16 @@ describe('client authentication throttle', () => {
     await expect(attempt(SECRET, '10.0.0.2')).resolves.toMatchObject({ clientId: 'svc' });
   });
 
+  it('counts an IPv6 /64 as one address, as logins do', async () => {
+    const { attempt } = await setup(2);
+    await expect(attempt('wrong', '2001:db8::1')).rejects.toBeInstanceOf(InvalidClientError);
+    await expect(attempt('wrong', '2001:db8::2')).rejects.toBeInstanceOf(InvalidClientError);
+    await expect(attempt('wrong', '2001:db8::3')).rejects.toBeInstanceOf(TooManyRequestsError);
+    await expect(attempt(SECRET, '2001:db8::ffff:1')).rejects.toBeInstanceOf(TooManyRequestsError);
+    // The next /64 is another network.
+    await expect(attempt(SECRET, '2001:db8:0:1::1')).resolves.toMatchObject({ clientId: 'svc' });
+  });
+
   it('forgets a refused pair when its window ends', async () => {
     const { clock, attempt } = await setup(1);
     await expect(attempt('wrong', '10.0.0.1')).rejects.toBeInstanceOf(InvalidClientError);
@@ -62,5 +72,20 @@ describe('client authentication throttle', () => {
     // The oldest was forgotten: its right secret is checked again, and accepted.
     await expect(attempt(SECRET, ips[0]!)).resolves.toMatchObject({ clientId: 'svc' });
     await expect(attempt(SECRET, ips[10_000]!)).rejects.toBeInstanceOf(TooManyRequestsError);
+  });
+});
+
+describe('client secrets', () => {
+  it('match only the whole stored hash: any one byte changed, or cut short, does not match', () => {
+    const stored = hashClientSecret(SECRET);
+    expect(clientSecretMatches(SECRET, stored)).toBe(true);
+    for (let index = 0; index < stored.length; index += 2) {
+      const byte = Number.parseInt(stored.slice(index, index + 2), 16) ^ 0x01;
+      const changed = `${stored.slice(0, index)}${byte.toString(16).padStart(2, '0')}${stored.slice(index + 2)}`;
+      expect(clientSecretMatches(SECRET, changed), `byte ${index / 2}`).toBe(false);
+    }
+    expect(clientSecretMatches(SECRET, stored.slice(0, 32))).toBe(false);
+    expect(clientSecretMatches(SECRET, undefined)).toBe(false);
+    expect(clientSecretMatches('', hashClientSecret(''))).toBe(true);
   });
 });

@@ -98,6 +98,10 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
       return result;
     }
 
+    it('refuses a grant without a subject: a family nobody owns would escape logout-all', async () => {
+      await expect(store().create({ ...grant(), subject: '' }, context)).rejects.toThrow(TypeError);
+    });
+
     it('creates a family whose token is opaque, URL-safe and names the family', async () => {
       const families = store();
       const { family, refreshToken } = await families.create(grant(), context);
@@ -296,6 +300,16 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         expect(await families.listBySubject('user-1')).toEqual([]);
       });
 
+      it('an expired family is no longer there to revoke: nothing ends, no marker is left', async () => {
+        const families = store({ refreshTokenTtl: 60, familyMaxTtl: 600 });
+        const { family } = await families.create(grant(), context);
+        await families.create(grant(), context);
+        clock.advance(60 * SECOND);
+        expect(await families.revoke(family.id)).toBe(false);
+        expect(await families.revokeAll('user-1')).toBe(0);
+        expect(await families.isRevoked(family.id)).toBe(false);
+      });
+
       it('rotation never extends a family past its absolute expiry', async () => {
         const families = store({ refreshTokenTtl: 60, familyMaxTtl: 150 });
         let { family, refreshToken } = await families.create(grant(), context);
@@ -405,10 +419,13 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
       });
     });
 
-    it('records at most 256 bytes of user agent', async () => {
+    it('records at most 256 bytes of user agent and 64 of IP', async () => {
       const families = store();
       const { family, refreshToken } = await families.create(grant(), { userAgent: 'é'.repeat(1000), ip: '::1' });
       expect(Buffer.byteLength(family.userAgent!)).toBe(256);
+      const long = await families.create(grant(), { ip: `fe80::1%${'x'.repeat(500)}` });
+      expect(Buffer.byteLength(long.family.ip!)).toBe(64);
+      expect((await families.get(long.family.id))?.ip).toBe(long.family.ip);
       const emoji = await families.rotate(refreshToken, { userAgent: '😀'.repeat(100) });
       if (emoji.outcome !== 'rotated') throw new Error(emoji.outcome);
       expect(emoji.family.userAgent).toBe('😀'.repeat(64));

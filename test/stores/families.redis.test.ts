@@ -179,6 +179,20 @@ describe('Redis family store', () => {
     expect(await families.rotate(refreshToken, context)).toEqual({ outcome: 'invalid' });
   });
 
+  it('another subject\'s family planted in an index is neither listed nor revoked through it', async () => {
+    const families = familyStore(client);
+    const alice = await families.create(grant, context);
+    await families.create({ ...grant, subject: 'mallory' }, context);
+    // The index is only advisory: whatever ends up in it, each family answers for its own subject.
+    await server.client.zadd('rt:sub:{mallory}', Date.now() + 86_400_000, alice.family.id);
+    expect(await families.revokeAll('mallory')).toBe(1);
+    expect(await families.isRevoked(alice.family.id)).toBe(false);
+    await server.client.zadd('rt:sub:{mallory}', Date.now() + 86_400_000, alice.family.id);
+    expect(await families.listBySubject('mallory')).toEqual([]);
+    await rotated(families, alice.refreshToken);
+    expect((await families.listBySubject(grant.subject)).map(({ id }) => id)).toEqual([alice.family.id]);
+  });
+
   it('an index entry whose family never came is tidied once it is a minute old', async () => {
     const clock = manualClock(Date.now());
     const families = familyStore(client, { clock });
