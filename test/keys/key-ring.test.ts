@@ -55,6 +55,8 @@ describe('loading a key directory', () => {
     }
     expect(ring.jwks.etag).toMatch(/^"[A-Za-z0-9_-]{43}"$/);
     expect(ring.warnings).toEqual([]);
+    // Every published key verifies, `next` included: another instance may already sign with it.
+    expect(ring.verificationKey(nextKid)).toMatchObject({ kid: nextKid, state: 'next', alg: 'RS256' });
   });
 
   it('names the manifest when it is not JSON', async () => {
@@ -86,6 +88,16 @@ describe('loading a key directory', () => {
     const err = await loadError(dir);
     expect(err.file).toBe(file);
     expect(err.message).toMatch(/2 keys claim state "active"/);
+  });
+
+  it('refuses a kid listed twice, naming the manifest', async () => {
+    const dir = await copyOfValidDir();
+    const file = await editManifest(dir, (manifest) => {
+      manifest.keys.push({ ...manifest.keys[1]! });
+    });
+    const err = await loadError(dir);
+    expect(err.file).toBe(file);
+    expect(err.message).toBe(`${file}: invalid key manifest: kid ${nextKid} is listed twice`);
   });
 
   it('refuses an unsupported alg, naming the manifest', async () => {
@@ -154,6 +166,19 @@ describe('loading a key directory', () => {
     await chmod(dir, 0o755);
     expect((await loadError(dir, true)).file).toBe(dir);
     expect((await loadKeyDir(dir, { production: false })).warnings[0]).toMatch(/chmod 700/);
+  });
+
+  it('checks the manifest\'s mode too: refused in production, a warning otherwise', async () => {
+    const dir = await copyOfValidDir();
+    const manifest = join(dir, MANIFEST_FILE);
+    await chmod(manifest, 0o666);
+    const err = await loadError(dir, true);
+    expect(err.file).toBe(manifest);
+    expect(err.message).toMatch(/mode 0666.*chmod 600/);
+    const ring = await loadKeyRing(dir, { production: false });
+    expect(ring.active.kid).toBe(activeKid);
+    expect(ring.warnings).toHaveLength(1);
+    expect(ring.warnings[0]).toContain(manifest);
   });
 
   it('treats a directory without a manifest as empty, and an empty ring as unusable', async () => {

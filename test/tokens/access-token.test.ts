@@ -148,11 +148,43 @@ describe('access tokens', () => {
       expect(await tokens.verify(await signWithOurKey({}, withoutClient))).toMatchObject({ ok: false, error: 'invalid' });
     });
 
+    it('a missing exp: a token signed with our key must still expire', async () => {
+      const { exp: _omitted, ...withoutExp } = claims();
+      expect(await tokens.verify(await signWithOurKey({}, withoutExp))).toMatchObject({ ok: false, error: 'invalid' });
+    });
+
+    it('a scope that is not a space-delimited string (RFC 9068 §2.2.3)', async () => {
+      for (const scope of [['admin'], 42, { admin: true }, null]) {
+        expect(await tokens.verify(await signWithOurKey({}, { ...claims(), scope }))).toMatchObject({ ok: false, error: 'invalid' });
+      }
+    });
+
     it('garbage, never throwing', async () => {
       for (const token of ['', 'a.b.c', 'not-a-jwt', `${b64({ alg: 'RS256' })}.e30.`, 'x'.repeat(20_000)]) {
         expect(await tokens.verify(token)).toMatchObject({ ok: false, error: 'invalid' });
       }
     });
+  });
+});
+
+describe('during a key rotation', () => {
+  afterAll(removeTempDirs);
+
+  it('verifies a token signed with its ring\'s next key, which another instance has already promoted', async () => {
+    const clock = manualClock();
+    const dir = await tempKeysDir();
+    await rotateKeys({ dir, clock, production: false, ...TIMINGS });
+    const notReloaded = await loadKeyRing(dir, { production: false });
+    const next = notReloaded.keys.find((key) => key.state === 'next')!;
+    // Another instance promotes `next` and signs with it before this one reloads its ring.
+    clock.advance((TIMINGS.jwksMaxAge + TIMINGS.keyPromotionMargin) * 1000);
+    await rotateKeys({ dir, clock, production: false, ...TIMINGS });
+    const promoted = await loadKeyRing(dir, { production: false });
+    expect(promoted.active.kid).toBe(next.kid);
+    const deps = { clock, random: cryptoRandom, issuer: ISSUER, ttl: TTL, clockSkew: SKEW };
+    const issued = await createAccessTokens({ ...deps, keys: { current: () => promoted } }).issue({ sub: 'u', aud: 'api', client_id: 'c', scope: 's' });
+    expect(issued.kid).toBe(next.kid);
+    expect(await createAccessTokens({ ...deps, keys: { current: () => notReloaded } }).verify(issued.token)).toMatchObject({ ok: true, kid: next.kid });
   });
 });
 

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { cryptoRandom, type Random } from '../../src/random.js';
 import { createRefreshTokenCodec, hashRefreshToken, isFamilyId, parseRefreshToken } from '../../src/tokens/refresh-token.js';
@@ -32,6 +32,24 @@ describe('refresh-token format', () => {
     expect(parseRefreshToken(pinned.mint(familyId))!.secret).toBe(Buffer.alloc(32, 7).toString('base64url'));
   });
 
+  it('mints exactly the documented construction (a known-answer test)', () => {
+    // Pins the tag: HMAC-SHA256 keyed with HMAC-SHA256(secret, KEY_LABEL) (domain separation
+    // from other MACs under the same configured secret), over `familyId "." secret`, first
+    // 16 bytes. A change to the label, the key derivation, the MAC input or the truncation
+    // fails here, and would also invalidate every refresh token already issued.
+    const fixed: Random = { token: (bytes) => Buffer.alloc(bytes, 7).toString('base64url'), uuid: () => 'unused' };
+    const familyId = 'fam1ly-id_0123456789';
+    const tokenSecret = Buffer.alloc(32, 7).toString('base64url');
+    const key = createHmac('sha256', SECRET).update('token-authority refresh-token tag v1').digest();
+    const tag = createHmac('sha256', key).update(`${familyId}.${tokenSecret}`).digest().subarray(0, 16).toString('base64url');
+    const pinned = createRefreshTokenCodec({ secret: SECRET, random: fixed });
+    const token = pinned.mint(familyId);
+    expect(token).toBe(`${familyId}.${tokenSecret}.${tag}`);
+    expect(pinned.verify(token)).toEqual({ familyId, secret: tokenSecret, tag });
+    // Not the tag keyed with the configured secret itself.
+    expect(tag).not.toBe(createHmac('sha256', SECRET).update(`${familyId}.${tokenSecret}`).digest().subarray(0, 16).toString('base64url'));
+  });
+
   it('verifies the tag only under the same server key', () => {
     const token = codec.mint(codec.newFamilyId());
     expect(createRefreshTokenCodec({ secret: SECRET, random: cryptoRandom }).verify(token)).toBeDefined();
@@ -45,6 +63,24 @@ describe('refresh-token format', () => {
     expect(codec.verify(`${flip(id)}.${secret}.${tag}`)).toBeUndefined();
     expect(codec.verify(`${id}.${flip(secret)}.${tag}`)).toBeUndefined();
     expect(codec.verify(`${id}.${secret}.${flip(tag)}`)).toBeUndefined();
+  });
+
+  it('rejects a change at any position of the tag: all 16 bytes are compared', () => {
+    const token = codec.mint(codec.newFamilyId());
+    const [id, secret, tag] = token.split('.') as [string, string, string];
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    expect(tag).toHaveLength(22);
+    for (let i = 0; i < tag.length; i++) {
+      // 22 characters carry 132 bits: the last one holds the tag's final 2 bits and 4 zero
+      // bits, so it changes one of those 2 (xor 16) to stay canonical; the others change bit 0.
+      const value = alphabet.indexOf(tag[i]!);
+      const changed = `${tag.slice(0, i)}${alphabet[value ^ (i === tag.length - 1 ? 16 : 1)]}${tag.slice(i + 1)}`;
+      expect(Buffer.from(changed, 'base64url').equals(Buffer.from(tag, 'base64url'))).toBe(false);
+      const forged = `${id}.${secret}.${changed}`;
+      // Well formed and canonical: refused for its tag, not its shape.
+      expect(parseRefreshToken(forged)).toBeDefined();
+      expect(codec.verify(forged), `tag changed at position ${i}`).toBeUndefined();
+    }
   });
 
   it('never throws on malformed input', () => {
@@ -64,5 +100,11 @@ describe('refresh-token format', () => {
 
   it('refuses a short server key', () => {
     expect(() => createRefreshTokenCodec({ secret: 'too-short', random: cryptoRandom })).toThrow(TypeError);
+  });
+
+  it('needs a server key of at least 32 characters, exactly', () => {
+    expect(() => createRefreshTokenCodec({ secret: 'k'.repeat(31), random: cryptoRandom })).toThrow(TypeError);
+    const codec32 = createRefreshTokenCodec({ secret: 'k'.repeat(32), random: cryptoRandom });
+    expect(codec32.verify(codec32.mint(codec32.newFamilyId()))).toBeDefined();
   });
 });

@@ -84,6 +84,27 @@ describe('algorithm attacks', () => {
     await expectCode(token, 'invalid_token');
   });
 
+  it('refuses PS256 with a key the JWKS publishes for RS256, even when PS256 is allowed (RFC 7517 §4.4)', async () => {
+    const local = await startFakeAuthority([real]);
+    try {
+      // The same RSA modulus checks PS256 signatures too: only the JWK's own alg stops it.
+      const unbound = await rsaKey('no-alg-key');
+      local.keys = [real.jwk, { ...unbound.jwk, alg: undefined }];
+      local.metadataAlgs = ['RS256', 'PS256'];
+      const configured = createVerifier({ issuer: local.issuer, audience: AUDIENCE, jwksUri: local.jwksUri, algorithms: ['RS256', 'PS256'], now: () => NOW });
+      const discovered = createVerifier({ issuer: local.issuer, audience: AUDIENCE, now: () => NOW });
+      for (const v of [configured, discovered]) {
+        const err = await rejection(await sign(real, claims(local.issuer), { alg: 'PS256' }), v);
+        expect(err.code).toBe('invalid_token');
+        expect(err.description).toMatch(/unknown key/);
+        // The control: PS256 is allowed, and verifies with a key published without an alg.
+        await expect(v.verify(await sign(unbound, claims(local.issuer), { alg: 'PS256' }))).resolves.toMatchObject({ kid: 'no-alg-key' });
+      }
+    } finally {
+      await local.stop();
+    }
+  });
+
   it('refuses an alg the metadata does not list, even an asymmetric one', async () => {
     const token = await sign(real, claims(authority.issuer), { alg: 'RS512' });
     await expectCode(token, 'invalid_token');
@@ -224,15 +245,38 @@ describe('claims', () => {
     await expectCode(await sign(real, claims(authority.issuer, { iat: NOW_S + 600, nbf: undefined })), 'invalid_token');
   });
 
+  it('refuses an iat ahead by more than the 30 s tolerance, and only then', async () => {
+    await expect(verifier.verify(await sign(real, claims(authority.issuer, { iat: NOW_S + 29, nbf: undefined })))).resolves.toBeDefined();
+    const err = await expectCode(await sign(real, claims(authority.issuer, { iat: NOW_S + 31, nbf: undefined })), 'invalid_token');
+    expect(err.description).toMatch(/issued in the future/);
+  });
+
   it.each(['sub', 'client_id', 'jti', 'exp', 'iat'])('refuses a token without %s', async (claim) => {
     const err = await expectCode(await sign(real, claims(authority.issuer, { [claim]: undefined })), 'invalid_token');
     expect(err.description).toContain(claim);
   });
 
   it('refuses claims of the wrong type', async () => {
-    for (const bad of [{ scope: ['read'] }, { roles: 'admin' }, { sub: 42 }, { client_id: '' }, { email: true }]) {
+    for (const bad of [{ scope: ['read'] }, { roles: 'admin' }, { sub: 42 }, { sub: '' }, { client_id: '' }, { email: true }]) {
       await expectCode(await sign(real, claims(authority.issuer, bad)), 'invalid_token');
     }
+  });
+});
+
+describe('scopes', () => {
+  it('adds the scopes of a call to requiredScopes, never replaces them', async () => {
+    const adminOnly = createVerifier({ issuer: authority.issuer, audience: AUDIENCE, requiredScopes: ['admin'], now: () => clock });
+    const token = await sign(real, claims(authority.issuer, { scope: 'read' }));
+    const err = await rejection(token, adminOnly);
+    expect(err).toMatchObject({ code: 'insufficient_scope', status: 403 });
+    const withCallScopes = await adminOnly.verify(token, { scopes: ['read'] }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(withCallScopes).toBeInstanceOf(TokenError);
+    expect(withCallScopes).toMatchObject({ code: 'insufficient_scope', status: 403, description: 'the token lacks the scope admin', scope: ['admin', 'read'] });
+    // The control: the same call passes for a token with both.
+    await expect(adminOnly.verify(await sign(real, claims(authority.issuer, { scope: 'read admin' })), { scopes: ['read'] })).resolves.toBeDefined();
   });
 });
 

@@ -88,6 +88,12 @@ function behavesPerRfc6750(base: () => string) {
     expect(await get(base(), '/read', 'Basic ZGVtbzpzZWNyZXQ=')).toEqual({ status: 401, challenge: 'Bearer', body: errorBody('missing_token') });
   });
 
+  it('401 with a bare challenge for a scheme that only starts with Bearer', async () => {
+    for (const header of ['Bearerx abc', `Bearerx ${tokens.reader}`, `BearerBearer ${tokens.reader}`]) {
+      expect(await get(base(), '/read', header)).toEqual({ status: 401, challenge: 'Bearer', body: errorBody('missing_token') });
+    }
+  });
+
   it('400 invalid_request for a Bearer header that is itself malformed (RFC 6750 §3.1)', async () => {
     for (const header of ['Bearer', 'Bearer ', 'Bearer a b', 'Bearer {"alg":"none"}', 'Bearer a=b']) {
       const result = await get(base(), '/read', header);
@@ -325,6 +331,8 @@ describe('the error format', () => {
     expect(bearerToken('  BEARER   abc.def-_~+/==  ')).toBe('abc.def-_~+/==');
     expect(() => bearerToken(undefined)).toThrow(expect.objectContaining({ code: 'missing_token' }));
     expect(() => bearerToken('Digest x')).toThrow(expect.objectContaining({ code: 'missing_token' }));
+    // Another scheme that merely starts with "Bearer" is another scheme (RFC 7235 §2.1: the whole token).
+    expect(() => bearerToken('Bearerx abc')).toThrow(expect.objectContaining({ code: 'missing_token', status: 401 }));
     expect(() => bearerToken('Bearer a=b')).toThrow(expect.objectContaining({ code: 'invalid_request', status: 400 }));
     expect(() => bearerToken(['Bearer a', 'Bearer b'])).toThrow(expect.objectContaining({ code: 'invalid_request', status: 400 }));
     expect(bearerToken(['Bearer abc'])).toBe('abc');
