@@ -102,16 +102,21 @@ describe('login throttling', () => {
     expectOAuthError(await attempt(one, 'stuffed-next@example.com'), 429, 'too_many_requests');
   });
 
-  it('refunds a successful login: an account used from many places never spends its budgets by succeeding', async () => {
+  /** A login throttle of its own on the suite's Redis (flushed first), for budgets the services do not use. */
+  async function withThrottle(budgets: Parameters<typeof createLoginThrottle>[1], run: (throttle: ReturnType<typeof createLoginThrottle>) => Promise<void>): Promise<void> {
     const client = createRedisClient({ url: redis.url });
     await connectRedis(client);
     try {
       await redis.flush();
-      const throttle = createLoginThrottle(createRedisRateLimits(client), {
-        accountIp: { points: 3, durationSec: 900 },
-        ip: { points: 3, durationSec: 900 },
-        account: { points: 3, durationSec: 900 },
-      });
+      await run(createLoginThrottle(createRedisRateLimits(client), budgets));
+    } finally {
+      await closeRedis(client);
+    }
+  }
+
+  it('refunds a successful login: an account used from many places never spends its budgets by succeeding', async () => {
+    const budget = { points: 3, durationSec: 900 };
+    await withThrottle({ accountIp: budget, ip: budget, account: budget }, async (throttle) => {
       // Ten good logins, each from another address, then ten from one: more than any budget.
       for (let i = 0; i < 10; i += 1) {
         await throttle.attempt('busy@example.com', `203.0.113.${i}`);
@@ -122,21 +127,12 @@ describe('login throttling', () => {
         await throttle.succeeded('busy@example.com', '198.51.100.1');
       }
       await expect(throttle.attempt('busy@example.com', '198.51.100.2')).resolves.toBeUndefined();
-    } finally {
-      await closeRedis(client);
-    }
+    });
   });
 
   it('locks an account attacked from many IPs only until the window ends, never for good', async () => {
-    const client = createRedisClient({ url: redis.url });
-    await connectRedis(client);
-    try {
-      await redis.flush();
-      const throttle = createLoginThrottle(createRedisRateLimits(client), {
-        accountIp: { points: 5, durationSec: 900 },
-        ip: { points: 100, durationSec: 900 },
-        account: { points: 10, durationSec: 2 },
-      });
+    const budgets = { accountIp: { points: 5, durationSec: 900 }, ip: { points: 100, durationSec: 900 }, account: { points: 10, durationSec: 2 } };
+    await withThrottle(budgets, async (throttle) => {
       // Ten failed attempts, each from another IP: no account+IP or IP budget is near its end.
       for (let i = 0; i < 10; i += 1) await throttle.attempt('target@example.com', `203.0.113.${i}`);
       // The owner, from a fresh IP, is slowed down too...
@@ -145,9 +141,7 @@ describe('login throttling', () => {
       // ...but only until the account window ends.
       await new Promise((resolve) => setTimeout(resolve, 2100));
       await expect(throttle.attempt('target@example.com', '198.51.100.7')).resolves.toBeUndefined();
-    } finally {
-      await closeRedis(client);
-    }
+    });
   });
 });
 
