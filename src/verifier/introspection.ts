@@ -4,6 +4,14 @@
  * still active. Answers are cached briefly per `jti` (never past the token's `exp`), and
  * an unreachable endpoint fails closed: a revoked token must not pass because the
  * authority is down.
+ *
+ * After a failed request the endpoint is left alone for a while (1 s, doubling on each
+ * consecutive failure up to 30 s): tokens that need a request get 503 at once instead of
+ * each waiting out the timeout, and every resource server does not hammer an authority
+ * that is already in trouble. Then one request goes out as a probe; while it is under way,
+ * other tokens keep failing fast (waiting for it would stall them for up to the timeout
+ * again, and they would still need a request of their own afterwards). Cached answers are
+ * served throughout.
  */
 import { isObject, requestJson, type FetchLike } from './http.js';
 
@@ -33,6 +41,11 @@ export const DEFAULT_INTROSPECTION_CACHE_MS = 5000;
  */
 export const MAX_INTROSPECTION_CACHE_MS = 300_000;
 
+/** The backoff after a first failure, ms; doubled on each consecutive failure up to the cap. */
+export const INTROSPECTION_BACKOFF_MS = 1000;
+/** Short enough that an authority back on its feet is asked again soon. */
+export const MAX_INTROSPECTION_BACKOFF_MS = 30_000;
+
 interface Entry {
   readonly active: boolean;
   /** The token's `exp`, ms since the epoch (wall clock). */
@@ -55,6 +68,12 @@ export function createIntrospector(options: IntrospectionOptions, deps: { fetch:
   const authorization = `Basic ${Buffer.from(`${encodeURIComponent(options.clientId)}:${encodeURIComponent(options.clientSecret)}`).toString('base64')}`;
   const cache = new Map<string, Entry>();
   const inflight = new Map<string, Promise<boolean>>();
+  // Backoff, on the monotonic clock like the cache.
+  let failures = 0;
+  let backoffMs = 0;
+  let retryAt = Number.NEGATIVE_INFINITY;
+  let lastFailure = '';
+  let probing = false;
 
   // Cache age on the monotonic clock: set back, the wall clock would keep "active" until exp.
   const usable = (entry: Entry) => now() < entry.expMs && elapsed() < entry.freshUntil;
@@ -89,18 +108,40 @@ export function createIntrospector(options: IntrospectionOptions, deps: { fetch:
       const cached = cache.get(jti);
       if (cached !== undefined && usable(cached)) return cached.active;
       let pending = inflight.get(jti);
-      if (pending === undefined) {
-        pending = ask(token).then((active) => {
+      if (pending !== undefined) return pending;
+      if (failures > 0) {
+        if (probing) throw new Error(`introspection at ${url} is being retried after: ${lastFailure}`);
+        const waitMs = retryAt - elapsed();
+        if (waitMs > 0) throw new Error(`introspection at ${url} backs off ${Math.ceil(waitMs)} ms more after: ${lastFailure}`);
+        probing = true;
+      }
+      const isProbe = probing;
+      // Requests already under way when a failure starts the backoff fail with it: one outage, one failure.
+      const failuresBefore = failures;
+      pending = ask(token).then(
+        (active) => {
+          failures = 0;
+          retryAt = Number.NEGATIVE_INFINITY;
           // A revocation is final; an "active" answer is good only for cacheMs.
           remember(jti, { active, expMs, freshUntil: active ? elapsed() + cacheMs : Number.POSITIVE_INFINITY });
           return active;
-        });
-        inflight.set(jti, pending);
-        void pending.then(
-          () => inflight.delete(jti),
-          () => inflight.delete(jti),
-        );
-      }
+        },
+        (err: unknown) => {
+          if (failures === failuresBefore) {
+            failures++;
+            backoffMs = failures === 1 ? INTROSPECTION_BACKOFF_MS : Math.min(backoffMs * 2, MAX_INTROSPECTION_BACKOFF_MS);
+            retryAt = elapsed() + backoffMs;
+            lastFailure = err instanceof Error ? err.message : String(err);
+          }
+          throw err;
+        },
+      );
+      inflight.set(jti, pending);
+      const settled = (): void => {
+        inflight.delete(jti);
+        if (isProbe) probing = false;
+      };
+      void pending.then(settled, settled);
       return pending;
     },
   };
