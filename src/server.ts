@@ -193,7 +193,7 @@ export async function createService(config: Config, { logger, clock = systemCloc
     takenEmails: stores.rateLimits.limiter({ keyPrefix: 'register-taken', ...toLimit(config.registerRateLimit) }),
     registrations: stores.rateLimits.limiter({ keyPrefix: 'register-ip', ...toLimit(config.registerIpRateLimit) }),
   });
-  const tokens = createTokenService({ accessTokens, families: stores.families, denylist: stores.denylist, users: stores.users, audience: config.audience, refreshTokenTtl: config.refreshTokenTtl });
+  const tokens = createTokenService({ accessTokens, families: stores.families, denylist: stores.denylist, users: stores.users, audience: config.audience, refreshTokenTtl: config.refreshTokenTtl, clockSkew: config.clockSkew });
   const clientAuth = createClientAuthenticator({
     clients,
     failures: stores.rateLimits.limiter({ keyPrefix: 'client-auth', ...toLimit(config.clientAuthRateLimit) }),

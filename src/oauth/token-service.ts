@@ -26,10 +26,17 @@ export interface TokenServiceDeps {
   readonly audience: string;
   /** Seconds: idle lifetime of a family (REFRESH_TOKEN_TTL), for introspection's `exp`. */
   readonly refreshTokenTtl: number;
+  /**
+   * Seconds past `exp` that verification still accepts (CLOCK_SKEW): a denied token stays
+   * denied that much longer, or a revocation would lapse while the token still verifies.
+   */
+  readonly clockSkew: number;
 }
 
 export function createTokenService(deps: TokenServiceDeps) {
   const { accessTokens, families, denylist, users } = deps;
+  /** Until when a token must stay denied: as long as it can still verify. */
+  const denyUntil = (claims: AccessTokenClaims) => (claims.exp + deps.clockSkew) * 1000;
 
   /** RFC 8707 `resource` / `audience`: one of the client's audiences, the default AUDIENCE otherwise. */
   function pickAudience(client: ClientRecord, requested: string | undefined): string {
@@ -169,7 +176,7 @@ export function createTokenService(deps: TokenServiceDeps) {
         const verified = await accessTokens.verify(input.token);
         if (!verified.ok) return false;
         if (!mayRevoke(verified.claims.client_id)) throw new UnauthorizedClientError('the token was issued to another client');
-        await denylist.deny(verified.claims.jti, verified.claims.exp * 1000);
+        await denylist.deny(verified.claims.jti, denyUntil(verified.claims));
         return true;
       };
       // §2.1: the hint only orders the search.
@@ -237,7 +244,7 @@ export function createTokenService(deps: TokenServiceDeps) {
     },
 
     /** Denies one access token until it expires (logout). */
-    denyAccessToken: (claims: AccessTokenClaims) => denylist.deny(claims.jti, claims.exp * 1000),
+    denyAccessToken: (claims: AccessTokenClaims) => denylist.deny(claims.jti, denyUntil(claims)),
   };
 }
 

@@ -3,7 +3,7 @@
  * token service of a real (embedded) service.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { systemClock } from '../../src/clock.js';
+import { manualClock, systemClock } from '../../src/clock.js';
 import { createTokenService } from '../../src/oauth/token-service.js';
 import { cryptoRandom } from '../../src/random.js';
 import { StoreUnavailableError } from '../../src/stores/types.js';
@@ -53,6 +53,7 @@ describe('a refresh while MongoDB is unavailable', () => {
       users,
       audience: config.audience,
       refreshTokenTtl: config.refreshTokenTtl,
+      clockSkew: config.clockSkew,
     });
     const client = (await stores.clients.findById('demo-app'))!;
     const user = (await stores.users.findByEmail(USER_EMAIL))!;
@@ -65,5 +66,29 @@ describe('a refresh while MongoDB is unavailable', () => {
     const refreshed = await tokens.refresh({ refreshToken, client, context: {} });
     expect(refreshed.response.refresh_token).toBeDefined();
     expect(refreshed.user.id).toBe(user.id);
+  });
+});
+
+describe('a revoked access token inside the clock-skew tolerance', () => {
+  it('stays denied for as long as it still verifies: past exp, up to exp + CLOCK_SKEW', async () => {
+    const clock = manualClock(Date.now());
+    const skewed = await startTestService({ CLOCK_SKEW: '60s' }, { clock });
+    try {
+      const client = (await skewed.stores.clients.findById('demo-service'))!;
+      const issue = async () => (await skewed.tokens.issueForClient({ client })).access_token;
+      const [revoked, loggedOut, untouched] = [await issue(), await issue(), await issue()];
+      await skewed.tokens.revoke({ token: revoked, client });
+      // What logout does with the caller's own token.
+      await skewed.tokens.denyAccessToken(await skewed.tokens.authenticateBearer(`Bearer ${loggedOut}`));
+
+      // Past exp, within the 60 s tolerance: the untouched token of the same age still verifies...
+      clock.advance((skewed.config.accessTokenTtl + 30) * 1000);
+      expect((await skewed.tokens.introspect({ token: untouched, client })).active).toBe(true);
+      // ...so the denied ones must still be denied.
+      expect((await skewed.tokens.introspect({ token: revoked, client })).active).toBe(false);
+      expect((await skewed.tokens.introspect({ token: loggedOut, client })).active).toBe(false);
+    } finally {
+      await skewed.close();
+    }
   });
 });
