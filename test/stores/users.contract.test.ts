@@ -3,6 +3,8 @@
  * one and MongoDB (whatever backend the run uses: a real server, mongodb-memory-server or
  * the emulator).
  */
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { manualClock } from '../../src/clock.js';
 import { createMemoryUserStore } from '../../src/stores/memory/users.js';
@@ -216,6 +218,50 @@ describe('mongo UserStore: backend failures', () => {
       }
     } finally {
       await connection.close();
+      await server.stop();
+    }
+  });
+});
+
+describe('mongo UserStore: a server that stops answering', () => {
+  it('fails an operation whose reply never comes with StoreUnavailableError after operationTimeoutMS, not never', async () => {
+    const server = await startMongoEmulator();
+    // A TCP proxy that can stop passing bytes on, both ways, while keeping every connection open.
+    let frozen = false;
+    const sockets = new Set<Socket>();
+    const proxy = createServer((client) => {
+      const upstream = connect(Number(new URL(server.uri).port), '127.0.0.1');
+      for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
+        sockets.add(from);
+        from.on('data', (chunk) => {
+          if (!frozen) to.write(chunk);
+        });
+        from.on('error', () => undefined);
+        from.on('close', () => to.destroy());
+      }
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const connection = createMongoConnection(`mongodb://127.0.0.1:${(proxy.address() as AddressInfo).port}/stalled`, { serverSelectionTimeoutMS: 2000, operationTimeoutMS: 500 });
+    try {
+      await connection.init();
+      const { users } = createMongoStores(connection);
+      const created = await users.create({ email: 'a@example.com', passwordHash: HASH });
+      frozen = true;
+      const started = performance.now();
+      const outcome = await Promise.race([
+        users.findById(created.id).then(() => 'answered', (err: unknown) => err),
+        new Promise((resolve) => setTimeout(() => resolve('still waiting after 3 s'), 3000)),
+      ]);
+      expect(outcome).toBeInstanceOf(StoreUnavailableError);
+      expect(performance.now() - started).toBeLessThan(2000);
+      // Once the server answers again, so does the store.
+      frozen = false;
+      await expect(users.findById(created.id)).resolves.toMatchObject({ email: 'a@example.com' });
+    } finally {
+      frozen = false;
+      await connection.close();
+      for (const socket of sockets) socket.destroy();
+      proxy.close();
       await server.stop();
     }
   });

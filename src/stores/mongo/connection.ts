@@ -13,6 +13,12 @@ import { createMongoUserStore } from './users.js';
 export interface MongoConnectionOptions {
   /** How long an operation waits for a reachable server before failing (ms, default 5000). */
   readonly serverSelectionTimeoutMS?: number;
+  /**
+   * How long a sent operation may wait for its reply (ms, default 5000): a server that
+   * still answers heartbeats but not operations (overloaded, stalled on a lock, waiting for
+   * a write majority) must not hold requests, and pool connections, without end.
+   */
+  readonly operationTimeoutMS?: number;
   /** Source of `createdAt`/`updatedAt`/`passwordChangedAt` (default: the system clock). */
   readonly clock?: Clock;
 }
@@ -31,6 +37,11 @@ export function createMongoConnection(uri: string, options: MongoConnectionOptio
   const connection = mongoose.createConnection(uri, {
     serverSelectionTimeoutMS: options.serverSelectionTimeoutMS ?? 5_000,
     connectTimeoutMS: 5_000,
+    // A reply later than this closes the connection and fails the operation as a network
+    // timeout (StoreUnavailableError → 503). Our operations are single-document reads and
+    // writes; the index builds at start-up are on fields that are already indexed after
+    // the first start.
+    socketTimeoutMS: options.operationTimeoutMS ?? 5_000,
     // Fail fast while disconnected (StoreUnavailableError → 503) instead of queueing
     // operations in mongoose's buffer for 10 s.
     bufferCommands: false,
