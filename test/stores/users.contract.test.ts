@@ -12,7 +12,7 @@ import { createMongoConnection, createMongoStores } from '../../src/stores/mongo
 import { DuplicateKeyError, StoreUnavailableError, type UserStore } from '../../src/stores/types.js';
 import { startMongoEmulator } from '../support/mongo-emulator/index.js';
 import { freePort } from '../support/processes.js';
-import { openTestMongoStores } from '../support/mongo.js';
+import { openTestMongoStores, testDatabaseUri } from '../support/mongo.js';
 
 type ManualClock = ReturnType<typeof manualClock>;
 
@@ -263,6 +263,25 @@ describe('mongo UserStore: a server that stops answering', () => {
       for (const socket of sockets) socket.destroy();
       proxy.close();
       await server.stop();
+    }
+  });
+});
+
+describe('mongo stores: documents written without the schema (by hand, a migration, an older version)', () => {
+  it('read with the schema defaults instead of failing', async () => {
+    const connection = createMongoConnection(testDatabaseUri(inject('mongoUri'), 'raw-documents'));
+    try {
+      await connection.init();
+      const { users, clients } = createMongoStores(connection);
+      const now = new Date();
+      const inserted = await connection.models.User.collection.insertOne({ email: 'raw@example.com', passwordHash: HASH, passwordChangedAt: now, createdAt: now, updatedAt: now });
+      await connection.models.Client.collection.insertOne({ clientId: 'raw-app', name: 'Raw', type: 'public', createdAt: now });
+      expect(await users.findById(inserted.insertedId.toHexString())).toMatchObject({ email: 'raw@example.com', roles: [], disabled: false });
+      expect(await users.findByEmail('raw@example.com')).toMatchObject({ roles: [], disabled: false });
+      expect(await clients.findById('raw-app')).toMatchObject({ firstParty: false, grantTypes: [], scopes: [], audiences: [], permissions: [], cookieMode: false });
+    } finally {
+      await connection.models.User.db.dropDatabase();
+      await connection.close();
     }
   });
 });

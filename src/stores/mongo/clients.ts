@@ -42,17 +42,21 @@ export function createMongoClientStore({ models, clock, ping }: { models: Pick<M
   };
 }
 
+/**
+ * `lean()` applies no schema defaults: a document written without them (by hand, by a
+ * migration, by an older version) reads as the schema would have filled it in.
+ */
 function toRecord(doc: ClientDocument): ClientRecord {
   return {
     clientId: doc.clientId,
     name: doc.name,
     type: doc.type,
-    firstParty: doc.firstParty,
-    grantTypes: [...doc.grantTypes],
-    scopes: [...doc.scopes],
-    audiences: [...doc.audiences],
-    permissions: [...doc.permissions],
-    cookieMode: doc.cookieMode,
+    firstParty: doc.firstParty === true,
+    grantTypes: [...(doc.grantTypes ?? [])],
+    scopes: [...(doc.scopes ?? [])],
+    audiences: [...(doc.audiences ?? [])],
+    permissions: [...(doc.permissions ?? [])],
+    cookieMode: doc.cookieMode === true,
     secretHash: doc.secretHash ?? undefined,
     createdAt: doc.createdAt,
   };

@@ -75,13 +75,17 @@ export function createMongoUserStore({ models, clock, ping }: { models: Pick<Mon
   };
 }
 
+/**
+ * `lean()` applies no schema defaults: a document written without them (by hand, by a
+ * migration, by an older version) reads as the schema would have filled it in.
+ */
 function toRecord(doc: Omit<UserDocument, 'passwordHash'> & { passwordHash?: string }): UserRecord {
   return {
     id: doc._id.toHexString(),
     email: doc.email,
     name: doc.name ?? undefined,
-    roles: [...doc.roles],
-    disabled: doc.disabled,
+    roles: [...(doc.roles ?? [])],
+    disabled: doc.disabled === true,
     passwordChangedAt: doc.passwordChangedAt,
     passwordChangedBy: doc.passwordChangedBy ?? undefined,
     createdAt: doc.createdAt,
