@@ -5,10 +5,12 @@
  */
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import mongoose from 'mongoose';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { manualClock } from '../../src/clock.js';
 import { createMemoryUserStore } from '../../src/stores/memory/users.js';
 import { createMongoConnection, createMongoStores } from '../../src/stores/mongo/connection.js';
+import { isUnavailable } from '../../src/stores/mongo/errors.js';
 import { DuplicateKeyError, StoreUnavailableError, type UserStore } from '../../src/stores/types.js';
 import { startMongoEmulator } from '../support/mongo-emulator/index.js';
 import { freePort } from '../support/processes.js';
@@ -283,5 +285,23 @@ describe('mongo stores: documents written without the schema (by hand, a migrati
       await connection.models.User.db.dropDatabase();
       await connection.close();
     }
+  });
+});
+
+describe('mongo error translation', () => {
+  const { mongo } = mongoose;
+  const serverError = (code: number, errorLabels: string[] = []) => new mongo.MongoServerError({ code, errmsg: `code ${code}`, errorLabels });
+
+  it('reads "cannot serve now" replies as unavailable (503), whatever the server version names them', () => {
+    // NotWritablePrimary, LegacyNotPrimary, ShutdownInProgress, MaxTimeMSExpired, ExceededTimeLimit, WriteConcernFailed.
+    for (const code of [10107, 10058, 91, 50, 262, 64]) expect(isUnavailable(serverError(code)), `code ${code}`).toBe(true);
+    // An overloaded server (MongoDB 8) says so with a label, whatever the code.
+    expect(isUnavailable(serverError(462, ['SystemOverloadedError']))).toBe(true);
+    expect(isUnavailable(serverError(1, ['RetryableWriteError']))).toBe(true);
+  });
+
+  it('keeps real errors as they are: a bad query or a duplicate key is not an outage', () => {
+    for (const code of [2, 9, 11000, 121]) expect(isUnavailable(serverError(code)), `code ${code}`).toBe(false);
+    expect(isUnavailable(new TypeError('bug'))).toBe(false);
   });
 });

@@ -22,12 +22,18 @@ const UNREACHABLE: readonly (abstract new (...args: never[]) => Error)[] = [
 
 /**
  * Server replies that mean the node cannot serve right now (error_codes.yml categories
- * NotPrimaryError, ShutdownError, NetworkError): HostUnreachable, HostNotFound,
- * NetworkTimeout, ShutdownInProgress, PrimarySteppedDown, SocketException,
+ * NotPrimaryError, ShutdownError, NetworkError, ExceededTimeLimitError): HostUnreachable,
+ * HostNotFound, MaxTimeMSExpired, WriteConcernFailed, NetworkTimeout, ShutdownInProgress,
+ * PrimarySteppedDown, ExceededTimeLimit, SocketException, LegacyNotPrimary,
  * NotWritablePrimary, InterruptedAtShutdown, InterruptedDueToReplStateChange,
- * NotPrimaryNoSecondaryOk, NotPrimaryOrSecondary.
+ * NotPrimaryNoSecondaryOk, NotPrimaryOrSecondary. WriteConcernFailed (a write concern
+ * timeout) may leave the write applied: a 503 still tells the caller to retry, and our
+ * writes are conditional or unique, so a retry cannot apply one twice.
  */
-const UNAVAILABLE_CODES = new Set([6, 7, 89, 91, 189, 9001, 10107, 11600, 11602, 13435, 13436]);
+const UNAVAILABLE_CODES = new Set([6, 7, 50, 64, 89, 91, 189, 262, 9001, 10058, 10107, 11600, 11602, 13435, 13436]);
+
+/** Labels the server puts on errors that are transient by definition (overload, a retryable write). */
+const UNAVAILABLE_LABELS = ['SystemOverloadedError', 'RetryableWriteError'];
 
 /**
  * Mongoose's own connection-state errors are plain MongooseErrors: raised when the initial
@@ -39,7 +45,10 @@ export function isUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (UNREACHABLE.some((type) => err instanceof type)) return true;
   const code = (err as { code?: unknown }).code;
-  if (err instanceof mongo.MongoServerError && typeof code === 'number' && UNAVAILABLE_CODES.has(code)) return true;
+  if (err instanceof mongo.MongoServerError) {
+    if (typeof code === 'number' && UNAVAILABLE_CODES.has(code)) return true;
+    if (UNAVAILABLE_LABELS.some((label) => err.hasErrorLabel(label))) return true;
+  }
   return err.name === 'MongooseError' && MONGOOSE_CONNECTION_STATE.test(err.message);
 }
 
