@@ -8,7 +8,7 @@ import { ConflictError, InvalidRequestError } from '../errors.js';
 import { parseScope } from '../oauth/scope.js';
 import type { Random } from '../random.js';
 import { DuplicateKeyError, type ClientPermission, type ClientRecord, type ClientStore, type GrantType, type NewClient, type UserRecord, type UserStore } from '../stores/types.js';
-import { normaliseEmail } from '../users/email.js';
+import { looksLikeEmail, normaliseEmail } from '../users/email.js';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, type PasswordHasher } from '../users/passwords.js';
 
 export const GRANT_TYPES: readonly GrantType[] = ['password', 'refresh_token', 'client_credentials'];
@@ -106,7 +106,7 @@ export async function createUser(deps: { users: Pick<UserStore, 'create'>; hashe
 /** The input checked and normalised, before anything is hashed or stored. */
 export function checkNewUser(input: NewUserInput): NewUserInput & { readonly roles: string[] } {
   const email = normaliseEmail(input.email);
-  if (!/^[^\s@]+@[^\s@]+$/.test(email) || email.length > 254) throw new InvalidRequestError('--email must be an email address');
+  if (!looksLikeEmail(email) || email.length > 254) throw new InvalidRequestError('--email must be an email address');
   if (input.password.length < PASSWORD_MIN_LENGTH || input.password.length > PASSWORD_MAX_LENGTH) {
     throw new InvalidRequestError(`the password must be ${PASSWORD_MIN_LENGTH} to ${PASSWORD_MAX_LENGTH} characters`);
   }

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { InvalidRequestError, type OAuthError } from '../errors.js';
-import { normaliseEmail } from '../users/email.js';
+import { looksLikeEmail, normaliseEmail } from '../users/email.js';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from '../users/passwords.js';
 
 /** A non-empty string of at most `max` characters with no NUL (never valid in any field we take). */
@@ -21,7 +21,7 @@ export const text = (max: number) =>
  * becomes 18), so a length checked before normalising bounds nothing.
  */
 export const email = text(254)
-  .refine((value) => /^[^\s@]+@[^\s@]+$/.test(value.trim()), 'must be an email address')
+  .refine((value) => looksLikeEmail(normaliseEmail(value)), 'must be an email address')
   .refine((value) => normaliseEmail(value).length <= 254, 'must be at most 254 characters');
 export const newPassword = z
   .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
