@@ -61,6 +61,25 @@ function describeRateLimitContract(backend: Backend): void {
       expect((await limiter.consume('k')).allowed).toBe(true);
     });
 
+    it('a refund after the window ended gives nothing: the next window does not start in credit', async () => {
+      const [limits] = backend.make();
+      const limiter = limits.limiter({ keyPrefix: prefix(), points: 2, durationSec: 1 });
+      await limiter.consume('k');
+      // The window ends while the attempt is still being judged (an argon2 hash, say)...
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      await limiter.refund('k');
+      // ...so the new window holds its 2 points, not 3.
+      expect((await limiter.consume('k')).allowed).toBe(true);
+      expect((await limiter.consume('k')).allowed).toBe(true);
+      expect((await limiter.consume('k')).allowed).toBe(false);
+      // A refund of more than was spent gives back only what was spent.
+      await limiter.reset('k');
+      await limiter.consume('k');
+      await limiter.refund('k', 5);
+      for (let i = 0; i < 2; i++) expect((await limiter.consume('k')).allowed).toBe(true);
+      expect((await limiter.consume('k')).allowed).toBe(false);
+    });
+
     it('shares counters between instances on one store', async () => {
       const [one, two] = backend.make();
       if (!two) return;

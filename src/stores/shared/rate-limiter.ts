@@ -28,7 +28,12 @@ export function adaptLimiter(limiter: RateLimiterAbstract, points: number): Rate
       await limiter.delete(key).catch(unavailable);
     },
     async refund(key, cost = 1) {
-      await limiter.reward(key, cost).catch(unavailable);
+      // A refund returns what a consume in the current window took. Once that window has
+      // ended (the key is gone) there is nothing to return: rewarding would create the key
+      // in credit and open the next window with a point more than the budget.
+      const current = await limiter.get(key).catch(unavailable);
+      if (current === null || current.consumedPoints <= 0) return;
+      await limiter.reward(key, Math.min(cost, current.consumedPoints)).catch(unavailable);
     },
   };
 }
