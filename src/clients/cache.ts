@@ -11,9 +11,13 @@ import type { ClientRecord, ClientStore } from '../stores/types.js';
 export function cacheClients(inner: ClientStore, { ttlMs, maxEntries = 10_000, clock }: { ttlMs: number; maxEntries?: number; clock: Clock }): ClientStore {
   const entries = new Map<string, { record: ClientRecord | null; until: number }>();
   const pending = new Map<string, Promise<ClientRecord | null>>();
+  /** Bumped by each create through this cache: a lookup begun before it must not cache its answer. */
+  const generations = new Map<string, number>();
 
   async function load(clientId: string): Promise<ClientRecord | null> {
+    const generation = generations.get(clientId) ?? 0;
     const record = await inner.findById(clientId);
+    if ((generations.get(clientId) ?? 0) !== generation) return record;
     entries.delete(clientId);
     if (entries.size >= maxEntries) entries.delete(entries.keys().next().value!);
     entries.set(clientId, { record, until: clock.now() + ttlMs });
@@ -24,18 +28,22 @@ export function cacheClients(inner: ClientStore, { ttlMs, maxEntries = 10_000, c
     ping: () => inner.ping(),
     async create(client) {
       const created = await inner.create(client);
+      generations.set(created.clientId, (generations.get(created.clientId) ?? 0) + 1);
       entries.delete(created.clientId);
+      pending.delete(created.clientId);
       return created;
     },
     findById(clientId) {
       const hit = entries.get(clientId);
       if (hit && hit.until > clock.now()) return Promise.resolve(hit.record);
       // Concurrent misses for one id share a single lookup.
-      let loading = pending.get(clientId);
-      if (!loading) {
-        loading = load(clientId).finally(() => pending.delete(clientId));
-        pending.set(clientId, loading);
-      }
+      const shared = pending.get(clientId);
+      if (shared) return shared;
+      const loading: Promise<ClientRecord | null> = load(clientId).finally(() => {
+        // A create may have replaced this lookup with a newer one meanwhile: leave that one.
+        if (pending.get(clientId) === loading) pending.delete(clientId);
+      });
+      pending.set(clientId, loading);
       return loading;
     },
   };

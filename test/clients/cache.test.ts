@@ -36,6 +36,22 @@ describe('client cache', () => {
     expect(inner.lookups()).toBe(2);
   });
 
+  it('does not let a lookup that began before a create through it cache the id as unknown', async () => {
+    const clock = manualClock();
+    const inner = createMemoryClientStore({ clock });
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    // A lookup that read "no such client" and answers only after the create has finished.
+    const slow: ClientStore = { ...inner, findById: async (id) => { const found = await inner.findById(id); await held; return found; } };
+    const cached = cacheClients(slow, { ttlMs: 30_000, clock });
+    const early = cached.findById('new-app');
+    await new Promise((resolve) => setImmediate(resolve));
+    await cached.create(client('new-app'));
+    release();
+    expect(await early).toBeNull();
+    expect(await cached.findById('new-app')).toMatchObject({ clientId: 'new-app' });
+  });
+
   it('caches unknown ids, forgets an id on create through it, and shares concurrent misses', async () => {
     const clock = manualClock();
     const inner = counting(createMemoryClientStore({ clock }));
