@@ -87,7 +87,8 @@ async function acquire(dir: string, { timeoutMs = 15_000, staleMs = 60_000, cloc
 }
 
 /** What was looked at when a lock was judged: its inode and its bytes (which hold a random token). */
-interface SeenLock {
+/** The lock as it was judged stale: its inode and its bytes. */
+export interface SeenLock {
   readonly ino: number;
   readonly text: string;
 }
@@ -133,7 +134,7 @@ function isAlive(pid: number): boolean {
  * lock's inode number straight to the next lock created, and a live lock mistaken for the
  * stale one would let two rotations run at once.
  */
-async function breakStale(path: string, seen: SeenLock | undefined): Promise<void> {
+export async function breakStale(path: string, seen: SeenLock | undefined): Promise<void> {
   const aside = `${path}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
     await rename(path, aside);

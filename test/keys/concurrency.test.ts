@@ -1,9 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
-import { mkdir, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { manualClock } from '../../src/clock.js';
+import { breakStale } from '../../src/keys/lock.js';
 import { REFRESH_SECRET_FILE } from '../../src/keys/refresh-secret.js';
 import { generatePrivateJwk } from '../../src/keys/algorithms.js';
 import { loadKeyDir, LOCK_FILE, rotateKeys, withKeyDirLock, type KeyGenerator } from '../../src/keys/index.js';
@@ -77,6 +78,23 @@ describe('the directory lock', () => {
     // Whole seconds in the manifest: at most 1 s before the release, not the 4 s of the wait.
     for (const key of keys) expect(key.createdAt).toBeGreaterThanOrEqual(releasedAt - 1000);
   }, 30_000);
+
+  it('puts back a lock that is not the one judged stale, even on the same inode', async () => {
+    // A file system may hand a deleted stale lock's inode to the next lock created: the
+    // bytes, not only the inode number, must match before the file is thrown away.
+    const dir = await tempKeysDir();
+    await mkdir(dir, { recursive: true });
+    const path = join(dir, LOCK_FILE);
+    const live = JSON.stringify({ pid: process.pid, host: hostname(), token: 'the live holder' });
+    await writeFile(path, live);
+    const { ino } = await stat(path);
+    await breakStale(path, { ino, text: JSON.stringify({ pid: 1, host: hostname(), token: 'the stale one' }) });
+    expect(await readFile(path, 'utf8')).toBe(live);
+    expect((await readdir(dir)).filter((name) => name.includes('.stale-'))).toEqual([]);
+    // The one judged, bytes and all, is broken.
+    await breakStale(path, { ino, text: live });
+    await expect(stat(path)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
 
   it('breaks a lock whose holder process is gone', async () => {
     const dir = await tempKeysDir();
