@@ -20,6 +20,11 @@ export function parseScope(text: string | undefined): string[] {
   return [...new Set(tokens)];
 }
 
+/** The tokens of a scope this server wrote itself (a family's): `''` is no scope, never an error. */
+export function storedScopeTokens(scope: string): string[] {
+  return scope === '' ? [] : scope.split(' ');
+}
+
 /**
  * The scope to grant: the requested one when every token is allowed, else invalid_scope
  * naming the first token that is not; the whole allowed set when nothing was requested

@@ -6,7 +6,7 @@
 import { AccessDeniedError, InvalidGrantError, InvalidScopeError, InvalidTargetError, InvalidTokenError, UnauthorizedClientError } from '../errors.js';
 import type { AccessTokenDenylist, ClientRecord, Family, FamilyStore, UseContext, UserRecord, UserStore } from '../stores/types.js';
 import type { AccessTokenClaims, AccessTokenRequest, AccessTokens, IssuedAccessToken } from '../tokens/access-token.js';
-import { grantScope, parseScope } from './scope.js';
+import { grantScope, parseScope, storedScopeTokens } from './scope.js';
 
 /** RFC 6749 §5.1. */
 export interface TokenResponse {
@@ -133,7 +133,7 @@ export function createTokenService(deps: TokenServiceDeps) {
       const current = familyId ? await families.get(familyId) : null;
       let user: UserRecord | null | undefined;
       if (current && current.clientId === input.client.clientId) {
-        const granted = parseScope(current.scope);
+        const granted = storedScopeTokens(current.scope);
         const wider = requested.find((token) => !granted.includes(token));
         if (wider !== undefined) throw new InvalidScopeError(`scope "${wider}" exceeds the scope originally granted`);
         user = await activeUser(current.subject, current.id);

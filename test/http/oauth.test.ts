@@ -99,6 +99,25 @@ describe('POST /oauth/token: client_credentials', () => {
     expect(repeatedToken.body.scope).toBe('read');
   });
 
+  it('refreshes a session of a client with no scopes: its family\'s empty scope is no scope, not a malformed one', async () => {
+    await service.stores.clients.create({
+      clientId: 'scopeless-app',
+      name: 'First-party app without scopes',
+      type: 'public',
+      firstParty: true,
+      grantTypes: ['password', 'refresh_token'],
+      scopes: [],
+      audiences: [],
+      permissions: [],
+      cookieMode: false,
+      secretHash: undefined,
+    });
+    const login = (await passwordLogin(service, { client_id: 'scopeless-app' }).expect(200)).body;
+    const refreshed = (await refreshGrant(service, login.refresh_token, { client_id: 'scopeless-app' }).expect(200)).body;
+    expect(refreshed.scope).toBe('');
+    expectOAuthError(await refreshGrant(service, refreshed.refresh_token, { client_id: 'scopeless-app', scope: 'profile' }), 400, 'invalid_scope');
+  });
+
   it('keeps the scope claim CONTRACT lists even for a client with no scopes: an empty string', async () => {
     await service.stores.clients.create({
       clientId: 'scopeless',
