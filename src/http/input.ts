@@ -23,6 +23,13 @@ export const text = (max: number) =>
 export const email = text(254)
   .refine((value) => looksLikeEmail(normaliseEmail(value)), 'must be an email address')
   .refine((value) => normaliseEmail(value).length <= 254, 'must be at most 254 characters');
+/**
+ * At login the address is only looked up, so it is checked as sent, as it always was: an
+ * account stored before new addresses were checked in normalised form must still sign in.
+ */
+export const loginEmail = text(254)
+  .refine((value) => looksLikeEmail(value.trim()), 'must be an email address')
+  .refine((value) => normaliseEmail(value).length <= 254, 'must be at most 254 characters');
 export const newPassword = z
   .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
   .min(PASSWORD_MIN_LENGTH, `must be at least ${PASSWORD_MIN_LENGTH} characters`)

@@ -1,12 +1,12 @@
 /**
- * Email as stored and looked up: Unicode NFKC, lower-cased (and NFKC again, since lower
- * casing can leave a string NFKC would change), then trimmed. In that order the result is
- * a fixed point, so normalising a stored address finds the same account: trimming first
- * missed what NFKC turns into spaces, and NFKC can make `@` out of `＠`, which is why the
- * shape of an address is checked on this result, not on what was sent.
+ * Email as stored and looked up: trimmed, Unicode NFKC, lower-cased. Accounts are found by
+ * this exact form, so it must never change for addresses already stored: it is not a fixed
+ * point for the few characters NFKC turns into a space and a combining mark (U+00A8, say),
+ * and those, or a fullwidth `＠` that NFKC makes into a second `@`, are why a new address
+ * is checked on its normalised form (`looksLikeEmail`) before it is stored.
  */
 export function normaliseEmail(email: string): string {
-  return email.normalize('NFKC').toLowerCase().normalize('NFKC').trim();
+  return email.trim().normalize('NFKC').toLowerCase();
 }
 
 /** One `@`, something on each side, no whitespace: checked on the normalised address. */

@@ -11,7 +11,7 @@ import type { TokenService } from '../../oauth/token-service.js';
 import type { ClientRecord, ClientStore, FamilyStore, GrantType, UserRecord } from '../../stores/types.js';
 import type { AccessTokenClaims } from '../../tokens/access-token.js';
 import { publicUser, type UserService } from '../../users/service.js';
-import { email, newPassword, parseInput, password, text } from '../input.js';
+import { email, loginEmail, newPassword, parseInput, password, text } from '../input.js';
 import { requestBody } from './oauth.js';
 
 export interface AuthRouteDeps {
@@ -30,7 +30,7 @@ export const REFRESH_COOKIE = 'refresh_token';
 const COOKIE_PATH = '/auth';
 
 const registerBody = z.object({ email, password: newPassword, name: text(100).optional() });
-const loginBody = z.object({ email, password, client_id: text(128).optional(), scope: text(1000).optional() });
+const loginBody = z.object({ email: loginEmail, password, client_id: text(128).optional(), scope: text(1000).optional() });
 const refreshBody = z.object({ refresh_token: text(512).optional(), scope: text(1000).optional() });
 const passwordBody = z.object({ current_password: password, new_password: newPassword });
 

@@ -1,12 +1,12 @@
 /** RFC 6749 §4.3: resource owner password credentials, for first-party clients only. */
 import { z } from 'zod';
 import { UnauthorizedClientError } from '../../errors.js';
-import { email, password, text } from '../../http/input.js';
+import { loginEmail, password, text } from '../../http/input.js';
 import { requestedAudience, targetParameters } from './target.js';
 import type { Grant } from './types.js';
 
 const parameters = z.object({
-  username: email,
+  username: loginEmail,
   password,
   scope: text(1000).optional(),
   ...targetParameters,
