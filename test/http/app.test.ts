@@ -161,6 +161,12 @@ describe('HTTP error format', () => {
       expect(huge.status).toBe(413);
       await huge.text();
       await expectNextRequestsServed();
+      // A body refused before anyone read it (415) is drained by Node: the connection stays.
+      const unread = await fetch(url, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hello' });
+      expect(unread.status).toBe(415);
+      expect(unread.headers.get('connection')).toBe('keep-alive');
+      await unread.text();
+      await expectNextRequestsServed();
     } finally {
       listening.close();
     }

@@ -24,7 +24,8 @@ export function errorResponses({ logger }: { logger: Logger }): Middleware {
       ctx.set(err.headers);
       ctx.set('Cache-Control', 'no-store');
       ctx.body = err.toJSON();
-      if (!ctx.req.complete) discardRestOfBody(ctx);
+      // Only a body something began to read: Node drains one nobody touched by itself.
+      if (ctx.req.readableDidRead && !ctx.req.complete) discardRestOfBody(ctx);
     }
   };
 }
