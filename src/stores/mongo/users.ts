@@ -85,7 +85,8 @@ function toRecord(doc: Omit<UserDocument, 'passwordHash'> & { passwordHash?: str
     email: doc.email,
     name: doc.name ?? undefined,
     roles: [...(doc.roles ?? [])],
-    disabled: doc.disabled === true,
+    // Any truthy value a hand-written document holds disables, as the schema's cast would: fail closed.
+    disabled: Boolean(doc.disabled),
     passwordChangedAt: doc.passwordChangedAt,
     passwordChangedBy: doc.passwordChangedBy ?? undefined,
     createdAt: doc.createdAt,
