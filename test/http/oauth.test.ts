@@ -6,6 +6,7 @@ import { generateKeyPair, SignJWT } from 'jose';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { hashClientSecret } from '../../src/clients/secrets.js';
+import type { NewClient } from '../../src/stores/types.js';
 import { startTestService, USER_EMAIL, type TestService } from '../support/app.js';
 import { expectOAuthError, introspect, passwordLogin, refreshGrant, verifyWithJwks } from '../support/http.js';
 import { testDatabaseUri } from '../support/mongo.js';
@@ -49,6 +50,11 @@ afterAll(async () => {
 });
 
 const partnerBasic = `Basic ${Buffer.from('partner-app:partner-secret-0123456789').toString('base64')}`;
+
+/** A client with no scopes, audiences or permissions; the test says what else it is. */
+const scopelessClient = (client: Pick<NewClient, 'clientId' | 'type' | 'grantTypes'> & Partial<NewClient>): NewClient => ({
+  name: client.clientId, firstParty: false, scopes: [], audiences: [], permissions: [], cookieMode: false, secretHash: undefined, ...client,
+});
 
 describe('POST /oauth/token: client_credentials', () => {
   it('issues an RFC 9068 access token to a confidential client with Basic auth, and no refresh token', async () => {
@@ -100,18 +106,7 @@ describe('POST /oauth/token: client_credentials', () => {
   });
 
   it('refreshes a session of a client with no scopes: its family\'s empty scope is no scope, not a malformed one', async () => {
-    await service.stores.clients.create({
-      clientId: 'scopeless-app',
-      name: 'First-party app without scopes',
-      type: 'public',
-      firstParty: true,
-      grantTypes: ['password', 'refresh_token'],
-      scopes: [],
-      audiences: [],
-      permissions: [],
-      cookieMode: false,
-      secretHash: undefined,
-    });
+    await service.stores.clients.create(scopelessClient({ clientId: 'scopeless-app', type: 'public', firstParty: true, grantTypes: ['password', 'refresh_token'] }));
     const login = (await passwordLogin(service, { client_id: 'scopeless-app' }).expect(200)).body;
     const refreshed = (await refreshGrant(service, login.refresh_token, { client_id: 'scopeless-app' }).expect(200)).body;
     expect(refreshed.scope).toBe('');
@@ -119,18 +114,7 @@ describe('POST /oauth/token: client_credentials', () => {
   });
 
   it('keeps the scope claim CONTRACT lists even for a client with no scopes: an empty string', async () => {
-    await service.stores.clients.create({
-      clientId: 'scopeless',
-      name: 'No scopes',
-      type: 'confidential',
-      firstParty: false,
-      grantTypes: ['client_credentials'],
-      scopes: [],
-      audiences: [],
-      permissions: [],
-      cookieMode: false,
-      secretHash: hashClientSecret('scopeless-secret-0123456789'),
-    });
+    await service.stores.clients.create(scopelessClient({ clientId: 'scopeless', type: 'confidential', grantTypes: ['client_credentials'], secretHash: hashClientSecret('scopeless-secret-0123456789') }));
     const basic = `Basic ${Buffer.from('scopeless:scopeless-secret-0123456789').toString('base64')}`;
     const res = await request(service.callback).post('/oauth/token').set('Authorization', basic).type('form').send({ grant_type: 'client_credentials' }).expect(200);
     expect(res.body.scope).toBe('');
