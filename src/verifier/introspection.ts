@@ -70,8 +70,8 @@ export function createIntrospector(options: IntrospectionOptions, deps: { fetch:
   const inflight = new Map<string, Promise<boolean>>();
   // Backoff, on the monotonic clock like the cache.
   let failures = 0;
-  let backoffMs = 0;
-  let retryAt = Number.NEGATIVE_INFINITY;
+  /** When the backoff after the last failure ends; read only while `failures > 0`. */
+  let retryAt = 0;
   let lastFailure = '';
   let probing = false;
 
@@ -121,7 +121,6 @@ export function createIntrospector(options: IntrospectionOptions, deps: { fetch:
       pending = ask(token).then(
         (active) => {
           failures = 0;
-          retryAt = Number.NEGATIVE_INFINITY;
           // A revocation is final; an "active" answer is good only for cacheMs.
           remember(jti, { active, expMs, freshUntil: active ? elapsed() + cacheMs : Number.POSITIVE_INFINITY });
           return active;
@@ -129,8 +128,7 @@ export function createIntrospector(options: IntrospectionOptions, deps: { fetch:
         (err: unknown) => {
           if (failures === failuresBefore) {
             failures++;
-            backoffMs = failures === 1 ? INTROSPECTION_BACKOFF_MS : Math.min(backoffMs * 2, MAX_INTROSPECTION_BACKOFF_MS);
-            retryAt = elapsed() + backoffMs;
+            retryAt = elapsed() + Math.min(INTROSPECTION_BACKOFF_MS * 2 ** (failures - 1), MAX_INTROSPECTION_BACKOFF_MS);
             lastFailure = err instanceof Error ? err.message : String(err);
           }
           throw err;

@@ -44,7 +44,7 @@ export function parseBody({ limit, maxParameters = 100, maxDepth = 16 }: { limit
       throw new InvalidRequestError(`too many parameters (at most ${maxParameters})`);
     } else {
       const repeated = repeatedMember(String(ctx.request.rawBody ?? ''));
-      if (repeated !== undefined) throw new InvalidRequestError(`parameter "${repeated.slice(0, 64)}" is repeated`);
+      if (repeated !== undefined) throw repeatedParameter(repeated);
     }
     return next();
   };
@@ -117,20 +117,16 @@ export function parseForm(text: string, maxParameters: number): RequestBody {
   let count = 0;
   for (const [key, value] of new URLSearchParams(text)) {
     if (++count > maxParameters) throw new InvalidRequestError(`too many parameters (at most ${maxParameters})`);
-    if (MULTI_VALUED.has(key)) {
-      if (value !== '') body[key] = [...((body[key] as string[] | undefined) ?? []), value];
-      continue;
-    }
-    if (seen.has(key)) throw new InvalidRequestError(`parameter "${key.slice(0, 64)}" is repeated`);
+    if (seen.has(key) && !MULTI_VALUED.has(key)) throw repeatedParameter(key);
     seen.add(key);
-    if (value !== '') body[key] = value;
-  }
-  for (const key of MULTI_VALUED) {
-    const values = body[key] as string[] | undefined;
-    if (values?.length === 1) body[key] = values[0];
+    if (value === '') continue;
+    const earlier = body[key];
+    body[key] = earlier === undefined ? value : [earlier, value].flat();
   }
   return body;
 }
+
+const repeatedParameter = (name: string) => new InvalidRequestError(`parameter "${name.slice(0, 64)}" is repeated`);
 
 /** RFC 8707 §2: `resource` may be sent more than once; it arrives as an array then. */
 const MULTI_VALUED = new Set(['resource']);
