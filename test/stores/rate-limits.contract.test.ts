@@ -139,6 +139,74 @@ describeRateLimitContract(
   }),
 );
 
+/**
+ * `client` as the limiter sees it, except that the first reply (a command's, or a
+ * MULTI's) after `arm()` is held until `afterReply` has run: a window that ends the
+ * moment the limiter has read anything.
+ */
+function endingAfterFirstReply(client: RedisClient, afterReply: () => Promise<unknown>): RedisClient & { arm(): void } {
+  let armed = false;
+  const settle = async (reply: Promise<unknown>) => {
+    const value = await reply;
+    if (armed) {
+      armed = false;
+      await afterReply();
+    }
+    return value;
+  };
+  const wrapPipeline = (pipeline: object): object => {
+    const proxy: object = new Proxy(pipeline, {
+      get(target, property) {
+        const value: unknown = Reflect.get(target, property, target);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          const result: unknown = value.apply(target, args);
+          if (property === 'exec') return settle(result as Promise<unknown>);
+          return result === target ? proxy : result;
+        };
+      },
+    });
+    return proxy;
+  };
+  return new Proxy(client, {
+    get(target, property) {
+      if (property === 'arm') return () => { armed = true; };
+      const value: unknown = Reflect.get(target, property, target);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const result: unknown = value.apply(target, args);
+        if (property === 'multi' || property === 'pipeline') return wrapPipeline(result as object);
+        return result instanceof Promise ? settle(result) : result;
+      };
+    },
+  }) as RedisClient & { arm(): void };
+}
+
+describe('RateLimitBackend on Redis: a refund is one atomic step', () => {
+  it('a window that ends while a refund runs leaves no credit for the next one', async () => {
+    const redis = await startTestRedis();
+    const client = createRedisClient({ url: redis.url });
+    const other = createRedisClient({ url: redis.url });
+    try {
+      await Promise.all([connectRedis(client), connectRedis(other)]);
+      const keyPrefix = prefix();
+      // The counter's window ends right after the refund's first reply.
+      const proxied = endingAfterFirstReply(client, () => other.del(`rl:${keyPrefix}:k`));
+      const limiter = createRedisRateLimits(proxied).limiter({ keyPrefix, points: 2, durationSec: 60 });
+      await limiter.consume('k');
+      proxied.arm();
+      await limiter.refund('k');
+      // A new window: exactly its 2 points, not 3.
+      expect((await limiter.consume('k')).allowed).toBe(true);
+      expect((await limiter.consume('k')).allowed).toBe(true);
+      expect((await limiter.consume('k')).allowed).toBe(false);
+    } finally {
+      await Promise.all([closeRedis(client), closeRedis(other)]);
+      await redis.stop();
+    }
+  });
+});
+
 describe('RateLimitBackend on Redis: failure', () => {
   it('rejects with StoreUnavailableError when Redis is down, so callers fail closed', async () => {
     const redis = await startTestRedis();
