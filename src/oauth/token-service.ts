@@ -124,13 +124,20 @@ export function createTokenService(deps: TokenServiceDeps) {
      * refresh_token grant (RFC 6749 §6): the token must belong to this client; a narrower
      * scope may be asked for this access token, the family keeps its own.
      */
-    async refresh(input: { refreshToken: string; client: ClientRecord; scope?: string | undefined; context: UseContext }) {
+    async refresh(input: {
+      refreshToken: string;
+      client: ClientRecord;
+      scope?: string | undefined;
+      context: UseContext;
+      /** The token's family as the caller just read it (to find its client), saving a second read. */
+      family?: Family;
+    }) {
       const requested = parseScope(input.scope);
       // Everything that can fail is done before rotating: a rotated token the client never
       // receives (a wider scope refused, MongoDB unavailable while reading the user) would
       // turn its next, honest refresh into reuse and end the session.
       const familyId = families.verifiedFamilyId(input.refreshToken);
-      const current = familyId ? await families.get(familyId) : null;
+      const current = !familyId ? null : input.family?.id === familyId ? input.family : await families.get(familyId);
       let user: UserRecord | null | undefined;
       if (current && current.clientId === input.client.clientId) {
         const granted = storedScopeTokens(current.scope);

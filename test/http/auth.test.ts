@@ -5,6 +5,7 @@
 import argon2 from 'argon2';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { closeRedis, connectRedis, createRedisClient } from '../../src/stores/redis/connection.js';
 import { normaliseEmail } from '../../src/users/email.js';
 import { startTestService, USER_EMAIL, USER_PASSWORD, type TestService } from '../support/app.js';
 import { expectOAuthError, introspect, passwordLogin, refreshGrant } from '../support/http.js';
@@ -172,6 +173,22 @@ describe('cookie mode', () => {
     expect(rotated.split(';')[0]).not.toBe(cookie);
     // The rejected attempts did not consume the token: the first rotation won, the old cookie is now reuse.
     expectOAuthError(await request(service.callback).post('/auth/refresh').set('Cookie', cookie).set('Origin', APP_ORIGIN), 400, 'invalid_grant');
+  });
+
+  it('reads the family from Redis once per refresh (the route finds the client with it, the rotation checks it again atomically)', async () => {
+    const res = await login({ email: USER_EMAIL, password: USER_PASSWORD }, '?cookie=1').expect(200);
+    const cookie = res.headers['set-cookie']![0]!.split(';')[0]!;
+    const stats = createRedisClient({ url: redis.url });
+    try {
+      await connectRedis(stats);
+      const gets = async () => Number(/cmdstat_get:calls=(\d+)/.exec(await stats.info('commandstats'))?.[1] ?? 0);
+      await stats.config('RESETSTAT');
+      await request(service.callback).post('/auth/refresh').set('Cookie', cookie).set('Origin', APP_ORIGIN).expect(200);
+      // One GET by the route, one inside the rotation script (commandstats counts a script's calls too).
+      expect(await gets()).toBe(2);
+    } finally {
+      await closeRedis(stats);
+    }
   });
 
   it('refuses a second refresh_token cookie (one planted for a parent domain), consuming neither', async () => {

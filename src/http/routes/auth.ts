@@ -132,7 +132,7 @@ export function createAuthRoutes(deps: AuthRouteDeps) {
     const family = familyId ? await families.get(familyId) : null;
     if (!family) throw new InvalidGrantError('the refresh token is invalid, expired or revoked');
     const client = await loginClient(family.clientId, 'refresh_token');
-    const refreshed = await tokens.refresh({ refreshToken, client, scope: body.scope, context: { ip: ctx.ip, userAgent: ctx.get('User-Agent') || undefined } });
+    const refreshed = await tokens.refresh({ refreshToken, client, family, scope: body.scope, context: { ip: ctx.ip, userAgent: ctx.get('User-Agent') || undefined } });
     ctx.set('Cache-Control', 'no-store');
     const { refresh_token: next, ...rest } = refreshed.response;
     if (fromCookie && next) {
