@@ -82,6 +82,13 @@ export function createTokenService(deps: TokenServiceDeps) {
     return denied || familyRevoked ? undefined : claims;
   }
 
+  /** A refresh is for the audience its family was granted: one audience per token, fixed at login. */
+  function assertFamilyAudience(family: Family, requested: string | undefined): void {
+    if (requested !== undefined && requested !== family.audience) {
+      throw new InvalidTargetError(`this refresh token is for audience "${family.audience.slice(0, 100)}" only`);
+    }
+  }
+
   /** The family's user, if still active; otherwise the family ends and the grant is refused. */
   async function activeUser(subject: string, familyId: string): Promise<UserRecord> {
     const user = await users.findById(subject);
@@ -128,6 +135,8 @@ export function createTokenService(deps: TokenServiceDeps) {
       refreshToken: string;
       client: ClientRecord;
       scope?: string | undefined;
+      /** RFC 8707 `resource` / `audience`: if given, it must be the family's own. */
+      audience?: string | undefined;
       context: UseContext;
       /** The token's family as the caller just read it (to find its client), saving a second read. */
       family?: Family;
@@ -143,6 +152,7 @@ export function createTokenService(deps: TokenServiceDeps) {
         const granted = storedScopeTokens(current.scope);
         const wider = requested.find((token) => !granted.includes(token));
         if (wider !== undefined) throw new InvalidScopeError(`scope "${wider}" exceeds the scope originally granted`);
+        assertFamilyAudience(current, input.audience);
         user = await activeUser(current.subject, current.id);
       }
 
@@ -157,6 +167,7 @@ export function createTokenService(deps: TokenServiceDeps) {
       // A family the read above did not see cannot rotate; should one ever, its user is
       // read now rather than an access token issued for an unchecked one.
       if (user?.id !== result.family.subject) user = await activeUser(result.family.subject, result.family.id);
+      assertFamilyAudience(result.family, input.audience);
       const scope = requested.length > 0 ? requested.join(' ') : result.family.scope;
       const issued = await accessTokenFor({ user, client: input.client, scope, audience: result.family.audience, sid: result.family.id });
       return { response: response(issued, scope, result.refreshToken), family: result.family, user };

@@ -277,6 +277,18 @@ describe('POST /oauth/token: password and refresh_token', () => {
     expect((await refreshGrant(service, narrow.refresh_token).expect(200)).body.scope).toBe('profile email');
   });
 
+  it('refreshes for the family\'s own audience only (RFC 8707 §2.2): another target is invalid_target, without rotating', async () => {
+    const login = (await passwordLogin(service).expect(200)).body;
+    const targets: Record<string, string>[] = [{ resource: 'https://elsewhere.test' }, { audience: 'https://elsewhere.test' }];
+    for (const target of targets) {
+      const refused = await refreshGrant(service, login.refresh_token, target);
+      expectOAuthError(refused, 400, 'invalid_target');
+    }
+    // Naming the family's own audience is fine, and the refused attempts consumed nothing.
+    const refreshed = (await refreshGrant(service, login.refresh_token, { resource: 'http://auth.test' }).expect(200)).body;
+    expect(JSON.parse(Buffer.from(refreshed.access_token.split('.')[1], 'base64url').toString()).aud).toBe('http://auth.test');
+  });
+
   it('answers garbage and forged refresh tokens with invalid_grant', async () => {
     const login = (await passwordLogin(service).expect(200)).body;
     const [family] = login.refresh_token.split('.');

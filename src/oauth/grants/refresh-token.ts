@@ -1,18 +1,24 @@
-/** RFC 6749 §6: refreshing rotates the family; a narrower scope may be asked for. */
+/**
+ * RFC 6749 §6: refreshing rotates the family; a narrower scope may be asked for. A
+ * family is bound to the one audience it was granted for: `resource` or `audience`
+ * (RFC 8707 §2.2) may name it, anything else is `invalid_target`.
+ */
 import { z } from 'zod';
 import { text } from '../../http/input.js';
+import { requestedAudience, targetParameters } from './target.js';
 import type { Grant } from './types.js';
 
 const parameters = z.object({
   refresh_token: text(512),
   scope: text(1000).optional(),
+  ...targetParameters,
 });
 
 export const refreshTokenGrant: Grant<typeof parameters> = {
   grantType: 'refresh_token',
   parameters,
   async handle({ client, params, context }, { tokens }) {
-    const refreshed = await tokens.refresh({ refreshToken: params.refresh_token, client, scope: params.scope, context });
+    const refreshed = await tokens.refresh({ refreshToken: params.refresh_token, client, scope: params.scope, audience: requestedAudience(params), context });
     return refreshed.response;
   },
 };
