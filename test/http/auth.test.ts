@@ -5,7 +5,9 @@
 import argon2 from 'argon2';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { hashClientSecret } from '../../src/clients/secrets.js';
 import { closeRedis, connectRedis, createRedisClient } from '../../src/stores/redis/connection.js';
+import type { NewClient } from '../../src/stores/types.js';
 import { normaliseEmail } from '../../src/users/email.js';
 import { startTestService, USER_EMAIL, USER_PASSWORD, type TestService } from '../support/app.js';
 import { expectOAuthError, introspect, passwordLogin, refreshGrant } from '../support/http.js';
@@ -39,12 +41,18 @@ async function newUser(): Promise<{ email: string; password: string }> {
   return credentials;
 }
 
-const login = (credentials: { email: string; password: string }, query = '') => {
+const login = (credentials: { email: string; password: string; client_id?: string }, query = '') => {
   const req = request(service.callback).post(`/auth/login${query}`).set('User-Agent', 'test-agent/1.0');
   // Cookie mode is for pages of ours: the Origin header says which page asks.
   return (query.includes('cookie') ? req.set('Origin', APP_ORIGIN) : req).send(credentials);
 };
 const bearer = (token: string) => `Bearer ${token}`;
+
+/** A first-party public client like demo-app; the test says what differs. */
+const firstPartyApp = (client: Pick<NewClient, 'clientId'> & Partial<NewClient>): NewClient => ({
+  name: client.clientId, type: 'public', firstParty: true, grantTypes: ['password', 'refresh_token'], scopes: ['profile'],
+  audiences: [], permissions: [], cookieMode: false, secretHash: undefined, ...client,
+});
 
 describe('POST /auth/register', () => {
   it('creates a user with a normalised email and never returns the hash', async () => {
@@ -120,8 +128,27 @@ describe('POST /auth/login', () => {
       cookieMode: false,
       secretHash: undefined,
     });
-    const res = await login({ email: USER_EMAIL, password: USER_PASSWORD, client_id: 'refresh-only-app' } as never);
+    const res = await login({ email: USER_EMAIL, password: USER_PASSWORD, client_id: 'refresh-only-app' });
     expectOAuthError(res, 400, 'unauthorized_client');
+  });
+
+  it('serves first-party public clients only: a confidential first-party client and a third-party public one are refused', async () => {
+    await service.stores.clients.create(firstPartyApp({ clientId: 'first-party-backend', type: 'confidential', secretHash: hashClientSecret('backend-secret-0123456789') }));
+    await service.stores.clients.create(firstPartyApp({ clientId: 'third-party-public', firstParty: false }));
+    for (const client_id of ['first-party-backend', 'third-party-public']) {
+      expectOAuthError(await login({ email: USER_EMAIL, password: USER_PASSWORD, client_id }), 400, 'invalid_request');
+    }
+    // A refresh token the confidential client got with its secret is not refreshed here without it.
+    const issued = (await passwordLogin(service, { client_id: 'first-party-backend', client_secret: 'backend-secret-0123456789' }).expect(200)).body;
+    expectOAuthError(await request(service.callback).post('/auth/refresh').send({ refresh_token: issued.refresh_token }), 400, 'invalid_request');
+    await refreshGrant(service, issued.refresh_token, { client_id: 'first-party-backend', client_secret: 'backend-secret-0123456789' }).expect(200);
+  });
+
+  it('gives a client without the refresh_token grant no refresh token and no session', async () => {
+    await service.stores.clients.create(firstPartyApp({ clientId: 'password-only-app', grantTypes: ['password'] }));
+    const res = await login({ email: USER_EMAIL, password: USER_PASSWORD, client_id: 'password-only-app' }).expect(200);
+    expect(res.body.refresh_token).toBeUndefined();
+    expect(JSON.parse(Buffer.from(res.body.access_token.split('.')[1], 'base64url').toString())).not.toHaveProperty('sid');
   });
 
   it('returns a token response and the user', async () => {
@@ -216,6 +243,15 @@ describe('cookie mode', () => {
     expectOAuthError(await request(service.callback).post('/auth/refresh').set('Cookie', cookie).set('Origin', APP_ORIGIN), 400, 'invalid_grant');
   });
 
+  it('is on for a client configured for it, without ?cookie=1: the refresh token only in the cookie, and only for an allowed Origin', async () => {
+    await service.stores.clients.create(firstPartyApp({ clientId: 'cookie-app', cookieMode: true }));
+    const credentials = { email: USER_EMAIL, password: USER_PASSWORD, client_id: 'cookie-app' };
+    expectOAuthError(await request(service.callback).post('/auth/login').send(credentials), 403, 'access_denied');
+    const res = await request(service.callback).post('/auth/login').set('Origin', APP_ORIGIN).send(credentials).expect(200);
+    expect(res.body.refresh_token).toBeUndefined();
+    expect(res.headers['set-cookie']![0]).toMatch(/^refresh_token=[^;]+; .*HttpOnly/);
+  });
+
   it('clears the cookie on logout', async () => {
     const res = await login({ email: USER_EMAIL, password: USER_PASSWORD }, '?cookie=1').expect(200);
     const cookie = res.headers['set-cookie']![0]!.split(';')[0]!;
@@ -273,6 +309,14 @@ describe('Bearer-protected endpoints', () => {
       expectOAuthError(await refreshGrant(service, session.body.refresh_token), 400, 'invalid_grant');
       expect((await introspect(service, session.body.access_token)).body.active).toBe(false);
     }
+  });
+
+  it('logout-all also denies the access token it was called with when that token has no session', async () => {
+    await service.stores.clients.create(firstPartyApp({ clientId: 'sessionless-app', grantTypes: ['password'] }));
+    const user = await newUser();
+    const { access_token: token } = (await login({ ...user, client_id: 'sessionless-app' }).expect(200)).body;
+    await request(service.callback).post('/auth/logout-all').set('Authorization', bearer(token)).expect(200);
+    expectOAuthError(await request(service.callback).get('/auth/me').set('Authorization', bearer(token)), 401, 'invalid_token');
   });
 
   it('password change needs the current password, ends the other families and keeps this one', async () => {

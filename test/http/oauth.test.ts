@@ -201,6 +201,17 @@ describe('POST /oauth/token: request errors', () => {
     expectOAuthError(await passwordLogin(service, { client_id: 'demo-service', client_secret: 'test-service-secret-0123456789abcdef' }), 400, 'unauthorized_client');
   });
 
+  it('refuses a grant the client record does not list, even to a first-party client the grant itself would serve', async () => {
+    await service.stores.clients.create(scopelessClient({ clientId: 'refresh-only-first-party', type: 'public', firstParty: true, grantTypes: ['refresh_token'] }));
+    expectOAuthError(await passwordLogin(service, { client_id: 'refresh-only-first-party' }), 400, 'unauthorized_client');
+  });
+
+  it('refuses client_credentials to a public client even when its record lists that grant: it has no secret to prove', async () => {
+    await service.stores.clients.create(scopelessClient({ clientId: 'public-with-client-credentials', type: 'public', grantTypes: ['client_credentials'] }));
+    const res = await request(service.callback).post('/oauth/token').type('form').send({ grant_type: 'client_credentials', client_id: 'public-with-client-credentials' });
+    expectOAuthError(res, 400, 'unauthorized_client');
+  });
+
   it('refuses duplicated parameters and wrongly typed JSON values, naming the field', async () => {
     const duplicate = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send('grant_type=client_credentials&scope=read&scope=write');
     expectOAuthError(duplicate, 400, 'invalid_request');
@@ -327,6 +338,22 @@ describe('POST /oauth/revoke (RFC 7009)', () => {
     const res = await request(service.callback).post('/oauth/revoke').set('Authorization', partnerBasic).type('form').send({ token: login.refresh_token });
     expectOAuthError(res, 400, 'unauthorized_client');
     await refreshGrant(service, login.refresh_token).expect(200);
+  });
+
+  it('ends a family given its refresh token under the access_token hint: the hint only orders the search (RFC 7009 §2.1)', async () => {
+    const login = (await passwordLogin(service).expect(200)).body;
+    await request(service.callback).post('/oauth/revoke').type('form').send({ token: login.refresh_token, token_type_hint: 'access_token', client_id: 'demo-app' }).expect(200);
+    expectOAuthError(await refreshGrant(service, login.refresh_token), 400, 'invalid_grant');
+  });
+
+  it('lets a client holding the revoke permission revoke tokens issued to another client', async () => {
+    const login = (await passwordLogin(service).expect(200)).body;
+    // demo-service holds the revoke permission; the tokens are demo-app's.
+    await request(service.callback).post('/oauth/revoke').set('Authorization', service.basic).type('form').send({ token: login.refresh_token }).expect(200);
+    expectOAuthError(await refreshGrant(service, login.refresh_token), 400, 'invalid_grant');
+    const other = (await passwordLogin(service).expect(200)).body;
+    await request(service.callback).post('/oauth/revoke').set('Authorization', service.basic).type('form').send({ token: other.access_token, token_type_hint: 'access_token' }).expect(200);
+    expect((await introspect(service, other.access_token)).body.active).toBe(false);
   });
 
   it('requires client authentication', async () => {

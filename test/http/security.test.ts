@@ -6,7 +6,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config.js';
 import { startServer, type RunningServer } from '../../src/server.js';
-import { startTestService, type TestService } from '../support/app.js';
+import { startTestService, USER_EMAIL, USER_PASSWORD, type TestService } from '../support/app.js';
 import { expectOAuthError } from '../support/http.js';
 import { captureLogs } from '../support/logs.js';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -104,6 +104,13 @@ describe('input limits', () => {
     expectOAuthError(await request(service.callback).post('/oauth/token').type('form').send(form), 400, 'invalid_request');
     const json = Object.fromEntries(Array.from({ length: 150 }, (_, i) => [`p${i}`, 1]));
     expectOAuthError(await request(service.callback).post('/auth/login').send(json), 400, 'invalid_request');
+  });
+
+  it('counts the parameters of a JSON body as of a form: too many is refused even when the request is otherwise valid', async () => {
+    const json = { email: USER_EMAIL, password: USER_PASSWORD, ...Object.fromEntries(Array.from({ length: 150 }, (_, i) => [`p${i}`, 1])) };
+    const res = await request(service.callback).post('/auth/login').send(json);
+    expectOAuthError(res, 400, 'invalid_request');
+    expect(res.body.error_description).toMatch(/too many parameters/);
   });
 });
 

@@ -130,6 +130,16 @@ describe('login throttling', () => {
     });
   });
 
+  it('counts an account from one IPv6 /64 as one account+IP pair, whichever addresses of it are used', async () => {
+    const wide = { points: 100, durationSec: 900 };
+    await withThrottle({ accountIp: { points: 3, durationSec: 900 }, ip: wide, account: wide }, async (throttle) => {
+      for (const host of ['1', '2', '3']) await throttle.attempt('rotating@example.com', `2001:db8:5:6::${host}`);
+      await expect(throttle.attempt('rotating@example.com', '2001:db8:5:6:ffff::4')).rejects.toMatchObject({ status: 429 });
+      // Another /64 is another pair.
+      await expect(throttle.attempt('rotating@example.com', '2001:db8:5:7::1')).resolves.toBeUndefined();
+    });
+  });
+
   it('locks an account attacked from many IPs only until the window ends, never for good', async () => {
     const budgets = { accountIp: { points: 5, durationSec: 900 }, ip: { points: 100, durationSec: 900 }, account: { points: 10, durationSec: 2 } };
     await withThrottle(budgets, async (throttle) => {

@@ -389,6 +389,19 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         expect(() => store({ maxFamiliesPerSubject: 0 })).toThrow(RangeError);
       });
 
+      it('one family over maxFamiliesPerSubject revokes the oldest only', async () => {
+        const families = store({ maxFamiliesPerSubject: 3 });
+        const made = [];
+        for (let i = 0; i < 4; i += 1) {
+          made.push(await families.create(grant('alice'), context));
+          clock.advance(SECOND);
+        }
+        expect((await families.listBySubject('alice')).map((family) => family.id).sort()).toEqual(made.slice(1).map(({ family }) => family.id).sort());
+        expect(await families.isRevoked(made[0]!.family.id)).toBe(true);
+        expect(await families.isRevoked(made[1]!.family.id)).toBe(false);
+        await rotated(families, made[1]!.refreshToken);
+      });
+
       it('revokeAll ends every family of the subject but the one kept, and no one else\'s', async () => {
         const families = store();
         const kept = await families.create(grant('alice'), context);
@@ -431,6 +444,14 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
       expect(emoji.family.userAgent).toBe('😀'.repeat(64));
       expect(emoji.family.ip).toBeUndefined();
       expect(await families.get(family.id)).toMatchObject({ userAgent: '😀'.repeat(64), ip: undefined });
+    });
+
+    it('cuts a long user agent at a character boundary, never inside a character', async () => {
+      const families = store();
+      // 1 + 2 × 200 bytes: the 256-byte cut falls inside an 'é'.
+      const { family } = await families.create(grant(), { userAgent: `a${'é'.repeat(200)}` });
+      expect(family.userAgent).toBe(`a${'é'.repeat(127)}`);
+      expect(await families.get(family.id)).toMatchObject({ userAgent: `a${'é'.repeat(127)}` });
     });
   });
 

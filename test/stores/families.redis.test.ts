@@ -193,6 +193,23 @@ describe('Redis family store', () => {
     expect((await families.listBySubject(grant.subject)).map(({ id }) => id)).toEqual([alice.family.id]);
   });
 
+  it('an index entry younger than a minute is kept while its family is not written yet: logout-all still ends that family', async () => {
+    const clock = manualClock(Date.now());
+    const families = familyStore(client, { clock });
+    const { family, refreshToken } = await families.create(grant, context);
+    const key = `rt:fam:{${family.id}}`;
+    const stored = (await server.client.get(key))!;
+    await server.client.del(key);
+    // A slow write: the index entry is 59 s old when a listing and a logout-all find no family for it.
+    clock.advance(59_000);
+    expect(await families.listBySubject(grant.subject)).toEqual([]);
+    expect(await families.revokeAll(grant.subject)).toBe(0);
+    await server.client.set(key, stored, 'PX', 60_000);
+
+    expect(await families.revokeAll(grant.subject)).toBe(1);
+    expect(await families.rotate(refreshToken, context)).toEqual({ outcome: 'invalid' });
+  });
+
   it('an index entry whose family never came is tidied once it is a minute old', async () => {
     const clock = manualClock(Date.now());
     const families = familyStore(client, { clock });

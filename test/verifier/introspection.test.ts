@@ -141,7 +141,7 @@ describe('introspection backoff after a failure', () => {
   /** An introspection endpoint whose answer the test sets: a status with `active`, or 'hang' (never answers). */
   async function endpoint() {
     const held: ServerResponse[] = [];
-    const state = { hits: 0, answer: 500 as 200 | 500 | 'hang', active: true, held };
+    const state = { hits: 0, answer: 500 as 200 | 500 | 'hang', active: true as unknown, held };
     const server = createServer((req, res) => {
       state.hits++;
       req.resume();
@@ -180,6 +180,16 @@ describe('introspection backoff after a failure', () => {
       () => 'verified',
       (err: unknown) => (err instanceof TokenError ? `${err.code} ${err.status}` : `not a TokenError: ${String(err)}`),
     );
+
+  it('fails closed on an answer whose active is not a boolean, however truthy', async () => {
+    const introspection = await endpoint();
+    introspection.answer = 200;
+    for (const active of ['false', 'true', 1, null]) {
+      introspection.active = active;
+      const { verifier } = verifierFor(introspection.url);
+      expect(await outcome(verifier, await token()), `active ${JSON.stringify(active)}`).toBe('temporarily_unavailable 503');
+    }
+  });
 
   it('answers 503 at once, without a request, to other tokens within the window; then one probe goes out', async () => {
     const introspection = await endpoint();
