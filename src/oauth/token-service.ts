@@ -33,6 +33,8 @@ export interface TokenServiceDeps {
   readonly clockSkew: number;
 }
 
+const INVALID_REFRESH_TOKEN = 'the refresh token is invalid, expired or revoked';
+
 export function createTokenService(deps: TokenServiceDeps) {
   const { accessTokens, families, denylist, users } = deps;
   /** Until when a token must stay denied: as long as it can still verify. */
@@ -80,13 +82,6 @@ export function createTokenService(deps: TokenServiceDeps) {
       claims.sid ? families.isRevoked(claims.sid) : Promise.resolve(false),
     ]);
     return denied || familyRevoked ? undefined : claims;
-  }
-
-  /** A refresh is for the audience its family was granted: one audience per token, fixed at login. */
-  function assertFamilyAudience(family: Family, requested: string | undefined): void {
-    if (requested !== undefined && requested !== family.audience) {
-      throw new InvalidTargetError(`this refresh token is for audience "${family.audience.slice(0, 100)}" only`);
-    }
   }
 
   /** The family's user, if still active; otherwise the family ends and the grant is refused. */
@@ -147,27 +142,30 @@ export function createTokenService(deps: TokenServiceDeps) {
       // turn its next, honest refresh into reuse and end the session.
       const familyId = families.verifiedFamilyId(input.refreshToken);
       const current = !familyId ? null : input.family?.id === familyId ? input.family : await families.get(familyId);
-      let user: UserRecord | null | undefined;
-      if (current && current.clientId === input.client.clientId) {
-        const granted = storedScopeTokens(current.scope);
+      // No live family, or another client's: the rotation would find the token invalid and
+      // change nothing (it checks the binding again, atomically), so it is not asked.
+      if (!current || current.clientId !== input.client.clientId) throw new InvalidGrantError(INVALID_REFRESH_TOKEN);
+      const within = (family: Family) => {
+        const granted = storedScopeTokens(family.scope);
         const wider = requested.find((token) => !granted.includes(token));
         if (wider !== undefined) throw new InvalidScopeError(`scope "${wider}" exceeds the scope originally granted`);
-        assertFamilyAudience(current, input.audience);
-        user = await activeUser(current.subject, current.id);
-      }
+        if (input.audience !== undefined && input.audience !== family.audience) {
+          throw new InvalidTargetError(`this refresh token is for audience "${family.audience.slice(0, 100)}" only`);
+        }
+      };
+      within(current);
+      let user = await activeUser(current.subject, current.id);
 
-      // The client binding is checked inside the atomic rotation: another client's token
-      // is invalid there and changes nothing.
       const result = await families.rotate(input.refreshToken, input.context, { clientId: input.client.clientId });
       if (result.outcome === 'reused') {
         throw new InvalidGrantError('the refresh token was already used; the session has been revoked', { detail: `reuse in family ${result.familyId}` });
       }
-      if (result.outcome === 'invalid') throw new InvalidGrantError('the refresh token is invalid, expired or revoked');
+      if (result.outcome === 'invalid') throw new InvalidGrantError(INVALID_REFRESH_TOKEN);
 
-      // A family the read above did not see cannot rotate; should one ever, its user is
-      // read now rather than an access token issued for an unchecked one.
-      if (user?.id !== result.family.subject) user = await activeUser(result.family.subject, result.family.id);
-      assertFamilyAudience(result.family, input.audience);
+      // The rotated family is the one read above (its grant never changes); should that
+      // ever not hold, nothing is issued for what was not checked.
+      within(result.family);
+      if (user.id !== result.family.subject) user = await activeUser(result.family.subject, result.family.id);
       const scope = requested.length > 0 ? requested.join(' ') : result.family.scope;
       const issued = await accessTokenFor({ user, client: input.client, scope, audience: result.family.audience, sid: result.family.id });
       return { response: response(issued, scope, result.refreshToken), family: result.family, user };

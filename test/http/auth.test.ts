@@ -218,6 +218,12 @@ describe('cookie mode', () => {
     }
   });
 
+  it('refreshes for the family\'s own audience only, as /oauth/token does: another resource is invalid_target and uses nothing up', async () => {
+    const { refresh_token: token } = (await login({ email: USER_EMAIL, password: USER_PASSWORD }).expect(200)).body;
+    expectOAuthError(await request(service.callback).post('/auth/refresh').send({ refresh_token: token, resource: 'https://elsewhere.test' }), 400, 'invalid_target');
+    await request(service.callback).post('/auth/refresh').send({ refresh_token: token, audience: 'http://auth.test' }).expect(200);
+  });
+
   it('refuses a second refresh_token cookie (one planted for a parent domain), consuming neither', async () => {
     const res = await login({ email: USER_EMAIL, password: USER_PASSWORD }, '?cookie=1').expect(200);
     const cookie = res.headers['set-cookie']![0]!.split(';')[0]!;

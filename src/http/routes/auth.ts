@@ -7,6 +7,7 @@ import type { Middleware, ParameterizedContext } from 'koa';
 import { z } from 'zod';
 import type { Config } from '../../config.js';
 import { AccessDeniedError, InvalidGrantError, InvalidRequestError, InvalidTokenError, NotFoundError, UnauthorizedClientError } from '../../errors.js';
+import { requestedAudience, targetParameters } from '../../oauth/grants/target.js';
 import type { TokenService } from '../../oauth/token-service.js';
 import type { ClientRecord, ClientStore, FamilyStore, GrantType, UserRecord } from '../../stores/types.js';
 import type { AccessTokenClaims } from '../../tokens/access-token.js';
@@ -31,7 +32,7 @@ const COOKIE_PATH = '/auth';
 
 const registerBody = z.object({ email, password: newPassword, name: text(100).optional() });
 const loginBody = z.object({ email: loginEmail, password, client_id: text(128).optional(), scope: text(1000).optional() });
-const refreshBody = z.object({ refresh_token: text(512).optional(), scope: text(1000).optional() });
+const refreshBody = z.object({ refresh_token: text(512).optional(), scope: text(1000).optional(), ...targetParameters });
 const passwordBody = z.object({ current_password: password, new_password: newPassword });
 
 export function createAuthRoutes(deps: AuthRouteDeps) {
@@ -132,7 +133,7 @@ export function createAuthRoutes(deps: AuthRouteDeps) {
     const family = familyId ? await families.get(familyId) : null;
     if (!family) throw new InvalidGrantError('the refresh token is invalid, expired or revoked');
     const client = await loginClient(family.clientId, 'refresh_token');
-    const refreshed = await tokens.refresh({ refreshToken, client, family, scope: body.scope, context: { ip: ctx.ip, userAgent: ctx.get('User-Agent') || undefined } });
+    const refreshed = await tokens.refresh({ refreshToken, client, family, scope: body.scope, audience: requestedAudience(body), context: { ip: ctx.ip, userAgent: ctx.get('User-Agent') || undefined } });
     ctx.set('Cache-Control', 'no-store');
     const { refresh_token: next, ...rest } = refreshed.response;
     if (fromCookie && next) {
