@@ -34,7 +34,7 @@ import { Redis } from 'ioredis';
 import { clientSecretMatches, hashClientSecret } from '../src/clients/secrets.js';
 import { systemClock } from '../src/clock.js';
 import threadPool from '../src/thread-pool.cjs';
-import { CONFIG_VARIABLES, parseConfig, type Config } from '../src/config.js';
+import { CONFIG_VARIABLES, parseConfig, parseDuration, type Config } from '../src/config.js';
 import { cryptoRandom } from '../src/random.js';
 import { createMongoConnection, createMongoStores } from '../src/stores/mongo/connection.js';
 import { connectRedis, createRedisClient, closeRedis } from '../src/stores/redis/connection.js';
@@ -191,9 +191,12 @@ function startIpcChild(name: string, script: string, env: NodeJS.ProcessEnv, tim
 }
 
 let nextRpcId = 1;
-/** A child that answers nothing within this fails the run instead of hanging it (a measurement takes seconds). */
+/**
+ * A child that does not answer within this (beyond the measurement it was asked for)
+ * fails the run instead of hanging it.
+ */
 const RPC_TIMEOUT_MS = 300_000;
-function rpc<T>(child: ChildProcess, message: Record<string, unknown>, replyType?: string): Promise<T> {
+function rpc<T>(child: ChildProcess, message: Record<string, unknown>, replyType?: string, timeoutMs = RPC_TIMEOUT_MS): Promise<T> {
   const id = nextRpcId++;
   return new Promise((resolve, reject) => {
     const done = () => {
@@ -203,8 +206,9 @@ function rpc<T>(child: ChildProcess, message: Record<string, unknown>, replyType
     };
     const timer = setTimeout(() => {
       done();
-      reject(new Error(`child did not answer ${String(message.type ?? 'a request')} within ${RPC_TIMEOUT_MS / 1000} s`));
-    }, RPC_TIMEOUT_MS);
+      const request = message.request as { type?: unknown } | undefined;
+      reject(new Error(`child did not answer ${String(message.type ?? request?.type ?? 'a request')} within ${timeoutMs / 1000} s`));
+    }, timeoutMs);
     const onExit = (code: number | null) => {
       done();
       reject(new Error(`child exited (${code}) during a request`));
@@ -326,7 +330,8 @@ async function main(): Promise<number> {
     fail('dist/ is missing: run `npm run build` first (`npm run bench` does)');
   }
   const machine: Record<string, unknown> = { cores: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', totalMemoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: `${process.platform}-${process.arch}` };
-  if (selected('race') && AUTHORITY_EXTRA_ENV.REFRESH_REUSE_GRACE !== undefined && !/^0[smhd]?$/.test(AUTHORITY_EXTRA_ENV.REFRESH_REUSE_GRACE)) {
+  const grace = AUTHORITY_EXTRA_ENV.REFRESH_REUSE_GRACE;
+  if (selected('race') && grace !== undefined && grace !== '' && parseDuration(grace) !== 0) {
     fail('the race counts a second refresh from one token as a double win, which a REFRESH_REUSE_GRACE window allows by design: leave it at 0s, or BENCH_ONLY without race');
   }
   const loadBefore = loadavg();
@@ -429,12 +434,12 @@ async function main(): Promise<number> {
   const ceilingSide = (name: string, op: CeilingOp): Side => ({
     name,
     async warm() {
-      if (WARMUP > 0) await rpc<CeilingResult>(ceilings, { request: { ...op, warmupMs: 0, durationMs: WARMUP * 1000 } });
+      if (WARMUP > 0) await rpc<CeilingResult>(ceilings, { request: { ...op, warmupMs: 0, durationMs: WARMUP * 1000 } }, undefined, WARMUP * 1000 + RPC_TIMEOUT_MS);
     },
     async part(seconds) {
       const cpuUsed = cpuWindow(watchedProcesses());
       const fromUs = monotonicMicros();
-      const result = await rpc<CeilingResult>(ceilings, { request: { ...op, warmupMs: 0, durationMs: seconds * 1000 } });
+      const result = await rpc<CeilingResult>(ceilings, { request: { ...op, warmupMs: 0, durationMs: seconds * 1000 } }, undefined, seconds * 1000 + RPC_TIMEOUT_MS);
       const toUs = monotonicMicros();
       // The ceiling process reports its own CPU over its measured window.
       const cores = { ...cpuUsed(), ceilings: result.cpuCores };
