@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 
 const bin = (name) => join(import.meta.dirname, '..', 'node_modules', '.bin', name);
 const args = process.argv.slice(2);
@@ -30,6 +30,12 @@ try {
   passed = results.numPassedTests;
   failed += results.numFailedTests;
   skipped = results.numPendingTests + results.numTodoTests;
+  // Named again just above the closing line, so that its last lines tell which tests failed.
+  for (const file of results.testResults ?? []) {
+    for (const test of file.assertionResults ?? []) {
+      if (test.status === 'failed') console.error(`failed: ${relative(process.cwd(), file.name)} > ${test.fullName}`);
+    }
+  }
   if (run.status !== 0 && results.numFailedTests === 0) {
     console.error(`vitest exited with status ${run.status} (unhandled errors or a failed suite): counted as one failure`);
     failed += 1;
