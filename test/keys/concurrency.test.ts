@@ -128,6 +128,10 @@ describe('the directory lock', () => {
       await mkdir(dir, { mode: 0o700 });
       await lock(dir, dead);
       const committed: { from: number; to: number }[] = [];
+      // A breaker that moved a live lock aside by mistake puts it back; if its holder
+      // released meanwhile (finding no file to remove), the lock outlives it. Every holder
+      // here shares this live pid, so only age frees such a lock: a short stale age keeps
+      // the rounds going (a real holder exits, and on its host a dead pid frees it at once).
       const job = () =>
         withKeyDirLock(dir, async (held) => {
           const from = performance.now();
@@ -139,7 +143,7 @@ describe('the directory lock', () => {
             return;
           }
           committed.push({ from, to: performance.now() });
-        }, { timeoutMs: 5000 });
+        }, { timeoutMs: 5000, staleMs: 1000 });
       await Promise.all([job(), job(), job()]);
       const overlapping = committed.some((a, i) => committed.some((b, j) => i < j && a.from < b.to && b.from < a.to));
       if (overlapping) doubleCommits += 1;
