@@ -86,8 +86,7 @@ async function acquire(dir: string, { timeoutMs = 15_000, staleMs = 60_000, cloc
   }
 }
 
-/** What was looked at when a lock was judged: its inode and its bytes (which hold a random token). */
-/** The lock as it was judged stale: its inode and its bytes. */
+/** The lock as it was judged stale: its inode and its bytes (which hold a random token). */
 export interface SeenLock {
   readonly ino: number;
   readonly text: string;
