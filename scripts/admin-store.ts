@@ -6,6 +6,7 @@
 import { ConfigError, parseConfig, type Config } from '../src/config.js';
 import { OAuthError } from '../src/errors.js';
 import { createMongoConnection, createMongoStores } from '../src/stores/mongo/connection.js';
+import { GRANT_TYPES } from '../src/oauth/grants/index.js';
 import { StoreUnavailableError } from '../src/stores/types.js';
 
 export class UsageError extends Error {}
@@ -25,7 +26,7 @@ export async function withMongoStores<P>(
     const config = parseConfig(process.env);
     const prepared = await prepare(config);
     if (!config.mongodbUri) throw new UsageError('MONGODB_URI is required: the embedded dev store lives inside the server process');
-    const connection = createMongoConnection(config.mongodbUri);
+    const connection = createMongoConnection(config.mongodbUri, { grantTypes: GRANT_TYPES });
     close = () => connection.close();
     await connection.init();
     await run(config, createMongoStores(connection), prepared);

@@ -29,6 +29,7 @@ import { KeyRingError } from './keys/errors.js';
 import { ensureRefreshSecret, readRefreshSecret, REFRESH_SECRET_FILE } from './keys/refresh-secret.js';
 import { createKeyRingSource, type KeyRingSource } from './keys/source.js';
 import { createClientAuthenticator } from './oauth/client-auth.js';
+import { GRANT_TYPES } from './oauth/grants/index.js';
 import { createTokenService, type TokenService } from './oauth/token-service.js';
 import { createAccessTokens } from './tokens/access-token.js';
 import { createLoginThrottle } from './users/login-throttle.js';
@@ -93,7 +94,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
   let users: UserStore;
   let clients: ClientStore;
   if (config.mongodbUri) {
-    const connection = createMongoConnection(config.mongodbUri, { clock });
+    const connection = createMongoConnection(config.mongodbUri, { clock, grantTypes: GRANT_TYPES });
     await connection.init();
     ({ users, clients } = createMongoStores(connection));
     readiness.push({ name: 'mongodb', check: () => connection.ping() });

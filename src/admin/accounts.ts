@@ -5,13 +5,13 @@
  */
 import { generateClientSecret, hashClientSecret } from '../clients/secrets.js';
 import { ConflictError, InvalidRequestError } from '../errors.js';
+import { GRANT_TYPES, grantFor, isGrantType } from '../oauth/grants/index.js';
 import { parseScope } from '../oauth/scope.js';
 import type { Random } from '../random.js';
-import { DuplicateKeyError, type ClientPermission, type ClientRecord, type ClientStore, type GrantType, type NewClient, type UserRecord, type UserStore } from '../stores/types.js';
+import { DuplicateKeyError, type ClientPermission, type ClientRecord, type ClientStore, type NewClient, type UserRecord, type UserStore } from '../stores/types.js';
 import { looksLikeEmail, normaliseEmail } from '../users/email.js';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, type PasswordHasher } from '../users/passwords.js';
 
-export const GRANT_TYPES: readonly GrantType[] = ['password', 'refresh_token', 'client_credentials'];
 export const PERMISSIONS: readonly ClientPermission[] = ['introspect', 'revoke'];
 
 export interface NewClientInput {
@@ -45,11 +45,13 @@ export function planClient(random: Random, input: NewClientInput): PlannedClient
   const clientId = input.clientId ?? `${slug(name)}-${random.token(6)}`;
   if (!/^[A-Za-z0-9._~-]{3,128}$/.test(clientId)) throw new InvalidRequestError('--id must be 3 to 128 characters of A-Z a-z 0-9 . _ ~ -');
   const grants = input.grants.length > 0 ? input.grants : input.public ? ['password', 'refresh_token'] : ['client_credentials'];
-  const unknownGrant = grants.find((grant) => !GRANT_TYPES.includes(grant as GrantType));
+  const unknownGrant = grants.find((grant) => !isGrantType(grant));
   if (unknownGrant !== undefined) throw new InvalidRequestError(`--grant "${unknownGrant}" is not one of ${GRANT_TYPES.join(', ')}`);
-  if (input.public && grants.includes('client_credentials')) throw new InvalidRequestError('a --public client cannot use client_credentials (it has no secret)');
-  if (grants.includes('password') && !input.firstParty) {
-    throw new InvalidRequestError(`the password grant needs --first-party${input.grants.length === 0 ? ' (a --public client gets password and refresh_token unless --grant says otherwise)' : ''}`);
+  const shape = { type: input.public ? 'public' : 'confidential', firstParty: input.firstParty } as const;
+  const refused = grants.map((grant) => grantFor(grant)?.clientRule).find((rule) => rule && !rule.allows(shape));
+  if (refused) {
+    const defaults = input.grants.length === 0 ? ' (a --public client gets password and refresh_token unless --grant says otherwise)' : '';
+    throw new InvalidRequestError(`${refused.cliRefusal}${defaults}`);
   }
   const unknownPermission = input.permissions.find((permission) => !PERMISSIONS.includes(permission as ClientPermission));
   if (unknownPermission !== undefined) throw new InvalidRequestError(`--permission "${unknownPermission}" is not one of ${PERMISSIONS.join(', ')}`);
@@ -67,7 +69,7 @@ export function planClient(random: Random, input: NewClientInput): PlannedClient
       name,
       type: input.public ? 'public' : 'confidential',
       firstParty: input.firstParty,
-      grantTypes: [...new Set(grants)] as GrantType[],
+      grantTypes: [...new Set(grants.filter(isGrantType))],
       scopes: [...new Set(scopes)],
       audiences: [...new Set(input.audiences)],
       permissions: [...new Set(input.permissions)] as ClientPermission[],

@@ -10,6 +10,7 @@ import { MethodNotAllowedError, NotFoundError } from '../errors.js';
 import type { KeyRingSource } from '../keys/source.js';
 import type { Logger } from '../log.js';
 import type { ClientAuthenticator } from '../oauth/client-auth.js';
+import { GRANT_TYPES } from '../oauth/grants/index.js';
 import type { TokenService } from '../oauth/token-service.js';
 import type { Random } from '../random.js';
 import type { ClientStore, FamilyStore } from '../stores/types.js';
@@ -60,6 +61,7 @@ export function createApp(deps: AppDeps): Koa {
       issuer: deps.config.issuer,
       keys: deps.keys,
       scopes: deps.scopes ?? [],
+      grantTypes: GRANT_TYPES,
       maxAgeSec: deps.config.jwksMaxAge,
       // RFC 7009 §2.1: public clients revoke their own tokens with client_id alone.
       revocationAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
@@ -81,8 +83,10 @@ export function createApp(deps: AppDeps): Koa {
   router.delete('/auth/sessions/:id', auth.requireUser, auth.endSession);
 
   app.use(requestLog(deps));
-  app.use(publicDocuments(documents));
   app.use(errorResponses(deps));
+  // Ahead of the rest of the chain (they need no body, client or CORS decision), but not
+  // of the error handler: a failure in them is answered in the one JSON format too.
+  app.use(publicDocuments(documents));
   app.use(securityHeaders({ https }));
   app.use(corsPolicy({ origins: deps.config.corsOrigins }));
   app.use(parseBody({ limit: deps.config.bodyLimit }));

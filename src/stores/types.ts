@@ -7,6 +7,7 @@
  * with `StoreUnavailableError` (mapped to 503 `temporarily_unavailable`); every other
  * rejection is a bug.
  */
+import type { GrantType } from '../oauth/grants/index.js';
 
 /** The backend could not be reached or timed out. Never retried silently. */
 export class StoreUnavailableError extends Error {
@@ -83,7 +84,6 @@ export interface UserStore extends Pingable {
 
 // ---------------------------------------------------------------- OAuth clients
 
-export type GrantType = 'password' | 'refresh_token' | 'client_credentials';
 export type ClientPermission = 'introspect' | 'revoke';
 
 export interface ClientRecord {

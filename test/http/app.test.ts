@@ -37,6 +37,23 @@ function expectErrorBody(body: unknown, code: string): void {
 }
 
 describe('HTTP error format', () => {
+  it('answers a failure inside a public document (JWKS, metadata) in the JSON error format', async () => {
+    const broken = await startTestService();
+    try {
+      const keys = broken.keys as { current: () => unknown };
+      keys.current = () => {
+        throw new Error('the key ring is gone');
+      };
+      for (const path of ['/.well-known/jwks.json', '/.well-known/oauth-authorization-server']) {
+        const res = await request(broken.callback).get(path).expect(500).expect('Content-Type', /json/);
+        expectErrorBody(res.body, 'server_error');
+        expect(res.text).not.toContain('the key ring is gone');
+      }
+    } finally {
+      await broken.close();
+    }
+  });
+
   it('answers an unknown route with 404 JSON', async () => {
     const { server } = build();
     const res = await request(server).get('/no/such/thing').expect(404).expect('Content-Type', /json/);

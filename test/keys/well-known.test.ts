@@ -1,3 +1,4 @@
+import { GRANT_TYPES } from '../../src/oauth/grants/index.js';
 import { createServer, type Server } from 'node:http';
 import Router from '@koa/router';
 import Koa from 'koa';
@@ -25,7 +26,7 @@ beforeAll(async () => {
   const keys = { current: () => ring };
   const router = new Router();
   router.get('/.well-known/jwks.json', jwksRoute(keys, 300));
-  router.get('/.well-known/oauth-authorization-server', metadataRoute({ issuer: ISSUER, keys, scopes: ['openid', 'profile'] }));
+  router.get('/.well-known/oauth-authorization-server', metadataRoute({ issuer: ISSUER, keys, scopes: ['openid', 'profile'], grantTypes: GRANT_TYPES }));
   const app = new Koa();
   app.use(router.routes());
   server = createServer(app.callback());

@@ -9,10 +9,11 @@ import type { Config } from '../../config.js';
 import { AccessDeniedError, InvalidGrantError, InvalidRequestError, InvalidTokenError, NotFoundError, UnauthorizedClientError } from '../../errors.js';
 import { requestedAudience, targetParameters } from '../../oauth/grants/target.js';
 import type { TokenService } from '../../oauth/token-service.js';
-import type { ClientRecord, ClientStore, FamilyStore, GrantType, UserRecord } from '../../stores/types.js';
+import type { GrantType } from '../../oauth/grants/index.js';
+import type { ClientRecord, ClientStore, FamilyStore, UserRecord } from '../../stores/types.js';
 import type { AccessTokenClaims } from '../../tokens/access-token.js';
 import { publicUser, type UserService } from '../../users/service.js';
-import { email, loginEmail, newPassword, parseInput, password, text } from '../input.js';
+import { email, loginEmail, newPassword, parseInput, password, text } from '../../input.js';
 import { requestBody } from './oauth.js';
 
 export interface AuthRouteDeps {

@@ -7,10 +7,10 @@ import type { Middleware, ParameterizedContext } from 'koa';
 import { z } from 'zod';
 import { InvalidRequestError, UnauthorizedClientError, UnsupportedGrantTypeError } from '../../errors.js';
 import { readClientCredentials, type ClientAuthenticator } from '../../oauth/client-auth.js';
-import { GRANTS, type GrantDeps } from '../../oauth/grants/index.js';
+import { grantFor, type GrantDeps } from '../../oauth/grants/index.js';
 import type { TokenService } from '../../oauth/token-service.js';
 import type { ClientRecord } from '../../stores/types.js';
-import { parseInput, text } from '../input.js';
+import { parseInput, text } from '../../input.js';
 
 export interface OAuthRouteDeps extends GrantDeps {
   readonly clientAuth: ClientAuthenticator;
@@ -41,13 +41,14 @@ export function exchangeGrant(deps: OAuthRouteDeps): Middleware<State> {
   return async function exchangeGrant(ctx) {
     const body = requestBody(ctx);
     const { grant_type } = parseInput(grantTypeParameter, body);
-    const grant = GRANTS.get(grant_type);
+    const grant = grantFor(grant_type);
     if (!grant) throw new UnsupportedGrantTypeError(`grant_type "${grant_type.slice(0, 64)}" is not supported`);
     const client = ctx.state.client;
-    if (!client.grantTypes.includes(grant.grantType)) {
+    if (!(client.grantTypes as readonly string[]).includes(grant.grantType)) {
       throw new UnauthorizedClientError(`this client may not use the ${grant.grantType} grant`);
     }
     const params = parseInput(grant.parameters, body);
+    if (grant.clientRule && !grant.clientRule.allows(client)) throw new UnauthorizedClientError(grant.clientRule.refusal);
     ctx.body = await grant.handle({ client, params, context: { ip: ctx.ip, userAgent: ctx.get('User-Agent') || undefined } }, deps);
   };
 }

@@ -39,6 +39,8 @@ export function publicDocuments(routes: ReadonlyMap<string, Middleware>): Middle
 export interface MetadataDeps {
   readonly issuer: string;
   readonly keys: Pick<KeyRingSource, 'current'>;
+  /** `grant_types_supported`: the grant registry's list. */
+  readonly grantTypes: readonly string[];
   /** `scopes_supported`; omitted when empty. */
   readonly scopes: readonly string[];
   /** `Cache-Control: max-age` of the document; default 300 s. */
@@ -75,7 +77,7 @@ export function metadataDocument(deps: MetadataDeps, ring: KeyRing): Record<stri
     ...(deps.scopes.length > 0 && { scopes_supported: [...deps.scopes] }),
     // REQUIRED by §2 even without an authorization endpoint: this server supports none.
     response_types_supported: [],
-    grant_types_supported: ['password', 'refresh_token', 'client_credentials'],
+    grant_types_supported: [...deps.grantTypes],
     token_endpoint_auth_methods_supported: [...clientAuth, 'none'],
     revocation_endpoint: `${deps.issuer}/oauth/revoke`,
     revocation_endpoint_auth_methods_supported: [...(deps.revocationAuthMethods ?? clientAuth)],

@@ -1,7 +1,6 @@
 /** RFC 6749 §4.3: resource owner password credentials, for first-party clients only. */
 import { z } from 'zod';
-import { UnauthorizedClientError } from '../../errors.js';
-import { loginEmail, password, text } from '../../http/input.js';
+import { loginEmail, password, text } from '../../input.js';
 import { requestedAudience, targetParameters } from './target.js';
 import type { Grant } from './types.js';
 
@@ -12,12 +11,12 @@ const parameters = z.object({
   ...targetParameters,
 });
 
-export const passwordGrant: Grant<typeof parameters> = {
+export const passwordGrant: Grant<typeof parameters, 'password'> = {
   grantType: 'password',
   parameters,
+  // §4.3 and RFC 9700 §2.4: only for clients the owner trusts with the password, i.e. our own apps.
+  clientRule: { allows: (client) => client.firstParty, refusal: 'the password grant is only for first-party clients', cliRefusal: 'the password grant needs --first-party' },
   async handle({ client, params, context }, { tokens, users }) {
-    // §4.3: only for clients the owner trusts with the password, i.e. our own apps.
-    if (!client.firstParty) throw new UnauthorizedClientError('the password grant is only for first-party clients');
     const user = await users.login({ email: params.username, password: params.password, ip: context.ip });
     const issued = await tokens.issueForUser({ user, client, scope: params.scope, audience: requestedAudience(params), context });
     return issued.response;

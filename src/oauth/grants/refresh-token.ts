@@ -4,7 +4,7 @@
  * (RFC 8707 §2.2) may name it, anything else is `invalid_target`.
  */
 import { z } from 'zod';
-import { text } from '../../http/input.js';
+import { text } from '../../input.js';
 import { requestedAudience, targetParameters } from './target.js';
 import type { Grant } from './types.js';
 
@@ -14,7 +14,7 @@ const parameters = z.object({
   ...targetParameters,
 });
 
-export const refreshTokenGrant: Grant<typeof parameters> = {
+export const refreshTokenGrant: Grant<typeof parameters, 'refresh_token'> = {
   grantType: 'refresh_token',
   parameters,
   async handle({ client, params, context }, { tokens }) {

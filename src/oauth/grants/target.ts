@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { InvalidTargetError } from '../../errors.js';
-import { text } from '../../http/input.js';
+import { text } from '../../input.js';
 
 const MAX_RESOURCES = 10;
 

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { ClientRecord, GrantType, UseContext } from '../../stores/types.js';
+import type { ClientRecord, UseContext } from '../../stores/types.js';
 import type { UserService } from '../../users/service.js';
 import type { TokenResponse, TokenService } from '../token-service.js';
 
@@ -15,10 +15,23 @@ export interface GrantRequest<P> {
   readonly context: UseContext & { readonly ip: string };
 }
 
-/** One module per grant type, all with the same shape, picked from a Map by `grant_type`. */
-export interface Grant<S extends z.ZodType = z.ZodType> {
-  readonly grantType: GrantType;
+/**
+ * Which clients may hold a grant at all. Checked when a client is created (the admin
+ * scripts) and again on every request, so a hand-edited record cannot widen it.
+ */
+export interface ClientRule {
+  allows(client: Pick<ClientRecord, 'type' | 'firstParty'>): boolean;
+  /** The `unauthorized_client` description when it does not. */
+  readonly refusal: string;
+  /** The same, in the terms of `client:create`'s flags. */
+  readonly cliRefusal: string;
+}
+
+/** One module per grant type, all with the same shape, registered in `index.ts`. */
+export interface Grant<S extends z.ZodType = z.ZodType, T extends string = string> {
+  readonly grantType: T;
   /** The grant's own parameters (RFC 6749 §4.3.2, §4.4.2, §6). */
   readonly parameters: S;
+  readonly clientRule?: ClientRule;
   handle(request: GrantRequest<z.output<S>>, deps: GrantDeps): Promise<TokenResponse>;
 }

@@ -21,6 +21,8 @@ export interface MongoConnectionOptions {
   readonly operationTimeoutMS?: number;
   /** Source of `createdAt`/`updatedAt`/`passwordChangedAt` (default: the system clock). */
   readonly clock?: Clock;
+  /** The grant types a client document may name (the grant registry's `GRANT_TYPES`). */
+  readonly grantTypes?: readonly string[];
 }
 
 export interface MongoConnection extends Pingable {
@@ -52,7 +54,7 @@ export function createMongoConnection(uri: string, options: MongoConnectionOptio
   // StoreUnavailableError; the event would otherwise crash the process as an unhandled 'error'.
   connection.on('error', () => undefined);
   const clock = options.clock ?? systemClock;
-  const models = registerModels(connection, clock);
+  const models = registerModels(connection, clock, options.grantTypes);
 
   return {
     models,

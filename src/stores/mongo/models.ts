@@ -5,7 +5,7 @@
  */
 import { Schema, type Connection, type Model, type Types } from 'mongoose';
 import type { Clock } from '../../clock.js';
-import type { ClientPermission, GrantType } from '../types.js';
+import type { ClientPermission, ClientRecord } from '../types.js';
 
 export interface UserDocument {
   _id: Types.ObjectId;
@@ -27,7 +27,7 @@ export interface ClientDocument {
   name: string;
   type: 'public' | 'confidential';
   firstParty: boolean;
-  grantTypes: GrantType[];
+  grantTypes: ClientRecord['grantTypes'][number][];
   scopes: string[];
   audiences: string[];
   permissions: ClientPermission[];
@@ -41,10 +41,14 @@ export interface MongoModels {
   readonly Client: Model<ClientDocument>;
 }
 
-const GRANT_TYPES: readonly GrantType[] = ['password', 'refresh_token', 'client_credentials'];
 const PERMISSIONS: readonly ClientPermission[] = ['introspect', 'revoke'];
 
-export function registerModels(connection: Connection, clock: Clock): MongoModels {
+/**
+ * `grantTypes`: the grant registry's list (`oauth/grants`), passed in by whoever opens the
+ * connection so that this layer imports nothing from the protocol layer; a client
+ * document naming any other grant is refused on write. Absent (tests), any string passes.
+ */
+export function registerModels(connection: Connection, clock: Clock, grantTypes?: readonly string[]): MongoModels {
   const currentTime = () => new Date(clock.now());
   // strict 'throw': a field outside the schema is a bug in the adapter, not data to drop.
   const common = { strict: 'throw', strictQuery: true, versionKey: false, autoIndex: false, autoCreate: false } as const;
@@ -69,7 +73,7 @@ export function registerModels(connection: Connection, clock: Clock): MongoModel
       name: { type: String, required: true },
       type: { type: String, enum: ['public', 'confidential'], required: true },
       firstParty: { type: Boolean, default: false },
-      grantTypes: { type: [{ type: String, enum: GRANT_TYPES }], default: [] },
+      grantTypes: { type: [{ type: String, ...(grantTypes ? { enum: [...grantTypes] } : {}) }], default: [] },
       scopes: { type: [String], default: [] },
       audiences: { type: [String], default: [] },
       permissions: { type: [{ type: String, enum: PERMISSIONS }], default: [] },

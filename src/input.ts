@@ -4,9 +4,9 @@
  * ignored (RFC 6749 §3.1), never copied anywhere.
  */
 import { z } from 'zod';
-import { InvalidRequestError, type OAuthError } from '../errors.js';
-import { looksLikeEmail, normaliseEmail } from '../users/email.js';
-import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from '../users/passwords.js';
+import { InvalidRequestError, type OAuthError } from './errors.js';
+import { looksLikeEmail, normaliseEmail } from './users/email.js';
+import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from './users/passwords.js';
 
 /** A non-empty string of at most `max` characters with no NUL (never valid in any field we take). */
 export const text = (max: number) =>
