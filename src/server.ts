@@ -34,7 +34,8 @@ import { createTokenService, type TokenService } from './oauth/token-service.js'
 import { createAccessTokens } from './tokens/access-token.js';
 import { createLoginThrottle } from './users/login-throttle.js';
 import { createPasswordHasher } from './users/passwords.js';
-import { createUserService } from './users/service.js';
+import { createUserService, type UserService } from './users/service.js';
+import { createSessionService, type SessionService } from './sessions/service.js';
 
 export interface Stores {
   readonly users: UserStore;
@@ -152,6 +153,8 @@ export interface Service {
   readonly stores: Stores;
   readonly keys: KeyRingSource;
   readonly tokens: TokenService;
+  readonly users: UserService;
+  readonly sessions: SessionService;
   /** Dev mode: what was seeded (secrets only when created now). */
   readonly seeded: SeedResult | undefined;
   close(): Promise<void>;
@@ -201,6 +204,7 @@ export async function createService(config: Config, { logger, clock = systemCloc
     clock,
   });
 
+  const sessions = createSessionService({ tokens, users, families: stores.families, clients, loginClientId: config.loginClientId });
   const app = createApp({
     config,
     logger,
@@ -211,8 +215,7 @@ export async function createService(config: Config, { logger, clock = systemCloc
     tokens,
     users,
     clientAuth,
-    families: stores.families,
-    clients,
+    sessions,
     scopes: config.scopesSupported.length > 0 || config.production ? config.scopesSupported : DEV_SCOPES,
   });
   return {
@@ -220,6 +223,8 @@ export async function createService(config: Config, { logger, clock = systemCloc
     stores,
     keys,
     tokens,
+    users,
+    sessions,
     seeded,
     async close() {
       await keys.stop();

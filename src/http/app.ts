@@ -13,7 +13,7 @@ import type { ClientAuthenticator } from '../oauth/client-auth.js';
 import { GRANT_TYPES } from '../oauth/grants/index.js';
 import type { TokenService } from '../oauth/token-service.js';
 import type { Random } from '../random.js';
-import type { ClientStore, FamilyStore } from '../stores/types.js';
+import type { SessionService } from '../sessions/service.js';
 import type { UserService } from '../users/service.js';
 import { parseBody } from './middleware/body.js';
 import { errorResponses } from './middleware/errors.js';
@@ -25,7 +25,7 @@ import { authenticateClient, exchangeGrant, introspectToken, noStore, revokeToke
 import { jwksRoute, metadataRoute, publicDocuments } from './routes/well-known.js';
 
 export interface AppDeps {
-  readonly config: Pick<Config, 'bodyLimit' | 'corsOrigins' | 'issuer' | 'jwksMaxAge' | 'loginClientId' | 'refreshTokenTtl' | 'trustProxyHops'>;
+  readonly config: Pick<Config, 'bodyLimit' | 'corsOrigins' | 'issuer' | 'jwksMaxAge' | 'refreshTokenTtl' | 'trustProxyHops'>;
   readonly logger: Logger;
   readonly clock: Clock;
   readonly random: Random;
@@ -34,8 +34,7 @@ export interface AppDeps {
   readonly tokens: TokenService;
   readonly users: UserService;
   readonly clientAuth: ClientAuthenticator;
-  readonly families: FamilyStore;
-  readonly clients: Pick<ClientStore, 'findById'>;
+  readonly sessions: SessionService;
   /** `scopes_supported` of the metadata. */
   readonly scopes?: readonly string[];
 }

@@ -3,14 +3,15 @@
  * a checklist of small named middlewares: no caching, read the client, authenticate it,
  * then one call into the token service.
  */
-import type { Middleware, ParameterizedContext } from 'koa';
+import type { Middleware } from 'koa';
 import { z } from 'zod';
-import { InvalidRequestError, UnauthorizedClientError, UnsupportedGrantTypeError } from '../../errors.js';
+import { UnauthorizedClientError, UnsupportedGrantTypeError } from '../../errors.js';
 import { readClientCredentials, type ClientAuthenticator } from '../../oauth/client-auth.js';
 import { grantFor, type GrantDeps } from '../../oauth/grants/index.js';
 import type { TokenService } from '../../oauth/token-service.js';
 import type { ClientRecord } from '../../stores/types.js';
 import { parseInput, text } from '../../input.js';
+import { requestBody, useContext } from '../request.js';
 
 export interface OAuthRouteDeps extends GrantDeps {
   readonly clientAuth: ClientAuthenticator;
@@ -49,7 +50,7 @@ export function exchangeGrant(deps: OAuthRouteDeps): Middleware<State> {
     }
     const params = parseInput(grant.parameters, body);
     if (grant.clientRule && !grant.clientRule.allows(client)) throw new UnauthorizedClientError(grant.clientRule.refusal);
-    ctx.body = await grant.handle({ client, params, context: { ip: ctx.ip, userAgent: ctx.get('User-Agent') || undefined } }, deps);
+    ctx.body = await grant.handle({ client, params, context: useContext(ctx) }, deps);
   };
 }
 
@@ -72,10 +73,4 @@ export function introspectToken({ tokens }: Pick<OAuthRouteDeps, 'tokens'>): Mid
     const params = parseInput(tokenParameters, requestBody(ctx));
     ctx.body = await tokens.introspect({ token: params.token, client: ctx.state.client });
   };
-}
-
-export function requestBody(ctx: ParameterizedContext<unknown>): Record<string, unknown> {
-  const body = ctx.request.body;
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new InvalidRequestError('a request body is required');
-  return body as Record<string, unknown>;
 }

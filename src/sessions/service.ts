@@ -1,0 +1,128 @@
+/**
+ * Sessions of the first-party API: which client a login or refresh is for, whose session
+ * a token is, and which sessions end when (logout, logout-all, one session, a password
+ * change). A session is a refresh-token family; its id is the `sid` of its access tokens.
+ * The HTTP layer only parses and answers (cookies, Origin checks); every rule is here.
+ */
+import { InvalidGrantError, InvalidRequestError, InvalidTokenError, NotFoundError, UnauthorizedClientError } from '../errors.js';
+import type { GrantType } from '../oauth/grants/index.js';
+import type { TokenService } from '../oauth/token-service.js';
+import type { ClientRecord, ClientStore, FamilyStore, UseContext, UserRecord } from '../stores/types.js';
+import type { AccessTokenClaims } from '../tokens/access-token.js';
+import type { UserService } from '../users/service.js';
+
+export interface SessionServiceDeps {
+  readonly tokens: TokenService;
+  readonly users: Pick<UserService, 'login' | 'findById' | 'changePassword'>;
+  readonly families: Pick<FamilyStore, 'get' | 'listBySubject' | 'revoke' | 'revokeAll' | 'verifiedFamilyId'>;
+  readonly clients: Pick<ClientStore, 'findById'>;
+  /** The first-party client a login without `client_id` is for (LOGIN_CLIENT_ID). */
+  readonly loginClientId: string;
+}
+
+/** The caller of a user-authenticated request. */
+export interface Caller {
+  readonly claims: AccessTokenClaims;
+  readonly user: UserRecord;
+}
+
+export interface SessionView {
+  readonly id: string;
+  readonly createdAt: number;
+  readonly lastUsedAt: number;
+  readonly clientId: string;
+  readonly userAgent: string | undefined;
+  /** The session the caller's access token belongs to. */
+  readonly current: boolean;
+}
+
+const INVALID_REFRESH_TOKEN = 'the refresh token is invalid, expired or revoked';
+
+export function createSessionService(deps: SessionServiceDeps) {
+  const { tokens, users, families, clients } = deps;
+
+  /**
+   * The first-party public client a login or refresh here is for, which must also hold
+   * `grant` (as at /oauth/token). Confidential first-party apps authenticate at /oauth/token.
+   */
+  async function firstPartyClient(clientId: string | undefined, grant: GrantType): Promise<ClientRecord> {
+    const client = await clients.findById(clientId ?? deps.loginClientId);
+    if (!client || !client.firstParty || client.type !== 'public') {
+      throw new InvalidRequestError('client_id does not name a first-party public client');
+    }
+    if (!client.grantTypes.includes(grant)) throw new UnauthorizedClientError(`this client may not use the ${grant} grant`);
+    return client;
+  }
+
+  return {
+    firstPartyClient,
+
+    /** Password login for `client` (from `firstPartyClient`): the user and a token response. */
+    async login(input: { client: ClientRecord; email: string; password: string; scope?: string | undefined; context: UseContext & { ip: string } }) {
+      const user = await users.login({ email: input.email, password: input.password, ip: input.context.ip });
+      const issued = await tokens.issueForUser({ user, client: input.client, scope: input.scope, context: input.context });
+      return { user, response: issued.response };
+    },
+
+    /** Rotates a refresh token of a first-party public client's family. */
+    async refresh(input: { refreshToken: string; scope?: string | undefined; audience?: string | undefined; context: UseContext }) {
+      const familyId = families.verifiedFamilyId(input.refreshToken);
+      const family = familyId ? await families.get(familyId) : null;
+      if (!family) throw new InvalidGrantError(INVALID_REFRESH_TOKEN);
+      const client = await firstPartyClient(family.clientId, 'refresh_token');
+      const refreshed = await tokens.refresh({ ...input, client, family });
+      return refreshed.response;
+    },
+
+    /**
+     * The user an access token speaks for (RFC 6750). A client's own token
+     * (client_credentials: `sub` = `client_id`, no email) is never a user's.
+     */
+    async authenticate(authorization: string | undefined): Promise<Caller> {
+      const claims = await tokens.authenticateBearer(authorization);
+      if (claims.email === undefined || claims.sub === claims.client_id) throw new InvalidTokenError('this endpoint needs a user access token');
+      const user = await users.findById(claims.sub);
+      if (!user || user.disabled) throw new InvalidTokenError('the access token does not belong to an active user');
+      return { claims, user };
+    },
+
+    /** Ends the caller's session and denies the access token it presented. */
+    async logout({ claims }: Caller): Promise<void> {
+      await Promise.all([claims.sid ? families.revoke(claims.sid) : undefined, tokens.denyAccessToken(claims)]);
+    },
+
+    /** Ends every session of the caller; resolves how many. */
+    async logoutAll({ claims }: Caller): Promise<number> {
+      const ended = await families.revokeAll(claims.sub);
+      await tokens.denyAccessToken(claims);
+      return ended;
+    },
+
+    async list({ claims }: Caller): Promise<SessionView[]> {
+      const sessions = await families.listBySubject(claims.sub);
+      return sessions.map((family) => ({
+        id: family.id,
+        createdAt: family.createdAt,
+        lastUsedAt: family.lastUsedAt,
+        clientId: family.clientId,
+        userAgent: family.userAgent,
+        current: family.id === claims.sid,
+      }));
+    },
+
+    /** Ends one of the caller's sessions; someone else's id answers exactly like one that does not exist. */
+    async end({ user }: Caller, sessionId: string): Promise<void> {
+      const family = await families.get(sessionId);
+      if (!family || family.subject !== user.id) throw new NotFoundError('no such session');
+      await families.revoke(family.id);
+    },
+
+    /** Changes the password and ends every other session of the user; resolves how many ended. */
+    async changePassword({ claims, user }: Caller, input: { currentPassword: string; newPassword: string; ip: string }): Promise<number> {
+      await users.changePassword({ user, currentPassword: input.currentPassword, newPassword: input.newPassword, ip: input.ip, session: claims.sid ?? claims.jti });
+      return families.revokeAll(user.id, claims.sid);
+    },
+  };
+}
+
+export type SessionService = ReturnType<typeof createSessionService>;
