@@ -188,3 +188,15 @@ export function toOAuthError(err: unknown): OAuthError {
 export function descriptionChars(description: string): string {
   return description.replace(/"/g, "'").replace(/\\/g, '/').replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, '?');
 }
+
+/**
+ * A store's backend could not be reached or timed out. Never retried silently; the HTTP
+ * layer answers it 503 `temporarily_unavailable`. Every store interface (`stores/types.ts`)
+ * rejects with it.
+ */
+export class StoreUnavailableError extends Error {
+  constructor(readonly store: string, options?: { cause?: unknown }) {
+    super(`${store} store unavailable`, options);
+    this.name = 'StoreUnavailableError';
+  }
+}

@@ -1,7 +1,6 @@
 /** Reading what every route reads from a Koa request. */
 import type { ParameterizedContext } from 'koa';
 import { InvalidRequestError } from '../errors.js';
-import type { UseContext } from '../stores/types.js';
 
 /** The parsed body (`middleware/body.ts`) as an object; anything else is invalid_request. */
 export function requestBody(ctx: ParameterizedContext<unknown>): Record<string, unknown> {
@@ -11,6 +10,6 @@ export function requestBody(ctx: ParameterizedContext<unknown>): Record<string, 
 }
 
 /** Where a request came from, for throttles and the sessions list. */
-export function useContext(ctx: ParameterizedContext<unknown>): UseContext & { readonly ip: string } {
+export function useContext(ctx: ParameterizedContext<unknown>): { readonly ip: string; readonly userAgent: string | undefined } {
   return { ip: ctx.ip, userAgent: ctx.get('User-Agent') || undefined };
 }

@@ -9,13 +9,8 @@
  */
 import type { GrantType } from '../oauth/grants/index.js';
 
-/** The backend could not be reached or timed out. Never retried silently. */
-export class StoreUnavailableError extends Error {
-  constructor(readonly store: string, options?: { cause?: unknown }) {
-    super(`${store} store unavailable`, options);
-    this.name = 'StoreUnavailableError';
-  }
-}
+/** The backend could not be reached or timed out (defined with the other errors, which the HTTP layer maps). */
+export { StoreUnavailableError } from '../errors.js';
 
 /** A unique constraint was violated (e.g. an email or client_id that already exists). */
 export class DuplicateKeyError extends Error {

@@ -1,7 +1,6 @@
 import type { Context, Middleware } from 'koa';
-import { InvalidRequestError, PayloadTooLargeError, TemporarilyUnavailableError, UnsupportedMediaTypeError, toOAuthError, type OAuthError } from '../../errors.js';
+import { InvalidRequestError, PayloadTooLargeError, TemporarilyUnavailableError, StoreUnavailableError, UnsupportedMediaTypeError, toOAuthError, type OAuthError } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import { StoreUnavailableError } from '../../stores/types.js';
 
 /**
  * The one place errors become responses: `{"error","error_description"}` with the error's

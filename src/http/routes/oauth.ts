@@ -9,7 +9,6 @@ import { UnauthorizedClientError, UnsupportedGrantTypeError } from '../../errors
 import { readClientCredentials, type ClientAuthenticator } from '../../oauth/client-auth.js';
 import { grantFor, type GrantDeps } from '../../oauth/grants/index.js';
 import type { TokenService } from '../../oauth/token-service.js';
-import type { ClientRecord } from '../../stores/types.js';
 import { parseInput, text } from '../../input.js';
 import { requestBody, useContext } from '../request.js';
 
@@ -18,7 +17,7 @@ export interface OAuthRouteDeps extends GrantDeps {
   readonly tokens: TokenService;
 }
 
-type State = { client: ClientRecord };
+type State = { client: Awaited<ReturnType<ClientAuthenticator['authenticate']>> };
 
 /** RFC 6749 §5.1: token responses and errors must not be cached. */
 export const noStore: Middleware = async function noStore(ctx, next) {
