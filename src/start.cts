@@ -1,6 +1,6 @@
 /**
  * The process entry of `npm start` and the container: sizes libuv's thread pool, then
- * starts `server.js`.
+ * starts `main.js`.
  *
  * RS256 signing and argon2 run on that pool. libuv's default of 4 threads caps a process
  * at 4 cores of crypto on a large machine and, on a small one, has more threads than cores
@@ -20,7 +20,7 @@ if (!process.env.UV_THREADPOOL_SIZE) {
   process.env.UV_THREADPOOL_SIZE = String(pool.threadPoolSize(os.availableParallelism(), process.env.WORKERS));
 }
 
-import('./server.js').then(
+import('./main.js').then(
   (server) => server.main(),
   (err: unknown) => {
     process.stderr.write(`start-up failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

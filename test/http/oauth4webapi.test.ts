@@ -10,7 +10,7 @@ import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseConfig } from '../../src/config.js';
 import { DEV_SCOPES } from '../../src/dev/seed.js';
-import { startServer, type RunningServer } from '../../src/server.js';
+import { startServer, type RunningServer } from '../../src/main.js';
 import { CLIENT_SECRET, USER_EMAIL, USER_PASSWORD } from '../support/app.js';
 import { captureLogs } from '../support/logs.js';
 import { testDatabaseUri } from '../support/mongo.js';

@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config.js';
-import { startServer, type RunningServer } from '../../src/server.js';
+import { startServer, type RunningServer } from '../../src/main.js';
 import { startTestService, USER_EMAIL, USER_PASSWORD, type TestService } from '../support/app.js';
 import { expectOAuthError } from '../support/http.js';
 import { captureLogs } from '../support/logs.js';

@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config.js';
 import { KeyRingError } from '../../src/keys/errors.js';
 import { ensureRefreshSecret, readRefreshSecret, REFRESH_SECRET_FILE } from '../../src/keys/refresh-secret.js';
-import { createService } from '../../src/server.js';
+import { createService } from '../../src/compose.js';
 import { captureLogs } from '../support/logs.js';
 import { removeTempDirs, runScript, tempKeysDir } from './helpers.js';
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Clock } from '../../src/clock.js';
 import { parseConfig, type Config, type Env } from '../../src/config.js';
-import { createService, type Service } from '../../src/server.js';
+import { createService, type Service } from '../../src/compose.js';
 import { captureLogs } from './logs.js';
 
 export const CLIENT_SECRET = 'test-service-secret-0123456789abcdef';

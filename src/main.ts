@@ -1,0 +1,108 @@
+/**
+ * The composition root of the process, and with `start.cts` (which only sizes the thread
+ * pool and calls `main`) the only module that reads `process.env` or exits the process:
+ * it parses the config, builds the service (`compose.ts`), listens (`http-server.ts`) or
+ * supervises workers (`cluster.ts`), and owns shutdown.
+ */
+import cluster from 'node:cluster';
+import { pathToFileURL } from 'node:url';
+import { runPrimary } from './cluster.js';
+import type { Clock } from './clock.js';
+import { createService } from './compose.js';
+import { ConfigError, parseConfig, type Config } from './config.js';
+import { printDevHints } from './dev/hints.js';
+import { listen } from './http-server.js';
+import { createLogger, type Logger } from './log.js';
+import type { Random } from './random.js';
+
+export interface RunningServer {
+  readonly server: import('node:http').Server;
+  readonly url: string;
+  /** Stops accepting, lets in-flight requests finish (at most `shutdownTimeout`), closes the stores. */
+  stop(): Promise<void>;
+}
+
+/** Starts the whole service for `config` and listens; used by `main` and by tests that need a real server. */
+export async function startServer(config: Config, deps: { logger: Logger; clock?: Clock; random?: Random }): Promise<RunningServer> {
+  const { logger } = deps;
+  const service = await createService(config, deps);
+  let listening;
+  try {
+    listening = await listen(service.app.callback(), config, logger);
+  } catch (err) {
+    await service.close();
+    throw err;
+  }
+  logger.info(
+    {
+      url: listening.url,
+      issuer: config.issuer,
+      production: config.production,
+      // What libuv was given (start.cts sizes it); 4 is libuv's own default.
+      threadPool: Number(process.env.UV_THREADPOOL_SIZE ?? 4),
+      ...(cluster.isWorker && { worker: cluster.worker?.id }),
+    },
+    'listening',
+  );
+  const { embedded } = service.stores;
+  if (service.seeded && embedded.length > 0) {
+    logger.warn({ embedded }, `dev mode: ${embedded.join(', ')} are in memory; nothing is persisted and everything is lost on exit`);
+  }
+  // Lines are buffered (src/log.ts): start-up's, the dev-mode warning among them, go out now,
+  // before the dev hints.
+  await new Promise<void>((resolve) => logger.flush(() => resolve()));
+  if (service.seeded) printDevHints(config, service.seeded, (text) => process.stdout.write(text));
+
+  let stopped: Promise<void> | undefined;
+  return {
+    server: listening.server,
+    url: listening.url,
+    stop() {
+      stopped ??= (async () => {
+        await listening.close();
+        await service.close();
+        logger.info('stopped');
+      })();
+      return stopped;
+    },
+  };
+}
+
+export async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = parseConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const logger = createLogger({ level: config.logLevel });
+  if (config.workers > 1 && cluster.isPrimary) return runPrimary(config, logger, (code) => process.exit(code));
+  let running: RunningServer;
+  try {
+    running = await startServer(config, { logger });
+  } catch (err) {
+    logger.fatal({ err }, 'start-up failed');
+    process.stderr.write(`start-up failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  }
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      logger.info({ signal }, 'shutting down');
+      running.stop().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    });
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await main();
+}
