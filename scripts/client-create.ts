@@ -1,6 +1,7 @@
 /**
  * `npm run client:create -- --name N [--grant G]... [--scope S]... [--audience A]...
- *   [--permission introspect|revoke]... [--public] [--first-party] [--cookie-mode] [--id ID]`
+ *   [--permission introspect|revoke]... [--public] [--first-party] [--cookie-mode] [--id ID]
+ *   [--redirect-uri U]... [--require-par]`
  *
  * Creates an OAuth client in MongoDB and prints its client_id and, for a confidential
  * client, its client_secret: once, here, and never again (only a hash is stored).
@@ -24,6 +25,8 @@ function options() {
         public: { type: 'boolean', default: false },
         'first-party': { type: 'boolean', default: false },
         'cookie-mode': { type: 'boolean', default: false },
+        'redirect-uri': { type: 'string', multiple: true, default: [] },
+        'require-par': { type: 'boolean', default: false },
       },
     }).values;
   } catch (err) {
@@ -46,6 +49,8 @@ await withMongoStores(
       public: values.public,
       firstParty: values['first-party'],
       cookieMode: values['cookie-mode'],
+      redirectUris: values['redirect-uri'],
+      requirePar: values['require-par'],
     });
   },
   async (_config, { clients }, planned) => {

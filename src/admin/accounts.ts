@@ -6,6 +6,7 @@
 import { generateClientSecret, hashClientSecret } from '../clients/secrets.js';
 import { ConflictError, InvalidRequestError } from '../errors.js';
 import { GRANT_TYPES, grantFor, isGrantType } from '../oauth/grants/index.js';
+import { redirectUriProblem } from '../oauth/redirect-uri.js';
 import { parseScope } from '../oauth/scope.js';
 import type { Random } from '../random.js';
 import { DuplicateKeyError, type ClientPermission, type ClientRecord, type ClientStore, type NewClient, type UserRecord, type UserStore } from '../stores/types.js';
@@ -24,6 +25,8 @@ export interface NewClientInput {
   readonly public: boolean;
   readonly firstParty: boolean;
   readonly cookieMode: boolean;
+  readonly redirectUris?: readonly string[];
+  readonly requirePar?: boolean;
 }
 
 export async function createClient(
@@ -60,6 +63,11 @@ export function planClient(random: Random, input: NewClientInput): PlannedClient
     if (!/^https?:\/\/\S+$/.test(audience)) throw new InvalidRequestError(`--audience "${audience}" must be an http(s) URL`);
   }
   const scopes = input.scopes.flatMap((scope) => parseScope(scope));
+  const redirectUris = [...new Set(input.redirectUris ?? [])];
+  for (const uri of redirectUris) {
+    const problem = redirectUriProblem(uri);
+    if (problem) throw new InvalidRequestError(`--redirect-uri "${uri.slice(0, 200)}" ${problem}`);
+  }
 
   const clientSecret = input.public ? undefined : generateClientSecret(random);
   return {
@@ -74,6 +82,8 @@ export function planClient(random: Random, input: NewClientInput): PlannedClient
       audiences: [...new Set(input.audiences)],
       permissions: [...new Set(input.permissions)] as ClientPermission[],
       cookieMode: input.cookieMode,
+      redirectUris,
+      requirePar: input.requirePar ?? false,
       secretHash: clientSecret === undefined ? undefined : hashClientSecret(clientSecret),
     },
   };

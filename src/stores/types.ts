@@ -94,12 +94,23 @@ export interface ClientRecord {
   readonly permissions: readonly ClientPermission[];
   /** Login puts the refresh token in an HttpOnly cookie for this client. */
   readonly cookieMode: boolean;
+  /**
+   * Redirect URIs of the authorization code flow (RFC 6749 §3.1.2), compared as exact
+   * strings, except that a loopback one matches any port (RFC 8252 §7.3).
+   */
+  readonly redirectUris: readonly string[];
+  /** Authorization requests must be pushed first (RFC 9126 §6). */
+  readonly requirePar: boolean;
   /** SHA-256 (hex) of the secret for confidential clients; compared in constant time. */
   readonly secretHash: string | undefined;
   readonly createdAt: Date;
 }
 
-export type NewClient = Omit<ClientRecord, 'createdAt'>;
+/** What `create` takes; the code-flow fields default to none and false. */
+export type NewClient = Omit<ClientRecord, 'createdAt' | 'redirectUris' | 'requirePar'> & {
+  readonly redirectUris?: readonly string[];
+  readonly requirePar?: boolean;
+};
 
 export interface ClientStore extends Pingable {
   /** Rejects with DuplicateKeyError('client_id') when the id exists. */

@@ -29,6 +29,12 @@ describe('the grant registry', () => {
     const planned = planClient(cryptoRandom, { ...base, public: true, firstParty: true });
     expect(planned.record.grantTypes).toEqual(['password', 'refresh_token']);
   });
+
+  it('keeps the redirect URIs a client registers, each checked', () => {
+    const uris = ['https://app.example.com/cb', 'http://127.0.0.1/cb'];
+    expect(planClient(cryptoRandom, { ...base, grants: ['client_credentials'], redirectUris: [...uris, uris[0]!], requirePar: true }).record).toMatchObject({ redirectUris: uris, requirePar: true });
+    expect(() => planClient(cryptoRandom, { ...base, grants: ['client_credentials'], redirectUris: ['https://app.example.com/*'] })).toThrow(/--redirect-uri .* wildcard/);
+  });
 });
 
 describe('the MongoDB client schema', () => {

@@ -38,6 +38,8 @@ const publicClient: NewClient = {
   audiences: [],
   permissions: [],
   cookieMode: true,
+  redirectUris: ['https://app.example.com/callback', 'http://127.0.0.1/callback'],
+  requirePar: true,
   secretHash: undefined,
 };
 
@@ -58,7 +60,8 @@ function describeClientStoreContract(name: string, makeStore: (clock: ManualCloc
 
     it('creates a confidential client and finds it again, with every field', async () => {
       const created = await store.create(confidential);
-      expect(created).toEqual({ ...confidential, createdAt: new Date(clock.now()) });
+      // The code-flow fields were not given: none and false.
+      expect(created).toEqual({ ...confidential, redirectUris: [], requirePar: false, createdAt: new Date(clock.now()) });
       expect(await store.findById('billing-service')).toEqual(created);
     });
 

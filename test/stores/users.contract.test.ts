@@ -280,7 +280,7 @@ describe('mongo stores: documents written without the schema (by hand, a migrati
       await connection.models.Client.collection.insertOne({ clientId: 'raw-app', name: 'Raw', type: 'public', createdAt: now });
       expect(await users.findById(inserted.insertedId.toHexString())).toMatchObject({ email: 'raw@example.com', roles: [], disabled: false });
       expect(await users.findByEmail('raw@example.com')).toMatchObject({ roles: [], disabled: false });
-      expect(await clients.findById('raw-app')).toMatchObject({ firstParty: false, grantTypes: [], scopes: [], audiences: [], permissions: [], cookieMode: false });
+      expect(await clients.findById('raw-app')).toMatchObject({ firstParty: false, grantTypes: [], scopes: [], audiences: [], permissions: [], cookieMode: false, redirectUris: [], requirePar: false });
       // A disabled flag written as something other than a boolean still disables.
       for (const [index, disabled] of [1, 'true', 'yes'].entries()) {
         const odd = await connection.models.User.collection.insertOne({ email: `odd${index}@example.com`, passwordHash: HASH, disabled, passwordChangedAt: now, createdAt: now, updatedAt: now });

@@ -21,6 +21,8 @@ export function createMemoryClientStore({ clock }: { clock: Clock }): ClientStor
         audiences: Object.freeze([...client.audiences]),
         permissions: Object.freeze([...client.permissions]),
         cookieMode: client.cookieMode,
+        redirectUris: Object.freeze([...(client.redirectUris ?? [])]),
+        requirePar: client.requirePar ?? false,
         secretHash: client.secretHash,
         createdAt: new Date(clock.now()),
       });

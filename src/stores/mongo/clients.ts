@@ -23,6 +23,8 @@ export function createMongoClientStore({ models, clock, ping }: { models: Pick<M
             audiences: [...client.audiences],
             permissions: [...client.permissions],
             cookieMode: client.cookieMode,
+            redirectUris: [...(client.redirectUris ?? [])],
+            requirePar: client.requirePar ?? false,
             secretHash: client.secretHash,
             createdAt: new Date(clock.now()),
           }).save({ timestamps: false }),
@@ -57,6 +59,8 @@ function toRecord(doc: ClientDocument): ClientRecord {
     audiences: [...(doc.audiences ?? [])],
     permissions: [...(doc.permissions ?? [])],
     cookieMode: doc.cookieMode === true,
+    redirectUris: [...(doc.redirectUris ?? [])],
+    requirePar: doc.requirePar === true,
     secretHash: doc.secretHash ?? undefined,
     createdAt: doc.createdAt,
   };

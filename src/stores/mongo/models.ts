@@ -32,6 +32,8 @@ export interface ClientDocument {
   audiences: string[];
   permissions: ClientPermission[];
   cookieMode: boolean;
+  redirectUris: string[];
+  requirePar: boolean;
   secretHash?: string | undefined;
   createdAt: Date;
 }
@@ -78,6 +80,8 @@ export function registerModels(connection: Connection, clock: Clock, grantTypes?
       audiences: { type: [String], default: [] },
       permissions: { type: [{ type: String, enum: PERMISSIONS }], default: [] },
       cookieMode: { type: Boolean, default: false },
+      redirectUris: { type: [String], default: [] },
+      requirePar: { type: Boolean, default: false },
       secretHash: { type: String },
     },
     { ...common, collection: 'clients', timestamps: { createdAt: true, updatedAt: false, currentTime } },
