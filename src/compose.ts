@@ -18,6 +18,7 @@ import { createTokenService, type TokenService } from './oauth/token-service.js'
 import { cryptoRandom, type Random } from './random.js';
 import { createSessionService, type SessionService } from './sessions/service.js';
 import { createMemoryClientStore } from './stores/memory/clients.js';
+import { createMemoryConsentStore } from './stores/memory/consents.js';
 import { createMemoryDenylist } from './stores/memory/denylist.js';
 import { createMemoryFamilyStore } from './stores/memory/families.js';
 import { createMemoryRateLimits } from './stores/memory/rate-limits.js';
@@ -27,7 +28,7 @@ import { closeRedis, connectRedis, createRedisClient, pingRedis } from './stores
 import { createRedisDenylist } from './stores/redis/denylist.js';
 import { createRedisFamilyStore } from './stores/redis/families.js';
 import { createRedisRateLimits } from './stores/redis/rate-limits.js';
-import type { AccessTokenDenylist, ClientStore, FamilyStore, RateLimitBackend, UserStore } from './stores/types.js';
+import type { AccessTokenDenylist, ClientStore, ConsentStore, FamilyStore, RateLimitBackend, UserStore } from './stores/types.js';
 import { createAccessTokens } from './tokens/access-token.js';
 import { createLoginThrottle } from './users/login-throttle.js';
 import { createPasswordHasher } from './users/passwords.js';
@@ -36,6 +37,7 @@ import { createUserService, type UserService } from './users/service.js';
 export interface Stores {
   readonly users: UserStore;
   readonly clients: ClientStore;
+  readonly consents: ConsentStore;
   readonly families: FamilyStore;
   readonly denylist: AccessTokenDenylist;
   readonly rateLimits: RateLimitBackend;
@@ -90,16 +92,18 @@ export async function createStores(config: Config, { clock, random, logger }: { 
 
   let users: UserStore;
   let clients: ClientStore;
+  let consents: ConsentStore;
   if (config.mongodbUri) {
     const connection = createMongoConnection(config.mongodbUri, { clock, grantTypes: GRANT_TYPES });
     await connection.init();
-    ({ users, clients } = createMongoStores(connection));
+    ({ users, clients, consents } = createMongoStores(connection));
     readiness.push({ name: 'mongodb', check: () => connection.ping() });
     closers.push(() => connection.close());
   } else {
     users = createMemoryUserStore({ clock });
     clients = createMemoryClientStore({ clock });
-    embedded.push('users', 'clients');
+    consents = createMemoryConsentStore({ clock });
+    embedded.push('users', 'clients', 'consents');
   }
 
   let families: FamilyStore;
@@ -124,6 +128,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
   return {
     users,
     clients,
+    consents,
     families,
     denylist,
     rateLimits,

@@ -14,6 +14,10 @@ export type OAuthErrorCode =
   | 'unsupported_token_type'
   | 'invalid_scope'
   | 'invalid_target'
+  | 'unsupported_response_type'
+  | 'invalid_request_uri'
+  | 'login_required'
+  | 'consent_required'
   | 'invalid_token'
   | 'insufficient_scope'
   | 'access_denied'
@@ -95,6 +99,30 @@ export class InvalidScopeError extends OAuthError {
 /** RFC 8707 §2: the requested resource/audience is not one this client may have. */
 export class InvalidTargetError extends OAuthError {
   readonly code = 'invalid_target';
+  readonly status = 400;
+}
+
+/** RFC 6749 §4.1.2.1: only `response_type=code` is served. */
+export class UnsupportedResponseTypeError extends OAuthError {
+  readonly code = 'unsupported_response_type';
+  readonly status = 400;
+}
+
+/** RFC 9126 §4 (code from RFC 9101 §6.2): a `request_uri` unknown, used, expired or another client's. */
+export class InvalidRequestUriError extends OAuthError {
+  readonly code = 'invalid_request_uri';
+  readonly status = 400;
+}
+
+/** OpenID Connect Core §3.1.2.6, also used for OAuth `prompt=none`: the user must sign in. */
+export class LoginRequiredError extends OAuthError {
+  readonly code = 'login_required';
+  readonly status = 400;
+}
+
+/** OpenID Connect Core §3.1.2.6: `prompt=none`, but the client needs the user's consent. */
+export class ConsentRequiredError extends OAuthError {
+  readonly code = 'consent_required';
   readonly status = 400;
 }
 

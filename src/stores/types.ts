@@ -246,3 +246,29 @@ export interface RateLimiter {
 export interface RateLimitBackend {
   limiter(options: RateLimitOptions): RateLimiter;
 }
+
+// ---------------------------------------------------------------- consents
+
+/** What a user allowed a third-party client: remembered per user and client (OAuth consent). */
+export interface ConsentRecord {
+  readonly userId: string;
+  readonly clientId: string;
+  /** Every scope token the user has allowed this client, in the order first allowed. */
+  readonly scopes: readonly string[];
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+/**
+ * Consents of users to clients. A consent covers a request when every requested scope
+ * token is among its `scopes`; a wider request asks again and `grant` adds the new tokens.
+ */
+export interface ConsentStore extends Pingable {
+  /** Adds `scopes` to the consent of `userId` for `clientId` (creating it), in one atomic write. */
+  grant(userId: string, clientId: string, scopes: readonly string[]): Promise<ConsentRecord>;
+  find(userId: string, clientId: string): Promise<ConsentRecord | null>;
+  /** The user's consents, most recently updated first. */
+  listByUser(userId: string): Promise<ConsentRecord[]>;
+  /** Forgets one consent; resolves false when there was none. */
+  revoke(userId: string, clientId: string): Promise<boolean>;
+}

@@ -22,3 +22,13 @@ export function requestedAudience(params: { audience?: string | undefined; resou
   if (values.size > 1) throw new InvalidTargetError('an access token is for one resource: send one resource (or audience) value');
   return values.values().next().value;
 }
+
+/**
+ * The audience a client gets: the one it asked for if it is among its audiences (or is the
+ * default), the default `AUDIENCE` when it asked for none; anything else is invalid_target.
+ */
+export function resolveAudience(allowed: readonly string[], requested: string | undefined, defaultAudience: string): string {
+  if (requested === undefined || requested === defaultAudience) return defaultAudience;
+  if (allowed.includes(requested)) return requested;
+  throw new InvalidTargetError(`audience "${requested.slice(0, 100)}" is not allowed for this client`);
+}

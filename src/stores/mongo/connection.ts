@@ -4,8 +4,9 @@
  */
 import mongoose from 'mongoose';
 import { systemClock, type Clock } from '../../clock.js';
-import { StoreUnavailableError, type ClientStore, type Pingable, type UserStore } from '../types.js';
+import { StoreUnavailableError, type ClientStore, type ConsentStore, type Pingable, type UserStore } from '../types.js';
 import { createMongoClientStore } from './clients.js';
+import { createMongoConsentStore } from './consents.js';
 import { translate } from './errors.js';
 import { registerModels, type MongoModels } from './models.js';
 import { createMongoUserStore } from './users.js';
@@ -63,7 +64,7 @@ export function createMongoConnection(uri: string, options: MongoConnectionOptio
       await translate(STORE, async () => {
         await connection.asPromise();
         // createIndexes, not syncIndexes: never drop an index someone added by hand.
-        await Promise.all([models.User.createIndexes(), models.Client.createIndexes()]);
+        await Promise.all([models.User.createIndexes(), models.Client.createIndexes(), models.Consent.createIndexes()]);
       });
     },
     async ping() {
@@ -78,8 +79,9 @@ export function createMongoConnection(uri: string, options: MongoConnectionOptio
 }
 
 /** The stores backed by `connection`; call `connection.init()` first so the unique indexes exist. */
-export function createMongoStores(connection: MongoConnection): { users: UserStore; clients: ClientStore } {
+export function createMongoStores(connection: MongoConnection): { users: UserStore; clients: ClientStore; consents: ConsentStore } {
   return {
+    consents: createMongoConsentStore({ models: connection.models, clock: connection.clock, ping: () => connection.ping() }),
     users: createMongoUserStore({ models: connection.models, clock: connection.clock, ping: () => connection.ping() }),
     clients: createMongoClientStore({ models: connection.models, clock: connection.clock, ping: () => connection.ping() }),
   };

@@ -38,9 +38,19 @@ export interface ClientDocument {
   createdAt: Date;
 }
 
+export interface ConsentDocument {
+  _id: Types.ObjectId;
+  userId: string;
+  clientId: string;
+  scopes: string[];
+  createdAt: Date;
+  updatedAt: Date;
+}
+
 export interface MongoModels {
   readonly User: Model<UserDocument>;
   readonly Client: Model<ClientDocument>;
+  readonly Consent: Model<ConsentDocument>;
 }
 
 const PERMISSIONS: readonly ClientPermission[] = ['introspect', 'revoke'];
@@ -88,8 +98,21 @@ export function registerModels(connection: Connection, clock: Clock, grantTypes?
   );
   clientSchema.index({ clientId: 1 }, { unique: true, name: 'clientId_1' });
 
+  const consentSchema = new Schema<ConsentDocument>(
+    {
+      userId: { type: String, required: true },
+      clientId: { type: String, required: true },
+      scopes: { type: [String], default: [] },
+      createdAt: { type: Date, required: true },
+      updatedAt: { type: Date, required: true },
+    },
+    { ...common, collection: 'consents' },
+  );
+  consentSchema.index({ userId: 1, clientId: 1 }, { unique: true, name: 'userId_1_clientId_1' });
+
   return {
     User: connection.model<UserDocument>('User', userSchema),
     Client: connection.model<ClientDocument>('Client', clientSchema),
+    Consent: connection.model<ConsentDocument>('Consent', consentSchema),
   };
 }
