@@ -272,3 +272,126 @@ export interface ConsentStore extends Pingable {
   /** Forgets one consent; resolves false when there was none. */
   revoke(userId: string, clientId: string): Promise<boolean>;
 }
+
+// ---------------------------------------------------------------- authorization codes
+
+/** What an authorization code was issued for (RFC 6749 §4.1.2, RFC 7636 §4.4); fixed at save. */
+export interface AuthorizationCodeRecord {
+  readonly clientId: string;
+  readonly redirectUri: string;
+  /** PKCE `code_challenge` (S256 only). */
+  readonly codeChallenge: string;
+  readonly userId: string;
+  readonly scope: string;
+  readonly audience: string;
+  /** When the user authenticated (ms since epoch): the sign-in's time, not the code's. */
+  readonly authTime: number;
+}
+
+/** What the token endpoint issued from a code, so that a second presentation can undo it. */
+export interface IssuedFromCode {
+  /** The refresh family, when one was created. */
+  readonly familyId?: string;
+  readonly accessTokenJti: string;
+  /** ms since epoch: the denylist entry for the jti can end then. */
+  readonly accessTokenExpiresAt: number;
+}
+
+export type ConsumeCodeResult =
+  /** The first presentation of a live code: redeem it. */
+  | { readonly outcome: 'consumed'; readonly record: AuthorizationCodeRecord }
+  /**
+   * The code was consumed before: answer invalid_grant, revoke `issued.familyId` and deny
+   * `issued.accessTokenJti` (RFC 6749 §4.1.2). `issued` is absent when the first redeemer
+   * has not recorded yet; that redeemer then hears `'reused'` from `recordIssued`.
+   */
+  | { readonly outcome: 'reused'; readonly record: AuthorizationCodeRecord; readonly issued?: IssuedFromCode }
+  /** Unknown, expired, or presented by another client than the one it was issued to: nothing changed. */
+  | { readonly outcome: 'invalid' };
+
+/**
+ * Authorization codes, by the hash of the code (the caller mints and hashes; the store
+ * never sees a code). A hash is 22 to 128 characters of base64url (hex fits); `save` throws
+ * TypeError for anything else, the other methods treat it as unknown.
+ *
+ * `consume` is one atomic step (a Lua script; one synchronous step in memory): of any
+ * number of concurrent presentations of a live code exactly one gets `consumed`, every
+ * other gets `reused`. A consumed code is remembered until its original expiry plus
+ * `consumedRetentionMs` (store option), so reuse is detected that long; after that it is
+ * `invalid`. Every method rejects with StoreUnavailableError when the backend is unreachable.
+ */
+export interface AuthorizationCodeStore extends Pingable {
+  /** Stores a code live for `ttlMs` (60 s in the issue). Rejects with DuplicateKeyError('code') if the hash exists. */
+  save(codeHash: string, record: AuthorizationCodeRecord, ttlMs: number): Promise<void>;
+  /**
+   * `expected.clientId`, when given, binds the code to its client inside the same step: a
+   * code presented by another client is `invalid` and is neither consumed nor marked reused
+   * (RFC 6749 §4.1.3), so a client holding a stolen code cannot burn it.
+   */
+  consume(codeHash: string, expected?: { readonly clientId?: string }): Promise<ConsumeCodeResult>;
+  /**
+   * Records what was issued from a consumed code, once. `'recorded'`: done. `'reused'`: a
+   * second presentation arrived between `consume` and now; it is recorded all the same,
+   * and the caller must revoke what it just issued and answer invalid_grant. `'unknown'`:
+   * the code is not consumed, already has a record, or is gone; the caller must also revoke.
+   */
+  recordIssued(codeHash: string, issued: IssuedFromCode): Promise<'recorded' | 'reused' | 'unknown'>;
+}
+
+// ---------------------------------------------------------------- pushed authorization requests
+
+/**
+ * Pushed authorization requests (RFC 9126), by the unguessable id in their `request_uri`.
+ * `take` is one atomic step: a request is handed out once, to the client that pushed it,
+ * while it lives. A `take` by another client, or of an expired or unknown id, resolves null
+ * and changes nothing (RFC 9126 §4: the request_uri is bound to its client). An id is 22 to
+ * 128 characters of base64url: `save` throws TypeError otherwise, `take` resolves null.
+ * Every method rejects with StoreUnavailableError when the backend is unreachable.
+ */
+export interface PushedRequestStore extends Pingable {
+  /** Stores the parameters for `ttlMs` (60 s). Rejects with DuplicateKeyError('request_uri') if the id exists. */
+  save(requestId: string, clientId: string, parameters: Readonly<Record<string, string>>, ttlMs: number): Promise<void>;
+  take(requestId: string, clientId: string): Promise<Readonly<Record<string, string>> | null>;
+}
+
+// ---------------------------------------------------------------- browser sign-in sessions (SSO)
+
+export interface NewBrowserSession {
+  readonly userId: string;
+  /** When the user authenticated (ms since epoch); `max_age` and `prompt=login` compare with it. */
+  readonly authTime: number;
+  /** Authentication methods (RFC 8176), e.g. `['pwd']`. */
+  readonly amr: readonly string[];
+}
+
+export interface BrowserSession extends NewBrowserSession {
+  /** Public handle, for the sessions list and ending one; not enough to use the session. */
+  readonly id: string;
+  readonly createdAt: number;
+  readonly lastSeenAt: number;
+  /** Absolute expiry (ms since epoch); never extended. */
+  readonly expiresAt: number;
+}
+
+/**
+ * Sign-in sessions at the authority, one per browser. The cookie value is
+ * `<id>.<secret>` (128-bit id, 256-bit secret, base64url), minted by `create` and returned
+ * once; the store keeps only a SHA-256 of it, so a dump holds no usable cookie. A session
+ * ends `idleMs` after its last `create`/`touch`, at `expiresAt` at the latest, or when
+ * deleted. `get` and `touch` resolve null for a malformed, unknown, expired or wrong-secret
+ * cookie; `delete` and `deleteAllOfUser` are what logout and a password change call.
+ * Every method rejects with StoreUnavailableError when the backend is unreachable.
+ */
+export interface BrowserSessionStore extends Pingable {
+  create(session: NewBrowserSession): Promise<{ session: BrowserSession; cookieValue: string }>;
+  /** The live session the cookie opens; does not extend it. */
+  get(cookieValue: string): Promise<BrowserSession | null>;
+  /** Like `get`, and records a use: `lastSeenAt` = now, idle expiry moved (never past `expiresAt`). */
+  touch(cookieValue: string): Promise<BrowserSession | null>;
+  /** Ends one session by its public id; false when it did not exist (or had expired). */
+  delete(sessionId: string): Promise<boolean>;
+  /** The user's live sessions, most recently seen first. */
+  listByUser(userId: string): Promise<BrowserSession[]>;
+  /** Ends every session of the user except `exceptSessionId`; resolves the count. Each delete is atomic, the set is not: call again to finish. */
+  deleteAllOfUser(userId: string, exceptSessionId?: string): Promise<number>;
+}

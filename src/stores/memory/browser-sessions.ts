@@ -1,0 +1,94 @@
+/**
+ * In-process browser sign-in sessions (the embedded dev default). Keeps the hash of each
+ * cookie value, never the value. Expiry follows the injected clock; expired sessions are
+ * dropped when touched and swept at most once a minute.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import type { Clock } from '../../clock.js';
+import {
+  assertNewSession, assertSessionOptions, hashSessionCookie, mintSessionCookie, sessionIdOf, type BrowserSessionStoreOptions,
+} from '../shared/authorization.js';
+import type { BrowserSession, BrowserSessionStore } from '../types.js';
+
+interface Entry {
+  session: BrowserSession;
+  readonly hash: string;
+  idleExpiresAt: number;
+}
+
+const SWEEP_EVERY_MS = 60_000;
+
+export function createMemoryBrowserSessionStore(options: BrowserSessionStoreOptions & { clock: Clock }): BrowserSessionStore {
+  assertSessionOptions(options);
+  const { clock, random, idleMs, maxMs } = options;
+  const sessions = new Map<string, Entry>();
+  let nextSweepAt = clock.now() + SWEEP_EVERY_MS;
+
+  function find(id: string, now: number): Entry | undefined {
+    if (now >= nextSweepAt) {
+      nextSweepAt = now + SWEEP_EVERY_MS;
+      for (const [key, entry] of sessions) if (now >= entry.idleExpiresAt) sessions.delete(key);
+    }
+    const entry = sessions.get(id);
+    if (entry && now >= entry.idleExpiresAt) {
+      sessions.delete(id);
+      return undefined;
+    }
+    return entry;
+  }
+
+  function open(cookieValue: string, now: number): Entry | undefined {
+    const id = sessionIdOf(cookieValue);
+    const entry = id === undefined ? undefined : find(id, now);
+    if (!entry) return undefined;
+    const presented = Buffer.from(hashSessionCookie(cookieValue));
+    const stored = Buffer.from(entry.hash);
+    return presented.length === stored.length && timingSafeEqual(presented, stored) ? entry : undefined;
+  }
+
+  const ofUser = (userId: string, now: number): Entry[] =>
+    [...sessions.keys()].map((id) => find(id, now)).filter((entry): entry is Entry => entry?.session.userId === userId);
+
+  return {
+    async ping() {},
+
+    async create(data) {
+      assertNewSession(data);
+      const now = clock.now();
+      const { id, cookieValue } = mintSessionCookie(random);
+      const expiresAt = now + maxMs;
+      const session: BrowserSession = Object.freeze({
+        id, userId: data.userId, authTime: data.authTime, amr: Object.freeze([...data.amr]), createdAt: now, lastSeenAt: now, expiresAt,
+      });
+      sessions.set(id, { session, hash: hashSessionCookie(cookieValue), idleExpiresAt: Math.min(now + idleMs, expiresAt) });
+      return { session, cookieValue };
+    },
+
+    async get(cookieValue) {
+      return open(cookieValue, clock.now())?.session ?? null;
+    },
+
+    async touch(cookieValue) {
+      const now = clock.now();
+      const entry = open(cookieValue, now);
+      if (!entry) return null;
+      entry.session = Object.freeze({ ...entry.session, lastSeenAt: now });
+      entry.idleExpiresAt = Math.min(now + idleMs, entry.session.expiresAt);
+      return entry.session;
+    },
+
+    async delete(sessionId) {
+      return typeof sessionId === 'string' && find(sessionId, clock.now()) !== undefined && sessions.delete(sessionId);
+    },
+
+    async listByUser(userId) {
+      return ofUser(userId, clock.now()).map((entry) => entry.session).sort((a, b) => b.lastSeenAt - a.lastSeenAt);
+    },
+
+    async deleteAllOfUser(userId, exceptSessionId) {
+      const doomed = ofUser(userId, clock.now()).filter((entry) => entry.session.id !== exceptSessionId);
+      for (const entry of doomed) sessions.delete(entry.session.id);
+      return doomed.length;
+    },
+  };
+}
