@@ -50,7 +50,7 @@ export function planClient(random: Random, input: NewClientInput): PlannedClient
   const grants = input.grants.length > 0 ? input.grants : input.public ? ['password', 'refresh_token'] : ['client_credentials'];
   const unknownGrant = grants.find((grant) => !isGrantType(grant));
   if (unknownGrant !== undefined) throw new InvalidRequestError(`--grant "${unknownGrant}" is not one of ${GRANT_TYPES.join(', ')}`);
-  const shape = { type: input.public ? 'public' : 'confidential', firstParty: input.firstParty } as const;
+  const shape = { type: input.public ? 'public' : 'confidential', firstParty: input.firstParty, redirectUris: input.redirectUris ?? [] } as const;
   const refused = grants.map((grant) => grantFor(grant)?.clientRule).find((rule) => rule && !rule.allows(shape));
   if (refused) {
     const defaults = input.grants.length === 0 ? ' (a --public client gets password and refresh_token unless --grant says otherwise)' : '';

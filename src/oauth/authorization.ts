@@ -93,7 +93,7 @@ export function createAuthorizationChecks(deps: AuthorizationChecks) {
   function checkRequest(client: ClientRecord, redirectUri: string, state: string | undefined, raw: Record<string, unknown>): AuthorizationRequest {
     const params = parseInput(parameters, raw);
     if (params.response_type !== 'code') throw new UnsupportedResponseTypeError('only response_type=code is supported');
-    if (!client.grantTypes.includes('authorization_code' as never)) throw new UnauthorizedClientError('this client may not use the authorization code flow');
+    if (!client.grantTypes.includes('authorization_code')) throw new UnauthorizedClientError('this client may not use the authorization code flow');
     // RFC 9700 §2.1.1: PKCE for every client, and only S256 (plain would expose the verifier).
     if (params.code_challenge_method !== 'S256') throw new InvalidRequestError('code_challenge_method must be S256');
     if (!S256_CHALLENGE.test(params.code_challenge)) throw new InvalidRequestError('code_challenge must be 43 base64url characters (RFC 7636 S256)');

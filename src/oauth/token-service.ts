@@ -111,7 +111,7 @@ export function createTokenService(deps: TokenServiceDeps) {
         }
       }
       const issued = await accessTokenFor({ user: input.user, client: input.client, scope, audience, sid: family?.family.id });
-      return { response: response(issued, scope, family?.refreshToken), family: family?.family };
+      return { response: response(issued, scope, family?.refreshToken), family: family?.family, accessToken: { jti: issued.jti, expiresAt: issued.expiresAt } };
     },
 
     /** client_credentials: no user, no refresh token, `sub` = client id. */
@@ -257,6 +257,17 @@ export function createTokenService(deps: TokenServiceDeps) {
       const claims = await checkAccessToken(match[1]!, deps.audience);
       if (!claims) throw new InvalidTokenError('the access token is invalid, expired or revoked');
       return claims;
+    },
+
+    /**
+     * Takes back what one grant issued (RFC 6749 §4.1.2: a code used twice): ends the
+     * family and denies the access token until it can no longer verify.
+     */
+    async undoIssued(issued: { familyId?: string | undefined; accessTokenJti: string; accessTokenExpiresAt: number }): Promise<void> {
+      await Promise.all([
+        issued.familyId ? families.revoke(issued.familyId) : undefined,
+        denylist.deny(issued.accessTokenJti, issued.accessTokenExpiresAt + deps.clockSkew * 1000),
+      ]);
     },
 
     /** Denies one access token until it expires (logout). */

@@ -3,12 +3,13 @@
  * `grant_types_supported`, the client record's type, the admin scripts and the MongoDB
  * schema all read it, so adding a grant is writing its module and adding it here.
  */
+import { authorizationCodeGrant } from './authorization-code.js';
 import { clientCredentialsGrant } from './client-credentials.js';
 import { passwordGrant } from './password.js';
 import { refreshTokenGrant } from './refresh-token.js';
 import type { Grant } from './types.js';
 
-const REGISTRY = [passwordGrant, refreshTokenGrant, clientCredentialsGrant] as const;
+const REGISTRY = [authorizationCodeGrant, passwordGrant, refreshTokenGrant, clientCredentialsGrant] as const;
 
 /** A `grant_type` this server implements. */
 export type GrantType = (typeof REGISTRY)[number]['grantType'];

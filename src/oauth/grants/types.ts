@@ -1,12 +1,14 @@
 import type { z } from 'zod';
 import type { ClientRecord, UseContext } from '../../stores/types.js';
 import type { UserService } from '../../users/service.js';
+import type { AuthorizationCodes } from '../authorization-codes.js';
 import type { TokenResponse, TokenService } from '../token-service.js';
 
 /** What every grant handler may use. */
 export interface GrantDeps {
   readonly tokens: TokenService;
   readonly users: Pick<UserService, 'login'>;
+  readonly codes: Pick<AuthorizationCodes, 'redeem'>;
 }
 
 export interface GrantRequest<P> {
@@ -20,7 +22,7 @@ export interface GrantRequest<P> {
  * scripts) and again on every request, so a hand-edited record cannot widen it.
  */
 export interface ClientRule {
-  allows(client: Pick<ClientRecord, 'type' | 'firstParty'>): boolean;
+  allows(client: Pick<ClientRecord, 'type' | 'firstParty' | 'redirectUris'>): boolean;
   /** The `unauthorized_client` description when it does not. */
   readonly refusal: string;
   /** The same, in the terms of `client:create`'s flags. */

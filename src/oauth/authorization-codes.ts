@@ -1,0 +1,80 @@
+/**
+ * Authorization codes (RFC 6749 §4.1.2, §4.1.3, RFC 7636 §4.6): minted when a user has
+ * signed in and allowed a request, redeemed once at the token endpoint. A code is 256
+ * random bits; the store holds only its SHA-256, bound to the client, redirect URI, PKCE
+ * challenge, user, scope, audience and the sign-in's time. A second presentation takes
+ * back everything the first issued (§4.1.2).
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Clock } from '../clock.js';
+import { InvalidGrantError } from '../errors.js';
+import type { Random } from '../random.js';
+import type { AuthorizationCodeStore, ClientRecord, UseContext, UserRecord, UserStore } from '../stores/types.js';
+import type { AuthorizationRequest } from './authorization.js';
+import type { TokenResponse, TokenService } from './token-service.js';
+
+/** RFC 6749 §4.1.2 recommends at most 10 minutes; one is plenty for a redirect. */
+export const CODE_TTL_MS = 60_000;
+const CODE_BYTES = 32;
+const INVALID_CODE = 'the authorization code is invalid, expired or already used';
+
+export interface AuthorizationCodeDeps {
+  readonly codes: AuthorizationCodeStore;
+  readonly tokens: Pick<TokenService, 'issueForUser' | 'undoIssued'>;
+  readonly users: Pick<UserStore, 'findById'>;
+  readonly random: Random;
+  readonly clock: Clock;
+}
+
+const hash = (value: string) => createHash('sha256').update(value).digest('base64url');
+
+/** RFC 7636 §4.6: BASE64URL(SHA256(ASCII(code_verifier))) == code_challenge, compared in constant time. */
+export function verifierMatches(verifier: string, challenge: string): boolean {
+  const expected = Buffer.from(challenge);
+  const actual = Buffer.from(hash(verifier));
+  return expected.length === actual.length && timingSafeEqual(expected, actual);
+}
+
+export function createAuthorizationCodes(deps: AuthorizationCodeDeps) {
+  const { codes, tokens, users } = deps;
+
+  return {
+    /** A code for `request`, signed in as `user` at `authTime` (ms). */
+    async issue(request: AuthorizationRequest, user: UserRecord, authTime: number): Promise<string> {
+      const code = deps.random.token(CODE_BYTES);
+      await codes.save(
+        hash(code),
+        { clientId: request.clientId, redirectUri: request.redirectUri, codeChallenge: request.codeChallenge, userId: user.id, scope: request.scope, audience: request.audience, authTime },
+        CODE_TTL_MS,
+      );
+      return code;
+    },
+
+    /** The authorization_code grant: one presentation of a code wins, a second undoes it. */
+    async redeem(input: { code: string; redirectUri: string; codeVerifier: string; client: ClientRecord; context: UseContext }): Promise<TokenResponse> {
+      const codeHash = hash(input.code);
+      const result = await codes.consume(codeHash, { clientId: input.client.clientId });
+      if (result.outcome === 'invalid') throw new InvalidGrantError(INVALID_CODE);
+      if (result.outcome === 'reused') {
+        if (result.issued) await tokens.undoIssued(result.issued);
+        throw new InvalidGrantError(INVALID_CODE, { detail: 'authorization code presented again: what it issued is revoked' });
+      }
+      const { record } = result;
+      // §4.1.3: the same redirect_uri as in the request; RFC 7636 §4.6: the verifier of its challenge.
+      if (input.redirectUri !== record.redirectUri) throw new InvalidGrantError('redirect_uri is not the one the code was issued for');
+      if (!verifierMatches(input.codeVerifier, record.codeChallenge)) throw new InvalidGrantError('code_verifier does not match the code_challenge');
+      const user = await users.findById(record.userId);
+      // A password change (or a disabled account) after the sign-in ends what it would have started.
+      if (!user || user.disabled || user.passwordChangedAt.getTime() > record.authTime) throw new InvalidGrantError(INVALID_CODE, { detail: 'the account changed after the sign-in' });
+      const issued = await tokens.issueForUser({ user, client: input.client, scope: record.scope, audience: record.audience, context: input.context });
+      const undo = { familyId: issued.family?.id, accessTokenJti: issued.accessToken.jti, accessTokenExpiresAt: issued.accessToken.expiresAt };
+      if ((await codes.recordIssued(codeHash, undo)) !== 'recorded') {
+        await tokens.undoIssued(undo);
+        throw new InvalidGrantError(INVALID_CODE, { detail: 'authorization code presented again while it was redeemed' });
+      }
+      return issued.response;
+    },
+  };
+}
+
+export type AuthorizationCodes = ReturnType<typeof createAuthorizationCodes>;
