@@ -1,0 +1,138 @@
+/**
+ * The browser endpoints of the authorization code flow: /oauth/authorize (GET and POST),
+ * the hosted login and consent forms, and /oauth/par. Each parses, calls the sign-in
+ * service, and answers with a redirect or a page; a failure on a page is a page too
+ * (the JSON error format is for APIs).
+ */
+import type { Context, Middleware } from 'koa';
+import { toOAuthError, StoreUnavailableError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type { SignIn, SignInOutcome } from '../../oauth/sign-in.js';
+import { pageHeaders, pageStylesheet, type PageRenderer } from '../../pages/index.js';
+import type { Random } from '../../random.js';
+import { parseForm } from '../middleware/body.js';
+import { requestBody } from '../request.js';
+
+export interface AuthorizeRouteDeps {
+  readonly signIn: SignIn;
+  readonly pages: PageRenderer;
+  readonly random: Random;
+  readonly logger: Logger;
+  /** Cookies get `Secure` and the `__Host-` prefix. */
+  readonly https: boolean;
+}
+
+export const LOGIN_PATH = '/oauth/authorize/login';
+export const CONSENT_PATH = '/oauth/authorize/consent';
+const MAX_QUERY_PARAMETERS = 50;
+
+export function createAuthorizeRoutes(deps: AuthorizeRouteDeps) {
+  const { signIn, pages } = deps;
+  const prefix = deps.https ? '__Host-' : '';
+  const BINDING_COOKIE = `${prefix}authz`;
+  const SESSION_COOKIE = `${prefix}session`;
+  const attributes = ['Path=/', 'HttpOnly', 'SameSite=Lax', ...(deps.https ? ['Secure'] : [])].join('; ');
+
+  /** The browser: its transaction binding (made on first sight), its sign-in session, its address. */
+  function browser(ctx: Context, { create }: { create: boolean }) {
+    let binding = readCookie(ctx, BINDING_COOKIE) ?? '';
+    if (!binding && create) {
+      binding = deps.random.token(32);
+      ctx.append('Set-Cookie', `${BINDING_COOKIE}=${binding}; ${attributes}`);
+    }
+    return { binding, sessionCookie: readCookie(ctx, SESSION_COOKIE), ip: ctx.ip };
+  }
+
+  function answer(ctx: Context, outcome: SignInOutcome): void {
+    if ('sessionCookie' in outcome && outcome.sessionCookie) ctx.append('Set-Cookie', `${SESSION_COOKIE}=${outcome.sessionCookie}; ${attributes}`);
+    ctx.set('Cache-Control', 'no-store');
+    switch (outcome.kind) {
+      case 'redirect':
+        // 303 after a form post: the browser follows with a GET (RFC 9700 §4.12).
+        ctx.status = ctx.method === 'POST' ? 303 : 302;
+        ctx.set('Location', outcome.location);
+        ctx.body = null;
+        return;
+      case 'login':
+        page(ctx, outcome.status, [outcome.redirectOrigin], pages.login({
+          action: LOGIN_PATH,
+          csrfToken: outcome.transaction,
+          clientName: outcome.client.name,
+          email: outcome.email,
+          ...(outcome.error !== undefined && { error: { message: outcome.error } }),
+          ...(outcome.retryAfterMs !== undefined && { throttle: { retryAfterMs: outcome.retryAfterMs } }),
+        }));
+        if (outcome.retryAfterMs !== undefined) ctx.set('Retry-After', String(Math.ceil(outcome.retryAfterMs / 1000)));
+        return;
+      case 'consent':
+        page(ctx, 200, [outcome.redirectOrigin], pages.consent({ action: CONSENT_PATH, csrfToken: outcome.transaction, clientName: outcome.client.name, scopes: outcome.scopes, userEmail: outcome.user.email }));
+        return;
+      case 'error':
+        page(ctx, outcome.status, [], pages.error({ title: 'This sign-in cannot continue', description: outcome.description }));
+        return;
+    }
+  }
+
+  /** Any failure on a hosted page becomes an accessible page; 5xx causes are logged, never shown. */
+  const pageErrors: Middleware = async function pageErrors(ctx, next) {
+    try {
+      await next();
+    } catch (thrown) {
+      const err = thrown instanceof StoreUnavailableError ? { status: 503, code: 'temporarily_unavailable', description: 'The service is briefly unavailable. Please try again in a moment.' } : toOAuthError(thrown);
+      if (err.status >= 500) deps.logger.error({ reqId: ctx.state.requestId, err: thrown, code: err.code }, 'request failed');
+      const description = err.status >= 500 ? 'Something went wrong on our side. Please try again in a moment.' : err.description;
+      page(ctx, err.status, [], pages.error({ title: 'This sign-in cannot continue', description }));
+    }
+  };
+
+  const formField = (body: Record<string, unknown>, name: string) => (typeof body[name] === 'string' ? (body[name] as string) : '');
+
+  return {
+    pageErrors,
+    authorize: async function authorize(ctx: Context) {
+      const params = ctx.method === 'POST' ? requestBody(ctx) : parseForm(ctx.querystring, MAX_QUERY_PARAMETERS);
+      answer(ctx, await signIn.authorize(params, browser(ctx, { create: true })));
+    } satisfies Middleware,
+
+    login: async function login(ctx: Context) {
+      const body = requestBody(ctx);
+      answer(ctx, await signIn.login({ transaction: formField(body, 'csrf'), email: formField(body, 'email'), password: formField(body, 'password') }, browser(ctx, { create: false })));
+    } satisfies Middleware,
+
+    consent: async function consent(ctx: Context) {
+      const body = requestBody(ctx);
+      answer(ctx, await signIn.consent({ transaction: formField(body, 'csrf'), decision: formField(body, 'decision') }, browser(ctx, { create: false })));
+    } satisfies Middleware,
+
+    /** RFC 9126 §2.2: 201 with the request_uri. */
+    par: async function par(ctx: Context) {
+      ctx.status = 201;
+      ctx.body = await signIn.push(ctx.state.client, requestBody(ctx));
+    } satisfies Middleware,
+
+    stylesheet: stylesheetRoute(),
+  };
+}
+
+function page(ctx: Context, status: number, formActionOrigins: readonly string[], html: string): void {
+  ctx.status = status;
+  ctx.set(pageHeaders(formActionOrigins));
+  ctx.body = html;
+}
+
+function readCookie(ctx: Context, name: string): string | undefined {
+  for (const part of ctx.get('Cookie').split(';')) {
+    const [key, ...rest] = part.trim().split('=');
+    if (key === name) return rest.join('=') || undefined;
+  }
+  return undefined;
+}
+
+function stylesheetRoute(): Middleware {
+  const css = pageStylesheet();
+  return function stylesheet(ctx) {
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.type = 'text/css; charset=utf-8';
+    ctx.body = css;
+  };
+}
