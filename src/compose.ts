@@ -28,7 +28,18 @@ import { closeRedis, connectRedis, createRedisClient, pingRedis } from './stores
 import { createRedisDenylist } from './stores/redis/denylist.js';
 import { createRedisFamilyStore } from './stores/redis/families.js';
 import { createRedisRateLimits } from './stores/redis/rate-limits.js';
-import type { AccessTokenDenylist, ClientStore, ConsentStore, FamilyStore, RateLimitBackend, UserStore } from './stores/types.js';
+import type { AccessTokenDenylist, AuthorizationCodeStore, BrowserSessionStore, ClientStore, ConsentStore, FamilyStore, PushedRequestStore, RateLimitBackend, UserStore } from './stores/types.js';
+import { createMemoryAuthorizationCodeStore } from './stores/memory/authorization-codes.js';
+import { createMemoryBrowserSessionStore } from './stores/memory/browser-sessions.js';
+import { createMemoryPushedRequestStore } from './stores/memory/pushed-requests.js';
+import { createRedisAuthorizationCodeStore } from './stores/redis/authorization-codes.js';
+import { createRedisBrowserSessionStore } from './stores/redis/browser-sessions.js';
+import { createRedisPushedRequestStore } from './stores/redis/pushed-requests.js';
+import { createAuthorizationChecks } from './oauth/authorization.js';
+import { createAuthorizationCodes } from './oauth/authorization-codes.js';
+import { createSignIn } from './oauth/sign-in.js';
+import { createPageRenderer } from './pages/index.js';
+import { hkdfSync } from 'node:crypto';
 import { createAccessTokens } from './tokens/access-token.js';
 import { createLoginThrottle } from './users/login-throttle.js';
 import { createPasswordHasher } from './users/passwords.js';
@@ -38,6 +49,9 @@ export interface Stores {
   readonly users: UserStore;
   readonly clients: ClientStore;
   readonly consents: ConsentStore;
+  readonly authorizationCodes: AuthorizationCodeStore;
+  readonly pushedRequests: PushedRequestStore;
+  readonly browserSessions: BrowserSessionStore;
   readonly families: FamilyStore;
   readonly denylist: AccessTokenDenylist;
   readonly rateLimits: RateLimitBackend;
@@ -106,6 +120,10 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     embedded.push('users', 'clients', 'consents');
   }
 
+  const sessionOptions = { random, idleMs: config.refreshTokenTtl * 1000, maxMs: config.refreshFamilyMaxTtl * 1000 };
+  let authorizationCodes: AuthorizationCodeStore;
+  let pushedRequests: PushedRequestStore;
+  let browserSessions: BrowserSessionStore;
   let families: FamilyStore;
   let denylist: AccessTokenDenylist;
   let rateLimits: RateLimitBackend;
@@ -114,21 +132,30 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     redis.on('error', (err: Error) => logger.warn({ err: { message: err.message } }, 'redis connection problem'));
     await connectRedis(redis).catch((err: unknown) => logger.error({ err }, 'redis unreachable at start-up; retrying in the background'));
     families = createRedisFamilyStore({ ...familyOptions, redis });
+    authorizationCodes = createRedisAuthorizationCodeStore({ redis });
+    pushedRequests = createRedisPushedRequestStore({ redis });
+    browserSessions = createRedisBrowserSessionStore({ ...sessionOptions, redis });
     denylist = createRedisDenylist({ redis, clock });
     rateLimits = createRedisRateLimits(redis);
     readiness.push({ name: 'redis', check: () => pingRedis(redis) });
     closers.push(() => closeRedis(redis));
   } else {
     families = createMemoryFamilyStore(familyOptions);
+    authorizationCodes = createMemoryAuthorizationCodeStore({ clock });
+    pushedRequests = createMemoryPushedRequestStore({ clock });
+    browserSessions = createMemoryBrowserSessionStore({ ...sessionOptions, clock });
     denylist = createMemoryDenylist({ clock });
     rateLimits = createMemoryRateLimits();
-    embedded.push('refresh-token families', 'access-token denylist', 'rate limits');
+    embedded.push('refresh-token families', 'access-token denylist', 'rate limits', 'sign-in sessions and codes');
   }
 
   return {
     users,
     clients,
     consents,
+    authorizationCodes,
+    pushedRequests,
+    browserSessions,
     families,
     denylist,
     rateLimits,
@@ -199,6 +226,21 @@ export async function createService(config: Config, { logger, clock = systemCloc
   });
 
   const sessions = createSessionService({ tokens, users, families: stores.families, clients, loginClientId: config.loginClientId });
+  const codes = createAuthorizationCodes({ codes: stores.authorizationCodes, tokens, users: stores.users, random, clock });
+  const signIn = createSignIn({
+    issuer: config.issuer,
+    checks: createAuthorizationChecks({ clients, audience: config.audience }),
+    pushed: stores.pushedRequests,
+    sessions: stores.browserSessions,
+    consents: stores.consents,
+    codes,
+    users,
+    // A key of its own for the sign-in forms' CSRF tokens, derived from the shared refresh-token secret.
+    transactionKey: Buffer.from(hkdfSync('sha256', await refreshTokenSecret(config, logger, random), '', 'token-authority sign-in transaction', 32)),
+    requirePar: false,
+    clock,
+    random,
+  });
   const app = createApp({
     config,
     logger,
@@ -210,6 +252,9 @@ export async function createService(config: Config, { logger, clock = systemCloc
     users,
     clientAuth,
     sessions,
+    codes,
+    signIn,
+    pages: createPageRenderer({ productName: 'Token Authority' }),
     scopes: config.scopesSupported.length > 0 || config.production ? config.scopesSupported : DEV_SCOPES,
   });
   return {

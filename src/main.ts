@@ -8,7 +8,7 @@ import cluster from 'node:cluster';
 import { pathToFileURL } from 'node:url';
 import { runPrimary } from './cluster.js';
 import type { Clock } from './clock.js';
-import { createService } from './compose.js';
+import { createService, type Service } from './compose.js';
 import { ConfigError, parseConfig, type Config } from './config.js';
 import { printDevHints } from './dev/hints.js';
 import { listen } from './http-server.js';
@@ -18,6 +18,8 @@ import type { Random } from './random.js';
 export interface RunningServer {
   readonly server: import('node:http').Server;
   readonly url: string;
+  /** What it serves (its stores and services), for tests. */
+  readonly service: Service;
   /** Stops accepting, lets in-flight requests finish (at most `shutdownTimeout`), closes the stores. */
   stop(): Promise<void>;
 }
@@ -57,6 +59,7 @@ export async function startServer(config: Config, deps: { logger: Logger; clock?
   return {
     server: listening.server,
     url: listening.url,
+    service,
     stop() {
       stopped ??= (async () => {
         await listening.close();

@@ -1,6 +1,7 @@
 /**
  * Dev mode seed data (CONTRACT.md, `npm start`): a first-party public client, a
- * confidential service client and an admin user. Secrets come from config when given,
+ * third-party single-page app (authorization code + PKCE), a confidential service client
+ * and an admin user. Secrets come from config when given,
  * else are random; they are returned so the entry point can print them once to the
  * terminal (never to the log).
  */
@@ -11,6 +12,9 @@ import type { PasswordHasher } from '../users/passwords.js';
 
 export const DEV_PUBLIC_CLIENT_ID = 'demo-app';
 export const DEV_SERVICE_CLIENT_ID = 'demo-service';
+export const DEV_SPA_CLIENT_ID = 'demo-spa';
+/** The first any loopback port matches (RFC 8252 §7.3); the second is Vite's dev server. */
+export const DEV_SPA_REDIRECT_URIS: readonly string[] = ['http://127.0.0.1/callback', 'http://localhost:5173/callback'];
 export const DEV_USER_EMAIL = 'demo@example.com';
 
 /** Every scope the seeded clients may ask for, published as `scopes_supported` in dev mode. */
@@ -44,6 +48,21 @@ export async function seedDevData(deps: {
       audiences: [],
       permissions: [],
       cookieMode: false,
+      secretHash: undefined,
+    }),
+  );
+  await ignoreDuplicate(
+    deps.clients.create({
+      clientId: DEV_SPA_CLIENT_ID,
+      name: 'Demo single-page app',
+      type: 'public',
+      firstParty: false,
+      grantTypes: ['authorization_code', 'refresh_token'],
+      scopes: ['profile', 'email'],
+      audiences: [],
+      permissions: [],
+      cookieMode: false,
+      redirectUris: DEV_SPA_REDIRECT_URIS,
       secretHash: undefined,
     }),
   );

@@ -14,6 +14,11 @@ import { GRANT_TYPES } from '../oauth/grants/index.js';
 import type { TokenService } from '../oauth/token-service.js';
 import type { Random } from '../random.js';
 import type { SessionService } from '../sessions/service.js';
+import type { AuthorizationCodes } from '../oauth/authorization-codes.js';
+import type { SignIn } from '../oauth/sign-in.js';
+import type { PageRenderer } from '../pages/index.js';
+import { PAGES_STYLESHEET_PATH } from '../pages/index.js';
+import { CONSENT_PATH, createAuthorizeRoutes, LOGIN_PATH } from './routes/authorize.js';
 import type { UserService } from '../users/service.js';
 import { parseBody } from './middleware/body.js';
 import { errorResponses } from './middleware/errors.js';
@@ -35,6 +40,9 @@ export interface AppDeps {
   readonly users: UserService;
   readonly clientAuth: ClientAuthenticator;
   readonly sessions: SessionService;
+  readonly codes: AuthorizationCodes;
+  readonly signIn: SignIn;
+  readonly pages: PageRenderer;
   /** `scopes_supported` of the metadata. */
   readonly scopes?: readonly string[];
 }
@@ -45,9 +53,10 @@ export function createApp(deps: AppDeps): Koa {
   const app = new Koa({ proxy: hops > 0, maxIpsCount: hops });
   app.silent = true;
 
-  const oauth = { tokens: deps.tokens, users: deps.users, clientAuth: deps.clientAuth };
+  const oauth = { tokens: deps.tokens, users: deps.users, clientAuth: deps.clientAuth, codes: deps.codes };
   const client = authenticateClient(oauth);
   const auth = createAuthRoutes(deps);
+  const browser = createAuthorizeRoutes({ signIn: deps.signIn, pages: deps.pages, random: deps.random, logger: deps.logger, https: deps.config.issuer.startsWith('https:') });
 
   const router = new Router();
   router.get('/healthz', liveness());
@@ -68,6 +77,12 @@ export function createApp(deps: AppDeps): Koa {
     })],
   ]);
   for (const [path, route] of documents) router.get(path, route);
+  router.get('/oauth/authorize', browser.pageErrors, browser.authorize);
+  router.post('/oauth/authorize', browser.pageErrors, browser.authorize);
+  router.post(LOGIN_PATH, browser.pageErrors, browser.login);
+  router.post(CONSENT_PATH, browser.pageErrors, browser.consent);
+  router.get(PAGES_STYLESHEET_PATH, browser.stylesheet);
+  router.post('/oauth/par', noStore, client, browser.par);
   router.post('/oauth/token', noStore, client, exchangeGrant(oauth));
   router.post('/oauth/revoke', noStore, client, revokeToken(oauth));
   router.post('/oauth/introspect', noStore, client, introspectToken(oauth));

@@ -70,8 +70,13 @@ describe('oauth4webapi against the server', () => {
       revocation_endpoint: `${issuer.origin}/oauth/revoke`,
       introspection_endpoint: `${issuer.origin}/oauth/introspect`,
       jwks_uri: `${issuer.origin}/.well-known/jwks.json`,
-      grant_types_supported: ['password', 'refresh_token', 'client_credentials'],
+      grant_types_supported: ['authorization_code', 'password', 'refresh_token', 'client_credentials'],
       scopes_supported: [...DEV_SCOPES],
+      authorization_endpoint: `${issuer.origin}/oauth/authorize`,
+      pushed_authorization_request_endpoint: `${issuer.origin}/oauth/par`,
+      response_types_supported: ['code'],
+      code_challenge_methods_supported: ['S256'],
+      authorization_response_iss_parameter_supported: true,
     });
   });
 

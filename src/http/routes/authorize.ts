@@ -49,9 +49,9 @@ export function createAuthorizeRoutes(deps: AuthorizeRouteDeps) {
     switch (outcome.kind) {
       case 'redirect':
         // 303 after a form post: the browser follows with a GET (RFC 9700 §4.12).
-        ctx.status = ctx.method === 'POST' ? 303 : 302;
         ctx.set('Location', outcome.location);
-        ctx.body = null;
+        ctx.status = ctx.method === 'POST' ? 303 : 302;
+        ctx.body = '';
         return;
       case 'login':
         page(ctx, outcome.status, [outcome.redirectOrigin], pages.login({

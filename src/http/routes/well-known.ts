@@ -72,11 +72,17 @@ export function metadataDocument(deps: MetadataDeps, ring: KeyRing): Record<stri
   const clientAuth = ['client_secret_basic', 'client_secret_post'];
   return {
     issuer: deps.issuer,
+    authorization_endpoint: `${deps.issuer}/oauth/authorize`,
     token_endpoint: `${deps.issuer}/oauth/token`,
     jwks_uri: `${deps.issuer}/.well-known/jwks.json`,
     ...(deps.scopes.length > 0 && { scopes_supported: [...deps.scopes] }),
-    // REQUIRED by §2 even without an authorization endpoint: this server supports none.
-    response_types_supported: [],
+    // The code flow only (RFC 9700 §2.1.2: no implicit), with PKCE S256 (RFC 7636 §6.2),
+    // iss in the response (RFC 9207 §3) and pushed requests (RFC 9126 §5).
+    response_types_supported: ['code'],
+    response_modes_supported: ['query'],
+    code_challenge_methods_supported: ['S256'],
+    authorization_response_iss_parameter_supported: true,
+    pushed_authorization_request_endpoint: `${deps.issuer}/oauth/par`,
     grant_types_supported: [...deps.grantTypes],
     token_endpoint_auth_methods_supported: [...clientAuth, 'none'],
     revocation_endpoint: `${deps.issuer}/oauth/revoke`,
