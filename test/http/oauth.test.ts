@@ -196,7 +196,7 @@ describe('POST /oauth/token: client authentication', () => {
 
 describe('POST /oauth/token: request errors', () => {
   it('names unsupported and missing grant types, and refuses a grant the client does not have', async () => {
-    expectOAuthError(await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'authorization_code' }), 400, 'unsupported_grant_type');
+    expectOAuthError(await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code' }), 400, 'unsupported_grant_type');
     expectOAuthError(await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({}), 400, 'invalid_request');
     expectOAuthError(await passwordLogin(service, { client_id: 'demo-service', client_secret: 'test-service-secret-0123456789abcdef' }), 400, 'unauthorized_client');
   });
