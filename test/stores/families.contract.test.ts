@@ -10,6 +10,7 @@ import { cryptoRandom } from '../../src/random.js';
 import type { FamilyStoreOptions } from '../../src/stores/family-policy.js';
 import { createMemoryDenylist } from '../../src/stores/memory/denylist.js';
 import { createMemoryFamilyStore } from '../../src/stores/memory/families.js';
+import type { Redis } from 'ioredis';
 import { closeRedis, connectRedis, createRedisClient, type RedisClient } from '../../src/stores/redis/connection.js';
 import { createRedisDenylist } from '../../src/stores/redis/denylist.js';
 import { createRedisFamilyStore } from '../../src/stores/redis/families.js';
@@ -30,6 +31,11 @@ interface Backend {
   families(clock: Clock, settings: StoreSettings): FamilyStore;
   denylist(clock: Clock): AccessTokenDenylist;
   reset(): Promise<void>;
+  /**
+   * Redis times the grace window with its own clock (see the ROTATE script), which the
+   * manual clock does not move: moves every stored rotation that far into the past instead.
+   */
+  rewindRotations(ms: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -40,11 +46,20 @@ function memoryBackend(): Backend {
     families: (clock, settings) => createMemoryFamilyStore({ clock, random: cryptoRandom, secret: SECRET, ...settings }),
     denylist: (clock) => createMemoryDenylist({ clock }),
     reset: async () => undefined,
+    rewindRotations: async () => undefined,
     stop: async () => undefined,
   };
 }
 
-function redisBackend(name: string, connect: () => Promise<{ client: RedisClient; flush(): Promise<void>; stop(): Promise<void> }>): Backend {
+interface RedisServer {
+  readonly client: RedisClient;
+  /** A connection to each server (each master of a Cluster), for white-box edits. */
+  admins(): Redis[];
+  flush(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function redisBackend(name: string, connect: () => Promise<RedisServer>): Backend {
   let server: Awaited<ReturnType<typeof connect>> | undefined;
   const connected = (): RedisClient => {
     if (!server) throw new Error(`${name} not started`);
@@ -58,6 +73,17 @@ function redisBackend(name: string, connect: () => Promise<{ client: RedisClient
     families: (clock, settings) => createRedisFamilyStore({ redis: connected(), clock, random: cryptoRandom, secret: SECRET, ...settings }),
     denylist: (clock) => createRedisDenylist({ redis: connected(), clock }),
     reset: async () => server?.flush(),
+    async rewindRotations(ms) {
+      for (const admin of server?.admins() ?? []) {
+        for (const key of await admin.keys('rt:fam:*')) {
+          if ((await admin.type(key)) !== 'string') continue;
+          const stored = JSON.parse((await admin.get(key)) ?? '{}') as { pt?: number };
+          if (typeof stored.pt !== 'number') continue;
+          stored.pt -= ms;
+          await admin.set(key, JSON.stringify(stored), 'KEEPTTL');
+        }
+      }
+    },
     stop: async () => server?.stop(),
   };
 }
@@ -66,14 +92,16 @@ const standalone = redisBackend('redis standalone', async () => {
   const redis: TestRedis = await startTestRedis();
   const client = createRedisClient({ url: redis.url });
   await connectRedis(client);
-  return { client, flush: () => redis.flush(), stop: async () => { await closeRedis(client); await redis.stop(); } };
+  return { client, admins: () => [redis.client], flush: () => redis.flush(), stop: async () => { await closeRedis(client); await redis.stop(); } };
 });
 
 const cluster = redisBackend('redis cluster (3 masters)', async () => {
   const redis: TestRedisCluster = await startTestRedisCluster();
   const client = createRedisClient({ clusterNodes: redis.nodes });
   await connectRedis(client);
-  return { client, flush: () => redis.flush(), stop: async () => { await closeRedis(client); await redis.stop(); } };
+  const admin = redis.client();
+  await admin.ping(); // the admin client knows the masters once it is ready
+  return { client, admins: () => admin.nodes('master'), flush: () => redis.flush(), stop: async () => { await closeRedis(client); await redis.stop(); } };
 });
 
 const DEFAULTS: StoreSettings = { refreshTokenTtl: 3600, familyMaxTtl: 4 * 3600, reuseGrace: 0, revokedMarkerTtl: 960 };
@@ -91,6 +119,12 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
 
   describe('FamilyStore contract', () => {
     const store = (settings: Partial<StoreSettings> = {}): FamilyStore => backend.families(clock, { ...DEFAULTS, ...settings });
+
+    /** Time passes: for the families' expiry (the manual clock) and for their grace windows. */
+    async function elapse(ms: number): Promise<void> {
+      clock.advance(ms);
+      await backend.rewindRotations(ms);
+    }
 
     async function rotated(families: FamilyStore, token: string) {
       const result = await families.rotate(token, context);
@@ -242,11 +276,24 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         expect(await families.rotate(next.refreshToken, context)).toEqual({ outcome: 'invalid' });
       });
 
+      it('off (0 s): a rotated token never rotates again, even presented with a clock behind the rotation', async () => {
+        const families = store({ reuseGrace: 0 });
+        const { family, refreshToken } = await families.create(grant(), context);
+        const next = await rotated(families, refreshToken);
+        clock.advance(-2 * SECOND); // e.g. another instance whose clock is 2 s behind
+        try {
+          expect(await families.rotate(refreshToken, context)).toEqual({ outcome: 'reused', familyId: family.id });
+        } finally {
+          clock.advance(2 * SECOND);
+        }
+        expect(await families.rotate(next.refreshToken, context)).toEqual({ outcome: 'invalid' });
+      });
+
       it('on: a retry inside the window rotates again and the token it replaces stops working', async () => {
         const families = store({ reuseGrace: 10 });
         const { family, refreshToken: first } = await families.create(grant(), context);
         const lost = await rotated(families, first); // the response the client never got
-        clock.advance(9 * SECOND);
+        await elapse(9 * SECOND);
         const retry = await rotated(families, first);
         expect(retry.refreshToken).not.toBe(lost.refreshToken);
         expect(await families.inspect(lost.refreshToken)).toBeNull();
@@ -269,9 +316,9 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         const families = store({ reuseGrace: 10 });
         const { family, refreshToken: first } = await families.create(grant(), context);
         await rotated(families, first);
-        clock.advance(6 * SECOND);
+        await elapse(6 * SECOND);
         await rotated(families, first);
-        clock.advance(4 * SECOND); // 10 s after the rotation: the window is over
+        await elapse(4 * SECOND); // 10 s after the rotation: the window is over
         expect(await families.rotate(first, context)).toEqual({ outcome: 'reused', familyId: family.id });
       });
 

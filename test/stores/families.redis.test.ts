@@ -102,6 +102,38 @@ describe('Redis family store', () => {
     }
   });
 
+  describe('two instances whose clocks differ by 2 s', () => {
+    // The rotation that runs second is stamped by Redis, after the first one, whatever
+    // the calling instance's clock says.
+    const behind = { now: () => Date.now() - 2000 };
+
+    it('with no grace window, the instance behind never rotates a token the other one already rotated', async () => {
+      const ahead = familyStore(client);
+      const late = familyStore(client, { clock: behind });
+      const { family, refreshToken } = await ahead.create(grant, context);
+      const winner = await rotated(ahead, refreshToken);
+      expect(await late.rotate(refreshToken, context)).toEqual({ outcome: 'reused', familyId: family.id });
+      expect(await ahead.rotate(winner, context)).toEqual({ outcome: 'invalid' });
+    });
+
+    it('race across both: of 10 concurrent presentations exactly one wins (100 families)', async () => {
+      const clients = await Promise.all([1, 2].map(() => connected(server.url, 15_000)));
+      try {
+        const stores = [familyStore(clients[0]!), familyStore(clients[1]!, { clock: behind })];
+        const created = await Promise.all(Array.from({ length: 100 }, () => stores[0]!.create(grant, context)));
+        const outcomes = await Promise.all(
+          created.map(({ refreshToken }) => Promise.all(Array.from({ length: 10 }, (_, i) => stores[i % 2]!.rotate(refreshToken, context)))),
+        );
+        for (const results of outcomes) {
+          const count = (outcome: RotateResult['outcome']) => results.filter((result) => result.outcome === outcome).length;
+          expect([count('rotated'), count('reused'), count('invalid')]).toEqual([1, 1, 8]);
+        }
+      } finally {
+        await Promise.all(clients.map(closeRedis));
+      }
+    });
+  });
+
   it('race inside the grace window: every retry rotates, and exactly one issued token stays current', async () => {
     const families = familyStore(client, { reuseGrace: 30 });
     const created = await Promise.all(Array.from({ length: 50 }, () => families.create(grant, context)));

@@ -127,8 +127,9 @@ export function createMemoryFamilyStore(options: FamilyStoreOptions): FamilyStor
       if (presented === record.currentHash) {
         record.previousHash = record.currentHash;
         record.rotatedAt = now;
-      } else if (presented === record.previousHash && now < record.rotatedAt + graceMs) {
-        // A retry: previousHash and rotatedAt stay, so the window is never extended.
+      } else if (presented === record.previousHash && now >= record.rotatedAt && now < record.rotatedAt + graceMs) {
+        // A retry: previousHash and rotatedAt stay, so the window is never extended. A
+        // presentation stamped before the rotation (the clock went back) is never one.
       } else {
         // The tag verified, so we minted this token for this family, and it is not the
         // current one: it was issued and has since been rotated away.

@@ -21,10 +21,11 @@
  * family record (which must exist, be live and name the same subject). A stale entry
  * costs one lookup and is removed when seen.
  *
- * Times are the injected clock's: scripts receive `now` and compare it with the stored
+ * Expiry follows the injected clock: scripts receive `now` and compare it with the stored
  * expiries, so behaviour follows the application's clock (as the memory adapter does),
- * and TTLs are set relative to it (PEXPIRE/PX), which keeps Redis's own clock, which may
- * differ, out of the decision. Key TTLs only collect garbage.
+ * and TTLs are set relative to it (PEXPIRE/PX). Key TTLs only collect garbage. The one
+ * exception is the grace window, which orders a presentation against the rotation before
+ * it: instances' clocks may disagree, so Redis times both (see ROTATE).
  */
 import { hashRefreshToken, isFamilyId } from '../../tokens/refresh-token.js';
 import { assertGrant, clampUseContext, FAMILY_STORE, familyPolicy, type FamilyStoreOptions } from '../family-policy.js';
@@ -65,18 +66,32 @@ interface StoredFamily {
  * user agent, ip, expected client id ('' = any; another client's token changes nothing). The caller has verified the presented token's MAC, so a token that is
  * neither current nor a retry was issued for this family and rotated away: reuse.
  * Replies nil (invalid), 'reused', or the rotated family's JSON.
+ *
+ * The grace window is timed by Redis (TIME), not by the caller: `now` is the calling
+ * instance's clock, read before the script was sent, and instances disagree. Both the
+ * rotation's stamp `pt` and the retry's come from the one server that runs every script of
+ * this family (its master, under Cluster), so a presentation that runs after the rotation
+ * is never stamped before it; one that is (that server's clock went back, or a failover
+ * moved the family to a server whose clock is behind) is reuse, never a retry. With no
+ * grace window, no presentation after the rotation is a retry at all.
+ *
+ * `#!lua` with no flags: a script that may write, which Redis refuses as a whole, before it
+ * runs, when it is out of memory, rather than stopping it half-way at its first write.
+ * TIME is allowed because Redis 7 replicates a script's effects, not the script.
  */
-const ROTATE = defineScript(`
+const ROTATE = defineScript(`#!lua
 local raw = redis.call('GET', KEYS[1])
 if not raw then return false end
 local f = cjson.decode(raw)
 local now = tonumber(ARGV[3])
 if now >= f.ie then return false end
 if ARGV[9] ~= '' and f.c ~= ARGV[9] then return false end
+local time = redis.call('TIME')
+local stamp = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 if ARGV[1] == f.h then
   f.ph = f.h
-  f.pt = now
-elseif f.ph and ARGV[1] == f.ph and now < f.pt + tonumber(ARGV[5]) then
+  f.pt = stamp
+elseif f.ph and ARGV[1] == f.ph and stamp >= f.pt and stamp < f.pt + tonumber(ARGV[5]) then
   -- a retry within the grace window: ph and pt stay, so the window is never extended
 else
   redis.call('DEL', KEYS[1])
