@@ -39,6 +39,7 @@ import { cryptoRandom } from '../src/random.js';
 import { createMongoConnection, createMongoStores } from '../src/stores/mongo/connection.js';
 import { connectRedis, createRedisClient, closeRedis } from '../src/stores/redis/connection.js';
 import { createRedisFamilyStore } from '../src/stores/redis/families.js';
+import { createRefreshTokens } from '../src/tokens/refresh-token.js';
 import { createPasswordHasher } from '../src/users/passwords.js';
 import { testDatabaseUri } from '../test/support/mongo.js';
 import { freePort, spawnTracked, stopProcess, waitFor } from '../test/support/processes.js';
@@ -653,11 +654,11 @@ async function main(): Promise<number> {
     if (selected('race')) {
       const redis = createRedisClient({ url: redisUrl });
       await connectRedis(redis);
-      const families = createRedisFamilyStore({
-        redis, clock: systemClock, random: cryptoRandom, secret: refreshSecret, refreshTokenTtl: config.refreshTokenTtl,
+      const families = createRefreshTokens({ secret: refreshSecret, random: cryptoRandom, families: createRedisFamilyStore({
+        redis, clock: systemClock, refreshTokenTtl: config.refreshTokenTtl,
         familyMaxTtl: config.refreshFamilyMaxTtl, reuseGrace: config.refreshReuseGrace, revokedMarkerTtl: config.accessTokenTtl + config.clockSkew,
         maxFamiliesPerSubject: config.refreshFamiliesPerUser,
-      });
+      }) });
       // Set-up through the store the authority uses (same secret), not 1,000 argon2 logins.
       const raceTokens: string[] = [];
       for (let index = 0; index < RACE_FAMILIES; index += 50) {

@@ -31,6 +31,7 @@ import { createKeyRingSource, type KeyRingSource } from './keys/source.js';
 import { createClientAuthenticator } from './oauth/client-auth.js';
 import { createTokenService, type TokenService } from './oauth/token-service.js';
 import { createAccessTokens } from './tokens/access-token.js';
+import { createRefreshTokens } from './tokens/refresh-token.js';
 import { createLoginThrottle } from './users/login-throttle.js';
 import { createPasswordHasher } from './users/passwords.js';
 import { createUserService } from './users/service.js';
@@ -75,14 +76,12 @@ async function refreshTokenSecret(config: Config, logger: Logger, random: Random
 }
 
 /** Builds the stores the config asks for: real ones when a URL is set, embedded ones otherwise (dev only). */
-export async function createStores(config: Config, { clock, random, logger }: { clock: Clock; random: Random; logger: Logger }): Promise<Stores> {
+export async function createStores(config: Config, { clock, logger }: { clock: Clock; logger: Logger }): Promise<Stores> {
   const closers: (() => Promise<void>)[] = [];
   const readiness: Stores['readiness'] = [];
   const embedded: string[] = [];
   const familyOptions = {
     clock,
-    random,
-    secret: await refreshTokenSecret(config, logger, random),
     refreshTokenTtl: config.refreshTokenTtl,
     familyMaxTtl: config.refreshFamilyMaxTtl,
     reuseGrace: config.refreshReuseGrace,
@@ -158,7 +157,9 @@ export interface Service {
 
 /** Stores, then services, then the Koa app; nothing listens yet. Tests build exactly this. */
 export async function createService(config: Config, { logger, clock = systemClock, random = cryptoRandom }: { logger: Logger; clock?: Clock; random?: Random }): Promise<Service> {
-  const stores = await createStores(config, { clock, random, logger });
+  // Read before anything connects: in production a missing key stops start-up here.
+  const refreshSecret = await refreshTokenSecret(config, logger, random);
+  const stores = await createStores(config, { clock, logger });
   const keys = createKeyRingSource({ dir: config.keysDir, production: config.production, clock, logger });
   try {
     await keys.start();
@@ -193,7 +194,8 @@ export async function createService(config: Config, { logger, clock = systemCloc
     takenEmails: stores.rateLimits.limiter({ keyPrefix: 'register-taken', ...toLimit(config.registerRateLimit) }),
     registrations: stores.rateLimits.limiter({ keyPrefix: 'register-ip', ...toLimit(config.registerIpRateLimit) }),
   });
-  const tokens = createTokenService({ accessTokens, families: stores.families, denylist: stores.denylist, users: stores.users, audience: config.audience, refreshTokenTtl: config.refreshTokenTtl, clockSkew: config.clockSkew });
+  const refreshTokens = createRefreshTokens({ secret: refreshSecret, random, families: stores.families });
+  const tokens = createTokenService({ accessTokens, families: stores.families, refreshTokens, denylist: stores.denylist, users: stores.users, audience: config.audience, refreshTokenTtl: config.refreshTokenTtl, clockSkew: config.clockSkew });
   const clientAuth = createClientAuthenticator({
     clients,
     failures: stores.rateLimits.limiter({ keyPrefix: 'client-auth', ...toLimit(config.clientAuthRateLimit) }),

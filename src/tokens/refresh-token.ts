@@ -13,11 +13,16 @@
  * Stores keep only `hashRefreshToken(token)` (SHA-256): without the server key and a
  * secret nobody has, nothing in a backend dump can be turned back into a token.
  *
+ * Minting and checking tokens is this module's job, keeping them is the store's (fosite's
+ * strategy and storage): `createRefreshTokens` verifies the tag and hands a `FamilyStore`
+ * only the family id and hashes, so no store ever holds the server key.
+ *
  * Changing the server key invalidates every outstanding refresh token (their tags no
  * longer verify: "invalid", nothing revoked); users sign in again.
  */
 import { createHmac, hash, timingSafeEqual } from 'node:crypto';
 import type { Random } from '../random.js';
+import type { Family, FamilyGrant, FamilyStore, RotateResult, UseContext } from '../stores/types.js';
 
 const SECRET_BYTES = 32;
 const TAG_BYTES = 16;
@@ -73,6 +78,11 @@ export function hashRefreshToken(token: string): string {
   return hash('sha256', token, 'base64url');
 }
 
+/** True for strings shaped like `hashRefreshToken`'s output (43 base64url characters). */
+export function isTokenHash(value: unknown): value is string {
+  return typeof value === 'string' && SECRET.test(value);
+}
+
 export function createRefreshTokenCodec({ secret, random }: { secret: string; random: Random }): RefreshTokenCodec {
   if (typeof secret !== 'string' || secret.length < 32) {
     throw new TypeError('refresh-token secret must be at least 32 characters');
@@ -101,3 +111,65 @@ export function createRefreshTokenCodec({ secret, random }: { secret: string; ra
 function isCanonical(base64url: string): boolean {
   return Buffer.from(base64url, 'base64url').toString('base64url') === base64url;
 }
+
+/** A rotation as the token layer answers it: with the new token when it rotated. */
+export type RefreshTokenRotation =
+  | { readonly outcome: 'rotated'; readonly family: Family; readonly refreshToken: string }
+  | Exclude<RotateResult, { readonly outcome: 'rotated' }>;
+
+export interface RefreshTokensDeps {
+  /** Server-side MAC key (`Config.refreshTokenSecret`), at least 32 characters; never stored. */
+  readonly secret: string;
+  readonly random: Random;
+  readonly families: Pick<FamilyStore, 'create' | 'rotate' | 'current'>;
+}
+
+const INVALID: RefreshTokenRotation = Object.freeze({ outcome: 'invalid' });
+
+/**
+ * Refresh tokens over a family store: mints them, checks their tag, and asks the store
+ * with the family id and hashes only. A token whose tag does not verify (forged, or for
+ * another server key) never reaches the store, which is what lets the store take any
+ * hash that is neither current nor a retry as reuse (FamilyStore.rotate).
+ */
+export function createRefreshTokens({ secret, random, families }: RefreshTokensDeps) {
+  const codec = createRefreshTokenCodec({ secret, random });
+
+  return {
+    /** A new family for `grant`, and its first token. */
+    async create(grant: FamilyGrant, context: UseContext): Promise<{ family: Family; refreshToken: string }> {
+      const id = codec.newFamilyId();
+      const refreshToken = codec.mint(id);
+      const { subject, clientId, scope, audience } = grant;
+      const family = await families.create({ subject, clientId, scope, audience, id, tokenHash: hashRefreshToken(refreshToken) }, context);
+      return { family, refreshToken };
+    },
+
+    /** FamilyStore.rotate for a presented token; `invalid` without asking the store when its tag does not verify. */
+    async rotate(refreshToken: string, context: UseContext, expected: { readonly clientId?: string } = {}): Promise<RefreshTokenRotation> {
+      const parsed = codec.verify(refreshToken);
+      if (!parsed) return INVALID;
+      const next = codec.mint(parsed.familyId);
+      const hashes = { presented: hashRefreshToken(refreshToken), next: hashRefreshToken(next) };
+      const result = await families.rotate(parsed.familyId, hashes, context, expected);
+      return result.outcome === 'rotated' ? { outcome: 'rotated', family: result.family, refreshToken: next } : result;
+    },
+
+    /** The live family a token belongs to, if the token is its current one; never rotates. */
+    async inspect(refreshToken: string): Promise<Family | null> {
+      const parsed = codec.verify(refreshToken);
+      return parsed ? families.current(parsed.familyId, hashRefreshToken(refreshToken)) : null;
+    },
+
+    /**
+     * The family id of a token this server minted (its tag verifies), current or not,
+     * without asking the store; undefined for malformed or forged tokens. For RFC 7009
+     * revocation: any genuinely issued token of a family may end it, a forged one may not.
+     */
+    verifiedFamilyId(refreshToken: string): string | undefined {
+      return codec.verify(refreshToken)?.familyId;
+    },
+  };
+}
+
+export type RefreshTokens = ReturnType<typeof createRefreshTokens>;

@@ -16,6 +16,7 @@ import { createRedisDenylist } from '../../src/stores/redis/denylist.js';
 import { createRedisFamilyStore } from '../../src/stores/redis/families.js';
 import type { AccessTokenDenylist, FamilyGrant, FamilyStore } from '../../src/stores/types.js';
 import { createRefreshTokenCodec } from '../../src/tokens/refresh-token.js';
+import { withTokens, type TokenFamilies } from './families.helpers.js';
 import { startTestRedisCluster, type TestRedisCluster } from '../support/redis-cluster.js';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
 
@@ -23,7 +24,7 @@ const SECRET = 'contract-suite-refresh-token-secret-0123456789';
 const SECOND = 1000;
 
 type Clock = ReturnType<typeof manualClock>;
-type StoreSettings = Omit<FamilyStoreOptions, 'clock' | 'random' | 'secret'>;
+type StoreSettings = Omit<FamilyStoreOptions, 'clock'>;
 
 interface Backend {
   readonly name: string;
@@ -43,7 +44,7 @@ function memoryBackend(): Backend {
   return {
     name: 'memory',
     start: async () => undefined,
-    families: (clock, settings) => createMemoryFamilyStore({ clock, random: cryptoRandom, secret: SECRET, ...settings }),
+    families: (clock, settings) => createMemoryFamilyStore({ clock, ...settings }),
     denylist: (clock) => createMemoryDenylist({ clock }),
     reset: async () => undefined,
     rewindRotations: async () => undefined,
@@ -70,7 +71,7 @@ function redisBackend(name: string, connect: () => Promise<RedisServer>): Backen
     async start() {
       server = await connect();
     },
-    families: (clock, settings) => createRedisFamilyStore({ redis: connected(), clock, random: cryptoRandom, secret: SECRET, ...settings }),
+    families: (clock, settings) => createRedisFamilyStore({ redis: connected(), clock, ...settings }),
     denylist: (clock) => createRedisDenylist({ redis: connected(), clock }),
     reset: async () => server?.flush(),
     async rewindRotations(ms) {
@@ -118,7 +119,7 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
   afterEach(() => backend.reset());
 
   describe('FamilyStore contract', () => {
-    const store = (settings: Partial<StoreSettings> = {}): FamilyStore => backend.families(clock, { ...DEFAULTS, ...settings });
+    const store = (settings: Partial<StoreSettings> = {}): TokenFamilies => withTokens(backend.families(clock, { ...DEFAULTS, ...settings }), SECRET);
 
     /** Time passes: for the families' expiry (the manual clock) and for their grace windows. */
     async function elapse(ms: number): Promise<void> {
@@ -126,7 +127,7 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
       await backend.rewindRotations(ms);
     }
 
-    async function rotated(families: FamilyStore, token: string) {
+    async function rotated(families: TokenFamilies, token: string) {
       const result = await families.rotate(token, context);
       if (result.outcome !== 'rotated') throw new Error(`expected rotated, got ${result.outcome}`);
       return result;
@@ -134,6 +135,42 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
 
     it('refuses a grant without a subject: a family nobody owns would escape logout-all', async () => {
       await expect(store().create({ ...grant(), subject: '' }, context)).rejects.toThrow(TypeError);
+    });
+
+    describe('the bare store: ids and hashes, no secret', () => {
+      const hash = () => cryptoRandom.token(32); // shaped like a SHA-256, base64url
+      const newFamily = (id = createRefreshTokenCodec({ secret: SECRET, random: cryptoRandom }).newFamilyId(), tokenHash = hash()) => ({ ...grant(), id, tokenHash });
+
+      it('creates from an id and a hash, and rotates on hashes: current, then the next one', async () => {
+        const { store: families } = store();
+        const created = newFamily();
+        const family = await families.create(created, context);
+        expect(family).toMatchObject({ ...grant(), id: created.id });
+        expect(await families.current(created.id, created.tokenHash)).toEqual(family);
+        const next = hash();
+        expect(await families.rotate(created.id, { presented: created.tokenHash, next }, context)).toMatchObject({ outcome: 'rotated', family: { id: created.id } });
+        expect(await families.current(created.id, created.tokenHash)).toBeNull();
+        expect(await families.current(created.id, next)).toMatchObject({ id: created.id });
+      });
+
+      it('takes any other hash for a rotated-away token (the caller checked the tag): reuse', async () => {
+        const { store: families } = store();
+        const created = newFamily();
+        await families.create(created, context);
+        expect(await families.rotate(created.id, { presented: hash(), next: hash() }, context)).toEqual({ outcome: 'reused', familyId: created.id });
+        expect(await families.isRevoked(created.id)).toBe(true);
+      });
+
+      it('refuses a malformed id or hash: a bug in the caller, not input', async () => {
+        const { store: families } = store();
+        await expect(families.create(newFamily('{slot}'), context)).rejects.toThrow(TypeError);
+        await expect(families.create(newFamily(undefined, 'not-a-hash'), context)).rejects.toThrow(TypeError);
+        const created = newFamily();
+        await families.create(created, context);
+        await expect(families.rotate(created.id, { presented: created.tokenHash, next: 'short' }, context)).rejects.toThrow(TypeError);
+        expect(await families.rotate('{slot}', { presented: hash(), next: hash() }, context)).toEqual({ outcome: 'invalid' });
+        expect(await families.current(created.id, created.tokenHash)).toMatchObject({ id: created.id });
+      });
     });
 
     it('creates a family whose token is opaque, URL-safe and names the family', async () => {

@@ -4,8 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { manualClock } from '../../src/clock.js';
-import { cryptoRandom } from '../../src/random.js';
 import { createMemoryFamilyStore } from '../../src/stores/memory/families.js';
+import { withTokens } from './families.helpers.js';
 
 const SECRET = 'memory-suite-refresh-token-secret-0123456789ab';
 const grant = { subject: 'user-1', clientId: 'app', scope: 'openid', audience: 'https://api.example' };
@@ -13,7 +13,7 @@ const grant = { subject: 'user-1', clientId: 'app', scope: 'openid', audience: '
 describe('memory family store', () => {
   it('a presentation stamped before the rotation (the clock went back) is reuse, even inside the grace window', async () => {
     const clock = manualClock(Date.now());
-    const families = createMemoryFamilyStore({ clock, random: cryptoRandom, secret: SECRET, refreshTokenTtl: 3600, familyMaxTtl: 7200, reuseGrace: 10, revokedMarkerTtl: 960 });
+    const families = withTokens(createMemoryFamilyStore({ clock, refreshTokenTtl: 3600, familyMaxTtl: 7200, reuseGrace: 10, revokedMarkerTtl: 960 }), SECRET);
     const { family, refreshToken } = await families.create(grant, {});
     expect((await families.rotate(refreshToken, {})).outcome).toBe('rotated');
     clock.advance(-1);

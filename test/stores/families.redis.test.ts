@@ -11,15 +11,15 @@ import { performance } from 'node:perf_hooks';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { manualClock, systemClock } from '../../src/clock.js';
-import { cryptoRandom } from '../../src/random.js';
 import type { FamilyStoreOptions } from '../../src/stores/family-policy.js';
 import {
   closeRedis, connectRedis, createRedisClient, guardRedis, pingRedis, type RedisClient,
 } from '../../src/stores/redis/connection.js';
 import { createRedisDenylist } from '../../src/stores/redis/denylist.js';
 import { createRedisFamilyStore } from '../../src/stores/redis/families.js';
-import { StoreUnavailableError, type FamilyGrant, type FamilyStore, type RotateResult } from '../../src/stores/types.js';
-import { hashRefreshToken } from '../../src/tokens/refresh-token.js';
+import { StoreUnavailableError, type FamilyGrant } from '../../src/stores/types.js';
+import { hashRefreshToken, type RefreshTokenRotation } from '../../src/tokens/refresh-token.js';
+import { withTokens, type TokenFamilies } from './families.helpers.js';
 import { freePort, stopProcess, waitFor } from '../support/processes.js';
 import { startRedisServer, startTestRedis, type TestRedis } from '../support/redis.js';
 import { startTestRedisCluster, type TestRedisCluster } from '../support/redis-cluster.js';
@@ -30,10 +30,10 @@ const context = { userAgent: 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36
 // Races and outages make thousands of families for one subject: no per-subject cap here.
 const SETTINGS = { refreshTokenTtl: 7 * 86400, familyMaxTtl: 30 * 86400, reuseGrace: 0, revokedMarkerTtl: 960, maxFamiliesPerSubject: 100_000 };
 
-type Settings = Partial<Omit<FamilyStoreOptions, 'random' | 'secret'>>;
+type Settings = Partial<FamilyStoreOptions>;
 
-function familyStore(redis: RedisClient, settings: Settings = {}): FamilyStore {
-  return createRedisFamilyStore({ redis, clock: systemClock, random: cryptoRandom, secret: SECRET, ...SETTINGS, ...settings });
+function familyStore(redis: RedisClient, settings: Settings = {}): TokenFamilies {
+  return withTokens(createRedisFamilyStore({ redis, clock: systemClock, ...SETTINGS, ...settings }), SECRET);
 }
 
 async function connected(url: string, commandTimeoutMs?: number): Promise<RedisClient> {
@@ -42,7 +42,7 @@ async function connected(url: string, commandTimeoutMs?: number): Promise<RedisC
   return client;
 }
 
-async function rotated(families: FamilyStore, token: string): Promise<string> {
+async function rotated(families: TokenFamilies, token: string): Promise<string> {
   const result = await families.rotate(token, context);
   if (result.outcome !== 'rotated') throw new Error(`expected rotated, got ${result.outcome}`);
   return result.refreshToken;
@@ -85,7 +85,7 @@ describe('Redis family store', () => {
       );
       let doubleWins = 0;
       for (const [index, results] of outcomes.entries()) {
-        const count = (outcome: RotateResult['outcome']) => results.filter((result) => result.outcome === outcome).length;
+        const count = (outcome: RefreshTokenRotation['outcome']) => results.filter((result) => result.outcome === outcome).length;
         if (count('rotated') > 1) doubleWins += 1;
         expect(count('rotated')).toBe(1);
         expect(count('reused')).toBe(1); // the first loser revokes; the rest find no family
@@ -125,7 +125,7 @@ describe('Redis family store', () => {
           created.map(({ refreshToken }) => Promise.all(Array.from({ length: 10 }, (_, i) => stores[i % 2]!.rotate(refreshToken, context)))),
         );
         for (const results of outcomes) {
-          const count = (outcome: RotateResult['outcome']) => results.filter((result) => result.outcome === outcome).length;
+          const count = (outcome: RefreshTokenRotation['outcome']) => results.filter((result) => result.outcome === outcome).length;
           expect([count('rotated'), count('reused'), count('invalid')]).toEqual([1, 1, 8]);
         }
       } finally {

@@ -1,7 +1,10 @@
 import { createHash, createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { cryptoRandom, type Random } from '../../src/random.js';
-import { createRefreshTokenCodec, hashRefreshToken, isFamilyId, parseRefreshToken } from '../../src/tokens/refresh-token.js';
+import { manualClock } from '../../src/clock.js';
+import { createMemoryFamilyStore } from '../../src/stores/memory/families.js';
+import type { FamilyStore } from '../../src/stores/types.js';
+import { createRefreshTokenCodec, createRefreshTokens, hashRefreshToken, isFamilyId, parseRefreshToken } from '../../src/tokens/refresh-token.js';
 
 const SECRET = 'unit-test-refresh-token-secret-0123456789';
 
@@ -106,5 +109,54 @@ describe('refresh-token format', () => {
     expect(() => createRefreshTokenCodec({ secret: 'k'.repeat(31), random: cryptoRandom })).toThrow(TypeError);
     const codec32 = createRefreshTokenCodec({ secret: 'k'.repeat(32), random: cryptoRandom });
     expect(codec32.verify(codec32.mint(codec32.newFamilyId()))).toBeDefined();
+  });
+});
+
+describe('refresh tokens over a family store', () => {
+  /** A memory store that records every argument it is given. */
+  function recordingStore() {
+    const seen: unknown[] = [];
+    const inner = createMemoryFamilyStore({ clock: manualClock(Date.now()), refreshTokenTtl: 3600, familyMaxTtl: 7200, reuseGrace: 0, revokedMarkerTtl: 960 });
+    const store: Pick<FamilyStore, 'create' | 'rotate' | 'current'> = {
+      create: (...args) => (seen.push(args), inner.create(...args)),
+      rotate: (...args) => (seen.push(args), inner.rotate(...args)),
+      current: (...args) => (seen.push(args), inner.current(...args)),
+    };
+    return { seen, store };
+  }
+  const grant = { subject: 'user-1', clientId: 'app', scope: 'openid', audience: 'https://api.example' };
+
+  it('hands the store the family id and hashes only: never a token, its secret or its tag', async () => {
+    const { seen, store } = recordingStore();
+    const tokens = createRefreshTokens({ secret: SECRET, random: cryptoRandom, families: store });
+    const { family, refreshToken } = await tokens.create(grant, {});
+    const rotation = await tokens.rotate(refreshToken, {});
+    if (rotation.outcome !== 'rotated') throw new Error(rotation.outcome);
+    expect(await tokens.inspect(rotation.refreshToken)).toMatchObject({ id: family.id });
+    expect(await tokens.rotate(refreshToken, {})).toEqual({ outcome: 'reused', familyId: family.id });
+    expect(seen).toHaveLength(4);
+    const given = JSON.stringify(seen);
+    for (const token of [refreshToken, rotation.refreshToken]) {
+      const { secret, tag } = parseRefreshToken(token)!;
+      expect(given).not.toContain(secret);
+      expect(given).not.toContain(tag);
+    }
+    expect(seen[1]).toEqual([family.id, { presented: hashRefreshToken(refreshToken), next: hashRefreshToken(rotation.refreshToken) }, {}, {}]);
+  });
+
+  it('asks the store nothing for a token whose tag does not verify, so a forgery revokes nothing', async () => {
+    const { seen, store } = recordingStore();
+    const tokens = createRefreshTokens({ secret: SECRET, random: cryptoRandom, families: store });
+    const { family, refreshToken } = await tokens.create(grant, {});
+    const forged = createRefreshTokens({ secret: `${SECRET}-other`, random: cryptoRandom, families: store });
+    const [, secret] = refreshToken.split('.');
+    for (const token of [`${family.id}.${secret}.${cryptoRandom.token(16)}`, createRefreshTokenCodec({ secret: `${SECRET}-other`, random: cryptoRandom }).mint(family.id)]) {
+      expect(await tokens.rotate(token, {})).toEqual({ outcome: 'invalid' });
+      expect(await tokens.inspect(token)).toBeNull();
+      expect(tokens.verifiedFamilyId(token)).toBeUndefined();
+    }
+    expect(seen).toHaveLength(1); // the create
+    expect(forged.verifiedFamilyId(refreshToken)).toBeUndefined();
+    expect((await tokens.rotate(refreshToken, {})).outcome).toBe('rotated');
   });
 });

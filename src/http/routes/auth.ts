@@ -19,7 +19,7 @@ export interface AuthRouteDeps {
   readonly config: Pick<Config, 'issuer' | 'corsOrigins' | 'loginClientId' | 'refreshTokenTtl'>;
   readonly users: UserService;
   readonly tokens: TokenService;
-  readonly families: Pick<FamilyStore, 'get' | 'listBySubject' | 'revoke' | 'revokeAll' | 'verifiedFamilyId'>;
+  readonly families: Pick<FamilyStore, 'get' | 'listBySubject' | 'revoke' | 'revokeAll'>;
   readonly clients: Pick<ClientStore, 'findById'>;
 }
 
@@ -129,7 +129,7 @@ export function createAuthRoutes(deps: AuthRouteDeps) {
     const refreshToken = body.refresh_token ?? readCookie(ctx);
     if (!refreshToken) throw new InvalidRequestError('refresh_token is required (in the body or the cookie)');
     if (fromCookie) assertTrustedOrigin(ctx);
-    const familyId = families.verifiedFamilyId(refreshToken);
+    const familyId = tokens.refreshTokenFamilyId(refreshToken);
     const family = familyId ? await families.get(familyId) : null;
     if (!family) throw new InvalidGrantError('the refresh token is invalid, expired or revoked');
     const client = await loginClient(family.clientId, 'refresh_token');

@@ -27,9 +27,9 @@
  * exception is the grace window, which orders a presentation against the rotation before
  * it: instances' clocks may disagree, so Redis times both (see ROTATE).
  */
-import { hashRefreshToken, isFamilyId } from '../../tokens/refresh-token.js';
-import { assertGrant, clampUseContext, FAMILY_STORE, familyPolicy, type FamilyStoreOptions } from '../family-policy.js';
-import type { Family, FamilyGrant, FamilyStore, RotateResult, UseContext } from '../types.js';
+import { isFamilyId } from '../../tokens/refresh-token.js';
+import { assertHashes, assertNewFamily, clampUseContext, FAMILY_STORE, familyPolicy, type FamilyStoreOptions } from '../family-policy.js';
+import type { Family, FamilyStore, NewFamily, RotateResult, RotationHashes, UseContext } from '../types.js';
 import { defineScript, guardRedis, pingRedis, runScript, type RedisClient } from './connection.js';
 
 export interface RedisFamilyStoreOptions extends FamilyStoreOptions {
@@ -159,7 +159,7 @@ const INDEX_SETTLE_MS = 60_000;
 
 export function createRedisFamilyStore(options: RedisFamilyStoreOptions): FamilyStore {
   const { redis, clock } = options;
-  const { codec, idleMs, maxMs, graceMs, markerMs, maxPerSubject } = familyPolicy(options);
+  const { idleMs, maxMs, graceMs, markerMs, maxPerSubject } = familyPolicy(options);
   const guard = <T>(operation: () => Promise<T>): Promise<T> => guardRedis(FAMILY_STORE, operation);
 
   async function read(familyId: string, now: number): Promise<{ family: Family; hash: string } | null> {
@@ -194,17 +194,16 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
   return {
     ping: () => pingRedis(redis),
 
-    async create(grant: FamilyGrant, context: UseContext) {
-      assertGrant(grant);
+    async create(grant: NewFamily, context: UseContext) {
+      assertNewFamily(grant);
       const now = clock.now();
-      const id = codec.newFamilyId();
-      const refreshToken = codec.mint(id);
+      const { id } = grant;
       const { userAgent, ip } = clampUseContext(context);
       const expiresAt = now + maxMs;
       const idleExpiresAt = Math.min(now + idleMs, expiresAt);
       const stored: StoredFamily = {
         s: grant.subject, c: grant.clientId, sc: grant.scope, a: grant.audience,
-        ca: now, lu: now, x: expiresAt, ie: idleExpiresAt, h: hashRefreshToken(refreshToken), ua: userAgent, ip,
+        ca: now, lu: now, x: expiresAt, ie: idleExpiresAt, h: grant.tokenHash, ua: userAgent, ip,
       };
       // Index first: a family that exists is then always findable by logout-all. If the
       // second step fails the caller gets no token, and the index entry is a stale one.
@@ -230,36 +229,29 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
         userAgent: userAgent || undefined,
         ip: ip || undefined,
       });
-      return { family, refreshToken };
+      return family;
     },
 
-    async rotate(refreshToken: string, context: UseContext, expected: { readonly clientId?: string } = {}): Promise<RotateResult> {
-      const parsed = codec.verify(refreshToken);
-      if (!parsed) return { outcome: 'invalid' };
-      const { familyId } = parsed;
-      const next = codec.mint(familyId);
+    async rotate(familyId: string, hashes: RotationHashes, context: UseContext, expected: { readonly clientId?: string } = {}): Promise<RotateResult> {
+      assertHashes(hashes);
+      if (!isFamilyId(familyId)) return { outcome: 'invalid' };
       const { userAgent, ip } = clampUseContext(context);
       const now = clock.now();
       const reply = await guard(() =>
         runScript(redis, ROTATE, [familyKey(familyId), markerKey(familyId)], [
-          hashRefreshToken(refreshToken), hashRefreshToken(next), now, idleMs, graceMs, markerMs, userAgent, ip, expected.clientId ?? '',
+          hashes.presented, hashes.next, now, idleMs, graceMs, markerMs, userAgent, ip, expected.clientId ?? '',
         ]),
       );
       if (reply === 'reused') return { outcome: 'reused', familyId };
       const rotated = toFamily(familyId, reply, now);
       if (!rotated) return { outcome: 'invalid' };
-      return { outcome: 'rotated', family: rotated.family, refreshToken: next };
+      return { outcome: 'rotated', family: rotated.family };
     },
 
-    async inspect(refreshToken: string) {
-      const parsed = codec.verify(refreshToken);
-      if (!parsed) return null;
-      const found = await read(parsed.familyId, clock.now());
-      return found && found.hash === hashRefreshToken(refreshToken) ? found.family : null;
-    },
-
-    verifiedFamilyId(refreshToken: string) {
-      return codec.verify(refreshToken)?.familyId;
+    async current(familyId: string, tokenHash: string) {
+      if (!isFamilyId(familyId)) return null;
+      const found = await read(familyId, clock.now());
+      return found && found.hash === tokenHash ? found.family : null;
     },
 
     async get(familyId: string) {
