@@ -4,7 +4,7 @@
  * Lua in the other), and the contract suite holds them to the same behaviour.
  */
 import type { Clock } from '../clock.js';
-import { isFamilyId, isTokenHash } from '../tokens/refresh-token.js';
+import { familyIdTag, isFamilyId, isTokenHash, subjectTag } from '../tokens/refresh-token.js';
 import type { FamilyGrant, NewFamily, RotationHashes, UseContext } from './types.js';
 
 export interface FamilyStoreOptions {
@@ -97,6 +97,8 @@ function assertGrant(grant: FamilyGrant): void {
 export function assertNewFamily(family: NewFamily): void {
   assertGrant(family);
   if (!isFamilyId(family.id)) throw new TypeError('NewFamily.id must be a family id');
+  // The Redis adapter keeps a subject's families in its index's slot by this tag.
+  if (familyIdTag(family.id) !== subjectTag(family.subject)) throw new TypeError('NewFamily.id must start with its subject\'s tag');
   if (!isTokenHash(family.tokenHash)) throw new TypeError('NewFamily.tokenHash must be a token hash');
 }
 

@@ -1,7 +1,9 @@
 /**
  * Refresh-token format: `<familyId>.<secret>.<tag>`, all base64url without padding.
  *
- * - `familyId` names the family (also the `sid` of its access tokens), so it is public.
+ * - `familyId` names the family (also the `sid` of its access tokens), so it is public:
+ *   4 characters of its subject's SHA-256 (`subjectTag`, so that a store can keep all of
+ *   a subject's families together: one Redis Cluster slot) and 128 random bits.
  * - `secret` is 32 random bytes: the 256 bits of unguessability.
  * - `tag` is HMAC-SHA256(serverKey, familyId "." secret) truncated to 128 bits. The server
  *   key never leaves this process, so a verifying tag proves that this server minted the
@@ -27,6 +29,8 @@ import type { Family, FamilyGrant, FamilyStore, RotateResult, UseContext } from 
 const SECRET_BYTES = 32;
 const TAG_BYTES = 16;
 const FAMILY_ID_BYTES = 16;
+/** 24 bits: enough to spread subjects evenly over Redis Cluster's 16,384 slots. */
+const SUBJECT_TAG_LENGTH = 4;
 const FAMILY_ID = /^[A-Za-z0-9_-]{16,64}$/;
 const SECRET = /^[A-Za-z0-9_-]{43}$/;
 const TAG = /^[A-Za-z0-9_-]{22}$/;
@@ -42,8 +46,8 @@ export interface ParsedRefreshToken {
 }
 
 export interface RefreshTokenCodec {
-  /** A new family id: 128 random bits, base64url. */
-  newFamilyId(): string;
+  /** A new family id for `subject`: its `subjectTag`, then 128 random bits, base64url. */
+  newFamilyId(subject: string): string;
   /** A fresh token for `familyId`. */
   mint(familyId: string): string;
   /**
@@ -51,6 +55,19 @@ export interface RefreshTokenCodec {
    * undefined otherwise (anything at all may be passed; it never throws).
    */
   verify(token: unknown): ParsedRefreshToken | undefined;
+}
+
+/**
+ * What every family id of `subject` starts with: the first 4 base64url characters of its
+ * SHA-256. Public, like the `sub` claim beside the `sid` that carries it.
+ */
+export function subjectTag(subject: string): string {
+  return hash('sha256', subject, 'base64url').slice(0, SUBJECT_TAG_LENGTH);
+}
+
+/** The `subjectTag` a family id starts with. */
+export function familyIdTag(familyId: string): string {
+  return familyId.slice(0, SUBJECT_TAG_LENGTH);
 }
 
 /** True for strings shaped like a family id; anything else is rejected before a lookup. */
@@ -92,7 +109,7 @@ export function createRefreshTokenCodec({ secret, random }: { secret: string; ra
     createHmac('sha256', key).update(`${familyId}.${tokenSecret}`).digest().subarray(0, TAG_BYTES);
 
   return {
-    newFamilyId: () => random.token(FAMILY_ID_BYTES),
+    newFamilyId: (subject) => `${subjectTag(subject)}${random.token(FAMILY_ID_BYTES)}`,
     mint(familyId) {
       if (!FAMILY_ID.test(familyId)) throw new TypeError('not a family id');
       const tokenSecret = random.token(SECRET_BYTES);
@@ -138,7 +155,7 @@ export function createRefreshTokens({ secret, random, families }: RefreshTokensD
   return {
     /** A new family for `grant`, and its first token. */
     async create(grant: FamilyGrant, context: UseContext): Promise<{ family: Family; refreshToken: string }> {
-      const id = codec.newFamilyId();
+      const id = codec.newFamilyId(grant.subject);
       const refreshToken = codec.mint(id);
       const { subject, clientId, scope, audience } = grant;
       const family = await families.create({ subject, clientId, scope, audience, id, tokenHash: hashRefreshToken(refreshToken) }, context);

@@ -37,6 +37,8 @@ interface Backend {
    * manual clock does not move: moves every stored rotation that far into the past instead.
    */
   rewindRotations(ms: number): Promise<void>;
+  /** Scripts Redis has run so far (INFO commandstats, every server); undefined for memory. */
+  scriptCalls(): Promise<number | undefined>;
   stop(): Promise<void>;
 }
 
@@ -48,6 +50,7 @@ function memoryBackend(): Backend {
     denylist: (clock) => createMemoryDenylist({ clock }),
     reset: async () => undefined,
     rewindRotations: async () => undefined,
+    scriptCalls: async () => undefined,
     stop: async () => undefined,
   };
 }
@@ -84,6 +87,14 @@ function redisBackend(name: string, connect: () => Promise<RedisServer>): Backen
           await admin.set(key, JSON.stringify(stored), 'KEEPTTL');
         }
       }
+    },
+    async scriptCalls() {
+      let calls = 0;
+      for (const admin of server?.admins() ?? []) {
+        const stats = await admin.info('commandstats');
+        for (const match of stats.matchAll(/^cmdstat_(?:eval|evalsha):calls=(\d+)/gm)) calls += Number(match[1]);
+      }
+      return calls;
     },
     stop: async () => server?.stop(),
   };
@@ -139,7 +150,7 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
 
     describe('the bare store: ids and hashes, no secret', () => {
       const hash = () => cryptoRandom.token(32); // shaped like a SHA-256, base64url
-      const newFamily = (id = createRefreshTokenCodec({ secret: SECRET, random: cryptoRandom }).newFamilyId(), tokenHash = hash()) => ({ ...grant(), id, tokenHash });
+      const newFamily = (id = createRefreshTokenCodec({ secret: SECRET, random: cryptoRandom }).newFamilyId(grant().subject), tokenHash = hash()) => ({ ...grant(), id, tokenHash });
 
       it('creates from an id and a hash, and rotates on hashes: current, then the next one', async () => {
         const { store: families } = store();
@@ -263,7 +274,7 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
     it('a genuine-looking token for a family that does not exist is invalid', async () => {
       const families = store();
       const ours = createRefreshTokenCodec({ secret: SECRET, random: cryptoRandom });
-      const orphan = ours.mint(ours.newFamilyId());
+      const orphan = ours.mint(ours.newFamilyId('user-1'));
       expect(families.verifiedFamilyId(orphan)).toBeDefined();
       expect(await families.rotate(orphan, context)).toEqual({ outcome: 'invalid' });
       expect(await families.inspect(orphan)).toBeNull();
@@ -426,7 +437,7 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         clock.advance(1 * SECOND);
         expect(await families.isRevoked(a.family.id)).toBe(false);
         await rotated(families, b.refreshToken);
-        expect(await families.revoke(createRefreshTokenCodec({ secret: SECRET, random: cryptoRandom }).newFamilyId())).toBe(false);
+        expect(await families.revoke(createRefreshTokenCodec({ secret: SECRET, random: cryptoRandom }).newFamilyId('user-1'))).toBe(false);
       });
 
       it('reuse leaves the same marker', async () => {
@@ -484,6 +495,30 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         expect(await families.isRevoked(made[0]!.family.id)).toBe(true);
         expect(await families.isRevoked(made[1]!.family.id)).toBe(false);
         await rotated(families, made[1]!.refreshToken);
+      });
+
+      it('ended and expired families leave the index: the cap counts live ones only, and a login costs one script', async () => {
+        const families = store({ refreshTokenTtl: 60, familyMaxTtl: 3600, maxFamiliesPerSubject: 3 });
+        // Ten families left to expire unused, then the one that stays live...
+        for (let i = 0; i < 10; i += 1) await families.create(grant('alice'), context);
+        clock.advance(30 * SECOND);
+        const live = await families.create(grant('alice'), context);
+        clock.advance(31 * SECOND); // the ten are 61 s unused; `live` 31 s
+        // ...and fifty ended by reuse.
+        for (let i = 0; i < 50; i += 1) {
+          const { refreshToken } = await families.create(grant('alice'), context);
+          await rotated(families, refreshToken);
+          expect((await families.rotate(refreshToken, context)).outcome).toBe('reused');
+        }
+        const before = await backend.scriptCalls();
+        const login = await families.create(grant('alice'), context);
+        const after = await backend.scriptCalls();
+        if (before !== undefined) expect(after! - before).toBe(1);
+        // One live family and the new one: under the cap of 3, so neither ended the other.
+        expect((await families.listBySubject('alice')).map(({ id }) => id).sort()).toEqual([live.family.id, login.family.id].sort());
+        expect(await families.isRevoked(live.family.id)).toBe(false);
+        await rotated(families, live.refreshToken);
+        expect(await families.revokeAll('alice')).toBe(2);
       });
 
       it('revokeAll ends every family of the subject but the one kept, and no one else\'s', async () => {

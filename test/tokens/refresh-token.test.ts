@@ -4,7 +4,7 @@ import { cryptoRandom, type Random } from '../../src/random.js';
 import { manualClock } from '../../src/clock.js';
 import { createMemoryFamilyStore } from '../../src/stores/memory/families.js';
 import type { FamilyStore } from '../../src/stores/types.js';
-import { createRefreshTokenCodec, createRefreshTokens, hashRefreshToken, isFamilyId, parseRefreshToken } from '../../src/tokens/refresh-token.js';
+import { createRefreshTokenCodec, createRefreshTokens, hashRefreshToken, isFamilyId, parseRefreshToken, subjectTag } from '../../src/tokens/refresh-token.js';
 
 const SECRET = 'unit-test-refresh-token-secret-0123456789';
 
@@ -12,9 +12,13 @@ describe('refresh-token format', () => {
   const codec = createRefreshTokenCodec({ secret: SECRET, random: cryptoRandom });
 
   it('mints <familyId>.<256-bit secret>.<128-bit tag>, URL-safe, different every time', () => {
-    const familyId = codec.newFamilyId();
+    const familyId = codec.newFamilyId('user-1');
     expect(isFamilyId(familyId)).toBe(true);
-    expect(Buffer.from(familyId, 'base64url')).toHaveLength(16);
+    // The subject's tag (4 characters of its SHA-256), then 128 random bits.
+    expect(familyId.slice(0, 4)).toBe(createHash('sha256').update('user-1').digest('base64url').slice(0, 4));
+    expect(familyId.slice(0, 4)).toBe(subjectTag('user-1'));
+    expect(Buffer.from(familyId.slice(4), 'base64url')).toHaveLength(16);
+    expect(codec.newFamilyId('user-1').slice(4)).not.toBe(familyId.slice(4));
     const tokens = new Set(Array.from({ length: 100 }, () => codec.mint(familyId)));
     expect(tokens.size).toBe(100);
     for (const token of tokens) {
@@ -30,7 +34,7 @@ describe('refresh-token format', () => {
   it('draws the secret from the injected Random', () => {
     const fixed: Random = { token: (bytes) => Buffer.alloc(bytes, 7).toString('base64url'), uuid: () => 'unused' };
     const pinned = createRefreshTokenCodec({ secret: SECRET, random: fixed });
-    const familyId = pinned.newFamilyId();
+    const familyId = pinned.newFamilyId('user-1');
     expect(pinned.mint(familyId)).toBe(pinned.mint(familyId));
     expect(parseRefreshToken(pinned.mint(familyId))!.secret).toBe(Buffer.alloc(32, 7).toString('base64url'));
   });
@@ -54,13 +58,13 @@ describe('refresh-token format', () => {
   });
 
   it('verifies the tag only under the same server key', () => {
-    const token = codec.mint(codec.newFamilyId());
+    const token = codec.mint(codec.newFamilyId('user-1'));
     expect(createRefreshTokenCodec({ secret: SECRET, random: cryptoRandom }).verify(token)).toBeDefined();
     expect(createRefreshTokenCodec({ secret: `${SECRET}x`, random: cryptoRandom }).verify(token)).toBeUndefined();
   });
 
   it('rejects a token whose family id, secret or tag was changed', () => {
-    const token = codec.mint(codec.newFamilyId());
+    const token = codec.mint(codec.newFamilyId('user-1'));
     const [id, secret, tag] = token.split('.') as [string, string, string];
     const flip = (text: string) => (text[0] === 'A' ? 'B' : 'A') + text.slice(1);
     expect(codec.verify(`${flip(id)}.${secret}.${tag}`)).toBeUndefined();
@@ -69,7 +73,7 @@ describe('refresh-token format', () => {
   });
 
   it('rejects a change at any position of the tag: all 16 bytes are compared', () => {
-    const token = codec.mint(codec.newFamilyId());
+    const token = codec.mint(codec.newFamilyId('user-1'));
     const [id, secret, tag] = token.split('.') as [string, string, string];
     const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
     expect(tag).toHaveLength(22);
@@ -87,7 +91,7 @@ describe('refresh-token format', () => {
   });
 
   it('never throws on malformed input', () => {
-    const token = codec.mint(codec.newFamilyId());
+    const token = codec.mint(codec.newFamilyId('user-1'));
     for (const bad of [undefined, null, 1, {}, [], '', '..', token.slice(0, -1), `${token}A`, `${token}=`, token.replace('.', '+'), 'a'.repeat(10_000), `\u0000${token}`]) {
       expect(() => parseRefreshToken(bad)).not.toThrow();
       expect(parseRefreshToken(bad)).toBeUndefined();
@@ -96,7 +100,7 @@ describe('refresh-token format', () => {
   });
 
   it('stores SHA-256 of the token, never the token', () => {
-    const token = codec.mint(codec.newFamilyId());
+    const token = codec.mint(codec.newFamilyId('user-1'));
     expect(hashRefreshToken(token)).toBe(createHash('sha256').update(token).digest('base64url'));
     expect(hashRefreshToken(token)).not.toContain(parseRefreshToken(token)!.secret);
   });
@@ -108,7 +112,7 @@ describe('refresh-token format', () => {
   it('needs a server key of at least 32 characters, exactly', () => {
     expect(() => createRefreshTokenCodec({ secret: 'k'.repeat(31), random: cryptoRandom })).toThrow(TypeError);
     const codec32 = createRefreshTokenCodec({ secret: 'k'.repeat(32), random: cryptoRandom });
-    expect(codec32.verify(codec32.mint(codec32.newFamilyId()))).toBeDefined();
+    expect(codec32.verify(codec32.mint(codec32.newFamilyId('user-1')))).toBeDefined();
   });
 });
 
