@@ -39,6 +39,7 @@ import { cryptoRandom } from '../src/random.js';
 import { createMongoConnection, createMongoStores } from '../src/stores/mongo/connection.js';
 import { connectRedis, createRedisClient, closeRedis } from '../src/stores/redis/connection.js';
 import { createRedisFamilyStore } from '../src/stores/redis/families.js';
+import { createRefreshTokens, familyIdTag, subjectTag } from '../src/tokens/refresh-token.js';
 import { createPasswordHasher } from '../src/users/passwords.js';
 import { testDatabaseUri } from '../test/support/mongo.js';
 import { freePort, spawnTracked, stopProcess, waitFor } from '../test/support/processes.js';
@@ -653,11 +654,11 @@ async function main(): Promise<number> {
     if (selected('race')) {
       const redis = createRedisClient({ url: redisUrl });
       await connectRedis(redis);
-      const families = createRedisFamilyStore({
-        redis, clock: systemClock, random: cryptoRandom, secret: refreshSecret, refreshTokenTtl: config.refreshTokenTtl,
+      const families = createRefreshTokens({ secret: refreshSecret, random: cryptoRandom, families: createRedisFamilyStore({
+        redis, clock: systemClock, refreshTokenTtl: config.refreshTokenTtl,
         familyMaxTtl: config.refreshFamilyMaxTtl, reuseGrace: config.refreshReuseGrace, revokedMarkerTtl: config.accessTokenTtl + config.clockSkew,
         maxFamiliesPerSubject: config.refreshFamiliesPerUser,
-      });
+      }) });
       // Set-up through the store the authority uses (same secret), not 1,000 argon2 logins.
       const raceTokens: string[] = [];
       for (let index = 0; index < RACE_FAMILIES; index += 50) {
@@ -700,14 +701,18 @@ async function main(): Promise<number> {
     try {
       const { access_token: accessToken } = await loginOnce();
       const familyId = String(jwtPart(String(accessToken), 1).sid);
-      const freshBytes = Number(await probe.call('MEMORY', 'USAGE', `rt:fam:{${familyId}}`, 'SAMPLES', '0'));
+      // The key layout of src/stores/redis/families.ts.
+      const familyKey = (id: string) => `rt:fam:{${familyIdTag(id)}}:${id}`;
+      const freshBytes = Number(await probe.call('MEMORY', 'USAGE', familyKey(familyId), 'SAMPLES', '0'));
       const rotated = await postForm(`${rs.url}/oauth/token`, `grant_type=refresh_token&client_id=${PUBLIC_CLIENT}&refresh_token=${String((await loginOnce()).refresh_token)}`);
       const rotatedFamily = String(jwtPart(String(rotated.access_token), 1).sid);
-      const rotatedBytes = Number(await probe.call('MEMORY', 'USAGE', `rt:fam:{${rotatedFamily}}`, 'SAMPLES', '0'));
-      const indexKey = `rt:sub:{${user.id}}`;
-      const indexBytes = Number(await probe.call('MEMORY', 'USAGE', indexKey, 'SAMPLES', '0'));
-      const indexEntries = await probe.zcard(indexKey);
-      const familyValue = (await probe.get(`rt:fam:{${rotatedFamily}}`)) ?? '';
+      const rotatedBytes = Number(await probe.call('MEMORY', 'USAGE', familyKey(rotatedFamily), 'SAMPLES', '0'));
+      // Two sorted sets per user: by creation and by idle expiry.
+      const indexKeys = ['sub', 'idle'].map((kind) => `rt:${kind}:{${subjectTag(user.id)}}:${user.id}`);
+      let indexBytes = 0;
+      for (const key of indexKeys) indexBytes += Number(await probe.call('MEMORY', 'USAGE', key, 'SAMPLES', '0'));
+      const indexEntries = await probe.zcard(indexKeys[0]!);
+      const familyValue = (await probe.get(familyKey(rotatedFamily))) ?? '';
       extra.redis = {
         bytesPerFamily: rotatedBytes,
         bytesPerFamilyBeforeFirstRotation: freshBytes,
@@ -947,7 +952,7 @@ function report(context: { machine: Record<string, unknown>; loadBefore: number[
   console.log('(process = the server measured, or the ceilings process; main/other thr = its event-loop thread / all its other threads (libuv pool, GC, JIT); main cores = event-loop thread busy, 1.00 = saturated; machine = busy cores of the whole box; other = busy cores not ours)\n');
   const redis = extra.redis as { bytesPerFamily?: number; bytesPerFamilyBeforeFirstRotation?: number; subjectIndex?: { bytesPerEntry?: number } } | undefined;
   if (redis) {
-    console.log(`redis: MEMORY USAGE of a family key rt:fam:{id}: ${redis.bytesPerFamily} bytes after a rotation (${redis.bytesPerFamilyBeforeFirstRotation} before the first), with a ${USER_AGENT.length}-byte User-Agent; subject index about ${redis.subjectIndex?.bytesPerEntry ?? '—'} bytes per family`);
+    console.log(`redis: MEMORY USAGE of a family key rt:fam:{tag}:id: ${redis.bytesPerFamily} bytes after a rotation (${redis.bytesPerFamilyBeforeFirstRotation} before the first), with a ${USER_AGENT.length}-byte User-Agent; subject index about ${redis.subjectIndex?.bytesPerEntry ?? '—'} bytes per family`);
   }
   const memory = extra.memory as Record<string, { rssMiB: number; peakRssMiB: number } | undefined>;
   console.log(`memory after the run: ${Object.entries(memory).map(([name, value]) => `${name} RSS ${value?.rssMiB ?? '—'} MiB (peak ${value?.peakRssMiB ?? '—'})`).join('; ')}`);

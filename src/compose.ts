@@ -41,6 +41,7 @@ import { createSignIn } from './oauth/sign-in.js';
 import { createPageRenderer } from './pages/index.js';
 import { hkdfSync } from 'node:crypto';
 import { createAccessTokens } from './tokens/access-token.js';
+import { createRefreshTokens } from './tokens/refresh-token.js';
 import { createLoginThrottle } from './users/login-throttle.js';
 import { createPasswordHasher } from './users/passwords.js';
 import { createUserService, type UserService } from './users/service.js';
@@ -95,8 +96,6 @@ export async function createStores(config: Config, { clock, random, logger }: { 
   const embedded: string[] = [];
   const familyOptions = {
     clock,
-    random,
-    secret: await refreshTokenSecret(config, logger, random),
     refreshTokenTtl: config.refreshTokenTtl,
     familyMaxTtl: config.refreshFamilyMaxTtl,
     reuseGrace: config.refreshReuseGrace,
@@ -183,6 +182,8 @@ export interface Service {
 
 /** Stores, then services, then the Koa app; nothing listens yet. Tests build exactly this. */
 export async function createService(config: Config, { logger, clock = systemClock, random = cryptoRandom }: { logger: Logger; clock?: Clock; random?: Random }): Promise<Service> {
+  // Read before anything connects: in production a missing key stops start-up here.
+  const refreshSecret = await refreshTokenSecret(config, logger, random);
   const stores = await createStores(config, { clock, random, logger });
   const keys = createKeyRingSource({ dir: config.keysDir, production: config.production, clock, logger });
   try {
@@ -218,7 +219,8 @@ export async function createService(config: Config, { logger, clock = systemCloc
     takenEmails: stores.rateLimits.limiter({ keyPrefix: 'register-taken', ...toLimit(config.registerRateLimit) }),
     registrations: stores.rateLimits.limiter({ keyPrefix: 'register-ip', ...toLimit(config.registerIpRateLimit) }),
   });
-  const tokens = createTokenService({ accessTokens, families: stores.families, denylist: stores.denylist, users: stores.users, audience: config.audience, refreshTokenTtl: config.refreshTokenTtl, clockSkew: config.clockSkew });
+  const refreshTokens = createRefreshTokens({ secret: refreshSecret, random, families: stores.families });
+  const tokens = createTokenService({ accessTokens, families: stores.families, refreshTokens, denylist: stores.denylist, users: stores.users, audience: config.audience, refreshTokenTtl: config.refreshTokenTtl, clockSkew: config.clockSkew });
   const clientAuth = createClientAuthenticator({
     clients,
     failures: stores.rateLimits.limiter({ keyPrefix: 'client-auth', ...toLimit(config.clientAuthRateLimit) }),
@@ -236,7 +238,7 @@ export async function createService(config: Config, { logger, clock = systemCloc
     codes,
     users,
     // A key of its own for the sign-in forms' CSRF tokens, derived from the shared refresh-token secret.
-    transactionKey: Buffer.from(hkdfSync('sha256', await refreshTokenSecret(config, logger, random), '', 'token-authority sign-in transaction', 32)),
+    transactionKey: Buffer.from(hkdfSync('sha256', refreshSecret, '', 'token-authority sign-in transaction', 32)),
     requirePar: false,
     clock,
     random,

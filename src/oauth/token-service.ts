@@ -1,11 +1,13 @@
 /**
  * Issuing, refreshing, revoking and introspecting tokens: the protocol rules between the
  * HTTP layer and the stores. Access tokens are signed by `tokens/access-token.ts`;
- * refresh tokens live in families (`FamilyStore`).
+ * refresh tokens are minted and checked by `tokens/refresh-token.ts` and live in families
+ * (`FamilyStore`).
  */
 import { AccessDeniedError, InvalidGrantError, InvalidScopeError, InvalidTargetError, InvalidTokenError, UnauthorizedClientError } from '../errors.js';
 import type { AccessTokenDenylist, ClientRecord, Family, FamilyStore, UseContext, UserRecord, UserStore } from '../stores/types.js';
 import type { AccessTokenClaims, AccessTokenRequest, AccessTokens, IssuedAccessToken } from '../tokens/access-token.js';
+import type { RefreshTokens } from '../tokens/refresh-token.js';
 import { grantScope, parseScope, storedScopeTokens } from './scope.js';
 
 /** RFC 6749 §5.1. */
@@ -20,6 +22,8 @@ export interface TokenResponse {
 export interface TokenServiceDeps {
   readonly accessTokens: AccessTokens;
   readonly families: FamilyStore;
+  /** Mints and checks refresh tokens over `families`. */
+  readonly refreshTokens: RefreshTokens;
   readonly denylist: AccessTokenDenylist;
   readonly users: Pick<UserStore, 'findById'>;
   /** Default `aud` (AUDIENCE). */
@@ -36,7 +40,7 @@ export interface TokenServiceDeps {
 const INVALID_REFRESH_TOKEN = 'the refresh token is invalid, expired or revoked';
 
 export function createTokenService(deps: TokenServiceDeps) {
-  const { accessTokens, families, denylist, users } = deps;
+  const { accessTokens, families, refreshTokens, denylist, users } = deps;
   /** Until when a token must stay denied: as long as it can still verify. */
   const denyUntil = (claims: AccessTokenClaims) => (claims.exp + deps.clockSkew) * 1000;
 
@@ -101,7 +105,7 @@ export function createTokenService(deps: TokenServiceDeps) {
       const audience = pickAudience(input.client, input.audience);
       let family: { family: Family; refreshToken: string } | undefined;
       if (input.client.grantTypes.includes('refresh_token')) {
-        family = await families.create({ subject: input.user.id, clientId: input.client.clientId, scope, audience }, input.context);
+        family = await refreshTokens.create({ subject: input.user.id, clientId: input.client.clientId, scope, audience }, input.context);
         // A password change between this login's check and the family's creation would
         // miss the new family when it ends the others: look again now that it exists.
         const now = await users.findById(input.user.id);
@@ -140,7 +144,7 @@ export function createTokenService(deps: TokenServiceDeps) {
       // Everything that can fail is done before rotating: a rotated token the client never
       // receives (a wider scope refused, MongoDB unavailable while reading the user) would
       // turn its next, honest refresh into reuse and end the session.
-      const familyId = families.verifiedFamilyId(input.refreshToken);
+      const familyId = refreshTokens.verifiedFamilyId(input.refreshToken);
       const current = !familyId ? null : input.family?.id === familyId ? input.family : await families.get(familyId);
       // No live family, or another client's: the rotation would find the token invalid and
       // change nothing (it checks the binding again, atomically), so it is not asked.
@@ -156,7 +160,7 @@ export function createTokenService(deps: TokenServiceDeps) {
       within(current);
       let user = await activeUser(current.subject, current.id);
 
-      const result = await families.rotate(input.refreshToken, input.context, { clientId: input.client.clientId });
+      const result = await refreshTokens.rotate(input.refreshToken, input.context, { clientId: input.client.clientId });
       if (result.outcome === 'reused') {
         throw new InvalidGrantError('the refresh token was already used; the session has been revoked', { detail: `reuse in family ${result.familyId}` });
       }
@@ -179,7 +183,7 @@ export function createTokenService(deps: TokenServiceDeps) {
     async revoke(input: { token: string; hint?: string | undefined; client: ClientRecord }): Promise<void> {
       const mayRevoke = (owner: string) => owner === input.client.clientId || input.client.permissions.includes('revoke');
       const tryRefresh = async () => {
-        const familyId = families.verifiedFamilyId(input.token);
+        const familyId = refreshTokens.verifiedFamilyId(input.token);
         if (!familyId) return false;
         const family = await families.get(familyId);
         if (family) {
@@ -226,7 +230,7 @@ export function createTokenService(deps: TokenServiceDeps) {
           ...(claims.email ? { username: claims.email } : {}),
         };
       }
-      const family = families.verifiedFamilyId(input.token) ? await families.inspect(input.token) : null;
+      const family = await refreshTokens.inspect(input.token);
       if (family) {
         return {
           // No token_type: RFC 7662 §2.2 takes it from RFC 6749 §7.1, which types access tokens only.
@@ -269,6 +273,9 @@ export function createTokenService(deps: TokenServiceDeps) {
         denylist.deny(issued.accessTokenJti, issued.accessTokenExpiresAt + deps.clockSkew * 1000),
       ]);
     },
+
+    /** The family id of a refresh token this server minted, current or not; undefined for anything else. */
+    refreshTokenFamilyId: (refreshToken: string) => refreshTokens.verifiedFamilyId(refreshToken),
 
     /** Denies one access token until it expires (logout). */
     denyAccessToken: (claims: AccessTokenClaims) => denylist.deny(claims.jti, denyUntil(claims)),

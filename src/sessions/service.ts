@@ -14,7 +14,7 @@ import type { UserService } from '../users/service.js';
 export interface SessionServiceDeps {
   readonly tokens: TokenService;
   readonly users: Pick<UserService, 'login' | 'findById' | 'changePassword'>;
-  readonly families: Pick<FamilyStore, 'get' | 'listBySubject' | 'revoke' | 'revokeAll' | 'verifiedFamilyId'>;
+  readonly families: Pick<FamilyStore, 'get' | 'listBySubject' | 'revoke' | 'revokeAll'>;
   readonly clients: Pick<ClientStore, 'findById'>;
   /** The first-party client a login without `client_id` is for (LOGIN_CLIENT_ID). */
   readonly loginClientId: string;
@@ -66,7 +66,7 @@ export function createSessionService(deps: SessionServiceDeps) {
 
     /** Rotates a refresh token of a first-party public client's family. */
     async refresh(input: { refreshToken: string; scope?: string | undefined; audience?: string | undefined; context: UseContext }) {
-      const familyId = families.verifiedFamilyId(input.refreshToken);
+      const familyId = tokens.refreshTokenFamilyId(input.refreshToken);
       const family = familyId ? await families.get(familyId) : null;
       if (!family) throw new InvalidGrantError(INVALID_REFRESH_TOKEN);
       const client = await firstPartyClient(family.clientId, 'refresh_token');

@@ -4,15 +4,11 @@
  * Lua in the other), and the contract suite holds them to the same behaviour.
  */
 import type { Clock } from '../clock.js';
-import type { Random } from '../random.js';
-import { createRefreshTokenCodec, type RefreshTokenCodec } from '../tokens/refresh-token.js';
-import type { FamilyGrant, UseContext } from './types.js';
+import { familyIdTag, isFamilyId, isTokenHash, subjectTag } from '../tokens/refresh-token.js';
+import type { FamilyGrant, NewFamily, RotationHashes, UseContext } from './types.js';
 
 export interface FamilyStoreOptions {
   readonly clock: Clock;
-  readonly random: Random;
-  /** Server-side MAC key (`Config.refreshTokenSecret`), at least 32 characters; never stored. */
-  readonly secret: string;
   /** Seconds: idle lifetime of a family, extended by each rotation (`REFRESH_TOKEN_TTL`). */
   readonly refreshTokenTtl: number;
   /** Seconds: absolute lifetime of a family, never extended (`REFRESH_FAMILY_MAX_TTL`). */
@@ -30,7 +26,6 @@ export interface FamilyStoreOptions {
 }
 
 export interface FamilyPolicy {
-  readonly codec: RefreshTokenCodec;
   readonly idleMs: number;
   readonly maxMs: number;
   readonly graceMs: number;
@@ -58,7 +53,6 @@ export function familyPolicy(options: FamilyStoreOptions): FamilyPolicy {
   const maxMs = ms('familyMaxTtl', options.familyMaxTtl, 0.001);
   if (maxMs < idleMs) throw new RangeError('familyMaxTtl must be at least refreshTokenTtl');
   return {
-    codec: createRefreshTokenCodec({ secret: options.secret, random: options.random }),
     idleMs,
     maxMs,
     graceMs: ms('reuseGrace', options.reuseGrace, 0),
@@ -92,9 +86,22 @@ function truncateUtf8(text: string, maxBytes: number): string {
 }
 
 /** A grant is built by our own services; a malformed one is a bug, not bad input. */
-export function assertGrant(grant: FamilyGrant): void {
+function assertGrant(grant: FamilyGrant): void {
   for (const field of ['subject', 'clientId', 'scope', 'audience'] as const) {
     if (typeof grant?.[field] !== 'string') throw new TypeError(`FamilyGrant.${field} must be a string`);
   }
   if (grant.subject === '') throw new TypeError('FamilyGrant.subject must not be empty');
+}
+
+/** Ids and hashes come from the token layer; a malformed one is a bug, not bad input. */
+export function assertNewFamily(family: NewFamily): void {
+  assertGrant(family);
+  if (!isFamilyId(family.id)) throw new TypeError('NewFamily.id must be a family id');
+  // The Redis adapter keeps a subject's families in its index's slot by this tag.
+  if (familyIdTag(family.id) !== subjectTag(family.subject)) throw new TypeError('NewFamily.id must start with its subject\'s tag');
+  if (!isTokenHash(family.tokenHash)) throw new TypeError('NewFamily.tokenHash must be a token hash');
+}
+
+export function assertHashes(hashes: RotationHashes): void {
+  if (!isTokenHash(hashes?.presented) || !isTokenHash(hashes.next)) throw new TypeError('RotationHashes must hold two token hashes');
 }

@@ -146,45 +146,61 @@ export interface Family extends FamilyGrant {
   readonly ip: string | undefined;
 }
 
+/** A family to create, as the token layer (`tokens/refresh-token.ts`) hands it over. */
+export interface NewFamily extends FamilyGrant {
+  /** A family id (`isFamilyId`), chosen by the token layer. */
+  readonly id: string;
+  /** `hashRefreshToken` of the family's first token. */
+  readonly tokenHash: string;
+}
+
+/** The hashes of one rotation: of the presented token, and of the token that replaces it. */
+export interface RotationHashes {
+  readonly presented: string;
+  readonly next: string;
+}
+
 export type RotateResult =
-  /** The presented token was current (or a retry within the grace window): here is the next one. */
-  | { readonly outcome: 'rotated'; readonly family: Family; readonly refreshToken: string }
+  /** The presented token was current (or a retry within the grace window): `next` is now current. */
+  | { readonly outcome: 'rotated'; readonly family: Family }
   /** A genuinely issued, already rotated token outside the grace window: the family is now revoked. */
   | { readonly outcome: 'reused'; readonly familyId: string }
-  /** Unknown, forged, expired or revoked: nothing changed. */
+  /** Unknown, expired or revoked family, or another client's: nothing changed. */
   | { readonly outcome: 'invalid' };
 
 /**
- * Refresh-token families. Tokens are opaque; only hashes are stored, so a dump of the
- * backend holds nothing that can be presented as a token (format: `tokens/refresh-token.ts`).
+ * Refresh-token families. The store never sees a token nor the key that signs them: the
+ * token layer (`tokens/refresh-token.ts`) mints and checks tokens and passes family ids
+ * and token hashes (`hashRefreshToken`), so a dump of the backend holds nothing that can
+ * be presented as a token, and nothing that can mint one.
  *
- * `rotate` is one atomic step. With no grace window, of any number of concurrent
- * presentations of one token exactly one gets `rotated`; the next is reuse (the family
- * is revoked) and any later ones find no family (`invalid`). Within the grace window (`REFRESH_REUSE_GRACE` after a rotation)
- * presenting the just-rotated token again is taken as a client retry: it rotates again
- * and the token issued by the earlier rotation stops being current, so a family never has
- * more than one live token; if that earlier token is presented later, it is reuse.
+ * `rotate` is one atomic step. The caller vouches that `presented` is the hash of a token
+ * it minted for `familyId` (its tag verified): such a token that is neither current nor a
+ * retry was issued and rotated away, which is reuse. With no grace window, of any number
+ * of concurrent presentations of one token exactly one gets `rotated`; the next is reuse
+ * (the family is revoked) and any later ones find no family (`invalid`). Within the grace
+ * window (`REFRESH_REUSE_GRACE` after a rotation, timed by the store's own clock: Redis's
+ * for the Redis adapter) presenting the just-rotated token again is taken as a client
+ * retry: it rotates again and the token issued by the earlier rotation stops being
+ * current, so a family never has more than one live token; if that earlier token is
+ * presented later, it is reuse. A presentation the store stamps before the rotation (its
+ * clock went back) is never a retry.
  *
  * A family expires after `refreshTokenTtl` without use, and at `expiresAt` at the latest.
  * Revoking deletes the family and leaves a marker for `revokedMarkerTtl`. Every method
  * rejects with StoreUnavailableError when the backend is unreachable; a rotation that
- * rejected either happened entirely or not at all.
+ * rejected either happened entirely or not at all. A malformed id or hash given to
+ * `create` or `rotate` is a bug: TypeError.
  */
 export interface FamilyStore extends Pingable {
-  create(grant: FamilyGrant, context: UseContext): Promise<{ family: Family; refreshToken: string }>;
+  create(family: NewFamily, context: UseContext): Promise<Family>;
   /**
    * `clientId`, when given, binds the token to its client inside the same atomic step: a
    * token presented by another client is `invalid` and changes nothing (RFC 6749 §10.4).
    */
-  rotate(refreshToken: string, context: UseContext, expected?: { readonly clientId?: string }): Promise<RotateResult>;
-  /** The live family a token belongs to, if the token is its current one; never rotates. */
-  inspect(refreshToken: string): Promise<Family | null>;
-  /**
-   * The family id of a token this server minted (its MAC verifies), current or not,
-   * without asking the backend; undefined for malformed or forged tokens. For RFC 7009
-   * revocation: any genuinely issued token of a family may end it, a forged one may not.
-   */
-  verifiedFamilyId(refreshToken: string): string | undefined;
+  rotate(familyId: string, hashes: RotationHashes, context: UseContext, expected?: { readonly clientId?: string }): Promise<RotateResult>;
+  /** The live family, if `tokenHash` is its current token's; never rotates. */
+  current(familyId: string, tokenHash: string): Promise<Family | null>;
   /** The live family, or null (also for ids that are not family-id shaped). */
   get(familyId: string): Promise<Family | null>;
   /** The subject's live families, most recently used first. */

@@ -1,7 +1,9 @@
 /**
  * Refresh-token format: `<familyId>.<secret>.<tag>`, all base64url without padding.
  *
- * - `familyId` names the family (also the `sid` of its access tokens), so it is public.
+ * - `familyId` names the family (also the `sid` of its access tokens), so it is public:
+ *   4 characters of its subject's SHA-256 (`subjectTag`, so that a store can keep all of
+ *   a subject's families together: one Redis Cluster slot) and 128 random bits.
  * - `secret` is 32 random bytes: the 256 bits of unguessability.
  * - `tag` is HMAC-SHA256(serverKey, familyId "." secret) truncated to 128 bits. The server
  *   key never leaves this process, so a verifying tag proves that this server minted the
@@ -13,15 +15,22 @@
  * Stores keep only `hashRefreshToken(token)` (SHA-256): without the server key and a
  * secret nobody has, nothing in a backend dump can be turned back into a token.
  *
+ * Minting and checking tokens is this module's job, keeping them is the store's (fosite's
+ * strategy and storage): `createRefreshTokens` verifies the tag and hands a `FamilyStore`
+ * only the family id and hashes, so no store ever holds the server key.
+ *
  * Changing the server key invalidates every outstanding refresh token (their tags no
  * longer verify: "invalid", nothing revoked); users sign in again.
  */
 import { createHmac, hash, timingSafeEqual } from 'node:crypto';
 import type { Random } from '../random.js';
+import type { Family, FamilyGrant, FamilyStore, RotateResult, UseContext } from '../stores/types.js';
 
 const SECRET_BYTES = 32;
 const TAG_BYTES = 16;
 const FAMILY_ID_BYTES = 16;
+/** 24 bits: enough to spread subjects evenly over Redis Cluster's 16,384 slots. */
+const SUBJECT_TAG_LENGTH = 4;
 const FAMILY_ID = /^[A-Za-z0-9_-]{16,64}$/;
 const SECRET = /^[A-Za-z0-9_-]{43}$/;
 const TAG = /^[A-Za-z0-9_-]{22}$/;
@@ -37,8 +46,8 @@ export interface ParsedRefreshToken {
 }
 
 export interface RefreshTokenCodec {
-  /** A new family id: 128 random bits, base64url. */
-  newFamilyId(): string;
+  /** A new family id for `subject`: its `subjectTag`, then 128 random bits, base64url. */
+  newFamilyId(subject: string): string;
   /** A fresh token for `familyId`. */
   mint(familyId: string): string;
   /**
@@ -46,6 +55,19 @@ export interface RefreshTokenCodec {
    * undefined otherwise (anything at all may be passed; it never throws).
    */
   verify(token: unknown): ParsedRefreshToken | undefined;
+}
+
+/**
+ * What every family id of `subject` starts with: the first 4 base64url characters of its
+ * SHA-256. Public, like the `sub` claim beside the `sid` that carries it.
+ */
+export function subjectTag(subject: string): string {
+  return hash('sha256', subject, 'base64url').slice(0, SUBJECT_TAG_LENGTH);
+}
+
+/** The `subjectTag` a family id starts with. */
+export function familyIdTag(familyId: string): string {
+  return familyId.slice(0, SUBJECT_TAG_LENGTH);
 }
 
 /** True for strings shaped like a family id; anything else is rejected before a lookup. */
@@ -73,6 +95,11 @@ export function hashRefreshToken(token: string): string {
   return hash('sha256', token, 'base64url');
 }
 
+/** True for strings shaped like `hashRefreshToken`'s output (43 base64url characters). */
+export function isTokenHash(value: unknown): value is string {
+  return typeof value === 'string' && SECRET.test(value);
+}
+
 export function createRefreshTokenCodec({ secret, random }: { secret: string; random: Random }): RefreshTokenCodec {
   if (typeof secret !== 'string' || secret.length < 32) {
     throw new TypeError('refresh-token secret must be at least 32 characters');
@@ -82,7 +109,7 @@ export function createRefreshTokenCodec({ secret, random }: { secret: string; ra
     createHmac('sha256', key).update(`${familyId}.${tokenSecret}`).digest().subarray(0, TAG_BYTES);
 
   return {
-    newFamilyId: () => random.token(FAMILY_ID_BYTES),
+    newFamilyId: (subject) => `${subjectTag(subject)}${random.token(FAMILY_ID_BYTES)}`,
     mint(familyId) {
       if (!FAMILY_ID.test(familyId)) throw new TypeError('not a family id');
       const tokenSecret = random.token(SECRET_BYTES);
@@ -101,3 +128,65 @@ export function createRefreshTokenCodec({ secret, random }: { secret: string; ra
 function isCanonical(base64url: string): boolean {
   return Buffer.from(base64url, 'base64url').toString('base64url') === base64url;
 }
+
+/** A rotation as the token layer answers it: with the new token when it rotated. */
+export type RefreshTokenRotation =
+  | { readonly outcome: 'rotated'; readonly family: Family; readonly refreshToken: string }
+  | Exclude<RotateResult, { readonly outcome: 'rotated' }>;
+
+export interface RefreshTokensDeps {
+  /** Server-side MAC key (`Config.refreshTokenSecret`), at least 32 characters; never stored. */
+  readonly secret: string;
+  readonly random: Random;
+  readonly families: Pick<FamilyStore, 'create' | 'rotate' | 'current'>;
+}
+
+const INVALID: RefreshTokenRotation = Object.freeze({ outcome: 'invalid' });
+
+/**
+ * Refresh tokens over a family store: mints them, checks their tag, and asks the store
+ * with the family id and hashes only. A token whose tag does not verify (forged, or for
+ * another server key) never reaches the store, which is what lets the store take any
+ * hash that is neither current nor a retry as reuse (FamilyStore.rotate).
+ */
+export function createRefreshTokens({ secret, random, families }: RefreshTokensDeps) {
+  const codec = createRefreshTokenCodec({ secret, random });
+
+  return {
+    /** A new family for `grant`, and its first token. */
+    async create(grant: FamilyGrant, context: UseContext): Promise<{ family: Family; refreshToken: string }> {
+      const id = codec.newFamilyId(grant.subject);
+      const refreshToken = codec.mint(id);
+      const { subject, clientId, scope, audience } = grant;
+      const family = await families.create({ subject, clientId, scope, audience, id, tokenHash: hashRefreshToken(refreshToken) }, context);
+      return { family, refreshToken };
+    },
+
+    /** FamilyStore.rotate for a presented token; `invalid` without asking the store when its tag does not verify. */
+    async rotate(refreshToken: string, context: UseContext, expected: { readonly clientId?: string } = {}): Promise<RefreshTokenRotation> {
+      const parsed = codec.verify(refreshToken);
+      if (!parsed) return INVALID;
+      const next = codec.mint(parsed.familyId);
+      const hashes = { presented: hashRefreshToken(refreshToken), next: hashRefreshToken(next) };
+      const result = await families.rotate(parsed.familyId, hashes, context, expected);
+      return result.outcome === 'rotated' ? { outcome: 'rotated', family: result.family, refreshToken: next } : result;
+    },
+
+    /** The live family a token belongs to, if the token is its current one; never rotates. */
+    async inspect(refreshToken: string): Promise<Family | null> {
+      const parsed = codec.verify(refreshToken);
+      return parsed ? families.current(parsed.familyId, hashRefreshToken(refreshToken)) : null;
+    },
+
+    /**
+     * The family id of a token this server minted (its tag verifies), current or not,
+     * without asking the store; undefined for malformed or forged tokens. For RFC 7009
+     * revocation: any genuinely issued token of a family may end it, a forged one may not.
+     */
+    verifiedFamilyId(refreshToken: string): string | undefined {
+      return codec.verify(refreshToken)?.familyId;
+    },
+  };
+}
+
+export type RefreshTokens = ReturnType<typeof createRefreshTokens>;

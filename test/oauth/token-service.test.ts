@@ -8,6 +8,7 @@ import { createTokenService } from '../../src/oauth/token-service.js';
 import { cryptoRandom } from '../../src/random.js';
 import { StoreUnavailableError } from '../../src/stores/types.js';
 import { createAccessTokens } from '../../src/tokens/access-token.js';
+import { createRefreshTokens } from '../../src/tokens/refresh-token.js';
 import { startTestService, USER_EMAIL, type TestService } from '../support/app.js';
 
 let service: TestService;
@@ -49,6 +50,7 @@ describe('a refresh while MongoDB is unavailable', () => {
     const tokens = createTokenService({
       accessTokens: createAccessTokens({ keys: service.keys, clock: systemClock, random: cryptoRandom, issuer: config.issuer, ttl: config.accessTokenTtl, clockSkew: config.clockSkew }),
       families: stores.families,
+      refreshTokens: createRefreshTokens({ secret: 'token-service-test-refresh-secret-0123456789', random: cryptoRandom, families: stores.families }),
       denylist: stores.denylist,
       users,
       audience: config.audience,

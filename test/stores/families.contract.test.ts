@@ -10,11 +10,13 @@ import { cryptoRandom } from '../../src/random.js';
 import type { FamilyStoreOptions } from '../../src/stores/family-policy.js';
 import { createMemoryDenylist } from '../../src/stores/memory/denylist.js';
 import { createMemoryFamilyStore } from '../../src/stores/memory/families.js';
+import type { Redis } from 'ioredis';
 import { closeRedis, connectRedis, createRedisClient, type RedisClient } from '../../src/stores/redis/connection.js';
 import { createRedisDenylist } from '../../src/stores/redis/denylist.js';
 import { createRedisFamilyStore } from '../../src/stores/redis/families.js';
 import type { AccessTokenDenylist, FamilyGrant, FamilyStore } from '../../src/stores/types.js';
 import { createRefreshTokenCodec } from '../../src/tokens/refresh-token.js';
+import { withTokens, type TokenFamilies } from './families.helpers.js';
 import { startTestRedisCluster, type TestRedisCluster } from '../support/redis-cluster.js';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
 
@@ -22,7 +24,7 @@ const SECRET = 'contract-suite-refresh-token-secret-0123456789';
 const SECOND = 1000;
 
 type Clock = ReturnType<typeof manualClock>;
-type StoreSettings = Omit<FamilyStoreOptions, 'clock' | 'random' | 'secret'>;
+type StoreSettings = Omit<FamilyStoreOptions, 'clock'>;
 
 interface Backend {
   readonly name: string;
@@ -30,6 +32,13 @@ interface Backend {
   families(clock: Clock, settings: StoreSettings): FamilyStore;
   denylist(clock: Clock): AccessTokenDenylist;
   reset(): Promise<void>;
+  /**
+   * Redis times the grace window with its own clock (see the ROTATE script), which the
+   * manual clock does not move: moves every stored rotation that far into the past instead.
+   */
+  rewindRotations(ms: number): Promise<void>;
+  /** Scripts Redis has run so far (INFO commandstats, every server); undefined for memory. */
+  scriptCalls(): Promise<number | undefined>;
   stop(): Promise<void>;
 }
 
@@ -37,14 +46,24 @@ function memoryBackend(): Backend {
   return {
     name: 'memory',
     start: async () => undefined,
-    families: (clock, settings) => createMemoryFamilyStore({ clock, random: cryptoRandom, secret: SECRET, ...settings }),
+    families: (clock, settings) => createMemoryFamilyStore({ clock, ...settings }),
     denylist: (clock) => createMemoryDenylist({ clock }),
     reset: async () => undefined,
+    rewindRotations: async () => undefined,
+    scriptCalls: async () => undefined,
     stop: async () => undefined,
   };
 }
 
-function redisBackend(name: string, connect: () => Promise<{ client: RedisClient; flush(): Promise<void>; stop(): Promise<void> }>): Backend {
+interface RedisServer {
+  readonly client: RedisClient;
+  /** A connection to each server (each master of a Cluster), for white-box edits. */
+  admins(): Redis[];
+  flush(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function redisBackend(name: string, connect: () => Promise<RedisServer>): Backend {
   let server: Awaited<ReturnType<typeof connect>> | undefined;
   const connected = (): RedisClient => {
     if (!server) throw new Error(`${name} not started`);
@@ -55,9 +74,28 @@ function redisBackend(name: string, connect: () => Promise<{ client: RedisClient
     async start() {
       server = await connect();
     },
-    families: (clock, settings) => createRedisFamilyStore({ redis: connected(), clock, random: cryptoRandom, secret: SECRET, ...settings }),
+    families: (clock, settings) => createRedisFamilyStore({ redis: connected(), clock, ...settings }),
     denylist: (clock) => createRedisDenylist({ redis: connected(), clock }),
     reset: async () => server?.flush(),
+    async rewindRotations(ms) {
+      for (const admin of server?.admins() ?? []) {
+        for (const key of await admin.keys('rt:fam:*')) {
+          if ((await admin.type(key)) !== 'string') continue;
+          const stored = JSON.parse((await admin.get(key)) ?? '{}') as { pt?: number };
+          if (typeof stored.pt !== 'number') continue;
+          stored.pt -= ms;
+          await admin.set(key, JSON.stringify(stored), 'KEEPTTL');
+        }
+      }
+    },
+    async scriptCalls() {
+      let calls = 0;
+      for (const admin of server?.admins() ?? []) {
+        const stats = await admin.info('commandstats');
+        for (const match of stats.matchAll(/^cmdstat_(?:eval|evalsha):calls=(\d+)/gm)) calls += Number(match[1]);
+      }
+      return calls;
+    },
     stop: async () => server?.stop(),
   };
 }
@@ -66,14 +104,16 @@ const standalone = redisBackend('redis standalone', async () => {
   const redis: TestRedis = await startTestRedis();
   const client = createRedisClient({ url: redis.url });
   await connectRedis(client);
-  return { client, flush: () => redis.flush(), stop: async () => { await closeRedis(client); await redis.stop(); } };
+  return { client, admins: () => [redis.client], flush: () => redis.flush(), stop: async () => { await closeRedis(client); await redis.stop(); } };
 });
 
 const cluster = redisBackend('redis cluster (3 masters)', async () => {
   const redis: TestRedisCluster = await startTestRedisCluster();
   const client = createRedisClient({ clusterNodes: redis.nodes });
   await connectRedis(client);
-  return { client, flush: () => redis.flush(), stop: async () => { await closeRedis(client); await redis.stop(); } };
+  const admin = redis.client();
+  await admin.ping(); // the admin client knows the masters once it is ready
+  return { client, admins: () => admin.nodes('master'), flush: () => redis.flush(), stop: async () => { await closeRedis(client); await redis.stop(); } };
 });
 
 const DEFAULTS: StoreSettings = { refreshTokenTtl: 3600, familyMaxTtl: 4 * 3600, reuseGrace: 0, revokedMarkerTtl: 960 };
@@ -90,9 +130,15 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
   afterEach(() => backend.reset());
 
   describe('FamilyStore contract', () => {
-    const store = (settings: Partial<StoreSettings> = {}): FamilyStore => backend.families(clock, { ...DEFAULTS, ...settings });
+    const store = (settings: Partial<StoreSettings> = {}): TokenFamilies => withTokens(backend.families(clock, { ...DEFAULTS, ...settings }), SECRET);
 
-    async function rotated(families: FamilyStore, token: string) {
+    /** Time passes: for the families' expiry (the manual clock) and for their grace windows. */
+    async function elapse(ms: number): Promise<void> {
+      clock.advance(ms);
+      await backend.rewindRotations(ms);
+    }
+
+    async function rotated(families: TokenFamilies, token: string) {
       const result = await families.rotate(token, context);
       if (result.outcome !== 'rotated') throw new Error(`expected rotated, got ${result.outcome}`);
       return result;
@@ -100,6 +146,42 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
 
     it('refuses a grant without a subject: a family nobody owns would escape logout-all', async () => {
       await expect(store().create({ ...grant(), subject: '' }, context)).rejects.toThrow(TypeError);
+    });
+
+    describe('the bare store: ids and hashes, no secret', () => {
+      const hash = () => cryptoRandom.token(32); // shaped like a SHA-256, base64url
+      const newFamily = (id = createRefreshTokenCodec({ secret: SECRET, random: cryptoRandom }).newFamilyId(grant().subject), tokenHash = hash()) => ({ ...grant(), id, tokenHash });
+
+      it('creates from an id and a hash, and rotates on hashes: current, then the next one', async () => {
+        const { store: families } = store();
+        const created = newFamily();
+        const family = await families.create(created, context);
+        expect(family).toMatchObject({ ...grant(), id: created.id });
+        expect(await families.current(created.id, created.tokenHash)).toEqual(family);
+        const next = hash();
+        expect(await families.rotate(created.id, { presented: created.tokenHash, next }, context)).toMatchObject({ outcome: 'rotated', family: { id: created.id } });
+        expect(await families.current(created.id, created.tokenHash)).toBeNull();
+        expect(await families.current(created.id, next)).toMatchObject({ id: created.id });
+      });
+
+      it('takes any other hash for a rotated-away token (the caller checked the tag): reuse', async () => {
+        const { store: families } = store();
+        const created = newFamily();
+        await families.create(created, context);
+        expect(await families.rotate(created.id, { presented: hash(), next: hash() }, context)).toEqual({ outcome: 'reused', familyId: created.id });
+        expect(await families.isRevoked(created.id)).toBe(true);
+      });
+
+      it('refuses a malformed id or hash: a bug in the caller, not input', async () => {
+        const { store: families } = store();
+        await expect(families.create(newFamily('{slot}'), context)).rejects.toThrow(TypeError);
+        await expect(families.create(newFamily(undefined, 'not-a-hash'), context)).rejects.toThrow(TypeError);
+        const created = newFamily();
+        await families.create(created, context);
+        await expect(families.rotate(created.id, { presented: created.tokenHash, next: 'short' }, context)).rejects.toThrow(TypeError);
+        expect(await families.rotate('{slot}', { presented: hash(), next: hash() }, context)).toEqual({ outcome: 'invalid' });
+        expect(await families.current(created.id, created.tokenHash)).toMatchObject({ id: created.id });
+      });
     });
 
     it('creates a family whose token is opaque, URL-safe and names the family', async () => {
@@ -192,7 +274,7 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
     it('a genuine-looking token for a family that does not exist is invalid', async () => {
       const families = store();
       const ours = createRefreshTokenCodec({ secret: SECRET, random: cryptoRandom });
-      const orphan = ours.mint(ours.newFamilyId());
+      const orphan = ours.mint(ours.newFamilyId('user-1'));
       expect(families.verifiedFamilyId(orphan)).toBeDefined();
       expect(await families.rotate(orphan, context)).toEqual({ outcome: 'invalid' });
       expect(await families.inspect(orphan)).toBeNull();
@@ -242,11 +324,24 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         expect(await families.rotate(next.refreshToken, context)).toEqual({ outcome: 'invalid' });
       });
 
+      it('off (0 s): a rotated token never rotates again, even presented with a clock behind the rotation', async () => {
+        const families = store({ reuseGrace: 0 });
+        const { family, refreshToken } = await families.create(grant(), context);
+        const next = await rotated(families, refreshToken);
+        clock.advance(-2 * SECOND); // e.g. another instance whose clock is 2 s behind
+        try {
+          expect(await families.rotate(refreshToken, context)).toEqual({ outcome: 'reused', familyId: family.id });
+        } finally {
+          clock.advance(2 * SECOND);
+        }
+        expect(await families.rotate(next.refreshToken, context)).toEqual({ outcome: 'invalid' });
+      });
+
       it('on: a retry inside the window rotates again and the token it replaces stops working', async () => {
         const families = store({ reuseGrace: 10 });
         const { family, refreshToken: first } = await families.create(grant(), context);
         const lost = await rotated(families, first); // the response the client never got
-        clock.advance(9 * SECOND);
+        await elapse(9 * SECOND);
         const retry = await rotated(families, first);
         expect(retry.refreshToken).not.toBe(lost.refreshToken);
         expect(await families.inspect(lost.refreshToken)).toBeNull();
@@ -269,9 +364,9 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         const families = store({ reuseGrace: 10 });
         const { family, refreshToken: first } = await families.create(grant(), context);
         await rotated(families, first);
-        clock.advance(6 * SECOND);
+        await elapse(6 * SECOND);
         await rotated(families, first);
-        clock.advance(4 * SECOND); // 10 s after the rotation: the window is over
+        await elapse(4 * SECOND); // 10 s after the rotation: the window is over
         expect(await families.rotate(first, context)).toEqual({ outcome: 'reused', familyId: family.id });
       });
 
@@ -342,7 +437,7 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         clock.advance(1 * SECOND);
         expect(await families.isRevoked(a.family.id)).toBe(false);
         await rotated(families, b.refreshToken);
-        expect(await families.revoke(createRefreshTokenCodec({ secret: SECRET, random: cryptoRandom }).newFamilyId())).toBe(false);
+        expect(await families.revoke(createRefreshTokenCodec({ secret: SECRET, random: cryptoRandom }).newFamilyId('user-1'))).toBe(false);
       });
 
       it('reuse leaves the same marker', async () => {
@@ -400,6 +495,30 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         expect(await families.isRevoked(made[0]!.family.id)).toBe(true);
         expect(await families.isRevoked(made[1]!.family.id)).toBe(false);
         await rotated(families, made[1]!.refreshToken);
+      });
+
+      it('ended and expired families leave the index: the cap counts live ones only, and a login costs one script', async () => {
+        const families = store({ refreshTokenTtl: 60, familyMaxTtl: 3600, maxFamiliesPerSubject: 3 });
+        // Ten families left to expire unused, then the one that stays live...
+        for (let i = 0; i < 10; i += 1) await families.create(grant('alice'), context);
+        clock.advance(30 * SECOND);
+        const live = await families.create(grant('alice'), context);
+        clock.advance(31 * SECOND); // the ten are 61 s unused; `live` 31 s
+        // ...and fifty ended by reuse.
+        for (let i = 0; i < 50; i += 1) {
+          const { refreshToken } = await families.create(grant('alice'), context);
+          await rotated(families, refreshToken);
+          expect((await families.rotate(refreshToken, context)).outcome).toBe('reused');
+        }
+        const before = await backend.scriptCalls();
+        const login = await families.create(grant('alice'), context);
+        const after = await backend.scriptCalls();
+        if (before !== undefined) expect(after! - before).toBe(1);
+        // One live family and the new one: under the cap of 3, so neither ended the other.
+        expect((await families.listBySubject('alice')).map(({ id }) => id).sort()).toEqual([live.family.id, login.family.id].sort());
+        expect(await families.isRevoked(live.family.id)).toBe(false);
+        await rotated(families, live.refreshToken);
+        expect(await families.revokeAll('alice')).toBe(2);
       });
 
       it('revokeAll ends every family of the subject but the one kept, and no one else\'s', async () => {

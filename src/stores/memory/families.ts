@@ -5,9 +5,9 @@
  * restart, and expiry follows the injected clock (expired entries are dropped when
  * touched, and swept at most once a minute).
  */
-import { hashRefreshToken, isFamilyId } from '../../tokens/refresh-token.js';
-import { assertGrant, clampUseContext, familyPolicy, type FamilyStoreOptions } from '../family-policy.js';
-import type { Family, FamilyGrant, FamilyStore, RotateResult, UseContext } from '../types.js';
+import { isFamilyId } from '../../tokens/refresh-token.js';
+import { assertHashes, assertNewFamily, clampUseContext, familyPolicy, type FamilyStoreOptions } from '../family-policy.js';
+import type { Family, FamilyGrant, FamilyStore, NewFamily, RotateResult, RotationHashes, UseContext } from '../types.js';
 
 interface FamilyRecord {
   readonly grant: FamilyGrant;
@@ -29,7 +29,7 @@ const INVALID: RotateResult = Object.freeze({ outcome: 'invalid' });
 
 export function createMemoryFamilyStore(options: FamilyStoreOptions): FamilyStore {
   const { clock } = options;
-  const { codec, idleMs, maxMs, graceMs, markerMs, maxPerSubject } = familyPolicy(options);
+  const { idleMs, maxMs, graceMs, markerMs, maxPerSubject } = familyPolicy(options);
   const families = new Map<string, FamilyRecord>();
   /** familyId → when the marker ends. */
   const revoked = new Map<string, number>();
@@ -79,29 +79,28 @@ export function createMemoryFamilyStore(options: FamilyStoreOptions): FamilyStor
   return {
     async ping() {},
 
-    async create(grant: FamilyGrant, context: UseContext) {
-      assertGrant(grant);
+    async create(family: NewFamily, context: UseContext) {
+      assertNewFamily(family);
       const now = clock.now();
       sweep(now);
-      const id = codec.newFamilyId();
-      const refreshToken = codec.mint(id);
+      const { id, subject, clientId, scope, audience } = family;
       const { userAgent, ip } = clampUseContext(context);
       const expiresAt = now + maxMs;
       const record: FamilyRecord = {
-        grant: Object.freeze({ subject: grant.subject, clientId: grant.clientId, scope: grant.scope, audience: grant.audience }),
+        grant: Object.freeze({ subject, clientId, scope, audience }),
         id,
         createdAt: now,
         expiresAt,
         lastUsedAt: now,
         idleExpiresAt: Math.min(now + idleMs, expiresAt),
-        currentHash: hashRefreshToken(refreshToken),
+        currentHash: family.tokenHash,
         previousHash: undefined,
         rotatedAt: 0,
         userAgent,
         ip,
       };
       families.set(id, record);
-      const ids = bySubject.get(grant.subject) ?? new Set<string>();
+      const ids = bySubject.get(subject) ?? new Set<string>();
       // Over the cap, the oldest go (a Set iterates in creation order).
       for (const old of ids) {
         if (ids.size < maxPerSubject) break;
@@ -110,49 +109,44 @@ export function createMemoryFamilyStore(options: FamilyStoreOptions): FamilyStor
         else ids.delete(old);
       }
       ids.add(id);
-      bySubject.set(grant.subject, ids);
-      return { family: view(record), refreshToken };
+      bySubject.set(subject, ids);
+      return view(record);
     },
 
-    async rotate(refreshToken: string, context: UseContext, expected: { readonly clientId?: string } = {}): Promise<RotateResult> {
-      const parsed = codec.verify(refreshToken);
-      if (!parsed) return INVALID;
+    async rotate(familyId: string, hashes: RotationHashes, context: UseContext, expected: { readonly clientId?: string } = {}): Promise<RotateResult> {
+      assertHashes(hashes);
+      if (!isFamilyId(familyId)) return INVALID;
       const now = clock.now();
       sweep(now);
-      const record = live(parsed.familyId, now);
+      const record = live(familyId, now);
       if (!record) return INVALID;
       if (expected.clientId !== undefined && record.grant.clientId !== expected.clientId) return INVALID;
-      const presented = hashRefreshToken(refreshToken);
-      const next = codec.mint(record.id);
+      const { presented } = hashes;
       if (presented === record.currentHash) {
         record.previousHash = record.currentHash;
         record.rotatedAt = now;
-      } else if (presented === record.previousHash && now < record.rotatedAt + graceMs) {
-        // A retry: previousHash and rotatedAt stay, so the window is never extended.
+      } else if (presented === record.previousHash && now >= record.rotatedAt && now < record.rotatedAt + graceMs) {
+        // A retry: previousHash and rotatedAt stay, so the window is never extended. A
+        // presentation stamped before the rotation (the clock went back) is never one.
       } else {
-        // The tag verified, so we minted this token for this family, and it is not the
-        // current one: it was issued and has since been rotated away.
+        // The caller verified the token's tag, so we minted it for this family, and it is
+        // not the current one: it was issued and has since been rotated away.
         revokeRecord(record, now);
         return { outcome: 'reused', familyId: record.id };
       }
       const { userAgent, ip } = clampUseContext(context);
-      record.currentHash = hashRefreshToken(next);
+      record.currentHash = hashes.next;
       record.lastUsedAt = now;
       record.idleExpiresAt = Math.min(now + idleMs, record.expiresAt);
       record.userAgent = userAgent;
       record.ip = ip;
-      return { outcome: 'rotated', family: view(record), refreshToken: next };
+      return { outcome: 'rotated', family: view(record) };
     },
 
-    async inspect(refreshToken: string) {
-      const parsed = codec.verify(refreshToken);
-      if (!parsed) return null;
-      const record = live(parsed.familyId, clock.now());
-      return record && record.currentHash === hashRefreshToken(refreshToken) ? view(record) : null;
-    },
-
-    verifiedFamilyId(refreshToken: string) {
-      return codec.verify(refreshToken)?.familyId;
+    async current(familyId: string, tokenHash: string) {
+      if (!isFamilyId(familyId)) return null;
+      const record = live(familyId, clock.now());
+      return record && record.currentHash === tokenHash ? view(record) : null;
     },
 
     async get(familyId: string) {

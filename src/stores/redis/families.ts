@@ -1,43 +1,51 @@
 /**
  * Refresh-token families in Redis (standalone or Cluster).
  *
- * Keys (the `{…}` hash tag puts each family's keys in one slot, so every script touches
- * one slot):
- * - `rt:fam:{<familyId>}` string: the family as JSON (StoredFamily below): grant, created,
+ * Keys. Every family id starts with its subject's tag (`subjectTag`, 4 characters), and
+ * every key of a subject, its families' and its index's, carries that tag as its hash tag
+ * `{T}`: a subject lives in one slot, so each script below, including those that end a
+ * family and remove it from the index in one step, touches one slot, and runs unchanged
+ * on a Cluster (on the master of that slot).
+ * - `rt:fam:{T}:<familyId>` string: the family as JSON (StoredFamily below): grant, created,
  *   last used, absolute expiry `x`, idle expiry `ie` = min(last use + idle TTL, x), SHA-256
- *   of the current token `h`, the previous token's hash `ph` and when it was rotated away
- *   `pt` (the grace window), user agent and IP of the last use. Key TTL = ie - now,
- *   renewed by each rotation. One JSON string rather than a hash: a hash holding a value
- *   over 64 bytes (any real User-Agent) leaves Redis's compact encoding and costs over
- *   1 KB; the string stays near its length (about 500 bytes).
- * - `rt:fam:{<familyId>}:revoked` string: when the marker ends; TTL = revokedMarkerTtl.
- * - `rt:sub:{<subject>}` sorted set: family ids scored by absolute expiry; pruned on every
- *   read and write, key TTL = the latest expiry in it.
+ *   of the current token `h`, the previous token's hash `ph` and when (Redis's clock) it
+ *   was rotated away `pt` (the grace window), user agent and IP of the last use. Key TTL =
+ *   ie - now, renewed by each rotation. One JSON string rather than a hash: a hash holding
+ *   a value over 64 bytes (any real User-Agent) leaves Redis's compact encoding and costs
+ *   over 1 KB; the string stays near its length (about 500 bytes).
+ * - `rt:fam:{T}:<familyId>:revoked` string: when the marker ends; TTL = revokedMarkerTtl.
+ * - `rt:sub:{T}:<subject>` sorted set: the subject's family ids scored by absolute expiry
+ *   (so in creation order, for the session cap); `rt:idle:{T}:<subject>` the same ids
+ *   scored by idle expiry, kept by each rotation, to find the families that expired
+ *   unused. Both are written in the same script as the family: a family is indexed from
+ *   the moment it exists, every path that ends one removes its entries as it ends it, and
+ *   `create` drops the entries of families that expired (the only ones that cannot remove
+ *   themselves), so the cap counts live families only and costs one script per login.
  *
- * The subject index lives in another slot than the families, so it is written by its own
- * single-key command, never inside a family script. That is safe because the index is
- * advisory: it is written *before* the family exists (so a live family is always in it,
- * and logout-all cannot miss one), and every id read from it is checked against the
- * family record (which must exist, be live and name the same subject). A stale entry
- * costs one lookup and is removed when seen.
+ * Scripts name the keys of other families of the same subject (and a family's index keys)
+ * from ids and the subject inside the script. They share the declared keys' hash tag, so
+ * they are in the declared slot, which is all Redis requires to run them on a Cluster.
  *
- * Times are the injected clock's: scripts receive `now` and compare it with the stored
+ * Expiry follows the injected clock: scripts receive `now` and compare it with the stored
  * expiries, so behaviour follows the application's clock (as the memory adapter does),
- * and TTLs are set relative to it (PEXPIRE/PX), which keeps Redis's own clock, which may
- * differ, out of the decision. Key TTLs only collect garbage.
+ * and TTLs are set relative to it (PEXPIRE/PX). Key TTLs only collect garbage. The one
+ * exception is the grace window, which orders a presentation against the rotation before
+ * it: instances' clocks may disagree, so Redis times both (see ROTATE).
  */
-import { hashRefreshToken, isFamilyId } from '../../tokens/refresh-token.js';
-import { assertGrant, clampUseContext, FAMILY_STORE, familyPolicy, type FamilyStoreOptions } from '../family-policy.js';
-import type { Family, FamilyGrant, FamilyStore, RotateResult, UseContext } from '../types.js';
+import { familyIdTag, isFamilyId, subjectTag } from '../../tokens/refresh-token.js';
+import { assertHashes, assertNewFamily, clampUseContext, FAMILY_STORE, familyPolicy, type FamilyStoreOptions } from '../family-policy.js';
+import type { Family, FamilyStore, NewFamily, RotateResult, RotationHashes, UseContext } from '../types.js';
 import { defineScript, guardRedis, pingRedis, runScript, type RedisClient } from './connection.js';
 
 export interface RedisFamilyStoreOptions extends FamilyStoreOptions {
   readonly redis: RedisClient;
 }
 
-const familyKey = (id: string): string => `rt:fam:{${id}}`;
-const markerKey = (id: string): string => `rt:fam:{${id}}:revoked`;
-const subjectKey = (subject: string): string => `rt:sub:{${subject}}`;
+// The same names as the Lua functions in KEYS_LUA below.
+const familyKey = (id: string): string => `rt:fam:{${familyIdTag(id)}}:${id}`;
+const markerKey = (id: string): string => `${familyKey(id)}:revoked`;
+const subjectKey = (subject: string): string => `rt:sub:{${subjectTag(subject)}}:${subject}`;
+const idleKey = (subject: string): string => `rt:idle:{${subjectTag(subject)}}:${subject}`;
 
 /** The JSON stored per family (short names: it is kept once per session). */
 interface StoredFamily {
@@ -51,7 +59,7 @@ interface StoredFamily {
   ie: number; // idle expiry
   h: string; // hash of the current token
   ph?: string; // hash of the previous token
-  pt?: number; // when the previous token was rotated away
+  pt?: number; // when the previous token was rotated away (Redis's clock)
   ua: string;
   ip: string;
 }
@@ -61,26 +69,59 @@ interface StoredFamily {
 // millisecond timestamps (13 digits) survive a decode/encode round trip exactly.
 
 /**
+ * Key names and the one way a family ends (revoked, reused or evicted): it is deleted,
+ * leaves its revoked marker and leaves its subject's index, all in the calling script.
+ * Every script starts with `#!lua` and no flags: a script that may write, which Redis
+ * refuses as a whole when it is out of memory, rather than stopping it at its first write.
+ */
+const KEYS_LUA = `#!lua
+local function tag(id) return string.sub(id, 1, ${subjectTag('').length}) end
+local function fkey(id) return 'rt:fam:{' .. tag(id) .. '}:' .. id end
+local function skey(id, subject) return 'rt:sub:{' .. tag(id) .. '}:' .. subject end
+local function ikey(id, subject) return 'rt:idle:{' .. tag(id) .. '}:' .. subject end
+local function unindex(id, subject)
+  redis.call('ZREM', skey(id, subject), id)
+  redis.call('ZREM', ikey(id, subject), id)
+end
+local function revoke(id, subject, now, markerMs)
+  redis.call('DEL', fkey(id))
+  redis.call('SET', fkey(id) .. ':revoked', string.format('%d', now + markerMs), 'PX', string.format('%d', markerMs))
+  unindex(id, subject)
+end
+`;
+
+/**
  * KEYS: family, marker. ARGV: presented hash, next hash, now, idle ms, grace ms, marker ms,
- * user agent, ip, expected client id ('' = any; another client's token changes nothing). The caller has verified the presented token's MAC, so a token that is
+ * user agent, ip, expected client id ('' = any; another client's token changes nothing),
+ * family id. The caller has verified the presented token's MAC, so a token that is
  * neither current nor a retry was issued for this family and rotated away: reuse.
  * Replies nil (invalid), 'reused', or the rotated family's JSON.
+ *
+ * The grace window is timed by Redis (TIME), not by the caller: `now` is the calling
+ * instance's clock, read before the script was sent, and instances disagree. Both the
+ * rotation's stamp `pt` and the retry's come from the one server that runs every script of
+ * this family (its master, under Cluster), so a presentation that runs after the rotation
+ * is never stamped before it; one that is (that server's clock went back, or a failover
+ * moved the family to a server whose clock is behind) is reuse, never a retry. With no
+ * grace window, no presentation after the rotation is a retry at all. TIME is allowed
+ * because Redis 7 replicates a script's effects, not the script.
  */
-const ROTATE = defineScript(`
+const ROTATE = defineScript(`${KEYS_LUA}
 local raw = redis.call('GET', KEYS[1])
 if not raw then return false end
 local f = cjson.decode(raw)
 local now = tonumber(ARGV[3])
 if now >= f.ie then return false end
 if ARGV[9] ~= '' and f.c ~= ARGV[9] then return false end
+local time = redis.call('TIME')
+local stamp = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 if ARGV[1] == f.h then
   f.ph = f.h
-  f.pt = now
-elseif f.ph and ARGV[1] == f.ph and now < f.pt + tonumber(ARGV[5]) then
+  f.pt = stamp
+elseif f.ph and ARGV[1] == f.ph and stamp >= f.pt and stamp < f.pt + tonumber(ARGV[5]) then
   -- a retry within the grace window: ph and pt stay, so the window is never extended
 else
-  redis.call('DEL', KEYS[1])
-  redis.call('SET', KEYS[2], string.format('%d', now + tonumber(ARGV[6])), 'PX', ARGV[6])
+  revoke(ARGV[10], f.s, now, tonumber(ARGV[6]))
   return 'reused'
 end
 f.h = ARGV[2]
@@ -90,61 +131,107 @@ f.ua = ARGV[7]
 f.ip = ARGV[8]
 local updated = cjson.encode(f)
 redis.call('SET', KEYS[1], updated, 'PX', string.format('%d', f.ie - now))
+redis.call('ZADD', ikey(ARGV[10], f.s), 'XX', string.format('%d', f.ie), ARGV[10])
 return updated
 `);
 
 /**
- * KEYS: family, marker. ARGV: now, marker ms, expected subject ('' = any).
- * Replies the subject when a live family was revoked, nil otherwise.
+ * KEYS: family, marker. ARGV: now, marker ms, family id.
+ * Replies 1 when a live family was revoked, nil otherwise (an expired one is only tidied).
  */
-const REVOKE = defineScript(`
+const REVOKE = defineScript(`${KEYS_LUA}
 local raw = redis.call('GET', KEYS[1])
 if not raw then return false end
 local f = cjson.decode(raw)
-if ARGV[3] ~= '' and f.s ~= ARGV[3] then return false end
-redis.call('DEL', KEYS[1])
 local now = tonumber(ARGV[1])
-if now >= f.ie then return false end
-redis.call('SET', KEYS[2], string.format('%d', now + tonumber(ARGV[2])), 'PX', ARGV[2])
-return f.s
+if now >= f.ie then
+  redis.call('DEL', KEYS[1])
+  unindex(ARGV[3], f.s)
+  return false
+end
+revoke(ARGV[3], f.s, now, tonumber(ARGV[2]))
+return 1
 `);
 
 /**
- * KEYS: subject index. ARGV: now, family id, its absolute expiry, the cap per subject.
- * Replies the ids beyond the cap, oldest first (the lowest scores: every family lives
- * maxMs, so the earliest expiry is the earliest creation), for the caller to revoke.
+ * KEYS: family, subject index, idle index. ARGV: now, family id, family JSON, absolute
+ * expiry, idle expiry, cap per subject, marker ms, subject, subject tag.
+ * Drops the entries of families that expired, ends the oldest live ones beyond the cap,
+ * then writes the family and its entries. Replies how many families the cap ended.
  */
-const INDEX_ADD = defineScript(`
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-redis.call('PEXPIRE', KEYS[1], string.format('%d', tonumber(last[2]) - tonumber(ARGV[1])))
-local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])
-if over <= 0 then return {} end
-return redis.call('ZRANGE', KEYS[1], 0, over - 1)
+const CREATE = defineScript(`${KEYS_LUA}
+local now = tonumber(ARGV[1])
+-- Expired unused: each such entry is dropped once, so this costs nothing in the long run.
+-- One whose family still exists (it was used by an instance whose clock is behind) stays.
+-- An entry without this subject's tag was not written here: dropped, never followed.
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])) do
+  if tag(id) ~= ARGV[9] or redis.call('EXISTS', fkey(id)) == 0 then
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('ZREM', KEYS[3], id)
+  end
+end
+local ended = 0
+local over = redis.call('ZCARD', KEYS[2]) + 1 - tonumber(ARGV[6])
+if over > 0 then
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, over - 1)) do
+    if tag(id) == ARGV[9] and redis.call('EXISTS', fkey(id)) == 1 then
+      revoke(id, ARGV[8], now, tonumber(ARGV[7]))
+      ended = ended + 1
+    else
+      redis.call('ZREM', KEYS[2], id)
+      redis.call('ZREM', KEYS[3], id)
+    end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', string.format('%d', math.max(1, tonumber(ARGV[5]) - now)))
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[5], ARGV[2])
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+local ttl = string.format('%d', tonumber(last[2]) - now)
+redis.call('PEXPIRE', KEYS[2], ttl)
+redis.call('PEXPIRE', KEYS[3], ttl)
+return ended
 `);
 
 /**
- * KEYS: subject index. ARGV: now. Replies the families not yet past their absolute expiry,
- * as id, expiry, id, expiry, ...
+ * Walks a subject's index. KEYS: subject index, idle index. ARGV: now, subject, subject
+ * tag, mode ('list' or 'revoke'), marker ms, family id to keep ('' = none).
+ * An entry whose family is gone, or is not this subject's, is dropped (never followed
+ * into another subject's family). 'list' replies the live families' JSON; 'revoke' ends
+ * every live family but the one kept and replies how many.
  */
-const INDEX_LIST = defineScript(`
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+const SUBJECT = defineScript(`${KEYS_LUA}
+local now = tonumber(ARGV[1])
+local subject = ARGV[2]
+local found = {}
+local ended = 0
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local raw = false
+  if tag(id) == ARGV[3] then raw = redis.call('GET', fkey(id)) end
+  local f = raw and cjson.decode(raw)
+  if not f or f.s ~= subject then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZREM', KEYS[2], id)
+  elseif now < f.ie and id ~= ARGV[6] then
+    if ARGV[4] == 'revoke' then
+      revoke(id, subject, now, tonumber(ARGV[5]))
+      ended = ended + 1
+    else
+      found[#found + 1] = id
+      found[#found + 1] = raw
+    end
+  elseif now < f.ie then
+    found[#found + 1] = id
+    found[#found + 1] = raw
+  end
+end
+if ARGV[4] == 'revoke' then return ended end
+return found
 `);
-
-/**
- * `create` indexes a family one round trip before it writes it. An index entry younger
- * than this may belong to a family being written right now, so it is never tidied away
- * as stale: a sessions listing or a logout-all landing in that gap would otherwise drop
- * the entry of a family that then lives unindexed, out of reach of logout-all and of
- * the password change. Generous next to the gap; a truly stale entry only waits longer.
- */
-const INDEX_SETTLE_MS = 60_000;
 
 export function createRedisFamilyStore(options: RedisFamilyStoreOptions): FamilyStore {
   const { redis, clock } = options;
-  const { codec, idleMs, maxMs, graceMs, markerMs, maxPerSubject } = familyPolicy(options);
+  const { idleMs, maxMs, graceMs, markerMs, maxPerSubject } = familyPolicy(options);
   const guard = <T>(operation: () => Promise<T>): Promise<T> => guardRedis(FAMILY_STORE, operation);
 
   async function read(familyId: string, now: number): Promise<{ family: Family; hash: string } | null> {
@@ -152,59 +239,31 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
     return toFamily(familyId, raw, now);
   }
 
-  /** The subject's indexed families, each with whether its entry is old enough to tidy (INDEX_SETTLE_MS). */
-  async function listIds(subject: string, now: number): Promise<{ id: string; settled: boolean }[]> {
-    const reply = await guard(() => runScript(redis, INDEX_LIST, [subjectKey(subject)], [now]));
-    const entries: { id: string; settled: boolean }[] = [];
-    if (!Array.isArray(reply)) return entries;
-    for (let index = 0; index + 1 < reply.length; index += 2) {
-      const id: unknown = reply[index];
-      // The score is the absolute expiry, so the entry was made at score - maxMs.
-      if (isFamilyId(id)) entries.push({ id, settled: Number(reply[index + 1]) - maxMs < now - INDEX_SETTLE_MS });
-    }
-    return entries;
-  }
-
-  /** The index is advisory: failing to tidy it loses nothing, so that failure is not the caller's. */
-  async function unindex(subject: string, ids: readonly string[]): Promise<void> {
-    if (ids.length === 0) return;
-    await redis.zrem(subjectKey(subject), ...ids).catch(() => undefined);
-  }
-
-  async function revokeOne(familyId: string, now: number, subject: string): Promise<string | null> {
-    const reply = await guard(() => runScript(redis, REVOKE, [familyKey(familyId), markerKey(familyId)], [now, markerMs, subject]));
-    return typeof reply === 'string' ? reply : null;
+  function walk(subject: string, now: number, mode: 'list' | 'revoke', keep = ''): Promise<unknown> {
+    return guard(() => runScript(redis, SUBJECT, [subjectKey(subject), idleKey(subject)], [now, subject, subjectTag(subject), mode, markerMs, keep]));
   }
 
   return {
     ping: () => pingRedis(redis),
 
-    async create(grant: FamilyGrant, context: UseContext) {
-      assertGrant(grant);
+    async create(grant: NewFamily, context: UseContext) {
+      assertNewFamily(grant);
       const now = clock.now();
-      const id = codec.newFamilyId();
-      const refreshToken = codec.mint(id);
+      const { id, subject } = grant;
       const { userAgent, ip } = clampUseContext(context);
       const expiresAt = now + maxMs;
       const idleExpiresAt = Math.min(now + idleMs, expiresAt);
       const stored: StoredFamily = {
-        s: grant.subject, c: grant.clientId, sc: grant.scope, a: grant.audience,
-        ca: now, lu: now, x: expiresAt, ie: idleExpiresAt, h: hashRefreshToken(refreshToken), ua: userAgent, ip,
+        s: subject, c: grant.clientId, sc: grant.scope, a: grant.audience,
+        ca: now, lu: now, x: expiresAt, ie: idleExpiresAt, h: grant.tokenHash, ua: userAgent, ip,
       };
-      // Index first: a family that exists is then always findable by logout-all. If the
-      // second step fails the caller gets no token, and the index entry is a stale one.
-      const over = await guard(() => runScript(redis, INDEX_ADD, [subjectKey(grant.subject)], [now, id, expiresAt, maxPerSubject]));
-      await guard(() => redis.set(familyKey(id), JSON.stringify(stored), 'PX', Math.max(1, Math.ceil(idleExpiresAt - now))));
-      // Over the cap: the oldest go, each in its own slot (one script each), then their entries.
-      const evicted = Array.isArray(over) ? over.filter((old): old is string => isFamilyId(old) && old !== id) : [];
-      if (evicted.length > 0) {
-        const revoked = await Promise.all(evicted.map((old) => revokeOne(old, now, grant.subject)));
-        // Only what was revoked leaves the index: an entry with no family yet may be one
-        // another instance is writing right now (see INDEX_SETTLE_MS).
-        await unindex(grant.subject, evicted.filter((_, index) => revoked[index] !== null));
-      }
+      await guard(() =>
+        runScript(redis, CREATE, [familyKey(id), subjectKey(subject), idleKey(subject)], [
+          now, id, JSON.stringify(stored), expiresAt, idleExpiresAt, maxPerSubject, markerMs, subject, subjectTag(subject),
+        ]),
+      );
       const family: Family = Object.freeze({
-        subject: grant.subject,
+        subject,
         clientId: grant.clientId,
         scope: grant.scope,
         audience: grant.audience,
@@ -215,36 +274,29 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
         userAgent: userAgent || undefined,
         ip: ip || undefined,
       });
-      return { family, refreshToken };
+      return family;
     },
 
-    async rotate(refreshToken: string, context: UseContext, expected: { readonly clientId?: string } = {}): Promise<RotateResult> {
-      const parsed = codec.verify(refreshToken);
-      if (!parsed) return { outcome: 'invalid' };
-      const { familyId } = parsed;
-      const next = codec.mint(familyId);
+    async rotate(familyId: string, hashes: RotationHashes, context: UseContext, expected: { readonly clientId?: string } = {}): Promise<RotateResult> {
+      assertHashes(hashes);
+      if (!isFamilyId(familyId)) return { outcome: 'invalid' };
       const { userAgent, ip } = clampUseContext(context);
       const now = clock.now();
       const reply = await guard(() =>
         runScript(redis, ROTATE, [familyKey(familyId), markerKey(familyId)], [
-          hashRefreshToken(refreshToken), hashRefreshToken(next), now, idleMs, graceMs, markerMs, userAgent, ip, expected.clientId ?? '',
+          hashes.presented, hashes.next, now, idleMs, graceMs, markerMs, userAgent, ip, expected.clientId ?? '', familyId,
         ]),
       );
       if (reply === 'reused') return { outcome: 'reused', familyId };
       const rotated = toFamily(familyId, reply, now);
       if (!rotated) return { outcome: 'invalid' };
-      return { outcome: 'rotated', family: rotated.family, refreshToken: next };
+      return { outcome: 'rotated', family: rotated.family };
     },
 
-    async inspect(refreshToken: string) {
-      const parsed = codec.verify(refreshToken);
-      if (!parsed) return null;
-      const found = await read(parsed.familyId, clock.now());
-      return found && found.hash === hashRefreshToken(refreshToken) ? found.family : null;
-    },
-
-    verifiedFamilyId(refreshToken: string) {
-      return codec.verify(refreshToken)?.familyId;
+    async current(familyId: string, tokenHash: string) {
+      if (!isFamilyId(familyId)) return null;
+      const found = await read(familyId, clock.now());
+      return found && found.hash === tokenHash ? found.family : null;
     },
 
     async get(familyId: string) {
@@ -255,36 +307,27 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
     async listBySubject(subject: string) {
       if (typeof subject !== 'string') return [];
       const now = clock.now();
-      const entries = await listIds(subject, now);
-      const found = await Promise.all(entries.map(({ id }) => read(id, now)));
+      const reply = await walk(subject, now, 'list');
       const families: Family[] = [];
-      const stale: string[] = [];
-      found.forEach((entry, index) => {
-        if (entry && entry.family.subject === subject) families.push(entry.family);
-        else if (entries[index]!.settled) stale.push(entries[index]!.id);
-      });
-      await unindex(subject, stale);
+      if (!Array.isArray(reply)) return families;
+      for (let index = 0; index + 1 < reply.length; index += 2) {
+        const id: unknown = reply[index];
+        const found = isFamilyId(id) ? toFamily(id, reply[index + 1], now) : null;
+        if (found && found.family.subject === subject) families.push(found.family);
+      }
       return families.sort((a, b) => b.lastUsedAt - a.lastUsedAt);
     },
 
     async revoke(familyId: string) {
       if (!isFamilyId(familyId)) return false;
-      const subject = await revokeOne(familyId, clock.now(), '');
-      if (subject === null) return false;
-      await unindex(subject, [familyId]);
-      return true;
+      const reply = await guard(() => runScript(redis, REVOKE, [familyKey(familyId), markerKey(familyId)], [clock.now(), markerMs, familyId]));
+      return reply === 1;
     },
 
     async revokeAll(subject: string, exceptFamilyId?: string) {
       if (typeof subject !== 'string') return 0;
-      const now = clock.now();
-      const targets = (await listIds(subject, now)).filter(({ id }) => id !== exceptFamilyId);
-      // One script per family: families live in different slots, so no single script
-      // may revoke several. Each is atomic; see FamilyStore.revokeAll for the set.
-      const revoked = await Promise.all(targets.map(({ id }) => revokeOne(id, now, subject)));
-      // A revoked family is gone for good; one not found may still be being written.
-      await unindex(subject, targets.filter((target, index) => revoked[index] !== null || target.settled).map(({ id }) => id));
-      return revoked.filter((entry) => entry !== null).length;
+      // One script: the subject's families share its index's slot.
+      return Number(await walk(subject, clock.now(), 'revoke', exceptFamilyId ?? ''));
     },
 
     async isRevoked(familyId: string) {
