@@ -88,7 +88,7 @@ export function createAuthRoutes(deps: AuthRouteDeps) {
   }
 
   const requireUser: Middleware<AuthState> = async function requireUser(ctx, next) {
-    const claims = await tokens.authenticateBearer(ctx.get('Authorization') || undefined);
+    const claims = await tokens.authenticateBearer(ctx.req.headersDistinct.authorization);
     // A client's own token (client_credentials) has sub = client_id and no email: never a user's.
     if (claims.email === undefined || claims.sub === claims.client_id) throw new InvalidTokenError('this endpoint needs a user access token');
     const user = await users.findById(claims.sub);
