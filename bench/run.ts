@@ -13,6 +13,9 @@
  * response or a socket error, or the race saw a double win. Every process it started is
  * stopped on the way out, on failure and on SIGINT/SIGTERM too.
  *
+ * The verifier kit's workload (`verifier`, bench/verifier.ts) runs first, in this process,
+ * before any other is started; with BENCH_ONLY=verifier nothing else is started at all.
+ *
  * Environment: BENCH_DURATION (s measured per side, default 6), BENCH_ROUNDS (default 3:
  * runs of BENCH_DURATION / BENCH_ROUNDS s each), BENCH_WARMUP (s, default 2),
  * BENCH_CONNECTIONS (default 16), BENCH_ONLY (comma-separated workload names),
@@ -48,6 +51,7 @@ import type { CeilingOp, CeilingResult } from './ceilings.js';
 import { combine, coreSeconds, cpuWindow, measurePart, monotonicMicros, warmUp, type ConnectionScript, type LoadResult, type Part, type RunCounts, type Watched, type Workload } from './load.js';
 import { summariseProfile, type ProfileWindow } from './profile.js';
 import { percentile } from './stats.js';
+import { benchVerifier, REPEATS } from './verifier.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
@@ -76,7 +80,9 @@ const THREAD_POOL = {
 const ROUNDS = positive('BENCH_ROUNDS', 3);
 const ROUND_SECONDS = DURATION / ROUNDS;
 
-const WORKLOADS = ['client_credentials', 'client_credentials_es256', 'client_credentials_eddsa', 'refresh', 'login', 'jwks', 'introspection', 'race'] as const;
+const WORKLOADS = ['client_credentials', 'client_credentials_es256', 'client_credentials_eddsa', 'refresh', 'login', 'jwks', 'introspection', 'race', 'verifier'] as const;
+/** Measured in this process: with only these selected, no store, authority or peer is started. */
+const IN_PROCESS_WORKLOADS: readonly WorkloadName[] = ['verifier'];
 type WorkloadName = (typeof WORKLOADS)[number];
 for (const name of ONLY) {
   if (!(WORKLOADS as readonly string[]).includes(name)) fail(`BENCH_ONLY: unknown workload "${name}" (known: ${WORKLOADS.join(', ')})`);
@@ -339,6 +345,13 @@ async function main(): Promise<number> {
   const wallStarted = performance.now();
   console.log(`bench: ${machine.cores} cores (${machine.cpuModel}), Node ${machine.node}; ${WARMUP} s warm-up + ${DURATION} s per measurement in ${ROUNDS} interleaved rounds, ${CONNECTIONS} connections (login ${LOGIN_CONNECTIONS}); libuv pool of ${THREAD_POOL.UV_THREADPOOL_SIZE} threads in the authority, the peer and the ceilings alike`);
   console.log(`bench: load average before start ${loadBefore.map((value) => value.toFixed(2)).join(' ')} (other work on this machine shares the cores; see the "other" CPU column)`);
+
+  if (selected('verifier')) await verifierWorkload();
+  if (ONLY.size > 0 && [...ONLY].every((name) => IN_PROCESS_WORKLOADS.includes(name as WorkloadName))) {
+    extra.memory = { bench: processMemory(process.pid) };
+    report({ machine, loadBefore, loadAfter: loadavg(), wallSeconds: (performance.now() - wallStarted) / 1000, profileSummary: undefined });
+    return problems.length > 0 ? 1 : 0;
+  }
 
   // Stores.
   const redisPort = await freePort();
@@ -759,6 +772,26 @@ async function main(): Promise<number> {
 }
 
 // ---------------------------------------------------------------------------------------
+// The verifier kit, in this process
+
+async function verifierWorkload(): Promise<void> {
+  console.log(`verifier: the kit's verify() against bare jose jwtVerify (local key), RS256, ${CONNECTIONS} calls in flight, in this process`);
+  const measured = await benchVerifier({ rounds: ROUNDS, roundSeconds: ROUND_SECONDS, warmupSeconds: WARMUP, concurrency: CONNECTIONS, progress: (line) => console.log(line) });
+  const what = `jose jwtVerify with the key imported once (typ, iss, aud, required claims), ${CONNECTIONS} in flight, in this process`;
+  for (const [label, pair, notes] of [
+    ['verifier: distinct tokens', measured.distinct, [`${measured.tokens} tokens of ${measured.tokenBytes} bytes, each seen once by its verifier (each pass a new verifier: nothing is ever served from its cache)`]],
+    [`verifier: each token ${REPEATS}×`, measured.repeated, [`the same ${measured.tokens} tokens, each presented ${REPEATS} times in a shuffled order to a new verifier per pass: 1 in ${REPEATS} calls verifies a signature`]],
+  ] as const) {
+    references.push({ name: pair.jose.name, kind: 'ceiling', what, concurrency: CONNECTIONS, rps: pair.jose.rate, p50: pair.jose.p50, p95: Number.NaN, p99: pair.jose.p99, errors: pair.jose.errors });
+    rows.push({
+      workload: label, concurrency: CONNECTIONS, rps: pair.kit.rate, p50: pair.kit.p50, p95: Number.NaN, p99: pair.kit.p99, errors: pair.kit.errors,
+      ceiling: { name: pair.jose.name, rate: pair.jose.rate }, ratioCeiling: pair.kit.rate / pair.jose.rate, notes: [...notes, 'ops/s, not req/s: in-process calls, no HTTP'],
+    });
+    if (pair.kit.errors + pair.jose.errors > 0) problems.push(`${label}: ${pair.kit.errors} kit and ${pair.jose.errors} jose verifications failed`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // The race
 
 interface RaceOutcome {
@@ -923,6 +956,10 @@ function targets(): Target[] {
     add('password login p95 (ms)', login.p95, '< 200', (value) => value < 200);
     add('password login vs bare argon2id verify', login.ratioCeiling, '≥ 0.85×', (value) => value >= 0.85);
   }
+  const verifierDistinct = row('verifier: distinct');
+  const verifierRepeated = row('verifier: each token');
+  if (verifierDistinct) add('verifier, distinct tokens vs bare jose jwtVerify', verifierDistinct.ratioCeiling, '≥ 1.00×', (value) => value >= 1);
+  if (verifierRepeated) add(`verifier, each token ${REPEATS}× vs bare jose jwtVerify`, verifierRepeated.ratioCeiling, '≥ 5.00×', (value) => value >= 5);
   if (raced) add('race double wins', Number(/double wins (\d+)/.exec(raced.notes[0] ?? '')?.[1]), '= 0', (value) => value === 0);
   return list;
 }

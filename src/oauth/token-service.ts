@@ -4,10 +4,12 @@
  * refresh tokens are minted and checked by `tokens/refresh-token.ts` and live in families
  * (`FamilyStore`).
  */
-import { AccessDeniedError, InvalidGrantError, InvalidScopeError, InvalidTargetError, InvalidTokenError, UnauthorizedClientError } from '../errors.js';
+import { AccessDeniedError, InvalidGrantError, InvalidRequestError, InvalidScopeError, InvalidTargetError, InvalidTokenError, UnauthorizedClientError } from '../errors.js';
 import type { AccessTokenDenylist, ClientRecord, Family, FamilyStore, UseContext, UserRecord, UserStore } from '../stores/types.js';
 import type { AccessTokenClaims, AccessTokenRequest, AccessTokens, IssuedAccessToken } from '../tokens/access-token.js';
 import type { RefreshTokens } from '../tokens/refresh-token.js';
+import { bearerToken } from '../verifier/bearer.js';
+import { isTokenError } from '../verifier/errors.js';
 import { grantScope, parseScope, storedScopeTokens } from './scope.js';
 
 /** RFC 6749 §5.1. */
@@ -250,15 +252,22 @@ export function createTokenService(deps: TokenServiceDeps) {
 
     /**
      * The claims of a Bearer token for the issuer's own endpoints: it must be meant for
-     * our default audience (RFC 6750 §3.1 errors otherwise).
+     * our default audience. The header is read by the verifier kit's `bearerToken`, so
+     * both sides parse it alike; `authorization` is every value the request carried
+     * (Node's `req.headersDistinct.authorization`), since two headers are refused.
+     * RFC 6750 §3.1: no Bearer credentials get a bare challenge, malformed ones 400.
      */
-    async authenticateBearer(authorization: string | undefined): Promise<AccessTokenClaims> {
-      const match = /^Bearer +([A-Za-z0-9._~+/-]+=*)$/i.exec(authorization?.trim() ?? '');
-      if (!match) {
-        // RFC 6750 §3.1: a request without Bearer credentials gets a bare challenge.
-        throw new InvalidTokenError('a Bearer access token is required', { headers: { 'WWW-Authenticate': 'Bearer' } });
+    async authenticateBearer(authorization: string | readonly string[] | undefined): Promise<AccessTokenClaims> {
+      let token: string;
+      try {
+        token = bearerToken(authorization);
+      } catch (err) {
+        if (!isTokenError(err)) throw err;
+        const headers = { 'WWW-Authenticate': err.wwwAuthenticate ?? 'Bearer' };
+        if (err.code === 'invalid_request') throw new InvalidRequestError(err.description, { headers });
+        throw new InvalidTokenError('a Bearer access token is required', { headers });
       }
-      const claims = await checkAccessToken(match[1]!, deps.audience);
+      const claims = await checkAccessToken(token, deps.audience);
       if (!claims) throw new InvalidTokenError('the access token is invalid, expired or revoked');
       return claims;
     },

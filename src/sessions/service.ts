@@ -78,7 +78,7 @@ export function createSessionService(deps: SessionServiceDeps) {
      * The user an access token speaks for (RFC 6750). A client's own token
      * (client_credentials: `sub` = `client_id`, no email) is never a user's.
      */
-    async authenticate(authorization: string | undefined): Promise<Caller> {
+    async authenticate(authorization: string | readonly string[] | undefined): Promise<Caller> {
       const claims = await tokens.authenticateBearer(authorization);
       if (claims.email === undefined || claims.sub === claims.client_id) throw new InvalidTokenError('this endpoint needs a user access token');
       const user = await users.findById(claims.sub);

@@ -4,19 +4,16 @@
  * protected header is encoded once per ring and the JWS is assembled directly (RFC 7515
  * §7.1 compact serialisation) with node:crypto, the key imported once per ring load.
  */
-import { sign as cryptoSign, type SignKeyObjectInput } from 'node:crypto';
-import { decodeProtectedHeader, errors, jwtVerify } from 'jose';
+import { KeyObject, sign as cryptoSign, type SignKeyObjectInput } from 'node:crypto';
 import { epochSeconds, type Clock } from '../clock.js';
 import { signParams, type KeyAlg } from '../keys/algorithms.js';
-import type { KeyRing } from '../keys/key-ring.js';
+import type { KeyRing, VerificationKey } from '../keys/key-ring.js';
 import type { KeyRingSource } from '../keys/source.js';
 import type { Random } from '../random.js';
+import { ACCESS_TOKEN_TYP, checkAlgorithm, checkClaims, parseToken, signatureKey, verifySignature, type SignatureKey } from '../verifier/core.js';
+import { isTokenError } from '../verifier/errors.js';
 
-/** RFC 9068 §2.1: the media type of an access token, without `application/`. */
-export const ACCESS_TOKEN_TYP = 'at+jwt';
-
-/** Longer than any token we issue; a bound on what `verify` will parse. */
-const MAX_TOKEN_LENGTH = 16 * 1024;
+export { ACCESS_TOKEN_TYP };
 
 /** What a grant decides; the time- and issuer-dependent claims are added here. */
 export interface AccessTokenRequest {
@@ -73,7 +70,7 @@ export interface AccessTokenDeps {
   readonly issuer: string;
   /** Seconds. */
   readonly ttl: number;
-  /** Seconds of tolerance on `exp`/`nbf` when verifying. */
+  /** Seconds of tolerance on `exp`, `nbf` and `iat` when verifying. */
   readonly clockSkew: number;
 }
 
@@ -84,7 +81,11 @@ export interface VerifyOptions {
 
 export interface AccessTokens {
   issue(request: AccessTokenRequest): Promise<IssuedAccessToken>;
-  /** Never throws for a bad token: every failure is a typed result. */
+  /**
+   * Through the verifier kit's core (src/verifier/core.ts), with the ring's keys as the
+   * allowlist: the same header, limits and claim rules a resource server applies.
+   * Never throws for a bad token: every failure is a typed result.
+   */
   verify(token: string, options?: VerifyOptions): Promise<VerifyResult>;
 }
 
@@ -100,6 +101,13 @@ interface PreparedSigner {
 
 export function createAccessTokens({ keys, clock, random, issuer, ttl, clockSkew }: AccessTokenDeps): AccessTokens {
   let prepared: PreparedSigner | undefined;
+  /** Each ring's verification keys as node:crypto keys bound to their alg, converted once. */
+  const verifyKeys = new WeakMap<VerificationKey, SignatureKey | undefined>();
+
+  function keyFor(published: VerificationKey): SignatureKey | undefined {
+    if (!verifyKeys.has(published)) verifyKeys.set(published, signatureKey(published.alg, KeyObject.from(published.key)));
+    return verifyKeys.get(published);
+  }
 
   function signerFor(ring: KeyRing): PreparedSigner {
     if (prepared?.ring === ring) return prepared;
@@ -143,38 +151,24 @@ export function createAccessTokens({ keys, clock, random, issuer, ttl, clockSkew
   }
 
   async function verify(token: string, options: VerifyOptions = {}): Promise<VerifyResult> {
-    if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH) return invalid('not a token of plausible size');
-    let kid: unknown;
-    let alg: unknown;
     try {
-      ({ kid, alg } = decodeProtectedHeader(token));
-    } catch {
-      return invalid('malformed JWS header');
-    }
-    if (typeof kid !== 'string') return invalid('no kid in the header');
-    const key = keys.current().verificationKey(kid);
-    // Any published key, `next` included: another instance may have promoted it before this one reloaded.
-    if (key === undefined) return invalid('kid is not a published key');
-    // The alg comes from our ring, never from the token: this excludes `none` and HMAC-with-the-public-key.
-    if (alg !== key.alg) return invalid(`alg ${String(alg)} does not match key ${kid} (${key.alg})`);
-    try {
-      const { payload } = await jwtVerify(token, key.key, {
-        algorithms: [key.alg],
-        issuer,
-        typ: ACCESS_TOKEN_TYP,
-        clockTolerance: clockSkew,
-        currentDate: new Date(clock.now()),
-        requiredClaims: ['sub', 'aud', 'exp', 'iat', 'jti', 'client_id'],
-        ...(options.audience !== undefined && { audience: options.audience }),
-      });
-      const { sub, jti, client_id: clientId, scope } = payload;
-      if (typeof sub !== 'string' || typeof jti !== 'string' || typeof clientId !== 'string' || (scope !== undefined && typeof scope !== 'string')) {
-        return invalid('claims of the wrong type');
-      }
-      return { ok: true, kid, claims: { ...payload, scope: scope ?? '' } as unknown as AccessTokenClaims };
+      const parsed = parseToken(token);
+      const ring = keys.current();
+      // Any published key, `next` included: another instance may have promoted it before this one reloaded.
+      const published = ring.verificationKey(parsed.kid);
+      if (published === undefined) return invalid('kid is not a published key');
+      // The alg comes from our ring, never from the token: this excludes `none` and HMAC-with-the-public-key.
+      checkAlgorithm(parsed.alg, new Set([published.alg]));
+      const key = keyFor(published);
+      if (key === undefined) return invalid(`key ${parsed.kid} does not fit ${published.alg}`);
+      await verifySignature(parsed, key);
+      const audience = options.audience === undefined ? undefined : [options.audience];
+      const payload = checkClaims(parsed.payload, { issuer, audience, clockTolerance: clockSkew }, clock.now());
+      return { ok: true, kid: parsed.kid, claims: { ...payload, scope: payload.scope ?? '' } as unknown as AccessTokenClaims };
     } catch (err) {
-      if (err instanceof errors.JWTExpired) return { ok: false, error: 'expired', detail: 'token expired' };
-      return invalid(err instanceof errors.JOSEError ? `${err.code}: ${err.message}` : 'unverifiable token');
+      if (!isTokenError(err)) throw err;
+      if (err.code === 'expired_token') return { ok: false, error: 'expired', detail: 'token expired' };
+      return invalid(err.detail === undefined ? err.description : `${err.description}: ${err.detail}`);
     }
   }
 

@@ -15,7 +15,7 @@ export type TokenErrorCode =
   | 'invalid_request'
   /** Not a compact JWS: wrong number of segments, bad base64url or JSON, not a string, too long. */
   | 'malformed_token'
-  /** A JWT we must not accept: bad signature, unknown key, disallowed alg or typ, wrong iss or aud, nbf ahead, claims missing. */
+  /** A JWT we must not accept: bad signature, unknown key, disallowed alg or typ, a `crit` header, wrong iss or aud, nbf or iat ahead, claims missing or of the wrong type. */
   | 'invalid_token'
   /** Genuine, but past `exp` (plus the clock tolerance). */
   | 'expired_token'

@@ -5,17 +5,10 @@
  * per cooldown, whatever arrives, so a flood of junk tokens cannot become a flood of
  * requests to the authority. Concurrent refreshes share one request.
  */
-import { importJWK, type CryptoKey, type JWK } from 'jose';
+import { ASYMMETRIC_ALGORITHMS, signatureKeyFromJwk, type SignatureKey } from './core.js';
 import { freshnessMs, isObject, requestJson, type FetchLike } from './http.js';
 
-/**
- * Asymmetric JWS algorithms (RFC 7518 §3.1, RFC 8037 §3.1, RFC 9864). Everything else —
- * `none` and the HMAC family above all — is never accepted: with HMAC, a verifier handed
- * the public key as a "secret" would accept tokens anyone can forge.
- */
-export const ASYMMETRIC_ALGORITHMS: ReadonlySet<string> = new Set([
-  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519',
-]);
+export { ASYMMETRIC_ALGORITHMS };
 
 /** RFC 9068 §2.1: RS256 is the one algorithm every authority must support. */
 const DEFAULT_ALGORITHMS = ['RS256'];
@@ -48,16 +41,27 @@ export interface KeySourceOptions {
   /** How long past its freshness a key set may still be used while refetching it fails. */
   readonly maxStaleMs: number;
   readonly onError: (error: Error) => void;
+  /** Told the kids of each new key set as it replaces the last (so caches can drop the others). */
+  readonly onKeySet?: (kids: ReadonlySet<string>) => void;
+}
+
+export interface KeyLookup {
+  /** The published key for the kid, bound to the alg; undefined when the set has none that fits. */
+  readonly key: SignatureKey | undefined;
+  /** The algorithms tokens may use: configured, or from the metadata. */
+  readonly algorithms: ReadonlySet<string>;
 }
 
 export interface KeySource {
   /**
-   * The published key for `kid` usable with `alg`, or undefined when the set (refetched
-   * if allowed) has none. Throws `KeySourceUnavailable` when no key set could be loaded yet.
+   * The key for `kid` usable with `alg`, looked up in the current set; the set is loaded,
+   * or refreshed once stale, first, and refetched (if the cooldown allows) when it lacks the
+   * kid. Synchronous when the set is fresh and holds the kid, which is nearly every call.
+   * Throws (or rejects with) `KeySourceUnavailable` when no usable key set could be loaded.
    */
-  key(kid: string, alg: string): Promise<CryptoKey | undefined>;
-  /** The algorithms tokens may use: configured, or from the metadata. Loads it first if needed. */
-  algorithms(): Promise<ReadonlySet<string>>;
+  key(kid: string, alg: string): KeyLookup | Promise<KeyLookup>;
+  /** The same, only when it needs no loading or refetching; otherwise undefined. Never throws. */
+  peek(kid: string, alg: string): KeyLookup | undefined;
 }
 
 /** Nothing could be loaded: the verifier cannot decide either way. */
@@ -73,9 +77,9 @@ interface Metadata {
 }
 
 interface KeySet {
-  readonly byKid: ReadonlyMap<string, readonly JWK[]>;
+  readonly byKid: ReadonlyMap<string, readonly Record<string, unknown>[]>;
   /** Imported keys by `kid alg`, built lazily: a new set starts with an empty cache. */
-  readonly imported: Map<string, Promise<CryptoKey | undefined>>;
+  readonly imported: Map<string, SignatureKey | undefined>;
   readonly etag: string | undefined;
   freshUntil: number;
 }
@@ -149,6 +153,7 @@ export function createKeySource(options: KeySourceOptions): KeySource {
     }
     if (response.status !== 200) throw new Error(`${url} answered ${response.status}`);
     keySet = { byKid: parseKeySet(response.body, url), imported: new Map(), etag: response.headers.get('etag') ?? undefined, freshUntil };
+    options.onKeySet?.(new Set(keySet.byKid.keys()));
   }
 
   /** A usable key set: loaded now if there is none, refreshed (blocking) once it is stale. */
@@ -165,31 +170,34 @@ export function createKeySource(options: KeySourceOptions): KeySource {
     return keySet;
   }
 
-  return {
-    async key(kid, alg) {
-      let set = await current();
-      if (!set.byKid.has(kid)) {
-        // A key published after our copy was fetched (or a forged kid): one refetch per cooldown.
-        await refreshIfAllowed();
-        set = keySet ?? set;
-      }
-      const candidates = set.byKid.get(kid);
-      // Only kids the set holds are cached, so junk kids cannot grow the cache.
-      if (candidates === undefined) return undefined;
-      const cacheKey = `${kid} ${alg}`;
-      let imported = set.imported.get(cacheKey);
-      if (imported === undefined) {
-        imported = importFor(candidates, alg);
-        set.imported.set(cacheKey, imported);
-      }
-      return imported;
-    },
+  /** `kid alg` in `set`; only kids the set holds are cached, so junk kids cannot grow the cache. */
+  function lookup(set: KeySet, kid: string, alg: string): KeyLookup {
+    const algorithms = configuredAlgorithms ?? metadata!.algorithms;
+    const candidates = set.byKid.get(kid);
+    if (candidates === undefined) return { key: undefined, algorithms };
+    const cacheKey = `${kid} ${alg}`;
+    if (!set.imported.has(cacheKey)) set.imported.set(cacheKey, importFor(candidates, alg));
+    return { key: set.imported.get(cacheKey), algorithms };
+  }
 
-    async algorithms() {
-      if (configuredAlgorithms !== undefined) return configuredAlgorithms;
-      await current();
-      return metadata!.algorithms;
-    },
+  async function slowKey(kid: string, alg: string): Promise<KeyLookup> {
+    let set = await current();
+    if (!set.byKid.has(kid)) {
+      // A key published after our copy was fetched (or a forged kid): one refetch per cooldown.
+      await refreshIfAllowed();
+      set = keySet ?? set;
+    }
+    return lookup(set, kid, alg);
+  }
+
+  function peek(kid: string, alg: string): KeyLookup | undefined {
+    return keySet !== undefined && elapsed() < keySet.freshUntil && keySet.byKid.has(kid) ? lookup(keySet, kid, alg) : undefined;
+  }
+
+  return {
+    // The hot path: no promise when the set is fresh and holds the kid.
+    key: (kid, alg) => peek(kid, alg) ?? slowKey(kid, alg),
+    peek,
   };
 }
 
@@ -227,15 +235,15 @@ function safeProtocol(url: string): string {
   }
 }
 
-function parseKeySet(body: unknown, url: string): Map<string, JWK[]> {
+function parseKeySet(body: unknown, url: string): Map<string, Record<string, unknown>[]> {
   if (!isObject(body) || !Array.isArray(body.keys)) throw new Error(`${url} is not a JWK Set (RFC 7517 §5)`);
-  const byKid = new Map<string, JWK[]>();
+  const byKid = new Map<string, Record<string, unknown>[]>();
   for (const jwk of body.keys as unknown[]) {
     // Keys we could never use are dropped here: no kid, not for signatures, or symmetric.
     if (!isObject(jwk) || typeof jwk.kid !== 'string' || typeof jwk.kty !== 'string' || jwk.kty === 'oct') continue;
     if (jwk.use !== undefined && jwk.use !== 'sig') continue;
     if (jwk.key_ops !== undefined && !(Array.isArray(jwk.key_ops) && jwk.key_ops.includes('verify'))) continue;
-    byKid.set(jwk.kid, [...(byKid.get(jwk.kid) ?? []), jwk as JWK]);
+    byKid.set(jwk.kid, [...(byKid.get(jwk.kid) ?? []), jwk]);
   }
   return byKid;
 }
@@ -243,22 +251,16 @@ function parseKeySet(body: unknown, url: string): Map<string, JWK[]> {
 /**
  * The key among those sharing the kid that fits `alg`: the JWK's own `alg`, when it has
  * one, must be exactly the token's (RFC 7517 §4.4), so an RS256 key never checks a PS256
- * signature; and the key type must suit the alg family.
+ * signature; and the key type (and curve, and RSA size) must suit the alg.
  */
-async function importFor(candidates: readonly JWK[], alg: string): Promise<CryptoKey | undefined> {
+function importFor(candidates: readonly Record<string, unknown>[], alg: string): SignatureKey | undefined {
   const kty = KTY_OF[alg.slice(0, 2)];
   for (const jwk of candidates) {
     if (jwk.alg !== undefined && jwk.alg !== alg) continue;
     if (jwk.kty !== kty) continue;
-    try {
-      // Only the public members: a JWKS that leaks `d` must still not make us import a private key.
-      const { kty: type, n, e, crv, x, y } = jwk;
-      const publicMembers = Object.fromEntries(Object.entries({ kty: type, n, e, crv, x, y }).filter(([, value]) => value !== undefined)) as JWK;
-      const key = await importJWK(publicMembers, alg);
-      if (!(key instanceof Uint8Array)) return key;
-    } catch {
-      // Not importable for this alg (e.g. an RSA key under 2048 bits): try the next.
-    }
+    // Not usable for this alg (e.g. an RSA key under 2048 bits): try the next.
+    const key = signatureKeyFromJwk(alg, jwk);
+    if (key !== undefined) return key;
   }
   return undefined;
 }

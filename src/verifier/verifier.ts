@@ -11,12 +11,19 @@
  *  - `iss` is exactly the issuer and `aud` holds this API (RFC 9068 §4 steps 3-4);
  *  - `exp`, `nbf` (and a future `iat`) within a small clock tolerance;
  *  - `sub`, `client_id`, `jti`, `exp`, `iat` present and of the right type.
+ *
+ * Those rules are src/verifier/core.ts, which the authority's own Bearer check runs too.
+ * Verified tokens are cached (bounded, keyed by the token, never past `exp`), so an API
+ * that sees the same token on many requests checks its signature once; every call still
+ * checks the time claims, that the key is still published, the scopes, and introspection.
  */
-import { errors, jwtVerify, type JWTPayload } from 'jose';
+import type { JWTPayload } from 'jose';
+import { LRUCache } from 'lru-cache';
+import { ASYMMETRIC_ALGORITHMS, checkAlgorithm, checkClaims, checkTimes, parseToken, verifySignature, type AccessTokenPayload, type SignatureKey } from './core.js';
 import { TokenError } from './errors.js';
-import { isObject, type FetchLike } from './http.js';
+import type { FetchLike } from './http.js';
 import { createIntrospector, DEFAULT_INTROSPECTION_CACHE_MS, MAX_INTROSPECTION_CACHE_MS, type IntrospectionOptions, type Introspector } from './introspection.js';
-import { ASYMMETRIC_ALGORITHMS, createKeySource, KeySourceUnavailable, type KeySource } from './jwks.js';
+import { createKeySource, KeySourceUnavailable, type KeyLookup, type KeySource } from './jwks.js';
 
 export interface VerifierOptions {
   /** The authority's issuer identifier: `iss` must equal it exactly; also where its RFC 8414 metadata lives. */
@@ -48,6 +55,13 @@ export interface VerifierOptions {
    * stay trusted for as long as someone can keep the verifier from reaching the authority.
    */
   readonly maxStaleMs?: number;
+  /**
+   * How many verified tokens to remember, a whole number; default 10 000, 0 turns the cache
+   * off. A remembered token skips only the signature and claim parsing: each call still
+   * checks `exp`, `nbf` and `iat` against the clock, that its key is still in the (fresh)
+   * JWKS, the scopes, and asks introspection (through that cache's own rules) when set.
+   */
+  readonly cacheMaxEntries?: number;
   /** Also ask the authority's introspection endpoint (RFC 7662), to see revocations. */
   readonly introspect?: IntrospectionOptions;
   /** Default `globalThis.fetch`. */
@@ -104,12 +118,13 @@ export interface Verifier {
   verify(token: unknown, options?: VerifyOptions): Promise<VerifiedToken>;
 }
 
-/** Longer than any access token the authority issues; a bound on what we parse. */
-export const MAX_TOKEN_LENGTH = 16 * 1024;
+export { MAX_TOKEN_LENGTH } from './core.js';
 
-const ACCESS_TOKEN_TYP = 'at+jwt';
-const REQUIRED_CLAIMS = ['sub', 'client_id', 'jti', 'exp', 'iat'];
-const BASE64URL = /^[A-Za-z0-9_-]*$/;
+/** A verified token as remembered: the key that verified it must still be the published one. */
+interface Remembered {
+  readonly token: VerifiedToken;
+  readonly key: SignatureKey;
+}
 
 /** Builds a verifier; throws TypeError on options that would make it unsafe or unusable. */
 export function createVerifier(options: VerifierOptions): Verifier {
@@ -142,7 +157,20 @@ export function createVerifier(options: VerifierOptions): Verifier {
     }
   };
 
-  const keys: KeySource = createKeySource({ issuer, jwksUri: options.jwksUri, algorithms: options.algorithms, fetch, elapsed, cooldownMs, timeoutMs, maxStaleMs, onError });
+  const cacheMaxEntries = nonNegative(options.cacheMaxEntries, 10_000, 'cacheMaxEntries');
+  if (!Number.isInteger(cacheMaxEntries)) throw new TypeError('createVerifier: cacheMaxEntries must be a whole number');
+  const verified = cacheMaxEntries === 0 ? undefined : new LRUCache<string, Remembered>({ max: cacheMaxEntries });
+  const configuredAlgorithms = options.algorithms === undefined ? undefined : new Set(options.algorithms);
+  /** A new key set drops the tokens of every kid it no longer holds. */
+  const onKeySet = (kids: ReadonlySet<string>): void => {
+    if (verified === undefined) return;
+    const dropped: string[] = [];
+    verified.forEach((entry, token) => {
+      if (!kids.has(entry.token.kid)) dropped.push(token);
+    });
+    for (const token of dropped) verified.delete(token);
+  };
+  const keys: KeySource = createKeySource({ issuer, jwksUri: options.jwksUri, algorithms: options.algorithms, fetch, elapsed, cooldownMs, timeoutMs, maxStaleMs, onError, onKeySet });
   let introspector: Introspector | undefined;
   if (options.introspect !== undefined) {
     const { url, clientId, clientSecret } = options.introspect;
@@ -156,65 +184,51 @@ export function createVerifier(options: VerifierOptions): Verifier {
     introspector = createIntrospector({ ...options.introspect, cacheMs, maxEntries }, { fetch, now, elapsed, timeoutMs });
   }
 
-  async function verify(token: unknown, verifyOptions: VerifyOptions = {}): Promise<VerifiedToken> {
-    const header = parseCompact(token);
-    const compact = token as string;
-
-    const alg = header.alg;
+  /** Signature and claims, through the shared core; remembered on success. */
+  async function verifyFully(token: unknown): Promise<VerifiedToken> {
+    const parsed = parseToken(token);
     // Judged before any network request: a junk alg costs the authority nothing.
-    if (typeof alg !== 'string' || !ASYMMETRIC_ALGORITHMS.has(alg)) {
-      throw new TokenError('invalid_token', 'the token\'s signing algorithm is not accepted', { detail: `alg ${JSON.stringify(alg)}` });
-    }
-    if (typeof header.typ !== 'string' || normalizeTyp(header.typ) !== ACCESS_TOKEN_TYP) {
-      throw new TokenError('invalid_token', 'the token is not an access token (typ must be at+jwt)', { detail: `typ ${JSON.stringify(header.typ)}` });
-    }
-    const kid = header.kid;
-    if (typeof kid !== 'string' || kid === '') throw new TokenError('invalid_token', 'the token names no signing key (kid)');
+    if (configuredAlgorithms !== undefined) checkAlgorithm(parsed.alg, configuredAlgorithms);
+    const found = await keyFor(parsed.kid, parsed.alg);
+    checkAlgorithm(parsed.alg, found.algorithms);
+    if (found.key === undefined) throw new TokenError('invalid_token', 'the token is signed with an unknown key', { detail: `kid ${parsed.kid} (${parsed.alg}) is not in the JWKS` });
+    await verifySignature(parsed, found.key);
+    const nowMs = now();
+    const claims = typedClaims(checkClaims(parsed.payload, { issuer, audience, clockTolerance }, nowMs), parsed.kid);
+    verified?.set(token as string, { token: claims, key: found.key }, { ttl: Math.max(1, (claims.exp + clockTolerance) * 1000 - nowMs) });
+    return claims;
+  }
 
-    const configured = options.algorithms;
-    if (configured !== undefined && !configured.includes(alg)) {
-      throw new TokenError('invalid_token', 'the token\'s signing algorithm is not accepted', { detail: `alg ${alg} is not on the allowlist` });
-    }
-    let key;
-    try {
-      // Key first: a refetch for a new kid also refreshes the metadata, whose alg list may have grown with it.
-      key = await keys.key(kid, alg);
-      if (!(await keys.algorithms()).has(alg)) {
-        throw new TokenError('invalid_token', 'the token\'s signing algorithm is not accepted', { detail: `alg ${alg} is not on the allowlist` });
-      }
-    } catch (err) {
+  /** The key, synchronously on the hot path; a key source that cannot answer is a 503. */
+  function keyFor(kid: string, alg: string): KeyLookup | Promise<KeyLookup> {
+    return keys.peek(kid, alg) ?? Promise.resolve(keys.key(kid, alg)).catch((err: unknown) => {
       if (err instanceof KeySourceUnavailable) {
         throw new TokenError('temporarily_unavailable', 'the token cannot be checked right now', { detail: err.message, cause: err });
       }
       throw err;
-    }
-    if (key === undefined) throw new TokenError('invalid_token', 'the token is signed with an unknown key', { detail: `kid ${kid} (${alg}) is not in the JWKS` });
+    });
+  }
 
-    const nowMs = now();
-    let payload: JWTPayload;
-    try {
-      ({ payload } = await jwtVerify(compact, key, {
-        algorithms: [alg],
-        issuer,
-        audience,
-        typ: ACCESS_TOKEN_TYP,
-        clockTolerance,
-        currentDate: new Date(nowMs),
-        requiredClaims: REQUIRED_CLAIMS,
-      }));
-    } catch (err) {
-      throw fromJose(err);
-    }
-    const claims = typedClaims(payload, kid);
-    if (claims.iat > nowMs / 1000 + clockTolerance) throw new TokenError('invalid_token', 'the token was issued in the future', { detail: `iat ${claims.iat}` });
+  /** A remembered token, if its key is still the one the fresh JWKS publishes for it. */
+  function remembered(token: unknown): VerifiedToken | undefined {
+    if (verified === undefined || typeof token !== 'string') return undefined;
+    const entry = verified.get(token);
+    if (entry === undefined) return undefined;
+    const current = keys.peek(entry.token.kid, entry.key.alg);
+    if (current?.key !== entry.key || !current.algorithms.has(entry.key.alg)) return undefined;
+    checkTimes(entry.token, clockTolerance, now());
+    return entry.token;
+  }
 
+  async function verify(token: unknown, verifyOptions: VerifyOptions = {}): Promise<VerifiedToken> {
+    const claims = remembered(token) ?? (await verifyFully(token));
     const required = verifyOptions.scopes === undefined ? requiredScopes : [...requiredScopes, ...verifyOptions.scopes];
     assertScopes(claims, required);
 
     if (introspector !== undefined) {
       let active: boolean;
       try {
-        active = await introspector.isActive(compact, claims.jti, claims.exp * 1000);
+        active = await introspector.isActive(token as string, claims.jti, claims.exp * 1000);
       } catch (err) {
         onError(err instanceof Error ? err : new Error(String(err)));
         throw new TokenError('temporarily_unavailable', 'the token cannot be checked right now', { detail: err instanceof Error ? err.message : String(err), cause: err });
@@ -257,91 +271,43 @@ export function checkRequirements(caller: string, what: string, names: readonly 
   }
 }
 
-/** RFC 7515 §7.1 compact serialisation; returns the protected header. Throws malformed_token. */
-function parseCompact(token: unknown): Record<string, unknown> {
-  if (typeof token !== 'string') throw new TokenError('malformed_token', 'the token is not a string');
-  if (token === '') throw new TokenError('malformed_token', 'the token is empty');
-  if (token.length > MAX_TOKEN_LENGTH) throw new TokenError('malformed_token', 'the token is too long');
-  const parts = token.split('.');
-  if (parts.length === 5) throw new TokenError('malformed_token', 'encrypted tokens (JWE) are not accepted');
-  if (parts.length !== 3) throw new TokenError('malformed_token', 'the token is not a JWS in compact form (three segments)');
-  if (!parts.every((part) => BASE64URL.test(part)) || parts[0] === '' || parts[1] === '') {
-    throw new TokenError('malformed_token', 'the token is not base64url-encoded');
-  }
-  const header = decodeJson(parts[0]!);
-  const payload = decodeJson(parts[1]!);
-  if (!isObject(header)) throw new TokenError('malformed_token', 'the token header is not a JSON object');
-  if (!isObject(payload)) throw new TokenError('malformed_token', 'the token payload is not a JSON object');
-  return header;
-}
-
-function decodeJson(segment: string): unknown {
-  try {
-    return JSON.parse(Buffer.from(segment, 'base64url').toString('utf8')) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
-function typedClaims(payload: JWTPayload, kid: string): VerifiedToken {
-  const { iss, sub, aud, exp, iat, jti } = payload;
-  const clientId = payload.client_id;
-  const scope = payload.scope;
-  const roles = payload.roles;
-  const email = payload.email;
-  const sid = payload.sid;
-  const ok =
-    typeof iss === 'string' &&
-    // jose checked that ours is among them, not what else is: a number must not reach `aud`.
-    (typeof aud === 'string' || (Array.isArray(aud) && aud.every((value) => typeof value === 'string'))) &&
-    typeof sub === 'string' && sub !== '' &&
-    typeof clientId === 'string' && clientId !== '' &&
-    typeof jti === 'string' && jti !== '' &&
-    typeof exp === 'number' &&
-    typeof iat === 'number' &&
-    (scope === undefined || typeof scope === 'string') &&
-    (roles === undefined || (Array.isArray(roles) && roles.every((role) => typeof role === 'string'))) &&
-    (email === undefined || typeof email === 'string') &&
-    (sid === undefined || typeof sid === 'string');
-  if (!ok) throw new TokenError('invalid_token', 'the token has claims of the wrong type');
+/** The kit's view of checked claims: typed, `aud` always an array, and frozen, since remembered tokens are shared. */
+function typedClaims(payload: AccessTokenPayload, kid: string): VerifiedToken {
+  const { iss, sub, aud, exp, iat, jti, client_id: clientId, scope, roles, email, sid } = payload;
   return Object.freeze({
     iss,
     sub,
     client_id: clientId,
-    scope: new Set((scope ?? '').split(' ').filter((s) => s !== '')),
-    roles: Object.freeze([...(roles as string[] | undefined ?? [])]),
+    scope: frozenSet((scope ?? '').split(' ').filter((s) => s !== '')),
+    roles: Object.freeze([...(roles ?? [])]),
     email,
     sid,
-    aud: Object.freeze(typeof aud === 'string' ? [aud] : [...(aud as string[])]),
+    aud: Object.freeze(typeof aud === 'string' ? [aud] : [...aud]),
     exp,
     iat,
     jti,
     kid,
-    payload: Object.freeze({ ...payload }),
+    payload: deepFreeze(payload) as Readonly<JWTPayload>,
   });
 }
 
-function fromJose(err: unknown): TokenError {
-  const detail = err instanceof Error ? err.message : String(err);
-  if (err instanceof errors.JWTExpired) return new TokenError('expired_token', 'the token has expired', { detail });
-  if (err instanceof errors.JWTClaimValidationFailed) {
-    const description =
-      err.reason === 'missing' ? `the token lacks the ${err.claim} claim`
-      : err.claim === 'iss' ? 'the token was issued by another authority'
-      : err.claim === 'aud' ? 'the token is not meant for this API'
-      : err.claim === 'nbf' ? 'the token is not valid yet'
-      : err.claim === 'typ' ? 'the token is not an access token (typ must be at+jwt)'
-      : `the token's ${err.claim} claim is invalid`;
-    return new TokenError('invalid_token', description, { detail });
-  }
-  if (err instanceof errors.JWSSignatureVerificationFailed) return new TokenError('invalid_token', 'the token signature is invalid', { detail });
-  return new TokenError('invalid_token', 'the token is invalid', { detail });
+/** A Set whose add, delete and clear throw: one caller must not change what the next is handed. */
+function frozenSet(values: readonly string[]): ReadonlySet<string> {
+  const set = new Set(values);
+  const refuse = (): never => {
+    throw new TypeError('a verified token\'s scopes cannot be changed');
+  };
+  Object.defineProperties(set, { add: { value: refuse }, delete: { value: refuse }, clear: { value: refuse } });
+  return Object.freeze(set);
 }
 
-/** RFC 9068 §4: `at+jwt` or `application/at+jwt`, compared case-insensitively (RFC 7515 §4.1.9). */
-function normalizeTyp(typ: string): string {
-  const lower = typ.toLowerCase();
-  return lower.startsWith('application/') ? lower.slice('application/'.length) : lower;
+/** The payload is our own parse of the token's JSON: freezing it in place copies nothing. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const member of Object.values(value)) deepFreeze(member);
+  }
+  return value;
 }
 
 function checkAlgorithms(algorithms: readonly string[]): void {

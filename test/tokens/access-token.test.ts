@@ -148,6 +148,19 @@ describe('access tokens', () => {
       expect(await tokens.verify(await signWithOurKey({}, withoutClient))).toMatchObject({ ok: false, error: 'invalid' });
     });
 
+    it('an iat beyond the clock skew in the future, as the verifier kit refuses it (hardening issue 6)', async () => {
+      const now = Math.floor(clock.now() / 1000);
+      expect(await tokens.verify(await signWithOurKey({}, { ...claims(), iat: now + 3600, nbf: now }))).toMatchObject({ ok: false, error: 'invalid' });
+      expect(await tokens.verify(await signWithOurKey({}, { ...claims(), iat: now + SKEW + 1 }))).toMatchObject({ ok: false, error: 'invalid' });
+      expect(await tokens.verify(await signWithOurKey({}, { ...claims(), iat: now + SKEW }))).toMatchObject({ ok: true });
+    });
+
+    it('claims of the wrong type, as the verifier kit refuses them', async () => {
+      for (const changes of [{ roles: 'admin' }, { email: 42 }, { sid: ['x'] }, { aud: ['api', 7] }, { jti: '' }, { sub: '' }]) {
+        expect([changes, await tokens.verify(await signWithOurKey({}, { ...claims(), ...changes }))]).toMatchObject([changes, { ok: false, error: 'invalid' }]);
+      }
+    });
+
     it('a missing exp: a token signed with our key must still expire', async () => {
       const { exp: _omitted, ...withoutExp } = claims();
       expect(await tokens.verify(await signWithOurKey({}, withoutExp))).toMatchObject({ ok: false, error: 'invalid' });

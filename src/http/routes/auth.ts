@@ -38,7 +38,7 @@ export function createAuthRoutes(deps: AuthRouteDeps) {
   const cookies = refreshCookie(config);
 
   const requireUser: Middleware<AuthState> = async function requireUser(ctx, next) {
-    const caller = await sessions.authenticate(ctx.get('Authorization') || undefined);
+    const caller = await sessions.authenticate(ctx.req.headersDistinct.authorization);
     ctx.state.claims = caller.claims;
     ctx.state.user = caller.user;
     await next();
