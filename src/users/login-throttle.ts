@@ -45,20 +45,42 @@ export function createLoginThrottle(limits: RateLimitBackend, budgets: LoginBudg
      */
     async attempt(email: string, address: string): Promise<void> {
       const key = keys(email, address);
-      const states = await Promise.all([accountIp.consume(key.accountIp), ip.consume(key.ip), account.consume(key.account)]);
-      const blocked = states.filter((state) => !state.allowed);
-      if (blocked.length > 0) {
-        // The attempt is refused, so it costs nothing: hammering a blocked account+IP must
-        // not drain the account-wide budget and lock the owner out elsewhere.
-        await Promise.all([accountIp.refund(key.accountIp), ip.refund(key.ip), account.refund(key.account)]);
-        throw new TooManyRequestsError(Math.max(...blocked.map((state) => state.retryAfterMs)) / 1000, 'too many failed login attempts, try again later');
-      }
+      // A refused attempt costs nothing: hammering a blocked account+IP must not drain the
+      // account-wide budget and lock the owner out elsewhere.
+      await spendEveryBudget(
+        [
+          { limiter: accountIp, key: key.accountIp },
+          { limiter: ip, key: key.ip },
+          { limiter: account, key: key.account },
+        ],
+        'too many failed login attempts, try again later',
+      );
     },
     async succeeded(email: string, address: string): Promise<void> {
       const key = keys(email, address);
       await Promise.all([accountIp.reset(key.accountIp), ip.refund(key.ip), account.refund(key.account)]);
     },
   };
+}
+
+/** One point of one budget: the limiter and the key it counts under. */
+export interface BudgetKey {
+  readonly limiter: RateLimiter;
+  readonly key: string;
+}
+
+/**
+ * Spends one point from every budget *before* the work they guard, so that concurrent
+ * requests cannot all pass a check made before any of them counted. When any budget was
+ * already spent, refunds them all (a refused request costs nothing) and throws 429 with
+ * the longest wait.
+ */
+export async function spendEveryBudget(budgets: readonly BudgetKey[], message: string): Promise<void> {
+  const states = await Promise.all(budgets.map(({ limiter, key }) => limiter.consume(key)));
+  const blocked = states.filter((state) => !state.allowed);
+  if (blocked.length === 0) return;
+  await Promise.all(budgets.map(({ limiter, key }) => limiter.refund(key)));
+  throw new TooManyRequestsError(Math.max(...blocked.map((state) => state.retryAfterMs)) / 1000, message);
 }
 
 /**
