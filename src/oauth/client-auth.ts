@@ -6,8 +6,8 @@
 import { clientSecretMatches } from '../clients/secrets.js';
 import type { Clock } from '../clock.js';
 import { InvalidClientError, InvalidRequestError, TooManyRequestsError } from '../errors.js';
+import { clientNetwork } from '../net.js';
 import type { ClientRecord, ClientStore, RateLimiter } from '../stores/types.js';
-import { clientNetwork } from '../users/login-throttle.js';
 
 export interface ClientCredentials {
   readonly method: 'client_secret_basic' | 'client_secret_post' | 'none';

@@ -4,9 +4,10 @@
  */
 import type { Clock } from '../clock.js';
 import { ConflictError, InvalidGrantError, InvalidRequestError } from '../errors.js';
+import { clientNetwork } from '../net.js';
 import { DuplicateKeyError, type RateLimiter, type UserRecord, type UserStore } from '../stores/types.js';
 import { normaliseEmail } from './email.js';
-import { clientNetwork, spendEveryBudget, type LoginThrottle } from './login-throttle.js';
+import { spendEveryBudget, type LoginThrottle } from './login-throttle.js';
 import type { PasswordHasher } from './passwords.js';
 
 const BAD_CREDENTIALS = 'invalid email or password';

@@ -4,9 +4,10 @@
  */
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clientNetwork } from '../../src/net.js';
 import { createRedisClient, closeRedis, connectRedis } from '../../src/stores/redis/connection.js';
 import { createRedisRateLimits } from '../../src/stores/redis/rate-limits.js';
-import { clientNetwork, createLoginThrottle } from '../../src/users/login-throttle.js';
+import { createLoginThrottle } from '../../src/users/login-throttle.js';
 import { startTestService, USER_EMAIL, USER_PASSWORD, type TestService } from '../support/app.js';
 import { expectOAuthError } from '../support/http.js';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
