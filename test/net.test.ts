@@ -56,6 +56,7 @@ describe('clientNetwork', () => {
     ['::1', '0:0:0:0::/64'],
     ['fe80::1%eth0', 'fe80:0:0:0::/64'],
     ['[fe80::1%eth0]:80', 'fe80:0:0:0::/64'],
+    ['::1%x:y', '0:0:0:0::/64'],
     ['2001:DB8::', '2001:db8:0:0::/64'],
     ['1:2:3:4:5:6:1.2.3.4', '1:2:3:4::/64'],
     ['64:ff9b::192.0.2.33', '64:ff9b:0:0::/64'],
@@ -73,4 +74,19 @@ describe('clientNetwork', () => {
       expect(clientNetwork(address)).toBe('invalid');
     },
   );
+
+  // Where ipaddr.js replaced the hand-written expansion, which got these wrong.
+  it.each([
+    // An IPv4 tail after `::` counts as two groups (the old code counted one: 1:2:0:0).
+    ['1:2::3:4:5:1.2.3.4', '1:2:0:3::/64'],
+    // IPv4-mapped addresses in any spelling are their IPv4 address (the old code only knew
+    // `::ffff:a.b.c.d` and put every other spelling in the shared 0:0:0:0::/64).
+    ['::ffff:cb00:7109', '203.0.113.9'],
+    ['0:0:0:0:0:FFFF:203.0.113.9', '203.0.113.9'],
+    ['::ffff:203.0.113.9%eth0', '203.0.113.9'],
+    // ipaddr.js reads the deprecated IPv4-compatible form as mapped (RFC 4291 §2.5.5.1).
+    ['::203.0.113.9', '203.0.113.9'],
+  ])('%s → %s', (address, network) => {
+    expect(clientNetwork(address)).toBe(network);
+  });
 });
