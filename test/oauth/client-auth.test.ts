@@ -89,6 +89,13 @@ describe('client authentication throttle', () => {
     await expect(attempt(SECRET, '10.0.0.1')).resolves.toMatchObject({ clientId: 'svc' });
   });
 
+  it('does not remember a refusal whose window has already ended', async () => {
+    const failures: RateLimiter = { consume: async () => ({ allowed: false, remaining: 0, retryAfterMs: 0 }), reset: async () => {}, refund: async () => {} };
+    const { attempt } = await setup(0, failures);
+    await expect(attempt('wrong', '10.0.0.1')).rejects.toBeInstanceOf(TooManyRequestsError);
+    await expect(attempt(SECRET, '10.0.0.1')).resolves.toMatchObject({ clientId: 'svc' });
+  });
+
   it('when full, forgets a pair whose window ended before one still refused, however recently each was refused', async () => {
     // Every failure is refused, for as long as `retryMs` says: windows of chosen lengths.
     let retryMs = 0;
