@@ -91,24 +91,24 @@ export function createUserService(deps: {
      */
     async login(input: { email: string; password: string; ip: string }): Promise<UserRecord> {
       const email = normaliseEmail(input.email);
-      await throttle.attempt(email, input.ip);
-      const credentials = await users.findCredentials(email);
-      const user = credentials?.user;
-      let ok = false;
-      if (credentials) {
-        const result = await hasher.verify(credentials.passwordHash, input.password);
-        ok = result.ok;
-        // Conditional on the hash just verified: a password change that lands while this
-        // re-hash runs wins, rather than being overwritten by a hash of the old password.
-        if (ok && result.needsRehash) await users.setPasswordHash(credentials.user.id, await hasher.hash(input.password), { expected: credentials.passwordHash });
-      } else {
-        await hasher.verifyDummy(input.password);
-      }
-      if (!user || !ok || user.disabled) {
-        throw new InvalidGrantError(BAD_CREDENTIALS, { detail: !user ? 'unknown email' : user.disabled ? 'disabled account' : 'wrong password' });
-      }
-      await throttle.succeeded(email, input.ip);
-      return user;
+      return throttle.judge(email, input.ip, async () => {
+        const credentials = await users.findCredentials(email);
+        const user = credentials?.user;
+        let ok = false;
+        if (credentials) {
+          const result = await hasher.verify(credentials.passwordHash, input.password);
+          ok = result.ok;
+          // Conditional on the hash just verified: a password change that lands while this
+          // re-hash runs wins, rather than being overwritten by a hash of the old password.
+          if (ok && result.needsRehash) await users.setPasswordHash(credentials.user.id, await hasher.hash(input.password), { expected: credentials.passwordHash });
+        } else {
+          await hasher.verifyDummy(input.password);
+        }
+        if (!user || !ok || user.disabled) {
+          throw new InvalidGrantError(BAD_CREDENTIALS, { detail: !user ? 'unknown email' : user.disabled ? 'disabled account' : 'wrong password' });
+        }
+        return user;
+      });
     },
 
     /**
@@ -125,12 +125,13 @@ export function createUserService(deps: {
      */
     async changePassword(input: PasswordChange): Promise<void> {
       const { user } = input;
-      await throttle.attempt(user.email, input.ip);
       // The first check reads who changed the password last from the user as this request
       // found it; a second one lost a race, perhaps to its own double, and reads it afresh.
-      const first = await checkStoredPassword(input, async () => user);
-      if (first.outcome === 'wrong') throw new InvalidRequestError(WRONG_CURRENT_PASSWORD);
-      await throttle.succeeded(user.email, input.ip);
+      const first = await throttle.judge(user.email, input.ip, async () => {
+        const found = await checkStoredPassword(input, async () => user);
+        if (found.outcome === 'wrong') throw new InvalidRequestError(WRONG_CURRENT_PASSWORD);
+        return found;
+      });
       if (first.outcome === 'repeat') return;
       const newHash = await hasher.hash(input.newPassword);
       if (await replaceHash(input, first.hash, newHash)) return;

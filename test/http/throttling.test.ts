@@ -53,6 +53,12 @@ describe('login throttling', () => {
     expect(statuses.filter((status) => status === 429)).toHaveLength(35);
   });
 
+  it('does not refuse concurrent right passwords because of each other: 10 simultaneous correct logins from one IP all succeed', async () => {
+    await redis.flush();
+    const results = await Promise.all(Array.from({ length: 10 }, () => attempt(one, USER_EMAIL, USER_PASSWORD)));
+    expect(results.map((res) => res.status)).toEqual(Array<number>(10).fill(200));
+  });
+
   it('keys IPv6 clients on their /64, and IPv4-mapped addresses on the IPv4 address', () => {
     expect(clientNetwork('2001:db8:1:2:aaaa::1')).toBe('2001:db8:1:2::/64');
     expect(clientNetwork('2001:0db8:0001:0002:ffff:ffff:ffff:ffff')).toBe('2001:db8:1:2::/64');
