@@ -116,134 +116,146 @@ const DEV_REGISTER_IP_RATE_LIMIT = '1000/1h';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-const schema = z.object({
-  NODE_ENV: z.enum(['production', 'development', 'test']).default('development'),
-  PORT: integer(3000, 0, 65535),
-  HOST: z
-    .string()
-    .refine((text) => isIP(text) !== 0 || HOSTNAME.test(text), { message: 'must be an IP address or a host name' })
-    .optional(),
-  ISSUER: url(['http:', 'https:'])
-    .refine((text) => !/[?#]/.test(text) && !text.endsWith('/'), { message: 'must have no query, fragment or trailing slash (RFC 8414 §2)' })
-    .optional(),
-  MONGODB_URI: url(['mongodb:', 'mongodb+srv:']).optional(),
-  REDIS_URL: url(['redis:', 'rediss:']).optional(),
-  REDIS_CLUSTER_NODES: hostPort.optional(),
-  KEYS_DIR: z.string().min(1).default('./keys'),
-  JWKS_MAX_AGE: duration('5m'),
-  KEY_PROMOTION_MARGIN: duration('1m'),
-  CLOCK_SKEW: duration('60s'),
-  ACCESS_TOKEN_TTL: duration('15m', { min: 1 }),
-  REFRESH_TOKEN_TTL: duration('7d', { min: 1 }),
-  REFRESH_FAMILY_MAX_TTL: duration('30d', { min: 1 }),
-  REFRESH_REUSE_GRACE: duration('0s'),
-  REFRESH_FAMILIES_PER_USER: integer(100, 1, 100_000),
-  REFRESH_TOKEN_SECRET: z.string().min(32, 'must be at least 32 characters of secret material').optional(),
-  AUDIENCE: z.string().min(1).optional(),
-  LOGIN_RATE_LIMIT: budget('5/15m'),
-  LOGIN_IP_RATE_LIMIT: budget('100/15m'),
-  LOGIN_ACCOUNT_RATE_LIMIT: budget('50/1h'),
-  CLIENT_AUTH_RATE_LIMIT: budget('20/15m'),
-  REGISTER_RATE_LIMIT: budget('10/1h'),
-  REGISTER_IP_RATE_LIMIT: budget('20/1h'),
-  SCOPES_SUPPORTED: list,
-  LOGIN_CLIENT_ID: z.string().min(1).max(128).default('demo-app'),
-  CORS_ORIGINS: list.pipe(z.array(z.string().refine(isOrigin, { message: 'each origin must be exactly scheme://host[:port]' }))),
-  LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
-  WORKERS: z
-    .string()
-    .default('1')
-    .transform((text, ctx) => {
-      if (text.trim() === 'auto') return availableParallelism();
-      const value = Number(text);
-      if (!/^\d+$/.test(text.trim()) || value < 1 || value > 64) {
-        ctx.addIssue({ code: 'custom', message: `"${text}" must be auto or an integer from 1 to 64` });
-        return z.NEVER;
-      }
-      return value;
-    }),
-  TRUST_PROXY_HOPS: integer(0, 0, 10),
-  CLIENT_CACHE_TTL: duration('30s'),
-  BODY_LIMIT: integer(64 * 1024, 1024, 10 * 1024 * 1024),
-  SHUTDOWN_TIMEOUT: duration('10s', { min: 1, max: TIMER_MAX }),
-  HTTP_HEADERS_TIMEOUT: duration('10s', { min: 1, max: TIMER_MAX }),
-  HTTP_REQUEST_TIMEOUT: duration('30s', { min: 1, max: TIMER_MAX }),
-  HTTP_KEEPALIVE_TIMEOUT: duration('5s', { min: 1, max: TIMER_MAX }),
-  ARGON2_MEMORY_KIB: integer(19456, 8192, 4 * 1024 * 1024),
-  ARGON2_TIME_COST: integer(2, 1, 20),
-  ARGON2_PARALLELISM: integer(1, 1, 16),
-  DEV_CLIENT_SECRET: z.string().min(16).optional(),
-  DEV_USER_PASSWORD: z.string().min(8).max(128).optional(),
-});
+/** One environment variable: its name, and its parser with default and checks. */
+class Variable<T extends z.ZodType = z.ZodType> {
+  constructor(
+    readonly name: string,
+    readonly schema: T,
+  ) {}
+}
+const variable = <T extends z.ZodType>(name: string, schema: T) => new Variable(name, schema);
 
-export interface Config {
-  /** `NODE_ENV=production`: real stores required, no seeding, strict file modes. */
-  readonly production: boolean;
-  readonly port: number;
-  readonly host: string;
-  /** `iss` of every token and base of the metadata URLs; no trailing slash. */
-  readonly issuer: string;
-  /** Default `aud` of access tokens. */
-  readonly audience: string;
+/** Config fields, each from one variable or a group of them. */
+interface Spec {
+  readonly [field: string]: Variable | Spec;
+}
+
+type Frozen<T> = T extends readonly (infer U)[] ? readonly Frozen<U>[] : T extends object ? { readonly [K in keyof T]: Frozen<T[K]> } : T;
+type Parsed<S> = { readonly [K in keyof S]: S[K] extends Variable<infer T> ? Frozen<z.output<T>> : Parsed<S[K]> };
+/** What parsed while some variable did not: the groups, and the fields that parsed. */
+type PartlyParsed<S> = { readonly [K in keyof S]: S[K] extends Variable<infer T> ? z.output<T> | undefined : PartlyParsed<S[K]> };
+
+/**
+ * Every variable, written once: the Config field it fills (the key), its name, default
+ * and checks. Problems are reported in this order.
+ */
+const variables = {
+  /** `NODE_ENV`; Config has `production` instead. */
+  nodeEnv: variable('NODE_ENV', z.enum(['production', 'development', 'test']).default('development')),
+  port: variable('PORT', integer(3000, 0, 65535)),
+  /** Listen address; unset = 127.0.0.1 in dev, 0.0.0.0 in production. */
+  host: variable(
+    'HOST',
+    z
+      .string()
+      .refine((text) => isIP(text) !== 0 || HOSTNAME.test(text), { message: 'must be an IP address or a host name' })
+      .optional(),
+  ),
+  /** `iss` of every token and base of the metadata URLs; no trailing slash. Unset = `http://localhost:$PORT` (dev only). */
+  issuer: variable(
+    'ISSUER',
+    url(['http:', 'https:'])
+      .refine((text) => !/[?#]/.test(text) && !text.endsWith('/'), { message: 'must have no query, fragment or trailing slash (RFC 8414 §2)' })
+      .optional(),
+  ),
   /** Unset outside production = embedded in-memory user/client store. */
-  readonly mongodbUri: string | undefined;
+  mongodbUri: variable('MONGODB_URI', url(['mongodb:', 'mongodb+srv:']).optional()),
   /** Unset (and no cluster) outside production = embedded in-memory token/rate-limit store. */
-  readonly redisUrl: string | undefined;
-  readonly redisClusterNodes: readonly { readonly host: string; readonly port: number }[] | undefined;
-  readonly keysDir: string;
+  redisUrl: variable('REDIS_URL', url(['redis:', 'rediss:']).optional()),
+  redisClusterNodes: variable('REDIS_CLUSTER_NODES', hostPort.optional()),
+  keysDir: variable('KEYS_DIR', z.string().min(1).default('./keys')),
   /** Seconds. `Cache-Control: max-age` of the JWKS, and the minimum publication time of a `next` key. */
-  readonly jwksMaxAge: number;
+  jwksMaxAge: variable('JWKS_MAX_AGE', duration('5m')),
   /** Seconds added to `jwksMaxAge` before a `next` key may be promoted. */
-  readonly keyPromotionMargin: number;
+  keyPromotionMargin: variable('KEY_PROMOTION_MARGIN', duration('1m')),
   /** Seconds of clock difference tolerated between us and resource servers. */
-  readonly clockSkew: number;
+  clockSkew: variable('CLOCK_SKEW', duration('60s')),
   /** Seconds. */
-  readonly accessTokenTtl: number;
+  accessTokenTtl: variable('ACCESS_TOKEN_TTL', duration('15m', { min: 1 })),
   /** Seconds: idle lifetime of a refresh family, extended by each rotation. */
-  readonly refreshTokenTtl: number;
+  refreshTokenTtl: variable('REFRESH_TOKEN_TTL', duration('7d', { min: 1 })),
   /** Seconds: absolute lifetime of a refresh family, never extended. */
-  readonly refreshFamilyMaxTtl: number;
+  refreshFamilyMaxTtl: variable('REFRESH_FAMILY_MAX_TTL', duration('30d', { min: 1 })),
   /** Seconds after a rotation in which the rotated token counts as a retry; 0 = off. */
-  readonly refreshReuseGrace: number;
+  refreshReuseGrace: variable('REFRESH_REUSE_GRACE', duration('0s')),
   /** Live refresh families (sessions) one user may hold; one more ends the oldest. */
-  readonly refreshFamiliesPerUser: number;
+  refreshFamiliesPerUser: variable('REFRESH_FAMILIES_PER_USER', integer(100, 1, 100_000)),
   /** Server-side key for refresh-token MACs; unset = KEYS_DIR/refresh-token.secret (src/keys/refresh-secret.ts). */
-  readonly refreshTokenSecret: string | undefined;
-  readonly loginRateLimit: RateBudget;
-  readonly loginIpRateLimit: RateBudget;
-  readonly loginAccountRateLimit: RateBudget;
+  refreshTokenSecret: variable('REFRESH_TOKEN_SECRET', z.string().min(32, 'must be at least 32 characters of secret material').optional()),
+  /** Default `aud` of access tokens; unset = the issuer. */
+  audience: variable('AUDIENCE', z.string().min(1).optional()),
+  loginRateLimit: variable('LOGIN_RATE_LIMIT', budget('5/15m')),
+  loginIpRateLimit: variable('LOGIN_IP_RATE_LIMIT', budget('100/15m')),
+  loginAccountRateLimit: variable('LOGIN_ACCOUNT_RATE_LIMIT', budget('50/1h')),
   /** Failed client authentications per client id + IP on the OAuth endpoints. */
-  readonly clientAuthRateLimit: RateBudget;
+  clientAuthRateLimit: variable('CLIENT_AUTH_RATE_LIMIT', budget('20/15m')),
   /** Registrations of an already-taken email per IP (slows account discovery). */
-  readonly registerRateLimit: RateBudget;
-  /** Every registration per IP (IPv6: per /64): each one costs an argon2 hash. */
-  readonly registerIpRateLimit: RateBudget;
-  readonly corsOrigins: readonly string[];
+  registerRateLimit: variable('REGISTER_RATE_LIMIT', budget('10/1h')),
+  /** Every registration per IP (IPv6: per /64): each one costs an argon2 hash. Unset outside production = 1000/1h. */
+  registerIpRateLimit: variable('REGISTER_IP_RATE_LIMIT', budget('20/1h')),
   /** `scopes_supported` of the RFC 8414 metadata; empty = omitted (dev mode lists the seeded scopes). */
-  readonly scopesSupported: readonly string[];
+  scopesSupported: variable('SCOPES_SUPPORTED', list),
   /** The first-party public client `/auth/login` issues for when the body names none. */
-  readonly loginClientId: string;
-  readonly logLevel: (typeof LOG_LEVELS)[number];
+  loginClientId: variable('LOGIN_CLIENT_ID', z.string().min(1).max(128).default('demo-app')),
+  corsOrigins: variable('CORS_ORIGINS', list.pipe(z.array(z.string().refine(isOrigin, { message: 'each origin must be exactly scheme://host[:port]' })))),
+  logLevel: variable('LOG_LEVEL', z.enum(LOG_LEVELS).default('info')),
+  /** Processes serving requests (node:cluster); above 1 the stores must be shared (MongoDB, Redis). */
+  workers: variable(
+    'WORKERS',
+    z
+      .string()
+      .default('1')
+      .transform((text, ctx) => {
+        if (text.trim() === 'auto') return availableParallelism();
+        const value = Number(text);
+        if (!/^\d+$/.test(text.trim()) || value < 1 || value > 64) {
+          ctx.addIssue({ code: 'custom', message: `"${text}" must be auto or an integer from 1 to 64` });
+          return z.NEVER;
+        }
+        return value;
+      }),
+  ),
   /**
    * How many reverse proxies in front of us append to X-Forwarded-For. 0 = use the socket
    * address (the header is client-controlled and ignored); rate limits key on this IP.
    */
-  readonly trustProxyHops: number;
-  /** Processes serving requests (node:cluster); above 1 the stores must be shared (MongoDB, Redis). */
-  readonly workers: number;
+  trustProxyHops: variable('TRUST_PROXY_HOPS', integer(0, 0, 10)),
   /** Seconds a client record is cached in process (0 = off); a changed client is seen within it. */
-  readonly clientCacheTtl: number;
+  clientCacheTtl: variable('CLIENT_CACHE_TTL', duration('30s')),
   /** Bytes. Larger request bodies get 413. */
-  readonly bodyLimit: number;
+  bodyLimit: variable('BODY_LIMIT', integer(64 * 1024, 1024, 10 * 1024 * 1024)),
   /** Seconds the process waits for in-flight requests after SIGTERM. */
-  readonly shutdownTimeout: number;
+  shutdownTimeout: variable('SHUTDOWN_TIMEOUT', duration('10s', { min: 1, max: TIMER_MAX })),
   /** Seconds: slow clients are cut off (slow-loris): all headers within, the whole request within; idle keep-alive. */
-  readonly http: { readonly headersTimeout: number; readonly requestTimeout: number; readonly keepAliveTimeout: number };
-  readonly argon2: { readonly memoryCost: number; readonly timeCost: number; readonly parallelism: number };
+  http: {
+    headersTimeout: variable('HTTP_HEADERS_TIMEOUT', duration('10s', { min: 1, max: TIMER_MAX })),
+    requestTimeout: variable('HTTP_REQUEST_TIMEOUT', duration('30s', { min: 1, max: TIMER_MAX })),
+    keepAliveTimeout: variable('HTTP_KEEPALIVE_TIMEOUT', duration('5s', { min: 1, max: TIMER_MAX })),
+  },
+  argon2: {
+    /** KiB. */
+    memoryCost: variable('ARGON2_MEMORY_KIB', integer(19456, 8192, 4 * 1024 * 1024)),
+    timeCost: variable('ARGON2_TIME_COST', integer(2, 1, 20)),
+    parallelism: variable('ARGON2_PARALLELISM', integer(1, 1, 16)),
+  },
   /** Dev mode only. */
-  readonly devClientSecret: string | undefined;
-  readonly devUserPassword: string | undefined;
-}
+  devClientSecret: variable('DEV_CLIENT_SECRET', z.string().min(16).optional()),
+  /** Dev mode only. */
+  devUserPassword: variable('DEV_USER_PASSWORD', z.string().min(8).max(128).optional()),
+} satisfies Spec;
+
+type Variables = typeof variables;
+
+export type Config = Omit<Parsed<Variables>, 'nodeEnv' | 'host' | 'issuer' | 'audience'> & {
+  /** `NODE_ENV=production`: real stores required, no seeding, strict file modes. */
+  readonly production: boolean;
+  /** HOST, else 127.0.0.1 in dev and 0.0.0.0 in production. */
+  readonly host: string;
+  /** ISSUER, else `http://localhost:$PORT` (dev only). */
+  readonly issuer: string;
+  /** AUDIENCE, else the issuer. */
+  readonly audience: string;
+};
 
 export class ConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -255,9 +267,9 @@ export class ConfigError extends Error {
 /** Parses the environment into a frozen Config, or throws one ConfigError naming every bad variable. */
 export function parseConfig(env: Env): Config {
   const input: Record<string, string> = {};
-  for (const key of Object.keys(schema.shape)) {
-    const value = env[key];
-    if (value !== undefined && value !== '') input[key] = value;
+  for (const name of CONFIG_VARIABLES) {
+    const value = env[name];
+    if (value !== undefined && value !== '') input[name] = value;
   }
   // Outside production one developer or test run registers many users from one address;
   // the production default (20/1h) would get in its way. Set explicitly, it applies as set.
@@ -265,78 +277,69 @@ export function parseConfig(env: Env): Config {
   // Each variable on its own, so that the checks between variables below still run (and
   // report) when some other variable is bad: every problem is named in one message.
   const problems: string[] = [];
-  const v: Partial<z.infer<typeof schema>> = {};
-  for (const [key, field] of Object.entries(schema.shape)) {
-    const result = (field as z.ZodType).safeParse(input[key]);
-    if (result.success) (v as Record<string, unknown>)[key] = result.data;
-    else problems.push(...result.error.issues.map((issue) => `${[key, ...issue.path].join('.')}: ${issue.message}`));
+  const v = parseSpec(variables, input, problems) as PartlyParsed<Variables>;
+  problems.push(...problemsBetween(input, v));
+  if (problems.length > 0) throw new ConfigError(problems);
+  // No problems: every variable parsed, so `v` is complete.
+  const { nodeEnv, ...fields } = v as Parsed<Variables>;
+  const production = nodeEnv === 'production';
+  const issuer = fields.issuer ?? `http://localhost:${fields.port}`;
+  return deepFreeze({
+    ...fields,
+    production,
+    host: fields.host ?? (production ? '0.0.0.0' : '127.0.0.1'),
+    issuer,
+    audience: fields.audience ?? issuer,
+    devClientSecret: production ? undefined : fields.devClientSecret,
+    devUserPassword: production ? undefined : fields.devUserPassword,
+  });
+}
+
+/** Parses each variable of `spec` from `input`; what does not parse is left out and named in `problems`. */
+function parseSpec(spec: Spec, input: Record<string, string>, problems: string[]): Record<string, unknown> {
+  const values: Record<string, unknown> = {};
+  for (const [field, entry] of Object.entries(spec)) {
+    if (!(entry instanceof Variable)) {
+      values[field] = parseSpec(entry, input, problems);
+      continue;
+    }
+    const result = entry.schema.safeParse(input[entry.name]);
+    if (result.success) values[field] = result.data;
+    else problems.push(...result.error.issues.map((issue) => `${[entry.name, ...issue.path].join('.')}: ${issue.message}`));
   }
+  return values;
+}
+
+/** Checks between variables; each runs when the variables it reads parsed. */
+function problemsBetween(input: Record<string, string>, v: PartlyParsed<Variables>): string[] {
+  const problems: string[] = [];
   if (input.NODE_ENV === 'production') {
     if (!input.MONGODB_URI) problems.push('MONGODB_URI: required in production');
     if (!input.REDIS_URL && !input.REDIS_CLUSTER_NODES) problems.push('REDIS_URL: required in production (or REDIS_CLUSTER_NODES)');
     if (!input.ISSUER) problems.push('ISSUER: required in production');
-    if (v.ISSUER && new URL(v.ISSUER).protocol !== 'https:' && !isLoopback(new URL(v.ISSUER).hostname)) {
+    if (v.issuer && new URL(v.issuer).protocol !== 'https:' && !isLoopback(new URL(v.issuer).hostname)) {
       problems.push('ISSUER: must be https in production (http is allowed only for a loopback host)');
     }
   }
-  if (v.WORKERS !== undefined && v.WORKERS > 1 && (!input.MONGODB_URI || (!input.REDIS_URL && !input.REDIS_CLUSTER_NODES))) {
+  if (v.workers !== undefined && v.workers > 1 && (!input.MONGODB_URI || (!input.REDIS_URL && !input.REDIS_CLUSTER_NODES))) {
     problems.push('WORKERS: more than one worker needs MONGODB_URI and REDIS_URL (the embedded stores live inside one process)');
   }
-  if (v.HTTP_HEADERS_TIMEOUT !== undefined && v.HTTP_REQUEST_TIMEOUT !== undefined && v.HTTP_HEADERS_TIMEOUT > v.HTTP_REQUEST_TIMEOUT) {
+  const { headersTimeout, requestTimeout } = v.http;
+  if (headersTimeout !== undefined && requestTimeout !== undefined && headersTimeout > requestTimeout) {
     problems.push('HTTP_HEADERS_TIMEOUT: must be at most HTTP_REQUEST_TIMEOUT (the headers are part of the request)');
   }
-  if (v.REFRESH_FAMILY_MAX_TTL !== undefined && v.REFRESH_TOKEN_TTL !== undefined && v.REFRESH_FAMILY_MAX_TTL < v.REFRESH_TOKEN_TTL) {
+  if (v.refreshFamilyMaxTtl !== undefined && v.refreshTokenTtl !== undefined && v.refreshFamilyMaxTtl < v.refreshTokenTtl) {
     problems.push('REFRESH_FAMILY_MAX_TTL: must be at least REFRESH_TOKEN_TTL');
   }
-  if (problems.length > 0) throw new ConfigError(problems);
-  // No problems: every variable parsed, so `v` is complete.
-  const e = v as z.infer<typeof schema>;
-  const production = e.NODE_ENV === 'production';
+  return problems;
+}
 
-  const issuer = e.ISSUER ?? `http://localhost:${e.PORT}`;
-  return deepFreeze({
-    production,
-    port: e.PORT,
-    host: e.HOST ?? (production ? '0.0.0.0' : '127.0.0.1'),
-    issuer,
-    audience: e.AUDIENCE ?? issuer,
-    mongodbUri: e.MONGODB_URI,
-    redisUrl: e.REDIS_URL,
-    redisClusterNodes: e.REDIS_CLUSTER_NODES,
-    keysDir: e.KEYS_DIR,
-    jwksMaxAge: e.JWKS_MAX_AGE,
-    keyPromotionMargin: e.KEY_PROMOTION_MARGIN,
-    clockSkew: e.CLOCK_SKEW,
-    accessTokenTtl: e.ACCESS_TOKEN_TTL,
-    refreshTokenTtl: e.REFRESH_TOKEN_TTL,
-    refreshFamilyMaxTtl: e.REFRESH_FAMILY_MAX_TTL,
-    refreshReuseGrace: e.REFRESH_REUSE_GRACE,
-    refreshFamiliesPerUser: e.REFRESH_FAMILIES_PER_USER,
-    refreshTokenSecret: e.REFRESH_TOKEN_SECRET,
-    loginRateLimit: e.LOGIN_RATE_LIMIT,
-    loginIpRateLimit: e.LOGIN_IP_RATE_LIMIT,
-    loginAccountRateLimit: e.LOGIN_ACCOUNT_RATE_LIMIT,
-    clientAuthRateLimit: e.CLIENT_AUTH_RATE_LIMIT,
-    registerRateLimit: e.REGISTER_RATE_LIMIT,
-    registerIpRateLimit: e.REGISTER_IP_RATE_LIMIT,
-    corsOrigins: e.CORS_ORIGINS,
-    loginClientId: e.LOGIN_CLIENT_ID,
-    scopesSupported: e.SCOPES_SUPPORTED,
-    logLevel: e.LOG_LEVEL,
-    trustProxyHops: e.TRUST_PROXY_HOPS,
-    workers: e.WORKERS,
-    clientCacheTtl: e.CLIENT_CACHE_TTL,
-    bodyLimit: e.BODY_LIMIT,
-    shutdownTimeout: e.SHUTDOWN_TIMEOUT,
-    http: { headersTimeout: e.HTTP_HEADERS_TIMEOUT, requestTimeout: e.HTTP_REQUEST_TIMEOUT, keepAliveTimeout: e.HTTP_KEEPALIVE_TIMEOUT },
-    argon2: { memoryCost: e.ARGON2_MEMORY_KIB, timeCost: e.ARGON2_TIME_COST, parallelism: e.ARGON2_PARALLELISM },
-    devClientSecret: production ? undefined : e.DEV_CLIENT_SECRET,
-    devUserPassword: production ? undefined : e.DEV_USER_PASSWORD,
-  });
+function variableNames(spec: Spec): string[] {
+  return Object.values(spec).flatMap((entry) => (entry instanceof Variable ? [entry.name] : variableNames(entry)));
 }
 
 /** The environment variable names the config reads (used by the compose-file test). */
-export const CONFIG_VARIABLES: readonly string[] = Object.freeze(Object.keys(schema.shape));
+export const CONFIG_VARIABLES: readonly string[] = Object.freeze(variableNames(variables));
 
 function isOrigin(text: string): boolean {
   try {

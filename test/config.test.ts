@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig, parseDuration } from '../src/config.js';
+import { CONFIG_VARIABLES, ConfigError, parseConfig, parseDuration } from '../src/config.js';
 
 const production = {
   NODE_ENV: 'production',
@@ -143,5 +143,148 @@ describe('config', () => {
 
   it('keeps the absolute family lifetime at least the idle one', () => {
     expect(problemsOf({ REFRESH_TOKEN_TTL: '30d', REFRESH_FAMILY_MAX_TTL: '7d' })[0]).toMatch(/^REFRESH_FAMILY_MAX_TTL/);
+  });
+});
+
+// Parity: pinned before Config was derived from the schema; every name, default and message as it was.
+describe('config, all of it', () => {
+  it('reads exactly these variables, in this order', () => {
+    expect(CONFIG_VARIABLES).toEqual([
+      'NODE_ENV', 'PORT', 'HOST', 'ISSUER', 'MONGODB_URI', 'REDIS_URL', 'REDIS_CLUSTER_NODES', 'KEYS_DIR', 'JWKS_MAX_AGE', 'KEY_PROMOTION_MARGIN',
+      'CLOCK_SKEW', 'ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL', 'REFRESH_FAMILY_MAX_TTL', 'REFRESH_REUSE_GRACE', 'REFRESH_FAMILIES_PER_USER',
+      'REFRESH_TOKEN_SECRET', 'AUDIENCE', 'LOGIN_RATE_LIMIT', 'LOGIN_IP_RATE_LIMIT', 'LOGIN_ACCOUNT_RATE_LIMIT', 'CLIENT_AUTH_RATE_LIMIT',
+      'REGISTER_RATE_LIMIT', 'REGISTER_IP_RATE_LIMIT', 'SCOPES_SUPPORTED', 'LOGIN_CLIENT_ID', 'CORS_ORIGINS', 'LOG_LEVEL', 'WORKERS',
+      'TRUST_PROXY_HOPS', 'CLIENT_CACHE_TTL', 'BODY_LIMIT', 'SHUTDOWN_TIMEOUT', 'HTTP_HEADERS_TIMEOUT', 'HTTP_REQUEST_TIMEOUT',
+      'HTTP_KEEPALIVE_TIMEOUT', 'ARGON2_MEMORY_KIB', 'ARGON2_TIME_COST', 'ARGON2_PARALLELISM', 'DEV_CLIENT_SECRET', 'DEV_USER_PASSWORD',
+    ]);
+  });
+
+  it('gives exactly these fields and defaults in dev', () => {
+    const config = parseConfig({});
+    expect(Object.keys(config).sort()).toEqual(
+      [
+        'production', 'port', 'host', 'issuer', 'audience', 'mongodbUri', 'redisUrl', 'redisClusterNodes', 'keysDir', 'jwksMaxAge',
+        'keyPromotionMargin', 'clockSkew', 'accessTokenTtl', 'refreshTokenTtl', 'refreshFamilyMaxTtl', 'refreshReuseGrace', 'refreshFamiliesPerUser',
+        'refreshTokenSecret', 'loginRateLimit', 'loginIpRateLimit', 'loginAccountRateLimit', 'clientAuthRateLimit', 'registerRateLimit',
+        'registerIpRateLimit', 'corsOrigins', 'loginClientId', 'scopesSupported', 'logLevel', 'trustProxyHops', 'workers', 'clientCacheTtl',
+        'bodyLimit', 'shutdownTimeout', 'http', 'argon2', 'devClientSecret', 'devUserPassword',
+      ].sort(),
+    );
+    expect(config).toEqual({
+      production: false,
+      port: 3000,
+      host: '127.0.0.1',
+      issuer: 'http://localhost:3000',
+      audience: 'http://localhost:3000',
+      keysDir: './keys',
+      jwksMaxAge: 300,
+      keyPromotionMargin: 60,
+      clockSkew: 60,
+      accessTokenTtl: 900,
+      refreshTokenTtl: 604800,
+      refreshFamilyMaxTtl: 2592000,
+      refreshReuseGrace: 0,
+      refreshFamiliesPerUser: 100,
+      loginRateLimit: { points: 5, durationSec: 900 },
+      loginIpRateLimit: { points: 100, durationSec: 900 },
+      loginAccountRateLimit: { points: 50, durationSec: 3600 },
+      clientAuthRateLimit: { points: 20, durationSec: 900 },
+      registerRateLimit: { points: 10, durationSec: 3600 },
+      registerIpRateLimit: { points: 1000, durationSec: 3600 },
+      corsOrigins: [],
+      loginClientId: 'demo-app',
+      scopesSupported: [],
+      logLevel: 'info',
+      trustProxyHops: 0,
+      workers: 1,
+      clientCacheTtl: 30,
+      bodyLimit: 65536,
+      shutdownTimeout: 10,
+      http: { headersTimeout: 10, requestTimeout: 30, keepAliveTimeout: 5 },
+      argon2: { memoryCost: 19456, timeCost: 2, parallelism: 1 },
+      mongodbUri: undefined,
+      redisUrl: undefined,
+      redisClusterNodes: undefined,
+      refreshTokenSecret: undefined,
+      devClientSecret: undefined,
+      devUserPassword: undefined,
+    });
+  });
+
+  it('names every bad variable with its own message, in this order', () => {
+    const everyBad = Object.fromEntries(CONFIG_VARIABLES.map((name) => [name, 'bad value!']));
+    expect(problemsOf({ ...everyBad, NODE_ENV: 'production' })).toEqual([
+      'PORT: "bad value!" must be an integer from 0 to 65535',
+      'HOST: must be an IP address or a host name',
+      'ISSUER: must be a URL (http: or https:)',
+      'MONGODB_URI: must be a URL (mongodb: or mongodb+srv:)',
+      'REDIS_URL: must be a URL (redis: or rediss:)',
+      'REDIS_CLUSTER_NODES: must be a comma-separated list of host:port',
+      'JWKS_MAX_AGE: "bad value!" is not a duration (use 900, 900s, 15m, 1h or 7d)',
+      'KEY_PROMOTION_MARGIN: "bad value!" is not a duration (use 900, 900s, 15m, 1h or 7d)',
+      'CLOCK_SKEW: "bad value!" is not a duration (use 900, 900s, 15m, 1h or 7d)',
+      'ACCESS_TOKEN_TTL: "bad value!" is not a duration (use 900, 900s, 15m, 1h or 7d)',
+      'REFRESH_TOKEN_TTL: "bad value!" is not a duration (use 900, 900s, 15m, 1h or 7d)',
+      'REFRESH_FAMILY_MAX_TTL: "bad value!" is not a duration (use 900, 900s, 15m, 1h or 7d)',
+      'REFRESH_REUSE_GRACE: "bad value!" is not a duration (use 900, 900s, 15m, 1h or 7d)',
+      'REFRESH_FAMILIES_PER_USER: "bad value!" must be an integer from 1 to 100000',
+      'REFRESH_TOKEN_SECRET: must be at least 32 characters of secret material',
+      'LOGIN_RATE_LIMIT: "bad value!" is not a budget (use <count>/<duration>, e.g. 5/15m)',
+      'LOGIN_IP_RATE_LIMIT: "bad value!" is not a budget (use <count>/<duration>, e.g. 5/15m)',
+      'LOGIN_ACCOUNT_RATE_LIMIT: "bad value!" is not a budget (use <count>/<duration>, e.g. 5/15m)',
+      'CLIENT_AUTH_RATE_LIMIT: "bad value!" is not a budget (use <count>/<duration>, e.g. 5/15m)',
+      'REGISTER_RATE_LIMIT: "bad value!" is not a budget (use <count>/<duration>, e.g. 5/15m)',
+      'REGISTER_IP_RATE_LIMIT: "bad value!" is not a budget (use <count>/<duration>, e.g. 5/15m)',
+      'CORS_ORIGINS.0: each origin must be exactly scheme://host[:port]',
+      'LOG_LEVEL: Invalid option: expected one of "fatal"|"error"|"warn"|"info"|"debug"|"trace"|"silent"',
+      'WORKERS: "bad value!" must be auto or an integer from 1 to 64',
+      'TRUST_PROXY_HOPS: "bad value!" must be an integer from 0 to 10',
+      'CLIENT_CACHE_TTL: "bad value!" is not a duration (use 900, 900s, 15m, 1h or 7d)',
+      'BODY_LIMIT: "bad value!" must be an integer from 1024 to 10485760',
+      'SHUTDOWN_TIMEOUT: "bad value!" is not a duration (use 900, 900s, 15m, 1h or 7d)',
+      'HTTP_HEADERS_TIMEOUT: "bad value!" is not a duration (use 900, 900s, 15m, 1h or 7d)',
+      'HTTP_REQUEST_TIMEOUT: "bad value!" is not a duration (use 900, 900s, 15m, 1h or 7d)',
+      'HTTP_KEEPALIVE_TIMEOUT: "bad value!" is not a duration (use 900, 900s, 15m, 1h or 7d)',
+      'ARGON2_MEMORY_KIB: "bad value!" must be an integer from 8192 to 4194304',
+      'ARGON2_TIME_COST: "bad value!" must be an integer from 1 to 20',
+      'ARGON2_PARALLELISM: "bad value!" must be an integer from 1 to 16',
+      'DEV_CLIENT_SECRET: Too small: expected string to have >=16 characters',
+    ]);
+  });
+
+  it('names every problem between variables, in this order', () => {
+    const env = { NODE_ENV: 'production', ISSUER: 'http://auth.example.com', WORKERS: '2', HTTP_HEADERS_TIMEOUT: '20s', HTTP_REQUEST_TIMEOUT: '10s', REFRESH_TOKEN_TTL: '30d', REFRESH_FAMILY_MAX_TTL: '7d' };
+    expect(problemsOf(env)).toEqual([
+      'MONGODB_URI: required in production',
+      'REDIS_URL: required in production (or REDIS_CLUSTER_NODES)',
+      'ISSUER: must be https in production (http is allowed only for a loopback host)',
+      'WORKERS: more than one worker needs MONGODB_URI and REDIS_URL (the embedded stores live inside one process)',
+      'HTTP_HEADERS_TIMEOUT: must be at most HTTP_REQUEST_TIMEOUT (the headers are part of the request)',
+      'REFRESH_FAMILY_MAX_TTL: must be at least REFRESH_TOKEN_TTL',
+    ]);
+  });
+
+  it('maps a complete production environment onto every field', () => {
+    const config = parseConfig({
+      ...production,
+      PORT: '8443', HOST: '10.0.0.5', REDIS_CLUSTER_NODES: 'a:7000,[::1]:7001', KEYS_DIR: '/keys', JWKS_MAX_AGE: '10m', KEY_PROMOTION_MARGIN: '2m',
+      CLOCK_SKEW: '30s', ACCESS_TOKEN_TTL: '5m', REFRESH_TOKEN_TTL: '1d', REFRESH_FAMILY_MAX_TTL: '10d', REFRESH_REUSE_GRACE: '5s', REFRESH_FAMILIES_PER_USER: '7',
+      AUDIENCE: 'api', LOGIN_RATE_LIMIT: '1/1m', LOGIN_IP_RATE_LIMIT: '2/2m', LOGIN_ACCOUNT_RATE_LIMIT: '3/3m', CLIENT_AUTH_RATE_LIMIT: '4/4m',
+      REGISTER_RATE_LIMIT: '5/5m', REGISTER_IP_RATE_LIMIT: '6/6m', SCOPES_SUPPORTED: 'a, b', LOGIN_CLIENT_ID: 'web', CORS_ORIGINS: 'https://app.example.com',
+      LOG_LEVEL: 'warn', WORKERS: '3', TRUST_PROXY_HOPS: '1', CLIENT_CACHE_TTL: '0', BODY_LIMIT: '2048', SHUTDOWN_TIMEOUT: '20s',
+      HTTP_HEADERS_TIMEOUT: '3s', HTTP_REQUEST_TIMEOUT: '4s', HTTP_KEEPALIVE_TIMEOUT: '6s', ARGON2_MEMORY_KIB: '9000', ARGON2_TIME_COST: '3', ARGON2_PARALLELISM: '2',
+      DEV_CLIENT_SECRET: 'x'.repeat(16), DEV_USER_PASSWORD: 'password',
+    });
+    expect(config).toEqual({
+      production: true, port: 8443, host: '10.0.0.5', issuer: 'https://auth.example.com', audience: 'api',
+      mongodbUri: 'mongodb://db:27017/auth', redisUrl: 'redis://cache:6379', redisClusterNodes: [{ host: 'a', port: 7000 }, { host: '::1', port: 7001 }],
+      keysDir: '/keys', jwksMaxAge: 600, keyPromotionMargin: 120, clockSkew: 30, accessTokenTtl: 300, refreshTokenTtl: 86400, refreshFamilyMaxTtl: 864000,
+      refreshReuseGrace: 5, refreshFamiliesPerUser: 7, refreshTokenSecret: 'x'.repeat(32),
+      loginRateLimit: { points: 1, durationSec: 60 }, loginIpRateLimit: { points: 2, durationSec: 120 }, loginAccountRateLimit: { points: 3, durationSec: 180 },
+      clientAuthRateLimit: { points: 4, durationSec: 240 }, registerRateLimit: { points: 5, durationSec: 300 }, registerIpRateLimit: { points: 6, durationSec: 360 },
+      corsOrigins: ['https://app.example.com'], scopesSupported: ['a', 'b'], loginClientId: 'web', logLevel: 'warn', trustProxyHops: 1, workers: 3,
+      clientCacheTtl: 0, bodyLimit: 2048, shutdownTimeout: 20, http: { headersTimeout: 3, requestTimeout: 4, keepAliveTimeout: 6 },
+      argon2: { memoryCost: 9000, timeCost: 3, parallelism: 2 }, devClientSecret: undefined, devUserPassword: undefined,
+    });
   });
 });

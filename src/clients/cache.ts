@@ -3,13 +3,19 @@
  * introspection request looks its client up; caching the record for a short TTL removes a
  * database round trip from that hot path. The price: a client changed or removed in the
  * database is seen by each instance within `ttlMs`. Unknown ids are cached too (so junk
- * ids cannot hammer the database), and the cache is bounded, oldest entries evicted first.
+ * ids cannot hammer the database), and the cache is bounded, the least recently used
+ * entries evicted first.
  */
+import { LRUCache } from 'lru-cache';
 import type { Clock } from '../clock.js';
 import type { ClientRecord, ClientStore } from '../stores/types.js';
 
 export function cacheClients(inner: ClientStore, { ttlMs, maxEntries = 10_000, clock }: { ttlMs: number; maxEntries?: number; clock: Clock }): ClientStore {
-  const entries = new Map<string, { record: ClientRecord | null; until: number }>();
+  // lru-cache reads a TTL of 0 as "forever"; here it means no cache.
+  if (ttlMs <= 0) return inner;
+  // Wrapped, since lru-cache stores no null and unknown ids are cached too. The TTL counts
+  // from the lookup; hits do not extend it.
+  const entries = new LRUCache<string, { record: ClientRecord | null }>({ max: maxEntries, ttl: ttlMs, perf: clock, ttlResolution: 0 });
   const pending = new Map<string, Promise<ClientRecord | null>>();
   /** Bumped by each create through this cache: a lookup begun before it must not cache its answer. */
   const generations = new Map<string, number>();
@@ -18,9 +24,7 @@ export function cacheClients(inner: ClientStore, { ttlMs, maxEntries = 10_000, c
     const generation = generations.get(clientId) ?? 0;
     const record = await inner.findById(clientId);
     if ((generations.get(clientId) ?? 0) !== generation) return record;
-    entries.delete(clientId);
-    if (entries.size >= maxEntries) entries.delete(entries.keys().next().value!);
-    entries.set(clientId, { record, until: clock.now() + ttlMs });
+    entries.set(clientId, { record });
     return record;
   }
 
@@ -35,7 +39,7 @@ export function cacheClients(inner: ClientStore, { ttlMs, maxEntries = 10_000, c
     },
     findById(clientId) {
       const hit = entries.get(clientId);
-      if (hit && hit.until > clock.now()) return Promise.resolve(hit.record);
+      if (hit) return Promise.resolve(hit.record);
       // Concurrent misses for one id share a single lookup.
       const shared = pending.get(clientId);
       if (shared) return shared;

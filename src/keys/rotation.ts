@@ -72,92 +72,117 @@ export function removableAt(key: KeyMeta, timings: RotationTimings): number | un
  * key already in every cache. Running it again immediately changes nothing.
  */
 export function planRotation(keys: readonly KeyMeta[], now: number, options: RotationOptions): RotationPlan {
-  const steps: RotationStep[] = [];
-  const notes: string[] = [];
-  let waitUntil: number | undefined;
   const actives = keys.filter((key) => key.state === 'active');
   if (actives.length > 1) throw new KeyRingError(`${actives.length} keys claim state "active"; fix the manifest by hand first`);
-  // A cron job without --alg keeps the algorithm an operator chose earlier.
-  const alg = options.alg ?? actives[0]?.alg ?? DEFAULT_KEY_ALG;
-  const oldestFirst = (a: KeyMeta, b: KeyMeta) => a.createdAt - b.createdAt;
-  const nexts = keys.filter((key) => key.state === 'next').sort(oldestFirst);
-  const removed = new Set<string>();
+  const ring: Ring = {
+    keys,
+    active: actives[0],
+    nexts: keys.filter((key) => key.state === 'next').sort((a, b) => a.createdAt - b.createdAt),
+    // A cron job without --alg keeps the algorithm an operator chose earlier.
+    alg: options.alg ?? actives[0]?.alg ?? DEFAULT_KEY_ALG,
+  };
+  const step =
+    options.emergencyKid !== undefined
+      ? planEmergency(ring, options.emergencyKid, now, options)
+      : ring.active === undefined
+        ? planNoActiveKey(ring)
+        : planRoutine(ring, ring.active, now, options);
+  const steps = [...removeExpired(keys, now, options), ...step.steps];
+  if (!step.nextRemains) steps.push({ action: 'create', state: 'next', alg: ring.alg });
+  return { steps, notes: step.notes, promotableAt: step.waitUntil };
+}
 
-  for (const key of keys) {
-    const at = key.state === 'retired' ? removableAt(key, options) : undefined;
-    if (at !== undefined && now >= at && key.kid !== options.emergencyKid) {
-      steps.push({ action: 'remove', kid: key.kid, reason: 'expired' });
-      removed.add(key.kid);
-    }
-  }
+/** The key ring as the cases below read it; `nexts` oldest first. */
+interface Ring {
+  readonly keys: readonly KeyMeta[];
+  readonly active: KeyMeta | undefined;
+  readonly nexts: readonly KeyMeta[];
+  readonly alg: KeyAlg;
+}
 
-  let active = actives[0];
-  let nextRemains = nexts.length > 0;
-  if (options.emergencyKid !== undefined) {
-    const target = keys.find((key) => key.kid === options.emergencyKid);
-    if (target === undefined) throw new KeyRingError(`no key has kid ${options.emergencyKid}; see \`npm run keys:list\``);
-    steps.push({ action: 'remove', kid: target.kid, reason: 'compromised' });
+/** One case's steps, and whether a `next` key is left afterwards (else the plan creates one). */
+interface CaseStep {
+  readonly steps: RotationStep[];
+  readonly notes: string[];
+  readonly nextRemains: boolean;
+  readonly waitUntil?: number;
+}
+
+/** Retired keys every token of which has expired; never the emergency kid, which goes as compromised. */
+function removeExpired(keys: readonly KeyMeta[], now: number, options: RotationOptions): RotationStep[] {
+  return keys
+    .filter((key) => {
+      const at = key.state === 'retired' ? removableAt(key, options) : undefined;
+      return at !== undefined && now >= at && key.kid !== options.emergencyKid;
+    })
+    .map((key) => ({ action: 'remove', kid: key.kid, reason: 'expired' }));
+}
+
+/** `--emergency --kid K`: K leaves at once; if it was signing, the oldest other `next` key (or a fresh one) signs now. */
+function planEmergency(ring: Ring, kid: string, now: number, options: RotationOptions): CaseStep {
+  const target = ring.keys.find((key) => key.kid === kid);
+  if (target === undefined) throw new KeyRingError(`no key has kid ${kid}; see \`npm run keys:list\``);
+  const steps: RotationStep[] = [{ action: 'remove', kid: target.kid, reason: 'compromised' }];
+  const notes = [
+    `${target.kid} (${target.state}) leaves the JWKS now and never signs again. Tokens it signed are rejected by this ` +
+      `server at once and by resource servers once their JWKS caches refresh (within JWKS_MAX_AGE = ${formatDuration(options.jwksMaxAge)}).`,
+  ];
+  const candidates = ring.nexts.filter((key) => key.kid !== target.kid);
+  if (target.state !== 'active') return { steps, notes, nextRemains: candidates.length > 0 };
+  const successor = candidates[0];
+  if (successor === undefined) {
+    steps.push({ action: 'create', state: 'active', alg: ring.alg });
     notes.push(
-      `${target.kid} (${target.state}) leaves the JWKS now and never signs again. Tokens it signed are rejected by this ` +
-        `server at once and by resource servers once their JWKS caches refresh (within JWKS_MAX_AGE = ${formatDuration(options.jwksMaxAge)}).`,
+      'No next key was published, so a fresh key signs at once: resource servers that do not refetch the JWKS on an ' +
+        `unknown kid reject its tokens until their cache expires (within ${formatDuration(options.jwksMaxAge)}).`,
     );
-    const candidates = nexts.filter((key) => key.kid !== target.kid);
-    nextRemains = candidates.length > 0;
-    if (target.state === 'active') {
-      active = undefined;
-      const successor = candidates[0];
-      if (successor !== undefined) {
-        steps.push({ action: 'promote', kid: successor.kid });
-        nextRemains = candidates.length > 1;
-        const cached = promotableAt(successor, options);
-        notes.push(
-          now >= cached
-            ? `${successor.kid} was already published since ${iso(successor.createdAt)} and signs from now on.`
-            : `${successor.kid} signs from now on, but was published only at ${iso(successor.createdAt)}: resource servers that ` +
-                `do not refetch the JWKS on an unknown kid may reject its tokens until ${iso(cached)}.`,
-        );
-      } else {
-        steps.push({ action: 'create', state: 'active', alg });
-        notes.push(
-          'No next key was published, so a fresh key signs at once: resource servers that do not refetch the JWKS on an ' +
-            `unknown kid reject its tokens until their cache expires (within ${formatDuration(options.jwksMaxAge)}).`,
-        );
-      }
-    }
-  } else if (active === undefined) {
-    const successor = nexts[0];
-    if (successor !== undefined) {
-      steps.push({ action: 'promote', kid: successor.kid });
-      nextRemains = nexts.length > 1;
-      notes.push('No key was active, so the oldest next key is promoted at once: nothing could sign otherwise.');
-    } else {
-      steps.push({ action: 'create', state: 'active', alg });
-      notes.push(
-        keys.length === 0
-          ? 'The key ring was empty: the first key is active at once (nothing can have cached a JWKS without it).'
-          : 'No key was active or next: a fresh key is active at once (nothing could sign otherwise).',
-      );
-    }
-  } else {
-    const candidate = nexts[0];
-    if (candidate !== undefined) {
-      const at = promotableAt(candidate, options);
-      if (now >= at) {
-        steps.push({ action: 'promote', kid: candidate.kid }, { action: 'retire', kid: active.kid });
-        nextRemains = nexts.length > 1;
-      } else {
-        waitUntil = at;
-        notes.push(
-          `Next key ${candidate.kid} has been published for ${formatDuration((now - candidate.createdAt) / 1000)}; it may sign only ` +
-            `after JWKS_MAX_AGE + KEY_PROMOTION_MARGIN (${formatDuration(options.jwksMaxAge + options.keyPromotionMargin)}), ` +
-            `at ${iso(at)}. Run keys:rotate again in ${formatDuration((at - now) / 1000)}.`,
-        );
-      }
-    }
+    return { steps, notes, nextRemains: false };
   }
+  steps.push({ action: 'promote', kid: successor.kid });
+  const cached = promotableAt(successor, options);
+  notes.push(
+    now >= cached
+      ? `${successor.kid} was already published since ${iso(successor.createdAt)} and signs from now on.`
+      : `${successor.kid} signs from now on, but was published only at ${iso(successor.createdAt)}: resource servers that ` +
+          `do not refetch the JWKS on an unknown kid may reject its tokens until ${iso(cached)}.`,
+  );
+  return { steps, notes, nextRemains: candidates.length > 1 };
+}
 
-  if (!nextRemains) steps.push({ action: 'create', state: 'next', alg });
-  return { steps, notes, promotableAt: waitUntil };
+/** No active key (an empty ring included): something must sign now, so no wait is possible. */
+function planNoActiveKey(ring: Ring): CaseStep {
+  const successor = ring.nexts[0];
+  if (successor !== undefined) {
+    return {
+      steps: [{ action: 'promote', kid: successor.kid }],
+      notes: ['No key was active, so the oldest next key is promoted at once: nothing could sign otherwise.'],
+      nextRemains: ring.nexts.length > 1,
+    };
+  }
+  return {
+    steps: [{ action: 'create', state: 'active', alg: ring.alg }],
+    notes: [
+      ring.keys.length === 0
+        ? 'The key ring was empty: the first key is active at once (nothing can have cached a JWKS without it).'
+        : 'No key was active or next: a fresh key is active at once (nothing could sign otherwise).',
+    ],
+    nextRemains: false,
+  };
+}
+
+/** An active key: promote the oldest `next` once it has been published long enough, else say how long to wait. */
+function planRoutine(ring: Ring, active: KeyMeta, now: number, options: RotationOptions): CaseStep {
+  const candidate = ring.nexts[0];
+  if (candidate === undefined) return { steps: [], notes: [], nextRemains: false };
+  const at = promotableAt(candidate, options);
+  if (now >= at) {
+    return { steps: [{ action: 'promote', kid: candidate.kid }, { action: 'retire', kid: active.kid }], notes: [], nextRemains: ring.nexts.length > 1 };
+  }
+  const note =
+    `Next key ${candidate.kid} has been published for ${formatDuration((now - candidate.createdAt) / 1000)}; it may sign only ` +
+    `after JWKS_MAX_AGE + KEY_PROMOTION_MARGIN (${formatDuration(options.jwksMaxAge + options.keyPromotionMargin)}), ` +
+    `at ${iso(at)}. Run keys:rotate again in ${formatDuration((at - now) / 1000)}.`;
+  return { steps: [], notes: [note], nextRemains: true, waitUntil: at };
 }
 
 /** The manifest after `steps`; `createdKids[i]` is the kid of the i-th `create` step. */

@@ -3,11 +3,12 @@
  * (RFC 6749 §2.3.1): `client_secret_basic`, `client_secret_post`, or `none` (a public
  * client sends only its `client_id`). Every failure is 401 `invalid_client`.
  */
+import { LRUCache } from 'lru-cache';
 import { clientSecretMatches } from '../clients/secrets.js';
 import type { Clock } from '../clock.js';
 import { InvalidClientError, InvalidRequestError, TooManyRequestsError } from '../errors.js';
+import { clientNetwork } from '../net.js';
 import type { ClientRecord, ClientStore, RateLimiter } from '../stores/types.js';
-import { clientNetwork } from '../users/login-throttle.js';
 
 export interface ClientCredentials {
   readonly method: 'client_secret_basic' | 'client_secret_post' | 'none';
@@ -63,7 +64,7 @@ function optionalString(body: Record<string, unknown>, name: string): string | u
   return value;
 }
 
-/** How many over-budget pairs one process remembers; beyond it, the oldest is forgotten. */
+/** How many over-budget pairs one process remembers; beyond it, the one least recently seen is forgotten. */
 const BLOCKED_PAIRS_KEPT = 10_000;
 
 /**
@@ -79,8 +80,8 @@ const BLOCKED_PAIRS_KEPT = 10_000;
  * finds. One attacker still cannot lock a client out from everywhere: only its own pairs.
  */
 export function createClientAuthenticator({ clients, failures, clock }: { clients: Pick<ClientStore, 'findById'>; failures: RateLimiter; clock: Clock }) {
-  /** Pair → end of its window (ms), for the pairs this process has refused. */
-  const blocked = new Map<string, number>();
+  /** Pair → end of its window (ms), for the pairs this process has refused; each kept until then. */
+  const blocked = new LRUCache<string, number>({ max: BLOCKED_PAIRS_KEPT, perf: clock, ttlResolution: 0 });
 
   function refusal(untilMs: number, now: number): TooManyRequestsError {
     return new TooManyRequestsError(Math.max(0, untilMs - now) / 1000, 'too many failed client authentications, try again later');
@@ -95,11 +96,7 @@ export function createClientAuthenticator({ clients, failures, clock }: { client
       // Per IPv4 address or IPv6 /64, as logins are: any host can rotate through its /64.
       const key = `${credentials.clientId}:${clientNetwork(ip)}`;
       const until = blocked.get(key);
-      if (until !== undefined) {
-        const now = clock.now();
-        if (until > now) throw refusal(until, now);
-        blocked.delete(key);
-      }
+      if (until !== undefined) throw refusal(until, clock.now());
       try {
         return await check(credentials);
       } catch (err) {
@@ -114,12 +111,11 @@ export function createClientAuthenticator({ clients, failures, clock }: { client
   };
 
   function remember(key: string, untilMs: number, now: number): void {
-    blocked.delete(key);
-    if (blocked.size >= BLOCKED_PAIRS_KEPT) {
-      for (const [pair, end] of blocked) if (end <= now) blocked.delete(pair);
-      if (blocked.size >= BLOCKED_PAIRS_KEPT) blocked.delete(blocked.keys().next().value!);
-    }
-    blocked.set(key, untilMs);
+    // A TTL of 0 is "forever" to lru-cache; a window already over needs no memory.
+    if (untilMs <= now) return;
+    // When full, pairs whose window is over go before the live one least recently seen.
+    if (blocked.size >= BLOCKED_PAIRS_KEPT) blocked.purgeStale();
+    blocked.set(key, untilMs, { ttl: untilMs - now });
   }
 
   async function check(credentials: ClientCredentials): Promise<ClientRecord> {

@@ -9,13 +9,16 @@
  *   locked, for its owner too, for the rest of that window. No lock outlives its window,
  *   but an attacker who spends the budget again each window keeps the account locked.
  *
+ * Every budget is spent before the password is checked (see `attempt`); `judge` runs one
+ * attempt from start to end and is what the user service calls.
+ *
  * Accounts are keyed by a hash of the normalised email, so Redis holds no addresses, and
  * unknown emails are counted exactly like known ones (no enumeration through 429s).
  */
 import { hash } from 'node:crypto';
-import { isIPv4, isIPv6 } from 'node:net';
 import type { RateBudget } from '../config.js';
 import { TooManyRequestsError } from '../errors.js';
+import { clientNetwork } from '../net.js';
 import type { RateLimitBackend, RateLimiter } from '../stores/types.js';
 
 export interface LoginBudgets {
@@ -36,6 +39,46 @@ export function createLoginThrottle(limits: RateLimitBackend, budgets: LoginBudg
     return { accountIp: `${accountKey}:${network}`, ip: network, account: accountKey };
   };
 
+  async function attempt(email: string, address: string): Promise<void> {
+    const key = keys(email, address);
+    // A refused attempt costs nothing: hammering a blocked account+IP must not drain the
+    // account-wide budget and lock the owner out elsewhere.
+    await spendEveryBudget(
+      [
+        { limiter: accountIp, key: key.accountIp },
+        { limiter: ip, key: key.ip },
+        { limiter: account, key: key.account },
+      ],
+      'too many failed login attempts, try again later',
+    );
+  }
+
+  async function succeeded(email: string, address: string): Promise<void> {
+    const key = keys(email, address);
+    await Promise.all([accountIp.reset(key.accountIp), ip.refund(key.ip), account.refund(key.account)]);
+  }
+
+  /** Per account+IP key, the attempts this process is judging; each promise resolves when its attempt is judged. */
+  const judging = new Map<string, Set<Promise<void>>>();
+
+  /**
+   * `attempt`, except that an attempt refused while this process is judging others for the
+   * same account+IP waits for one of them and tries again. A right password refunds its
+   * point, so concurrent right passwords do not refuse each other; a wrong one keeps it,
+   * so once they have spent the budget the waiting attempt is refused all the same.
+   */
+  async function admit(email: string, address: string, key: string): Promise<void> {
+    for (;;) {
+      try {
+        return await attempt(email, address);
+      } catch (err) {
+        const others = judging.get(key);
+        if (!(err instanceof TooManyRequestsError) || others === undefined) throw err;
+        await Promise.race(others);
+      }
+    }
+  }
+
   return {
     /**
      * Spends one attempt from every budget *before* the password is checked, so that
@@ -43,47 +86,51 @@ export function createLoginThrottle(limits: RateLimitBackend, budgets: LoginBudg
      * throws 429 when any budget was already spent. Call `succeeded` after a correct
      * password to refund the attempt and reset the account+IP counter.
      */
-    async attempt(email: string, address: string): Promise<void> {
-      const key = keys(email, address);
-      const states = await Promise.all([accountIp.consume(key.accountIp), ip.consume(key.ip), account.consume(key.account)]);
-      const blocked = states.filter((state) => !state.allowed);
-      if (blocked.length > 0) {
-        // The attempt is refused, so it costs nothing: hammering a blocked account+IP must
-        // not drain the account-wide budget and lock the owner out elsewhere.
-        await Promise.all([accountIp.refund(key.accountIp), ip.refund(key.ip), account.refund(key.account)]);
-        throw new TooManyRequestsError(Math.max(...blocked.map((state) => state.retryAfterMs)) / 1000, 'too many failed login attempts, try again later');
+    attempt,
+    succeeded,
+    /**
+     * One attempt from start to end: admitted (see `admit`), then `check` runs; when it
+     * resolves the attempt succeeded and is refunded, when it throws it stays counted as
+     * a failure.
+     */
+    async judge<T>(email: string, address: string, check: () => Promise<T>): Promise<T> {
+      const key = keys(email, address).accountIp;
+      await admit(email, address, key);
+      let judged!: () => void;
+      const done = new Promise<void>((resolve) => (judged = resolve));
+      const others = judging.get(key) ?? new Set();
+      judging.set(key, others.add(done));
+      try {
+        const result = await check();
+        await succeeded(email, address);
+        return result;
+      } finally {
+        others.delete(done);
+        if (others.size === 0 && judging.get(key) === others) judging.delete(key);
+        judged();
       }
-    },
-    async succeeded(email: string, address: string): Promise<void> {
-      const key = keys(email, address);
-      await Promise.all([accountIp.reset(key.accountIp), ip.refund(key.ip), account.refund(key.account)]);
     },
   };
 }
 
-/**
- * The unit an attacker pays for: an IPv4 address (IPv4-mapped IPv6 unwrapped), or the /64
- * of an IPv6 address, since any host is handed a whole /64 and could otherwise rotate
- * through it to get a fresh budget per request.
- */
-export function clientNetwork(address: string): string {
-  // Some proxies append the client's port to X-Forwarded-For (`1.2.3.4:5678`,
-  // `[2001:db8::1]:5678`): a port per request must not mean a budget per request.
-  const host = /^\[([^\]]+)\](?::\d+)?$/.exec(address)?.[1] ?? /^(\d+\.\d+\.\d+\.\d+):\d+$/.exec(address)?.[1] ?? address;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(host);
-  if (mapped) return mapped[1]!;
-  if (isIPv4(host)) return host;
-  if (isIPv6(host)) return `${expandIPv6(host).slice(0, 4).join(':')}::/64`;
-  // Not an address at all (a proxy's junk): one shared budget, not one per spelling.
-  return 'invalid';
+/** One point of one budget: the limiter and the key it counts under. */
+export interface BudgetKey {
+  readonly limiter: RateLimiter;
+  readonly key: string;
 }
 
-function expandIPv6(address: string): string[] {
-  const [head = '', tail] = address.split('%')[0]!.split('::');
-  const left = head ? head.split(':') : [];
-  const right = tail ? tail.split(':') : [];
-  const middle = tail === undefined ? [] : Array<string>(8 - left.length - right.length).fill('0');
-  return [...left, ...middle, ...right].map((group) => group.toLowerCase().replace(/^0+(?=.)/, ''));
+/**
+ * Spends one point from every budget *before* the work they guard, so that concurrent
+ * requests cannot all pass a check made before any of them counted. When any budget was
+ * already spent, refunds them all (a refused request costs nothing) and throws 429 with
+ * the longest wait.
+ */
+export async function spendEveryBudget(budgets: readonly BudgetKey[], message: string): Promise<void> {
+  const states = await Promise.all(budgets.map(({ limiter, key }) => limiter.consume(key)));
+  const blocked = states.filter((state) => !state.allowed);
+  if (blocked.length === 0) return;
+  await Promise.all(budgets.map(({ limiter, key }) => limiter.refund(key)));
+  throw new TooManyRequestsError(Math.max(...blocked.map((state) => state.retryAfterMs)) / 1000, message);
 }
 
 export type LoginThrottle = ReturnType<typeof createLoginThrottle>;

@@ -3,13 +3,26 @@
  * password change. Password hashes stay between the store and this module.
  */
 import type { Clock } from '../clock.js';
-import { ConflictError, InvalidGrantError, InvalidRequestError, TooManyRequestsError } from '../errors.js';
+import { ConflictError, InvalidGrantError, InvalidRequestError } from '../errors.js';
+import { clientNetwork } from '../net.js';
 import { DuplicateKeyError, type RateLimiter, type UserRecord, type UserStore } from '../stores/types.js';
 import { normaliseEmail } from './email.js';
-import { clientNetwork, type LoginThrottle } from './login-throttle.js';
+import { spendEveryBudget, type LoginThrottle } from './login-throttle.js';
 import type { PasswordHasher } from './passwords.js';
 
 const BAD_CREDENTIALS = 'invalid email or password';
+const WRONG_CURRENT_PASSWORD = 'current_password is wrong';
+
+interface PasswordChange {
+  readonly user: UserRecord;
+  readonly currentPassword: string;
+  readonly newPassword: string;
+  readonly ip: string;
+  /** The caller's session (the access token's `sid`, else its `jti`), recorded with the change. */
+  readonly session: string;
+}
+
+type StoredPassword = { readonly outcome: 'current'; readonly hash: string } | { readonly outcome: 'repeat' } | { readonly outcome: 'wrong' };
 
 export function createUserService(deps: {
   users: Pick<UserStore, 'create' | 'findById' | 'findCredentials' | 'getPasswordHash' | 'setPasswordHash'>;
@@ -23,19 +36,44 @@ export function createUserService(deps: {
 }) {
   const { users, hasher, throttle, clock, takenEmails, registrations } = deps;
 
+  /**
+   * What the stored hash says about a password change: it matches `currentPassword`
+   * (`current`), or it is `newPassword` put there by this session within
+   * PASSWORD_RETRY_WINDOW_MS (`repeat`), or neither (`wrong`). `changer` gives the user
+   * record to read who made the last change from.
+   */
+  async function checkStoredPassword(input: PasswordChange, changer: () => Promise<UserRecord | null>): Promise<StoredPassword> {
+    const hash = await users.getPasswordHash(input.user.id);
+    if (hash === null) throw new InvalidRequestError(WRONG_CURRENT_PASSWORD);
+    if ((await hasher.verify(hash, input.currentPassword)).ok) return { outcome: 'current', hash };
+    const latest = await changer();
+    const repeat =
+      latest?.passwordChangedBy === input.session &&
+      clock.now() - latest.passwordChangedAt.getTime() < PASSWORD_RETRY_WINDOW_MS &&
+      (await hasher.verify(hash, input.newPassword)).ok;
+    return repeat ? { outcome: 'repeat' } : { outcome: 'wrong' };
+  }
+
+  /** Writes `newHash` only if `expected` is still stored; false when another write came first. */
+  async function replaceHash(input: PasswordChange, expected: string, newHash: string): Promise<boolean> {
+    const change = { at: new Date(clock.now()), by: input.session };
+    return users.setPasswordHash(input.user.id, newHash, { expected, change });
+  }
+
   return {
     async register(input: { email: string; password: string; name?: string | undefined; ip: string }): Promise<UserRecord> {
       const email = normaliseEmail(input.email);
       // Counted per IPv4 address or IPv6 /64, like logins: any host can rotate through its /64.
       const network = clientNetwork(input.ip);
-      // Both budgets are spent before the argon2 hash and the lookup, so concurrent requests
-      // cannot all pass a check made before any of them counted; a refused request costs
-      // nothing. A free email refunds the taken-email budget only.
-      const [all, taken] = await Promise.all([registrations.consume(network), takenEmails.consume(network)]);
-      if (!all.allowed || !taken.allowed) {
-        await Promise.all([registrations.refund(network), takenEmails.refund(network)]);
-        throw new TooManyRequestsError(Math.max(all.allowed ? 0 : all.retryAfterMs, taken.allowed ? 0 : taken.retryAfterMs) / 1000, 'too many registration attempts, try again later');
-      }
+      // Both budgets are spent before the argon2 hash and the lookup. A free email refunds
+      // the taken-email budget only.
+      await spendEveryBudget(
+        [
+          { limiter: registrations, key: network },
+          { limiter: takenEmails, key: network },
+        ],
+        'too many registration attempts, try again later',
+      );
       const passwordHash = await hasher.hash(input.password);
       try {
         const user = await users.create({ email, name: input.name, passwordHash, roles: [] });
@@ -53,24 +91,24 @@ export function createUserService(deps: {
      */
     async login(input: { email: string; password: string; ip: string }): Promise<UserRecord> {
       const email = normaliseEmail(input.email);
-      await throttle.attempt(email, input.ip);
-      const credentials = await users.findCredentials(email);
-      const user = credentials?.user;
-      let ok = false;
-      if (credentials) {
-        const result = await hasher.verify(credentials.passwordHash, input.password);
-        ok = result.ok;
-        // Conditional on the hash just verified: a password change that lands while this
-        // re-hash runs wins, rather than being overwritten by a hash of the old password.
-        if (ok && result.needsRehash) await users.setPasswordHash(credentials.user.id, await hasher.hash(input.password), { expected: credentials.passwordHash });
-      } else {
-        await hasher.verifyDummy(input.password);
-      }
-      if (!user || !ok || user.disabled) {
-        throw new InvalidGrantError(BAD_CREDENTIALS, { detail: !user ? 'unknown email' : user.disabled ? 'disabled account' : 'wrong password' });
-      }
-      await throttle.succeeded(email, input.ip);
-      return user;
+      return throttle.judge(email, input.ip, async () => {
+        const credentials = await users.findCredentials(email);
+        const user = credentials?.user;
+        let ok = false;
+        if (credentials) {
+          const result = await hasher.verify(credentials.passwordHash, input.password);
+          ok = result.ok;
+          // Conditional on the hash just verified: a password change that lands while this
+          // re-hash runs wins, rather than being overwritten by a hash of the old password.
+          if (ok && result.needsRehash) await users.setPasswordHash(credentials.user.id, await hasher.hash(input.password), { expected: credentials.passwordHash });
+        } else {
+          await hasher.verifyDummy(input.password);
+        }
+        if (!user || !ok || user.disabled) {
+          throw new InvalidGrantError(BAD_CREDENTIALS, { detail: !user ? 'unknown email' : user.disabled ? 'disabled account' : 'wrong password' });
+        }
+        return user;
+      });
     },
 
     /**
@@ -85,35 +123,24 @@ export function createUserService(deps: {
      * PASSWORD_RETRY_WINDOW_MS of it, or each attempt with a stolen token would test two
      * guesses.
      */
-    async changePassword(input: { user: UserRecord; currentPassword: string; newPassword: string; ip: string; session: string }): Promise<void> {
+    async changePassword(input: PasswordChange): Promise<void> {
       const { user } = input;
-      await throttle.attempt(user.email, input.ip);
-      let newHash: string | undefined;
-      // Twice at most: a login re-hashing the same password in between moves the hash
-      // without changing the password; another change in between is a conflict.
-      for (let attempt = 0; attempt < 2; attempt += 1) {
-        const hash = await users.getPasswordHash(user.id);
-        if (hash === null) throw new InvalidRequestError('current_password is wrong');
-        if (!(await hasher.verify(hash, input.currentPassword)).ok) {
-          // The first pass has the user as this request found it; a second pass lost a
-          // race, perhaps to its own double, and must see who changed the password.
-          const latest = attempt === 0 ? user : await users.findById(user.id);
-          const repeat =
-            latest?.passwordChangedBy === input.session &&
-            clock.now() - latest.passwordChangedAt.getTime() < PASSWORD_RETRY_WINDOW_MS &&
-            (await hasher.verify(hash, input.newPassword)).ok;
-          if (repeat) {
-            if (attempt === 0) await throttle.succeeded(user.email, input.ip);
-            return;
-          }
-          if (attempt === 0) throw new InvalidRequestError('current_password is wrong');
-          break;
-        }
-        if (attempt === 0) await throttle.succeeded(user.email, input.ip);
-        const change = { at: new Date(clock.now()), by: input.session };
-        newHash ??= await hasher.hash(input.newPassword);
-        if (await users.setPasswordHash(user.id, newHash, { expected: hash, change })) return;
-      }
+      // The first check reads who changed the password last from the user as this request
+      // found it; a second one lost a race, perhaps to its own double, and reads it afresh.
+      const first = await throttle.judge(user.email, input.ip, async () => {
+        const found = await checkStoredPassword(input, async () => user);
+        if (found.outcome === 'wrong') throw new InvalidRequestError(WRONG_CURRENT_PASSWORD);
+        return found;
+      });
+      if (first.outcome === 'repeat') return;
+      const newHash = await hasher.hash(input.newPassword);
+      if (await replaceHash(input, first.hash, newHash)) return;
+      // The hash moved meanwhile. A login re-hashing the same password moves it without
+      // changing the password: check once more. Another change in between is a conflict,
+      // unless it was this request's own double.
+      const second = await checkStoredPassword(input, () => users.findById(user.id));
+      if (second.outcome === 'repeat') return;
+      if (second.outcome === 'current' && (await replaceHash(input, second.hash, newHash))) return;
       throw new ConflictError('the password was changed by another request meanwhile; this one changed nothing');
     },
 

@@ -77,4 +77,43 @@ describe('client cache', () => {
     await cached.findById('1');
     expect(inner.lookups()).toBe(5);
   });
+
+  // Parity: pinned against the hand-written TTL map before lru-cache replaced it.
+  it('counts the TTL from the lookup, not from later hits: a hit just before the end does not extend it', async () => {
+    const clock = manualClock();
+    const inner = counting(createMemoryClientStore({ clock }));
+    await inner.store.create(client('a'));
+    const cached = cacheClients(inner.store, { ttlMs: 30_000, clock });
+    await cached.findById('a');
+    clock.advance(29_999);
+    await cached.findById('a');
+    expect(inner.lookups()).toBe(1);
+    clock.advance(2);
+    await cached.findById('a');
+    expect(inner.lookups()).toBe(2);
+    clock.advance(29_999);
+    await cached.findById('a');
+    expect(inner.lookups()).toBe(2);
+  });
+
+  it('keeps answering "unknown" for a client created behind its back until the TTL ends', async () => {
+    const clock = manualClock();
+    const inner = counting(createMemoryClientStore({ clock }));
+    const cached = cacheClients(inner.store, { ttlMs: 30_000, clock });
+    expect(await cached.findById('elsewhere')).toBeNull();
+    await inner.store.create(client('elsewhere'));
+    clock.advance(29_999);
+    expect(await cached.findById('elsewhere')).toBeNull();
+    clock.advance(2);
+    expect(await cached.findById('elsewhere')).toMatchObject({ clientId: 'elsewhere' });
+  });
+
+  it('with a TTL of 0 caches nothing', async () => {
+    const clock = manualClock();
+    const inner = counting(createMemoryClientStore({ clock }));
+    const cached = cacheClients(inner.store, { ttlMs: 0, clock });
+    await cached.findById('a');
+    await cached.findById('a');
+    expect(inner.lookups()).toBe(2);
+  });
 });

@@ -4,9 +4,10 @@
  */
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clientNetwork } from '../../src/net.js';
 import { createRedisClient, closeRedis, connectRedis } from '../../src/stores/redis/connection.js';
 import { createRedisRateLimits } from '../../src/stores/redis/rate-limits.js';
-import { clientNetwork, createLoginThrottle } from '../../src/users/login-throttle.js';
+import { createLoginThrottle } from '../../src/users/login-throttle.js';
 import { startTestService, USER_EMAIL, USER_PASSWORD, type TestService } from '../support/app.js';
 import { expectOAuthError } from '../support/http.js';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
@@ -50,6 +51,12 @@ describe('login throttling', () => {
     const statuses = results.map((res) => res.status);
     expect(statuses.filter((status) => status === 400)).toHaveLength(5);
     expect(statuses.filter((status) => status === 429)).toHaveLength(35);
+  });
+
+  it('does not refuse concurrent right passwords because of each other: 10 simultaneous correct logins from one IP all succeed', async () => {
+    await redis.flush();
+    const results = await Promise.all(Array.from({ length: 10 }, () => attempt(one, USER_EMAIL, USER_PASSWORD)));
+    expect(results.map((res) => res.status)).toEqual(Array<number>(10).fill(200));
   });
 
   it('keys IPv6 clients on their /64, and IPv4-mapped addresses on the IPv4 address', () => {

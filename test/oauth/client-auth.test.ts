@@ -9,10 +9,11 @@ import { InvalidClientError, TooManyRequestsError } from '../../src/errors.js';
 import { createClientAuthenticator } from '../../src/oauth/client-auth.js';
 import { createMemoryClientStore } from '../../src/stores/memory/clients.js';
 import { createMemoryRateLimits } from '../../src/stores/memory/rate-limits.js';
+import type { RateLimiter } from '../../src/stores/types.js';
 
 const SECRET = 'a'.repeat(43);
 
-async function setup(points: number) {
+async function setup(points: number, limiter?: RateLimiter) {
   const clock = manualClock(Date.now());
   const clients = createMemoryClientStore({ clock });
   await clients.create({
@@ -27,7 +28,7 @@ async function setup(points: number) {
     cookieMode: false,
     secretHash: hashClientSecret(SECRET),
   });
-  const failures = createMemoryRateLimits().limiter({ keyPrefix: 'client-auth', points, durationSec: 900 });
+  const failures = limiter ?? createMemoryRateLimits().limiter({ keyPrefix: 'client-auth', points, durationSec: 900 });
   const auth = createClientAuthenticator({ clients, failures, clock });
   const attempt = (secret: string, ip: string) => auth.authenticate({ method: 'client_secret_basic', clientId: 'svc', clientSecret: secret }, ip);
   return { clock, attempt };
@@ -72,6 +73,48 @@ describe('client authentication throttle', () => {
     // The oldest was forgotten: its right secret is checked again, and accepted.
     await expect(attempt(SECRET, ips[0]!)).resolves.toMatchObject({ clientId: 'svc' });
     await expect(attempt(SECRET, ips[10_000]!)).rejects.toBeInstanceOf(TooManyRequestsError);
+  });
+  // Parity: pinned against the hand-written map of refused pairs before lru-cache replaced it.
+  it('refuses a pair until the last millisecond of its window, with Retry-After counting down', async () => {
+    const { clock, attempt } = await setup(0);
+    const refused = (await attempt('wrong', '10.0.0.1').catch((err: unknown) => err)) as TooManyRequestsError;
+    expect(refused.headers['Retry-After']).toBe('900');
+    clock.advance(899_000);
+    const later = (await attempt(SECRET, '10.0.0.1').catch((err: unknown) => err)) as TooManyRequestsError;
+    expect(later).toBeInstanceOf(TooManyRequestsError);
+    expect(later.headers['Retry-After']).toBe('1');
+    clock.advance(999);
+    await expect(attempt(SECRET, '10.0.0.1')).rejects.toBeInstanceOf(TooManyRequestsError);
+    clock.advance(2);
+    await expect(attempt(SECRET, '10.0.0.1')).resolves.toMatchObject({ clientId: 'svc' });
+  });
+
+  it('does not remember a refusal whose window has already ended', async () => {
+    const failures: RateLimiter = { consume: async () => ({ allowed: false, remaining: 0, retryAfterMs: 0 }), reset: async () => {}, refund: async () => {} };
+    const { attempt } = await setup(0, failures);
+    await expect(attempt('wrong', '10.0.0.1')).rejects.toBeInstanceOf(TooManyRequestsError);
+    await expect(attempt(SECRET, '10.0.0.1')).resolves.toMatchObject({ clientId: 'svc' });
+  });
+
+  it('when full, forgets a pair whose window ended before one still refused, however recently each was refused', async () => {
+    // Every failure is refused, for as long as `retryMs` says: windows of chosen lengths.
+    let retryMs = 0;
+    const failures: RateLimiter = { consume: async () => ({ allowed: false, remaining: 0, retryAfterMs: retryMs }), reset: async () => {}, refund: async () => {} };
+    const { clock, attempt } = await setup(0, failures);
+    const ip = (index: number) => `10.${(index >> 16) & 255}.${(index >> 8) & 255}.${index & 255}`;
+    const start = clock.now();
+    retryMs = 1_400_000;
+    await expect(attempt('wrong', 'fd00:1::1')).rejects.toBeInstanceOf(TooManyRequestsError); // Y: refused first, until 1400 s
+    clock.set(start + 100_000);
+    retryMs = 200_000;
+    await expect(attempt('wrong', 'fd00::1')).rejects.toBeInstanceOf(TooManyRequestsError); // X: refused later, until 300 s
+    clock.set(start + 1_000_000);
+    retryMs = 900_000;
+    for (let index = 0; index < 9_999; index += 1) await expect(attempt('wrong', ip(index))).rejects.toBeInstanceOf(TooManyRequestsError);
+    // The 10,001st pair made room by dropping X, whose window was over, not Y.
+    await expect(attempt(SECRET, 'fd00:1::1')).rejects.toBeInstanceOf(TooManyRequestsError);
+    await expect(attempt(SECRET, ip(0))).rejects.toBeInstanceOf(TooManyRequestsError);
+    await expect(attempt(SECRET, ip(9_998))).rejects.toBeInstanceOf(TooManyRequestsError);
   });
 });
 
