@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm test`: typecheck, then the whole vitest suite, then exactly one closing line
+// `npm test`: typecheck and lint, then the whole vitest suite, then exactly one closing line
 // `N passed, N failed[, N skipped]`. A typecheck failure or a vitest crash counts as a failure.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -13,6 +13,14 @@ let failed = 0;
 const typecheck = spawnSync(bin('tsc'), ['-p', 'tsconfig.json', '--noEmit'], { stdio: 'inherit' });
 if (typecheck.status !== 0) {
   console.error('typecheck failed');
+  failed += 1;
+}
+
+// The lint rules (eslint.config.js: typescript-eslint's recommended set and the layering of
+// STYLE.md as import restrictions) and the formatter (.prettierrc.json), each one failure.
+const lint = spawnSync(bin('eslint'), ['.'], { stdio: 'inherit' });
+if (lint.status !== 0) {
+  console.error('lint failed (npm run lint)');
   failed += 1;
 }
 

@@ -15,7 +15,6 @@ export type OAuthErrorCode =
   | 'invalid_scope'
   | 'invalid_target'
   | 'unsupported_response_type'
-  | 'invalid_request_uri'
   | 'login_required'
   | 'consent_required'
   | 'invalid_token'
@@ -105,12 +104,6 @@ export class InvalidTargetError extends OAuthError {
 /** RFC 6749 §4.1.2.1: only `response_type=code` is served. */
 export class UnsupportedResponseTypeError extends OAuthError {
   readonly code = 'unsupported_response_type';
-  readonly status = 400;
-}
-
-/** RFC 9126 §4 (code from RFC 9101 §6.2): a `request_uri` unknown, used, expired or another client's. */
-export class InvalidRequestUriError extends OAuthError {
-  readonly code = 'invalid_request_uri';
   readonly status = 400;
 }
 

@@ -11,7 +11,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../clock.js';
-import { ConsentRequiredError, InvalidGrantError, InvalidRequestError, InvalidRequestUriError, LoginRequiredError, OAuthError, TooManyRequestsError, AccessDeniedError } from '../errors.js';
+import { AccessDeniedError, ConsentRequiredError, InvalidGrantError, InvalidRequestError, LoginRequiredError, OAuthError, TooManyRequestsError } from '../errors.js';
 import type { Random } from '../random.js';
 import type { BrowserSession, BrowserSessionStore, ClientRecord, ConsentStore, PushedRequestStore, UserRecord } from '../stores/types.js';
 import type { UserService } from '../users/service.js';

@@ -24,7 +24,6 @@ let issuer: URL;
 let as: oauth.AuthorizationServer;
 const insecure = { [oauth.allowInsecureRequests]: true } as const;
 const spa: oauth.Client = { client_id: 'demo-spa' };
-const other: oauth.Client = { client_id: 'other-spa' };
 const REDIRECT = 'http://127.0.0.1:43117/callback';
 const basic = `Basic ${Buffer.from(`demo-service:${CLIENT_SECRET}`).toString('base64')}`;
 

@@ -53,7 +53,7 @@ async function useExternal(uri: string): Promise<MongoBackend> {
     version = await serverVersion(uri);
   } catch (err) {
     // The driver's message names hosts, never the credentials of the URI.
-    throw new Error(`MONGODB_TEST_URI: the server cannot be reached (${err instanceof Error ? err.message : String(err)})`);
+    throw new Error(`MONGODB_TEST_URI: the server cannot be reached (${err instanceof Error ? err.message : String(err)})`, { cause: err });
   }
   return { uri, kind: 'external', description: `external server from MONGODB_TEST_URI (mongod ${version})`, stop: async () => undefined };
 }

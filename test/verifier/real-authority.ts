@@ -21,15 +21,15 @@ export async function startAuthority(env: Env = {}): Promise<RunningAuthority> {
   // The issuer is the server's own URL and must be known before the service is built: bind
   // first (the kernel picks the port, so no other test can take it meanwhile), then hand the
   // requests to the service once it exists.
-  let ready: TestService | undefined;
-  const server: Server = createServer((req, res) => (ready ? ready.callback(req, res) : res.writeHead(503).end()));
+  const ready: { service?: TestService } = {};
+  const server: Server = createServer((req, res) => (ready.service ? ready.service.callback(req, res) : res.writeHead(503).end()));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const service = await startTestService({ ISSUER: url, ...env });
-  ready = service;
+  ready.service = service;
 
   async function token(body: Record<string, string>, headers: Record<string, string> = {}): Promise<string> {
     const response = await fetch(`${url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(body) });
