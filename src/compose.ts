@@ -38,7 +38,9 @@ import { createRedisPushedRequestStore } from './stores/redis/pushed-requests.js
 import { createAuthorizationChecks } from './oauth/authorization.js';
 import { createAuthorizationCodes } from './oauth/authorization-codes.js';
 import { createSignIn } from './oauth/sign-in.js';
-import { createPageRenderer } from './pages/index.js';
+import { createPageRenderer, pageStylesheet, PAGES_LOGO_PATH, type PageAssets } from './pages/index.js';
+import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
 import { hkdfSync } from 'node:crypto';
 import { createAccessTokens } from './tokens/access-token.js';
 import { createRefreshTokens } from './tokens/refresh-token.js';
@@ -119,7 +121,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     embedded.push('users', 'clients', 'consents');
   }
 
-  const sessionOptions = { random, idleMs: config.refreshTokenTtl * 1000, maxMs: config.refreshFamilyMaxTtl * 1000 };
+  const sessionOptions = { random, idleMs: config.signIn.sessionTtl * 1000, maxMs: config.signIn.sessionMaxTtl * 1000 };
   let authorizationCodes: AuthorizationCodeStore;
   let pushedRequests: PushedRequestStore;
   let browserSessions: BrowserSessionStore;
@@ -182,8 +184,9 @@ export interface Service {
 
 /** Stores, then services, then the Koa app; nothing listens yet. Tests build exactly this. */
 export async function createService(config: Config, { logger, clock = systemClock, random = cryptoRandom }: { logger: Logger; clock?: Clock; random?: Random }): Promise<Service> {
-  // Read before anything connects: in production a missing key stops start-up here.
+  // Read before anything connects: in production a missing key or an unreadable file stops start-up here.
   const refreshSecret = await refreshTokenSecret(config, logger, random);
+  const assets = await readPageAssets(config);
   const stores = await createStores(config, { clock, random, logger });
   const keys = createKeyRingSource({ dir: config.keysDir, production: config.production, clock, logger });
   try {
@@ -239,7 +242,7 @@ export async function createService(config: Config, { logger, clock = systemCloc
     users,
     // A key of its own for the sign-in forms' CSRF tokens, derived from the shared refresh-token secret.
     transactionKey: Buffer.from(hkdfSync('sha256', refreshSecret, '', 'token-authority sign-in transaction', 32)),
-    requirePar: false,
+    requirePar: config.signIn.requirePar,
     clock,
     random,
   });
@@ -256,7 +259,8 @@ export async function createService(config: Config, { logger, clock = systemCloc
     sessions,
     codes,
     signIn,
-    pages: createPageRenderer({ productName: 'Token Authority' }),
+    pages: createPageRenderer({ productName: config.signIn.productName, logoUrl: assets.logo ? PAGES_LOGO_PATH : undefined }),
+    pageAssets: assets,
     scopes: config.scopesSupported.length > 0 || config.production ? config.scopesSupported : DEV_SCOPES,
   });
   return {
@@ -271,5 +275,23 @@ export async function createService(config: Config, { logger, clock = systemCloc
       await keys.stop();
       await stores.close();
     },
+  };
+}
+
+const LOGO_TYPES: Record<string, string> = { '.svg': 'image/svg+xml', '.png': 'image/png', '.webp': 'image/webp' };
+
+/** The pages' stylesheet (PAGES_STYLESHEET, else the default) and logo (PAGES_LOGO), read once at start-up. */
+async function readPageAssets(config: Config): Promise<PageAssets> {
+  const read = async (file: string, variable: string) => {
+    try {
+      return await readFile(file);
+    } catch (err) {
+      throw new Error(`${variable}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { cause: err });
+    }
+  };
+  const { stylesheetFile, logoFile } = config.signIn;
+  return {
+    stylesheet: stylesheetFile ? (await read(stylesheetFile, 'PAGES_STYLESHEET')).toString('utf8') : pageStylesheet(),
+    ...(logoFile && { logo: { body: await read(logoFile, 'PAGES_LOGO'), type: LOGO_TYPES[extname(logoFile).toLowerCase()]! } }),
   };
 }

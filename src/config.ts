@@ -238,6 +238,21 @@ const variables = {
     timeCost: variable('ARGON2_TIME_COST', integer(2, 1, 20)),
     parallelism: variable('ARGON2_PARALLELISM', integer(1, 1, 16)),
   },
+  /** The authorization code flow's browser side: the hosted pages and the sign-in session. */
+  signIn: {
+    /** Shown on the hosted pages (header, titles). */
+    productName: variable('PRODUCT_NAME', z.string().trim().min(1).max(60).default('Token Authority')),
+    /** A CSS file served at /assets/pages.css instead of the default one (theming). */
+    stylesheetFile: variable('PAGES_STYLESHEET', z.string().min(1).optional()),
+    /** An .svg, .png or .webp logo served at /assets/logo and shown in the pages' header. */
+    logoFile: variable('PAGES_LOGO', z.string().regex(/\.(svg|png|webp)$/i, 'must be an .svg, .png or .webp file').optional()),
+    /** Every client must push its authorization requests (RFC 9126 §6); else only clients created with --require-par. */
+    requirePar: variable('REQUIRE_PAR', z.enum(['true', 'false']).default('false').transform((text) => text === 'true')),
+    /** Seconds a browser's sign-in session (SSO) lives without use. */
+    sessionTtl: variable('SIGN_IN_SESSION_TTL', duration('1d', { min: 60 })),
+    /** Seconds a sign-in session lives at most; after that the password is asked again. */
+    sessionMaxTtl: variable('SIGN_IN_SESSION_MAX_TTL', duration('7d', { min: 60 })),
+  },
   /** Dev mode only. */
   devClientSecret: variable('DEV_CLIENT_SECRET', z.string().min(16).optional()),
   /** Dev mode only. */
@@ -330,6 +345,9 @@ function problemsBetween(input: Record<string, string>, v: PartlyParsed<Variable
   }
   if (v.refreshFamilyMaxTtl !== undefined && v.refreshTokenTtl !== undefined && v.refreshFamilyMaxTtl < v.refreshTokenTtl) {
     problems.push('REFRESH_FAMILY_MAX_TTL: must be at least REFRESH_TOKEN_TTL');
+  }
+  if (v.signIn.sessionMaxTtl !== undefined && v.signIn.sessionTtl !== undefined && v.signIn.sessionMaxTtl < v.signIn.sessionTtl) {
+    problems.push('SIGN_IN_SESSION_MAX_TTL: must be at least SIGN_IN_SESSION_TTL');
   }
   return problems;
 }

@@ -155,7 +155,9 @@ describe('config, all of it', () => {
       'REFRESH_TOKEN_SECRET', 'AUDIENCE', 'LOGIN_RATE_LIMIT', 'LOGIN_IP_RATE_LIMIT', 'LOGIN_ACCOUNT_RATE_LIMIT', 'CLIENT_AUTH_RATE_LIMIT',
       'REGISTER_RATE_LIMIT', 'REGISTER_IP_RATE_LIMIT', 'SCOPES_SUPPORTED', 'LOGIN_CLIENT_ID', 'CORS_ORIGINS', 'LOG_LEVEL', 'WORKERS',
       'TRUST_PROXY_HOPS', 'CLIENT_CACHE_TTL', 'BODY_LIMIT', 'SHUTDOWN_TIMEOUT', 'HTTP_HEADERS_TIMEOUT', 'HTTP_REQUEST_TIMEOUT',
-      'HTTP_KEEPALIVE_TIMEOUT', 'ARGON2_MEMORY_KIB', 'ARGON2_TIME_COST', 'ARGON2_PARALLELISM', 'DEV_CLIENT_SECRET', 'DEV_USER_PASSWORD',
+      'HTTP_KEEPALIVE_TIMEOUT', 'ARGON2_MEMORY_KIB', 'ARGON2_TIME_COST', 'ARGON2_PARALLELISM',
+      'PRODUCT_NAME', 'PAGES_STYLESHEET', 'PAGES_LOGO', 'REQUIRE_PAR', 'SIGN_IN_SESSION_TTL', 'SIGN_IN_SESSION_MAX_TTL',
+      'DEV_CLIENT_SECRET', 'DEV_USER_PASSWORD',
     ]);
   });
 
@@ -167,7 +169,7 @@ describe('config, all of it', () => {
         'keyPromotionMargin', 'clockSkew', 'accessTokenTtl', 'refreshTokenTtl', 'refreshFamilyMaxTtl', 'refreshReuseGrace', 'refreshFamiliesPerUser',
         'refreshTokenSecret', 'loginRateLimit', 'loginIpRateLimit', 'loginAccountRateLimit', 'clientAuthRateLimit', 'registerRateLimit',
         'registerIpRateLimit', 'corsOrigins', 'loginClientId', 'scopesSupported', 'logLevel', 'trustProxyHops', 'workers', 'clientCacheTtl',
-        'bodyLimit', 'shutdownTimeout', 'http', 'argon2', 'devClientSecret', 'devUserPassword',
+        'bodyLimit', 'shutdownTimeout', 'http', 'argon2', 'signIn', 'devClientSecret', 'devUserPassword',
       ].sort(),
     );
     expect(config).toEqual({
@@ -202,6 +204,7 @@ describe('config, all of it', () => {
       shutdownTimeout: 10,
       http: { headersTimeout: 10, requestTimeout: 30, keepAliveTimeout: 5 },
       argon2: { memoryCost: 19456, timeCost: 2, parallelism: 1 },
+      signIn: { productName: 'Token Authority', stylesheetFile: undefined, logoFile: undefined, requirePar: false, sessionTtl: 86400, sessionMaxTtl: 604800 },
       mongodbUri: undefined,
       redisUrl: undefined,
       redisClusterNodes: undefined,
@@ -248,6 +251,10 @@ describe('config, all of it', () => {
       'ARGON2_MEMORY_KIB: "bad value!" must be an integer from 8192 to 4194304',
       'ARGON2_TIME_COST: "bad value!" must be an integer from 1 to 20',
       'ARGON2_PARALLELISM: "bad value!" must be an integer from 1 to 16',
+      'PAGES_LOGO: must be an .svg, .png or .webp file',
+      'REQUIRE_PAR: Invalid option: expected one of "true"|"false"',
+      'SIGN_IN_SESSION_TTL: "bad value!" is not a duration (use 900, 900s, 15m, 1h or 7d)',
+      'SIGN_IN_SESSION_MAX_TTL: "bad value!" is not a duration (use 900, 900s, 15m, 1h or 7d)',
       'DEV_CLIENT_SECRET: Too small: expected string to have >=16 characters',
     ]);
   });
@@ -273,6 +280,7 @@ describe('config, all of it', () => {
       REGISTER_RATE_LIMIT: '5/5m', REGISTER_IP_RATE_LIMIT: '6/6m', SCOPES_SUPPORTED: 'a, b', LOGIN_CLIENT_ID: 'web', CORS_ORIGINS: 'https://app.example.com',
       LOG_LEVEL: 'warn', WORKERS: '3', TRUST_PROXY_HOPS: '1', CLIENT_CACHE_TTL: '0', BODY_LIMIT: '2048', SHUTDOWN_TIMEOUT: '20s',
       HTTP_HEADERS_TIMEOUT: '3s', HTTP_REQUEST_TIMEOUT: '4s', HTTP_KEEPALIVE_TIMEOUT: '6s', ARGON2_MEMORY_KIB: '9000', ARGON2_TIME_COST: '3', ARGON2_PARALLELISM: '2',
+      PRODUCT_NAME: 'Example Login', PAGES_STYLESHEET: '/etc/brand/pages.css', PAGES_LOGO: '/etc/brand/logo.svg', REQUIRE_PAR: 'true', SIGN_IN_SESSION_TTL: '2h', SIGN_IN_SESSION_MAX_TTL: '1d',
       DEV_CLIENT_SECRET: 'x'.repeat(16), DEV_USER_PASSWORD: 'password',
     });
     expect(config).toEqual({
@@ -285,6 +293,7 @@ describe('config, all of it', () => {
       corsOrigins: ['https://app.example.com'], scopesSupported: ['a', 'b'], loginClientId: 'web', logLevel: 'warn', trustProxyHops: 1, workers: 3,
       clientCacheTtl: 0, bodyLimit: 2048, shutdownTimeout: 20, http: { headersTimeout: 3, requestTimeout: 4, keepAliveTimeout: 6 },
       argon2: { memoryCost: 9000, timeCost: 3, parallelism: 2 }, devClientSecret: undefined, devUserPassword: undefined,
+      signIn: { productName: 'Example Login', stylesheetFile: '/etc/brand/pages.css', logoFile: '/etc/brand/logo.svg', requirePar: true, sessionTtl: 7200, sessionMaxTtl: 86400 },
     });
   });
 });

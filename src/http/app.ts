@@ -16,8 +16,7 @@ import type { Random } from '../random.js';
 import type { SessionService } from '../sessions/service.js';
 import type { AuthorizationCodes } from '../oauth/authorization-codes.js';
 import type { SignIn } from '../oauth/sign-in.js';
-import type { PageRenderer } from '../pages/index.js';
-import { PAGES_STYLESHEET_PATH } from '../pages/index.js';
+import { PAGES_LOGO_PATH, PAGES_STYLESHEET_PATH, type PageAssets, type PageRenderer } from '../pages/index.js';
 import { CONSENT_PATH, createAuthorizeRoutes, LOGIN_PATH } from './routes/authorize.js';
 import type { UserService } from '../users/service.js';
 import { parseBody } from './middleware/body.js';
@@ -30,7 +29,7 @@ import { authenticateClient, exchangeGrant, introspectToken, noStore, revokeToke
 import { jwksRoute, metadataRoute, publicDocuments } from './routes/well-known.js';
 
 export interface AppDeps {
-  readonly config: Pick<Config, 'bodyLimit' | 'corsOrigins' | 'issuer' | 'jwksMaxAge' | 'refreshTokenTtl' | 'trustProxyHops'>;
+  readonly config: Pick<Config, 'bodyLimit' | 'corsOrigins' | 'issuer' | 'jwksMaxAge' | 'refreshTokenTtl' | 'trustProxyHops' | 'signIn'>;
   readonly logger: Logger;
   readonly clock: Clock;
   readonly random: Random;
@@ -43,6 +42,7 @@ export interface AppDeps {
   readonly codes: AuthorizationCodes;
   readonly signIn: SignIn;
   readonly pages: PageRenderer;
+  readonly pageAssets: PageAssets;
   /** `scopes_supported` of the metadata. */
   readonly scopes?: readonly string[];
 }
@@ -56,7 +56,7 @@ export function createApp(deps: AppDeps): Koa {
   const oauth = { tokens: deps.tokens, users: deps.users, clientAuth: deps.clientAuth, codes: deps.codes };
   const client = authenticateClient(oauth);
   const auth = createAuthRoutes(deps);
-  const browser = createAuthorizeRoutes({ signIn: deps.signIn, pages: deps.pages, random: deps.random, logger: deps.logger, https: deps.config.issuer.startsWith('https:') });
+  const browser = createAuthorizeRoutes({ signIn: deps.signIn, pages: deps.pages, random: deps.random, logger: deps.logger, https: deps.config.issuer.startsWith('https:'), assets: deps.pageAssets });
 
   const router = new Router();
   router.get('/healthz', liveness());
@@ -70,6 +70,7 @@ export function createApp(deps: AppDeps): Koa {
       keys: deps.keys,
       scopes: deps.scopes ?? [],
       grantTypes: GRANT_TYPES,
+      requirePar: deps.config.signIn.requirePar,
       maxAgeSec: deps.config.jwksMaxAge,
       // RFC 7009 §2.1: public clients revoke their own tokens with client_id alone.
       revocationAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
@@ -82,6 +83,7 @@ export function createApp(deps: AppDeps): Koa {
   router.post(LOGIN_PATH, browser.pageErrors, browser.login);
   router.post(CONSENT_PATH, browser.pageErrors, browser.consent);
   router.get(PAGES_STYLESHEET_PATH, browser.stylesheet);
+  if (browser.logo) router.get(PAGES_LOGO_PATH, browser.logo);
   router.post('/oauth/par', noStore, client, browser.par);
   router.post('/oauth/token', noStore, client, exchangeGrant(oauth));
   router.post('/oauth/revoke', noStore, client, revokeToken(oauth));

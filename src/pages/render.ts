@@ -19,6 +19,14 @@ const STYLESHEET_FILE = fileURLToPath(new URL('./assets/pages.css', import.meta.
 
 /** Where the app serves `pageStylesheet()`; the pages link it unless `stylesheetUrl` says otherwise. */
 export const PAGES_STYLESHEET_PATH = '/assets/pages.css';
+/** Where the app serves the operator's logo (PAGES_LOGO), when there is one. */
+export const PAGES_LOGO_PATH = '/assets/logo';
+
+/** What the app serves beside the pages: the stylesheet's text and the optional logo. */
+export interface PageAssets {
+  readonly stylesheet: string;
+  readonly logo?: { readonly body: Buffer; readonly type: string };
+}
 
 /** The default stylesheet's text (read from disk each call: serve it with a cache header, read it once at start-up). */
 export function pageStylesheet(): string {

@@ -8,7 +8,7 @@ import type { Context, Middleware } from 'koa';
 import { toOAuthError, StoreUnavailableError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { SignIn, SignInOutcome } from '../../oauth/sign-in.js';
-import { pageHeaders, pageStylesheet, type PageRenderer } from '../../pages/index.js';
+import { pageHeaders, type PageAssets, type PageRenderer } from '../../pages/index.js';
 import type { Random } from '../../random.js';
 import { parseForm } from '../middleware/body.js';
 import { requestBody } from '../request.js';
@@ -20,6 +20,7 @@ export interface AuthorizeRouteDeps {
   readonly logger: Logger;
   /** Cookies get `Secure` and the `__Host-` prefix. */
   readonly https: boolean;
+  readonly assets: PageAssets;
 }
 
 export const LOGIN_PATH = '/oauth/authorize/login';
@@ -110,7 +111,8 @@ export function createAuthorizeRoutes(deps: AuthorizeRouteDeps) {
       ctx.body = await signIn.push(ctx.state.client, requestBody(ctx));
     } satisfies Middleware,
 
-    stylesheet: stylesheetRoute(),
+    stylesheet: asset(deps.assets.stylesheet, 'text/css; charset=utf-8'),
+    logo: deps.assets.logo ? asset(deps.assets.logo.body, deps.assets.logo.type) : undefined,
   };
 }
 
@@ -128,11 +130,10 @@ function readCookie(ctx: Context, name: string): string | undefined {
   return undefined;
 }
 
-function stylesheetRoute(): Middleware {
-  const css = pageStylesheet();
-  return function stylesheet(ctx) {
+function asset(body: string | Buffer, type: string): Middleware {
+  return function serveAsset(ctx) {
     ctx.set('Cache-Control', 'public, max-age=3600');
-    ctx.type = 'text/css; charset=utf-8';
-    ctx.body = css;
+    ctx.type = type;
+    ctx.body = body;
   };
 }

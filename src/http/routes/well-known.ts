@@ -51,6 +51,8 @@ export interface MetadataDeps {
   readonly introspectionAuthMethods?: readonly string[];
   /** Headers every response carries (security and CORS headers). */
   readonly fixedHeaders?: FixedHeaders;
+  /** REQUIRE_PAR: every client must push its authorization requests (RFC 9126 §5). */
+  readonly requirePar?: boolean;
 }
 
 /** GET /.well-known/oauth-authorization-server (RFC 8414 §3). */
@@ -83,6 +85,7 @@ export function metadataDocument(deps: MetadataDeps, ring: KeyRing): Record<stri
     code_challenge_methods_supported: ['S256'],
     authorization_response_iss_parameter_supported: true,
     pushed_authorization_request_endpoint: `${deps.issuer}/oauth/par`,
+    ...(deps.requirePar && { require_pushed_authorization_requests: true }),
     grant_types_supported: [...deps.grantTypes],
     token_endpoint_auth_methods_supported: [...clientAuth, 'none'],
     revocation_endpoint: `${deps.issuer}/oauth/revoke`,
