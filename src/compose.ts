@@ -230,7 +230,7 @@ export async function createService(config: Config, { logger, clock = systemCloc
     clock,
   });
 
-  const sessions = createSessionService({ tokens, users, families: stores.families, clients, loginClientId: config.loginClientId });
+  const sessions = createSessionService({ tokens, users, families: stores.families, clients, browserSessions: stores.browserSessions, consents: stores.consents, loginClientId: config.loginClientId });
   const codes = createAuthorizationCodes({ codes: stores.authorizationCodes, tokens, users: stores.users, random, clock });
   const signIn = createSignIn({
     issuer: config.issuer,

@@ -97,6 +97,8 @@ export function createApp(deps: AppDeps): Koa {
   router.post('/auth/password', auth.requireUser, auth.changePassword);
   router.get('/auth/sessions', auth.requireUser, auth.listSessions);
   router.delete('/auth/sessions/:id', auth.requireUser, auth.endSession);
+  router.get('/auth/consents', auth.requireUser, auth.listConsents);
+  router.delete('/auth/consents/:client_id', auth.requireUser, auth.revokeConsent);
 
   app.use(requestLog(deps));
   app.use(errorResponses(deps));

@@ -7,7 +7,7 @@
 import { InvalidGrantError, InvalidRequestError, InvalidTokenError, NotFoundError, UnauthorizedClientError } from '../errors.js';
 import type { GrantType } from '../oauth/grants/index.js';
 import type { TokenService } from '../oauth/token-service.js';
-import type { ClientRecord, ClientStore, FamilyStore, UseContext, UserRecord } from '../stores/types.js';
+import type { BrowserSessionStore, ClientRecord, ClientStore, ConsentRecord, ConsentStore, FamilyStore, UseContext, UserRecord } from '../stores/types.js';
 import type { AccessTokenClaims } from '../tokens/access-token.js';
 import type { UserService } from '../users/service.js';
 
@@ -16,6 +16,9 @@ export interface SessionServiceDeps {
   readonly users: Pick<UserService, 'login' | 'findById' | 'changePassword'>;
   readonly families: Pick<FamilyStore, 'get' | 'listBySubject' | 'revoke' | 'revokeAll'>;
   readonly clients: Pick<ClientStore, 'findById'>;
+  /** Sign-in sessions of browsers at the authority (SSO of the authorization code flow). */
+  readonly browserSessions: Pick<BrowserSessionStore, 'listByUser' | 'delete' | 'deleteAllOfUser'>;
+  readonly consents: Pick<ConsentStore, 'listByUser' | 'revoke'>;
   /** The first-party client a login without `client_id` is for (LOGIN_CLIENT_ID). */
   readonly loginClientId: string;
 }
@@ -36,10 +39,18 @@ export interface SessionView {
   readonly current: boolean;
 }
 
+/** A browser signed in at the authority itself (the hosted login), not a client's session. */
+export interface BrowserSessionView {
+  readonly id: string;
+  readonly createdAt: number;
+  readonly lastUsedAt: number;
+  readonly expiresAt: number;
+}
+
 const INVALID_REFRESH_TOKEN = 'the refresh token is invalid, expired or revoked';
 
 export function createSessionService(deps: SessionServiceDeps) {
-  const { tokens, users, families, clients } = deps;
+  const { tokens, users, families, clients, browserSessions, consents } = deps;
 
   /**
    * The first-party public client a login or refresh here is for, which must also hold
@@ -91,11 +102,29 @@ export function createSessionService(deps: SessionServiceDeps) {
       await Promise.all([claims.sid ? families.revoke(claims.sid) : undefined, tokens.denyAccessToken(claims)]);
     },
 
-    /** Ends every session of the caller; resolves how many. */
+    /** Ends every session of the caller, and every browser's sign-in; resolves how many sessions ended. */
     async logoutAll({ claims }: Caller): Promise<number> {
-      const ended = await families.revokeAll(claims.sub);
+      const [ended] = await Promise.all([families.revokeAll(claims.sub), browserSessions.deleteAllOfUser(claims.sub)]);
       await tokens.denyAccessToken(claims);
       return ended;
+    },
+
+    async listBrowserSessions({ user }: Caller): Promise<BrowserSessionView[]> {
+      const sessions = await browserSessions.listByUser(user.id);
+      return sessions.map((session) => ({ id: session.id, createdAt: session.createdAt, lastUsedAt: session.lastSeenAt, expiresAt: session.expiresAt }));
+    },
+
+    /** The third-party clients the caller has allowed, with the scopes allowed. */
+    listConsents: ({ user }: Caller): Promise<ConsentRecord[]> => consents.listByUser(user.id),
+
+    /**
+     * Withdraws the caller's consent to a client and ends that client's sessions of the
+     * caller: what it was allowed to keep doing stops now, not at its refresh token's expiry.
+     */
+    async revokeConsent({ user }: Caller, clientId: string): Promise<void> {
+      const sessions = await families.listBySubject(user.id);
+      const [revoked] = await Promise.all([consents.revoke(user.id, clientId), ...sessions.filter((family) => family.clientId === clientId).map((family) => families.revoke(family.id))]);
+      if (!revoked) throw new NotFoundError('no consent for this client');
     },
 
     async list({ claims }: Caller): Promise<SessionView[]> {
@@ -110,17 +139,25 @@ export function createSessionService(deps: SessionServiceDeps) {
       }));
     },
 
-    /** Ends one of the caller's sessions; someone else's id answers exactly like one that does not exist. */
+    /**
+     * Ends one of the caller's sessions (a client's, or a browser's sign-in); someone else's
+     * id answers exactly like one that does not exist.
+     */
     async end({ user }: Caller, sessionId: string): Promise<void> {
       const family = await families.get(sessionId);
-      if (!family || family.subject !== user.id) throw new NotFoundError('no such session');
-      await families.revoke(family.id);
+      if (family && family.subject === user.id) {
+        await families.revoke(family.id);
+        return;
+      }
+      const browser = (await browserSessions.listByUser(user.id)).find((session) => session.id === sessionId);
+      if (!browser || !(await browserSessions.delete(browser.id))) throw new NotFoundError('no such session');
     },
 
-    /** Changes the password and ends every other session of the user; resolves how many ended. */
+    /** Changes the password and ends every other session of the user, and every browser's sign-in; resolves how many sessions ended. */
     async changePassword({ claims, user }: Caller, input: { currentPassword: string; newPassword: string; ip: string }): Promise<number> {
       await users.changePassword({ user, currentPassword: input.currentPassword, newPassword: input.newPassword, ip: input.ip, session: claims.sid ?? claims.jti });
-      return families.revokeAll(user.id, claims.sid);
+      const [ended] = await Promise.all([families.revokeAll(user.id, claims.sid), browserSessions.deleteAllOfUser(user.id)]);
+      return ended;
     },
   };
 }

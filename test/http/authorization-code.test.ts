@@ -166,6 +166,39 @@ describe('authorization code + PKCE, as a third-party client sees it', () => {
   });
 });
 
+describe("the user's view: consents and sign-in sessions", () => {
+  async function api(method: string, path: string, token: string) {
+    const res = await fetch(`${issuer.origin}${path}`, { method, headers: { authorization: `Bearer ${token}` } });
+    return { status: res.status, body: res.status === 204 ? undefined : ((await res.json()) as Record<string, unknown>) };
+  }
+
+  it('lists the consents and the browser sign-ins, and withdrawing a consent ends that client\'s sessions and asks again', async () => {
+    const browser = new FormBrowser(issuer.origin);
+    const started = await authorizationUrl();
+    const tokens = await exchange(spa, started, await signIn(browser, started));
+    const me = await oauth.processGenericTokenEndpointResponse(as, { client_id: 'demo-app' }, await oauth.genericTokenEndpointRequest(as, { client_id: 'demo-app' }, oauth.None(), 'password', { username: USER_EMAIL, password: USER_PASSWORD }, insecure));
+    const consents = (await api('GET', '/auth/consents', me.access_token)).body as { consents: { client_id: string; scope: string }[] };
+    expect(consents.consents).toContainEqual(expect.objectContaining({ client_id: 'demo-spa', scope: expect.stringContaining('profile') }));
+    const sessions = (await api('GET', '/auth/sessions', me.access_token)).body as { browser_sessions: { id: string }[] };
+    expect(sessions.browser_sessions.length).toBeGreaterThan(0);
+
+    expect((await api('DELETE', '/auth/consents/demo-spa', me.access_token)).status).toBe(204);
+    expect((await introspect(tokens.refresh_token!)).active).toBe(false);
+    expect((await api('DELETE', '/auth/consents/demo-spa', me.access_token)).status).toBe(404);
+    // Still signed in at the authority, but the app must ask again.
+    expect((await browser.get((await authorizationUrl()).url.href)).html).toContain('name="decision"');
+  });
+
+  it('ends every browser sign-in on logout-all, so the next authorization asks for the password', async () => {
+    const browser = new FormBrowser(issuer.origin);
+    await signIn(browser, await authorizationUrl());
+    expect((await browser.get((await authorizationUrl()).url.href)).status).toBe(302);
+    const me = await oauth.processGenericTokenEndpointResponse(as, { client_id: 'demo-app' }, await oauth.genericTokenEndpointRequest(as, { client_id: 'demo-app' }, oauth.None(), 'password', { username: USER_EMAIL, password: USER_PASSWORD }, insecure));
+    expect((await api('POST', '/auth/logout-all', me.access_token)).status).toBe(200);
+    expect((await browser.get((await authorizationUrl()).url.href)).html).toContain('name="password"');
+  });
+});
+
 describe('authorization code + PKCE, from the attacker\'s side', () => {
   it('never redirects for an unknown client or an unregistered redirect URI, and says so on a page', async () => {
     for (const [client, redirect] of [['nobody', REDIRECT], ['demo-spa', 'https://evil.example/callback'], ['demo-spa', 'http://127.0.0.1:43117/callback/../x'], ['demo-spa', 'http://127.0.0.1.evil.example/callback']] as const) {

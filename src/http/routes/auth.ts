@@ -112,7 +112,7 @@ export function createAuthRoutes(deps: AuthRouteDeps) {
   };
 
   const listSessions: Middleware<AuthState> = async function listSessions(ctx) {
-    const sessionList = await sessions.list(ctx.state);
+    const [sessionList, browsers] = await Promise.all([sessions.list(ctx.state), sessions.listBrowserSessions(ctx.state)]);
     ctx.set('Cache-Control', 'no-store');
     ctx.body = {
       sessions: sessionList.map((session) => ({
@@ -123,7 +123,33 @@ export function createAuthRoutes(deps: AuthRouteDeps) {
         user_agent: session.userAgent ?? null,
         current: session.current,
       })),
+      // Browsers signed in at the authority itself (the hosted login's SSO).
+      browser_sessions: browsers.map((session) => ({
+        id: session.id,
+        created_at: new Date(session.createdAt).toISOString(),
+        last_used_at: new Date(session.lastUsedAt).toISOString(),
+        expires_at: new Date(session.expiresAt).toISOString(),
+      })),
     };
+  };
+
+  const listConsents: Middleware<AuthState> = async function listConsents(ctx) {
+    const consents = await sessions.listConsents(ctx.state);
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = {
+      consents: consents.map((consent) => ({
+        client_id: consent.clientId,
+        scope: consent.scopes.join(' '),
+        created_at: consent.createdAt.toISOString(),
+        updated_at: consent.updatedAt.toISOString(),
+      })),
+    };
+  };
+
+  const revokeConsent: Middleware<AuthState> = async function revokeConsent(ctx) {
+    const clientId = (ctx as unknown as { params: Record<string, string | undefined> }).params.client_id ?? '';
+    await sessions.revokeConsent(ctx.state, clientId);
+    ctx.status = 204;
   };
 
   const endSession: Middleware<AuthState> = async function endSession(ctx) {
@@ -132,7 +158,7 @@ export function createAuthRoutes(deps: AuthRouteDeps) {
     ctx.status = 204;
   };
 
-  return { requireUser, register, login, refresh, logout, logoutAll, me, changePassword, listSessions, endSession };
+  return { requireUser, register, login, refresh, logout, logoutAll, me, changePassword, listSessions, endSession, listConsents, revokeConsent };
 }
 
 /** The HttpOnly refresh cookie of cookie mode, and the Origin check that guards it. */
