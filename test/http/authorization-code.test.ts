@@ -3,23 +3,15 @@
  * library (oauth4webapi) for everything a client does, and by a cookie-keeping form poster
  * for what the user does on the hosted pages. Then the same flow from the attacker's side.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { parseConfig } from '../../src/config.js';
-import { startServer, type RunningServer } from '../../src/main.js';
+import type { RunningServer } from '../../src/main.js';
 import { CLIENT_SECRET, USER_EMAIL, USER_PASSWORD } from '../support/app.js';
+import { startRealServer, type RealServer } from '../support/real-server.js';
 import { FormBrowser, readForm, type PageResponse } from '../support/hosted-pages.js';
-import { captureLogs } from '../support/logs.js';
-import { testDatabaseUri } from '../support/mongo.js';
-import { freePort } from '../support/processes.js';
-import { startTestRedis, type TestRedis } from '../support/redis.js';
 
-let redis: TestRedis;
+let real: RealServer;
 let running: RunningServer;
-let keysDir: string;
 let issuer: URL;
 let as: oauth.AuthorizationServer;
 const insecure = { [oauth.allowInsecureRequests]: true } as const;
@@ -28,24 +20,8 @@ const REDIRECT = 'http://127.0.0.1:43117/callback';
 const basic = `Basic ${Buffer.from(`demo-service:${CLIENT_SECRET}`).toString('base64')}`;
 
 beforeAll(async () => {
-  redis = await startTestRedis();
-  keysDir = mkdtempSync(join(tmpdir(), 'code-keys-'));
-  const port = await freePort();
-  issuer = new URL(`http://127.0.0.1:${port}`);
-  const config = parseConfig({
-    NODE_ENV: 'test',
-    PORT: String(port),
-    ISSUER: issuer.origin,
-    KEYS_DIR: keysDir,
-    REDIS_URL: redis.url,
-    MONGODB_URI: testDatabaseUri(inject('mongoUri'), 'code-flow'),
-    REFRESH_TOKEN_SECRET: 's'.repeat(40),
-    DEV_CLIENT_SECRET: CLIENT_SECRET,
-    DEV_USER_PASSWORD: USER_PASSWORD,
-    ARGON2_MEMORY_KIB: '8192',
-    ARGON2_TIME_COST: '1',
-  });
-  running = await startServer(config, { logger: captureLogs().logger });
+  real = await startRealServer(inject('mongoUri'), 'code-flow');
+  ({ running, issuer } = real);
   const base = { firstParty: false, audiences: [], permissions: [], cookieMode: false, secretHash: undefined, type: 'public' as const };
   await running.service.stores.clients.create({ ...base, clientId: 'other-spa', name: 'Other app', grantTypes: ['authorization_code', 'refresh_token'], scopes: ['profile'], redirectUris: ['http://127.0.0.1/callback'] });
   await running.service.stores.clients.create({ ...base, clientId: 'par-only', name: 'PAR app', grantTypes: ['authorization_code'], scopes: ['profile'], redirectUris: ['http://127.0.0.1/callback'], requirePar: true });
@@ -53,9 +29,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await running?.stop();
-  await redis?.stop();
-  rmSync(keysDir, { recursive: true, force: true });
+  await real?.stop();
 });
 
 interface Started {

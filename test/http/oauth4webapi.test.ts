@@ -3,23 +3,13 @@
  * HTTP, unchanged: discovery, client_credentials, password, refresh, revocation,
  * introspection, and RFC 9068 access-token validation.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { parseConfig } from '../../src/config.js';
 import { DEV_SCOPES } from '../../src/dev/seed.js';
-import { startServer, type RunningServer } from '../../src/main.js';
 import { CLIENT_SECRET, USER_EMAIL, USER_PASSWORD } from '../support/app.js';
-import { captureLogs } from '../support/logs.js';
-import { testDatabaseUri } from '../support/mongo.js';
-import { freePort } from '../support/processes.js';
-import { startTestRedis, type TestRedis } from '../support/redis.js';
+import { startRealServer, type RealServer } from '../support/real-server.js';
 
-let redis: TestRedis;
-let running: RunningServer;
-let keysDir: string;
+let real: RealServer;
 let issuer: URL;
 let as: oauth.AuthorizationServer;
 // The test server speaks plain http on loopback; oauth4webapi requires opting in to that.
@@ -30,31 +20,13 @@ const serviceAuth = oauth.ClientSecretBasic(CLIENT_SECRET);
 const app: oauth.Client = { client_id: 'demo-app' };
 
 beforeAll(async () => {
-  redis = await startTestRedis();
-  keysDir = mkdtempSync(join(tmpdir(), 'o4w-keys-'));
-  const port = await freePort();
-  issuer = new URL(`http://127.0.0.1:${port}`);
-  const config = parseConfig({
-    NODE_ENV: 'test',
-    PORT: String(port),
-    ISSUER: issuer.origin,
-    KEYS_DIR: keysDir,
-    REDIS_URL: redis.url,
-    MONGODB_URI: testDatabaseUri(inject('mongoUri'), 'o4w'),
-    REFRESH_TOKEN_SECRET: 's'.repeat(40),
-    DEV_CLIENT_SECRET: CLIENT_SECRET,
-    DEV_USER_PASSWORD: USER_PASSWORD,
-    ARGON2_MEMORY_KIB: '8192',
-    ARGON2_TIME_COST: '1',
-  });
-  running = await startServer(config, { logger: captureLogs().logger });
+  real = await startRealServer(inject('mongoUri'), 'o4w');
+  issuer = real.issuer;
   as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }));
 });
 
 afterAll(async () => {
-  await running?.stop();
-  await redis?.stop();
-  rmSync(keysDir, { recursive: true, force: true });
+  await real?.stop();
 });
 
 async function validate(accessToken: string) {
