@@ -52,6 +52,7 @@ import { combine, coreSeconds, cpuWindow, measurePart, monotonicMicros, warmUp, 
 import { summariseProfile, type ProfileWindow } from './profile.js';
 import { percentile } from './stats.js';
 import { benchVerifier, REPEATS } from './verifier.js';
+import { exchanges, signIns, type FlowStats } from './code-flow.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
@@ -80,7 +81,7 @@ const THREAD_POOL = {
 const ROUNDS = positive('BENCH_ROUNDS', 3);
 const ROUND_SECONDS = DURATION / ROUNDS;
 
-const WORKLOADS = ['client_credentials', 'client_credentials_es256', 'client_credentials_eddsa', 'refresh', 'login', 'jwks', 'introspection', 'race', 'verifier'] as const;
+const WORKLOADS = ['client_credentials', 'client_credentials_es256', 'client_credentials_eddsa', 'refresh', 'login', 'jwks', 'introspection', 'race', 'code_flow', 'verifier'] as const;
 /** Measured in this process: with only these selected, no store, authority or peer is started. */
 const IN_PROCESS_WORKLOADS: readonly WorkloadName[] = ['verifier'];
 type WorkloadName = (typeof WORKLOADS)[number];
@@ -91,6 +92,9 @@ const selected = (name: WorkloadName) => ONLY.size === 0 || ONLY.has(name);
 
 const SERVICE_CLIENT = 'bench-service';
 const PUBLIC_CLIENT = 'bench-app';
+/** First-party, so that a sign-in asks no consent: the flow's own cost, argon2 dominating. */
+const WEB_CLIENT = 'bench-web';
+const WEB_REDIRECT = 'http://127.0.0.1:9/callback';
 const USER_EMAIL = 'bench@example.com';
 const USER_PASSWORD = 'correct horse battery staple';
 /** A real browser's, so that stored families have their real size. */
@@ -409,6 +413,10 @@ async function main(): Promise<number> {
     clientId: PUBLIC_CLIENT, name: 'Bench app', type: 'public', firstParty: true, grantTypes: ['password', 'refresh_token'],
     scopes: ['profile', 'email'], audiences: [], permissions: [], cookieMode: false, secretHash: undefined,
   });
+  await clients.create({
+    clientId: WEB_CLIENT, name: 'Bench web app', type: 'public', firstParty: true, grantTypes: ['authorization_code', 'refresh_token'],
+    scopes: ['profile'], audiences: [], permissions: [], cookieMode: false, redirectUris: ['http://127.0.0.1/callback'], secretHash: undefined,
+  });
   if (!clientSecretMatches(clientSecret, (await clients.findById(SERVICE_CLIENT))?.secretHash)) throw new Error('seeded client secret does not verify');
   const hasher = await createPasswordHasher(config.argon2);
   const user = await users.create({ email: USER_EMAIL, name: 'Bench User', passwordHash: await hasher.hash(USER_PASSWORD), roles: ['user'] });
@@ -703,6 +711,7 @@ async function main(): Promise<number> {
       if (ours.summary.doubleWins > 0) problems.push(`race: ${ours.summary.doubleWins} families were refreshed twice from one token`);
       if (ours.summary.noWins > 0) problems.push(`race: ${ours.summary.noWins} families had no successful refresh`);
     }
+    if (selected('code_flow')) await codeFlowWorkload(rs.url);
   } catch (err) {
     problems.push(`measurement aborted: ${err instanceof Error ? err.message : String(err)}`);
     keepScratch = true;
@@ -769,6 +778,22 @@ async function main(): Promise<number> {
   report({ machine, loadBefore, loadAfter, wallSeconds, profileSummary });
   if (keepScratch) console.error(`bench: authority logs kept in ${scratch}`);
   return problems.length > 0 ? 1 : 0;
+}
+
+// ---------------------------------------------------------------------------------------
+// The authorization code flow
+
+async function codeFlowWorkload(url: string): Promise<void> {
+  const target = { url, clientId: WEB_CLIENT, redirectUri: WEB_REDIRECT, email: USER_EMAIL, password: USER_PASSWORD };
+  console.log(`code flow: full sign-ins by ${LOGIN_CONNECTIONS} users at once, then the code exchange alone at ${CONNECTIONS} in flight`);
+  const full = await signIns(target, LOGIN_CONNECTIONS, DURATION);
+  const alone = await exchanges(target, CONNECTIONS, DURATION);
+  const row = (workload: string, concurrency: number, measured: FlowStats, notes: string[]) => {
+    rows.push({ workload, concurrency, rps: measured.rate, p50: measured.p50, p95: measured.p95, p99: measured.p99, errors: measured.errors, notes });
+    if (measured.errors > 0) problems.push(`${workload}: ${measured.errors} errors (${measured.samples.join(' | ')})`);
+  };
+  row('code flow: full sign-in', LOGIN_CONNECTIONS, full, ['sign-ins/s: GET /oauth/authorize, the login form post (argon2id), the code exchange; a new browser and PKCE pair each', `p95 ${full.p95.toFixed(1)} ms`]);
+  row('code flow: code exchange', CONNECTIONS, alone, ['codes minted through the SSO session beforehand; not compared with node-oidc-provider (its interactions need a browser-like driver this bench does not have)']);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -960,6 +985,8 @@ function targets(): Target[] {
   const verifierRepeated = row('verifier: each token');
   if (verifierDistinct) add('verifier, distinct tokens vs bare jose jwtVerify', verifierDistinct.ratioCeiling, '≥ 1.00×', (value) => value >= 1);
   if (verifierRepeated) add(`verifier, each token ${REPEATS}× vs bare jose jwtVerify`, verifierRepeated.ratioCeiling, '≥ 5.00×', (value) => value >= 5);
+  const fullSignIn = row('code flow: full sign-in');
+  if (fullSignIn) add('full sign-in p95 at 4 users (ms)', fullSignIn.p95, '< 250', (value) => value < 250);
   if (raced) add('race double wins', Number(/double wins (\d+)/.exec(raced.notes[0] ?? '')?.[1]), '= 0', (value) => value === 0);
   return list;
 }
