@@ -3,6 +3,7 @@
  * and refresh tokens and cookies, successful and failing, and then a search of every
  * captured line for each of those strings.
  */
+import { createHash } from 'node:crypto';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redact } from '../../src/log.js';
@@ -44,6 +45,22 @@ describe('log redaction', () => {
     await api.post('/oauth/introspect').set('Authorization', service.basic).type('form').send({ token: refreshed.access_token }).expect(200);
     await api.post('/oauth/revoke').set('Authorization', service.basic).type('form').send({ token: refreshed.refresh_token }).expect(200);
     await api.post('/auth/logout').set('Authorization', `Bearer ${login.body.access_token}`).set('Cookie', cookie).set('Origin', 'http://auth.test').expect(204);
+    // The code flow: the login form, the sign-in cookie, the code, its verifier, a replay.
+    const verifier = 'bench-verifier-SECRET-3-0123456789abcdefghijklmnopqrstuvwxyz';
+    const challenge = createHash('sha256').update(verifier).digest('base64url');
+    const authorize = await api.get('/oauth/authorize').query({ response_type: 'code', client_id: 'demo-spa', redirect_uri: 'http://127.0.0.1:7000/callback', scope: 'profile', state: 's', code_challenge: challenge, code_challenge_method: 'S256' }).expect(200);
+    const binding = authorize.headers['set-cookie']![0]!.split(';')[0]!;
+    const csrf = /name="csrf" value="([^"]+)"/.exec(authorize.text)![1]!;
+    const consent = await api.post('/oauth/authorize/login').set('Cookie', binding).type('form').send({ csrf, email: USER_EMAIL, password: USER_PASSWORD }).expect(200);
+    const session = consent.headers['set-cookie']![0]!.split(';')[0]!;
+    secrets.add(session.split('=')[1]!).add(binding.split('=')[1]!).add(verifier);
+    const allowed = await api.post('/oauth/authorize/consent').set('Cookie', `${binding}; ${session}`).type('form').send({ csrf: /name="csrf" value="([^"]+)"/.exec(consent.text)![1]!, decision: 'allow' }).expect(303);
+    const code = new URL(allowed.headers.location!).searchParams.get('code')!;
+    secrets.add(code);
+    const exchange = { grant_type: 'authorization_code', client_id: 'demo-spa', redirect_uri: 'http://127.0.0.1:7000/callback', code, code_verifier: verifier };
+    secrets.add((await api.post('/oauth/token').type('form').send(exchange).expect(200)).body.access_token);
+    await api.post('/oauth/token').type('form').send(exchange).expect(400);
+    await api.post('/oauth/authorize/login').set('Cookie', binding).type('form').send({ csrf, email: USER_EMAIL, password: 'wrong-password-SECRET-1' }).expect(400);
     // Secrets in a query string and in a malformed body.
     await api.get(`/healthz?token=${grant.access_token}`).expect(200);
     await api.post('/auth/login').set('Content-Type', 'application/json').send(`{"password": "${USER_PASSWORD}", `).expect(400);
