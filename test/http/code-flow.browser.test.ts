@@ -254,3 +254,32 @@ describe('the example web app signing in through the hosted pages, in Chromium',
     }
   });
 });
+
+describe('the example server app does not weaken the flow', () => {
+  it('asks for S256 PKCE and a state kept in an HttpOnly cookie, and refuses a callback with another state, another iss, no iss, or no cookie', async () => {
+    const start = await fetch(`${web}/app/login`, { redirect: 'manual' });
+    expect(start.status).toBe(303);
+    const authorize = new URL(start.headers.get('location')!);
+    expect(authorize.origin + authorize.pathname).toBe(`${issuer}/oauth/authorize`);
+    expect(Object.fromEntries(authorize.searchParams)).toMatchObject({ client_id: webClientId, response_type: 'code', code_challenge_method: 'S256', redirect_uri: `${web}/app/callback` });
+    expect(authorize.searchParams.get('code_challenge')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const state = authorize.searchParams.get('state')!;
+    expect(state).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const setCookie = start.headers.get('set-cookie')!;
+    expect(setCookie).toMatch(/^web_tx=[^;]+; Path=\/app; HttpOnly; SameSite=Lax/);
+    const cookie = setCookie.split(';')[0]!;
+
+    const forged: { query: Record<string, string>; cookie: string | undefined }[] = [
+      { query: { code: 'x'.repeat(43), state: 'attacker-state', iss: issuer }, cookie },
+      { query: { code: 'x'.repeat(43), state, iss: 'https://evil.example' }, cookie },
+      { query: { code: 'x'.repeat(43), state }, cookie },
+      { query: { code: 'x'.repeat(43), state, iss: issuer }, cookie: undefined },
+    ];
+    for (const { query, cookie: sent } of forged) {
+      const res = await fetch(`${web}/app/callback?${new URLSearchParams(query)}`, { redirect: 'manual', headers: sent ? { cookie: sent } : {} });
+      expect(res.status, JSON.stringify(query)).toBe(400);
+      expect(await res.text()).toContain('Sign-in failed');
+      expect(res.headers.get('set-cookie') ?? '').not.toContain('web_session=');
+    }
+  });
+});
