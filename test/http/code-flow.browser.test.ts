@@ -19,6 +19,7 @@ import { startServer, type RunningServer } from '../../src/main.js';
 import { cryptoRandom } from '../../src/random.js';
 import { CLIENT_SECRET, USER_EMAIL, USER_PASSWORD } from '../support/app.js';
 import { expectNoAxeViolations, launchChromium, saveScreenshot } from '../support/browser.js';
+import { FormBrowser } from '../support/hosted-pages.js';
 import { captureLogs } from '../support/logs.js';
 import { testDatabaseUri } from '../support/mongo.js';
 import { freePort, spawnTracked, stopProcess } from '../support/processes.js';
@@ -217,6 +218,23 @@ describe('the example web app signing in through the hosted pages, in Chromium',
     }
   });
 
+  it('SPA: a denied consent comes back as access_denied, and the SPA is not signed in', async () => {
+    const { page, problems } = await newPage();
+    try {
+      await page.goto(`${web}/spa`);
+      await Promise.all([page.waitForURL(onAuthority('/oauth/authorize')), page.getByRole('button', { name: 'Sign in' }).click()]);
+      await page.getByLabel('Email').fill(otherUsers.keyboard);
+      await page.getByLabel('Password').fill(USER_PASSWORD);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await Promise.all([page.waitForURL(`${web}/spa`), page.getByRole('button', { name: 'Deny' }).click()]);
+      await expect.poll(() => page.locator('#user').textContent()).toMatch(/^Sign-in failed: access_denied/);
+      await expect(page.locator('#api').textContent()).resolves.toBe('');
+      expect(problems).toEqual([]);
+    } finally {
+      await page.context().close();
+    }
+  });
+
   it('shows the throttled login page after too many wrong passwords', async () => {
     const { page } = await newPage();
     try {
@@ -255,8 +273,21 @@ describe('the example web app signing in through the hosted pages, in Chromium',
   });
 });
 
+/** Starts a sign-in at the server app and completes it at the authority as a form-posting browser: where it is sent back to. */
+async function signInThroughApp(): Promise<{ cookie: string; callback: URL }> {
+  const start = await fetch(`${web}/app/login`, { redirect: 'manual' });
+  const cookie = start.headers.get('set-cookie')!.split(';')[0]!;
+  const user = new FormBrowser(issuer);
+  let page = await user.get(start.headers.get('location')!);
+  if (page.html.includes('name="password"')) page = await user.submit(page, { email: USER_EMAIL, password: USER_PASSWORD });
+  if (page.html.includes('name="decision"')) page = await user.submit(page, { decision: 'allow' });
+  return { cookie, callback: new URL(page.location!) };
+}
+
+const callback = (url: URL, cookie: string | undefined) => fetch(`${web}${url.pathname}${url.search}`, { redirect: 'manual', headers: cookie ? { cookie } : {} });
+
 describe('the example server app does not weaken the flow', () => {
-  it('asks for S256 PKCE and a state kept in an HttpOnly cookie, and refuses a callback with another state, another iss, no iss, or no cookie', async () => {
+  it('asks for S256 PKCE, with the state and verifier in an HttpOnly cookie', async () => {
     const start = await fetch(`${web}/app/login`, { redirect: 'manual' });
     expect(start.status).toBe(303);
     const authorize = new URL(start.headers.get('location')!);
@@ -264,22 +295,32 @@ describe('the example server app does not weaken the flow', () => {
     expect(Object.fromEntries(authorize.searchParams)).toMatchObject({ client_id: webClientId, response_type: 'code', code_challenge_method: 'S256', redirect_uri: `${web}/app/callback` });
     expect(authorize.searchParams.get('code_challenge')).toMatch(/^[A-Za-z0-9_-]{43}$/);
     const state = authorize.searchParams.get('state')!;
-    expect(state).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    const setCookie = start.headers.get('set-cookie')!;
-    expect(setCookie).toMatch(/^web_tx=[^;]+; Path=\/app; HttpOnly; SameSite=Lax/);
-    const cookie = setCookie.split(';')[0]!;
+    expect(start.headers.get('set-cookie')).toMatch(new RegExp(`^web_tx=${state}\\.[A-Za-z0-9_-]{43}; Path=/app; HttpOnly; SameSite=Lax`));
+  });
 
-    const forged: { query: Record<string, string>; cookie: string | undefined }[] = [
-      { query: { code: 'x'.repeat(43), state: 'attacker-state', iss: issuer }, cookie },
-      { query: { code: 'x'.repeat(43), state, iss: 'https://evil.example' }, cookie },
-      { query: { code: 'x'.repeat(43), state }, cookie },
-      { query: { code: 'x'.repeat(43), state, iss: issuer }, cookie: undefined },
-    ];
-    for (const { query, cookie: sent } of forged) {
-      const res = await fetch(`${web}/app/callback?${new URLSearchParams(query)}`, { redirect: 'manual', headers: sent ? { cookie: sent } : {} });
-      expect(res.status, JSON.stringify(query)).toBe(400);
-      expect(await res.text()).toContain('Sign-in failed');
-      expect(res.headers.get('set-cookie') ?? '').not.toContain('web_session=');
+  it('refuses another sign-in\'s code and state in this browser (login CSRF) before using the code', async () => {
+    const attacker = await signInThroughApp();
+    const victim = (await fetch(`${web}/app/login`, { redirect: 'manual' })).headers.get('set-cookie')!.split(';')[0]!;
+    const refused = await callback(attacker.callback, victim);
+    expect(refused.status).toBe(400);
+    expect(await refused.text()).toContain('Sign-in failed');
+    expect(refused.headers.getSetCookie().join()).not.toContain('web_session=');
+    // The code was not even tried (a try with the victim's verifier would have spent it).
+    const own = await callback(attacker.callback, attacker.cookie);
+    expect(own.status).toBe(303);
+    expect(own.headers.getSetCookie().join()).toContain('web_session=');
+  });
+
+  it('refuses a changed or missing iss, and a callback without its cookie, before using the code', async () => {
+    const { cookie, callback: url } = await signInThroughApp();
+    expect(url.searchParams.get('iss')).toBe(issuer);
+    for (const iss of ['https://evil.example', undefined]) {
+      const forged = new URL(url);
+      if (iss) forged.searchParams.set('iss', iss);
+      else forged.searchParams.delete('iss');
+      expect((await callback(forged, cookie)).status, `iss ${iss}`).toBe(400);
     }
+    expect((await callback(url, undefined)).status).toBe(400);
+    expect((await callback(url, cookie)).status).toBe(303);
   });
 });
