@@ -5,7 +5,8 @@
  * signs in through the hosted pages into the server app (a confidential client created
  * the way `client:create` does), then into the single-page app with SSO, from the
  * keyboard alone, and with JavaScript off. axe-core finds no WCAG 2.2 AA violation on any
- * hosted page met on the way; each is saved to test/artifacts/.
+ * hosted page met on the way; each is saved to test/artifacts/. Then, over plain HTTP, the
+ * server app's state, iss and PKCE checks and the API's CORS.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -31,6 +32,7 @@ let authority: RunningServer;
 let keysDir: string;
 let issuer: string;
 let web: string;
+let api: string;
 let webClientId: string;
 const children: ChildProcess[] = [];
 let browser: Browser;
@@ -62,7 +64,7 @@ beforeAll(async () => {
   const [authorityPort, apiPort, webPort] = [await freePort(), await freePort(), await freePort()];
   issuer = `http://127.0.0.1:${authorityPort}`;
   web = `http://127.0.0.1:${webPort}`;
-  const api = `http://127.0.0.1:${apiPort}`;
+  api = `http://127.0.0.1:${apiPort}`;
   authority = await startServer(parseConfig({
     NODE_ENV: 'test',
     PORT: String(authorityPort),
@@ -322,5 +324,18 @@ describe('the example server app does not weaken the flow', () => {
     }
     expect((await callback(url, undefined)).status).toBe(400);
     expect((await callback(url, cookie)).status).toBe(303);
+  });
+});
+
+describe('the example API\'s CORS', () => {
+  it('lets the web app\'s origin send a Bearer token, without credentials, and no other origin', async () => {
+    const preflight = (origin: string) => fetch(`${api}/me`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' } });
+    const allowed = await preflight(web);
+    expect(allowed.status).toBe(204);
+    expect(allowed.headers.get('access-control-allow-origin')).toBe(web);
+    expect(allowed.headers.get('access-control-allow-headers')).toMatch(/authorization/i);
+    expect(allowed.headers.get('access-control-allow-credentials')).toBeNull();
+    const other = await preflight('https://evil.example');
+    expect(other.headers.get('access-control-allow-origin')).toBeNull();
   });
 });
