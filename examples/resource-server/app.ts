@@ -1,13 +1,16 @@
 /**
  * A tiny API protected by the authority's access tokens, verified offline with the kit:
  * one public route, one for any valid token, one for tokens carrying the role `admin`.
+ * Browser apps on `corsOrigins` may call it (Bearer tokens, never cookies: no credentials).
  */
+import cors from '@koa/cors';
 import Router from '@koa/router';
 import Koa from 'koa';
 import { koa, type Verifier } from '../../src/verifier/index.js';
 
-export function createResourceServer({ verifier }: { verifier: Pick<Verifier, 'verify'> }): Koa<koa.TokenState> {
+export function createResourceServer({ verifier, corsOrigins = [] }: { verifier: Pick<Verifier, 'verify'>; corsOrigins?: readonly string[] }): Koa<koa.TokenState> {
   const app = new Koa<koa.TokenState>();
+  if (corsOrigins.length > 0) app.use(cors({ origin: (ctx) => (corsOrigins.includes(ctx.get('Origin')) ? ctx.get('Origin') : ''), allowHeaders: ['Authorization'] }));
   const router = new Router<koa.TokenState>();
 
   router.get('/public', (ctx) => {

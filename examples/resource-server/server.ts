@@ -3,6 +3,7 @@
  *   ISSUER    the authority's issuer URL; default http://localhost:3000 (the authority's dev default)
  *   AUDIENCE  this API's identifier as it appears in `aud` (default: ISSUER, the authority's default audience)
  *   PORT      default 4000;  HOST  default 127.0.0.1
+ *   CORS_ORIGINS  comma-separated origins of browser apps that may call it (default: none)
  */
 import { createServer } from 'node:http';
 import { createVerifier } from '../../src/verifier/index.js';
@@ -28,7 +29,8 @@ try {
   process.exit(1);
 }
 
-const server = createServer(createResourceServer({ verifier }).callback());
+const corsOrigins = (process.env.CORS_ORIGINS ?? '').split(',').map((origin) => origin.trim()).filter(Boolean);
+const server = createServer(createResourceServer({ verifier, corsOrigins }).callback());
 server.listen(port, host, () => {
   const address = server.address();
   const actual = typeof address === 'object' && address ? address.port : port;
