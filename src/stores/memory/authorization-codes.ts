@@ -5,6 +5,7 @@
  * at most once a minute.
  */
 import type { Clock } from '../../clock.js';
+import { createExpiringMap } from './expiring-map.js';
 import {
   assertCodeRecord, assertIssued, assertStoreId, assertTtl, codeRecordOf, DEFAULT_CONSUMED_RETENTION_MS, issuedOf, isStoreId,
 } from '../shared/authorization.js';
@@ -19,28 +20,13 @@ interface Entry {
   issued: IssuedFromCode | undefined;
 }
 
-const SWEEP_EVERY_MS = 60_000;
 const INVALID: ConsumeCodeResult = Object.freeze({ outcome: 'invalid' });
 
 export function createMemoryAuthorizationCodeStore(options: { clock: Clock; consumedRetentionMs?: number }): AuthorizationCodeStore {
   const { clock } = options;
   const retentionMs = options.consumedRetentionMs ?? DEFAULT_CONSUMED_RETENTION_MS;
   assertTtl(retentionMs, 'consumedRetentionMs');
-  const entries = new Map<string, Entry>();
-  let nextSweepAt = clock.now() + SWEEP_EVERY_MS;
-
-  function find(codeHash: string, now: number): Entry | undefined {
-    if (now >= nextSweepAt) {
-      nextSweepAt = now + SWEEP_EVERY_MS;
-      for (const [hash, entry] of entries) if (now >= entry.keepUntil) entries.delete(hash);
-    }
-    const entry = entries.get(codeHash);
-    if (entry && now >= entry.keepUntil) {
-      entries.delete(codeHash);
-      return undefined;
-    }
-    return entry;
-  }
+  const entries = createExpiringMap<Entry>(clock, (entry) => entry.keepUntil);
 
   return {
     async ping() {},
@@ -50,14 +36,14 @@ export function createMemoryAuthorizationCodeStore(options: { clock: Clock; cons
       assertCodeRecord(record);
       assertTtl(ttlMs);
       const now = clock.now();
-      if (find(codeHash, now)) throw new DuplicateKeyError('code');
+      if (entries.get(codeHash)) throw new DuplicateKeyError('code');
       entries.set(codeHash, { record: codeRecordOf(record), expiresAt: now + ttlMs, keepUntil: now + ttlMs + retentionMs, state: 'live', issued: undefined });
     },
 
     async consume(codeHash, expected = {}) {
       if (!isStoreId(codeHash)) return INVALID;
       const now = clock.now();
-      const entry = find(codeHash, now);
+      const entry = entries.get(codeHash);
       if (!entry) return INVALID;
       if (expected.clientId !== undefined && entry.record.clientId !== expected.clientId) return INVALID;
       if (entry.state === 'live') {
@@ -72,7 +58,7 @@ export function createMemoryAuthorizationCodeStore(options: { clock: Clock; cons
     async recordIssued(codeHash, issued) {
       assertIssued(issued);
       if (!isStoreId(codeHash)) return 'unknown';
-      const entry = find(codeHash, clock.now());
+      const entry = entries.get(codeHash);
       if (!entry || entry.state === 'live' || entry.issued) return 'unknown';
       entry.issued = issuedOf(issued);
       return entry.state === 'reused' ? 'reused' : 'recorded';

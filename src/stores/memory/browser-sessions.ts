@@ -5,6 +5,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../../clock.js';
+import { createExpiringMap } from './expiring-map.js';
 import {
   assertNewSession, assertSessionOptions, hashSessionCookie, mintSessionCookie, sessionIdOf, type BrowserSessionStoreOptions,
 } from '../shared/authorization.js';
@@ -16,38 +17,22 @@ interface Entry {
   idleExpiresAt: number;
 }
 
-const SWEEP_EVERY_MS = 60_000;
 
 export function createMemoryBrowserSessionStore(options: BrowserSessionStoreOptions & { clock: Clock }): BrowserSessionStore {
   assertSessionOptions(options);
   const { clock, random, idleMs, maxMs } = options;
-  const sessions = new Map<string, Entry>();
-  let nextSweepAt = clock.now() + SWEEP_EVERY_MS;
+  const sessions = createExpiringMap<Entry>(clock, (entry) => entry.idleExpiresAt);
 
-  function find(id: string, now: number): Entry | undefined {
-    if (now >= nextSweepAt) {
-      nextSweepAt = now + SWEEP_EVERY_MS;
-      for (const [key, entry] of sessions) if (now >= entry.idleExpiresAt) sessions.delete(key);
-    }
-    const entry = sessions.get(id);
-    if (entry && now >= entry.idleExpiresAt) {
-      sessions.delete(id);
-      return undefined;
-    }
-    return entry;
-  }
-
-  function open(cookieValue: string, now: number): Entry | undefined {
+  function open(cookieValue: string): Entry | undefined {
     const id = sessionIdOf(cookieValue);
-    const entry = id === undefined ? undefined : find(id, now);
+    const entry = id === undefined ? undefined : sessions.get(id);
     if (!entry) return undefined;
     const presented = Buffer.from(hashSessionCookie(cookieValue));
     const stored = Buffer.from(entry.hash);
     return presented.length === stored.length && timingSafeEqual(presented, stored) ? entry : undefined;
   }
 
-  const ofUser = (userId: string, now: number): Entry[] =>
-    [...sessions.keys()].map((id) => find(id, now)).filter((entry): entry is Entry => entry?.session.userId === userId);
+  const ofUser = (userId: string): Entry[] => sessions.values().filter((entry) => entry.session.userId === userId);
 
   return {
     async ping() {},
@@ -65,12 +50,12 @@ export function createMemoryBrowserSessionStore(options: BrowserSessionStoreOpti
     },
 
     async get(cookieValue) {
-      return open(cookieValue, clock.now())?.session ?? null;
+      return open(cookieValue)?.session ?? null;
     },
 
     async touch(cookieValue) {
-      const now = clock.now();
-      const entry = open(cookieValue, now);
+      const entry = open(cookieValue);
+      const now = sessions.now();
       if (!entry) return null;
       entry.session = Object.freeze({ ...entry.session, lastSeenAt: now });
       entry.idleExpiresAt = Math.min(now + idleMs, entry.session.expiresAt);
@@ -78,15 +63,15 @@ export function createMemoryBrowserSessionStore(options: BrowserSessionStoreOpti
     },
 
     async delete(sessionId) {
-      return typeof sessionId === 'string' && find(sessionId, clock.now()) !== undefined && sessions.delete(sessionId);
+      return typeof sessionId === 'string' && sessions.delete(sessionId);
     },
 
     async listByUser(userId) {
-      return ofUser(userId, clock.now()).map((entry) => entry.session).sort((a, b) => b.lastSeenAt - a.lastSeenAt);
+      return ofUser(userId).map((entry) => entry.session).sort((a, b) => b.lastSeenAt - a.lastSeenAt);
     },
 
     async deleteAllOfUser(userId, exceptSessionId) {
-      const doomed = ofUser(userId, clock.now()).filter((entry) => entry.session.id !== exceptSessionId);
+      const doomed = ofUser(userId).filter((entry) => entry.session.id !== exceptSessionId);
       for (const entry of doomed) sessions.delete(entry.session.id);
       return doomed.length;
     },
