@@ -223,7 +223,11 @@ describe('Redis family store', () => {
     const indexed = async (id: string) => [await server.client.zscore(subKey(grant.subject), id), await server.client.zscore(idleKey(grant.subject), id)].map((score) => score !== null);
     // One after another: which family is oldest must not depend on which script load won a race.
     const created = [];
-    for (let i = 0; i < 4; i += 1) created.push(await families.create(grant, context));
+    // And a millisecond apart: the index orders by expiry, and equal ones by id, at random.
+    for (let i = 0; i < 4; i += 1) {
+      created.push(await families.create(grant, context));
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
     const [evicted, reused, revoked, ...rest] = created;
     expect(await indexed(reused!.family.id)).toEqual([true, true]);
     // The fourth family was one over the cap of 3: the oldest went, with its entries.
