@@ -259,15 +259,40 @@ describe('POST /oauth/token: password and refresh_token', () => {
     expect((await introspect(service, second.access_token).expect(200)).body).toEqual({ active: false });
   });
 
-  it('of 10 concurrent refreshes with one token, one gets a new pair and the family dies with the rest', async () => {
+  it('of 10 concurrent refreshes with one token (REFRESH_REUSE_GRACE=10s, the default), all get the same refresh token and their own access token', async () => {
+    expect(service.config.refreshReuseGrace).toBe(10);
     const login = (await passwordLogin(service).expect(200)).body;
     const answers = await Promise.all(Array.from({ length: 10 }, () => refreshGrant(service, login.refresh_token)));
-    const winners = answers.filter((res) => res.status === 200);
-    expect(winners).toHaveLength(1);
-    for (const res of answers.filter((res) => res.status !== 200)) expectOAuthError(res, 400, 'invalid_grant');
-    // Reuse was detected among the losers: the winner's pair is as dead as the family.
-    expectOAuthError(await refreshGrant(service, winners[0]!.body.refresh_token), 400, 'invalid_grant');
-    expect((await introspect(service, winners[0]!.body.access_token).expect(200)).body).toEqual({ active: false });
+    expect(answers.map((res) => res.status)).toEqual(Array.from({ length: 10 }, () => 200));
+    const refreshTokens = new Set(answers.map((res) => res.body.refresh_token as string));
+    expect(refreshTokens.size).toBe(1);
+    const [next] = refreshTokens as Set<string>;
+    expect(next).not.toBe(login.refresh_token);
+    const accessTokens = new Set(answers.map((res) => res.body.access_token as string));
+    expect(accessTokens.size).toBe(10);
+    for (const token of accessTokens) expect((await introspect(service, token).expect(200)).body).toMatchObject({ active: true });
+    // One live token: the shared successor, which carries on.
+    expect((await introspect(service, login.refresh_token).expect(200)).body).toEqual({ active: false });
+    await refreshGrant(service, next!).expect(200);
+  });
+
+  describe('with REFRESH_REUSE_GRACE=0s', () => {
+    let strict: TestService;
+    beforeAll(async () => {
+      strict = await startTestService({ REDIS_URL: redis.url, MONGODB_URI: testDatabaseUri(inject('mongoUri'), 'oauth-no-grace'), REFRESH_REUSE_GRACE: '0s' });
+    });
+    afterAll(() => strict?.close());
+
+    it('of 10 concurrent refreshes with one token, one gets a new pair and the family dies with the rest', async () => {
+      const login = (await passwordLogin(strict).expect(200)).body;
+      const answers = await Promise.all(Array.from({ length: 10 }, () => refreshGrant(strict, login.refresh_token)));
+      const winners = answers.filter((res) => res.status === 200);
+      expect(winners).toHaveLength(1);
+      for (const res of answers.filter((res) => res.status !== 200)) expectOAuthError(res, 400, 'invalid_grant');
+      // Reuse was detected among the losers: the winner's pair is as dead as the family.
+      expectOAuthError(await refreshGrant(strict, winners[0]!.body.refresh_token), 400, 'invalid_grant');
+      expect((await introspect(strict, winners[0]!.body.access_token).expect(200)).body).toEqual({ active: false });
+    });
   });
 
   it('binds a refresh token to its client', async () => {
