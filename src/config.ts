@@ -177,7 +177,7 @@ const variables = {
   /** Seconds: absolute lifetime of a refresh family, never extended. */
   refreshFamilyMaxTtl: variable('REFRESH_FAMILY_MAX_TTL', duration('30d', { min: 1 })),
   /** Seconds after a rotation in which the rotated token counts as a retry; 0 = off. */
-  refreshReuseGrace: variable('REFRESH_REUSE_GRACE', duration('0s')),
+  refreshReuseGrace: variable('REFRESH_REUSE_GRACE', duration('10s')),
   /** Live refresh families (sessions) one user may hold; one more ends the oldest. */
   refreshFamiliesPerUser: variable('REFRESH_FAMILIES_PER_USER', integer(100, 1, 100_000)),
   /** Server-side key for refresh-token MACs; unset = KEYS_DIR/refresh-token.secret (src/keys/refresh-secret.ts). */

@@ -46,10 +46,13 @@ export function createTokenService(deps: TokenServiceDeps) {
   /** Until when a token must stay denied: as long as it can still verify. */
   const denyUntil = (claims: AccessTokenClaims) => (claims.exp + deps.clockSkew) * 1000;
 
+  /** The default AUDIENCE is every client's; any other must be one of the client's audiences. */
+  const mayTarget = (client: ClientRecord, audience: string): boolean => audience === deps.audience || client.audiences.includes(audience);
+
   /** RFC 8707 `resource` / `audience`: one of the client's audiences, the default AUDIENCE otherwise. */
   function pickAudience(client: ClientRecord, requested: string | undefined): string {
-    if (requested === undefined || requested === deps.audience) return deps.audience;
-    if (client.audiences.includes(requested)) return requested;
+    if (requested === undefined) return deps.audience;
+    if (mayTarget(client, requested)) return requested;
     throw new InvalidTargetError(`audience "${requested.slice(0, 100)}" is not allowed for this client`);
   }
 
@@ -100,6 +103,13 @@ export function createTokenService(deps: TokenServiceDeps) {
     return user;
   }
 
+  /** A family for an audience its client may no longer target ends; the grant is refused. */
+  async function allowedAudience(client: ClientRecord, family: Family): Promise<void> {
+    if (mayTarget(client, family.audience)) return;
+    await families.revoke(family.id);
+    throw new InvalidGrantError('this client may no longer use the audience the refresh token was granted for', { detail: `audience withdrawn from client, family ${family.id} ended` });
+  }
+
   return {
     /** Password grant and first-party login: an access token and, if the client may refresh, a new family. */
     async issueForUser(input: { user: UserRecord; client: ClientRecord; scope?: string | undefined; audience?: string | undefined; context: UseContext }) {
@@ -131,6 +141,12 @@ export function createTokenService(deps: TokenServiceDeps) {
     /**
      * refresh_token grant (RFC 6749 §6): the token must belong to this client; a narrower
      * scope may be asked for this access token, the family keeps its own.
+     *
+     * Checked against the client as it is now, not as it was at sign-in: the access token
+     * gets only the family's scopes the client still has (RFC 6749 §3.3: the response says
+     * which), and asking for one it lost is invalid_scope; a family for an audience the
+     * client may no longer target is ended (invalid_grant), as an access token for it
+     * could not be issued at all.
      */
     async refresh(input: {
       refreshToken: string;
@@ -155,11 +171,14 @@ export function createTokenService(deps: TokenServiceDeps) {
         const granted = storedScopeTokens(family.scope);
         const wider = requested.find((token) => !granted.includes(token));
         if (wider !== undefined) throw new InvalidScopeError(`scope "${wider}" exceeds the scope originally granted`);
+        const lost = requested.find((token) => !input.client.scopes.includes(token));
+        if (lost !== undefined) throw new InvalidScopeError(`scope "${lost}" is no longer allowed for this client`);
         if (input.audience !== undefined && input.audience !== family.audience) {
           throw new InvalidTargetError(`this refresh token is for audience "${family.audience.slice(0, 100)}" only`);
         }
       };
       within(current);
+      await allowedAudience(input.client, current);
       let user = await activeUser(current.subject, current.id);
 
       const result = await refreshTokens.rotate(input.refreshToken, input.context, { clientId: input.client.clientId });
@@ -171,8 +190,9 @@ export function createTokenService(deps: TokenServiceDeps) {
       // The rotated family is the one read above (its grant never changes); should that
       // ever not hold, nothing is issued for what was not checked.
       within(result.family);
+      await allowedAudience(input.client, result.family);
       if (user.id !== result.family.subject) user = await activeUser(result.family.subject, result.family.id);
-      const scope = requested.length > 0 ? requested.join(' ') : result.family.scope;
+      const scope = requested.length > 0 ? requested.join(' ') : storedScopeTokens(result.family.scope).filter((token) => input.client.scopes.includes(token)).join(' ');
       const issued = await accessTokenFor({ user, client: input.client, scope, audience: result.family.audience, sid: result.family.id });
       return { response: response(issued, scope, result.refreshToken), family: result.family, user };
     },

@@ -13,7 +13,7 @@ export interface FamilyStoreOptions {
   readonly refreshTokenTtl: number;
   /** Seconds: absolute lifetime of a family, never extended (`REFRESH_FAMILY_MAX_TTL`). */
   readonly familyMaxTtl: number;
-  /** Seconds after a rotation in which the rotated token counts as a retry; 0 = off (`REFRESH_REUSE_GRACE`). */
+  /** Seconds after a rotation in which the rotated token, presented again, gets the same successor; 0 = off (`REFRESH_REUSE_GRACE`). */
   readonly reuseGrace: number;
   /** Seconds a revoked family stays `isRevoked`: `accessTokenTtl + clockSkew`, so that its last access token has expired. */
   readonly revokedMarkerTtl: number;

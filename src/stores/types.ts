@@ -161,7 +161,7 @@ export interface RotationHashes {
 }
 
 export type RotateResult =
-  /** The presented token was current (or a retry within the grace window): `next` is now current. */
+  /** The presented token was current, or a retry within the grace window: `next` is now current. */
   | { readonly outcome: 'rotated'; readonly family: Family }
   /** A genuinely issued, already rotated token outside the grace window: the family is now revoked. */
   | { readonly outcome: 'reused'; readonly familyId: string }
@@ -180,11 +180,13 @@ export type RotateResult =
  * of concurrent presentations of one token exactly one gets `rotated`; the next is reuse
  * (the family is revoked) and any later ones find no family (`invalid`). Within the grace
  * window (`REFRESH_REUSE_GRACE` after a rotation, timed by the store's own clock: Redis's
- * for the Redis adapter) presenting the just-rotated token again is taken as a client
- * retry: it rotates again and the token issued by the earlier rotation stops being
- * current, so a family never has more than one live token; if that earlier token is
- * presented later, it is reuse. A presentation the store stamps before the rotation (its
- * clock went back) is never a retry.
+ * for the Redis adapter) presenting the just-rotated token again with the current token's
+ * hash as `next` is a retry: `rotated`, and nothing changes (the token layer derives a
+ * token's successor from it, so every presentation of one token names the same `next`).
+ * So a family only ever has one live token, and the window is never extended. Anything
+ * else is reuse: an older token, the previous one after the window or with another
+ * `next`. A presentation the store stamps before the rotation (its clock went back) is
+ * never a retry.
  *
  * A family expires after `refreshTokenTtl` without use, and at `expiresAt` at the latest.
  * Revoking deletes the family and leaves a marker for `revokedMarkerTtl`. Every method

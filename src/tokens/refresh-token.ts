@@ -12,6 +12,13 @@
  *   id (revoke nothing) while storing just the current token's hash and the previous
  *   one's, never a history.
  *
+ * A family's first token has a random secret. Every later one is its predecessor's
+ * successor: its secret is HMAC-SHA256(successor key, predecessor token), the successor key
+ * derived from the server key under its own label. So any number of presentations of the
+ * same token get the same successor (concurrent tabs converge, a lost response can be
+ * retried) without the store keeping anything but hashes: a store tells a retry from reuse
+ * by comparing the hash of the successor it is handed with its current one.
+ *
  * Stores keep only `hashRefreshToken(token)` (SHA-256): without the server key and a
  * secret nobody has, nothing in a backend dump can be turned back into a token.
  *
@@ -38,6 +45,7 @@ const TAG = /^[A-Za-z0-9_-]{22}$/;
 const MAX_TOKEN_LENGTH = 64 + 43 + 22 + 2;
 /** Domain separation: the configured secret may be used for other MACs too. */
 const KEY_LABEL = 'token-authority refresh-token tag v1';
+const SUCCESSOR_KEY_LABEL = 'token-authority refresh-token successor v1';
 
 export interface ParsedRefreshToken {
   readonly familyId: string;
@@ -48,8 +56,13 @@ export interface ParsedRefreshToken {
 export interface RefreshTokenCodec {
   /** A new family id for `subject`: its `subjectTag`, then 128 random bits, base64url. */
   newFamilyId(subject: string): string;
-  /** A fresh token for `familyId`. */
+  /** A fresh token for `familyId`: a random secret (a family's first token). */
   mint(familyId: string): string;
+  /**
+   * The one token that replaces `token` (as `verify` returned it) when it rotates: same
+   * family, secret = HMAC-SHA256(successor key, token), so the same every time it is asked.
+   */
+  successor(token: ParsedRefreshToken): string;
   /**
    * The parts of `token` when it is well formed and its tag verifies under the server key;
    * undefined otherwise (anything at all may be passed; it never throws).
@@ -105,8 +118,10 @@ export function createRefreshTokenCodec({ secret, random }: { secret: string; ra
     throw new TypeError('refresh-token secret must be at least 32 characters');
   }
   const key = createHmac('sha256', secret).update(KEY_LABEL).digest();
+  const successorKey = createHmac('sha256', secret).update(SUCCESSOR_KEY_LABEL).digest();
   const tagOf = (familyId: string, tokenSecret: string): Buffer =>
     createHmac('sha256', key).update(`${familyId}.${tokenSecret}`).digest().subarray(0, TAG_BYTES);
+  const token = (familyId: string, tokenSecret: string): string => `${familyId}.${tokenSecret}.${tagOf(familyId, tokenSecret).toString('base64url')}`;
 
   return {
     newFamilyId: (subject) => `${subjectTag(subject)}${random.token(FAMILY_ID_BYTES)}`,
@@ -114,10 +129,14 @@ export function createRefreshTokenCodec({ secret, random }: { secret: string; ra
       if (!FAMILY_ID.test(familyId)) throw new TypeError('not a family id');
       const tokenSecret = random.token(SECRET_BYTES);
       if (!SECRET.test(tokenSecret)) throw new TypeError('Random.token(32) must return 43 base64url characters');
-      return `${familyId}.${tokenSecret}.${tagOf(familyId, tokenSecret).toString('base64url')}`;
+      return token(familyId, tokenSecret);
     },
-    verify(token) {
-      const parsed = parseRefreshToken(token);
+    successor({ familyId, secret: tokenSecret, tag }) {
+      const next = createHmac('sha256', successorKey).update(`${familyId}.${tokenSecret}.${tag}`).digest('base64url');
+      return token(familyId, next);
+    },
+    verify(presented) {
+      const parsed = parseRefreshToken(presented);
       if (!parsed) return undefined;
       const expected = tagOf(parsed.familyId, parsed.secret);
       return timingSafeEqual(expected, Buffer.from(parsed.tag, 'base64url')) ? parsed : undefined;
@@ -166,7 +185,9 @@ export function createRefreshTokens({ secret, random, families }: RefreshTokensD
     async rotate(refreshToken: string, context: UseContext, expected: { readonly clientId?: string } = {}): Promise<RefreshTokenRotation> {
       const parsed = codec.verify(refreshToken);
       if (!parsed) return INVALID;
-      const next = codec.mint(parsed.familyId);
+      // Deterministic: every presentation of this token asks for the same successor, which
+      // is how the store recognises a retry inside the grace window (FamilyStore.rotate).
+      const next = codec.successor(parsed);
       const hashes = { presented: hashRefreshToken(refreshToken), next: hashRefreshToken(next) };
       const result = await families.rotate(parsed.familyId, hashes, context, expected);
       return result.outcome === 'rotated' ? { outcome: 'rotated', family: result.family, refreshToken: next } : result;

@@ -193,13 +193,31 @@ describe('cookie mode', () => {
     const cookie = res.headers['set-cookie']![0]!.split(';')[0]!;
     expectOAuthError(await request(service.callback).post('/auth/refresh').set('Cookie', cookie), 403, 'access_denied');
     expectOAuthError(await request(service.callback).post('/auth/refresh').set('Cookie', cookie).set('Origin', 'https://evil.test'), 403, 'access_denied');
+    // The rejected attempts did not consume the token: it is still the family's current one.
+    expect((await introspect(service, cookie.split('=')[1]!).expect(200)).body).toMatchObject({ active: true });
     const refreshed = await request(service.callback).post('/auth/refresh').set('Cookie', cookie).set('Origin', APP_ORIGIN).expect(200);
     expect(refreshed.body.refresh_token).toBeUndefined();
     expect(refreshed.body.access_token).toEqual(expect.any(String));
     const rotated = refreshed.headers['set-cookie']![0]!;
     expect(rotated.split(';')[0]).not.toBe(cookie);
-    // The rejected attempts did not consume the token: the first rotation won, the old cookie is now reuse.
-    expectOAuthError(await request(service.callback).post('/auth/refresh').set('Cookie', cookie).set('Origin', APP_ORIGIN), 400, 'invalid_grant');
+    expect((await introspect(service, cookie.split('=')[1]!).expect(200)).body).toEqual({ active: false });
+  });
+
+  it('5 concurrent refreshes with one cookie (tabs) all succeed and set the same new cookie, which refreshes afterwards', async () => {
+    const res = await login({ email: USER_EMAIL, password: USER_PASSWORD }, '?cookie=1').expect(200);
+    const cookie = res.headers['set-cookie']![0]!.split(';')[0]!;
+    const answers = await Promise.all(Array.from({ length: 5 }, () => request(service.callback).post('/auth/refresh').set('Cookie', cookie).set('Origin', APP_ORIGIN)));
+    expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200, 200, 200]);
+    const cookies = new Set(answers.map((answer) => answer.headers['set-cookie']![0]!.split(';')[0]!));
+    expect(cookies.size).toBe(1);
+    const [next] = cookies as Set<string>;
+    expect(next).not.toBe(cookie);
+    // Each tab got its own access token, and each works.
+    const accessTokens = new Set(answers.map((answer) => answer.body.access_token as string));
+    expect(accessTokens.size).toBe(5);
+    for (const token of accessTokens) await request(service.callback).get('/auth/me').set('Authorization', bearer(token)).expect(200);
+    const after = await request(service.callback).post('/auth/refresh').set('Cookie', next!).set('Origin', APP_ORIGIN).expect(200);
+    expect(after.headers['set-cookie']![0]!.split(';')[0]).not.toBe(next);
   });
 
   it('reads the family from Redis once per refresh (the route finds the client with it, the rotation checks it again atomically)', async () => {

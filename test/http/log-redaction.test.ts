@@ -12,7 +12,8 @@ import { captureLogs } from '../support/logs.js';
 
 let service: TestService;
 beforeAll(async () => {
-  service = await startTestService({ LOG_LEVEL: 'trace' });
+  // No grace window, so that presenting a rotated refresh token again takes the reuse path.
+  service = await startTestService({ LOG_LEVEL: 'trace', REFRESH_REUSE_GRACE: '0s' });
 });
 afterAll(async () => {
   await service?.close();

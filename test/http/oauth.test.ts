@@ -6,6 +6,7 @@ import { generateKeyPair, SignJWT } from 'jose';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { hashClientSecret } from '../../src/clients/secrets.js';
+import { createMongoConnection, type MongoConnection } from '../../src/stores/mongo/connection.js';
 import type { NewClient } from '../../src/stores/types.js';
 import { startTestService, USER_EMAIL, type TestService } from '../support/app.js';
 import { expectOAuthError, introspect, passwordLogin, refreshGrant, verifyWithJwks } from '../support/http.js';
@@ -17,7 +18,8 @@ let service: TestService;
 
 beforeAll(async () => {
   redis = await startTestRedis();
-  service = await startTestService({ REDIS_URL: redis.url, MONGODB_URI: testDatabaseUri(inject('mongoUri'), 'oauth') });
+  // No client cache: a client changed in the database is seen by the next request.
+  service = await startTestService({ REDIS_URL: redis.url, MONGODB_URI: testDatabaseUri(inject('mongoUri'), 'oauth'), CLIENT_CACHE_TTL: '0' });
   await service.stores.clients.create({
     clientId: 'partner-app',
     name: 'Third-party app',
@@ -259,15 +261,40 @@ describe('POST /oauth/token: password and refresh_token', () => {
     expect((await introspect(service, second.access_token).expect(200)).body).toEqual({ active: false });
   });
 
-  it('of 10 concurrent refreshes with one token, one gets a new pair and the family dies with the rest', async () => {
+  it('of 10 concurrent refreshes with one token (REFRESH_REUSE_GRACE=10s, the default), all get the same refresh token and their own access token', async () => {
+    expect(service.config.refreshReuseGrace).toBe(10);
     const login = (await passwordLogin(service).expect(200)).body;
     const answers = await Promise.all(Array.from({ length: 10 }, () => refreshGrant(service, login.refresh_token)));
-    const winners = answers.filter((res) => res.status === 200);
-    expect(winners).toHaveLength(1);
-    for (const res of answers.filter((res) => res.status !== 200)) expectOAuthError(res, 400, 'invalid_grant');
-    // Reuse was detected among the losers: the winner's pair is as dead as the family.
-    expectOAuthError(await refreshGrant(service, winners[0]!.body.refresh_token), 400, 'invalid_grant');
-    expect((await introspect(service, winners[0]!.body.access_token).expect(200)).body).toEqual({ active: false });
+    expect(answers.map((res) => res.status)).toEqual(Array.from({ length: 10 }, () => 200));
+    const refreshTokens = new Set(answers.map((res) => res.body.refresh_token as string));
+    expect(refreshTokens.size).toBe(1);
+    const [next] = refreshTokens as Set<string>;
+    expect(next).not.toBe(login.refresh_token);
+    const accessTokens = new Set(answers.map((res) => res.body.access_token as string));
+    expect(accessTokens.size).toBe(10);
+    for (const token of accessTokens) expect((await introspect(service, token).expect(200)).body).toMatchObject({ active: true });
+    // One live token: the shared successor, which carries on.
+    expect((await introspect(service, login.refresh_token).expect(200)).body).toEqual({ active: false });
+    await refreshGrant(service, next!).expect(200);
+  });
+
+  describe('with REFRESH_REUSE_GRACE=0s', () => {
+    let strict: TestService;
+    beforeAll(async () => {
+      strict = await startTestService({ REDIS_URL: redis.url, MONGODB_URI: testDatabaseUri(inject('mongoUri'), 'oauth-no-grace'), REFRESH_REUSE_GRACE: '0s' });
+    });
+    afterAll(() => strict?.close());
+
+    it('of 10 concurrent refreshes with one token, one gets a new pair and the family dies with the rest', async () => {
+      const login = (await passwordLogin(strict).expect(200)).body;
+      const answers = await Promise.all(Array.from({ length: 10 }, () => refreshGrant(strict, login.refresh_token)));
+      const winners = answers.filter((res) => res.status === 200);
+      expect(winners).toHaveLength(1);
+      for (const res of answers.filter((res) => res.status !== 200)) expectOAuthError(res, 400, 'invalid_grant');
+      // Reuse was detected among the losers: the winner's pair is as dead as the family.
+      expectOAuthError(await refreshGrant(strict, winners[0]!.body.refresh_token), 400, 'invalid_grant');
+      expect((await introspect(strict, winners[0]!.body.access_token).expect(200)).body).toEqual({ active: false });
+    });
   });
 
   it('binds a refresh token to its client', async () => {
@@ -298,6 +325,54 @@ describe('POST /oauth/token: password and refresh_token', () => {
     // Naming the family's own audience is fine, and the refused attempts consumed nothing.
     const refreshed = (await refreshGrant(service, login.refresh_token, { resource: 'http://auth.test' }).expect(200)).body;
     expect(JSON.parse(Buffer.from(refreshed.access_token.split('.')[1], 'base64url').toString()).aud).toBe('http://auth.test');
+  });
+
+  describe('a client narrowed after its sessions began (its scopes or audiences changed in the database)', () => {
+    let mongo: MongoConnection;
+    beforeAll(async () => {
+      mongo = createMongoConnection(service.config.mongodbUri!);
+      await mongo.init();
+    });
+    afterAll(() => mongo?.close());
+    const change = (clientId: string, fields: { scopes?: string[]; audiences?: string[] }) => mongo.models.Client.updateOne({ clientId }, { $set: fields });
+    const claims = (accessToken: string) => JSON.parse(Buffer.from(accessToken.split('.')[1]!, 'base64url').toString()) as { scope: string; aud: string };
+    const narrowable = (clientId: string): NewClient => ({
+      clientId, name: clientId, type: 'public', firstParty: true, grantTypes: ['password', 'refresh_token'], scopes: ['profile', 'email'],
+      audiences: ['https://api.narrow.test'], permissions: [], cookieMode: false, secretHash: undefined,
+    });
+
+    it('a refresh issues only the scopes the client still has; the family keeps its own, and a scope asked for that the client lost is invalid_scope', async () => {
+      await service.stores.clients.create(narrowable('narrowed-scopes'));
+      const login = (await passwordLogin(service, { client_id: 'narrowed-scopes', scope: 'profile email' }).expect(200)).body;
+      await change('narrowed-scopes', { scopes: ['profile'] });
+      expectOAuthError(await refreshGrant(service, login.refresh_token, { client_id: 'narrowed-scopes', scope: 'email' }), 400, 'invalid_scope');
+      const narrowed = (await refreshGrant(service, login.refresh_token, { client_id: 'narrowed-scopes' }).expect(200)).body;
+      expect(narrowed.scope).toBe('profile');
+      expect(claims(narrowed.access_token).scope).toBe('profile');
+      await change('narrowed-scopes', { scopes: [] });
+      const none = (await refreshGrant(service, narrowed.refresh_token, { client_id: 'narrowed-scopes' }).expect(200)).body;
+      expect(none.scope).toBe('');
+      expect(claims(none.access_token).scope).toBe('');
+      // Given back, the scope returns: the family was never narrowed, only what it issues.
+      await change('narrowed-scopes', { scopes: ['profile', 'email'] });
+      expect((await refreshGrant(service, none.refresh_token, { client_id: 'narrowed-scopes' }).expect(200)).body.scope).toBe('profile email');
+    });
+
+    it('a refresh for an audience the client may no longer target is invalid_grant and ends the family', async () => {
+      await service.stores.clients.create(narrowable('narrowed-audience'));
+      const login = (await passwordLogin(service, { client_id: 'narrowed-audience', resource: 'https://api.narrow.test' }).expect(200)).body;
+      expect(claims(login.access_token).aud).toBe('https://api.narrow.test');
+      await change('narrowed-audience', { audiences: [] });
+      expectOAuthError(await refreshGrant(service, login.refresh_token, { client_id: 'narrowed-audience' }), 400, 'invalid_grant');
+      expect((await introspect(service, login.access_token).expect(200)).body).toEqual({ active: false });
+      // Ended, not paused: allowed again, the family does not come back.
+      await change('narrowed-audience', { audiences: ['https://api.narrow.test'] });
+      expectOAuthError(await refreshGrant(service, login.refresh_token, { client_id: 'narrowed-audience' }), 400, 'invalid_grant');
+      // The default audience (AUDIENCE) is every client's: a family for it is unaffected.
+      const own = (await passwordLogin(service, { client_id: 'narrowed-audience' }).expect(200)).body;
+      await change('narrowed-audience', { audiences: [] });
+      await refreshGrant(service, own.refresh_token, { client_id: 'narrowed-audience' }).expect(200);
+    });
   });
 
   it('answers garbage and forged refresh tokens with invalid_grant', async () => {

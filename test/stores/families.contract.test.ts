@@ -39,6 +39,8 @@ interface Backend {
   rewindRotations(ms: number): Promise<void>;
   /** Scripts Redis has run so far (INFO commandstats, every server); undefined for memory. */
   scriptCalls(): Promise<number | undefined>;
+  /** GETs Redis has answered so far (INFO commandstats, every server); undefined for memory. */
+  getCalls(): Promise<number | undefined>;
   stop(): Promise<void>;
 }
 
@@ -51,6 +53,7 @@ function memoryBackend(): Backend {
     reset: async () => undefined,
     rewindRotations: async () => undefined,
     scriptCalls: async () => undefined,
+    getCalls: async () => undefined,
     stop: async () => undefined,
   };
 }
@@ -69,6 +72,14 @@ function redisBackend(name: string, connect: () => Promise<RedisServer>): Backen
     if (!server) throw new Error(`${name} not started`);
     return server.client;
   };
+  async function commandCalls(pattern: RegExp): Promise<number> {
+    let calls = 0;
+    for (const admin of server?.admins() ?? []) {
+      const stats = await admin.info('commandstats');
+      for (const match of stats.matchAll(pattern)) calls += Number(match[1]);
+    }
+    return calls;
+  }
   return {
     name,
     async start() {
@@ -88,14 +99,8 @@ function redisBackend(name: string, connect: () => Promise<RedisServer>): Backen
         }
       }
     },
-    async scriptCalls() {
-      let calls = 0;
-      for (const admin of server?.admins() ?? []) {
-        const stats = await admin.info('commandstats');
-        for (const match of stats.matchAll(/^cmdstat_(?:eval|evalsha):calls=(\d+)/gm)) calls += Number(match[1]);
-      }
-      return calls;
-    },
+    scriptCalls: () => commandCalls(/^cmdstat_(?:eval|evalsha):calls=(\d+)/gm),
+    getCalls: () => commandCalls(/^cmdstat_get:calls=(\d+)/gm),
     stop: async () => server?.stop(),
   };
 }
@@ -170,6 +175,18 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         await families.create(created, context);
         expect(await families.rotate(created.id, { presented: hash(), next: hash() }, context)).toEqual({ outcome: 'reused', familyId: created.id });
         expect(await families.isRevoked(created.id)).toBe(true);
+      });
+
+      it('inside the grace window the previous hash is a retry only with the current hash as its next: it changes nothing; any other next is reuse', async () => {
+        const { store: families } = store({ reuseGrace: 10 });
+        const created = newFamily();
+        await families.create(created, context);
+        const next = hash();
+        const first = await families.rotate(created.id, { presented: created.tokenHash, next }, context);
+        expect(await families.rotate(created.id, { presented: created.tokenHash, next }, { userAgent: 'other' })).toEqual(first);
+        expect(await families.current(created.id, next)).toMatchObject({ id: created.id, userAgent: context.userAgent });
+        expect(await families.rotate(created.id, { presented: created.tokenHash, next: hash() }, context)).toEqual({ outcome: 'reused', familyId: created.id });
+        expect(await families.current(created.id, next)).toBeNull();
       });
 
       it('refuses a malformed id or hash: a bug in the caller, not input', async () => {
@@ -337,27 +354,68 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         expect(await families.rotate(next.refreshToken, context)).toEqual({ outcome: 'invalid' });
       });
 
-      it('on: a retry inside the window rotates again and the token it replaces stops working', async () => {
+      it('on: 10 concurrent presentations of one token all get the same successor, in one script each and no GET', async () => {
+        const families = store({ reuseGrace: 10 });
+        const { family, refreshToken } = await families.create(grant(), context);
+        // The script is loaded on this subject's server first, so no EVALSHA falls back to EVAL below.
+        await rotated(families, (await families.create(grant(), context)).refreshToken);
+        const [scriptsBefore, getsBefore] = [await backend.scriptCalls(), await backend.getCalls()];
+        const results = await Promise.all(Array.from({ length: 10 }, () => families.rotate(refreshToken, context)));
+        const [scriptsAfter, getsAfter] = [await backend.scriptCalls(), await backend.getCalls()];
+        const successors = results.map((result) => (result.outcome === 'rotated' ? result.refreshToken : result.outcome));
+        expect(new Set(successors).size).toBe(1);
+        const [successor] = successors as [string];
+        expect(successor).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{22}$/);
+        expect(successor).not.toBe(refreshToken);
+        if (scriptsBefore !== undefined) {
+          expect(scriptsAfter! - scriptsBefore).toBe(10);
+          // commandstats counts a script's own commands: its one GET of the family. No GET came from outside.
+          expect(getsAfter! - getsBefore!).toBe(10);
+        }
+        // One live token: the successor; the family is alive and carries on from it.
+        expect(await families.isRevoked(family.id)).toBe(false);
+        expect(await families.inspect(refreshToken)).toBeNull();
+        expect(await families.inspect(successor)).toMatchObject({ id: family.id });
+        const after = await rotated(families, successor);
+        expect(await families.inspect(after.refreshToken)).toMatchObject({ id: family.id });
+        expect(await families.inspect(successor)).toBeNull();
+      });
+
+      it('on: a retry inside the window (a lost response) gets the same successor and changes nothing', async () => {
         const families = store({ reuseGrace: 10 });
         const { family, refreshToken: first } = await families.create(grant(), context);
         const lost = await rotated(families, first); // the response the client never got
         await elapse(9 * SECOND);
         const retry = await rotated(families, first);
-        expect(retry.refreshToken).not.toBe(lost.refreshToken);
-        expect(await families.inspect(lost.refreshToken)).toBeNull();
-        expect(await families.inspect(retry.refreshToken)).toMatchObject({ id: family.id });
-        // The retried token carries on normally.
+        expect(retry.refreshToken).toBe(lost.refreshToken);
+        expect(retry.family).toEqual(lost.family);
+        expect(await families.get(family.id)).toEqual(lost.family);
+        expect(await families.inspect(first)).toBeNull();
         const after = await rotated(families, retry.refreshToken);
         expect(await families.inspect(after.refreshToken)).toMatchObject({ id: family.id });
       });
 
-      it('on: the token superseded by a retry is reuse when it shows up (one of two holders was not the client)', async () => {
+      it('on: a stolen token replayed inside the window gets the owner\'s successor; once either side rotates it, the other\'s use after the window is reuse', async () => {
         const families = store({ reuseGrace: 10 });
         const { family, refreshToken: first } = await families.create(grant(), context);
-        const legit = await rotated(families, first);
-        await rotated(families, first); // e.g. a thief replaying `first` within the window
-        expect(await families.rotate(legit.refreshToken, context)).toEqual({ outcome: 'reused', familyId: family.id });
+        const owner = await rotated(families, first);
+        const thief = await rotated(families, first); // a replay within the window of the owner's rotation
+        expect(thief.refreshToken).toBe(owner.refreshToken);
+        await rotated(families, owner.refreshToken); // the owner's next refresh
+        await elapse(10 * SECOND);
+        expect(await families.rotate(thief.refreshToken, context)).toEqual({ outcome: 'reused', familyId: family.id });
         expect(await families.isRevoked(family.id)).toBe(true);
+      });
+
+      it('on: another client\'s retry inside the window is refused and changes nothing', async () => {
+        const families = store({ reuseGrace: 10 });
+        const { family, refreshToken: first } = await families.create(grant(), context);
+        const next = await families.rotate(first, context, { clientId: family.clientId });
+        if (next.outcome !== 'rotated') throw new Error(next.outcome);
+        expect(await families.rotate(first, context, { clientId: 'someone-else' })).toEqual({ outcome: 'invalid' });
+        expect(await families.isRevoked(family.id)).toBe(false);
+        expect(await families.inspect(next.refreshToken)).toMatchObject({ id: family.id });
+        expect(await families.rotate(first, context, { clientId: family.clientId })).toMatchObject({ outcome: 'rotated', refreshToken: next.refreshToken });
       });
 
       it('on: the window is counted from the rotation, not extended by retries, and then it is reuse', async () => {
@@ -370,7 +428,7 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         expect(await families.rotate(first, context)).toEqual({ outcome: 'reused', familyId: family.id });
       });
 
-      it('on: only the token just rotated is a retry; an older one is reuse', async () => {
+      it('on: only the token just rotated is a retry; the one before it is reuse, even inside the window', async () => {
         const families = store({ reuseGrace: 10 });
         const { family, refreshToken: first } = await families.create(grant(), context);
         const second = await rotated(families, first);

@@ -57,6 +57,25 @@ describe('refresh-token format', () => {
     expect(tag).not.toBe(createHmac('sha256', SECRET).update(`${familyId}.${tokenSecret}`).digest().subarray(0, 16).toString('base64url'));
   });
 
+  it('derives a token\'s successor from it: the same every time, in the documented construction (a known-answer test)', () => {
+    // Pins the successor: its secret is HMAC-SHA256 keyed with HMAC-SHA256(secret, SUCCESSOR
+    // label) over the whole presented token, all 32 bytes; its tag as for any token. A
+    // change here turns every in-flight retry inside the grace window into reuse.
+    const token = codec.mint(codec.newFamilyId('user-1'));
+    const parsed = codec.verify(token)!;
+    const successor = codec.successor(parsed);
+    expect(codec.successor(parsed)).toBe(successor);
+    expect(createRefreshTokenCodec({ secret: SECRET, random: cryptoRandom }).successor(parsed)).toBe(successor);
+    const key = createHmac('sha256', SECRET).update('token-authority refresh-token successor v1').digest();
+    const secret = createHmac('sha256', key).update(token).digest('base64url');
+    expect(parseRefreshToken(successor)).toMatchObject({ familyId: parsed.familyId, secret });
+    expect(codec.verify(successor)).toBeDefined();
+    expect(successor).not.toBe(token);
+    expect(codec.successor(codec.verify(successor)!)).not.toBe(successor);
+    // Under another server key, another successor.
+    expect(createRefreshTokenCodec({ secret: `${SECRET}x`, random: cryptoRandom }).successor(parsed)).not.toBe(successor);
+  });
+
   it('verifies the tag only under the same server key', () => {
     const token = codec.mint(codec.newFamilyId('user-1'));
     expect(createRefreshTokenCodec({ secret: SECRET, random: cryptoRandom }).verify(token)).toBeDefined();

@@ -121,21 +121,22 @@ export function createMemoryFamilyStore(options: FamilyStoreOptions): FamilyStor
       const record = live(familyId, now);
       if (!record) return INVALID;
       if (expected.clientId !== undefined && record.grant.clientId !== expected.clientId) return INVALID;
-      const { presented } = hashes;
-      if (presented === record.currentHash) {
-        record.previousHash = record.currentHash;
-        record.rotatedAt = now;
-      } else if (presented === record.previousHash && now >= record.rotatedAt && now < record.rotatedAt + graceMs) {
-        // A retry: previousHash and rotatedAt stay, so the window is never extended. A
-        // presentation stamped before the rotation (the clock went back) is never one.
-      } else {
+      const { presented, next } = hashes;
+      if (presented !== record.currentHash) {
+        // A retry asks for the successor the rotation already made current: nothing
+        // changes, so the window is never extended. A presentation stamped before the
+        // rotation (the clock went back) is never one.
+        const retry = presented === record.previousHash && next === record.currentHash && now >= record.rotatedAt && now < record.rotatedAt + graceMs;
+        if (retry) return { outcome: 'rotated', family: view(record) };
         // The caller verified the token's tag, so we minted it for this family, and it is
         // not the current one: it was issued and has since been rotated away.
         revokeRecord(record, now);
         return { outcome: 'reused', familyId: record.id };
       }
+      record.previousHash = record.currentHash;
+      record.rotatedAt = now;
       const { userAgent, ip } = clampUseContext(context);
-      record.currentHash = hashes.next;
+      record.currentHash = next;
       record.lastUsedAt = now;
       record.idleExpiresAt = Math.min(now + idleMs, record.expiresAt);
       record.userAgent = userAgent;

@@ -94,7 +94,10 @@ end
  * KEYS: family, marker. ARGV: presented hash, next hash, now, idle ms, grace ms, marker ms,
  * user agent, ip, expected client id ('' = any; another client's token changes nothing),
  * family id. The caller has verified the presented token's MAC, so a token that is
- * neither current nor a retry was issued for this family and rotated away: reuse.
+ * neither current nor a retry was issued for this family and rotated away: reuse. A retry
+ * is the previous token presented inside the window with the current token as its next
+ * (the token layer derives a token's successor from it, so every presentation of one
+ * token names the same next): it writes nothing.
  * Replies nil (invalid), 'reused', or the rotated family's JSON.
  *
  * The grace window is timed by Redis (TIME), not by the caller: `now` is the calling
@@ -115,15 +118,15 @@ if now >= f.ie then return false end
 if ARGV[9] ~= '' and f.c ~= ARGV[9] then return false end
 local time = redis.call('TIME')
 local stamp = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-if ARGV[1] == f.h then
-  f.ph = f.h
-  f.pt = stamp
-elseif f.ph and ARGV[1] == f.ph and stamp >= f.pt and stamp < f.pt + tonumber(ARGV[5]) then
-  -- a retry within the grace window: ph and pt stay, so the window is never extended
-else
+if ARGV[1] ~= f.h then
+  -- a retry within the grace window asks for the successor already current: nothing
+  -- changes, so the window is never extended
+  if f.ph and ARGV[1] == f.ph and ARGV[2] == f.h and stamp >= f.pt and stamp < f.pt + tonumber(ARGV[5]) then return raw end
   revoke(ARGV[10], f.s, now, tonumber(ARGV[6]))
   return 'reused'
 end
+f.ph = f.h
+f.pt = stamp
 f.h = ARGV[2]
 f.lu = now
 f.ie = math.min(now + tonumber(ARGV[4]), f.x)
