@@ -793,7 +793,7 @@ async function codeFlowWorkload(url: string): Promise<void> {
     if (measured.errors > 0) problems.push(`${workload}: ${measured.errors} errors (${measured.samples.join(' | ')})`);
   };
   row('code flow: full sign-in', LOGIN_CONNECTIONS, full, ['sign-ins/s: GET /oauth/authorize, the login form post (argon2id), the code exchange; a new browser and PKCE pair each', `p95 ${full.p95.toFixed(1)} ms`]);
-  row('code flow: code exchange', CONNECTIONS, alone, ['codes minted through the SSO session beforehand; not compared with node-oidc-provider (its interactions need a browser-like driver this bench does not have)']);
+  row('code flow: code exchange', CONNECTIONS, alone, ['codes minted through the SSO session beforehand; driven by fetch in this process, not autocannon; not compared with node-oidc-provider (its interactions need a browser-like driver this bench does not have)']);
 }
 
 // ---------------------------------------------------------------------------------------
