@@ -9,8 +9,6 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 60_000,
     teardownTimeout: 20_000,
-    reporters: process.env.VITEST_SUMMARY_FILE
-      ? ['default', ['json', { outputFile: process.env.VITEST_SUMMARY_FILE }]]
-      : ['default'],
+    reporters: process.env.VITEST_SUMMARY_FILE ? ['default', ['json', { outputFile: process.env.VITEST_SUMMARY_FILE }]] : ['default'],
   },
 });

@@ -141,7 +141,9 @@ function cryptoSigner(alg: Alg): () => Promise<string> | string {
     const signingInput = `${header}.${Buffer.from(JSON.stringify(claims())).toString('base64url')}`;
     if (alg !== 'RS256') return `${signingInput}.${cryptoSign(digest, Buffer.from(signingInput), input).toString('base64url')}`;
     return new Promise((resolve, reject) => {
-      cryptoSign(digest, Buffer.from(signingInput), input, (err, signature) => (err ? reject(err) : resolve(`${signingInput}.${signature.toString('base64url')}`)));
+      cryptoSign(digest, Buffer.from(signingInput), input, (err, signature) =>
+        err ? reject(err) : resolve(`${signingInput}.${signature.toString('base64url')}`),
+      );
     });
   };
 }
@@ -153,7 +155,21 @@ function joseSigner(alg: Alg): () => Promise<string> {
 
 /** About the size of a stored family (src/stores/redis/families.ts). */
 const familySizedValue = () =>
-  JSON.stringify({ s: 'x'.repeat(24), c: 'bench-app', sc: 'read', a: 'http://127.0.0.1:3000', ca: Date.now(), lu: Date.now(), x: Date.now(), ie: Date.now(), h: 'h'.repeat(43), ph: 'p'.repeat(43), pt: Date.now(), ua: 'autocannon', ip: '127.0.0.1' });
+  JSON.stringify({
+    s: 'x'.repeat(24),
+    c: 'bench-app',
+    sc: 'read',
+    a: 'http://127.0.0.1:3000',
+    ca: Date.now(),
+    lu: Date.now(),
+    x: Date.now(),
+    ie: Date.now(),
+    h: 'h'.repeat(43),
+    ph: 'p'.repeat(43),
+    pt: Date.now(),
+    ua: 'autocannon',
+    ip: '127.0.0.1',
+  });
 
 const servers: Server[] = [];
 const redisClients: Redis[] = [];
@@ -202,7 +218,13 @@ function koaTokenEndpoint(request: Extract<CeilingRequest, { type: 'koa-token' }
     }
     const accessToken = await signer();
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = { access_token: accessToken, token_type: 'Bearer', expires_in: 900, scope: 'read write', ...(refreshToken !== undefined && { refresh_token: refreshToken }) };
+    ctx.body = {
+      access_token: accessToken,
+      token_type: 'Bearer',
+      expires_in: 900,
+      scope: 'read write',
+      ...(refreshToken !== undefined && { refresh_token: refreshToken }),
+    };
   });
   return app;
 }

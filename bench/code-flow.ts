@@ -36,7 +36,15 @@ const pkce = (): Pkce => {
 };
 
 function authorizeUrl(target: FlowTarget, { challenge }: Pkce): string {
-  const query = new URLSearchParams({ response_type: 'code', client_id: target.clientId, redirect_uri: target.redirectUri, scope: 'profile', state: 'bench', code_challenge: challenge, code_challenge_method: 'S256' });
+  const query = new URLSearchParams({
+    response_type: 'code',
+    client_id: target.clientId,
+    redirect_uri: target.redirectUri,
+    scope: 'profile',
+    state: 'bench',
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+  });
   return `${target.url}/oauth/authorize?${query}`;
 }
 
@@ -84,7 +92,13 @@ async function exchange(target: FlowTarget, code: string, verifier: string): Pro
   const res = await fetch(`${target.url}/oauth/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'authorization_code', client_id: target.clientId, redirect_uri: target.redirectUri, code, code_verifier: verifier }),
+    body: new URLSearchParams({
+      grant_type: 'authorization_code',
+      client_id: target.clientId,
+      redirect_uri: target.redirectUri,
+      code,
+      code_verifier: verifier,
+    }),
   });
   const body = (await res.json()) as { access_token?: unknown };
   if (res.status !== 200 || typeof body.access_token !== 'string') throw new Error(`exchange ${res.status}: ${JSON.stringify(body).slice(0, 200)}`);

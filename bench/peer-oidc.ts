@@ -166,6 +166,6 @@ class MapAdapter {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`peer-oidc: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.stderr.write(`peer-oidc: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });

@@ -71,7 +71,9 @@ export function summariseProfile(file: string, { top = 15, window }: { top?: num
     functions.set(name, (functions.get(name) ?? 0) + micros);
   }
   const busy = total - idle;
-  const lines = [`main thread: ${(total / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(1)} s busy (${((100 * busy) / Math.max(total, 1)).toFixed(0)}%); shares below are of busy time`];
+  const lines = [
+    `main thread: ${(total / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(1)} s busy (${((100 * busy) / Math.max(total, 1)).toFixed(0)}%); shares below are of busy time`,
+  ];
   const list = (title: string, entries: Map<string, number>) => {
     lines.push(title);
     for (const [name, micros] of [...entries].sort((a, b) => b[1] - a[1]).slice(0, top)) {
@@ -97,7 +99,7 @@ function inclusiveOwn(profile: Profile, byId: Map<number, ProfileNode>, self: Ma
     const own = /\/dist\/src\/(.*)$/.exec(frame.url);
     const key = own ? `${frame.functionName || '(anonymous)'} ${own[1]}:${frame.lineNumber + 1}` : undefined;
     if (key) onStack.set(key, (onStack.get(key) ?? 0) + 1);
-    const micros = frame.functionName === '(idle)' ? 0 : self.get(id) ?? 0;
+    const micros = frame.functionName === '(idle)' ? 0 : (self.get(id) ?? 0);
     if (micros > 0) for (const name of onStack.keys()) totals.set(name, (totals.get(name) ?? 0) + micros);
     for (const child of node.children ?? []) visit(child);
     if (key) {

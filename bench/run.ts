@@ -48,7 +48,20 @@ import { testDatabaseUri } from '../test/support/mongo.js';
 import { freePort, spawnTracked, stopProcess, waitFor } from '../test/support/processes.js';
 import { startRedisServer } from '../test/support/redis.js';
 import type { CeilingOp, CeilingResult } from './ceilings.js';
-import { combine, coreSeconds, cpuWindow, measurePart, monotonicMicros, warmUp, type ConnectionScript, type LoadResult, type Part, type RunCounts, type Watched, type Workload } from './load.js';
+import {
+  combine,
+  coreSeconds,
+  cpuWindow,
+  measurePart,
+  monotonicMicros,
+  warmUp,
+  type ConnectionScript,
+  type LoadResult,
+  type Part,
+  type RunCounts,
+  type Watched,
+  type Workload,
+} from './load.js';
 import { summariseProfile, type ProfileWindow } from './profile.js';
 import { percentile } from './stats.js';
 import { benchVerifier, REPEATS } from './verifier.js';
@@ -66,7 +79,12 @@ const RACE_PRESENTATIONS = 10;
 const RACE_REQUEST_TIMEOUT_MS = 30_000;
 /** Families raced at once: RACE_PRESENTATIONS requests each in flight together. */
 const RACE_BATCH = 10;
-const ONLY = new Set((process.env.BENCH_ONLY ?? '').split(',').map((name) => name.trim()).filter(Boolean));
+const ONLY = new Set(
+  (process.env.BENCH_ONLY ?? '')
+    .split(',')
+    .map((name) => name.trim())
+    .filter(Boolean),
+);
 const PROFILE = process.env.BENCH_PROFILE === '1';
 const AUTHORITY_EXTRA_ENV = parseExtraEnv(process.env.BENCH_AUTHORITY_ENV);
 /**
@@ -75,13 +93,27 @@ const AUTHORITY_EXTRA_ENV = parseExtraEnv(process.env.BENCH_AUTHORITY_ENV);
  * not a tuning only one side had.
  */
 const THREAD_POOL = {
-  UV_THREADPOOL_SIZE: AUTHORITY_EXTRA_ENV.UV_THREADPOOL_SIZE ?? process.env.UV_THREADPOOL_SIZE ?? String(threadPool.threadPoolSize(availableParallelism(), AUTHORITY_EXTRA_ENV.WORKERS)),
+  UV_THREADPOOL_SIZE:
+    AUTHORITY_EXTRA_ENV.UV_THREADPOOL_SIZE ??
+    process.env.UV_THREADPOOL_SIZE ??
+    String(threadPool.threadPoolSize(availableParallelism(), AUTHORITY_EXTRA_ENV.WORKERS)),
 };
 /** Each measurement is ROUNDS runs of DURATION / ROUNDS seconds, taking turns with what it is compared with. */
 const ROUNDS = positive('BENCH_ROUNDS', 3);
 const ROUND_SECONDS = DURATION / ROUNDS;
 
-const WORKLOADS = ['client_credentials', 'client_credentials_es256', 'client_credentials_eddsa', 'refresh', 'login', 'jwks', 'introspection', 'race', 'code_flow', 'verifier'] as const;
+const WORKLOADS = [
+  'client_credentials',
+  'client_credentials_es256',
+  'client_credentials_eddsa',
+  'refresh',
+  'login',
+  'jwks',
+  'introspection',
+  'race',
+  'code_flow',
+  'verifier',
+] as const;
 /** Measured in this process: with only these selected, no store, authority or peer is started. */
 const IN_PROCESS_WORKLOADS: readonly WorkloadName[] = ['verifier'];
 type WorkloadName = (typeof WORKLOADS)[number];
@@ -174,7 +206,12 @@ function watchedProcesses(): Watched[] {
 }
 
 /** A child speaking our small IPC protocol: waits for its `ready` message. */
-function startIpcChild(name: string, script: string, env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<{ child: ChildProcess; ready: Record<string, unknown> }> {
+function startIpcChild(
+  name: string,
+  script: string,
+  env: NodeJS.ProcessEnv,
+  timeoutMs = 60_000,
+): Promise<{ child: ChildProcess; ready: Record<string, unknown> }> {
   const child = spawnTracked(process.execPath, ['--import', 'tsx', join(BENCH_DIR, script)], {
     cwd: ROOT,
     env,
@@ -258,10 +295,14 @@ async function startAuthority(alg: Alg, base: Record<string, string>, keysDir: s
   closeSync(fd);
   started.push({ name: `authority-${alg}`, child });
   try {
-    await waitFor(async () => {
-      if (child.exitCode !== null) throw new Error('exited');
-      return (await fetch(`${url}/readyz`)).status === 200;
-    }, 30_000, 100);
+    await waitFor(
+      async () => {
+        if (child.exitCode !== null) throw new Error('exited');
+        return (await fetch(`${url}/readyz`)).status === 200;
+      },
+      30_000,
+      100,
+    );
   } catch {
     throw new Error(`the ${alg} authority did not become ready (exit code ${child.exitCode}); log:\n${tail(log)}`);
   }
@@ -340,15 +381,27 @@ async function main(): Promise<number> {
   if (!existsSync(join(ROOT, 'dist', 'src', 'start.cjs')) || !existsSync(join(ROOT, 'dist', 'scripts', 'keys-rotate.js'))) {
     fail('dist/ is missing: run `npm run build` first (`npm run bench` does)');
   }
-  const machine: Record<string, unknown> = { cores: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', totalMemoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: `${process.platform}-${process.arch}` };
+  const machine: Record<string, unknown> = {
+    cores: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    totalMemoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+  };
   const grace = AUTHORITY_EXTRA_ENV.REFRESH_REUSE_GRACE;
   if (selected('race') && grace !== undefined && grace !== '' && parseDuration(grace) !== 0) {
-    fail('the race counts a second refresh from one token as a double win, which a REFRESH_REUSE_GRACE window allows by design: leave it at 0s, or BENCH_ONLY without race');
+    fail(
+      'the race counts a second refresh from one token as a double win, which a REFRESH_REUSE_GRACE window allows by design: leave it at 0s, or BENCH_ONLY without race',
+    );
   }
   const loadBefore = loadavg();
   const wallStarted = performance.now();
-  console.log(`bench: ${machine.cores} cores (${machine.cpuModel}), Node ${machine.node}; ${WARMUP} s warm-up + ${DURATION} s per measurement in ${ROUNDS} interleaved rounds, ${CONNECTIONS} connections (login ${LOGIN_CONNECTIONS}); libuv pool of ${THREAD_POOL.UV_THREADPOOL_SIZE} threads in the authority, the peer and the ceilings alike`);
-  console.log(`bench: load average before start ${loadBefore.map((value) => value.toFixed(2)).join(' ')} (other work on this machine shares the cores; see the "other" CPU column)`);
+  console.log(
+    `bench: ${machine.cores} cores (${machine.cpuModel}), Node ${machine.node}; ${WARMUP} s warm-up + ${DURATION} s per measurement in ${ROUNDS} interleaved rounds, ${CONNECTIONS} connections (login ${LOGIN_CONNECTIONS}); libuv pool of ${THREAD_POOL.UV_THREADPOOL_SIZE} threads in the authority, the peer and the ceilings alike`,
+  );
+  console.log(
+    `bench: load average before start ${loadBefore.map((value) => value.toFixed(2)).join(' ')} (other work on this machine shares the cores; see the "other" CPU column)`,
+  );
 
   if (selected('verifier')) await verifierWorkload();
   if (ONLY.size > 0 && [...ONLY].every((name) => IN_PROCESS_WORKLOADS.includes(name as WorkloadName))) {
@@ -406,16 +459,41 @@ async function main(): Promise<number> {
   await connection.init();
   const { users, clients } = createMongoStores(connection);
   await clients.create({
-    clientId: SERVICE_CLIENT, name: 'Bench service', type: 'confidential', firstParty: false, grantTypes: ['client_credentials'],
-    scopes: ['read', 'write'], audiences: [], permissions: ['introspect'], cookieMode: false, secretHash: hashClientSecret(clientSecret),
+    clientId: SERVICE_CLIENT,
+    name: 'Bench service',
+    type: 'confidential',
+    firstParty: false,
+    grantTypes: ['client_credentials'],
+    scopes: ['read', 'write'],
+    audiences: [],
+    permissions: ['introspect'],
+    cookieMode: false,
+    secretHash: hashClientSecret(clientSecret),
   });
   await clients.create({
-    clientId: PUBLIC_CLIENT, name: 'Bench app', type: 'public', firstParty: true, grantTypes: ['password', 'refresh_token'],
-    scopes: ['profile', 'email'], audiences: [], permissions: [], cookieMode: false, secretHash: undefined,
+    clientId: PUBLIC_CLIENT,
+    name: 'Bench app',
+    type: 'public',
+    firstParty: true,
+    grantTypes: ['password', 'refresh_token'],
+    scopes: ['profile', 'email'],
+    audiences: [],
+    permissions: [],
+    cookieMode: false,
+    secretHash: undefined,
   });
   await clients.create({
-    clientId: WEB_CLIENT, name: 'Bench web app', type: 'public', firstParty: true, grantTypes: ['authorization_code', 'refresh_token'],
-    scopes: ['profile'], audiences: [], permissions: [], cookieMode: false, redirectUris: ['http://127.0.0.1/callback'], secretHash: undefined,
+    clientId: WEB_CLIENT,
+    name: 'Bench web app',
+    type: 'public',
+    firstParty: true,
+    grantTypes: ['authorization_code', 'refresh_token'],
+    scopes: ['profile'],
+    audiences: [],
+    permissions: [],
+    cookieMode: false,
+    redirectUris: ['http://127.0.0.1/callback'],
+    secretHash: undefined,
   });
   if (!clientSecretMatches(clientSecret, (await clients.findById(SERVICE_CLIENT))?.secretHash)) throw new Error('seeded client secret does not verify');
   const hasher = await createPasswordHasher(config.argon2);
@@ -428,7 +506,13 @@ async function main(): Promise<number> {
   const rs = authorities.RS256;
   const peerSecret = randomBytes(32).toString('base64url');
   const peerPort = await freePort();
-  const peer = await startIpcChild('peer', 'peer-oidc.ts', { ...process.env, ...THREAD_POOL, NODE_ENV: 'production', PORT: String(peerPort), PEER_CLIENT_SECRET: peerSecret });
+  const peer = await startIpcChild('peer', 'peer-oidc.ts', {
+    ...process.env,
+    ...THREAD_POOL,
+    NODE_ENV: 'production',
+    PORT: String(peerPort),
+    PEER_CLIENT_SECRET: peerSecret,
+  });
   const peerUrl = String(peer.ready.url);
   const ceilings = (await startIpcChild('ceilings', 'ceilings.ts', { ...process.env, ...THREAD_POOL, NODE_ENV: 'production' })).child;
   console.log(`bench: authorities ${algs.map((alg) => `${alg} ${authorities[alg].url}`).join(', ')}; peer node-oidc-provider ${peerUrl}`);
@@ -456,12 +540,18 @@ async function main(): Promise<number> {
   const ceilingSide = (name: string, op: CeilingOp): Side => ({
     name,
     async warm() {
-      if (WARMUP > 0) await rpc<CeilingResult>(ceilings, { request: { ...op, warmupMs: 0, durationMs: WARMUP * 1000 } }, undefined, WARMUP * 1000 + RPC_TIMEOUT_MS);
+      if (WARMUP > 0)
+        await rpc<CeilingResult>(ceilings, { request: { ...op, warmupMs: 0, durationMs: WARMUP * 1000 } }, undefined, WARMUP * 1000 + RPC_TIMEOUT_MS);
     },
     async part(seconds) {
       const cpuUsed = cpuWindow(watchedProcesses());
       const fromUs = monotonicMicros();
-      const result = await rpc<CeilingResult>(ceilings, { request: { ...op, warmupMs: 0, durationMs: seconds * 1000 } }, undefined, seconds * 1000 + RPC_TIMEOUT_MS);
+      const result = await rpc<CeilingResult>(
+        ceilings,
+        { request: { ...op, warmupMs: 0, durationMs: seconds * 1000 } },
+        undefined,
+        seconds * 1000 + RPC_TIMEOUT_MS,
+      );
       const toUs = monotonicMicros();
       // The ceiling process reports its own CPU over its measured window.
       const cores = { ...cpuUsed(), ceilings: result.cpuCores };
@@ -483,7 +573,14 @@ async function main(): Promise<number> {
     }) as { -readonly [K in keyof Sides]: LoadResult };
   };
   const asReference = (kind: Reference['kind'], name: string, what: string, concurrency: number, result: LoadResult): Reference => {
-    const reference: Reference = { name, kind, what, concurrency, ...pick(result), process: kind === 'peer' ? 'peer' : kind === 'authority' ? 'authority-RS256' : 'ceilings' };
+    const reference: Reference = {
+      name,
+      kind,
+      what,
+      concurrency,
+      ...pick(result),
+      process: kind === 'peer' ? 'peer' : kind === 'authority' ? 'authority-RS256' : 'ceilings',
+    };
     references.push(reference);
     if (result.errors > 0) problems.push(`${name}: ${result.errors} errors (${JSON.stringify(result.errorDetail)})`);
     return reference;
@@ -492,7 +589,14 @@ async function main(): Promise<number> {
     profileWindows.push({ name, alg, window: result.window });
     return result;
   };
-  const addRow = (workload: string, concurrency: number, result: LoadResult, refs: { ceiling?: Reference; peer?: Reference }, notes: string[] = [], alg: Alg = 'RS256') => {
+  const addRow = (
+    workload: string,
+    concurrency: number,
+    result: LoadResult,
+    refs: { ceiling?: Reference; peer?: Reference },
+    notes: string[] = [],
+    alg: Alg = 'RS256',
+  ) => {
     const row: Row = {
       workload,
       concurrency,
@@ -525,9 +629,10 @@ async function main(): Promise<number> {
   // must do (bench/ceilings.ts, koa-token), driven over HTTP by the same load generator. Its
   // distance from the bare ceilings is what HTTP and the load generator cost on this
   // machine; ours against it is what our code costs.
-  const floor = selected('client_credentials') || selected('refresh')
-    ? await rpc<{ url: string }>(ceilings, { request: { type: 'koa-token', clientId: SERVICE_CLIENT, clientSecret, redisUrl } })
-    : undefined;
+  const floor =
+    selected('client_credentials') || selected('refresh')
+      ? await rpc<{ url: string }>(ceilings, { request: { type: 'koa-token', clientId: SERVICE_CLIENT, clientSecret, redisUrl } })
+      : undefined;
   const floorNote = (ours: LoadResult, floorRef: Reference, ceiling: Reference) =>
     `the bare Koa endpoint doing the same work (${floorRef.name}) reached ${fmt(floorRef.rps)}/s, ${ratio(floorRef.rps / ceiling.rps)} the ceiling; ours is ${ratio(ours.rps / floorRef.rps)} of it`;
 
@@ -543,25 +648,60 @@ async function main(): Promise<number> {
         httpSide('peer client_credentials RS256', ccWorkload(peerUrl, '/token', SERVICE_CLIENT, peerSecret)),
       );
       profiled(ours, 'client_credentials (RS256)');
-      asReference('ceiling', 'bare RS256 sign (node:crypto)', `one access token per op, built and signed as src/tokens/access-token.ts does, ${CONNECTIONS} in flight`, CONNECTIONS, bareResult);
+      asReference(
+        'ceiling',
+        'bare RS256 sign (node:crypto)',
+        `one access token per op, built and signed as src/tokens/access-token.ts does, ${CONNECTIONS} in flight`,
+        CONNECTIONS,
+        bareResult,
+      );
       // The issue's ceiling is bare jose signing; node:crypto (what we sign with) is shown beside it.
-      const bare = asReference('ceiling', 'bare RS256 sign (jose SignJWT)', `jose SignJWT (what node-oidc-provider uses), ${CONNECTIONS} in flight`, CONNECTIONS, joseResult);
-      const floorRef = asReference('floor', 'bare Koa token endpoint (client_credentials)', `koa app.use(form, Basic, SHA-256 secret check, sign as above, JSON), in the ceilings process, ${CONNECTIONS} connections`, CONNECTIONS, floorResult);
-      const peerRef = asReference('peer', 'peer client_credentials RS256', 'node-oidc-provider, resource indicator → RFC 9068 JWT, RS256, in-memory adapter', CONNECTIONS, peerResult);
+      const bare = asReference(
+        'ceiling',
+        'bare RS256 sign (jose SignJWT)',
+        `jose SignJWT (what node-oidc-provider uses), ${CONNECTIONS} in flight`,
+        CONNECTIONS,
+        joseResult,
+      );
+      const floorRef = asReference(
+        'floor',
+        'bare Koa token endpoint (client_credentials)',
+        `koa app.use(form, Basic, SHA-256 secret check, sign as above, JSON), in the ceilings process, ${CONNECTIONS} connections`,
+        CONNECTIONS,
+        floorResult,
+      );
+      const peerRef = asReference(
+        'peer',
+        'peer client_credentials RS256',
+        'node-oidc-provider, resource indicator → RFC 9068 JWT, RS256, in-memory adapter',
+        CONNECTIONS,
+        peerResult,
+      );
       // The load generator shares the cores: what signing alone could reach if it left the
       // load generator the CPU it used per request here.
       const signCores = bare.cpu?.ceilings ?? 0;
       const loadgenMs = ((ours.cpu.loadgen ?? 0) * 1000) / ours.rps;
       const signMs = (signCores * 1000) / bare.rps;
       const sharedCeiling = signCores > 0 ? (signCores * 1000) / (signMs + loadgenMs) : Number.NaN;
-      extra.loadGenerator = { clientCredentials: { cores: ours.cpu.loadgen, cpuMsPerRequest: round2(loadgenMs), signCpuMsPerToken: round2(signMs), ceilingLeavingLoadgenItsShare: Math.round(sharedCeiling), ratioToThat: round2(ours.rps / sharedCeiling) } };
+      extra.loadGenerator = {
+        clientCredentials: {
+          cores: ours.cpu.loadgen,
+          cpuMsPerRequest: round2(loadgenMs),
+          signCpuMsPerToken: round2(signMs),
+          ceilingLeavingLoadgenItsShare: Math.round(sharedCeiling),
+          ratioToThat: round2(ours.rps / sharedCeiling),
+        },
+      };
       addRow('client_credentials (RS256)', CONNECTIONS, ours, { ceiling: bare, peer: peerRef }, [
         `the load generator used ${fmt(ours.cpu.loadgen, 2)} cores (${loadgenMs.toFixed(2)} ms CPU per request; one signature costs ${signMs.toFixed(2)} ms); bare signing leaving it that share: ${fmt(sharedCeiling)}/s, ratio ${ratio(ours.rps / sharedCeiling)}`,
         floorNote(ours, floorRef, bare),
       ]);
     }
     // 1b. Elliptic-curve keys: the same workload against an authority holding an ES256 / EdDSA key.
-    for (const [name, alg] of [['client_credentials_es256', 'ES256'], ['client_credentials_eddsa', 'EdDSA']] as const) {
+    for (const [name, alg] of [
+      ['client_credentials_es256', 'ES256'],
+      ['client_credentials_eddsa', 'EdDSA'],
+    ] as const) {
       if (!selected(name)) continue;
       // The RS256 authority takes turns with this one, so that the speed-up is measured together.
       const [bareResult, ours, rsResult] = await together(
@@ -571,8 +711,21 @@ async function main(): Promise<number> {
       );
       profiled(ours, `client_credentials (${alg})`, alg);
       const bare = asReference('ceiling', `bare ${alg} sign (node:crypto)`, `as above with a ${alg} key (signed inline, no pool hop)`, CONNECTIONS, bareResult);
-      const rsRef = asReference('authority', `client_credentials RS256 (beside ${alg})`, `our RS256 authority, in the same rounds as the ${alg} one`, CONNECTIONS, rsResult);
-      addRow(`client_credentials (${alg})`, CONNECTIONS, ours, { ceiling: bare }, [`${(ours.rps / rsRef.rps).toFixed(2)}× the RS256 throughput measured in the same rounds (${fmt(rsRef.rps)}/s)`], alg);
+      const rsRef = asReference(
+        'authority',
+        `client_credentials RS256 (beside ${alg})`,
+        `our RS256 authority, in the same rounds as the ${alg} one`,
+        CONNECTIONS,
+        rsResult,
+      );
+      addRow(
+        `client_credentials (${alg})`,
+        CONNECTIONS,
+        ours,
+        { ceiling: bare },
+        [`${(ours.rps / rsRef.rps).toFixed(2)}× the RS256 throughput measured in the same rounds (${fmt(rsRef.rps)}/s)`],
+        alg,
+      );
     }
 
     // 2. refresh: every connection rotates its own family; each request carries the token of the previous response.
@@ -609,9 +762,27 @@ async function main(): Promise<number> {
         httpSide('peer refresh_token', refreshWorkload(`${peerUrl}/token`, peerTokens.tokens)),
       );
       profiled(ours, 'refresh');
-      const bare = asReference('ceiling', 'bare RS256 sign + 1 Redis round trip', `sign as above, then one SET of a family-sized value to the bench's redis-server, ${CONNECTIONS} in flight`, CONNECTIONS, bareResult);
-      const floorRef = asReference('floor', 'bare Koa token endpoint (refresh)', `the same app: form, one Redis SET of a family-sized value, a random refresh token, sign, JSON; ${CONNECTIONS} connections`, CONNECTIONS, floorResult);
-      const peerRef = asReference('peer', 'peer refresh_token', 'node-oidc-provider refresh_token grant, rotateRefreshToken: true, JWT access token, in-memory adapter (no network store)', CONNECTIONS, peerResult);
+      const bare = asReference(
+        'ceiling',
+        'bare RS256 sign + 1 Redis round trip',
+        `sign as above, then one SET of a family-sized value to the bench's redis-server, ${CONNECTIONS} in flight`,
+        CONNECTIONS,
+        bareResult,
+      );
+      const floorRef = asReference(
+        'floor',
+        'bare Koa token endpoint (refresh)',
+        `the same app: form, one Redis SET of a family-sized value, a random refresh token, sign, JSON; ${CONNECTIONS} connections`,
+        CONNECTIONS,
+        floorResult,
+      );
+      const peerRef = asReference(
+        'peer',
+        'peer refresh_token',
+        'node-oidc-provider refresh_token grant, rotateRefreshToken: true, JWT access token, in-memory adapter (no network store)',
+        CONNECTIONS,
+        peerResult,
+      );
       addRow('refresh (rotate own family)', CONNECTIONS, ours, { ceiling: bare, peer: peerRef }, [
         'peer seeds its refresh tokens through its own models (no browser flow); its store is in-process memory, ours is Redis',
         floorNote(ours, floorRef, bare),
@@ -620,17 +791,29 @@ async function main(): Promise<number> {
 
     // 3. password login with correct passwords.
     if (selected('login')) {
-      const [bareResult, ours] = await together(ceilingSide('bare argon2id verify', { type: 'argon2', ...config.argon2, concurrency: LOGIN_CONNECTIONS }), httpSide('login', {
-        url: `${rs.url}/auth/login`,
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'user-agent': USER_AGENT },
-        body: JSON.stringify({ email: USER_EMAIL, password: USER_PASSWORD }),
-        connections: LOGIN_CONNECTIONS,
-        expect: (body) => body.includes('"refresh_token"'),
-      }));
+      const [bareResult, ours] = await together(
+        ceilingSide('bare argon2id verify', { type: 'argon2', ...config.argon2, concurrency: LOGIN_CONNECTIONS }),
+        httpSide('login', {
+          url: `${rs.url}/auth/login`,
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'user-agent': USER_AGENT },
+          body: JSON.stringify({ email: USER_EMAIL, password: USER_PASSWORD }),
+          connections: LOGIN_CONNECTIONS,
+          expect: (body) => body.includes('"refresh_token"'),
+        }),
+      );
       profiled(ours, 'password login');
-      const bare = asReference('ceiling', 'bare argon2id verify', `argon2.verify, m=${config.argon2.memoryCost} KiB t=${config.argon2.timeCost} p=${config.argon2.parallelism} (the authority's parameters), ${LOGIN_CONNECTIONS} in flight`, LOGIN_CONNECTIONS, bareResult);
-      addRow('password login (/auth/login)', LOGIN_CONNECTIONS, ours, { ceiling: bare }, [`p95 ${fmt(ours.p95, 1)} ms`, 'node-oidc-provider has no password grant: no peer']);
+      const bare = asReference(
+        'ceiling',
+        'bare argon2id verify',
+        `argon2.verify, m=${config.argon2.memoryCost} KiB t=${config.argon2.timeCost} p=${config.argon2.parallelism} (the authority's parameters), ${LOGIN_CONNECTIONS} in flight`,
+        LOGIN_CONNECTIONS,
+        bareResult,
+      );
+      addRow('password login (/auth/login)', LOGIN_CONNECTIONS, ours, { ceiling: bare }, [
+        `p95 ${fmt(ours.p95, 1)} ms`,
+        'node-oidc-provider has no password grant: no peer',
+      ]);
     }
 
     // 4. JWKS.
@@ -638,7 +821,13 @@ async function main(): Promise<number> {
       const jwks = await fetch(`${rs.url}/.well-known/jwks.json`);
       const jwksBody = await jwks.text();
       const koa = await rpc<{ url: string }>(ceilings, {
-        request: { type: 'koa-jwks', body: jwksBody, contentType: jwks.headers.get('content-type') ?? 'application/json', cacheControl: jwks.headers.get('cache-control') ?? '', etag: jwks.headers.get('etag') ?? '' },
+        request: {
+          type: 'koa-jwks',
+          body: jwksBody,
+          contentType: jwks.headers.get('content-type') ?? 'application/json',
+          cacheControl: jwks.headers.get('cache-control') ?? '',
+          etag: jwks.headers.get('etag') ?? '',
+        },
       });
       const get = (url: string): Workload => ({ url, method: 'GET', connections: CONNECTIONS, expect: (body) => body.startsWith('{"keys":[') });
       const [bareResult, ours, peerResult] = await together(
@@ -647,9 +836,17 @@ async function main(): Promise<number> {
         httpSide('peer jwks', get(`${peerUrl}/jwks`)),
       );
       profiled(ours, 'JWKS');
-      const bare = asReference('ceiling', 'bare Koa route (same JWKS bytes)', `koa app.use(ctx => body = the ${Buffer.byteLength(jwksBody)} bytes, same headers), in the ceilings process`, CONNECTIONS, bareResult);
+      const bare = asReference(
+        'ceiling',
+        'bare Koa route (same JWKS bytes)',
+        `koa app.use(ctx => body = the ${Buffer.byteLength(jwksBody)} bytes, same headers), in the ceilings process`,
+        CONNECTIONS,
+        bareResult,
+      );
       const peerRef = asReference('peer', 'peer jwks', 'node-oidc-provider GET /jwks (its own key set: one RSA key)', CONNECTIONS, peerResult);
-      addRow('JWKS', CONNECTIONS, ours, { ceiling: bare, peer: peerRef }, [`${Buffer.byteLength(jwksBody)} bytes, ${(JSON.parse(jwksBody) as { keys: unknown[] }).keys.length} keys (active + next)`]);
+      addRow('JWKS', CONNECTIONS, ours, { ceiling: bare, peer: peerRef }, [
+        `${Buffer.byteLength(jwksBody)} bytes, ${(JSON.parse(jwksBody) as { keys: unknown[] }).keys.length} keys (active + next)`,
+      ]);
     }
 
     // 5. introspection of a valid user access token (it has a `sid`, so the family is checked too).
@@ -658,16 +855,25 @@ async function main(): Promise<number> {
       const kid = String(jwtPart(accessToken, 0).kid);
       const jwks = (await (await fetch(`${rs.url}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
       const jwk = jwks.keys.find((key) => key.kid === kid);
-      const [bareResult, ours] = await together(ceilingSide('bare jose jwtVerify', { type: 'verify', token: accessToken, jwk: jwk as never, issuer: rs.url, concurrency: CONNECTIONS }), httpSide('introspection', {
-        url: `${rs.url}/oauth/introspect`,
-        method: 'POST',
-        headers: { authorization: basic(SERVICE_CLIENT, clientSecret), 'content-type': FORM },
-        body: `token=${accessToken}`,
-        connections: CONNECTIONS,
-        expect: (body) => body.includes('"active":true'),
-      }));
+      const [bareResult, ours] = await together(
+        ceilingSide('bare jose jwtVerify', { type: 'verify', token: accessToken, jwk: jwk as never, issuer: rs.url, concurrency: CONNECTIONS }),
+        httpSide('introspection', {
+          url: `${rs.url}/oauth/introspect`,
+          method: 'POST',
+          headers: { authorization: basic(SERVICE_CLIENT, clientSecret), 'content-type': FORM },
+          body: `token=${accessToken}`,
+          connections: CONNECTIONS,
+          expect: (body) => body.includes('"active":true'),
+        }),
+      );
       profiled(ours, 'introspection');
-      const bare = asReference('ceiling', 'bare jose jwtVerify', `jose jwtVerify of the same token against the published key (what the endpoint calls), ${CONNECTIONS} in flight`, CONNECTIONS, bareResult);
+      const bare = asReference(
+        'ceiling',
+        'bare jose jwtVerify',
+        `jose jwtVerify of the same token against the published key (what the endpoint calls), ${CONNECTIONS} in flight`,
+        CONNECTIONS,
+        bareResult,
+      );
       addRow('introspection', CONNECTIONS, ours, { ceiling: bare });
     }
 
@@ -675,17 +881,28 @@ async function main(): Promise<number> {
     if (selected('race')) {
       const redis = createRedisClient({ url: redisUrl });
       await connectRedis(redis);
-      const families = createRefreshTokens({ secret: refreshSecret, random: cryptoRandom, families: createRedisFamilyStore({
-        redis, clock: systemClock, refreshTokenTtl: config.refreshTokenTtl,
-        familyMaxTtl: config.refreshFamilyMaxTtl, reuseGrace: config.refreshReuseGrace, revokedMarkerTtl: config.accessTokenTtl + config.clockSkew,
-        maxFamiliesPerSubject: config.refreshFamiliesPerUser,
-      }) });
+      const families = createRefreshTokens({
+        secret: refreshSecret,
+        random: cryptoRandom,
+        families: createRedisFamilyStore({
+          redis,
+          clock: systemClock,
+          refreshTokenTtl: config.refreshTokenTtl,
+          familyMaxTtl: config.refreshFamilyMaxTtl,
+          reuseGrace: config.refreshReuseGrace,
+          revokedMarkerTtl: config.accessTokenTtl + config.clockSkew,
+          maxFamiliesPerSubject: config.refreshFamiliesPerUser,
+        }),
+      });
       // Set-up through the store the authority uses (same secret), not 1,000 argon2 logins.
       const raceTokens: string[] = [];
       for (let index = 0; index < RACE_FAMILIES; index += 50) {
         const batch = await Promise.all(
           Array.from({ length: Math.min(50, RACE_FAMILIES - index) }, () =>
-            families.create({ subject: user.id, clientId: PUBLIC_CLIENT, scope: 'offline_access', audience: rs.url }, { ip: '127.0.0.1', userAgent: USER_AGENT }),
+            families.create(
+              { subject: user.id, clientId: PUBLIC_CLIENT, scope: 'offline_access', audience: rs.url },
+              { ip: '127.0.0.1', userAgent: USER_AGENT },
+            ),
           ),
         );
         raceTokens.push(...batch.map(({ refreshToken }) => refreshToken));
@@ -700,7 +917,13 @@ async function main(): Promise<number> {
       rows.push({
         workload: `race (${RACE_FAMILIES} families × ${RACE_PRESENTATIONS})`,
         concurrency: RACE_BATCH * RACE_PRESENTATIONS,
-        rps: ours.rps, p50: ours.p50, p95: ours.p95, p99: ours.p99, errors: ours.errors, cpu: ours.cpu, process: 'authority-RS256',
+        rps: ours.rps,
+        p50: ours.p50,
+        p95: ours.p95,
+        p99: ours.p99,
+        errors: ours.errors,
+        cpu: ours.cpu,
+        process: 'authority-RS256',
         notes: [
           `double wins ${ours.summary.doubleWins}, families with one win ${ours.summary.singleWins}, with none ${ours.summary.noWins}`,
           'req/s here counts every answer, 9 in 10 of them the expected 400 invalid_grant',
@@ -726,7 +949,10 @@ async function main(): Promise<number> {
       // The key layout of src/stores/redis/families.ts.
       const familyKey = (id: string) => `rt:fam:{${familyIdTag(id)}}:${id}`;
       const freshBytes = Number(await probe.call('MEMORY', 'USAGE', familyKey(familyId), 'SAMPLES', '0'));
-      const rotated = await postForm(`${rs.url}/oauth/token`, `grant_type=refresh_token&client_id=${PUBLIC_CLIENT}&refresh_token=${String((await loginOnce()).refresh_token)}`);
+      const rotated = await postForm(
+        `${rs.url}/oauth/token`,
+        `grant_type=refresh_token&client_id=${PUBLIC_CLIENT}&refresh_token=${String((await loginOnce()).refresh_token)}`,
+      );
       const rotatedFamily = String(jwtPart(String(rotated.access_token), 1).sid);
       const rotatedBytes = Number(await probe.call('MEMORY', 'USAGE', familyKey(rotatedFamily), 'SAMPLES', '0'));
       // Two sorted sets per user: by creation and by idle expiry.
@@ -792,8 +1018,13 @@ async function codeFlowWorkload(url: string): Promise<void> {
     rows.push({ workload, concurrency, rps: measured.rate, p50: measured.p50, p95: measured.p95, p99: measured.p99, errors: measured.errors, notes });
     if (measured.errors > 0) problems.push(`${workload}: ${measured.errors} errors (${measured.samples.join(' | ')})`);
   };
-  row('code flow: full sign-in', LOGIN_CONNECTIONS, full, ['sign-ins/s: GET /oauth/authorize, the login form post (argon2id), the code exchange; a new browser and PKCE pair each', `p95 ${full.p95.toFixed(1)} ms`]);
-  row('code flow: code exchange', CONNECTIONS, alone, ['codes minted through the SSO session beforehand; driven by fetch in this process, not autocannon; not compared with node-oidc-provider (its interactions need a browser-like driver this bench does not have)']);
+  row('code flow: full sign-in', LOGIN_CONNECTIONS, full, [
+    'sign-ins/s: GET /oauth/authorize, the login form post (argon2id), the code exchange; a new browser and PKCE pair each',
+    `p95 ${full.p95.toFixed(1)} ms`,
+  ]);
+  row('code flow: code exchange', CONNECTIONS, alone, [
+    'codes minted through the SSO session beforehand; driven by fetch in this process, not autocannon; not compared with node-oidc-provider (its interactions need a browser-like driver this bench does not have)',
+  ]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -801,16 +1032,52 @@ async function codeFlowWorkload(url: string): Promise<void> {
 
 async function verifierWorkload(): Promise<void> {
   console.log(`verifier: the kit's verify() against bare jose jwtVerify (local key), RS256, ${CONNECTIONS} calls in flight, in this process`);
-  const measured = await benchVerifier({ rounds: ROUNDS, roundSeconds: ROUND_SECONDS, warmupSeconds: WARMUP, concurrency: CONNECTIONS, progress: (line) => console.log(line) });
+  const measured = await benchVerifier({
+    rounds: ROUNDS,
+    roundSeconds: ROUND_SECONDS,
+    warmupSeconds: WARMUP,
+    concurrency: CONNECTIONS,
+    progress: (line) => console.log(line),
+  });
   const what = `jose jwtVerify with the key imported once (typ, iss, aud, required claims), ${CONNECTIONS} in flight, in this process`;
   for (const [label, pair, notes] of [
-    ['verifier: distinct tokens', measured.distinct, [`${measured.tokens} tokens of ${measured.tokenBytes} bytes, each seen once by its verifier (each pass a new verifier: nothing is ever served from its cache)`]],
-    [`verifier: each token ${REPEATS}×`, measured.repeated, [`the same ${measured.tokens} tokens, each presented ${REPEATS} times in a shuffled order to a new verifier per pass: 1 in ${REPEATS} calls verifies a signature`]],
+    [
+      'verifier: distinct tokens',
+      measured.distinct,
+      [
+        `${measured.tokens} tokens of ${measured.tokenBytes} bytes, each seen once by its verifier (each pass a new verifier: nothing is ever served from its cache)`,
+      ],
+    ],
+    [
+      `verifier: each token ${REPEATS}×`,
+      measured.repeated,
+      [
+        `the same ${measured.tokens} tokens, each presented ${REPEATS} times in a shuffled order to a new verifier per pass: 1 in ${REPEATS} calls verifies a signature`,
+      ],
+    ],
   ] as const) {
-    references.push({ name: pair.jose.name, kind: 'ceiling', what, concurrency: CONNECTIONS, rps: pair.jose.rate, p50: pair.jose.p50, p95: Number.NaN, p99: pair.jose.p99, errors: pair.jose.errors });
+    references.push({
+      name: pair.jose.name,
+      kind: 'ceiling',
+      what,
+      concurrency: CONNECTIONS,
+      rps: pair.jose.rate,
+      p50: pair.jose.p50,
+      p95: Number.NaN,
+      p99: pair.jose.p99,
+      errors: pair.jose.errors,
+    });
     rows.push({
-      workload: label, concurrency: CONNECTIONS, rps: pair.kit.rate, p50: pair.kit.p50, p95: Number.NaN, p99: pair.kit.p99, errors: pair.kit.errors,
-      ceiling: { name: pair.jose.name, rate: pair.jose.rate }, ratioCeiling: pair.kit.rate / pair.jose.rate, notes: [...notes, 'ops/s, not req/s: in-process calls, no HTTP'],
+      workload: label,
+      concurrency: CONNECTIONS,
+      rps: pair.kit.rate,
+      p50: pair.kit.p50,
+      p95: Number.NaN,
+      p99: pair.kit.p99,
+      errors: pair.kit.errors,
+      ceiling: { name: pair.jose.name, rate: pair.jose.rate },
+      ratioCeiling: pair.kit.rate / pair.jose.rate,
+      notes: [...notes, 'ops/s, not req/s: in-process calls, no HTTP'],
     });
     if (pair.kit.errors + pair.jose.errors > 0) problems.push(`${label}: ${pair.kit.errors} kit and ${pair.jose.errors} jose verifications failed`);
   }
@@ -826,7 +1093,17 @@ interface RaceOutcome {
   readonly p99: number;
   readonly errors: number;
   readonly cpu: Record<string, number>;
-  readonly summary: { families: number; presentations: number; doubleWins: number; singleWins: number; noWins: number; maxWins: number; statuses: Record<string, number>; seconds: number; samples: string[] };
+  readonly summary: {
+    families: number;
+    presentations: number;
+    doubleWins: number;
+    singleWins: number;
+    noWins: number;
+    maxWins: number;
+    statuses: Record<string, number>;
+    seconds: number;
+    samples: string[];
+  };
 }
 
 /**
@@ -845,22 +1122,26 @@ async function race(url: string, tokens: readonly string[], watched: Watched[]):
     new Promise<number>((resolve) => {
       const body = `grant_type=refresh_token&client_id=${PUBLIC_CLIENT}&refresh_token=${token}`;
       const startedAt = performance.now();
-      const req = httpRequest(url, { method: 'POST', agent, headers: { 'content-type': FORM, 'content-length': Buffer.byteLength(body), 'user-agent': USER_AGENT } }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => {
-          latencies.push(performance.now() - startedAt);
-          const status = res.statusCode ?? 0;
-          statuses[status] = (statuses[status] ?? 0) + 1;
-          const expectedLoss = status === 400 && text.includes('"invalid_grant"');
-          if (status !== 200 && !expectedLoss) {
-            errors += 1;
-            if (samples.length < 5) samples.push(`${status} ${text.slice(0, 200)}`);
-          }
-          resolve(status === 200 ? 1 : 0);
-        });
-      });
+      const req = httpRequest(
+        url,
+        { method: 'POST', agent, headers: { 'content-type': FORM, 'content-length': Buffer.byteLength(body), 'user-agent': USER_AGENT } },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (text += chunk));
+          res.on('end', () => {
+            latencies.push(performance.now() - startedAt);
+            const status = res.statusCode ?? 0;
+            statuses[status] = (statuses[status] ?? 0) + 1;
+            const expectedLoss = status === 400 && text.includes('"invalid_grant"');
+            if (status !== 200 && !expectedLoss) {
+              errors += 1;
+              if (samples.length < 5) samples.push(`${status} ${text.slice(0, 200)}`);
+            }
+            resolve(status === 200 ? 1 : 0);
+          });
+        },
+      );
       req.on('error', (err) => {
         errors += 1;
         if (samples.length < 5) samples.push(`socket error: ${err.message}`);
@@ -871,20 +1152,28 @@ async function race(url: string, tokens: readonly string[], watched: Watched[]):
       req.end(body);
     });
   // Open the connections first, so that each batch's presentations leave together.
-  await Promise.all(Array.from({ length: RACE_BATCH * RACE_PRESENTATIONS }, () => new Promise<void>((resolve) => {
-    const req = httpRequest(new URL('/', url), { method: 'GET', agent }, (res) => {
-      res.resume();
-      res.on('end', () => resolve());
-    });
-    req.on('error', () => resolve());
-    req.end();
-  })));
+  await Promise.all(
+    Array.from(
+      { length: RACE_BATCH * RACE_PRESENTATIONS },
+      () =>
+        new Promise<void>((resolve) => {
+          const req = httpRequest(new URL('/', url), { method: 'GET', agent }, (res) => {
+            res.resume();
+            res.on('end', () => resolve());
+          });
+          req.on('error', () => resolve());
+          req.end();
+        }),
+    ),
+  );
   const wins: number[] = [];
   const cpuUsed = cpuWindow(watched);
   const startedAt = performance.now();
   for (let index = 0; index < tokens.length; index += RACE_BATCH) {
     const batch = tokens.slice(index, index + RACE_BATCH);
-    const results = await Promise.all(batch.map(async (token) => (await Promise.all(Array.from({ length: RACE_PRESENTATIONS }, () => present(token)))).reduce((a, b) => a + b, 0)));
+    const results = await Promise.all(
+      batch.map(async (token) => (await Promise.all(Array.from({ length: RACE_PRESENTATIONS }, () => present(token)))).reduce((a, b) => a + b, 0)),
+    );
     wins.push(...results);
   }
   const seconds = (performance.now() - startedAt) / 1000;
@@ -952,7 +1241,9 @@ function pick(result: LoadResult): Measured {
 }
 
 function progress(name: string, measured: Measured): void {
-  console.log(`  ${name}: ${fmt(measured.rps)} /s, p50 ${fmt(measured.p50, 2)} ms, p99 ${fmt(measured.p99, 2)} ms${measured.errors ? `, ${measured.errors} ERRORS` : ''}`);
+  console.log(
+    `  ${name}: ${fmt(measured.rps)} /s, p50 ${fmt(measured.p50, 2)} ms, p99 ${fmt(measured.p99, 2)} ms${measured.errors ? `, ${measured.errors} ERRORS` : ''}`,
+  );
 }
 
 interface Target {
@@ -970,7 +1261,8 @@ function targets(): Target[] {
   const login = row('password login');
   const raced = row('race');
   const list: Target[] = [];
-  const add = (name: string, measured: number | undefined, goal: string, met: (value: number) => boolean) => list.push({ name, measured, goal, met: measured === undefined ? undefined : met(measured) });
+  const add = (name: string, measured: number | undefined, goal: string, met: (value: number) => boolean) =>
+    list.push({ name, measured, goal, met: measured === undefined ? undefined : met(measured) });
   if (cc) {
     add('client_credentials vs node-oidc-provider', cc.ratioPeer, '≥ 1.50×', (value) => value >= 1.5);
     add('client_credentials vs bare RS256 signing', cc.ratioCeiling, '≥ 0.70×', (value) => value >= 0.7);
@@ -991,10 +1283,25 @@ function targets(): Target[] {
   return list;
 }
 
-function report(context: { machine: Record<string, unknown>; loadBefore: number[]; loadAfter: number[]; wallSeconds: number; profileSummary: string | undefined }): void {
+function report(context: {
+  machine: Record<string, unknown>;
+  loadBefore: number[];
+  loadAfter: number[];
+  wallSeconds: number;
+  profileSummary: string | undefined;
+}): void {
   const main = table(
     ['workload', 'conc', 'req/s', 'p50 ms', 'p99 ms', 'errors', '× ceiling', '× peer'],
-    rows.map((row) => [row.workload, String(row.concurrency), fmt(row.rps), fmt(row.p50, 2), fmt(row.p99, 2), String(row.errors), ratio(row.ratioCeiling), ratio(row.ratioPeer)]),
+    rows.map((row) => [
+      row.workload,
+      String(row.concurrency),
+      fmt(row.rps),
+      fmt(row.p50, 2),
+      fmt(row.p99, 2),
+      String(row.errors),
+      ratio(row.ratioCeiling),
+      ratio(row.ratioPeer),
+    ]),
   );
   const refs = table(
     ['reference', 'kind', 'conc', 'ops/s', 'p50 ms', 'p99 ms'],
@@ -1007,21 +1314,37 @@ function report(context: { machine: Record<string, unknown>; loadBefore: number[
   const targetList = targets();
   const targetTable = table(
     ['target', 'measured', 'goal', ''],
-    targetList.map((target) => [target.name, target.measured === undefined ? '—' : target.name.includes('(ms)') || target.name.includes('wins') ? fmt(target.measured, 1) : ratio(target.measured), target.goal, target.met === undefined ? '' : target.met ? 'met' : 'MISSED']),
+    targetList.map((target) => [
+      target.name,
+      target.measured === undefined ? '—' : target.name.includes('(ms)') || target.name.includes('wins') ? fmt(target.measured, 1) : ratio(target.measured),
+      target.goal,
+      target.met === undefined ? '' : target.met ? 'met' : 'MISSED',
+    ]),
   );
   const notes = rows.flatMap((row) => row.notes.map((note) => `${row.workload}: ${note}`));
   console.log(`\n${main}\n\n${refs}\n\n${targetTable}\n`);
   for (const note of notes) console.log(`note: ${note}`);
   console.log(`\n${cpuTable}`);
-  console.log('(process = the server measured, or the ceilings process; main/other thr = its event-loop thread / all its other threads (libuv pool, GC, JIT); main cores = event-loop thread busy, 1.00 = saturated; machine = busy cores of the whole box; other = busy cores not ours)\n');
+  console.log(
+    '(process = the server measured, or the ceilings process; main/other thr = its event-loop thread / all its other threads (libuv pool, GC, JIT); main cores = event-loop thread busy, 1.00 = saturated; machine = busy cores of the whole box; other = busy cores not ours)\n',
+  );
   const redis = extra.redis as { bytesPerFamily?: number; bytesPerFamilyBeforeFirstRotation?: number; subjectIndex?: { bytesPerEntry?: number } } | undefined;
   if (redis) {
-    console.log(`redis: MEMORY USAGE of a family key rt:fam:{tag}:id: ${redis.bytesPerFamily} bytes after a rotation (${redis.bytesPerFamilyBeforeFirstRotation} before the first), with a ${USER_AGENT.length}-byte User-Agent; subject index about ${redis.subjectIndex?.bytesPerEntry ?? '—'} bytes per family`);
+    console.log(
+      `redis: MEMORY USAGE of a family key rt:fam:{tag}:id: ${redis.bytesPerFamily} bytes after a rotation (${redis.bytesPerFamilyBeforeFirstRotation} before the first), with a ${USER_AGENT.length}-byte User-Agent; subject index about ${redis.subjectIndex?.bytesPerEntry ?? '—'} bytes per family`,
+    );
   }
   const memory = extra.memory as Record<string, { rssMiB: number; peakRssMiB: number } | undefined>;
-  console.log(`memory after the run: ${Object.entries(memory).map(([name, value]) => `${name} RSS ${value?.rssMiB ?? '—'} MiB (peak ${value?.peakRssMiB ?? '—'})`).join('; ')}`);
-  if (context.profileSummary) console.log(`\ncpu profiles (${(extra.profiles as string[]).join(', ')}); wall-clock samples of the main thread:\n${context.profileSummary}`);
-  console.log(`load average before ${context.loadBefore.map((value) => value.toFixed(2)).join(' ')}, after ${context.loadAfter.map((value) => value.toFixed(2)).join(' ')}; wall time ${context.wallSeconds.toFixed(0)} s`);
+  console.log(
+    `memory after the run: ${Object.entries(memory)
+      .map(([name, value]) => `${name} RSS ${value?.rssMiB ?? '—'} MiB (peak ${value?.peakRssMiB ?? '—'})`)
+      .join('; ')}`,
+  );
+  if (context.profileSummary)
+    console.log(`\ncpu profiles (${(extra.profiles as string[]).join(', ')}); wall-clock samples of the main thread:\n${context.profileSummary}`);
+  console.log(
+    `load average before ${context.loadBefore.map((value) => value.toFixed(2)).join(' ')}, after ${context.loadAfter.map((value) => value.toFixed(2)).join(' ')}; wall time ${context.wallSeconds.toFixed(0)} s`,
+  );
 
   const resultsDir = join(ROOT, 'bench', 'results');
   mkdirSync(resultsDir, { recursive: true });
@@ -1032,7 +1355,18 @@ function report(context: { machine: Record<string, unknown>; loadBefore: number[
       {
         startedAt: new Date(Date.now() - context.wallSeconds * 1000).toISOString(),
         machine: context.machine,
-        settings: { threadPool: Number(THREAD_POOL.UV_THREADPOOL_SIZE), warmupSec: WARMUP, durationSec: DURATION, rounds: ROUNDS, connections: CONNECTIONS, loginConnections: LOGIN_CONNECTIONS, logLevel: 'info', rateLimits: RATE_LIMITS, only: [...ONLY], authorityExtraEnv: AUTHORITY_EXTRA_ENV },
+        settings: {
+          threadPool: Number(THREAD_POOL.UV_THREADPOOL_SIZE),
+          warmupSec: WARMUP,
+          durationSec: DURATION,
+          rounds: ROUNDS,
+          connections: CONNECTIONS,
+          loginConnections: LOGIN_CONNECTIONS,
+          logLevel: 'info',
+          rateLimits: RATE_LIMITS,
+          only: [...ONLY],
+          authorityExtraEnv: AUTHORITY_EXTRA_ENV,
+        },
         loadAverage: { before: context.loadBefore, after: context.loadAfter },
         wallSeconds: Math.round(context.wallSeconds),
         workloads: rows.map((row) => ({ ...row, cpuMsPerRequest: cpuPerRequest(row) })),
@@ -1090,7 +1424,7 @@ try {
   exitCode = await main();
 } catch (err) {
   keepScratch = true;
-  console.error(`\nbench FAILED: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+  console.error(`\nbench FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   console.error(`bench: logs kept in ${scratch}`);
 } finally {
   await stopAll();

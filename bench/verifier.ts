@@ -72,7 +72,14 @@ export async function benchVerifier(options: Timing): Promise<VerifierBench> {
       fetch: async () => new Response(jwksBody, { headers: { 'content-type': 'application/json', 'cache-control': 'max-age=3600' } }),
     });
   const joseKey = await importJWK(jwk, 'RS256');
-  const joseVerify = (token: string) => jwtVerify(token, joseKey, { algorithms: ['RS256'], issuer: ISSUER, audience: AUDIENCE, typ: 'at+jwt', requiredClaims: ['sub', 'client_id', 'jti', 'exp', 'iat'] });
+  const joseVerify = (token: string) =>
+    jwtVerify(token, joseKey, {
+      algorithms: ['RS256'],
+      issuer: ISSUER,
+      audience: AUDIENCE,
+      typ: 'at+jwt',
+      requiredClaims: ['sub', 'client_id', 'jti', 'exp', 'iat'],
+    });
 
   /** `concurrency` callers walking `sequence` in order; a new pass (and, for the kit, a new verifier) at its end. */
   const side = (name: string, sequence: readonly string[], verifyWith: () => (token: string) => Promise<unknown>): Side => ({
@@ -114,8 +121,14 @@ export async function benchVerifier(options: Timing): Promise<VerifierBench> {
   };
   const jose = () => joseVerify;
 
-  const [distinctKit, distinctJose] = await together(options, [side('verifier.verify, distinct tokens', tokens, kit), side('bare jose jwtVerify, distinct tokens', tokens, jose)]);
-  const [repeatedKit, repeatedJose] = await together(options, [side(`verifier.verify, each token ${REPEATS}×`, repeated, kit), side(`bare jose jwtVerify, each token ${REPEATS}×`, repeated, jose)]);
+  const [distinctKit, distinctJose] = await together(options, [
+    side('verifier.verify, distinct tokens', tokens, kit),
+    side('bare jose jwtVerify, distinct tokens', tokens, jose),
+  ]);
+  const [repeatedKit, repeatedJose] = await together(options, [
+    side(`verifier.verify, each token ${REPEATS}×`, repeated, kit),
+    side(`bare jose jwtVerify, each token ${REPEATS}×`, repeated, jose),
+  ]);
   return {
     distinct: { kit: distinctKit!, jose: distinctJose! },
     repeated: { kit: repeatedKit!, jose: repeatedJose! },
@@ -143,7 +156,9 @@ async function together(options: Timing, sides: readonly Side[]): Promise<SideRe
     const { ops, seconds, errors, latencies } = parts[index]!;
     latencies.sort((a, b) => a - b);
     const result = { name: entry.name, ops, seconds, rate: ops / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors };
-    options.progress(`  ${result.name}: ${result.rate.toFixed(0)} /s, p50 ${result.p50.toFixed(3)} ms, p99 ${result.p99.toFixed(3)} ms${errors ? `, ${errors} ERRORS` : ''}`);
+    options.progress(
+      `  ${result.name}: ${result.rate.toFixed(0)} /s, p50 ${result.p50.toFixed(3)} ms, p99 ${result.p99.toFixed(3)} ms${errors ? `, ${errors} ERRORS` : ''}`,
+    );
     return result;
   });
 }
@@ -154,8 +169,18 @@ function signTokens(privateKey: KeyObject, kid: string, count: number): Promise<
   const iat = Math.floor(Date.now() / 1000);
   const one = (): Promise<string> => {
     const claims = {
-      iss: ISSUER, sub: randomBytes(12).toString('hex'), aud: AUDIENCE, exp: iat + 3600, iat, nbf: iat, jti: randomBytes(16).toString('base64url'),
-      client_id: 'bench-app', scope: 'profile email', email: 'bench@example.com', roles: ['user'], sid: randomBytes(16).toString('base64url'),
+      iss: ISSUER,
+      sub: randomBytes(12).toString('hex'),
+      aud: AUDIENCE,
+      exp: iat + 3600,
+      iat,
+      nbf: iat,
+      jti: randomBytes(16).toString('base64url'),
+      client_id: 'bench-app',
+      scope: 'profile email',
+      email: 'bench@example.com',
+      roles: ['user'],
+      sid: randomBytes(16).toString('base64url'),
     };
     const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
     return new Promise((resolve, reject) => {

@@ -88,7 +88,8 @@ async function main(argv: string[]): Promise<number> {
   if (!config.refreshTokenSecret) {
     const file = join(config.keysDir, REFRESH_SECRET_FILE);
     if (dryRun) {
-      if ((await readRefreshSecret(config.keysDir, { production: config.production })) === undefined) console.log(`would create ${file} (the refresh-token MAC key; REFRESH_TOKEN_SECRET is unset)`);
+      if ((await readRefreshSecret(config.keysDir, { production: config.production })) === undefined)
+        console.log(`would create ${file} (the refresh-token MAC key; REFRESH_TOKEN_SECRET is unset)`);
     } else if ((await ensureRefreshSecret(config.keysDir, { production: config.production })).created) {
       console.log(`created ${file}: the refresh-token MAC key, used while REFRESH_TOKEN_SECRET is unset; back it up with the keys`);
     }

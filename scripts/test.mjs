@@ -23,6 +23,11 @@ if (lint.status !== 0) {
   console.error('lint failed (npm run lint)');
   failed += 1;
 }
+const format = spawnSync(bin('prettier'), ['--check', '--log-level', 'warn', '.'], { stdio: 'inherit' });
+if (format.status !== 0) {
+  console.error('formatting differs (npm run format writes it)');
+  failed += 1;
+}
 
 const dir = mkdtempSync(join(tmpdir(), 'vitest-summary-'));
 const summaryFile = join(dir, 'results.json');

@@ -28,7 +28,8 @@ async function prepare() {
   if (!values.email) throw new UsageError('--email is required');
   if (!values['password-stdin']) throw new UsageError('--password-stdin is required: the password is read from standard input, never from arguments');
   // A terminal would echo the password as it is typed, and wait silently for an EOF.
-  if (process.stdin.isTTY) throw new UsageError(`--password-stdin reads a pipe, not a terminal: printf '%s' "$PASSWORD" | npm run user:create -- --email ... --password-stdin`);
+  if (process.stdin.isTTY)
+    throw new UsageError(`--password-stdin reads a pipe, not a terminal: printf '%s' "$PASSWORD" | npm run user:create -- --email ... --password-stdin`);
   const password = (await text(process.stdin)).replace(/\r?\n$/, '');
   return checkNewUser({ email: values.email, password, roles: values.role, name: values.name });
 }

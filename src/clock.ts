@@ -11,8 +11,12 @@ export function manualClock(start = Date.UTC(2026, 0, 1)): Clock & { set(ms: num
   let current = start;
   return {
     now: () => current,
-    set: (ms) => { current = ms; },
-    advance: (ms) => { current += ms; },
+    set: (ms) => {
+      current = ms;
+    },
+    advance: (ms) => {
+      current += ms;
+    },
   };
 }
 

@@ -59,10 +59,13 @@ export function runPrimary(config: Pick<Config, 'workers' | 'shutdownTimeout'>, 
       logger.info({ signal }, 'shutting down workers');
       if (alive === 0) exit(0); // only replacements waiting to be forked
       for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
-      setTimeout(() => {
-        logger.error('workers did not stop in time');
-        exit(1);
-      }, (config.shutdownTimeout + 5) * 1000).unref();
+      setTimeout(
+        () => {
+          logger.error('workers did not stop in time');
+          exit(1);
+        },
+        (config.shutdownTimeout + 5) * 1000,
+      ).unref();
     });
   }
 }

@@ -28,7 +28,17 @@ import { closeRedis, connectRedis, createRedisClient, pingRedis } from './stores
 import { createRedisDenylist } from './stores/redis/denylist.js';
 import { createRedisFamilyStore } from './stores/redis/families.js';
 import { createRedisRateLimits } from './stores/redis/rate-limits.js';
-import type { AccessTokenDenylist, AuthorizationCodeStore, BrowserSessionStore, ClientStore, ConsentStore, FamilyStore, PushedRequestStore, RateLimitBackend, UserStore } from './stores/types.js';
+import type {
+  AccessTokenDenylist,
+  AuthorizationCodeStore,
+  BrowserSessionStore,
+  ClientStore,
+  ConsentStore,
+  FamilyStore,
+  PushedRequestStore,
+  RateLimitBackend,
+  UserStore,
+} from './stores/types.js';
 import { createMemoryAuthorizationCodeStore } from './stores/memory/authorization-codes.js';
 import { createMemoryBrowserSessionStore } from './stores/memory/browser-sessions.js';
 import { createMemoryPushedRequestStore } from './stores/memory/pushed-requests.js';
@@ -75,7 +85,10 @@ async function refreshTokenSecret(config: Config, logger: Logger, random: Random
   if (config.production) {
     const secret = await readRefreshSecret(config.keysDir, { production: true });
     if (secret === undefined) {
-      throw new KeyRingError(`REFRESH_TOKEN_SECRET is unset and KEYS_DIR holds no ${REFRESH_SECRET_FILE}: run \`npm run keys:rotate\` (it creates one) or set REFRESH_TOKEN_SECRET`, file);
+      throw new KeyRingError(
+        `REFRESH_TOKEN_SECRET is unset and KEYS_DIR holds no ${REFRESH_SECRET_FILE}: run \`npm run keys:rotate\` (it creates one) or set REFRESH_TOKEN_SECRET`,
+        file,
+      );
     }
     return secret;
   }
@@ -183,7 +196,10 @@ export interface Service {
 }
 
 /** Stores, then services, then the Koa app; nothing listens yet. Tests build exactly this. */
-export async function createService(config: Config, { logger, clock = systemClock, random = cryptoRandom }: { logger: Logger; clock?: Clock; random?: Random }): Promise<Service> {
+export async function createService(
+  config: Config,
+  { logger, clock = systemClock, random = cryptoRandom }: { logger: Logger; clock?: Clock; random?: Random },
+): Promise<Service> {
   // Read before anything connects: in production a missing key or an unreadable file stops start-up here.
   const refreshSecret = await refreshTokenSecret(config, logger, random);
   const assets = await readPageAssets(config);
@@ -223,14 +239,31 @@ export async function createService(config: Config, { logger, clock = systemCloc
     registrations: stores.rateLimits.limiter({ keyPrefix: 'register-ip', ...toLimit(config.registerIpRateLimit) }),
   });
   const refreshTokens = createRefreshTokens({ secret: refreshSecret, random, families: stores.families });
-  const tokens = createTokenService({ accessTokens, families: stores.families, refreshTokens, denylist: stores.denylist, users: stores.users, audience: config.audience, refreshTokenTtl: config.refreshTokenTtl, clockSkew: config.clockSkew });
+  const tokens = createTokenService({
+    accessTokens,
+    families: stores.families,
+    refreshTokens,
+    denylist: stores.denylist,
+    users: stores.users,
+    audience: config.audience,
+    refreshTokenTtl: config.refreshTokenTtl,
+    clockSkew: config.clockSkew,
+  });
   const clientAuth = createClientAuthenticator({
     clients,
     failures: stores.rateLimits.limiter({ keyPrefix: 'client-auth', ...toLimit(config.clientAuthRateLimit) }),
     clock,
   });
 
-  const sessions = createSessionService({ tokens, users, families: stores.families, clients, browserSessions: stores.browserSessions, consents: stores.consents, loginClientId: config.loginClientId });
+  const sessions = createSessionService({
+    tokens,
+    users,
+    families: stores.families,
+    clients,
+    browserSessions: stores.browserSessions,
+    consents: stores.consents,
+    loginClientId: config.loginClientId,
+  });
   const codes = createAuthorizationCodes({ codes: stores.authorizationCodes, tokens, users: stores.users, random, clock });
   const signIn = createSignIn({
     issuer: config.issuer,

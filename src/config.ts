@@ -94,14 +94,23 @@ const url = (protocols: string[]) =>
 const list = z
   .string()
   .default('')
-  .transform((text) => text.split(',').map((item) => item.trim()).filter(Boolean));
+  .transform((text) =>
+    text
+      .split(',')
+      .map((item) => item.trim())
+      .filter(Boolean),
+  );
 
 const hostPort = z.string().transform((text, ctx) => {
-  const nodes = text.split(',').map((item) => item.trim()).filter(Boolean).map((item) => {
-    const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(item);
-    const port = Number(match?.[2]);
-    return match && port > 0 && port < 65536 ? { host: match[1]!.replace(/^\[|\]$/g, ''), port } : undefined;
-  });
+  const nodes = text
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean)
+    .map((item) => {
+      const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(item);
+      const port = Number(match?.[2]);
+      return match && port > 0 && port < 65536 ? { host: match[1]!.replace(/^\[|\]$/g, ''), port } : undefined;
+    });
   if (nodes.length === 0 || nodes.some((node) => node === undefined)) {
     ctx.addIssue({ code: 'custom', message: 'must be a comma-separated list of host:port' });
     return z.NEVER;
@@ -245,9 +254,21 @@ const variables = {
     /** A CSS file served at /assets/pages.css instead of the default one (theming). */
     stylesheetFile: variable('PAGES_STYLESHEET', z.string().min(1).optional()),
     /** An .svg, .png or .webp logo served at /assets/logo and shown in the pages' header. */
-    logoFile: variable('PAGES_LOGO', z.string().regex(/\.(svg|png|webp)$/i, 'must be an .svg, .png or .webp file').optional()),
+    logoFile: variable(
+      'PAGES_LOGO',
+      z
+        .string()
+        .regex(/\.(svg|png|webp)$/i, 'must be an .svg, .png or .webp file')
+        .optional(),
+    ),
     /** Every client must push its authorization requests (RFC 9126 §6); else only clients created with --require-par. */
-    requirePar: variable('REQUIRE_PAR', z.enum(['true', 'false']).default('false').transform((text) => text === 'true')),
+    requirePar: variable(
+      'REQUIRE_PAR',
+      z
+        .enum(['true', 'false'])
+        .default('false')
+        .transform((text) => text === 'true'),
+    ),
     /** Seconds a browser's sign-in session (SSO) lives without use. */
     sessionTtl: variable('SIGN_IN_SESSION_TTL', duration('1d', { min: 60 })),
     /** Seconds a sign-in session lives at most; after that the password is asked again. */

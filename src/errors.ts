@@ -207,7 +207,10 @@ export function toOAuthError(err: unknown): OAuthError {
  * outside the set becomes `?`.
  */
 export function descriptionChars(description: string): string {
-  return description.replace(/"/g, "'").replace(/\\/g, '/').replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, '?');
+  return description
+    .replace(/"/g, "'")
+    .replace(/\\/g, '/')
+    .replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, '?');
 }
 
 /**
@@ -216,7 +219,10 @@ export function descriptionChars(description: string): string {
  * rejects with it.
  */
 export class StoreUnavailableError extends Error {
-  constructor(readonly store: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly store: string,
+    options?: { cause?: unknown },
+  ) {
     super(`${store} store unavailable`, options);
     this.name = 'StoreUnavailableError';
   }

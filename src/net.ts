@@ -22,5 +22,8 @@ export function clientNetwork(address: string): string {
   const ipv6 = ipaddr.IPv6.parse(host.replace(/%.*$/, ''));
   // ipaddr.js reads the deprecated IPv4-compatible `::1.2.3.4` as mapped too: that host's IPv4 address.
   if (ipv6.isIPv4MappedAddress()) return ipv6.toIPv4Address().toString();
-  return `${ipv6.parts.slice(0, 4).map((group) => group.toString(16)).join(':')}::/64`;
+  return `${ipv6.parts
+    .slice(0, 4)
+    .map((group) => group.toString(16))
+    .join(':')}::/64`;
 }

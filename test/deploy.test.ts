@@ -43,7 +43,9 @@ describe('docker-compose.yml', () => {
     // ${VAR:?} demanding a value), the configuration is complete; the refresh-token secret
     // then comes from /keys/refresh-token.secret, which the first keys:rotate made.
     for (const value of Object.values(env)) expect(value).not.toMatch(/\$\{\w+:\?/);
-    const resolved = Object.fromEntries(Object.entries(env).map(([key, value]) => [key, value.replace(/\$\{(\w+)(?::-([^}]*))?\}/g, (_, _name: string, fallback = '') => fallback)]));
+    const resolved = Object.fromEntries(
+      Object.entries(env).map(([key, value]) => [key, value.replace(/\$\{(\w+)(?::-([^}]*))?\}/g, (_, _name: string, fallback = '') => fallback)]),
+    );
     expect(resolved.REFRESH_TOKEN_SECRET).toBe('');
     expect(() => parseConfig(resolved)).not.toThrow();
   });

@@ -29,7 +29,12 @@ describe('the default log destination', () => {
   it('writes out what it holds when the process exits right after logging', async () => {
     const { stdout, code } = await runLogger(`for (let i = 0; i < 3; i++) logger.fatal({ i }, 'going down'); process.exit(3);`);
     expect(code).toBe(3);
-    expect(stdout.trim().split('\n').map((line) => JSON.parse(line).i)).toEqual([0, 1, 2]);
+    expect(
+      stdout
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line).i),
+    ).toEqual([0, 1, 2]);
   });
 
   it('writes a lone line within about a second, while the process keeps running', async () => {

@@ -43,7 +43,10 @@ describe('clientNetwork', () => {
     const random = seeded(20_260_104);
     for (let i = 0; i < 500; i += 1) {
       const groups = randomGroups(random);
-      const expected = `${groups.slice(0, 4).map((group) => group.toString(16)).join(':')}::/64`;
+      const expected = `${groups
+        .slice(0, 4)
+        .map((group) => group.toString(16))
+        .join(':')}::/64`;
       for (const spelling of spellings(groups)) {
         expect(clientNetwork(spelling), spelling).toBe(expected);
         expect(clientNetwork(`[${spelling}]:4321`), spelling).toBe(expected);
@@ -68,12 +71,21 @@ describe('clientNetwork', () => {
     expect(clientNetwork(address)).toBe(network);
   });
 
-  it.each(['', 'unknown', '1:2:3:4:5:6:7:8:9', '1::2::3', '12345::', '::g', '203.0.113.256', '203.0.113', '2001:db8::1/64', '[2001:db8::1', '203.0.113.9, 198.51.100.1'])(
-    'puts %j, which is not an address, in the one shared bucket',
-    (address) => {
-      expect(clientNetwork(address)).toBe('invalid');
-    },
-  );
+  it.each([
+    '',
+    'unknown',
+    '1:2:3:4:5:6:7:8:9',
+    '1::2::3',
+    '12345::',
+    '::g',
+    '203.0.113.256',
+    '203.0.113',
+    '2001:db8::1/64',
+    '[2001:db8::1',
+    '203.0.113.9, 198.51.100.1',
+  ])('puts %j, which is not an address, in the one shared bucket', (address) => {
+    expect(clientNetwork(address)).toBe('invalid');
+  });
 
   // Where ipaddr.js replaced the hand-written expansion, which got these wrong.
   it.each([

@@ -50,7 +50,10 @@ async function startProcess(env: Record<string, string>): Promise<Started> {
 /** Waits for this process's "listening" line, takes the port from its url, then for /healthz. */
 async function untilListening(started: Started): Promise<void> {
   await waitFor(() => /"msg":"listening"/.test(started.output()), 30_000, 50);
-  const line = started.output().split('\n').find((text) => text.includes('"msg":"listening"'))!;
+  const line = started
+    .output()
+    .split('\n')
+    .find((text) => text.includes('"msg":"listening"'))!;
   started.port = Number(new URL((JSON.parse(line) as { url: string }).url).port);
   await waitFor(async () => (await fetch(`http://127.0.0.1:${started.port}/healthz`)).ok, 10_000, 100);
 }
@@ -95,10 +98,17 @@ describe('start-up', () => {
 });
 
 describe('the thread pool', () => {
-  const listening = (output: string) => output.split('\n').filter((line) => line.includes('"msg":"listening"')).map((line) => JSON.parse(line) as { threadPool: number });
+  const listening = (output: string) =>
+    output
+      .split('\n')
+      .filter((line) => line.includes('"msg":"listening"'))
+      .map((line) => JSON.parse(line) as { threadPool: number });
 
   it('gets one thread per core (at least 2) from the entry, unless UV_THREADPOOL_SIZE is set', async () => {
-    for (const [env, expected] of [[{}, Math.max(2, availableParallelism())], [{ UV_THREADPOOL_SIZE: '3' }, 3]] as const) {
+    for (const [env, expected] of [
+      [{}, Math.max(2, availableParallelism())],
+      [{ UV_THREADPOOL_SIZE: '3' }, 3],
+    ] as const) {
       const started = await startProcess(env);
       try {
         await untilListening(started);
@@ -121,7 +131,9 @@ describe('graceful shutdown', () => {
     socket.on('data', (chunk) => (response += chunk.toString()));
     await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
     // Headers and half the body: the request is now in flight inside the server.
-    socket.write(`POST /auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 10)}`);
+    socket.write(
+      `POST /auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 10)}`,
+    );
     await new Promise((resolve) => setTimeout(resolve, 200));
     started.child.kill('SIGTERM');
     await waitFor(() => started.output().includes('shutting down'), 5000);
@@ -179,11 +191,15 @@ describe('key rotation seen by a running server', () => {
     const started = await startProcess({ KEYS_DIR: keysDir, DEV_CLIENT_SECRET: 'rotation-test-secret-0123456789' });
     try {
       await untilListening(started);
-      const jwks = async () => ((await (await fetch(`http://127.0.0.1:${started.port}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] }).keys.map((key) => key.kid);
+      const jwks = async () =>
+        ((await (await fetch(`http://127.0.0.1:${started.port}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] }).keys.map((key) => key.kid);
       const tokenKid = async () => {
         const res = await fetch(`http://127.0.0.1:${started.port}/oauth/token`, {
           method: 'POST',
-          headers: { authorization: `Basic ${Buffer.from('demo-service:rotation-test-secret-0123456789').toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+          headers: {
+            authorization: `Basic ${Buffer.from('demo-service:rotation-test-secret-0123456789').toString('base64')}`,
+            'content-type': 'application/x-www-form-urlencoded',
+          },
           body: 'grant_type=client_credentials',
         });
         const body = await res.text();
@@ -254,12 +270,20 @@ describe('cluster mode (WORKERS)', () => {
       await untilListening(started);
       await waitFor(() => (started.output().match(/"msg":"listening"/g) ?? []).length === 2, 20_000, 100);
       const base = `http://127.0.0.1:${started.port}`;
-      const login = await fetch(`${base}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'demo@example.com', password: 'cluster dev password' }) });
+      const login = await fetch(`${base}/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: 'demo@example.com', password: 'cluster dev password' }),
+      });
       expect(login.status).toBe(200);
       let token = ((await login.json()) as { refresh_token: string }).refresh_token;
       // New connections are spread over the workers; every rotation must see the last one.
       for (let i = 0; i < 10; i += 1) {
-        const res = await fetch(`${base}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', connection: 'close' }, body: `grant_type=refresh_token&client_id=demo-app&refresh_token=${token}` });
+        const res = await fetch(`${base}/oauth/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', connection: 'close' },
+          body: `grant_type=refresh_token&client_id=demo-app&refresh_token=${token}`,
+        });
         expect(res.status).toBe(200);
         token = ((await res.json()) as { refresh_token: string }).refresh_token;
       }
@@ -279,7 +303,14 @@ describe('the thread pool size for WORKERS', () => {
     // thread-pool.cts is CommonJS (`export =`), loaded by the entry before anything else;
     // it is run here the way the entry runs it, in a process of its own.
     const cases: [number, string | null, number][] = [
-      [16, null, 16], [16, '1', 16], [16, '4', 4], [16, 'auto', 2], [6, '4', 2], [1, null, 2], [4096, '1', 1024], [16, 'many', 16],
+      [16, null, 16],
+      [16, '1', 16],
+      [16, '4', 4],
+      [16, 'auto', 2],
+      [6, '4', 2],
+      [1, null, 2],
+      [4096, '1', 1024],
+      [16, 'many', 16],
     ];
     const script = `const { threadPoolSize } = require(${JSON.stringify(join(import.meta.dirname, '..', 'src', 'thread-pool.cts'))});
       process.stdout.write(JSON.stringify(${JSON.stringify(cases)}.map(([cores, workers]) => threadPoolSize(cores, workers ?? undefined))));`;

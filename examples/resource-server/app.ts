@@ -8,9 +8,16 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import { koa, type Verifier } from '../../src/verifier/index.js';
 
-export function createResourceServer({ verifier, corsOrigins = [] }: { verifier: Pick<Verifier, 'verify'>; corsOrigins?: readonly string[] }): Koa<koa.TokenState> {
+export function createResourceServer({
+  verifier,
+  corsOrigins = [],
+}: {
+  verifier: Pick<Verifier, 'verify'>;
+  corsOrigins?: readonly string[];
+}): Koa<koa.TokenState> {
   const app = new Koa<koa.TokenState>();
-  if (corsOrigins.length > 0) app.use(cors({ origin: (ctx) => (corsOrigins.includes(ctx.get('Origin')) ? ctx.get('Origin') : ''), allowHeaders: ['Authorization'] }));
+  if (corsOrigins.length > 0)
+    app.use(cors({ origin: (ctx) => (corsOrigins.includes(ctx.get('Origin')) ? ctx.get('Origin') : ''), allowHeaders: ['Authorization'] }));
   const router = new Router<koa.TokenState>();
 
   router.get('/public', (ctx) => {

@@ -29,7 +29,10 @@ try {
   process.exit(1);
 }
 
-const corsOrigins = (process.env.CORS_ORIGINS ?? '').split(',').map((origin) => origin.trim()).filter(Boolean);
+const corsOrigins = (process.env.CORS_ORIGINS ?? '')
+  .split(',')
+  .map((origin) => origin.trim())
+  .filter(Boolean);
 const server = createServer(createResourceServer({ verifier, corsOrigins }).callback());
 server.listen(port, host, () => {
   const address = server.address();

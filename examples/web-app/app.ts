@@ -50,7 +50,8 @@ export function createWebApp(options: WebAppOptions): RequestListener {
 
   let discovery: Promise<oauth.AuthorizationServer> | undefined;
   const authorizationServer = () => {
-    discovery ??= oauth.discoveryRequest(options.issuer, { algorithm: 'oauth2', ...insecure })
+    discovery ??= oauth
+      .discoveryRequest(options.issuer, { algorithm: 'oauth2', ...insecure })
       .then((response) => oauth.processDiscoveryResponse(options.issuer, response))
       .catch((err: unknown) => {
         discovery = undefined;
@@ -62,7 +63,9 @@ export function createWebApp(options: WebAppOptions): RequestListener {
   const callApi = (accessToken: string) => fetch(new URL('/me', options.api), { headers: { authorization: `Bearer ${accessToken}` } });
 
   function send(res: ServerResponse, status: number, type: string, body: string | Buffer, headers: Record<string, string | string[]> = {}) {
-    res.writeHead(status, { 'content-type': type, 'content-security-policy': csp, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...headers }).end(body);
+    res
+      .writeHead(status, { 'content-type': type, 'content-security-policy': csp, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...headers })
+      .end(body);
   }
   const page = (res: ServerResponse, status: number, title: string, body: string, headers?: Record<string, string | string[]>) =>
     send(res, status, 'text/html; charset=utf-8', layout(title, body), headers);
@@ -71,9 +74,23 @@ export function createWebApp(options: WebAppOptions): RequestListener {
   async function home(req: IncomingMessage, res: ServerResponse) {
     if (!options.web) return page(res, 200, 'Server app', html`<p>No client configured: set WEB_CLIENT_ID and WEB_CLIENT_SECRET (see README.md).</p>`);
     const session = sessions.get(readCookie(req, SESSION_COOKIE) ?? '');
-    if (!session) return page(res, 200, 'Server app', html`<p>Not signed in.</p><p><a href="/app/login">Sign in</a></p>`);
+    if (!session)
+      return page(
+        res,
+        200,
+        'Server app',
+        html`<p>Not signed in.</p>
+          <p><a href="/app/login">Sign in</a></p>`,
+      );
     const api = await callApi(session.accessToken);
-    page(res, 200, 'Server app', html`<p id="user">Signed in as ${session.email}</p><h2>GET ${options.api.origin}/me answered ${api.status}</h2><pre id="api">${await api.text()}</pre>`);
+    page(
+      res,
+      200,
+      'Server app',
+      html`<p id="user">Signed in as ${session.email}</p>
+        <h2>GET ${options.api.origin}/me answered ${api.status}</h2>
+        <pre id="api">${await api.text()}</pre>`,
+    );
   }
 
   /** Starts a sign-in: PKCE and state, kept in an HttpOnly cookie until the callback. */
@@ -105,11 +122,29 @@ export function createWebApp(options: WebAppOptions): RequestListener {
     let tokens;
     try {
       const params = oauth.validateAuthResponse(as, client, new URL(req.url ?? '/', options.origin), state);
-      const response = await oauth.authorizationCodeGrantRequest(as, client, oauth.ClientSecretBasic(web.clientSecret), params, redirectUri, verifier, insecure);
+      const response = await oauth.authorizationCodeGrantRequest(
+        as,
+        client,
+        oauth.ClientSecretBasic(web.clientSecret),
+        params,
+        redirectUri,
+        verifier,
+        insecure,
+      );
       tokens = await oauth.processAuthorizationCodeResponse(as, client, response);
     } catch (err) {
-      const reason = err instanceof oauth.AuthorizationResponseError || err instanceof oauth.ResponseBodyError ? `${err.error}: ${err.error_description ?? ''}` : (err as Error).message;
-      return page(res, 400, 'Sign-in failed', html`<p>${reason}</p><p><a href="/app/login">Try again</a></p>`, clear);
+      const reason =
+        err instanceof oauth.AuthorizationResponseError || err instanceof oauth.ResponseBodyError
+          ? `${err.error}: ${err.error_description ?? ''}`
+          : (err as Error).message;
+      return page(
+        res,
+        400,
+        'Sign-in failed',
+        html`<p>${reason}</p>
+          <p><a href="/app/login">Try again</a></p>`,
+        clear,
+      );
     }
     const api = await callApi(tokens.access_token);
     if (!api.ok) return page(res, 502, 'Sign-in failed', html`<p>The API answered ${api.status}.</p>`, clear);
@@ -125,7 +160,15 @@ export function createWebApp(options: WebAppOptions): RequestListener {
     if (req.method !== 'GET') return page(res, 405, 'Not allowed', html`<p>Only GET here.</p>`, { allow: 'GET' });
     switch (pathname) {
       case '/':
-        return page(res, 200, 'Example web app', html`<ul><li><a href="/app">Server app (confidential client)</a></li><li><a href="/spa">Single-page app (public client)</a></li></ul>`);
+        return page(
+          res,
+          200,
+          'Example web app',
+          html`<ul>
+            <li><a href="/app">Server app (confidential client)</a></li>
+            <li><a href="/spa">Single-page app (public client)</a></li>
+          </ul>`,
+        );
       case '/app':
         return home(req, res);
       case '/app/login':
@@ -138,7 +181,12 @@ export function createWebApp(options: WebAppOptions): RequestListener {
       case '/spa/app.js':
         return send(res, 200, 'text/javascript; charset=utf-8', readFileSync(join(SPA_DIR, 'app.js')));
       case '/spa/config.json':
-        return send(res, 200, 'application/json', JSON.stringify({ issuer: options.issuer.href, api: options.api.href, clientId: options.spaClientId, scope: options.scope }));
+        return send(
+          res,
+          200,
+          'application/json',
+          JSON.stringify({ issuer: options.issuer.href, api: options.api.href, clientId: options.spaClientId, scope: options.scope }),
+        );
       case '/vendor/oauth4webapi.js':
         return send(res, 200, 'text/javascript; charset=utf-8', readFileSync(OAUTH4WEBAPI));
       default:

@@ -9,7 +9,15 @@ import { GRANT_TYPES, grantFor, isGrantType } from '../oauth/grants/index.js';
 import { redirectUriProblem } from '../oauth/redirect-uri.js';
 import { parseScope } from '../oauth/scope.js';
 import type { Random } from '../random.js';
-import { DuplicateKeyError, type ClientPermission, type ClientRecord, type ClientStore, type NewClient, type UserRecord, type UserStore } from '../stores/types.js';
+import {
+  DuplicateKeyError,
+  type ClientPermission,
+  type ClientRecord,
+  type ClientStore,
+  type NewClient,
+  type UserRecord,
+  type UserStore,
+} from '../stores/types.js';
 import { looksLikeEmail, normaliseEmail } from '../users/email.js';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, type PasswordHasher } from '../users/passwords.js';
 
@@ -89,7 +97,10 @@ export function planClient(random: Random, input: NewClientInput): PlannedClient
   };
 }
 
-export async function saveClient(clients: Pick<ClientStore, 'create'>, planned: PlannedClient): Promise<{ client: ClientRecord; clientSecret: string | undefined }> {
+export async function saveClient(
+  clients: Pick<ClientStore, 'create'>,
+  planned: PlannedClient,
+): Promise<{ client: ClientRecord; clientSecret: string | undefined }> {
   try {
     return { client: await clients.create(planned.record), clientSecret: planned.clientSecret };
   } catch (err) {
@@ -128,5 +139,11 @@ export function checkNewUser(input: NewUserInput): NewUserInput & { readonly rol
 }
 
 function slug(name: string): string {
-  return name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'client';
+  return (
+    name
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-|-$/g, '')
+      .slice(0, 40) || 'client'
+  );
 }

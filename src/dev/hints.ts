@@ -6,7 +6,11 @@ import { DEV_PUBLIC_CLIENT_ID, DEV_SERVICE_CLIENT_ID, DEV_SPA_CLIENT_ID, DEV_SPA
 /** A PKCE verifier for the printed example only; a real client makes a new one per sign-in. */
 const EXAMPLE_VERIFIER = 'dev-example-code-verifier-0123456789-abcdefghijklmnop';
 
-export function printDevHints(config: Pick<Config, 'issuer'>, seeded: { clientSecret: string | undefined; userPassword: string | undefined }, write: (text: string) => void): void {
+export function printDevHints(
+  config: Pick<Config, 'issuer'>,
+  seeded: { clientSecret: string | undefined; userPassword: string | undefined },
+  write: (text: string) => void,
+): void {
   // Printed to the terminal once, never to the log: these are secrets.
   const secret = seeded.clientSecret ?? '<the secret printed when it was created>';
   const password = seeded.userPassword ?? '<the password printed when it was created>';

@@ -56,7 +56,14 @@ export function createApp(deps: AppDeps): Koa {
   const oauth = { tokens: deps.tokens, users: deps.users, clientAuth: deps.clientAuth, codes: deps.codes };
   const client = authenticateClient(oauth);
   const auth = createAuthRoutes(deps);
-  const browser = createAuthorizeRoutes({ signIn: deps.signIn, pages: deps.pages, random: deps.random, logger: deps.logger, https: deps.config.issuer.startsWith('https:'), assets: deps.pageAssets });
+  const browser = createAuthorizeRoutes({
+    signIn: deps.signIn,
+    pages: deps.pages,
+    random: deps.random,
+    logger: deps.logger,
+    https: deps.config.issuer.startsWith('https:'),
+    assets: deps.pageAssets,
+  });
 
   const router = new Router();
   router.get('/healthz', liveness());
@@ -65,17 +72,20 @@ export function createApp(deps: AppDeps): Koa {
   const publicHeaders = publicDocumentHeaders({ https });
   const documents = new Map([
     ['/.well-known/jwks.json', jwksRoute(deps.keys, deps.config.jwksMaxAge, publicHeaders)],
-    ['/.well-known/oauth-authorization-server', metadataRoute({
-      issuer: deps.config.issuer,
-      keys: deps.keys,
-      scopes: deps.scopes ?? [],
-      grantTypes: GRANT_TYPES,
-      requirePar: deps.config.signIn.requirePar,
-      maxAgeSec: deps.config.jwksMaxAge,
-      // RFC 7009 §2.1: public clients revoke their own tokens with client_id alone.
-      revocationAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
-      fixedHeaders: publicHeaders,
-    })],
+    [
+      '/.well-known/oauth-authorization-server',
+      metadataRoute({
+        issuer: deps.config.issuer,
+        keys: deps.keys,
+        scopes: deps.scopes ?? [],
+        grantTypes: GRANT_TYPES,
+        requirePar: deps.config.signIn.requirePar,
+        maxAgeSec: deps.config.jwksMaxAge,
+        // RFC 7009 §2.1: public clients revoke their own tokens with client_id alone.
+        revocationAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
+        fixedHeaders: publicHeaders,
+      }),
+    ],
   ]);
   for (const [path, route] of documents) router.get(path, route);
   router.get('/oauth/authorize', browser.pageErrors, browser.authorize);

@@ -47,7 +47,10 @@ export async function withKeyDirLock<T>(dir: string, fn: (held: () => Promise<vo
   }
 }
 
-async function acquire(dir: string, { timeoutMs = 15_000, staleMs = 60_000, clock = systemClock }: LockOptions): Promise<{ held(): Promise<void>; release(): Promise<void> }> {
+async function acquire(
+  dir: string,
+  { timeoutMs = 15_000, staleMs = 60_000, clock = systemClock }: LockOptions,
+): Promise<{ held(): Promise<void>; release(): Promise<void> }> {
   const path = join(dir, LOCK_FILE);
   const content: LockContent = { pid: process.pid, host: hostname(), token: randomBytes(16).toString('hex'), createdAt: new Date(clock.now()).toISOString() };
   const deadline = clock.now() + timeoutMs;
@@ -63,7 +66,8 @@ async function acquire(dir: string, { timeoutMs = 15_000, staleMs = 60_000, cloc
       }
       return {
         async held() {
-          if ((await holderToken(path)) !== content.token) throw new KeyRingError('lost the key directory lock to another rotation; nothing was committed, run again', path);
+          if ((await holderToken(path)) !== content.token)
+            throw new KeyRingError('lost the key directory lock to another rotation; nothing was committed, run again', path);
         },
         release: () => release(path, content.token),
       };

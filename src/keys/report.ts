@@ -40,10 +40,25 @@ export function keyTable(keys: readonly KeyMeta[], now: number, timings: Rotatio
   const order = { active: 0, next: 1, retired: 2 } as const;
   const rows = [...keys]
     .sort((a, b) => order[a.state] - order[b.state] || b.createdAt - a.createdAt)
-    .map((key) => [key.kid, key.alg, key.state, iso(key.createdAt), key.activatedAt ? iso(key.activatedAt) : '-', key.retiredAt ? iso(key.retiredAt) : '-', transition(key, now, timings)]);
+    .map((key) => [
+      key.kid,
+      key.alg,
+      key.state,
+      iso(key.createdAt),
+      key.activatedAt ? iso(key.activatedAt) : '-',
+      key.retiredAt ? iso(key.retiredAt) : '-',
+      transition(key, now, timings),
+    ]);
   const table = [['KID', 'ALG', 'STATE', 'CREATED', 'ACTIVATED', 'RETIRED', 'NEXT TRANSITION'], ...rows];
   const widths = table[0]!.map((_, column) => Math.max(...table.map((row) => row[column]!.length)));
-  return table.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()).join('\n');
+  return table
+    .map((row) =>
+      row
+        .map((cell, column) => cell.padEnd(widths[column]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 function transition(key: KeyMeta, now: number, timings: RotationTimings): string {

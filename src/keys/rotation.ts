@@ -176,7 +176,14 @@ function planRoutine(ring: Ring, active: KeyMeta, now: number, options: Rotation
   if (candidate === undefined) return { steps: [], notes: [], nextRemains: false };
   const at = promotableAt(candidate, options);
   if (now >= at) {
-    return { steps: [{ action: 'promote', kid: candidate.kid }, { action: 'retire', kid: active.kid }], notes: [], nextRemains: ring.nexts.length > 1 };
+    return {
+      steps: [
+        { action: 'promote', kid: candidate.kid },
+        { action: 'retire', kid: active.kid },
+      ],
+      notes: [],
+      nextRemains: ring.nexts.length > 1,
+    };
   }
   const note =
     `Next key ${candidate.kid} has been published for ${formatDuration((now - candidate.createdAt) / 1000)}; it may sign only ` +
@@ -233,7 +240,11 @@ export interface CreatedKey {
  * lock. Order matters to readers: new key files first, then the manifest (one atomic
  * rename switches every state at once), then deletion of the files it no longer names.
  */
-export async function executeRotation(state: KeyDirState, plan: RotationPlan, { clock, generateKey = generatePrivateJwk, beforeCommit }: ExecuteOptions): Promise<{ keys: KeyMeta[]; created: CreatedKey[] }> {
+export async function executeRotation(
+  state: KeyDirState,
+  plan: RotationPlan,
+  { clock, generateKey = generatePrivateJwk, beforeCommit }: ExecuteOptions,
+): Promise<{ keys: KeyMeta[]; created: CreatedKey[] }> {
   const { dir } = state;
   const now = clock.now();
   // Nothing to do: leave the manifest untouched, so running servers see no change to reload.
@@ -257,11 +268,7 @@ export async function executeRotation(state: KeyDirState, plan: RotationPlan, { 
   await writeFileAtomic(join(dir, MANIFEST_FILE), serializeManifest(keys), dir);
 
   const kept = new Set(keys.map((key) => key.kid));
-  const garbage = [
-    ...state.keys.filter((key) => !kept.has(key.kid)).map((key) => key.file),
-    ...state.orphans,
-    ...state.tempFiles,
-  ];
+  const garbage = [...state.keys.filter((key) => !kept.has(key.kid)).map((key) => key.file), ...state.orphans, ...state.tempFiles];
   for (const file of garbage) await rm(file, { force: true });
   if (garbage.length > 0) await fsyncDir(dir);
   return { keys, created };
@@ -344,7 +351,12 @@ async function tightenDirMode(dir: string): Promise<boolean> {
 export function formatDuration(seconds: number): string {
   let rest = Math.max(0, Math.ceil(seconds));
   const parts: string[] = [];
-  for (const [unit, size] of [['d', 86400], ['h', 3600], ['m', 60], ['s', 1]] as const) {
+  for (const [unit, size] of [
+    ['d', 86400],
+    ['h', 3600],
+    ['m', 60],
+    ['s', 1],
+  ] as const) {
     if (rest >= size || (unit === 's' && parts.length === 0)) {
       parts.push(`${Math.floor(rest / size)}${unit}`);
       rest %= size;

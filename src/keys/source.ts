@@ -90,7 +90,10 @@ export function createKeyRingSource(options: KeyRingSourceOptions): KeyRingSourc
       const reason = err instanceof Error ? err.message : String(err);
       if (`${fingerprint}\n${reason}` !== lastFailure) {
         lastFailure = `${fingerprint}\n${reason}`;
-        logger.error({ dir, file: err instanceof KeyRingError ? err.file : undefined, reason }, 'signing keys: the key directory is invalid; keeping the previous key ring');
+        logger.error(
+          { dir, file: err instanceof KeyRingError ? err.file : undefined, reason },
+          'signing keys: the key directory is invalid; keeping the previous key ring',
+        );
       }
       return false;
     }

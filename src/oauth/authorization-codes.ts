@@ -44,7 +44,15 @@ export function createAuthorizationCodes(deps: AuthorizationCodeDeps) {
       const code = deps.random.token(CODE_BYTES);
       await codes.save(
         hash(code),
-        { clientId: request.clientId, redirectUri: request.redirectUri, codeChallenge: request.codeChallenge, userId: user.id, scope: request.scope, audience: request.audience, authTime },
+        {
+          clientId: request.clientId,
+          redirectUri: request.redirectUri,
+          codeChallenge: request.codeChallenge,
+          userId: user.id,
+          scope: request.scope,
+          audience: request.audience,
+          authTime,
+        },
         CODE_TTL_MS,
       );
       return code;
@@ -65,7 +73,8 @@ export function createAuthorizationCodes(deps: AuthorizationCodeDeps) {
       if (!verifierMatches(input.codeVerifier, record.codeChallenge)) throw new InvalidGrantError('code_verifier does not match the code_challenge');
       const user = await users.findById(record.userId);
       // A password change (or a disabled account) after the sign-in ends what it would have started.
-      if (!user || user.disabled || user.passwordChangedAt.getTime() > record.authTime) throw new InvalidGrantError(INVALID_CODE, { detail: 'the account changed after the sign-in' });
+      if (!user || user.disabled || user.passwordChangedAt.getTime() > record.authTime)
+        throw new InvalidGrantError(INVALID_CODE, { detail: 'the account changed after the sign-in' });
       const issued = await tokens.issueForUser({ user, client: input.client, scope: record.scope, audience: record.audience, context: input.context });
       const undo = { familyId: issued.family?.id, accessTokenJti: issued.accessToken.jti, accessTokenExpiresAt: issued.accessToken.expiresAt };
       if ((await codes.recordIssued(codeHash, undo)) !== 'recorded') {

@@ -63,7 +63,10 @@ const parameters = z.object({
   prompt: text(100).optional(),
   login_hint: text(254).optional(),
   nonce: text(500).optional(),
-  max_age: z.string().regex(/^\d{1,9}$/, 'must be a whole number of seconds').optional(),
+  max_age: z
+    .string()
+    .regex(/^\d{1,9}$/, 'must be a whole number of seconds')
+    .optional(),
   ...targetParameters,
 });
 

@@ -121,7 +121,8 @@ export function createClientAuthenticator({ clients, failures, clock }: { client
   async function check(credentials: ClientCredentials): Promise<ClientRecord> {
     const client = await clients.findById(credentials.clientId);
     if (credentials.method === 'none') {
-      if (client?.type !== 'public') throw new InvalidClientError('client authentication failed', { detail: `no secret for ${client ? 'confidential' : 'unknown'} client` });
+      if (client?.type !== 'public')
+        throw new InvalidClientError('client authentication failed', { detail: `no secret for ${client ? 'confidential' : 'unknown'} client` });
       return client;
     }
     // Compare even for an unknown client so that timing does not tell which ids exist.

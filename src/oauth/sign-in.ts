@@ -11,7 +11,15 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../clock.js';
-import { AccessDeniedError, ConsentRequiredError, InvalidGrantError, InvalidRequestError, LoginRequiredError, OAuthError, TooManyRequestsError } from '../errors.js';
+import {
+  AccessDeniedError,
+  ConsentRequiredError,
+  InvalidGrantError,
+  InvalidRequestError,
+  LoginRequiredError,
+  OAuthError,
+  TooManyRequestsError,
+} from '../errors.js';
 import type { Random } from '../random.js';
 import type { BrowserSession, BrowserSessionStore, ClientRecord, ConsentStore, PushedRequestStore, UserRecord } from '../stores/types.js';
 import type { UserService } from '../users/service.js';
@@ -53,8 +61,25 @@ export interface Browser {
 export type SignInOutcome =
   /** Send the browser to the client (a code, or an error). */
   | { readonly kind: 'redirect'; readonly location: string; readonly redirectOrigin: string; readonly sessionCookie?: string }
-  | { readonly kind: 'login'; readonly status: number; readonly transaction: string; readonly client: ClientRecord; readonly redirectOrigin: string; readonly email: string | undefined; readonly error?: string; readonly retryAfterMs?: number }
-  | { readonly kind: 'consent'; readonly transaction: string; readonly client: ClientRecord; readonly redirectOrigin: string; readonly scopes: readonly string[]; readonly user: UserRecord; readonly sessionCookie?: string }
+  | {
+      readonly kind: 'login';
+      readonly status: number;
+      readonly transaction: string;
+      readonly client: ClientRecord;
+      readonly redirectOrigin: string;
+      readonly email: string | undefined;
+      readonly error?: string;
+      readonly retryAfterMs?: number;
+    }
+  | {
+      readonly kind: 'consent';
+      readonly transaction: string;
+      readonly client: ClientRecord;
+      readonly redirectOrigin: string;
+      readonly scopes: readonly string[];
+      readonly user: UserRecord;
+      readonly sessionCookie?: string;
+    }
   /** The client or redirect URI cannot be trusted: our own page, never a redirect. */
   | { readonly kind: 'error'; readonly status: number; readonly description: string };
 
@@ -130,7 +155,11 @@ export function createSignIn(deps: SignInDeps) {
     return { kind: 'redirect', location, redirectOrigin: redirectOrigin(pending), ...(sessionCookie ? { sessionCookie } : {}) };
   }
 
-  function loginPage(pending: Pending, browser: Browser, extra: { status?: number; email?: string | undefined; error?: string; retryAfterMs?: number } = {}): SignInOutcome {
+  function loginPage(
+    pending: Pending,
+    browser: Browser,
+    extra: { status?: number; email?: string | undefined; error?: string; retryAfterMs?: number } = {},
+  ): SignInOutcome {
     return {
       kind: 'login',
       status: extra.status ?? 200,
@@ -150,8 +179,17 @@ export function createSignIn(deps: SignInDeps) {
     const consent = client.firstParty ? undefined : await consents.find(user.id, client.clientId);
     const needsConsent = !client.firstParty && (request.prompt.includes('consent') || !wanted.every((scope) => consent?.scopes.includes(scope)));
     if (needsConsent) {
-      if (request.prompt.includes('none')) return redirect(pending, toParams(new ConsentRequiredError('the user has not allowed this application yet')), sessionCookie);
-      return { kind: 'consent', transaction: transaction(pending.raw, browser), client, redirectOrigin: redirectOrigin(pending), scopes: wanted, user, ...(sessionCookie ? { sessionCookie } : {}) };
+      if (request.prompt.includes('none'))
+        return redirect(pending, toParams(new ConsentRequiredError('the user has not allowed this application yet')), sessionCookie);
+      return {
+        kind: 'consent',
+        transaction: transaction(pending.raw, browser),
+        client,
+        redirectOrigin: redirectOrigin(pending),
+        scopes: wanted,
+        user,
+        ...(sessionCookie ? { sessionCookie } : {}),
+      };
     }
     const code = await deps.codes.issue(request, user, authTime);
     return redirect(pending, { code }, sessionCookie);
@@ -194,8 +232,10 @@ export function createSignIn(deps: SignInDeps) {
         try {
           user = await users.login({ email: input.email, password: input.password, ip: browser.ip });
         } catch (err) {
-          if (err instanceof TooManyRequestsError) return loginPage(pending, browser, { status: 429, email: input.email, retryAfterMs: Number(err.headers['Retry-After'] ?? 60) * 1000 });
-          if (err instanceof InvalidGrantError) return loginPage(pending, browser, { status: 400, email: input.email, error: 'The email address or password is not right.' });
+          if (err instanceof TooManyRequestsError)
+            return loginPage(pending, browser, { status: 429, email: input.email, retryAfterMs: Number(err.headers['Retry-After'] ?? 60) * 1000 });
+          if (err instanceof InvalidGrantError)
+            return loginPage(pending, browser, { status: 400, email: input.email, error: 'The email address or password is not right.' });
           throw err;
         }
         const authTime = clock.now();

@@ -4,7 +4,15 @@
  * refresh tokens are minted and checked by `tokens/refresh-token.ts` and live in families
  * (`FamilyStore`).
  */
-import { AccessDeniedError, InvalidGrantError, InvalidRequestError, InvalidScopeError, InvalidTargetError, InvalidTokenError, UnauthorizedClientError } from '../errors.js';
+import {
+  AccessDeniedError,
+  InvalidGrantError,
+  InvalidRequestError,
+  InvalidScopeError,
+  InvalidTargetError,
+  InvalidTokenError,
+  UnauthorizedClientError,
+} from '../errors.js';
 import type { AccessTokenDenylist, ClientRecord, Family, FamilyStore, UseContext, UserRecord, UserStore } from '../stores/types.js';
 import type { AccessTokenClaims, AccessTokenRequest, AccessTokens, IssuedAccessToken } from '../tokens/access-token.js';
 import type { RefreshTokens } from '../tokens/refresh-token.js';
@@ -86,10 +94,7 @@ export function createTokenService(deps: TokenServiceDeps) {
     const verified = await accessTokens.verify(token, audience === undefined ? {} : { audience });
     if (!verified.ok) return undefined;
     const { claims } = verified;
-    const [denied, familyRevoked] = await Promise.all([
-      denylist.isDenied(claims.jti),
-      claims.sid ? families.isRevoked(claims.sid) : Promise.resolve(false),
-    ]);
+    const [denied, familyRevoked] = await Promise.all([denylist.isDenied(claims.jti), claims.sid ? families.isRevoked(claims.sid) : Promise.resolve(false)]);
     return denied || familyRevoked ? undefined : claims;
   }
 
@@ -107,7 +112,9 @@ export function createTokenService(deps: TokenServiceDeps) {
   async function allowedAudience(client: ClientRecord, family: Family): Promise<void> {
     if (mayTarget(client, family.audience)) return;
     await families.revoke(family.id);
-    throw new InvalidGrantError('this client may no longer use the audience the refresh token was granted for', { detail: `audience withdrawn from client, family ${family.id} ended` });
+    throw new InvalidGrantError('this client may no longer use the audience the refresh token was granted for', {
+      detail: `audience withdrawn from client, family ${family.id} ended`,
+    });
   }
 
   return {
@@ -192,7 +199,12 @@ export function createTokenService(deps: TokenServiceDeps) {
       within(result.family);
       await allowedAudience(input.client, result.family);
       if (user.id !== result.family.subject) user = await activeUser(result.family.subject, result.family.id);
-      const scope = requested.length > 0 ? requested.join(' ') : storedScopeTokens(result.family.scope).filter((token) => input.client.scopes.includes(token)).join(' ');
+      const scope =
+        requested.length > 0
+          ? requested.join(' ')
+          : storedScopeTokens(result.family.scope)
+              .filter((token) => input.client.scopes.includes(token))
+              .join(' ');
       const issued = await accessTokenFor({ user, client: input.client, scope, audience: result.family.audience, sid: result.family.id });
       return { response: response(issued, scope, result.refreshToken), family: result.family, user };
     },

@@ -1,5 +1,15 @@
 export {
-  createPageRenderer, DEFAULT_SCOPE_DESCRIPTIONS, pageStylesheet, PAGES_LOGO_PATH, PAGES_STYLESHEET_PATH, waitText,
-  type ConsentPage, type ErrorPage, type LoginPage, type PageAssets, type PageOptions, type PageRenderer,
+  createPageRenderer,
+  DEFAULT_SCOPE_DESCRIPTIONS,
+  pageStylesheet,
+  PAGES_LOGO_PATH,
+  PAGES_STYLESHEET_PATH,
+  waitText,
+  type ConsentPage,
+  type ErrorPage,
+  type LoginPage,
+  type PageAssets,
+  type PageOptions,
+  type PageRenderer,
 } from './render.js';
 export { contentSecurityPolicy, pageHeaders } from './headers.js';

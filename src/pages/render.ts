@@ -118,9 +118,7 @@ export function createPageRenderer(options: PageOptions): PageRenderer {
 /** What the login template shows: the alert, and each field with its value, error and description. */
 function loginView(page: LoginPage): object {
   const { error, throttle } = page;
-  const alert = throttle
-    ? `Too many sign-in attempts. Please wait ${waitText(throttle.retryAfterMs)} before trying again.`
-    : error?.message;
+  const alert = throttle ? `Too many sign-in attempts. Please wait ${waitText(throttle.retryAfterMs)} before trying again.` : error?.message;
   const field = (name: 'email' | 'password') => {
     const fieldError = !throttle && error?.field === name ? error.message : undefined;
     // The alert describes a field only when it is about no field in particular.
@@ -149,7 +147,8 @@ export function waitText(retryAfterMs: number): string {
 
 /** A path on this origin: `/…` but not `//…` (another host) nor `/\…` (which browsers read as `//`). */
 function assertOwnPath(value: string, what: string): string {
-  if (typeof value !== 'string' || !/^\/(?![/\\])[^\s]*$/.test(value)) throw new TypeError(`${what} must be a path on the authority's own origin, like /assets/logo.svg`);
+  if (typeof value !== 'string' || !/^\/(?![/\\])[^\s]*$/.test(value))
+    throw new TypeError(`${what} must be a path on the authority's own origin, like /assets/logo.svg`);
   return value;
 }
 

@@ -123,7 +123,10 @@ export function createSessionService(deps: SessionServiceDeps) {
      */
     async revokeConsent({ user }: Caller, clientId: string): Promise<void> {
       const sessions = await families.listBySubject(user.id);
-      const [revoked] = await Promise.all([consents.revoke(user.id, clientId), ...sessions.filter((family) => family.clientId === clientId).map((family) => families.revoke(family.id))]);
+      const [revoked] = await Promise.all([
+        consents.revoke(user.id, clientId),
+        ...sessions.filter((family) => family.clientId === clientId).map((family) => families.revoke(family.id)),
+      ]);
       if (!revoked) throw new NotFoundError('no consent for this client');
     },
 
@@ -155,7 +158,13 @@ export function createSessionService(deps: SessionServiceDeps) {
 
     /** Changes the password and ends every other session of the user, and every browser's sign-in; resolves how many sessions ended. */
     async changePassword({ claims, user }: Caller, input: { currentPassword: string; newPassword: string; ip: string }): Promise<number> {
-      await users.changePassword({ user, currentPassword: input.currentPassword, newPassword: input.newPassword, ip: input.ip, session: claims.sid ?? claims.jti });
+      await users.changePassword({
+        user,
+        currentPassword: input.currentPassword,
+        newPassword: input.newPassword,
+        ip: input.ip,
+        session: claims.sid ?? claims.jti,
+      });
       const [ended] = await Promise.all([families.revokeAll(user.id, claims.sid), browserSessions.deleteAllOfUser(user.id)]);
       return ended;
     },

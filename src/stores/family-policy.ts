@@ -98,7 +98,7 @@ export function assertNewFamily(family: NewFamily): void {
   assertGrant(family);
   if (!isFamilyId(family.id)) throw new TypeError('NewFamily.id must be a family id');
   // The Redis adapter keeps a subject's families in its index's slot by this tag.
-  if (familyIdTag(family.id) !== subjectTag(family.subject)) throw new TypeError('NewFamily.id must start with its subject\'s tag');
+  if (familyIdTag(family.id) !== subjectTag(family.subject)) throw new TypeError("NewFamily.id must start with its subject's tag");
   if (!isTokenHash(family.tokenHash)) throw new TypeError('NewFamily.tokenHash must be a token hash');
 }
 

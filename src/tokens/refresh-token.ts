@@ -150,8 +150,7 @@ function isCanonical(base64url: string): boolean {
 
 /** A rotation as the token layer answers it: with the new token when it rotated. */
 export type RefreshTokenRotation =
-  | { readonly outcome: 'rotated'; readonly family: Family; readonly refreshToken: string }
-  | Exclude<RotateResult, { readonly outcome: 'rotated' }>;
+  { readonly outcome: 'rotated'; readonly family: Family; readonly refreshToken: string } | Exclude<RotateResult, { readonly outcome: 'rotated' }>;
 
 export interface RefreshTokensDeps {
   /** Server-side MAC key (`Config.refreshTokenSecret`), at least 32 characters; never stored. */

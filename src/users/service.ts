@@ -100,7 +100,8 @@ export function createUserService(deps: {
           ok = result.ok;
           // Conditional on the hash just verified: a password change that lands while this
           // re-hash runs wins, rather than being overwritten by a hash of the old password.
-          if (ok && result.needsRehash) await users.setPasswordHash(credentials.user.id, await hasher.hash(input.password), { expected: credentials.passwordHash });
+          if (ok && result.needsRehash)
+            await users.setPasswordHash(credentials.user.id, await hasher.hash(input.password), { expected: credentials.passwordHash });
         } else {
           await hasher.verifyDummy(input.password);
         }

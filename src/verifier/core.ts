@@ -71,9 +71,11 @@ export function signatureKey(alg: string, key: KeyObject): SignatureKey | undefi
     return undefined;
   }
   const input: VerifyKeyObjectInput =
-    spec.pss !== undefined ? { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: spec.pss }
-    : spec.p1363 ? { key, dsaEncoding: 'ieee-p1363' }
-    : { key };
+    spec.pss !== undefined
+      ? { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: spec.pss }
+      : spec.p1363
+        ? { key, dsaEncoding: 'ieee-p1363' }
+        : { key };
   return { alg, digest: spec.digest, input };
 }
 
@@ -130,24 +132,29 @@ export function parseToken(token: unknown): ParsedToken {
 
   const { alg, typ, kid } = header;
   if (typeof alg !== 'string' || !ASYMMETRIC_ALGORITHMS.has(alg)) {
-    throw new TokenError('invalid_token', 'the token\'s signing algorithm is not accepted', { detail: `alg ${JSON.stringify(alg)}` });
+    throw new TokenError('invalid_token', "the token's signing algorithm is not accepted", { detail: `alg ${JSON.stringify(alg)}` });
   }
   if (typeof typ !== 'string' || normalizeTyp(typ) !== ACCESS_TOKEN_TYP) {
     throw new TokenError('invalid_token', 'the token is not an access token (typ must be at+jwt)', { detail: `typ ${JSON.stringify(typ)}` });
   }
   if (typeof kid !== 'string' || kid === '') throw new TokenError('invalid_token', 'the token names no signing key (kid)');
-  if (header.crit !== undefined) throw new TokenError('invalid_token', 'the token names critical header extensions', { detail: `crit ${JSON.stringify(header.crit)}` });
+  if (header.crit !== undefined)
+    throw new TokenError('invalid_token', 'the token names critical header extensions', { detail: `crit ${JSON.stringify(header.crit)}` });
   return { alg, kid, payload, signingInput: token.slice(0, last), signature };
 }
 
 /** The allowlist: the caller's (configured, or the authority's metadata, or its own keys). */
 export function checkAlgorithm(alg: string, allowed: ReadonlySet<string>): void {
-  if (!allowed.has(alg)) throw new TokenError('invalid_token', 'the token\'s signing algorithm is not accepted', { detail: `alg ${alg} is not on the allowlist` });
+  if (!allowed.has(alg))
+    throw new TokenError('invalid_token', "the token's signing algorithm is not accepted", { detail: `alg ${alg} is not on the allowlist` });
 }
 
 /** Throws invalid_token unless `key`, bound to the token's alg, made the signature. */
 export function verifySignature(parsed: ParsedToken, key: SignatureKey): Promise<void> {
-  if (key.alg !== parsed.alg) return Promise.reject(new TokenError('invalid_token', 'the token\'s signing algorithm does not fit its key', { detail: `alg ${parsed.alg}, key for ${key.alg}` }));
+  if (key.alg !== parsed.alg)
+    return Promise.reject(
+      new TokenError('invalid_token', "the token's signing algorithm does not fit its key", { detail: `alg ${parsed.alg}, key for ${key.alg}` }),
+    );
   const data = Buffer.from(parsed.signingInput);
   const signature = Buffer.from(parsed.signature, 'base64url');
   return new Promise((resolve, reject) => {
@@ -197,16 +204,22 @@ export function checkClaims(payload: Record<string, unknown>, rules: ClaimRules,
   const { iss, sub, aud, exp, iat, nbf, jti, client_id: clientId, scope, email, roles, sid } = payload;
   if (iss !== rules.issuer) throw new TokenError('invalid_token', 'the token was issued by another authority', { detail: `iss ${JSON.stringify(iss)}` });
   const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) && aud.every((value) => typeof value === 'string') ? (aud as string[]) : undefined;
-  if (audiences === undefined) throw new TokenError('invalid_token', aud === undefined ? 'the token lacks the aud claim' : 'the token has claims of the wrong type', { detail: 'aud' });
+  if (audiences === undefined)
+    throw new TokenError('invalid_token', aud === undefined ? 'the token lacks the aud claim' : 'the token has claims of the wrong type', { detail: 'aud' });
   if (rules.audience !== undefined && !rules.audience.some((value) => audiences.includes(value))) {
     throw new TokenError('invalid_token', 'the token is not meant for this API', { detail: `aud ${JSON.stringify(aud)}` });
   }
   const ok =
-    typeof sub === 'string' && sub !== '' &&
-    typeof clientId === 'string' && clientId !== '' &&
-    typeof jti === 'string' && jti !== '' &&
-    typeof exp === 'number' && Number.isFinite(exp) &&
-    typeof iat === 'number' && Number.isFinite(iat) &&
+    typeof sub === 'string' &&
+    sub !== '' &&
+    typeof clientId === 'string' &&
+    clientId !== '' &&
+    typeof jti === 'string' &&
+    jti !== '' &&
+    typeof exp === 'number' &&
+    Number.isFinite(exp) &&
+    typeof iat === 'number' &&
+    Number.isFinite(iat) &&
     (nbf === undefined || (typeof nbf === 'number' && Number.isFinite(nbf))) &&
     (scope === undefined || typeof scope === 'string') &&
     (roles === undefined || (Array.isArray(roles) && roles.every((role) => typeof role === 'string'))) &&
@@ -225,7 +238,8 @@ export function checkClaims(payload: Record<string, unknown>, rules: ClaimRules,
 export function checkTimes(claims: Pick<AccessTokenPayload, 'exp' | 'iat' | 'nbf'>, tolerance: number, nowMs: number): void {
   const now = Math.floor(nowMs / 1000);
   if (claims.exp <= now - tolerance) throw new TokenError('expired_token', 'the token has expired', { detail: `exp ${claims.exp}` });
-  if (claims.nbf !== undefined && claims.nbf > now + tolerance) throw new TokenError('invalid_token', 'the token is not valid yet', { detail: `nbf ${claims.nbf}` });
+  if (claims.nbf !== undefined && claims.nbf > now + tolerance)
+    throw new TokenError('invalid_token', 'the token is not valid yet', { detail: `nbf ${claims.nbf}` });
   // A token from the future: a skewed or compromised signer; jose leaves this to maxTokenAge.
   if (claims.iat > now + tolerance) throw new TokenError('invalid_token', 'the token was issued in the future', { detail: `iat ${claims.iat}` });
 }

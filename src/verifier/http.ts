@@ -85,7 +85,10 @@ export function freshnessMs(headers: Headers, fallbackMs: number): number {
 function lifetimeMs(cacheControl: string | null, fallbackMs: number): number {
   const DAY = 86_400_000;
   if (cacheControl === null) return fallbackMs;
-  const directives = cacheControl.toLowerCase().split(',').map((part) => part.trim());
+  const directives = cacheControl
+    .toLowerCase()
+    .split(',')
+    .map((part) => part.trim());
   if (directives.some((d) => d === 'no-store' || d === 'no-cache')) return 0;
   for (const directive of directives) {
     const match = /^max-age\s*=\s*"?(\d+)"?$/.exec(directive);

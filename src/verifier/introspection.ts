@@ -59,7 +59,10 @@ export interface Introspector {
   isActive(token: string, jti: string, expMs: number): Promise<boolean>;
 }
 
-export function createIntrospector(options: IntrospectionOptions, deps: { fetch: FetchLike; now: () => number; elapsed: () => number; timeoutMs: number }): Introspector {
+export function createIntrospector(
+  options: IntrospectionOptions,
+  deps: { fetch: FetchLike; now: () => number; elapsed: () => number; timeoutMs: number },
+): Introspector {
   const { url } = options;
   const cacheMs = options.cacheMs ?? DEFAULT_INTROSPECTION_CACHE_MS;
   const maxEntries = options.maxEntries ?? 10_000;

@@ -133,7 +133,11 @@ export function createKeySource(options: KeySourceOptions): KeySource {
         return;
       }
       if (response.status !== 200) throw new Error(`${url} answered ${response.status}`);
-      metadata = { ...parseMetadata(response.body, issuer, url), etag: response.headers.get('etag') ?? undefined, freshUntil: elapsed() + freshnessMs(response.headers, DEFAULT_JWKS_MAX_AGE_MS) };
+      metadata = {
+        ...parseMetadata(response.body, issuer, url),
+        etag: response.headers.get('etag') ?? undefined,
+        freshUntil: elapsed() + freshnessMs(response.headers, DEFAULT_JWKS_MAX_AGE_MS),
+      };
     } catch (err) {
       // A metadata document we already hold stays good: the JWKS request can still go ahead.
       if (metadata === undefined) throw err;

@@ -19,10 +19,25 @@
  */
 import type { JWTPayload } from 'jose';
 import { LRUCache } from 'lru-cache';
-import { ASYMMETRIC_ALGORITHMS, checkAlgorithm, checkClaims, checkTimes, parseToken, verifySignature, type AccessTokenPayload, type SignatureKey } from './core.js';
+import {
+  ASYMMETRIC_ALGORITHMS,
+  checkAlgorithm,
+  checkClaims,
+  checkTimes,
+  parseToken,
+  verifySignature,
+  type AccessTokenPayload,
+  type SignatureKey,
+} from './core.js';
 import { TokenError } from './errors.js';
 import type { FetchLike } from './http.js';
-import { createIntrospector, DEFAULT_INTROSPECTION_CACHE_MS, MAX_INTROSPECTION_CACHE_MS, type IntrospectionOptions, type Introspector } from './introspection.js';
+import {
+  createIntrospector,
+  DEFAULT_INTROSPECTION_CACHE_MS,
+  MAX_INTROSPECTION_CACHE_MS,
+  type IntrospectionOptions,
+  type Introspector,
+} from './introspection.js';
 import { createKeySource, KeySourceUnavailable, type KeyLookup, type KeySource } from './jwks.js';
 
 export interface VerifierOptions {
@@ -132,11 +147,12 @@ export function createVerifier(options: VerifierOptions): Verifier {
   if (typeof issuer !== 'string' || issuer === '') throw new TypeError('createVerifier: issuer is required');
   const audience = typeof options.audience === 'string' ? [options.audience] : [...(options.audience ?? [])];
   if (audience.length === 0 || audience.some((aud) => typeof aud !== 'string' || aud === '')) {
-    throw new TypeError('createVerifier: audience is required (this API\'s identifier, as the authority puts it in `aud`)');
+    throw new TypeError("createVerifier: audience is required (this API's identifier, as the authority puts it in `aud`)");
   }
   if (options.algorithms !== undefined) checkAlgorithms(options.algorithms);
   const discovering = options.jwksUri === undefined || options.algorithms === undefined;
-  if (discovering && !isHttpUrl(issuer)) throw new TypeError('createVerifier: issuer must be an http(s) URL to discover its metadata (or give jwksUri and algorithms)');
+  if (discovering && !isHttpUrl(issuer))
+    throw new TypeError('createVerifier: issuer must be an http(s) URL to discover its metadata (or give jwksUri and algorithms)');
   if (options.jwksUri !== undefined && !isHttpUrl(options.jwksUri)) throw new TypeError('createVerifier: jwksUri must be an http(s) URL');
   const clockTolerance = nonNegative(options.clockTolerance, 30, 'clockTolerance');
   const cooldownMs = nonNegative(options.cooldownMs, 30_000, 'cooldownMs');
@@ -170,14 +186,27 @@ export function createVerifier(options: VerifierOptions): Verifier {
     });
     for (const token of dropped) verified.delete(token);
   };
-  const keys: KeySource = createKeySource({ issuer, jwksUri: options.jwksUri, algorithms: options.algorithms, fetch, elapsed, cooldownMs, timeoutMs, maxStaleMs, onError, onKeySet });
+  const keys: KeySource = createKeySource({
+    issuer,
+    jwksUri: options.jwksUri,
+    algorithms: options.algorithms,
+    fetch,
+    elapsed,
+    cooldownMs,
+    timeoutMs,
+    maxStaleMs,
+    onError,
+    onKeySet,
+  });
   let introspector: Introspector | undefined;
   if (options.introspect !== undefined) {
     const { url, clientId, clientSecret } = options.introspect;
     if (!isHttpUrl(url) || !clientId || !clientSecret) throw new TypeError('createVerifier: introspect needs an http(s) url, clientId and clientSecret');
     const cacheMs = nonNegative(options.introspect.cacheMs, DEFAULT_INTROSPECTION_CACHE_MS, 'introspect.cacheMs');
     if (cacheMs > MAX_INTROSPECTION_CACHE_MS) {
-      throw new TypeError(`createVerifier: introspect.cacheMs must be at most ${MAX_INTROSPECTION_CACHE_MS} ms; a longer cache would hide revocations, the one thing introspection is for`);
+      throw new TypeError(
+        `createVerifier: introspect.cacheMs must be at most ${MAX_INTROSPECTION_CACHE_MS} ms; a longer cache would hide revocations, the one thing introspection is for`,
+      );
     }
     const maxEntries = nonNegative(options.introspect.maxEntries, 10_000, 'introspect.maxEntries');
     if (!Number.isInteger(maxEntries)) throw new TypeError('createVerifier: introspect.maxEntries must be a whole number');
@@ -191,7 +220,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
     if (configuredAlgorithms !== undefined) checkAlgorithm(parsed.alg, configuredAlgorithms);
     const found = await keyFor(parsed.kid, parsed.alg);
     checkAlgorithm(parsed.alg, found.algorithms);
-    if (found.key === undefined) throw new TokenError('invalid_token', 'the token is signed with an unknown key', { detail: `kid ${parsed.kid} (${parsed.alg}) is not in the JWKS` });
+    if (found.key === undefined)
+      throw new TokenError('invalid_token', 'the token is signed with an unknown key', { detail: `kid ${parsed.kid} (${parsed.alg}) is not in the JWKS` });
     await verifySignature(parsed, found.key);
     const nowMs = now();
     const claims = typedClaims(checkClaims(parsed.payload, { issuer, audience, clockTolerance }, nowMs), parsed.kid);
@@ -201,12 +231,15 @@ export function createVerifier(options: VerifierOptions): Verifier {
 
   /** The key, synchronously on the hot path; a key source that cannot answer is a 503. */
   function keyFor(kid: string, alg: string): KeyLookup | Promise<KeyLookup> {
-    return keys.peek(kid, alg) ?? Promise.resolve(keys.key(kid, alg)).catch((err: unknown) => {
-      if (err instanceof KeySourceUnavailable) {
-        throw new TokenError('temporarily_unavailable', 'the token cannot be checked right now', { detail: err.message, cause: err });
-      }
-      throw err;
-    });
+    return (
+      keys.peek(kid, alg) ??
+      Promise.resolve(keys.key(kid, alg)).catch((err: unknown) => {
+        if (err instanceof KeySourceUnavailable) {
+          throw new TokenError('temporarily_unavailable', 'the token cannot be checked right now', { detail: err.message, cause: err });
+        }
+        throw err;
+      })
+    );
   }
 
   /** A remembered token, if its key is still the one the fresh JWKS publishes for it. */
@@ -231,7 +264,10 @@ export function createVerifier(options: VerifierOptions): Verifier {
         active = await introspector.isActive(token as string, claims.jti, claims.exp * 1000);
       } catch (err) {
         onError(err instanceof Error ? err : new Error(String(err)));
-        throw new TokenError('temporarily_unavailable', 'the token cannot be checked right now', { detail: err instanceof Error ? err.message : String(err), cause: err });
+        throw new TokenError('temporarily_unavailable', 'the token cannot be checked right now', {
+          detail: err instanceof Error ? err.message : String(err),
+          cause: err,
+        });
       }
       if (!active) throw new TokenError('revoked_token', 'the token has been revoked');
     }
@@ -295,7 +331,7 @@ function typedClaims(payload: AccessTokenPayload, kid: string): VerifiedToken {
 function frozenSet(values: readonly string[]): ReadonlySet<string> {
   const set = new Set(values);
   const refuse = (): never => {
-    throw new TypeError('a verified token\'s scopes cannot be changed');
+    throw new TypeError("a verified token's scopes cannot be changed");
   };
   Object.defineProperties(set, { add: { value: refuse }, delete: { value: refuse }, clear: { value: refuse } });
   return Object.freeze(set);

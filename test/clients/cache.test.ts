@@ -42,7 +42,14 @@ describe('client cache', () => {
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
     // A lookup that read "no such client" and answers only after the create has finished.
-    const slow: ClientStore = { ...inner, findById: async (id) => { const found = await inner.findById(id); await held; return found; } };
+    const slow: ClientStore = {
+      ...inner,
+      findById: async (id) => {
+        const found = await inner.findById(id);
+        await held;
+        return found;
+      },
+    };
     const cached = cacheClients(slow, { ttlMs: 30_000, clock });
     const early = cached.findById('new-app');
     await new Promise((resolve) => setImmediate(resolve));

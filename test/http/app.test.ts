@@ -101,15 +101,27 @@ describe('HTTP error format', () => {
 
   it('answers a body over the limit with 413, for JSON and forms', async () => {
     const { server } = build({ small: true });
-    const json = await request(server).post('/healthz').set('Content-Type', 'application/json').send(JSON.stringify({ a: 'x'.repeat(2000) })).expect(413);
+    const json = await request(server)
+      .post('/healthz')
+      .set('Content-Type', 'application/json')
+      .send(JSON.stringify({ a: 'x'.repeat(2000) }))
+      .expect(413);
     expectErrorBody(json.body, 'invalid_request');
-    const form = await request(server).post('/healthz').type('form').send(`a=${'x'.repeat(2000)}`).expect(413);
+    const form = await request(server)
+      .post('/healthz')
+      .type('form')
+      .send(`a=${'x'.repeat(2000)}`)
+      .expect(413);
     expectErrorBody(form.body, 'invalid_request');
   });
 
   it('answers a body that does not decode as its Content-Encoding says with 400, and decodes one that does', async () => {
     const { server, logs } = build();
-    for (const [encoding, type] of [['gzip', 'application/json'], ['deflate', 'application/x-www-form-urlencoded'], ['br', 'application/json']] as const) {
+    for (const [encoding, type] of [
+      ['gzip', 'application/json'],
+      ['deflate', 'application/x-www-form-urlencoded'],
+      ['br', 'application/json'],
+    ] as const) {
       const res = await request(server).post('/oauth/token').set('Content-Type', type).set('Content-Encoding', encoding).send('not compressed').expect(400);
       expectErrorBody(res.body, 'invalid_request');
       expect(res.body.error_description).toMatch(/Content-Encoding/);
@@ -134,7 +146,12 @@ describe('HTTP error format', () => {
   it('answers a Content-Encoding it does not know with 415, logged as a rejection, not a failure', async () => {
     const { server, logs } = build();
     for (const encoding of ['zstd', 'compress', 'gzip, gzip', 'GZIP']) {
-      const res = await request(server).post('/oauth/token').set('Content-Type', 'application/x-www-form-urlencoded').set('Content-Encoding', encoding).send('grant_type=client_credentials').expect(415);
+      const res = await request(server)
+        .post('/oauth/token')
+        .set('Content-Type', 'application/x-www-form-urlencoded')
+        .set('Content-Encoding', encoding)
+        .send('grant_type=client_credentials')
+        .expect(415);
       expectErrorBody(res.body, 'invalid_request');
       expect(res.body.error_description).toBe('unsupported Content-Encoding (send identity, gzip, deflate or br)');
     }
@@ -148,7 +165,11 @@ describe('HTTP error format', () => {
     const url = `http://127.0.0.1:${(listening.address() as AddressInfo).port}/oauth/token`;
     const expectNextRequestsServed = async () => {
       for (let index = 0; index < 3; index++) {
-        const next = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials&client_id=no-such-client' });
+        const next = await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: 'grant_type=client_credentials&client_id=no-such-client',
+        });
         expect(next.status).toBe(401);
         await next.text();
       }
@@ -248,7 +269,21 @@ describe('HTTP error format', () => {
 
   it('contains a throwing readiness check as a 503', async () => {
     const logs = captureLogs();
-    const res = await request(readinessApp([{ name: 'boom', check: () => { throw new Error('database exploded'); } }], logs.logger)).get('/readyz').expect(503);
+    const res = await request(
+      readinessApp(
+        [
+          {
+            name: 'boom',
+            check: () => {
+              throw new Error('database exploded');
+            },
+          },
+        ],
+        logs.logger,
+      ),
+    )
+      .get('/readyz')
+      .expect(503);
     expect(res.body.error).toBe('temporarily_unavailable');
     expect(JSON.stringify(res.body)).not.toContain('exploded');
   });
@@ -282,7 +317,10 @@ describe('the public documents, through the whole application', () => {
     expect(again.headers['x-request-id']).toBe('jwks-2');
     expect(again.headers.etag).toBe(first.headers.etag);
     expect(again.text).toBe('');
-    for (const [reqId, status] of [['jwks-1', 200], ['jwks-2', 304]] as const) {
+    for (const [reqId, status] of [
+      ['jwks-1', 200],
+      ['jwks-2', 304],
+    ] as const) {
       expect(logs.entries().filter((entry) => entry.msg === 'request' && entry.reqId === reqId)).toEqual([
         expect.objectContaining({ method: 'GET', route: JWKS, status }),
       ]);
@@ -327,7 +365,12 @@ describe('health and readiness', () => {
   it('is ready when every check passes and names each failing part otherwise', async () => {
     let redisUp = true;
     const server = readinessApp([
-      { name: 'redis', check: async () => { if (!redisUp) throw new Error('down'); } },
+      {
+        name: 'redis',
+        check: async () => {
+          if (!redisUp) throw new Error('down');
+        },
+      },
       { name: 'keys', check: () => true },
     ]);
     await request(server).get('/readyz').expect(200);

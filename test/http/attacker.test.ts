@@ -92,7 +92,8 @@ async function newUser(): Promise<{ id: string; email: string; password: string 
   return { id: res.body.user.id, ...credentials };
 }
 
-const login = (credentials: { email: string; password: string }) => request(service.callback).post('/auth/login').send({ email: credentials.email, password: credentials.password });
+const login = (credentials: { email: string; password: string }) =>
+  request(service.callback).post('/auth/login').send({ email: credentials.email, password: credentials.password });
 const bearer = (token: string) => `Bearer ${token}`;
 const claimsOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
 
@@ -100,7 +101,11 @@ describe('another client', () => {
   it('cannot revoke an access token issued to someone else, with or without the access_token hint', async () => {
     const { access_token } = (await passwordLogin(service).expect(200)).body;
     for (const hint of [undefined, 'access_token']) {
-      const res = await request(service.callback).post('/oauth/revoke').set('Authorization', rivalBasic).type('form').send({ token: access_token, ...(hint ? { token_type_hint: hint } : {}) });
+      const res = await request(service.callback)
+        .post('/oauth/revoke')
+        .set('Authorization', rivalBasic)
+        .type('form')
+        .send({ token: access_token, ...(hint ? { token_type_hint: hint } : {}) });
       expectOAuthError(res, 400, 'unauthorized_client');
     }
     expect((await introspect(service, access_token).expect(200)).body.active).toBe(true);
@@ -116,7 +121,11 @@ describe('another client', () => {
 
 describe('cookie-carrying logout', () => {
   it('is refused from a foreign page or without Origin, clearing no cookie and ending no session', async () => {
-    const res = await request(service.callback).post('/auth/login?cookie=1').set('Origin', APP_ORIGIN).send({ email: USER_EMAIL, password: USER_PASSWORD }).expect(200);
+    const res = await request(service.callback)
+      .post('/auth/login?cookie=1')
+      .set('Origin', APP_ORIGIN)
+      .send({ email: USER_EMAIL, password: USER_PASSWORD })
+      .expect(200);
     const cookie = res.headers['set-cookie']![0]!.split(';')[0]!;
     for (const origin of ['https://evil.test', undefined]) {
       const req = request(service.callback).post('/auth/logout').set('Authorization', bearer(res.body.access_token)).set('Cookie', cookie);
@@ -143,7 +152,9 @@ describe('a disabled account', () => {
     expect(viaLogin.body).toEqual(wrongLogin.body);
     const viaGrant = await passwordLogin(service, { client_id, username: user.email, password: user.password, scope: 'profile' });
     expectOAuthError(viaGrant, 400, 'invalid_grant');
-    expect(viaGrant.body).toEqual((await passwordLogin(service, { client_id, username: user.email, password: 'not the password at all', scope: 'profile' })).body);
+    expect(viaGrant.body).toEqual(
+      (await passwordLogin(service, { client_id, username: user.email, password: 'not the password at all', scope: 'profile' })).body,
+    );
   });
 
   it('cannot refresh a session started before, and that session ends', async () => {
@@ -166,7 +177,8 @@ describe('a disabled account', () => {
 describe('login throttling', () => {
   it('does not count refused attempts against the account: hammering from one IP does not lock out another', async () => {
     const user = await newUser();
-    const from = (ip: string, password: string) => request(service.callback).post('/auth/login').set('X-Forwarded-For', ip).send({ email: user.email, password });
+    const from = (ip: string, password: string) =>
+      request(service.callback).post('/auth/login').set('X-Forwarded-For', ip).send({ email: user.email, password });
     // LOGIN_RATE_LIMIT (5) spends this account+IP budget; the account-wide one (8) has 3 left.
     for (let i = 0; i < 5; i += 1) expectOAuthError(await from('203.0.113.10', `wrong guess ${i}`), 400, 'invalid_grant');
     // 21 refusals: the account budget (8) would be spent many times over if they cost anything.
@@ -182,7 +194,11 @@ describe('password change', () => {
     const before = (await service.stores.users.findById(user.id))!.passwordChangedAt;
     // Registration and the change must not share a millisecond, or "forward" proves nothing.
     await new Promise((resolve) => setTimeout(resolve, 20));
-    await request(service.callback).post('/auth/password').set('Authorization', bearer(access_token)).send({ current_password: user.password, new_password: 'a brand new password' }).expect(200);
+    await request(service.callback)
+      .post('/auth/password')
+      .set('Authorization', bearer(access_token))
+      .send({ current_password: user.password, new_password: 'a brand new password' })
+      .expect(200);
     const after = (await service.stores.users.findById(user.id))!.passwordChangedAt;
     expect(after.getTime()).toBeGreaterThan(before.getTime());
   });

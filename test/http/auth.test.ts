@@ -50,13 +50,24 @@ const bearer = (token: string) => `Bearer ${token}`;
 
 /** A first-party public client like demo-app; the test says what differs. */
 const firstPartyApp = (client: Pick<NewClient, 'clientId'> & Partial<NewClient>): NewClient => ({
-  name: client.clientId, type: 'public', firstParty: true, grantTypes: ['password', 'refresh_token'], scopes: ['profile'],
-  audiences: [], permissions: [], cookieMode: false, secretHash: undefined, ...client,
+  name: client.clientId,
+  type: 'public',
+  firstParty: true,
+  grantTypes: ['password', 'refresh_token'],
+  scopes: ['profile'],
+  audiences: [],
+  permissions: [],
+  cookieMode: false,
+  secretHash: undefined,
+  ...client,
 });
 
 describe('POST /auth/register', () => {
   it('creates a user with a normalised email and never returns the hash', async () => {
-    const res = await request(service.callback).post('/auth/register').send({ email: '  New.User@Example.COM ', password: 'twelve chars!', name: 'New' }).expect(201);
+    const res = await request(service.callback)
+      .post('/auth/register')
+      .send({ email: '  New.User@Example.COM ', password: 'twelve chars!', name: 'New' })
+      .expect(201);
     expect(res.body.user).toEqual({ id: expect.any(String), email: 'new.user@example.com', name: 'New', roles: [], created_at: expect.any(String) });
     expect(JSON.stringify(res.body)).not.toMatch(/argon2|hash/i);
     await login({ email: 'NEW.user@example.com', password: 'twelve chars!' }).expect(200);
@@ -69,7 +80,9 @@ describe('POST /auth/register', () => {
 
   it('yields exactly one 201 for 20 concurrent registrations of one email', async () => {
     const email = `race-${Date.now()}@example.com`;
-    const results = await Promise.all(Array.from({ length: 20 }, () => request(service.callback).post('/auth/register').send({ email, password: 'race password 1' })));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => request(service.callback).post('/auth/register').send({ email, password: 'race password 1' })),
+    );
     const statuses = results.map((res) => res.status).sort();
     expect(statuses.filter((status) => status === 201)).toHaveLength(1);
     expect(statuses.filter((status) => status === 409)).toHaveLength(19);
@@ -107,7 +120,10 @@ describe('POST /auth/register', () => {
       ['{"constructor": {"prototype": {"admin": true}}, "email": 1, "password": "long enough"}', /^email|prototype/],
     ];
     for (const [body, description] of cases) {
-      const res = await request(service.callback).post('/auth/register').type('json').send(body as object);
+      const res = await request(service.callback)
+        .post('/auth/register')
+        .type('json')
+        .send(body as object);
       expectOAuthError(res, 400, 'invalid_request');
       expect(res.body.error_description).toMatch(description);
     }
@@ -133,7 +149,9 @@ describe('POST /auth/login', () => {
   });
 
   it('serves first-party public clients only: a confidential first-party client and a third-party public one are refused', async () => {
-    await service.stores.clients.create(firstPartyApp({ clientId: 'first-party-backend', type: 'confidential', secretHash: hashClientSecret('backend-secret-0123456789') }));
+    await service.stores.clients.create(
+      firstPartyApp({ clientId: 'first-party-backend', type: 'confidential', secretHash: hashClientSecret('backend-secret-0123456789') }),
+    );
     await service.stores.clients.create(firstPartyApp({ clientId: 'third-party-public', firstParty: false }));
     for (const client_id of ['first-party-backend', 'third-party-public']) {
       expectOAuthError(await login({ email: USER_EMAIL, password: USER_PASSWORD, client_id }), 400, 'invalid_request');
@@ -154,7 +172,12 @@ describe('POST /auth/login', () => {
   it('returns a token response and the user', async () => {
     const res = await login({ email: USER_EMAIL, password: USER_PASSWORD }).expect(200);
     expect(res.headers['cache-control']).toBe('no-store');
-    expect(res.body).toMatchObject({ token_type: 'Bearer', access_token: expect.any(String), refresh_token: expect.any(String), user: { email: USER_EMAIL, roles: ['admin'] } });
+    expect(res.body).toMatchObject({
+      token_type: 'Bearer',
+      access_token: expect.any(String),
+      refresh_token: expect.any(String),
+      user: { email: USER_EMAIL, roles: ['admin'] },
+    });
     expect(res.headers['set-cookie']).toBeUndefined();
   });
 
@@ -206,7 +229,9 @@ describe('cookie mode', () => {
   it('5 concurrent refreshes with one cookie (tabs) all succeed and set the same new cookie, which refreshes afterwards', async () => {
     const res = await login({ email: USER_EMAIL, password: USER_PASSWORD }, '?cookie=1').expect(200);
     const cookie = res.headers['set-cookie']![0]!.split(';')[0]!;
-    const answers = await Promise.all(Array.from({ length: 5 }, () => request(service.callback).post('/auth/refresh').set('Cookie', cookie).set('Origin', APP_ORIGIN)));
+    const answers = await Promise.all(
+      Array.from({ length: 5 }, () => request(service.callback).post('/auth/refresh').set('Cookie', cookie).set('Origin', APP_ORIGIN)),
+    );
     expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200, 200, 200]);
     const cookies = new Set(answers.map((answer) => answer.headers['set-cookie']![0]!.split(';')[0]!));
     expect(cookies.size).toBe(1);
@@ -236,9 +261,13 @@ describe('cookie mode', () => {
     }
   });
 
-  it('refreshes for the family\'s own audience only, as /oauth/token does: another resource is invalid_target and uses nothing up', async () => {
+  it("refreshes for the family's own audience only, as /oauth/token does: another resource is invalid_target and uses nothing up", async () => {
     const { refresh_token: token } = (await login({ email: USER_EMAIL, password: USER_PASSWORD }).expect(200)).body;
-    expectOAuthError(await request(service.callback).post('/auth/refresh').send({ refresh_token: token, resource: 'https://elsewhere.test' }), 400, 'invalid_target');
+    expectOAuthError(
+      await request(service.callback).post('/auth/refresh').send({ refresh_token: token, resource: 'https://elsewhere.test' }),
+      400,
+      'invalid_target',
+    );
     await request(service.callback).post('/auth/refresh').send({ refresh_token: token, audience: 'http://auth.test' }).expect(200);
   });
 
@@ -260,8 +289,21 @@ describe('cookie mode', () => {
     const cookie = mine.headers['set-cookie']![0]!.split(';')[0]!;
     const planted = (await login({ email: USER_EMAIL, password: USER_PASSWORD }, '?cookie=1').expect(200)).headers['set-cookie']![0]!.split(';')[0]!;
     // Still only from a page of ours.
-    expectOAuthError(await request(service.callback).post('/auth/logout').set('Authorization', bearer(mine.body.access_token)).set('Cookie', `${planted}; ${cookie}`).set('Origin', 'https://evil.test'), 403, 'access_denied');
-    const out = await request(service.callback).post('/auth/logout').set('Authorization', bearer(mine.body.access_token)).set('Cookie', `${planted}; ${cookie}`).set('Origin', APP_ORIGIN).expect(204);
+    expectOAuthError(
+      await request(service.callback)
+        .post('/auth/logout')
+        .set('Authorization', bearer(mine.body.access_token))
+        .set('Cookie', `${planted}; ${cookie}`)
+        .set('Origin', 'https://evil.test'),
+      403,
+      'access_denied',
+    );
+    const out = await request(service.callback)
+      .post('/auth/logout')
+      .set('Authorization', bearer(mine.body.access_token))
+      .set('Cookie', `${planted}; ${cookie}`)
+      .set('Origin', APP_ORIGIN)
+      .expect(204);
     expect(out.headers['set-cookie']![0]).toMatch(/^refresh_token=; .*Max-Age=0/);
     expectOAuthError(await request(service.callback).get('/auth/me').set('Authorization', bearer(mine.body.access_token)), 401, 'invalid_token');
     expectOAuthError(await request(service.callback).post('/auth/refresh').set('Cookie', cookie).set('Origin', APP_ORIGIN), 400, 'invalid_grant');
@@ -279,14 +321,23 @@ describe('cookie mode', () => {
   it('clears the cookie on logout', async () => {
     const res = await login({ email: USER_EMAIL, password: USER_PASSWORD }, '?cookie=1').expect(200);
     const cookie = res.headers['set-cookie']![0]!.split(';')[0]!;
-    const out = await request(service.callback).post('/auth/logout').set('Authorization', bearer(res.body.access_token)).set('Cookie', cookie).set('Origin', APP_ORIGIN).expect(204);
+    const out = await request(service.callback)
+      .post('/auth/logout')
+      .set('Authorization', bearer(res.body.access_token))
+      .set('Cookie', cookie)
+      .set('Origin', APP_ORIGIN)
+      .expect(204);
     expect(out.headers['set-cookie']![0]).toMatch(/^refresh_token=; .*Max-Age=0/);
   });
 
   it('marks the cookie Secure when the issuer is https', async () => {
     const secure = await startTestService({ ISSUER: 'https://auth.test' });
     try {
-      const res = await request(secure.callback).post('/auth/login?cookie=1').set('Origin', 'https://auth.test').send({ email: USER_EMAIL, password: USER_PASSWORD }).expect(200);
+      const res = await request(secure.callback)
+        .post('/auth/login?cookie=1')
+        .set('Origin', 'https://auth.test')
+        .send({ email: USER_EMAIL, password: USER_PASSWORD })
+        .expect(200);
       expect(res.headers['set-cookie']![0]).toContain('; Secure');
     } finally {
       await secure.close();
@@ -313,7 +364,9 @@ describe('Bearer-protected endpoints', () => {
   });
 
   it('refuses a client_credentials token: it does not belong to a user', async () => {
-    const token = (await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials' })).body.access_token;
+    const token = (
+      await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials' })
+    ).body.access_token;
     expectOAuthError(await request(service.callback).get('/auth/me').set('Authorization', bearer(token)), 401, 'invalid_token');
   });
 
@@ -348,11 +401,18 @@ describe('Bearer-protected endpoints', () => {
     const mine = (await login(user).expect(200)).body;
     const other = (await login(user).expect(200)).body;
     expectOAuthError(
-      await request(service.callback).post('/auth/password').set('Authorization', bearer(mine.access_token)).send({ current_password: 'wrong password', new_password: 'a brand new password' }),
+      await request(service.callback)
+        .post('/auth/password')
+        .set('Authorization', bearer(mine.access_token))
+        .send({ current_password: 'wrong password', new_password: 'a brand new password' }),
       400,
       'invalid_request',
     );
-    const res = await request(service.callback).post('/auth/password').set('Authorization', bearer(mine.access_token)).send({ current_password: user.password, new_password: 'a brand new password' }).expect(200);
+    const res = await request(service.callback)
+      .post('/auth/password')
+      .set('Authorization', bearer(mine.access_token))
+      .send({ current_password: user.password, new_password: 'a brand new password' })
+      .expect(200);
     expect(res.body.sessions_ended).toBe(1);
     expectOAuthError(await refreshGrant(service, other.refresh_token), 400, 'invalid_grant');
     // The ended session's access token stops working too (its family is marked revoked).
@@ -363,13 +423,20 @@ describe('Bearer-protected endpoints', () => {
     // A client retrying the same change (its first answer lost after the hash was replaced)
     // succeeds and ends the sessions started since, rather than being told the password is wrong.
     const since = (await login({ email: user.email, password: 'a brand new password' }).expect(200)).body;
-    const retry = await request(service.callback).post('/auth/password').set('Authorization', bearer(mine.access_token)).send({ current_password: user.password, new_password: 'a brand new password' }).expect(200);
+    const retry = await request(service.callback)
+      .post('/auth/password')
+      .set('Authorization', bearer(mine.access_token))
+      .send({ current_password: user.password, new_password: 'a brand new password' })
+      .expect(200);
     expect(retry.body.sessions_ended).toBeGreaterThanOrEqual(1);
     expectOAuthError(await refreshGrant(service, since.refresh_token), 400, 'invalid_grant');
     // Only the session that made the change may retry it; any other tests one guess per attempt.
     const other2 = (await login({ email: user.email, password: 'a brand new password' }).expect(200)).body;
     expectOAuthError(
-      await request(service.callback).post('/auth/password').set('Authorization', bearer(other2.access_token)).send({ current_password: 'a wrong guess', new_password: 'a brand new password' }),
+      await request(service.callback)
+        .post('/auth/password')
+        .set('Authorization', bearer(other2.access_token))
+        .send({ current_password: 'a wrong guess', new_password: 'a brand new password' }),
       400,
       'invalid_request',
     );
@@ -380,7 +447,10 @@ describe('Bearer-protected endpoints', () => {
     const { access_token } = (await login(user).expect(200)).body;
     // A stolen token, no change since it was issued: a wrong current_password fails even
     // though new_password is the real one (the old code answered 200 and confirmed it).
-    const probe = await request(service.callback).post('/auth/password').set('Authorization', bearer(access_token)).send({ current_password: 'first wrong guess', new_password: user.password });
+    const probe = await request(service.callback)
+      .post('/auth/password')
+      .set('Authorization', bearer(access_token))
+      .send({ current_password: 'first wrong guess', new_password: user.password });
     expectOAuthError(probe, 400, 'invalid_request');
     await login(user).expect(200);
   });
@@ -388,7 +458,11 @@ describe('Bearer-protected endpoints', () => {
   it('throttles guesses of current_password like logins', async () => {
     const user = await newUser();
     const { access_token } = (await login(user).expect(200)).body;
-    const change = (current: string) => request(service.callback).post('/auth/password').set('Authorization', bearer(access_token)).send({ current_password: current, new_password: 'another new password' });
+    const change = (current: string) =>
+      request(service.callback)
+        .post('/auth/password')
+        .set('Authorization', bearer(access_token))
+        .send({ current_password: current, new_password: 'another new password' });
     for (let i = 0; i < 5; i += 1) expectOAuthError(await change(`guess number ${i}`), 400, 'invalid_request');
     expectOAuthError(await change(user.password), 429, 'too_many_requests');
   });
@@ -400,12 +474,22 @@ describe('Bearer-protected endpoints', () => {
     const list = await request(service.callback).get('/auth/sessions').set('Authorization', bearer(first.access_token)).expect(200);
     expect(list.body.sessions).toHaveLength(2);
     const current = list.body.sessions.find((session: { current: boolean }) => session.current);
-    expect(current).toMatchObject({ id: expect.any(String), client_id: 'demo-app', user_agent: 'test-agent/1.0', created_at: expect.any(String), last_used_at: expect.any(String) });
+    expect(current).toMatchObject({
+      id: expect.any(String),
+      client_id: 'demo-app',
+      user_agent: 'test-agent/1.0',
+      created_at: expect.any(String),
+      last_used_at: expect.any(String),
+    });
     const other = list.body.sessions.find((session: { current: boolean }) => !session.current);
 
     // Another user cannot end it, and learns nothing about whether it exists.
     const stranger = (await login(await newUser()).expect(200)).body;
-    expectOAuthError(await request(service.callback).delete(`/auth/sessions/${other.id}`).set('Authorization', bearer(stranger.access_token)), 404, 'not_found');
+    expectOAuthError(
+      await request(service.callback).delete(`/auth/sessions/${other.id}`).set('Authorization', bearer(stranger.access_token)),
+      404,
+      'not_found',
+    );
 
     await request(service.callback).delete(`/auth/sessions/${other.id}`).set('Authorization', bearer(first.access_token)).expect(204);
     expectOAuthError(await refreshGrant(service, second.refresh_token), 400, 'invalid_grant');

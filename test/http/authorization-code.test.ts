@@ -23,8 +23,23 @@ beforeAll(async () => {
   real = await startRealServer(inject('mongoUri'), 'code-flow');
   ({ running, issuer } = real);
   const base = { firstParty: false, audiences: [], permissions: [], cookieMode: false, secretHash: undefined, type: 'public' as const };
-  await running.service.stores.clients.create({ ...base, clientId: 'other-spa', name: 'Other app', grantTypes: ['authorization_code', 'refresh_token'], scopes: ['profile'], redirectUris: ['http://127.0.0.1/callback'] });
-  await running.service.stores.clients.create({ ...base, clientId: 'par-only', name: 'PAR app', grantTypes: ['authorization_code'], scopes: ['profile'], redirectUris: ['http://127.0.0.1/callback'], requirePar: true });
+  await running.service.stores.clients.create({
+    ...base,
+    clientId: 'other-spa',
+    name: 'Other app',
+    grantTypes: ['authorization_code', 'refresh_token'],
+    scopes: ['profile'],
+    redirectUris: ['http://127.0.0.1/callback'],
+  });
+  await running.service.stores.clients.create({
+    ...base,
+    clientId: 'par-only',
+    name: 'PAR app',
+    grantTypes: ['authorization_code'],
+    scopes: ['profile'],
+    redirectUris: ['http://127.0.0.1/callback'],
+    requirePar: true,
+  });
   as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }));
 });
 
@@ -42,7 +57,16 @@ async function authorizationUrl(client: oauth.Client = spa, extra: Record<string
   const verifier = oauth.generateRandomCodeVerifier();
   const state = oauth.generateRandomState();
   const url = new URL(as.authorization_endpoint!);
-  url.search = new URLSearchParams({ client_id: client.client_id, redirect_uri: REDIRECT, response_type: 'code', scope: 'profile', state, code_challenge: await oauth.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', ...extra }).toString();
+  url.search = new URLSearchParams({
+    client_id: client.client_id,
+    redirect_uri: REDIRECT,
+    response_type: 'code',
+    scope: 'profile',
+    state,
+    code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    ...extra,
+  }).toString();
   return { url, verifier, state };
 }
 
@@ -62,12 +86,20 @@ async function exchange(client: oauth.Client, started: Started, callback: URL) {
 }
 
 async function introspect(token: string): Promise<{ active: boolean }> {
-  const res = await fetch(as.introspection_endpoint!, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token }) });
+  const res = await fetch(as.introspection_endpoint!, {
+    method: 'POST',
+    headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ token }),
+  });
   return (await res.json()) as { active: boolean };
 }
 
 async function tokenRequest(fields: Record<string, string>) {
-  const res = await fetch(as.token_endpoint!, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields) });
+  const res = await fetch(as.token_endpoint!, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(fields),
+  });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
@@ -94,9 +126,18 @@ describe('authorization code + PKCE, as a third-party client sees it', () => {
     const tokens = await exchange(spa, started, callback);
     expect(tokens.scope).toBe('profile');
     expect(tokens.refresh_token).toEqual(expect.any(String));
-    const claims = await oauth.validateJwtAccessToken(as, new Request('http://api.test/', { headers: { authorization: `Bearer ${tokens.access_token}` } }), issuer.origin, insecure);
+    const claims = await oauth.validateJwtAccessToken(
+      as,
+      new Request('http://api.test/', { headers: { authorization: `Bearer ${tokens.access_token}` } }),
+      issuer.origin,
+      insecure,
+    );
     expect(claims).toMatchObject({ client_id: 'demo-spa', scope: 'profile', email: USER_EMAIL });
-    const refreshed = await oauth.processRefreshTokenResponse(as, spa, await oauth.refreshTokenGrantRequest(as, spa, oauth.None(), tokens.refresh_token!, insecure));
+    const refreshed = await oauth.processRefreshTokenResponse(
+      as,
+      spa,
+      await oauth.refreshTokenGrantRequest(as, spa, oauth.None(), tokens.refresh_token!, insecure),
+    );
     expect(refreshed.access_token).not.toBe(tokens.access_token);
 
     // SSO and a remembered consent: the next sign-in in this browser goes straight back.
@@ -117,7 +158,14 @@ describe('authorization code + PKCE, as a third-party client sees it', () => {
   it('pushes the request first (PAR) and then authorizes with client_id and request_uri alone', async () => {
     const verifier = oauth.generateRandomCodeVerifier();
     const state = oauth.generateRandomState();
-    const params = new URLSearchParams({ redirect_uri: REDIRECT, response_type: 'code', scope: 'profile', state, code_challenge: await oauth.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+    const params = new URLSearchParams({
+      redirect_uri: REDIRECT,
+      response_type: 'code',
+      scope: 'profile',
+      state,
+      code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+    });
     const pushed = await oauth.processPushedAuthorizationResponse(as, spa, await oauth.pushedAuthorizationRequest(as, spa, oauth.None(), params, insecure));
     expect(pushed.request_uri).toMatch(/^urn:ietf:params:oauth:request_uri:/);
     expect(pushed.expires_in).toBe(60);
@@ -146,11 +194,22 @@ describe("the user's view: consents and sign-in sessions", () => {
     return { status: res.status, body: res.status === 204 ? undefined : ((await res.json()) as Record<string, unknown>) };
   }
 
-  it('lists the consents and the browser sign-ins, and withdrawing a consent ends that client\'s sessions and asks again', async () => {
+  it("lists the consents and the browser sign-ins, and withdrawing a consent ends that client's sessions and asks again", async () => {
     const browser = new FormBrowser(issuer.origin);
     const started = await authorizationUrl();
     const tokens = await exchange(spa, started, await signIn(browser, started));
-    const me = await oauth.processGenericTokenEndpointResponse(as, { client_id: 'demo-app' }, await oauth.genericTokenEndpointRequest(as, { client_id: 'demo-app' }, oauth.None(), 'password', { username: USER_EMAIL, password: USER_PASSWORD }, insecure));
+    const me = await oauth.processGenericTokenEndpointResponse(
+      as,
+      { client_id: 'demo-app' },
+      await oauth.genericTokenEndpointRequest(
+        as,
+        { client_id: 'demo-app' },
+        oauth.None(),
+        'password',
+        { username: USER_EMAIL, password: USER_PASSWORD },
+        insecure,
+      ),
+    );
     const consents = (await api('GET', '/auth/consents', me.access_token)).body as { consents: { client_id: string; scope: string }[] };
     expect(consents.consents).toContainEqual(expect.objectContaining({ client_id: 'demo-spa', scope: expect.stringContaining('profile') }));
     const sessions = (await api('GET', '/auth/sessions', me.access_token)).body as { browser_sessions: { id: string }[] };
@@ -167,15 +226,31 @@ describe("the user's view: consents and sign-in sessions", () => {
     const browser = new FormBrowser(issuer.origin);
     await signIn(browser, await authorizationUrl());
     expect((await browser.get((await authorizationUrl()).url.href)).status).toBe(302);
-    const me = await oauth.processGenericTokenEndpointResponse(as, { client_id: 'demo-app' }, await oauth.genericTokenEndpointRequest(as, { client_id: 'demo-app' }, oauth.None(), 'password', { username: USER_EMAIL, password: USER_PASSWORD }, insecure));
+    const me = await oauth.processGenericTokenEndpointResponse(
+      as,
+      { client_id: 'demo-app' },
+      await oauth.genericTokenEndpointRequest(
+        as,
+        { client_id: 'demo-app' },
+        oauth.None(),
+        'password',
+        { username: USER_EMAIL, password: USER_PASSWORD },
+        insecure,
+      ),
+    );
     expect((await api('POST', '/auth/logout-all', me.access_token)).status).toBe(200);
     expect((await browser.get((await authorizationUrl()).url.href)).html).toContain('name="password"');
   });
 });
 
-describe('authorization code + PKCE, from the attacker\'s side', () => {
+describe("authorization code + PKCE, from the attacker's side", () => {
   it('never redirects for an unknown client or an unregistered redirect URI, and says so on a page', async () => {
-    for (const [client, redirect] of [['nobody', REDIRECT], ['demo-spa', 'https://evil.example/callback'], ['demo-spa', 'http://127.0.0.1:43117/callback/../x'], ['demo-spa', 'http://127.0.0.1.evil.example/callback']] as const) {
+    for (const [client, redirect] of [
+      ['nobody', REDIRECT],
+      ['demo-spa', 'https://evil.example/callback'],
+      ['demo-spa', 'http://127.0.0.1:43117/callback/../x'],
+      ['demo-spa', 'http://127.0.0.1.evil.example/callback'],
+    ] as const) {
       const url = (await authorizationUrl({ client_id: client })).url;
       url.searchParams.set('redirect_uri', redirect);
       const res = await new FormBrowser(issuer.origin).get(url.href);
@@ -209,7 +284,9 @@ describe('authorization code + PKCE, from the attacker\'s side', () => {
   });
 
   it('refuses a plain authorization request from a client that must push its requests', async () => {
-    const res = await new FormBrowser(issuer.origin).get((await authorizationUrl({ client_id: 'par-only' }, { redirect_uri: 'http://127.0.0.1:5000/callback' })).url.href);
+    const res = await new FormBrowser(issuer.origin).get(
+      (await authorizationUrl({ client_id: 'par-only' }, { redirect_uri: 'http://127.0.0.1:5000/callback' })).url.href,
+    );
     expect(res.location).not.toBeNull();
     expect(new URL(res.location!).searchParams.get('error')).toBe('invalid_request');
   });
@@ -219,23 +296,33 @@ describe('authorization code + PKCE, from the attacker\'s side', () => {
     const callback = await signIn(new FormBrowser(issuer.origin), started);
     const tokens = await exchange(spa, started, callback);
     expect((await introspect(tokens.access_token)).active).toBe(true);
-    const replay = await tokenRequest({ grant_type: 'authorization_code', client_id: 'demo-spa', code: callback.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: started.verifier });
+    const replay = await tokenRequest({
+      grant_type: 'authorization_code',
+      client_id: 'demo-spa',
+      code: callback.searchParams.get('code')!,
+      redirect_uri: REDIRECT,
+      code_verifier: started.verifier,
+    });
     expect(replay).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
     expect((await introspect(tokens.access_token)).active).toBe(false);
     expect((await introspect(tokens.refresh_token!)).active).toBe(false);
   });
 
-  it('refuses a wrong verifier, another code\'s verifier, another redirect URI and another client, each burning nothing it should not', async () => {
+  it("refuses a wrong verifier, another code's verifier, another redirect URI and another client, each burning nothing it should not", async () => {
     const browser = new FormBrowser(issuer.origin);
     const a = await authorizationUrl();
     const codeA = (await signIn(browser, a)).searchParams.get('code')!;
     const b = await authorizationUrl();
     const codeB = (await signIn(browser, b)).searchParams.get('code')!;
-    const grant = (fields: Record<string, string>) => tokenRequest({ grant_type: 'authorization_code', client_id: 'demo-spa', redirect_uri: REDIRECT, ...fields });
+    const grant = (fields: Record<string, string>) =>
+      tokenRequest({ grant_type: 'authorization_code', client_id: 'demo-spa', redirect_uri: REDIRECT, ...fields });
     // Another client cannot use (or burn) the code: the owner still can afterwards.
     expect(await grant({ client_id: 'other-spa', code: codeA, code_verifier: a.verifier })).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
     expect(await grant({ code: codeA, code_verifier: b.verifier })).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
-    expect(await grant({ code: codeB, code_verifier: b.verifier, redirect_uri: 'http://127.0.0.1:9999/callback' })).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
+    expect(await grant({ code: codeB, code_verifier: b.verifier, redirect_uri: 'http://127.0.0.1:9999/callback' })).toMatchObject({
+      status: 400,
+      body: { error: 'invalid_grant' },
+    });
     expect(await grant({ code: 'x'.repeat(43), code_verifier: a.verifier })).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
     // A code is one attempt: after a wrong verifier it is spent.
     expect(await grant({ code: codeA, code_verifier: a.verifier })).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
@@ -247,7 +334,11 @@ describe('authorization code + PKCE, from the attacker\'s side', () => {
     const { csrf } = readForm(page.html);
     const attacker = new FormBrowser(issuer.origin);
     await attacker.get((await authorizationUrl()).url.href);
-    for (const [browser, token] of [[victim, ''], [attacker, csrf], [victim, csrf.replace(/^./, (c) => (c === 'A' ? 'B' : 'A'))]] as const) {
+    for (const [browser, token] of [
+      [victim, ''],
+      [attacker, csrf],
+      [victim, csrf.replace(/^./, (c) => (c === 'A' ? 'B' : 'A'))],
+    ] as const) {
       const res = await browser.post('/oauth/authorize/login', { csrf: token, email: USER_EMAIL, password: USER_PASSWORD });
       expect(res.status).toBe(400);
       expect(res.location).toBeNull();

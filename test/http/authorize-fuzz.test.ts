@@ -52,7 +52,11 @@ beforeAll(async () => {
   real.consentCsrf = readForm(consent.html).csrf;
   real.binding = browser.cookie('authz')!;
   real.session = browser.cookie('session')!;
-  const par = await fetch(`${base}/oauth/par`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: 'demo-spa', ...validRequest() }) });
+  const par = await fetch(`${base}/oauth/par`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ client_id: 'demo-spa', ...validRequest() }),
+  });
   expect(par.status).toBe(201);
   real.requestUri = ((await par.json()) as { request_uri: string }).request_uri;
   expect(Object.values(real).every(Boolean)).toBe(true);
@@ -65,21 +69,87 @@ afterAll(async () => {
 });
 
 function validRequest(): Record<string, string> {
-  return { client_id: 'demo-spa', redirect_uri: REDIRECT, response_type: 'code', scope: 'profile', state: 'fuzz-state', code_challenge: real.challenge, code_challenge_method: 'S256' };
+  return {
+    client_id: 'demo-spa',
+    redirect_uri: REDIRECT,
+    response_type: 'code',
+    scope: 'profile',
+    state: 'fuzz-state',
+    code_challenge: real.challenge,
+    code_challenge_method: 'S256',
+  };
 }
 
 /** Percent-encodes UTF-8, lone surrogates included (as U+FFFD), which encodeURIComponent refuses. */
 const encode = (text: string): string => [...Buffer.from(text, 'utf8')].map((byte) => `%${byte.toString(16).padStart(2, '0')}`).join('');
 
 const ENDPOINTS = ['GET /oauth/authorize', 'POST /oauth/authorize', 'POST /oauth/authorize/login', 'POST /oauth/authorize/consent', 'POST /oauth/par'] as const;
-const FIELDS = ['client_id', 'redirect_uri', 'response_type', 'scope', 'state', 'code_challenge', 'code_challenge_method', 'prompt', 'max_age', 'login_hint', 'request_uri', 'resource', 'nonce', 'response_mode', 'request', 'csrf', 'email', 'password', 'decision', '__proto__', 'constructor', 'toString'];
+const FIELDS = [
+  'client_id',
+  'redirect_uri',
+  'response_type',
+  'scope',
+  'state',
+  'code_challenge',
+  'code_challenge_method',
+  'prompt',
+  'max_age',
+  'login_hint',
+  'request_uri',
+  'resource',
+  'nonce',
+  'response_mode',
+  'request',
+  'csrf',
+  'email',
+  'password',
+  'decision',
+  '__proto__',
+  'constructor',
+  'toString',
+];
 
 const hostile = fc.oneof(
   fc.string({ maxLength: 40 }),
   fc.string({ unit: 'grapheme', maxLength: 40 }),
-  fc.constantFrom('', '\u0000', '%00', '\uD800', '__proto__', '..', '"><script>alert(1)</script>', '${jndi:x}', "' OR 1=1 --", '{"$gt": ""}', 'javascript:alert(1)', 'none', 'login consent none', 'plain', 'token', 'code id_token', '-1', '1e400', 'NaN'),
-  fc.constantFrom('http://127.0.0.1/callback', 'http://127.0.0.1:1/callback', 'http://localhost:5173/callback', 'https://evil.example/callback', 'http://127.0.0.1.evil.example/callback', 'http://[::1]:80/callback', '//evil.example', 'http://127.0.0.1:43117/callback#x', 'http://user:pass@127.0.0.1/callback'),
-  fc.constantFrom('urn:ietf:params:oauth:request_uri:', 'urn:ietf:params:oauth:request_uri:x', 'urn:ietf:params:oauth:request_uri:../../x', 'https://evil.example/request'),
+  fc.constantFrom(
+    '',
+    '\u0000',
+    '%00',
+    '\uD800',
+    '__proto__',
+    '..',
+    '"><script>alert(1)</script>',
+    '${jndi:x}',
+    "' OR 1=1 --",
+    '{"$gt": ""}',
+    'javascript:alert(1)',
+    'none',
+    'login consent none',
+    'plain',
+    'token',
+    'code id_token',
+    '-1',
+    '1e400',
+    'NaN',
+  ),
+  fc.constantFrom(
+    'http://127.0.0.1/callback',
+    'http://127.0.0.1:1/callback',
+    'http://localhost:5173/callback',
+    'https://evil.example/callback',
+    'http://127.0.0.1.evil.example/callback',
+    'http://[::1]:80/callback',
+    '//evil.example',
+    'http://127.0.0.1:43117/callback#x',
+    'http://user:pass@127.0.0.1/callback',
+  ),
+  fc.constantFrom(
+    'urn:ietf:params:oauth:request_uri:',
+    'urn:ietf:params:oauth:request_uri:x',
+    'urn:ietf:params:oauth:request_uri:../../x',
+    'https://evil.example/request',
+  ),
   fc.integer({ min: 1, max: 60_000 }).map((n) => 'x'.repeat(n)),
 );
 /** A value for `field`: usually plausible (a real one, or one of its neighbours), else hostile. */
@@ -94,14 +164,22 @@ const valueFor = (field: string) =>
 function plausible(field: string): string[] {
   const request = validRequest();
   switch (field) {
-    case 'csrf': return [real.loginCsrf, real.consentCsrf, '', 'x.y', '.'];
-    case 'email': return [USER_EMAIL, 'nobody@example.com', ''];
-    case 'password': return [USER_PASSWORD, 'wrong', ''];
-    case 'decision': return ['allow', 'deny', 'ALLOW', ''];
-    case 'request_uri': return [real.requestUri, 'urn:ietf:params:oauth:request_uri:AAAA'];
-    case 'prompt': return ['none', 'login', 'consent', 'select_account'];
-    case 'max_age': return ['0', '60', '-1', '99999999999999999999'];
-    default: return [Object.hasOwn(request, field) ? request[field]! : 'x'];
+    case 'csrf':
+      return [real.loginCsrf, real.consentCsrf, '', 'x.y', '.'];
+    case 'email':
+      return [USER_EMAIL, 'nobody@example.com', ''];
+    case 'password':
+      return [USER_PASSWORD, 'wrong', ''];
+    case 'decision':
+      return ['allow', 'deny', 'ALLOW', ''];
+    case 'request_uri':
+      return [real.requestUri, 'urn:ietf:params:oauth:request_uri:AAAA'];
+    case 'prompt':
+      return ['none', 'login', 'consent', 'select_account'];
+    case 'max_age':
+      return ['0', '60', '-1', '99999999999999999999'];
+    default:
+      return [Object.hasOwn(request, field) ? request[field]! : 'x'];
   }
 }
 
@@ -112,13 +190,26 @@ function plausible(field: string): string[] {
  */
 const parameters = () => {
   const entries = Object.entries({ ...validRequest(), csrf: '', email: '', password: '', decision: '' });
-  const extra = fc.oneof(fc.constantFrom(...FIELDS), hostile.map((name) => name.slice(0, 60))).chain((name) => fc.tuple(fc.constant(name), valueFor(name)));
-  return fc.tuple(
-    fc.oneof({ arbitrary: fc.constant(entries), weight: 2 }, { arbitrary: fc.subarray(entries), weight: 1 }),
-    fc.oneof({ arbitrary: fc.constant([]), weight: 1 }, { arbitrary: fc.array(extra, { minLength: 1, maxLength: 4 }), weight: 2 }),
-  ).chain(([chosen, extras]) =>
-    fc.tuple(...chosen.map(([name, value]) => (value ? fc.constant([name, value] as [string, string]) : valueFor(name).map((drawn) => [name, drawn] as [string, string])))).map((first) => [...first, ...extras]),
-  );
+  const extra = fc
+    .oneof(
+      fc.constantFrom(...FIELDS),
+      hostile.map((name) => name.slice(0, 60)),
+    )
+    .chain((name) => fc.tuple(fc.constant(name), valueFor(name)));
+  return fc
+    .tuple(
+      fc.oneof({ arbitrary: fc.constant(entries), weight: 2 }, { arbitrary: fc.subarray(entries), weight: 1 }),
+      fc.oneof({ arbitrary: fc.constant([]), weight: 1 }, { arbitrary: fc.array(extra, { minLength: 1, maxLength: 4 }), weight: 2 }),
+    )
+    .chain(([chosen, extras]) =>
+      fc
+        .tuple(
+          ...chosen.map(([name, value]) =>
+            value ? fc.constant([name, value] as [string, string]) : valueFor(name).map((drawn) => [name, drawn] as [string, string]),
+          ),
+        )
+        .map((first) => [...first, ...extras]),
+    );
 };
 
 type Payload = { type: string | undefined; text: string };
@@ -127,8 +218,18 @@ const body = (pairs: [string, string][]): fc.Arbitrary<Payload> =>
     { arbitrary: fc.constant({ type: 'application/x-www-form-urlencoded', text: pairs.map(([k, v]) => `${encode(k)}=${encode(v)}`).join('&') }), weight: 6 },
     // JSON: duplicates collapse or are refused, values may take another type.
     { arbitrary: fc.constant({ type: 'application/json', text: JSON.stringify(Object.fromEntries(pairs)) }), weight: 2 },
-    { arbitrary: fc.jsonValue({ maxDepth: 3 }).map((value) => ({ type: 'application/json', text: JSON.stringify(Object.fromEntries(pairs.map(([k], i) => [k, i === 0 ? value : pairs[i]![1]]))) })), weight: 1 },
-    { arbitrary: fc.constantFrom('text/plain', 'multipart/form-data; boundary=x', 'application/x-www-form-urlencoded; charset=klingon').map((type) => ({ type, text: pairs.map(([k, v]) => `${k}=${v}`).join('&') })), weight: 1 },
+    {
+      arbitrary: fc
+        .jsonValue({ maxDepth: 3 })
+        .map((value) => ({ type: 'application/json', text: JSON.stringify(Object.fromEntries(pairs.map(([k], i) => [k, i === 0 ? value : pairs[i]![1]]))) })),
+      weight: 1,
+    },
+    {
+      arbitrary: fc
+        .constantFrom('text/plain', 'multipart/form-data; boundary=x', 'application/x-www-form-urlencoded; charset=klingon')
+        .map((type) => ({ type, text: pairs.map(([k, v]) => `${k}=${v}`).join('&') })),
+      weight: 1,
+    },
     { arbitrary: fc.constant({ type: undefined, text: '' }), weight: 1 },
   );
 
@@ -141,18 +242,33 @@ const cookie = fc.option(
     fc.constant(() => `authz=${real.binding}x; session=${real.session}`),
     printable.map((s) => () => `authz=${s}; session=${s}`),
     printable.map((s) => () => `session=${s}`),
-    fc.constantFrom('authz=; session=', 'authz', '=', ';;;', 'authz=a=b=c', `session=${'s'.repeat(8000)}`, '__Host-session=x', 'session=%00', 'authz=a; authz=b').map((s) => () => s),
+    fc
+      .constantFrom(
+        'authz=; session=',
+        'authz',
+        '=',
+        ';;;',
+        'authz=a=b=c',
+        `session=${'s'.repeat(8000)}`,
+        '__Host-session=x',
+        'session=%00',
+        'authz=a; authz=b',
+      )
+      .map((s) => () => s),
   ),
   { nil: undefined },
 );
 const authorization = fc.oneof(
   { arbitrary: fc.constant(undefined), weight: 2 },
-  { arbitrary: fc.oneof(
-    fc.constant(`Basic ${Buffer.from(`demo-service:${CLIENT_SECRET}`).toString('base64')}`),
-    fc.constant(`Basic ${Buffer.from('demo-spa:').toString('base64')}`),
-    printable.map((s) => `Basic ${Buffer.from(s).toString('base64')}`),
-    printable.map((s) => `Bearer ${s}`),
-  ), weight: 1 },
+  {
+    arbitrary: fc.oneof(
+      fc.constant(`Basic ${Buffer.from(`demo-service:${CLIENT_SECRET}`).toString('base64')}`),
+      fc.constant(`Basic ${Buffer.from('demo-spa:').toString('base64')}`),
+      printable.map((s) => `Basic ${Buffer.from(s).toString('base64')}`),
+      printable.map((s) => `Bearer ${s}`),
+    ),
+    weight: 1,
+  },
 );
 
 describe('fuzzing the authorize endpoints and the hosted forms', () => {
@@ -160,7 +276,9 @@ describe('fuzzing the authorize endpoints and the hosted forms', () => {
     console.log(`authorize fuzz: seed ${SEED}, ${RUNS} requests (FUZZ_SEED / FUZZ_RUNS to change)`);
     let sent = 0;
     const statuses = new Map<number, number>();
-    const request = fc.constantFrom(...ENDPOINTS).chain((endpoint) => parameters().chain((pairs) => fc.tuple(fc.constant(endpoint), fc.constant(pairs), body(pairs))));
+    const request = fc
+      .constantFrom(...ENDPOINTS)
+      .chain((endpoint) => parameters().chain((pairs) => fc.tuple(fc.constant(endpoint), fc.constant(pairs), body(pairs))));
     await fc.assert(
       fc.asyncProperty(request, cookie, authorization, async ([endpoint, pairs, payload], cookieHeader, auth) => {
         const [method, path] = endpoint.split(' ') as [string, string];

@@ -65,35 +65,59 @@ beforeAll(async () => {
   issuer = `http://127.0.0.1:${authorityPort}`;
   web = `http://127.0.0.1:${webPort}`;
   api = `http://127.0.0.1:${apiPort}`;
-  authority = await startServer(parseConfig({
-    NODE_ENV: 'test',
-    PORT: String(authorityPort),
-    ISSUER: issuer,
-    KEYS_DIR: keysDir,
-    REDIS_URL: redis.url,
-    MONGODB_URI: testDatabaseUri(inject('mongoUri'), 'code-flow-browser'),
-    REFRESH_TOKEN_SECRET: 's'.repeat(40),
-    DEV_CLIENT_SECRET: CLIENT_SECRET,
-    DEV_USER_PASSWORD: USER_PASSWORD,
-    ARGON2_MEMORY_KIB: '8192',
-    ARGON2_TIME_COST: '1',
-    // Low, so that the throttled page is three wrong passwords away.
-    LOGIN_RATE_LIMIT: '3/15m',
-    // The single-page app calls the token endpoint from the web app's origin.
-    CORS_ORIGINS: web,
-  }), { logger: captureLogs().logger });
+  authority = await startServer(
+    parseConfig({
+      NODE_ENV: 'test',
+      PORT: String(authorityPort),
+      ISSUER: issuer,
+      KEYS_DIR: keysDir,
+      REDIS_URL: redis.url,
+      MONGODB_URI: testDatabaseUri(inject('mongoUri'), 'code-flow-browser'),
+      REFRESH_TOKEN_SECRET: 's'.repeat(40),
+      DEV_CLIENT_SECRET: CLIENT_SECRET,
+      DEV_USER_PASSWORD: USER_PASSWORD,
+      ARGON2_MEMORY_KIB: '8192',
+      ARGON2_TIME_COST: '1',
+      // Low, so that the throttled page is three wrong passwords away.
+      LOGIN_RATE_LIMIT: '3/15m',
+      // The single-page app calls the token endpoint from the web app's origin.
+      CORS_ORIGINS: web,
+    }),
+    { logger: captureLogs().logger },
+  );
   // What `npm run client:create -- --name web --grant authorization_code --grant refresh_token
   // --redirect-uri http://127.0.0.1/app/callback --scope profile` does.
-  const created = await createClient({ clients: authority.service.stores.clients, random: cryptoRandom }, {
-    name: 'web', grants: ['authorization_code', 'refresh_token'], scopes: ['profile'], audiences: [], permissions: [], public: false, firstParty: false, cookieMode: false, redirectUris: ['http://127.0.0.1/app/callback'],
-  });
+  const created = await createClient(
+    { clients: authority.service.stores.clients, random: cryptoRandom },
+    {
+      name: 'web',
+      grants: ['authorization_code', 'refresh_token'],
+      scopes: ['profile'],
+      audiences: [],
+      permissions: [],
+      public: false,
+      firstParty: false,
+      cookieMode: false,
+      redirectUris: ['http://127.0.0.1/app/callback'],
+    },
+  );
   webClientId = created.client.clientId;
   for (const email of Object.values(otherUsers)) {
-    const res = await fetch(`${issuer}/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: USER_PASSWORD }) });
+    const res = await fetch(`${issuer}/auth/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email, password: USER_PASSWORD }),
+    });
     expect(res.status).toBe(201);
   }
   await startExample('examples/resource-server/server.ts', { ISSUER: issuer, PORT: String(apiPort), CORS_ORIGINS: web });
-  await startExample('examples/web-app/server.ts', { ISSUER: issuer, API_URL: api, PORT: String(webPort), WEB_CLIENT_ID: webClientId, WEB_CLIENT_SECRET: created.clientSecret! });
+  await startExample('examples/web-app/server.ts', {
+    ISSUER: issuer,
+    API_URL: api,
+    PORT: String(webPort),
+    WEB_CLIENT_ID: webClientId,
+    WEB_CLIENT_SECRET: created.clientSecret!,
+  });
   browser = await launchChromium();
 });
 
@@ -113,7 +137,9 @@ async function newPage(options: { javaScriptEnabled?: boolean } = {}): Promise<{
   const page = await context.newPage();
   const problems: string[] = [];
   // Chromium logs each refused load as a console error naming the Content Security Policy.
-  page.on('console', (message) => { if (/Content Security Policy/i.test(message.text())) problems.push(message.text()); });
+  page.on('console', (message) => {
+    if (/Content Security Policy/i.test(message.text())) problems.push(message.text());
+  });
   page.on('pageerror', (error) => problems.push(error.message));
   return { page, problems };
 }
@@ -132,7 +158,7 @@ async function apiAnswer(page: Page): Promise<Record<string, unknown>> {
 }
 
 describe('the example web app signing in through the hosted pages, in Chromium', () => {
-  it('server app: login (a wrong password first), consent, back signed in with the API\'s answer; then SSO into the SPA asks no password', async () => {
+  it("server app: login (a wrong password first), consent, back signed in with the API's answer; then SSO into the SPA asks no password", async () => {
     const { page, problems } = await newPage();
     try {
       await page.goto(`${web}/app`);
@@ -263,7 +289,15 @@ describe('the example web app signing in through the hosted pages, in Chromium',
     const { page } = await newPage();
     try {
       const url = new URL('/oauth/authorize', issuer);
-      url.search = new URLSearchParams({ client_id: 'demo-spa', redirect_uri: 'https://evil.example/callback', response_type: 'code', scope: 'profile', state: 'xyz', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' }).toString();
+      url.search = new URLSearchParams({
+        client_id: 'demo-spa',
+        redirect_uri: 'https://evil.example/callback',
+        response_type: 'code',
+        scope: 'profile',
+        state: 'xyz',
+        code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+        code_challenge_method: 'S256',
+      }).toString();
       const response = await page.goto(url.href);
       expect(response?.status()).toBe(400);
       expect(page.url()).toBe(url.href);
@@ -286,7 +320,8 @@ async function signInThroughApp(): Promise<{ cookie: string; callback: URL }> {
   return { cookie, callback: new URL(page.location!) };
 }
 
-const callback = (url: URL, cookie: string | undefined) => fetch(`${web}${url.pathname}${url.search}`, { redirect: 'manual', headers: cookie ? { cookie } : {} });
+const callback = (url: URL, cookie: string | undefined) =>
+  fetch(`${web}${url.pathname}${url.search}`, { redirect: 'manual', headers: cookie ? { cookie } : {} });
 
 describe('the example server app does not weaken the flow', () => {
   it('asks for S256 PKCE, with the state and verifier in an HttpOnly cookie', async () => {
@@ -294,13 +329,18 @@ describe('the example server app does not weaken the flow', () => {
     expect(start.status).toBe(303);
     const authorize = new URL(start.headers.get('location')!);
     expect(authorize.origin + authorize.pathname).toBe(`${issuer}/oauth/authorize`);
-    expect(Object.fromEntries(authorize.searchParams)).toMatchObject({ client_id: webClientId, response_type: 'code', code_challenge_method: 'S256', redirect_uri: `${web}/app/callback` });
+    expect(Object.fromEntries(authorize.searchParams)).toMatchObject({
+      client_id: webClientId,
+      response_type: 'code',
+      code_challenge_method: 'S256',
+      redirect_uri: `${web}/app/callback`,
+    });
     expect(authorize.searchParams.get('code_challenge')).toMatch(/^[A-Za-z0-9_-]{43}$/);
     const state = authorize.searchParams.get('state')!;
     expect(start.headers.get('set-cookie')).toMatch(new RegExp(`^web_tx=${state}\\.[A-Za-z0-9_-]{43}; Path=/app; HttpOnly; SameSite=Lax`));
   });
 
-  it('refuses another sign-in\'s code and state in this browser (login CSRF) before using the code', async () => {
+  it("refuses another sign-in's code and state in this browser (login CSRF) before using the code", async () => {
     const attacker = await signInThroughApp();
     const victim = (await fetch(`${web}/app/login`, { redirect: 'manual' })).headers.get('set-cookie')!.split(';')[0]!;
     const refused = await callback(attacker.callback, victim);
@@ -327,9 +367,10 @@ describe('the example server app does not weaken the flow', () => {
   });
 });
 
-describe('the example API\'s CORS', () => {
-  it('lets the web app\'s origin send a Bearer token, without credentials, and no other origin', async () => {
-    const preflight = (origin: string) => fetch(`${api}/me`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' } });
+describe("the example API's CORS", () => {
+  it("lets the web app's origin send a Bearer token, without credentials, and no other origin", async () => {
+    const preflight = (origin: string) =>
+      fetch(`${api}/me`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' } });
     const allowed = await preflight(web);
     expect(allowed.status).toBe(204);
     expect(allowed.headers.get('access-control-allow-origin')).toBe(web);

@@ -51,17 +51,77 @@ afterAll(async () => {
 /** Percent-encodes UTF-8, lone surrogates included (as U+FFFD), which encodeURIComponent refuses. */
 const encode = (text: string): string => [...Buffer.from(text, 'utf8')].map((byte) => `%${byte.toString(16).padStart(2, '0')}`).join('');
 
-const ENDPOINTS = ['/oauth/token', '/oauth/revoke', '/oauth/introspect', '/auth/register', '/auth/login', '/auth/refresh', '/auth/logout', '/auth/logout-all', '/auth/password'] as const;
-const FIELDS = ['grant_type', 'client_id', 'client_secret', 'username', 'password', 'email', 'refresh_token', 'scope', 'audience', 'resource', 'token', 'token_type_hint', 'current_password', 'new_password', 'name', '__proto__', 'constructor', 'prototype'];
+const ENDPOINTS = [
+  '/oauth/token',
+  '/oauth/revoke',
+  '/oauth/introspect',
+  '/auth/register',
+  '/auth/login',
+  '/auth/refresh',
+  '/auth/logout',
+  '/auth/logout-all',
+  '/auth/password',
+] as const;
+const FIELDS = [
+  'grant_type',
+  'client_id',
+  'client_secret',
+  'username',
+  'password',
+  'email',
+  'refresh_token',
+  'scope',
+  'audience',
+  'resource',
+  'token',
+  'token_type_hint',
+  'current_password',
+  'new_password',
+  'name',
+  '__proto__',
+  'constructor',
+  'prototype',
+];
 
 const hostileString = fc.oneof(
   fc.string({ maxLength: 40 }),
   fc.string({ unit: 'grapheme', maxLength: 40 }),
-  fc.constantFrom('', '\u0000', 'a\u0000b', '__proto__', 'password', 'refresh_token', 'client_credentials', 'demo-app', 'demo-service', 'demo@example.com', '%00', '${jndi:x}', "' OR 1=1 --", '{"$gt": ""}', 'Bearer', '..', '\uD800'),
+  fc.constantFrom(
+    '',
+    '\u0000',
+    'a\u0000b',
+    '__proto__',
+    'password',
+    'refresh_token',
+    'client_credentials',
+    'demo-app',
+    'demo-service',
+    'demo@example.com',
+    '%00',
+    '${jndi:x}',
+    "' OR 1=1 --",
+    '{"$gt": ""}',
+    'Bearer',
+    '..',
+    '\uD800',
+  ),
   fc.integer({ min: 1, max: 80_000 }).map((n) => 'x'.repeat(n)),
-  fc.constantFrom('eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.', 'eyJhbGciOiJIUzI1NiJ9.e30.sig', 'a.b.c.d.e', '....', 'x'.repeat(43) + '.1.' + 'y'.repeat(43) + '.' + 'z'.repeat(22)),
+  fc.constantFrom(
+    'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.',
+    'eyJhbGciOiJIUzI1NiJ9.e30.sig',
+    'a.b.c.d.e',
+    '....',
+    'x'.repeat(43) + '.1.' + 'y'.repeat(43) + '.' + 'z'.repeat(22),
+  ),
 );
-const jsonValue = fc.oneof(hostileString, fc.jsonValue({ maxDepth: 4 }), fc.constant(null), fc.integer(), fc.boolean(), fc.array(hostileString, { maxLength: 3 }));
+const jsonValue = fc.oneof(
+  hostileString,
+  fc.jsonValue({ maxDepth: 4 }),
+  fc.constant(null),
+  fc.integer(),
+  fc.boolean(),
+  fc.array(hostileString, { maxLength: 3 }),
+);
 const deepJson = fc.integer({ min: 1, max: 3000 }).map((depth) => '{"a":'.repeat(depth) + '1' + '}'.repeat(depth));
 
 const body = fc.oneof(
@@ -70,15 +130,35 @@ const body = fc.oneof(
   // Arbitrary JSON of arbitrary shape (arrays, scalars, nested).
   fc.jsonValue({ maxDepth: 6 }).map((value) => ({ type: 'application/json', text: JSON.stringify(value) ?? 'null' })),
   deepJson.map((text) => ({ type: 'application/json', text })),
-  fc.constantFrom('{"__proto__":{"admin":true}}', '{"constructor":{"prototype":{"x":1}}}', '{bad json', '[]', '"str"', '', '{"a":1,"a":2}').map((text) => ({ type: 'application/json', text })),
+  fc
+    .constantFrom('{"__proto__":{"admin":true}}', '{"constructor":{"prototype":{"x":1}}}', '{bad json', '[]', '"str"', '', '{"a":1,"a":2}')
+    .map((text) => ({ type: 'application/json', text })),
   // Form bodies, including duplicated parameters and bracket syntax.
-  fc.array(fc.tuple(fc.oneof(fc.constantFrom(...FIELDS), fc.constantFrom('a[b]', 'grant_type[]', '__proto__[x]'), hostileString), hostileString), { maxLength: 8 }).map((pairs) => ({
-    type: 'application/x-www-form-urlencoded',
-    text: pairs.map(([key, value]) => `${encode(key)}=${encode(value)}`).join('&'),
-  })),
+  fc
+    .array(fc.tuple(fc.oneof(fc.constantFrom(...FIELDS), fc.constantFrom('a[b]', 'grant_type[]', '__proto__[x]'), hostileString), hostileString), {
+      maxLength: 8,
+    })
+    .map((pairs) => ({
+      type: 'application/x-www-form-urlencoded',
+      text: pairs.map(([key, value]) => `${encode(key)}=${encode(value)}`).join('&'),
+    })),
   fc.string({ maxLength: 200 }).map((text) => ({ type: 'application/x-www-form-urlencoded', text })),
   // Wrong or odd content types.
-  fc.tuple(fc.constantFrom('text/plain', 'application/xml', 'multipart/form-data; boundary=x', 'application/json; charset=latin1', 'application/json; charset=utf-16', 'application/x-www-form-urlencoded; charset=klingon', 'application/octet-stream', ''), fc.string({ maxLength: 100 })).map(([type, text]) => ({ type, text })),
+  fc
+    .tuple(
+      fc.constantFrom(
+        'text/plain',
+        'application/xml',
+        'multipart/form-data; boundary=x',
+        'application/json; charset=latin1',
+        'application/json; charset=utf-16',
+        'application/x-www-form-urlencoded; charset=klingon',
+        'application/octet-stream',
+        '',
+      ),
+      fc.string({ maxLength: 100 }),
+    )
+    .map(([type, text]) => ({ type, text })),
 );
 
 const printable = fc.string({ minLength: 0, maxLength: 60 }).map((s) => s.replace(/[^\x20-\x7e]/g, ''));
@@ -88,11 +168,24 @@ const authorization = fc.option(
     printable.map((s) => `Basic ${Buffer.from(s).toString('base64')}`),
     printable.map((s) => `Basic ${s}`),
     printable.map((s) => `Bearer ${s}`),
-    fc.constantFrom('Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.', 'Bearer a.b.c', 'Basic', 'Bearer', 'Digest x', `Basic ${Buffer.from(':').toString('base64')}`),
+    fc.constantFrom(
+      'Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.',
+      'Bearer a.b.c',
+      'Basic',
+      'Bearer',
+      'Digest x',
+      `Basic ${Buffer.from(':').toString('base64')}`,
+    ),
   ),
   { nil: undefined },
 );
-const cookie = fc.option(fc.oneof(printable.map((s) => `refresh_token=${s}`), printable), { nil: undefined });
+const cookie = fc.option(
+  fc.oneof(
+    printable.map((s) => `refresh_token=${s}`),
+    printable,
+  ),
+  { nil: undefined },
+);
 const origin = fc.option(fc.constantFrom('http://auth.test', 'https://evil.test', 'null'), { nil: undefined });
 // The body is never actually compressed: every encoding but identity must fail cleanly.
 // One request in eight carries one, so the others still reach the handlers.
@@ -107,28 +200,36 @@ describe('fuzzing the POST endpoints', () => {
     let sent = 0;
     const statuses = new Map<number, number>();
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom(...ENDPOINTS, 'DELETE /auth/sessions'), body, authorization, cookie, origin, contentEncoding, async (endpoint, payload, auth, cookieHeader, originHeader, encoding) => {
-        const [method, path] = endpoint.startsWith('DELETE ') ? ['DELETE', `/auth/sessions/${encode(payload.text.slice(0, 40))}`] : ['POST', endpoint];
-        const headers: Record<string, string> = {};
-        if (payload.type) headers['content-type'] = payload.type;
-        if (auth !== undefined) headers.authorization = auth;
-        if (cookieHeader !== undefined) headers.cookie = cookieHeader;
-        if (originHeader !== undefined) headers.origin = originHeader;
-        if (encoding !== undefined) headers['content-encoding'] = encoding;
-        const res = await fetch(`${base}${path}`, { method, headers, body: payload.text });
-        sent += 1;
-        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
-        const text = await res.text();
-        expect(res.status, `${method} ${path} ${payload.type} ${payload.text.slice(0, 200)} → ${text.slice(0, 200)}`).toBeLessThan(500);
-        if (res.status === 204) return;
-        const parsed = JSON.parse(text) as Record<string, unknown>;
-        if (res.status >= 400) {
-          expect(parsed).toEqual({ error: expect.any(String), error_description: expect.any(String) });
-          // RFC 6749 §5.2's character set, whatever the request echoed back.
-          expect(parsed.error_description).toMatch(/^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/);
-          expect(text).not.toMatch(/\bat .+:\d+:\d+/);
-        }
-      }),
+      fc.asyncProperty(
+        fc.constantFrom(...ENDPOINTS, 'DELETE /auth/sessions'),
+        body,
+        authorization,
+        cookie,
+        origin,
+        contentEncoding,
+        async (endpoint, payload, auth, cookieHeader, originHeader, encoding) => {
+          const [method, path] = endpoint.startsWith('DELETE ') ? ['DELETE', `/auth/sessions/${encode(payload.text.slice(0, 40))}`] : ['POST', endpoint];
+          const headers: Record<string, string> = {};
+          if (payload.type) headers['content-type'] = payload.type;
+          if (auth !== undefined) headers.authorization = auth;
+          if (cookieHeader !== undefined) headers.cookie = cookieHeader;
+          if (originHeader !== undefined) headers.origin = originHeader;
+          if (encoding !== undefined) headers['content-encoding'] = encoding;
+          const res = await fetch(`${base}${path}`, { method, headers, body: payload.text });
+          sent += 1;
+          statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+          const text = await res.text();
+          expect(res.status, `${method} ${path} ${payload.type} ${payload.text.slice(0, 200)} → ${text.slice(0, 200)}`).toBeLessThan(500);
+          if (res.status === 204) return;
+          const parsed = JSON.parse(text) as Record<string, unknown>;
+          if (res.status >= 400) {
+            expect(parsed).toEqual({ error: expect.any(String), error_description: expect.any(String) });
+            // RFC 6749 §5.2's character set, whatever the request echoed back.
+            expect(parsed.error_description).toMatch(/^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/);
+            expect(text).not.toMatch(/\bat .+:\d+:\d+/);
+          }
+        },
+      ),
       { seed: SEED, numRuns: RUNS, endOnFailure: true },
     );
     console.log(`fuzz: ${sent} requests, statuses ${JSON.stringify(Object.fromEntries([...statuses].sort(([a], [b]) => a - b)))}`);

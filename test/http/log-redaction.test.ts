@@ -24,20 +24,33 @@ describe('log redaction', () => {
     const secrets = new Set<string>([USER_PASSWORD, CLIENT_SECRET, 'wrong-password-SECRET-1', 'registered-password-SECRET-2']);
     const api = request(service.callback);
 
-    const login = (await api.post('/auth/login?cookie=1').set('Origin', 'http://auth.test').send({ email: USER_EMAIL, password: USER_PASSWORD }).expect(200));
+    const login = await api.post('/auth/login?cookie=1').set('Origin', 'http://auth.test').send({ email: USER_EMAIL, password: USER_PASSWORD }).expect(200);
     secrets.add(login.body.access_token);
     const cookie = login.headers['set-cookie']![0]!.split(';')[0]!;
     secrets.add(cookie.split('=')[1]!);
 
-    const grant = (await api.post('/oauth/token').type('form').send({ grant_type: 'password', client_id: 'demo-app', username: USER_EMAIL, password: USER_PASSWORD }).expect(200)).body;
+    const grant = (
+      await api
+        .post('/oauth/token')
+        .type('form')
+        .send({ grant_type: 'password', client_id: 'demo-app', username: USER_EMAIL, password: USER_PASSWORD })
+        .expect(200)
+    ).body;
     secrets.add(grant.access_token).add(grant.refresh_token);
-    const refreshed = (await api.post('/oauth/token').type('form').send({ grant_type: 'refresh_token', client_id: 'demo-app', refresh_token: grant.refresh_token }).expect(200)).body;
+    const refreshed = (
+      await api.post('/oauth/token').type('form').send({ grant_type: 'refresh_token', client_id: 'demo-app', refresh_token: grant.refresh_token }).expect(200)
+    ).body;
     secrets.add(refreshed.refresh_token).add(refreshed.access_token);
     // Reuse: an error path that logs a detail.
     await api.post('/oauth/token').type('form').send({ grant_type: 'refresh_token', client_id: 'demo-app', refresh_token: grant.refresh_token }).expect(400);
 
     await api.post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials' }).expect(200);
-    await api.post('/oauth/token').set('Authorization', `Basic ${Buffer.from(`demo-service:${CLIENT_SECRET}x`).toString('base64')}`).type('form').send({ grant_type: 'client_credentials' }).expect(401);
+    await api
+      .post('/oauth/token')
+      .set('Authorization', `Basic ${Buffer.from(`demo-service:${CLIENT_SECRET}x`).toString('base64')}`)
+      .type('form')
+      .send({ grant_type: 'client_credentials' })
+      .expect(401);
     await api.post('/oauth/token').type('form').send({ grant_type: 'client_credentials', client_id: 'demo-service', client_secret: CLIENT_SECRET }).expect(200);
     await api.post('/auth/login').send({ email: USER_EMAIL, password: 'wrong-password-SECRET-1' }).expect(400);
     await api.post('/auth/register').send({ email: 'logs@example.com', password: 'registered-password-SECRET-2' }).expect(201);
@@ -45,23 +58,54 @@ describe('log redaction', () => {
     await api.get('/auth/me').set('Authorization', `Bearer ${login.body.access_token}`).set('Cookie', cookie).expect(200);
     await api.post('/oauth/introspect').set('Authorization', service.basic).type('form').send({ token: refreshed.access_token }).expect(200);
     await api.post('/oauth/revoke').set('Authorization', service.basic).type('form').send({ token: refreshed.refresh_token }).expect(200);
-    await api.post('/auth/logout').set('Authorization', `Bearer ${login.body.access_token}`).set('Cookie', cookie).set('Origin', 'http://auth.test').expect(204);
+    await api
+      .post('/auth/logout')
+      .set('Authorization', `Bearer ${login.body.access_token}`)
+      .set('Cookie', cookie)
+      .set('Origin', 'http://auth.test')
+      .expect(204);
     // The code flow: the login form, the sign-in cookie, the code, its verifier, a replay.
     const verifier = 'bench-verifier-SECRET-3-0123456789abcdefghijklmnopqrstuvwxyz';
     const challenge = createHash('sha256').update(verifier).digest('base64url');
-    const authorize = await api.get('/oauth/authorize').query({ response_type: 'code', client_id: 'demo-spa', redirect_uri: 'http://127.0.0.1:7000/callback', scope: 'profile', state: 's', code_challenge: challenge, code_challenge_method: 'S256' }).expect(200);
+    const authorize = await api
+      .get('/oauth/authorize')
+      .query({
+        response_type: 'code',
+        client_id: 'demo-spa',
+        redirect_uri: 'http://127.0.0.1:7000/callback',
+        scope: 'profile',
+        state: 's',
+        code_challenge: challenge,
+        code_challenge_method: 'S256',
+      })
+      .expect(200);
     const binding = authorize.headers['set-cookie']![0]!.split(';')[0]!;
     const csrf = /name="csrf" value="([^"]+)"/.exec(authorize.text)![1]!;
-    const consent = await api.post('/oauth/authorize/login').set('Cookie', binding).type('form').send({ csrf, email: USER_EMAIL, password: USER_PASSWORD }).expect(200);
+    const consent = await api
+      .post('/oauth/authorize/login')
+      .set('Cookie', binding)
+      .type('form')
+      .send({ csrf, email: USER_EMAIL, password: USER_PASSWORD })
+      .expect(200);
     const session = consent.headers['set-cookie']![0]!.split(';')[0]!;
     secrets.add(session.split('=')[1]!).add(binding.split('=')[1]!).add(verifier);
-    const allowed = await api.post('/oauth/authorize/consent').set('Cookie', `${binding}; ${session}`).type('form').send({ csrf: /name="csrf" value="([^"]+)"/.exec(consent.text)![1]!, decision: 'allow' }).expect(303);
+    const allowed = await api
+      .post('/oauth/authorize/consent')
+      .set('Cookie', `${binding}; ${session}`)
+      .type('form')
+      .send({ csrf: /name="csrf" value="([^"]+)"/.exec(consent.text)![1]!, decision: 'allow' })
+      .expect(303);
     const code = new URL(allowed.headers.location!).searchParams.get('code')!;
     secrets.add(code);
     const exchange = { grant_type: 'authorization_code', client_id: 'demo-spa', redirect_uri: 'http://127.0.0.1:7000/callback', code, code_verifier: verifier };
     secrets.add((await api.post('/oauth/token').type('form').send(exchange).expect(200)).body.access_token);
     await api.post('/oauth/token').type('form').send(exchange).expect(400);
-    await api.post('/oauth/authorize/login').set('Cookie', binding).type('form').send({ csrf, email: USER_EMAIL, password: 'wrong-password-SECRET-1' }).expect(400);
+    await api
+      .post('/oauth/authorize/login')
+      .set('Cookie', binding)
+      .type('form')
+      .send({ csrf, email: USER_EMAIL, password: 'wrong-password-SECRET-1' })
+      .expect(400);
     // Secrets in a query string and in a malformed body.
     await api.get(`/healthz?token=${grant.access_token}`).expect(200);
     await api.post('/auth/login').set('Content-Type', 'application/json').send(`{"password": "${USER_PASSWORD}", `).expect(400);

@@ -55,12 +55,24 @@ const partnerBasic = `Basic ${Buffer.from('partner-app:partner-secret-0123456789
 
 /** A client with no scopes, audiences or permissions; the test says what else it is. */
 const scopelessClient = (client: Pick<NewClient, 'clientId' | 'type' | 'grantTypes'> & Partial<NewClient>): NewClient => ({
-  name: client.clientId, firstParty: false, scopes: [], audiences: [], permissions: [], cookieMode: false, secretHash: undefined, ...client,
+  name: client.clientId,
+  firstParty: false,
+  scopes: [],
+  audiences: [],
+  permissions: [],
+  cookieMode: false,
+  secretHash: undefined,
+  ...client,
 });
 
 describe('POST /oauth/token: client_credentials', () => {
   it('issues an RFC 9068 access token to a confidential client with Basic auth, and no refresh token', async () => {
-    const res = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials' }).expect(200);
+    const res = await request(service.callback)
+      .post('/oauth/token')
+      .set('Authorization', service.basic)
+      .type('form')
+      .send({ grant_type: 'client_credentials' })
+      .expect(200);
     expect(res.headers['cache-control']).toBe('no-store');
     expect(res.headers.pragma).toBe('no-cache');
     expect(res.body).toEqual({ access_token: expect.any(String), token_type: 'Bearer', expires_in: 900, scope: 'read write' });
@@ -74,41 +86,79 @@ describe('POST /oauth/token: client_credentials', () => {
   });
 
   it('refuses Basic together with a body client_id naming another client, and with a client_secret', async () => {
-    const other = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials', client_id: 'partner-app' });
+    const other = await request(service.callback)
+      .post('/oauth/token')
+      .set('Authorization', service.basic)
+      .type('form')
+      .send({ grant_type: 'client_credentials', client_id: 'partner-app' });
     expectOAuthError(other, 400, 'invalid_request');
-    const both = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials', client_secret: 'x' });
+    const both = await request(service.callback)
+      .post('/oauth/token')
+      .set('Authorization', service.basic)
+      .type('form')
+      .send({ grant_type: 'client_credentials', client_secret: 'x' });
     expectOAuthError(both, 400, 'invalid_request');
     // The same id in both places is one client, not two methods.
-    await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials', client_id: 'demo-service' }).expect(200);
+    await request(service.callback)
+      .post('/oauth/token')
+      .set('Authorization', service.basic)
+      .type('form')
+      .send({ grant_type: 'client_credentials', client_id: 'demo-service' })
+      .expect(200);
   });
 
   it('reads Basic credentials after any case of the scheme and one or more spaces (RFC 7235 §2.1)', async () => {
     for (const scheme of ['basic ', 'BASIC   ']) {
       const authorization = service.basic.replace(/^Basic /, scheme);
-      await request(service.callback).post('/oauth/token').set('Authorization', authorization).type('form').send({ grant_type: 'client_credentials' }).expect(200);
+      await request(service.callback)
+        .post('/oauth/token')
+        .set('Authorization', authorization)
+        .type('form')
+        .send({ grant_type: 'client_credentials' })
+        .expect(200);
     }
   });
 
   it('treats a parameter sent without a value as omitted (RFC 6749 §3.2), but still refuses it repeated', async () => {
-    const res = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send('grant_type=client_credentials&scope=&resource=').expect(200);
+    const res = await request(service.callback)
+      .post('/oauth/token')
+      .set('Authorization', service.basic)
+      .type('form')
+      .send('grant_type=client_credentials&scope=&resource=')
+      .expect(200);
     expect(res.body.scope).toBe('read write');
-    const repeated = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send('grant_type=client_credentials&scope=&scope=read');
+    const repeated = await request(service.callback)
+      .post('/oauth/token')
+      .set('Authorization', service.basic)
+      .type('form')
+      .send('grant_type=client_credentials&scope=&scope=read');
     expectOAuthError(repeated, 400, 'invalid_request');
   });
 
   it('refuses a scope that is not single-space-separated tokens (RFC 6749 §3.3) instead of reading it as none', async () => {
     for (const scope of [' ', '   ', ' read', 'read ', 'read  write']) {
-      const form = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials', scope });
+      const form = await request(service.callback)
+        .post('/oauth/token')
+        .set('Authorization', service.basic)
+        .type('form')
+        .send({ grant_type: 'client_credentials', scope });
       expectOAuthError(form, 400, 'invalid_scope');
       const json = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).send({ grant_type: 'client_credentials', scope });
       expectOAuthError(json, 400, 'invalid_scope');
     }
-    const repeatedToken = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials', scope: 'read read' }).expect(200);
+    const repeatedToken = await request(service.callback)
+      .post('/oauth/token')
+      .set('Authorization', service.basic)
+      .type('form')
+      .send({ grant_type: 'client_credentials', scope: 'read read' })
+      .expect(200);
     expect(repeatedToken.body.scope).toBe('read');
   });
 
-  it('refreshes a session of a client with no scopes: its family\'s empty scope is no scope, not a malformed one', async () => {
-    await service.stores.clients.create(scopelessClient({ clientId: 'scopeless-app', type: 'public', firstParty: true, grantTypes: ['password', 'refresh_token'] }));
+  it("refreshes a session of a client with no scopes: its family's empty scope is no scope, not a malformed one", async () => {
+    await service.stores.clients.create(
+      scopelessClient({ clientId: 'scopeless-app', type: 'public', firstParty: true, grantTypes: ['password', 'refresh_token'] }),
+    );
     const login = (await passwordLogin(service, { client_id: 'scopeless-app' }).expect(200)).body;
     const refreshed = (await refreshGrant(service, login.refresh_token, { client_id: 'scopeless-app' }).expect(200)).body;
     expect(refreshed.scope).toBe('');
@@ -116,13 +166,29 @@ describe('POST /oauth/token: client_credentials', () => {
   });
 
   it('keeps the scope claim CONTRACT lists even for a client with no scopes: an empty string', async () => {
-    await service.stores.clients.create(scopelessClient({ clientId: 'scopeless', type: 'confidential', grantTypes: ['client_credentials'], secretHash: hashClientSecret('scopeless-secret-0123456789') }));
+    await service.stores.clients.create(
+      scopelessClient({
+        clientId: 'scopeless',
+        type: 'confidential',
+        grantTypes: ['client_credentials'],
+        secretHash: hashClientSecret('scopeless-secret-0123456789'),
+      }),
+    );
     const basic = `Basic ${Buffer.from('scopeless:scopeless-secret-0123456789').toString('base64')}`;
-    const res = await request(service.callback).post('/oauth/token').set('Authorization', basic).type('form').send({ grant_type: 'client_credentials' }).expect(200);
+    const res = await request(service.callback)
+      .post('/oauth/token')
+      .set('Authorization', basic)
+      .type('form')
+      .send({ grant_type: 'client_credentials' })
+      .expect(200);
     expect(res.body.scope).toBe('');
     expect((await verifyWithJwks(service, res.body.access_token)).payload.scope).toBe('');
     // Asking for any scope is asking for more than it has.
-    expectOAuthError(await request(service.callback).post('/oauth/token').set('Authorization', basic).type('form').send({ grant_type: 'client_credentials', scope: 'read' }), 400, 'invalid_scope');
+    expectOAuthError(
+      await request(service.callback).post('/oauth/token').set('Authorization', basic).type('form').send({ grant_type: 'client_credentials', scope: 'read' }),
+      400,
+      'invalid_scope',
+    );
   });
 
   it('accepts client_secret_post and a JSON body, and narrows the scope on request', async () => {
@@ -134,27 +200,45 @@ describe('POST /oauth/token: client_credentials', () => {
   });
 
   it('refuses a scope the client may not have, and an audience it may not target', async () => {
-    const scope = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials', scope: 'read admin' });
+    const scope = await request(service.callback)
+      .post('/oauth/token')
+      .set('Authorization', service.basic)
+      .type('form')
+      .send({ grant_type: 'client_credentials', scope: 'read admin' });
     expectOAuthError(scope, 400, 'invalid_scope');
     expect(scope.body.error_description).toContain('admin');
     // Wherever the forbidden token stands in the list, alone or first.
     for (const asked of ['admin read', 'admin']) {
-      const first = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials', scope: asked });
+      const first = await request(service.callback)
+        .post('/oauth/token')
+        .set('Authorization', service.basic)
+        .type('form')
+        .send({ grant_type: 'client_credentials', scope: asked });
       expectOAuthError(first, 400, 'invalid_scope');
       expect(first.body.error_description).toContain('admin');
     }
-    const target = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials', resource: 'https://elsewhere.test' });
+    const target = await request(service.callback)
+      .post('/oauth/token')
+      .set('Authorization', service.basic)
+      .type('form')
+      .send({ grant_type: 'client_credentials', resource: 'https://elsewhere.test' });
     expectOAuthError(target, 400, 'invalid_target');
   });
 
   it('issues for an allowed audience (RFC 8707 resource)', async () => {
-    const res = await request(service.callback).post('/oauth/token').set('Authorization', partnerBasic).type('form').send({ grant_type: 'client_credentials', resource: 'https://api.partner.test' }).expect(200);
+    const res = await request(service.callback)
+      .post('/oauth/token')
+      .set('Authorization', partnerBasic)
+      .type('form')
+      .send({ grant_type: 'client_credentials', resource: 'https://api.partner.test' })
+      .expect(200);
     const payload = JSON.parse(Buffer.from(res.body.access_token.split('.')[1], 'base64url').toString());
     expect(payload.aud).toBe('https://api.partner.test');
   });
 
   it('takes resource more than once (RFC 8707 §2), but issues for one: two targets are invalid_target, not a silent pick', async () => {
-    const token = (form: string) => request(service.callback).post('/oauth/token').set('Authorization', partnerBasic).type('form').send(`grant_type=client_credentials&${form}`);
+    const token = (form: string) =>
+      request(service.callback).post('/oauth/token').set('Authorization', partnerBasic).type('form').send(`grant_type=client_credentials&${form}`);
     const partner = encodeURIComponent('https://api.partner.test');
     const same = await token(`resource=${partner}&resource=${partner}`).expect(200);
     const audOf = (jwt: string) => (JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { aud: unknown }).aud;
@@ -162,7 +246,11 @@ describe('POST /oauth/token: client_credentials', () => {
     expectOAuthError(await token(`resource=${partner}&resource=${encodeURIComponent('http://auth.test')}`), 400, 'invalid_target');
     expectOAuthError(await token(`resource=${partner}&audience=${encodeURIComponent('http://auth.test')}`), 400, 'invalid_target');
     await token(`resource=${partner}&audience=${partner}`).expect(200);
-    const json = await request(service.callback).post('/oauth/token').set('Authorization', partnerBasic).send({ grant_type: 'client_credentials', resource: ['https://api.partner.test'] }).expect(200);
+    const json = await request(service.callback)
+      .post('/oauth/token')
+      .set('Authorization', partnerBasic)
+      .send({ grant_type: 'client_credentials', resource: ['https://api.partner.test'] })
+      .expect(200);
     expect(audOf(json.body.access_token)).toBe('https://api.partner.test');
   });
 });
@@ -186,41 +274,79 @@ describe('POST /oauth/token: client authentication', () => {
   });
 
   it('refuses two authentication methods at once', async () => {
-    const res = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ ...grant, client_secret: 'x' });
+    const res = await request(service.callback)
+      .post('/oauth/token')
+      .set('Authorization', service.basic)
+      .type('form')
+      .send({ ...grant, client_secret: 'x' });
     expectOAuthError(res, 400, 'invalid_request');
   });
 
   it('refuses a confidential client that sends no secret, and any client with no credentials', async () => {
-    expectOAuthError(await request(service.callback).post('/oauth/token').type('form').send({ ...grant, client_id: 'demo-service' }), 401, 'invalid_client');
+    expectOAuthError(
+      await request(service.callback)
+        .post('/oauth/token')
+        .type('form')
+        .send({ ...grant, client_id: 'demo-service' }),
+      401,
+      'invalid_client',
+    );
     expectOAuthError(await request(service.callback).post('/oauth/token').type('form').send(grant), 401, 'invalid_client');
   });
 });
 
 describe('POST /oauth/token: request errors', () => {
   it('names unsupported and missing grant types, and refuses a grant the client does not have', async () => {
-    expectOAuthError(await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code' }), 400, 'unsupported_grant_type');
+    expectOAuthError(
+      await request(service.callback)
+        .post('/oauth/token')
+        .set('Authorization', service.basic)
+        .type('form')
+        .send({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code' }),
+      400,
+      'unsupported_grant_type',
+    );
     expectOAuthError(await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({}), 400, 'invalid_request');
-    expectOAuthError(await passwordLogin(service, { client_id: 'demo-service', client_secret: 'test-service-secret-0123456789abcdef' }), 400, 'unauthorized_client');
+    expectOAuthError(
+      await passwordLogin(service, { client_id: 'demo-service', client_secret: 'test-service-secret-0123456789abcdef' }),
+      400,
+      'unauthorized_client',
+    );
   });
 
   it('refuses a grant the client record does not list, even to a first-party client the grant itself would serve', async () => {
-    await service.stores.clients.create(scopelessClient({ clientId: 'refresh-only-first-party', type: 'public', firstParty: true, grantTypes: ['refresh_token'] }));
+    await service.stores.clients.create(
+      scopelessClient({ clientId: 'refresh-only-first-party', type: 'public', firstParty: true, grantTypes: ['refresh_token'] }),
+    );
     expectOAuthError(await passwordLogin(service, { client_id: 'refresh-only-first-party' }), 400, 'unauthorized_client');
   });
 
   it('refuses client_credentials to a public client even when its record lists that grant: it has no secret to prove', async () => {
     await service.stores.clients.create(scopelessClient({ clientId: 'public-with-client-credentials', type: 'public', grantTypes: ['client_credentials'] }));
-    const res = await request(service.callback).post('/oauth/token').type('form').send({ grant_type: 'client_credentials', client_id: 'public-with-client-credentials' });
+    const res = await request(service.callback)
+      .post('/oauth/token')
+      .type('form')
+      .send({ grant_type: 'client_credentials', client_id: 'public-with-client-credentials' });
     expectOAuthError(res, 400, 'unauthorized_client');
   });
 
   it('refuses duplicated parameters and wrongly typed JSON values, naming the field', async () => {
-    const duplicate = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send('grant_type=client_credentials&scope=read&scope=write');
+    const duplicate = await request(service.callback)
+      .post('/oauth/token')
+      .set('Authorization', service.basic)
+      .type('form')
+      .send('grant_type=client_credentials&scope=read&scope=write');
     expectOAuthError(duplicate, 400, 'invalid_request');
-    const typed = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).send({ grant_type: 'client_credentials', scope: ['read'] });
+    const typed = await request(service.callback)
+      .post('/oauth/token')
+      .set('Authorization', service.basic)
+      .send({ grant_type: 'client_credentials', scope: ['read'] });
     expectOAuthError(typed, 400, 'invalid_request');
     expect(typed.body.error_description).toMatch(/^scope/);
-    const nul = await request(service.callback).post('/oauth/token').set('Authorization', service.basic).send({ grant_type: 'client_credentials', scope: 'read\u0000' });
+    const nul = await request(service.callback)
+      .post('/oauth/token')
+      .set('Authorization', service.basic)
+      .send({ grant_type: 'client_credentials', scope: 'read\u0000' });
     expectOAuthError(nul, 400, 'invalid_request');
   });
 });
@@ -228,7 +354,13 @@ describe('POST /oauth/token: request errors', () => {
 describe('POST /oauth/token: password and refresh_token', () => {
   it('logs a user in through a first-party client, with roles, email and a family id', async () => {
     const res = await passwordLogin(service).expect(200);
-    expect(res.body).toEqual({ access_token: expect.any(String), token_type: 'Bearer', expires_in: 900, scope: 'profile email', refresh_token: expect.any(String) });
+    expect(res.body).toEqual({
+      access_token: expect.any(String),
+      token_type: 'Bearer',
+      expires_in: 900,
+      scope: 'profile email',
+      refresh_token: expect.any(String),
+    });
     const { payload } = await verifyWithJwks(service, res.body.access_token);
     expect(payload).toMatchObject({ email: USER_EMAIL, roles: ['admin'], client_id: 'demo-app', sid: expect.any(String) });
     // The refresh token names its family, which is the access token's `sid`.
@@ -244,7 +376,11 @@ describe('POST /oauth/token: password and refresh_token', () => {
   });
 
   it('refuses the password grant to a client that is not first-party', async () => {
-    const res = await request(service.callback).post('/oauth/token').set('Authorization', partnerBasic).type('form').send({ grant_type: 'password', username: USER_EMAIL, password: 'whatever-password' });
+    const res = await request(service.callback)
+      .post('/oauth/token')
+      .set('Authorization', partnerBasic)
+      .type('form')
+      .send({ grant_type: 'password', username: USER_EMAIL, password: 'whatever-password' });
     expectOAuthError(res, 400, 'unauthorized_client');
   });
 
@@ -315,7 +451,7 @@ describe('POST /oauth/token: password and refresh_token', () => {
     expect((await refreshGrant(service, narrow.refresh_token).expect(200)).body.scope).toBe('profile email');
   });
 
-  it('refreshes for the family\'s own audience only (RFC 8707 §2.2): another target is invalid_target, without rotating', async () => {
+  it("refreshes for the family's own audience only (RFC 8707 §2.2): another target is invalid_target, without rotating", async () => {
     const login = (await passwordLogin(service).expect(200)).body;
     const targets: Record<string, string>[] = [{ resource: 'https://elsewhere.test' }, { audience: 'https://elsewhere.test' }];
     for (const target of targets) {
@@ -337,8 +473,16 @@ describe('POST /oauth/token: password and refresh_token', () => {
     const change = (clientId: string, fields: { scopes?: string[]; audiences?: string[] }) => mongo.models.Client.updateOne({ clientId }, { $set: fields });
     const claims = (accessToken: string) => JSON.parse(Buffer.from(accessToken.split('.')[1]!, 'base64url').toString()) as { scope: string; aud: string };
     const narrowable = (clientId: string): NewClient => ({
-      clientId, name: clientId, type: 'public', firstParty: true, grantTypes: ['password', 'refresh_token'], scopes: ['profile', 'email'],
-      audiences: ['https://api.narrow.test'], permissions: [], cookieMode: false, secretHash: undefined,
+      clientId,
+      name: clientId,
+      type: 'public',
+      firstParty: true,
+      grantTypes: ['password', 'refresh_token'],
+      scopes: ['profile', 'email'],
+      audiences: ['https://api.narrow.test'],
+      permissions: [],
+      cookieMode: false,
+      secretHash: undefined,
     });
 
     it('a refresh issues only the scopes the client still has; the family keeps its own, and a scope asked for that the client lost is invalid_scope', async () => {
@@ -394,9 +538,16 @@ describe('POST /oauth/revoke (RFC 7009)', () => {
   });
 
   it('denies an access token until it expires', async () => {
-    const token = (await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials' })).body.access_token;
+    const token = (
+      await request(service.callback).post('/oauth/token').set('Authorization', service.basic).type('form').send({ grant_type: 'client_credentials' })
+    ).body.access_token;
     expect((await introspect(service, token)).body.active).toBe(true);
-    await request(service.callback).post('/oauth/revoke').set('Authorization', service.basic).type('form').send({ token, token_type_hint: 'access_token' }).expect(200);
+    await request(service.callback)
+      .post('/oauth/revoke')
+      .set('Authorization', service.basic)
+      .type('form')
+      .send({ token, token_type_hint: 'access_token' })
+      .expect(200);
     expect((await introspect(service, token)).body.active).toBe(false);
     const jti = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).jti;
     expect(await service.stores.denylist.isDenied(jti)).toBe(true);
@@ -417,7 +568,11 @@ describe('POST /oauth/revoke (RFC 7009)', () => {
 
   it('ends a family given its refresh token under the access_token hint: the hint only orders the search (RFC 7009 §2.1)', async () => {
     const login = (await passwordLogin(service).expect(200)).body;
-    await request(service.callback).post('/oauth/revoke').type('form').send({ token: login.refresh_token, token_type_hint: 'access_token', client_id: 'demo-app' }).expect(200);
+    await request(service.callback)
+      .post('/oauth/revoke')
+      .type('form')
+      .send({ token: login.refresh_token, token_type_hint: 'access_token', client_id: 'demo-app' })
+      .expect(200);
     expectOAuthError(await refreshGrant(service, login.refresh_token), 400, 'invalid_grant');
   });
 
@@ -427,7 +582,12 @@ describe('POST /oauth/revoke (RFC 7009)', () => {
     await request(service.callback).post('/oauth/revoke').set('Authorization', service.basic).type('form').send({ token: login.refresh_token }).expect(200);
     expectOAuthError(await refreshGrant(service, login.refresh_token), 400, 'invalid_grant');
     const other = (await passwordLogin(service).expect(200)).body;
-    await request(service.callback).post('/oauth/revoke').set('Authorization', service.basic).type('form').send({ token: other.access_token, token_type_hint: 'access_token' }).expect(200);
+    await request(service.callback)
+      .post('/oauth/revoke')
+      .set('Authorization', service.basic)
+      .type('form')
+      .send({ token: other.access_token, token_type_hint: 'access_token' })
+      .expect(200);
     expect((await introspect(service, other.access_token)).body.active).toBe(false);
   });
 
@@ -483,7 +643,11 @@ describe('POST /oauth/introspect (RFC 7662)', () => {
   });
 
   it('is only for confidential clients with the introspect permission', async () => {
-    expectOAuthError(await request(service.callback).post('/oauth/introspect').set('Authorization', partnerBasic).type('form').send({ token: 'x' }), 403, 'access_denied');
+    expectOAuthError(
+      await request(service.callback).post('/oauth/introspect').set('Authorization', partnerBasic).type('form').send({ token: 'x' }),
+      403,
+      'access_denied',
+    );
     expectOAuthError(await request(service.callback).post('/oauth/introspect').type('form').send({ token: 'x', client_id: 'demo-app' }), 403, 'access_denied');
     expectOAuthError(await request(service.callback).post('/oauth/introspect').type('form').send({ token: 'x' }), 401, 'invalid_client');
   });

@@ -70,14 +70,26 @@ describe('oauth4webapi against the server', () => {
     expect(login.refresh_token).toEqual(expect.any(String));
     expect((await validate(login.access_token)).roles).toEqual(['admin']);
 
-    const refreshed = await oauth.processRefreshTokenResponse(as, app, await oauth.refreshTokenGrantRequest(as, app, oauth.None(), login.refresh_token!, insecure));
+    const refreshed = await oauth.processRefreshTokenResponse(
+      as,
+      app,
+      await oauth.refreshTokenGrantRequest(as, app, oauth.None(), login.refresh_token!, insecure),
+    );
     expect(refreshed.refresh_token).not.toBe(login.refresh_token);
 
-    const introspection = await oauth.processIntrospectionResponse(as, service, await oauth.introspectionRequest(as, service, serviceAuth, refreshed.access_token, insecure));
+    const introspection = await oauth.processIntrospectionResponse(
+      as,
+      service,
+      await oauth.introspectionRequest(as, service, serviceAuth, refreshed.access_token, insecure),
+    );
     expect(introspection).toMatchObject({ active: true, client_id: 'demo-app', token_type: 'Bearer' });
 
     await oauth.processRevocationResponse(await oauth.revocationRequest(as, app, oauth.None(), refreshed.refresh_token!, insecure));
-    const after = await oauth.processIntrospectionResponse(as, service, await oauth.introspectionRequest(as, service, serviceAuth, refreshed.access_token, insecure));
+    const after = await oauth.processIntrospectionResponse(
+      as,
+      service,
+      await oauth.introspectionRequest(as, service, serviceAuth, refreshed.access_token, insecure),
+    );
     expect(after.active).toBe(false);
     await expect(
       oauth.processRefreshTokenResponse(as, app, await oauth.refreshTokenGrantRequest(as, app, oauth.None(), refreshed.refresh_token!, insecure)),
@@ -88,15 +100,20 @@ describe('oauth4webapi against the server', () => {
     const wrong = oauth.ClientSecretBasic('not the secret');
     // RFC 6749 §5.2: a 401 carries a WWW-Authenticate challenge for the scheme the client used;
     // the library surfaces it as such, with our JSON error body intact.
-    const failure = await oauth
-      .processClientCredentialsResponse(as, service, await oauth.clientCredentialsGrantRequest(as, service, wrong, {}, insecure))
-      .then(() => undefined, (err: unknown) => err as oauth.WWWAuthenticateChallengeError);
+    const failure = await oauth.processClientCredentialsResponse(as, service, await oauth.clientCredentialsGrantRequest(as, service, wrong, {}, insecure)).then(
+      () => undefined,
+      (err: unknown) => err as oauth.WWWAuthenticateChallengeError,
+    );
     expect(failure).toBeInstanceOf(oauth.WWWAuthenticateChallengeError);
     expect(failure!.status).toBe(401);
     expect(failure!.cause[0]!.scheme).toBe('basic');
     expect(await failure!.response.json()).toEqual({ error: 'invalid_client', error_description: 'client authentication failed' });
     await expect(
-      oauth.processGenericTokenEndpointResponse(as, app, await oauth.genericTokenEndpointRequest(as, app, oauth.None(), 'password', { username: USER_EMAIL, password: 'wrong password' }, insecure)),
+      oauth.processGenericTokenEndpointResponse(
+        as,
+        app,
+        await oauth.genericTokenEndpointRequest(as, app, oauth.None(), 'password', { username: USER_EMAIL, password: 'wrong password' }, insecure),
+      ),
     ).rejects.toMatchObject({ error: 'invalid_grant', status: 400 });
   });
 });

@@ -43,7 +43,11 @@ describe('Redis outage', () => {
     const refresh = await refreshGrant(service, rotated.refresh_token);
     expectOAuthError(refresh, 503, 'temporarily_unavailable');
     expect(refresh.headers['retry-after']).toBe('1');
-    expectOAuthError(await request(service.callback).post('/oauth/revoke').type('form').send({ token: rotated.refresh_token, client_id: 'demo-app' }), 503, 'temporarily_unavailable');
+    expectOAuthError(
+      await request(service.callback).post('/oauth/revoke').type('form').send({ token: rotated.refresh_token, client_id: 'demo-app' }),
+      503,
+      'temporarily_unavailable',
+    );
     expectOAuthError(await passwordLogin(service), 503, 'temporarily_unavailable');
     expect((await request(service.callback).get('/readyz')).status).toBe(503);
     const failure = service.logs.entries().find((entry) => entry.code === 'temporarily_unavailable');

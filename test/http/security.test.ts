@@ -34,7 +34,14 @@ function expectSecurityHeaders(headers: Record<string, string>): void {
   expect(headers['content-security-policy']).toContain("frame-ancestors 'none'");
   expect(headers['x-powered-by']).toBeUndefined();
   // helmet's HTML-only headers are turned off: every response is JSON.
-  for (const name of ['cross-origin-opener-policy', 'origin-agent-cluster', 'x-dns-prefetch-control', 'x-download-options', 'x-permitted-cross-domain-policies', 'x-xss-protection']) {
+  for (const name of [
+    'cross-origin-opener-policy',
+    'origin-agent-cluster',
+    'x-dns-prefetch-control',
+    'x-download-options',
+    'x-permitted-cross-domain-policies',
+    'x-xss-protection',
+  ]) {
     expect(headers[name]).toBeUndefined();
   }
 }
@@ -120,7 +127,15 @@ describe('the real server against hostile connections', () => {
   let port: number;
   beforeAll(async () => {
     keysDir = mkdtempSync(join(tmpdir(), 'limits-keys-'));
-    const config = parseConfig({ NODE_ENV: 'test', PORT: '0', KEYS_DIR: keysDir, HTTP_HEADERS_TIMEOUT: '1s', HTTP_REQUEST_TIMEOUT: '2s', ARGON2_MEMORY_KIB: '8192', ARGON2_TIME_COST: '1' });
+    const config = parseConfig({
+      NODE_ENV: 'test',
+      PORT: '0',
+      KEYS_DIR: keysDir,
+      HTTP_HEADERS_TIMEOUT: '1s',
+      HTTP_REQUEST_TIMEOUT: '2s',
+      ARGON2_MEMORY_KIB: '8192',
+      ARGON2_TIME_COST: '1',
+    });
     running = await startServer(config, { logger: captureLogs().logger });
     port = Number(new URL(running.url).port);
   });

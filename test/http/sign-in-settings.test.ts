@@ -14,7 +14,12 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'brand-'));
   writeFileSync(join(dir, 'brand.css'), ':root { --accent: #5b21b6; }');
   writeFileSync(join(dir, 'logo.svg'), '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>');
-  service = await startTestService({ PRODUCT_NAME: 'Example Login', PAGES_STYLESHEET: join(dir, 'brand.css'), PAGES_LOGO: join(dir, 'logo.svg'), REQUIRE_PAR: 'true' });
+  service = await startTestService({
+    PRODUCT_NAME: 'Example Login',
+    PAGES_STYLESHEET: join(dir, 'brand.css'),
+    PAGES_LOGO: join(dir, 'logo.svg'),
+    REQUIRE_PAR: 'true',
+  });
 });
 afterAll(async () => {
   await service?.close();
@@ -38,7 +43,14 @@ describe('sign-in settings', () => {
     expect(metadata.body.require_pushed_authorization_requests).toBe(true);
     const res = await request(service.callback)
       .get('/oauth/authorize')
-      .query({ client_id: 'demo-spa', redirect_uri: 'http://127.0.0.1:5000/callback', response_type: 'code', code_challenge: CHALLENGE, code_challenge_method: 'S256', state: 's' })
+      .query({
+        client_id: 'demo-spa',
+        redirect_uri: 'http://127.0.0.1:5000/callback',
+        response_type: 'code',
+        code_challenge: CHALLENGE,
+        code_challenge_method: 'S256',
+        state: 's',
+      })
       .expect(302);
     expect(Object.fromEntries(new URL(res.headers.location!).searchParams)).toMatchObject({ error: 'invalid_request', state: 's', iss: 'http://auth.test' });
   });

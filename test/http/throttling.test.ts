@@ -18,7 +18,13 @@ let two: TestService;
 
 beforeAll(async () => {
   redis = await startTestRedis();
-  const env = { REDIS_URL: redis.url, LOGIN_IP_RATE_LIMIT: '12/15m', CLIENT_AUTH_RATE_LIMIT: '3/15m', REGISTER_RATE_LIMIT: '2/1h', REGISTER_IP_RATE_LIMIT: '100/1h' };
+  const env = {
+    REDIS_URL: redis.url,
+    LOGIN_IP_RATE_LIMIT: '12/15m',
+    CLIENT_AUTH_RATE_LIMIT: '3/15m',
+    REGISTER_RATE_LIMIT: '2/1h',
+    REGISTER_IP_RATE_LIMIT: '100/1h',
+  };
   one = await startTestService(env);
   two = await startTestService(env);
 });
@@ -28,8 +34,7 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-const attempt = (service: TestService, email: string, password = 'wrong password!') =>
-  request(service.callback).post('/auth/login').send({ email, password });
+const attempt = (service: TestService, email: string, password = 'wrong password!') => request(service.callback).post('/auth/login').send({ email, password });
 
 describe('login throttling', () => {
   it('answers the sixth failure for one account from one IP with 429, Retry-After and the JSON format; other accounts are unaffected', async () => {
@@ -86,7 +91,11 @@ describe('login throttling', () => {
   it('applies the same counters to the password grant', async () => {
     await redis.flush();
     for (let i = 0; i < 3; i += 1) expectOAuthError(await attempt(one, USER_EMAIL), 400, 'invalid_grant');
-    const grant = () => request(two.callback).post('/oauth/token').type('form').send({ grant_type: 'password', client_id: 'demo-app', username: USER_EMAIL, password: 'wrong password!' });
+    const grant = () =>
+      request(two.callback)
+        .post('/oauth/token')
+        .type('form')
+        .send({ grant_type: 'password', client_id: 'demo-app', username: USER_EMAIL, password: 'wrong password!' });
     expectOAuthError(await grant(), 400, 'invalid_grant');
     expectOAuthError(await grant(), 400, 'invalid_grant');
     const blocked = await grant();
@@ -110,7 +119,10 @@ describe('login throttling', () => {
   });
 
   /** A login throttle of its own on the suite's Redis (flushed first), for budgets the services do not use. */
-  async function withThrottle(budgets: Parameters<typeof createLoginThrottle>[1], run: (throttle: ReturnType<typeof createLoginThrottle>) => Promise<void>): Promise<void> {
+  async function withThrottle(
+    budgets: Parameters<typeof createLoginThrottle>[1],
+    run: (throttle: ReturnType<typeof createLoginThrottle>) => Promise<void>,
+  ): Promise<void> {
     const client = createRedisClient({ url: redis.url });
     await connectRedis(client);
     try {
@@ -166,9 +178,14 @@ describe('client authentication throttling', () => {
   it('counts failures from one IP across instances and endpoints, then answers 429', async () => {
     await redis.flush();
     const wrong = `Basic ${Buffer.from('demo-service:not-the-secret').toString('base64')}`;
-    const token = (service: typeof one, authorization: string) => request(service.callback).post('/oauth/token').set('Authorization', authorization).type('form').send({ grant_type: 'client_credentials' });
+    const token = (service: typeof one, authorization: string) =>
+      request(service.callback).post('/oauth/token').set('Authorization', authorization).type('form').send({ grant_type: 'client_credentials' });
     expectOAuthError(await token(one, wrong), 401, 'invalid_client');
-    expectOAuthError(await request(two.callback).post('/oauth/introspect').set('Authorization', wrong).type('form').send({ token: 'x' }), 401, 'invalid_client');
+    expectOAuthError(
+      await request(two.callback).post('/oauth/introspect').set('Authorization', wrong).type('form').send({ token: 'x' }),
+      401,
+      'invalid_client',
+    );
     expectOAuthError(await request(one.callback).post('/oauth/revoke').set('Authorization', wrong).type('form').send({ token: 'x' }), 401, 'invalid_client');
     // The fourth failure, on the other instance, finds the shared budget (3) spent.
     const blocked = await token(two, wrong);
@@ -195,8 +212,13 @@ describe('registration of taken emails', () => {
 
   it('holds under concurrency, and free emails do not spend the budget', async () => {
     await redis.flush();
-    await request(one.callback).post('/auth/register').send({ email: `free-${Date.now()}@example.com`, password: 'some password' }).expect(201);
-    const results = await Promise.all(Array.from({ length: 20 }, () => request(two.callback).post('/auth/register').send({ email: USER_EMAIL, password: 'some password' })));
+    await request(one.callback)
+      .post('/auth/register')
+      .send({ email: `free-${Date.now()}@example.com`, password: 'some password' })
+      .expect(201);
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => request(two.callback).post('/auth/register').send({ email: USER_EMAIL, password: 'some password' })),
+    );
     expect(results.filter((res) => res.status === 409)).toHaveLength(2);
     expect(results.filter((res) => res.status === 429)).toHaveLength(18);
   });
@@ -228,16 +250,23 @@ describe('client IP behind proxies', () => {
   it('ignores a spoofed X-Forwarded-For by default, so it cannot dodge the limits', async () => {
     await redis.flush();
     for (let i = 0; i < 5; i += 1) {
-      await request(one.callback).post('/auth/login').set('X-Forwarded-For', `198.51.100.${i}`).send({ email: 'spoof@example.com', password: 'wrong password!' });
+      await request(one.callback)
+        .post('/auth/login')
+        .set('X-Forwarded-For', `198.51.100.${i}`)
+        .send({ email: 'spoof@example.com', password: 'wrong password!' });
     }
-    const res = await request(one.callback).post('/auth/login').set('X-Forwarded-For', '198.51.100.99').send({ email: 'spoof@example.com', password: 'wrong password!' });
+    const res = await request(one.callback)
+      .post('/auth/login')
+      .set('X-Forwarded-For', '198.51.100.99')
+      .send({ email: 'spoof@example.com', password: 'wrong password!' });
     expectOAuthError(res, 429, 'too_many_requests');
   });
 
   it('keys limits on the client address our own proxy reports when TRUST_PROXY_HOPS is set', async () => {
     const proxied = await startTestService({ TRUST_PROXY_HOPS: '1' });
     try {
-      const from = (ip: string) => request(proxied.callback).post('/auth/login').set('X-Forwarded-For', ip).send({ email: 'proxied@example.com', password: 'wrong password!' });
+      const from = (ip: string) =>
+        request(proxied.callback).post('/auth/login').set('X-Forwarded-For', ip).send({ email: 'proxied@example.com', password: 'wrong password!' });
       for (let i = 0; i < 5; i += 1) expectOAuthError(await from('203.0.113.1'), 400, 'invalid_grant');
       expectOAuthError(await from('203.0.113.1'), 429, 'too_many_requests');
       // Another client behind the same proxy has its own account+IP budget.

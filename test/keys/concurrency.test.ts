@@ -19,11 +19,13 @@ async function expectValidRing(dir: string, keyCount: number): Promise<void> {
   expect(state.orphans).toEqual([]);
   expect(state.tempFiles).toEqual([]);
   // keys:rotate also leaves the refresh-token secret (refresh-secret.test.ts), beside the ring.
-  expect((await readdir(dir)).filter((name) => name !== REFRESH_SECRET_FILE).sort()).toEqual([...state.keys.map((key) => `${key.kid}.jwk.json`), 'keyring.json'].sort());
+  expect((await readdir(dir)).filter((name) => name !== REFRESH_SECRET_FILE).sort()).toEqual(
+    [...state.keys.map((key) => `${key.kid}.jwk.json`), 'keyring.json'].sort(),
+  );
 }
 
 describe('concurrent rotations', () => {
-  it('serialise in one process: the second plans from the first one\'s result', async () => {
+  it("serialise in one process: the second plans from the first one's result", async () => {
     const dir = await tempKeysDir();
     const pool = keyPool();
     // Slow key generation widens the window in which two unlocked rotations would both see an empty ring.
@@ -54,7 +56,8 @@ describe('concurrent rotations', () => {
 describe('the directory lock', () => {
   const quickKeys: KeyGenerator = () => generatePrivateJwk('EdDSA');
   const options = (dir: string) => ({ dir, clock: manualClock(), production: true, ...TIMINGS, alg: 'EdDSA' as const, generateKey: quickKeys });
-  const lock = (dir: string, pid: number) => writeFile(join(dir, LOCK_FILE), JSON.stringify({ pid, host: hostname(), token: 'x', createdAt: new Date().toISOString() }));
+  const lock = (dir: string, pid: number) =>
+    writeFile(join(dir, LOCK_FILE), JSON.stringify({ pid, host: hostname(), token: 'x', createdAt: new Date().toISOString() }));
 
   it('waits for a live holder and then fails with a message naming the lock file', async () => {
     const dir = await tempKeysDir();
@@ -133,17 +136,21 @@ describe('the directory lock', () => {
       // here shares this live pid, so only age frees such a lock: a short stale age keeps
       // the rounds going (a real holder exits, and on its host a dead pid frees it at once).
       const job = () =>
-        withKeyDirLock(dir, async (held) => {
-          const from = performance.now();
-          await new Promise((resolve) => setTimeout(resolve, 5));
-          try {
-            await held();
-          } catch {
-            lost += 1;
-            return;
-          }
-          committed.push({ from, to: performance.now() });
-        }, { timeoutMs: 5000, staleMs: 1000 });
+        withKeyDirLock(
+          dir,
+          async (held) => {
+            const from = performance.now();
+            await new Promise((resolve) => setTimeout(resolve, 5));
+            try {
+              await held();
+            } catch {
+              lost += 1;
+              return;
+            }
+            committed.push({ from, to: performance.now() });
+          },
+          { timeoutMs: 5000, staleMs: 1000 },
+        );
       await Promise.all([job(), job(), job()]);
       const overlapping = committed.some((a, i) => committed.some((b, j) => i < j && a.from < b.to && b.from < a.to));
       if (overlapping) doubleCommits += 1;

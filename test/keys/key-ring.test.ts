@@ -168,7 +168,7 @@ describe('loading a key directory', () => {
     expect((await loadKeyDir(dir, { production: false })).warnings[0]).toMatch(/chmod 700/);
   });
 
-  it('checks the manifest\'s mode too: refused in production, a warning otherwise', async () => {
+  it("checks the manifest's mode too: refused in production, a warning otherwise", async () => {
     const dir = await copyOfValidDir();
     const manifest = join(dir, MANIFEST_FILE);
     await chmod(manifest, 0o666);

@@ -32,10 +32,20 @@ async function simulate(plannedWith: RotationTimings, alg: KeyAlg, minutes: numb
   const rotate = () => rotateKeys({ dir, clock, production: false, ...plannedWith, alg, generateKey });
   await rotate();
   let ring: KeyRing = await loadKeyRing(dir, { production: false });
-  const tokens = createAccessTokens({ keys: { current: () => ring }, clock, random: cryptoRandom, issuer: ISSUER, ttl: TIMINGS.accessTokenTtl, clockSkew: TIMINGS.clockSkew });
+  const tokens = createAccessTokens({
+    keys: { current: () => ring },
+    clock,
+    random: cryptoRandom,
+    issuer: ISSUER,
+    ttl: TIMINGS.accessTokenTtl,
+    clockSkew: TIMINGS.clockSkew,
+  });
 
   // Resource servers first fetch at different moments, then whenever their copy is older than max-age.
-  const servers = [0, 130_000, 250_000].map((firstFetch) => ({ firstFetch, cache: undefined as { jwks: ReturnType<typeof createLocalJWKSet>; fetchedAt: number } | undefined }));
+  const servers = [0, 130_000, 250_000].map((firstFetch) => ({
+    firstFetch,
+    cache: undefined as { jwks: ReturnType<typeof createLocalJWKSet>; fetchedAt: number } | undefined,
+  }));
   const issued: IssuedAccessToken[] = [];
   const seen = new Map<string, Set<string>>();
   let reloadIn = -1;

@@ -4,16 +4,7 @@ import { join } from 'node:path';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, describe, expect, it } from 'vitest';
 import { manualClock } from '../../src/clock.js';
-import {
-  applyPlan,
-  KeyRingError,
-  keyFileName,
-  loadKeyRing,
-  planRotation,
-  rotateKeys,
-  type KeyMeta,
-  type KeyRing,
-} from '../../src/keys/index.js';
+import { applyPlan, KeyRingError, keyFileName, loadKeyRing, planRotation, rotateKeys, type KeyMeta, type KeyRing } from '../../src/keys/index.js';
 import { cryptoRandom } from '../../src/random.js';
 import { createAccessTokens } from '../../src/tokens/access-token.js';
 import { keyPool, MINUTE, removeTempDirs, tempKeysDir, TIMINGS } from './helpers.js';
@@ -46,7 +37,7 @@ describe('planRotation', () => {
     expect(planRotation([meta('A', 'active', T0)], T0, { ...TIMINGS, alg: 'ES256' }).steps).toEqual([{ action: 'create', state: 'next', alg: 'ES256' }]);
   });
 
-  it('keeps the active key\'s alg for new keys unless told otherwise', () => {
+  it("keeps the active key's alg for new keys unless told otherwise", () => {
     expect(planRotation([meta('A', 'active', T0, { alg: 'EdDSA' })], T0, TIMINGS).steps).toEqual([{ action: 'create', state: 'next', alg: 'EdDSA' }]);
   });
 
@@ -80,7 +71,12 @@ describe('planRotation', () => {
     for (const at of [T0, T0 + PUBLISH_WAIT, T0 + 2 * PUBLISH_WAIT + RETIRE_WAIT]) {
       const plan = planRotation(keys, at, TIMINGS);
       expect(plan.steps.length).toBeGreaterThan(0);
-      keys = applyPlan(keys, plan.steps, at, plan.steps.filter((s) => s.action === 'create').map(() => `K${counter++}`));
+      keys = applyPlan(
+        keys,
+        plan.steps,
+        at,
+        plan.steps.filter((s) => s.action === 'create').map(() => `K${counter++}`),
+      );
       expect(planRotation(keys, at, TIMINGS).steps).toEqual([]);
       expect(keys.filter((key) => key.state === 'active')).toHaveLength(1);
     }
@@ -141,27 +137,41 @@ describe('planRotation', () => {
 describe('the life of a key on disk', () => {
   afterAll(removeTempDirs);
   const generateKey = keyPool();
-  const published = (ring: KeyRing) => (JSON.parse(ring.jwks.body.toString()) as JSONWebKeySet).keys.map((key) => [key.kid, ring.keys.find((k) => k.kid === key.kid)?.state]);
+  const published = (ring: KeyRing) =>
+    (JSON.parse(ring.jwks.body.toString()) as JSONWebKeySet).keys.map((key) => [key.kid, ring.keys.find((k) => k.kid === key.kid)?.state]);
 
   it('goes next → active → retired → removed, and its tokens verify against the JWKS until they expire', async () => {
     const dir = await tempKeysDir();
     const clock = manualClock(T0);
     const rotate = () => rotateKeys({ dir, clock, production: false, ...TIMINGS, generateKey });
     let ring: KeyRing = undefined as unknown as KeyRing;
-    const tokens = createAccessTokens({ keys: { current: () => ring }, clock, random: cryptoRandom, issuer: 'https://as.test', ttl: TIMINGS.accessTokenTtl, clockSkew: TIMINGS.clockSkew });
+    const tokens = createAccessTokens({
+      keys: { current: () => ring },
+      clock,
+      random: cryptoRandom,
+      issuer: 'https://as.test',
+      ttl: TIMINGS.accessTokenTtl,
+      clockSkew: TIMINGS.clockSkew,
+    });
     const reload = async () => {
       ring = await loadKeyRing(dir, { production: false });
       return ring;
     };
     const verifyAgainstJwks = (token: string) =>
-      jwtVerify(token, createLocalJWKSet(JSON.parse(ring.jwks.body.toString()) as JSONWebKeySet), { issuer: 'https://as.test', currentDate: new Date(clock.now()) });
+      jwtVerify(token, createLocalJWKSet(JSON.parse(ring.jwks.body.toString()) as JSONWebKeySet), {
+        issuer: 'https://as.test',
+        currentDate: new Date(clock.now()),
+      });
 
     // t0: an empty ring gets an active key A and a published next key B.
     const first = await rotate();
     const [a, b] = first.created;
     expect([a?.state, b?.state]).toEqual(['active', 'next']);
     await reload();
-    expect(published(ring)).toEqual([[a!.kid, 'active'], [b!.kid, 'next']]);
+    expect(published(ring)).toEqual([
+      [a!.kid, 'active'],
+      [b!.kid, 'next'],
+    ]);
     const tokenA = await tokens.issue({ sub: 'u', aud: 'api', client_id: 'c', scope: '' });
     expect(tokenA.kid).toBe(a!.kid);
 
@@ -178,7 +188,11 @@ describe('the life of a key on disk', () => {
     const second = await rotate();
     const c = second.created[0]!;
     await reload();
-    expect(published(ring)).toEqual([[b!.kid, 'active'], [c.kid, 'next'], [a!.kid, 'retired']]);
+    expect(published(ring)).toEqual([
+      [b!.kid, 'active'],
+      [c.kid, 'next'],
+      [a!.kid, 'retired'],
+    ]);
     expect((await tokens.issue({ sub: 'u', aud: 'api', client_id: 'c', scope: '' })).kid).toBe(b!.kid);
     // A token A signed before the rotation still verifies after it, until its own exp.
     await expect(verifyAgainstJwks(tokenA.token)).resolves.toBeTruthy();

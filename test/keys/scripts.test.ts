@@ -74,7 +74,13 @@ describe('bad input: one line on stderr, non-zero exit, no stack trace', () => {
     await writeFile(join(broken, 'keyring.json'), '{"version":1,"keys":[{"kid":', { mode: 0o600 });
     const looseFile = join(loose, keyFileName(looseKeys[0]!.kid));
     await chmod(looseFile, 0o640);
-    const production = { NODE_ENV: 'production', MONGODB_URI: 'mongodb://db.test/x', REDIS_URL: 'redis://cache.test', ISSUER: 'https://as.test', REFRESH_TOKEN_SECRET: 'x'.repeat(32) };
+    const production = {
+      NODE_ENV: 'production',
+      MONGODB_URI: 'mongodb://db.test/x',
+      REDIS_URL: 'redis://cache.test',
+      ISSUER: 'https://as.test',
+      REFRESH_TOKEN_SECRET: 'x'.repeat(32),
+    };
     const [malformed, strict, lenient] = await Promise.all([
       runScript('keys-rotate', [], { KEYS_DIR: broken }),
       runScript('keys-list', [], { KEYS_DIR: loose, ...production }),

@@ -12,7 +12,14 @@ const sources: KeyRingSource[] = [];
 
 function source(dir: string, options: { production?: boolean; pollIntervalMs?: number } = {}) {
   const logs = captureLogs();
-  const created = createKeyRingSource({ dir, production: options.production ?? false, clock: systemClock, logger: logs.logger, pollIntervalMs: options.pollIntervalMs ?? 500, generateKey });
+  const created = createKeyRingSource({
+    dir,
+    production: options.production ?? false,
+    clock: systemClock,
+    logger: logs.logger,
+    pollIntervalMs: options.pollIntervalMs ?? 500,
+    generateKey,
+  });
   sources.push(created);
   return { source: created, logs };
 }

@@ -99,7 +99,11 @@ describe('client authentication throttle', () => {
   it('when full, forgets a pair whose window ended before one still refused, however recently each was refused', async () => {
     // Every failure is refused, for as long as `retryMs` says: windows of chosen lengths.
     let retryMs = 0;
-    const failures: RateLimiter = { consume: async () => ({ allowed: false, remaining: 0, retryAfterMs: retryMs }), reset: async () => {}, refund: async () => {} };
+    const failures: RateLimiter = {
+      consume: async () => ({ allowed: false, remaining: 0, retryAfterMs: retryMs }),
+      reset: async () => {},
+      refund: async () => {},
+    };
     const { clock, attempt } = await setup(0, failures);
     const ip = (index: number) => `10.${(index >> 16) & 255}.${(index >> 8) & 255}.${index & 255}`;
     const start = clock.now();

@@ -24,7 +24,9 @@ describe('the grant registry', () => {
 
   it("applies each grant's client rule when a client is planned, in the terms of the script's flags", () => {
     expect(() => planClient(cryptoRandom, { ...base, grants: ['password'] })).toThrow(/the password grant needs --first-party/);
-    expect(() => planClient(cryptoRandom, { ...base, public: true, firstParty: true, grants: ['client_credentials'] })).toThrow(/cannot use client_credentials/);
+    expect(() => planClient(cryptoRandom, { ...base, public: true, firstParty: true, grants: ['client_credentials'] })).toThrow(
+      /cannot use client_credentials/,
+    );
     expect(() => planClient(cryptoRandom, { ...base, grants: ['implicit'] })).toThrow(InvalidRequestError);
     const planned = planClient(cryptoRandom, { ...base, public: true, firstParty: true });
     expect(planned.record.grantTypes).toEqual(['password', 'refresh_token']);
@@ -32,8 +34,13 @@ describe('the grant registry', () => {
 
   it('keeps the redirect URIs a client registers, each checked', () => {
     const uris = ['https://app.example.com/cb', 'http://127.0.0.1/cb'];
-    expect(planClient(cryptoRandom, { ...base, grants: ['client_credentials'], redirectUris: [...uris, uris[0]!], requirePar: true }).record).toMatchObject({ redirectUris: uris, requirePar: true });
-    expect(() => planClient(cryptoRandom, { ...base, grants: ['client_credentials'], redirectUris: ['https://app.example.com/*'] })).toThrow(/--redirect-uri .* wildcard/);
+    expect(planClient(cryptoRandom, { ...base, grants: ['client_credentials'], redirectUris: [...uris, uris[0]!], requirePar: true }).record).toMatchObject({
+      redirectUris: uris,
+      requirePar: true,
+    });
+    expect(() => planClient(cryptoRandom, { ...base, grants: ['client_credentials'], redirectUris: ['https://app.example.com/*'] })).toThrow(
+      /--redirect-uri .* wildcard/,
+    );
   });
 });
 

@@ -5,7 +5,13 @@ import { matchRedirectUri, redirectUriProblem, withQuery } from '../../src/oauth
 const registered = ['https://app.example.com/callback', 'http://127.0.0.1/callback', 'http://[::1]/cb?x=1', 'http://localhost:5173/callback'];
 
 describe('redirect URI registration', () => {
-  it.each(['https://app.example.com/callback', 'http://127.0.0.1/callback', 'http://[::1]:8080/cb', 'http://localhost:5173/callback', 'https://app.example.com/cb?tenant=1'])('accepts %s', (uri) => {
+  it.each([
+    'https://app.example.com/callback',
+    'http://127.0.0.1/callback',
+    'http://[::1]:8080/cb',
+    'http://localhost:5173/callback',
+    'https://app.example.com/cb?tenant=1',
+  ])('accepts %s', (uri) => {
     expect(redirectUriProblem(uri)).toBeUndefined();
   });
   it.each([
@@ -64,7 +70,9 @@ describe('redirect URI matching', () => {
   });
 
   it("adds parameters to the registered URI's own query", () => {
-    expect(withQuery('http://[::1]/cb?x=1', { code: 'a b', state: undefined, iss: 'https://as.example' })).toBe('http://[::1]/cb?x=1&code=a+b&iss=https%3A%2F%2Fas.example');
+    expect(withQuery('http://[::1]/cb?x=1', { code: 'a b', state: undefined, iss: 'https://as.example' })).toBe(
+      'http://[::1]/cb?x=1&code=a+b&iss=https%3A%2F%2Fas.example',
+    );
     expect(withQuery('https://app.example.com/callback', { error: 'access_denied' })).toBe('https://app.example.com/callback?error=access_denied');
   });
 });

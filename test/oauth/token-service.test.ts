@@ -48,7 +48,14 @@ describe('a refresh while MongoDB is unavailable', () => {
       findById: (id: string) => (mongoDown ? Promise.reject(new StoreUnavailableError('users')) : stores.users.findById(id)),
     };
     const tokens = createTokenService({
-      accessTokens: createAccessTokens({ keys: service.keys, clock: systemClock, random: cryptoRandom, issuer: config.issuer, ttl: config.accessTokenTtl, clockSkew: config.clockSkew }),
+      accessTokens: createAccessTokens({
+        keys: service.keys,
+        clock: systemClock,
+        random: cryptoRandom,
+        issuer: config.issuer,
+        ttl: config.accessTokenTtl,
+        clockSkew: config.clockSkew,
+      }),
       families: stores.families,
       refreshTokens: createRefreshTokens({ secret: 'token-service-test-refresh-secret-0123456789', random: cryptoRandom, families: stores.families }),
       denylist: stores.denylist,

@@ -19,11 +19,26 @@ const login = { action: '/submit', csrfToken: 'csrf-token-123' };
 
 const PAGES: Record<string, { status: number; html: string }> = {
   '/login': { status: 200, html: renderer.login({ ...login, clientName: 'Demo SPA' }) },
-  '/login-error': { status: 200, html: renderer.login({ ...login, email: 'demo@example.com', error: { field: 'password', message: 'Wrong email or password.' } }) },
+  '/login-error': {
+    status: 200,
+    html: renderer.login({ ...login, email: 'demo@example.com', error: { field: 'password', message: 'Wrong email or password.' } }),
+  },
   '/login-throttled': { status: 429, html: renderer.login({ ...login, email: 'demo@example.com', throttle: { retryAfterMs: 14 * 60_000 } }) },
   '/login-hostile': { status: 200, html: renderer.login({ ...login, email: HOSTILE, clientName: HOSTILE }) },
-  '/consent': { status: 200, html: renderer.consent({ action: '/submit', csrfToken: 'csrf-token-123', clientName: 'Demo SPA', scopes: ['profile', 'email', 'offline_access'], userEmail: 'demo@example.com' }) },
-  '/error': { status: 400, html: renderer.error({ title: 'Unknown application', description: 'The application that sent you here is not registered with Acme ID.' }) },
+  '/consent': {
+    status: 200,
+    html: renderer.consent({
+      action: '/submit',
+      csrfToken: 'csrf-token-123',
+      clientName: 'Demo SPA',
+      scopes: ['profile', 'email', 'offline_access'],
+      userEmail: 'demo@example.com',
+    }),
+  },
+  '/error': {
+    status: 400,
+    html: renderer.error({ title: 'Unknown application', description: 'The application that sent you here is not registered with Acme ID.' }),
+  },
 };
 
 let server: Server;
@@ -66,12 +81,20 @@ afterAll(async () => {
 // Expressions run in the page are strings: the project's TypeScript has no DOM types.
 
 /** A page in a fresh context; fails the test on any CSP report or page error. */
-async function open(path: string, options: { javaScriptEnabled?: boolean; viewport?: { width: number; height: number } } = {}): Promise<{ page: Page; problems: string[] }> {
-  const context = await browser.newContext({ javaScriptEnabled: options.javaScriptEnabled ?? true, viewport: options.viewport ?? { width: 1280, height: 800 } });
+async function open(
+  path: string,
+  options: { javaScriptEnabled?: boolean; viewport?: { width: number; height: number } } = {},
+): Promise<{ page: Page; problems: string[] }> {
+  const context = await browser.newContext({
+    javaScriptEnabled: options.javaScriptEnabled ?? true,
+    viewport: options.viewport ?? { width: 1280, height: 800 },
+  });
   const page = await context.newPage();
   const problems: string[] = [];
   // Chromium logs each refused load as a console error naming the Content Security Policy.
-  page.on('console', (message) => { if (/Content Security Policy/i.test(message.text())) problems.push(message.text()); });
+  page.on('console', (message) => {
+    if (/Content Security Policy/i.test(message.text())) problems.push(message.text());
+  });
   page.on('pageerror', (error) => problems.push(error.message));
   const response = await page.goto(`${origin}${path}`);
   expect(response?.status()).toBe(PAGES[path]?.status ?? 200);

@@ -82,7 +82,10 @@ describe('hosted pages', () => {
       expect(() => contentSecurityPolicy([bad])).toThrow(TypeError);
     }
     expect(pageHeaders()).toMatchObject({
-      'X-Frame-Options': 'DENY', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer',
+      'X-Frame-Options': 'DENY',
+      'Cache-Control': 'no-store',
+      'X-Content-Type-Options': 'nosniff',
+      'Referrer-Policy': 'no-referrer',
     });
   });
 });

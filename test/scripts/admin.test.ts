@@ -27,7 +27,11 @@ afterAll(async () => {
   await service?.close();
 });
 
-function run(script: string, args: string[], { env = {}, stdin = '' }: { env?: Record<string, string>; stdin?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  script: string,
+  args: string[],
+  { env = {}, stdin = '' }: { env?: Record<string, string>; stdin?: string } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', script), ...args], {
       env: { PATH: process.env.PATH, MONGODB_URI: mongoUri, ARGON2_MEMORY_KIB: '8192', ARGON2_TIME_COST: '1', ...env },
@@ -44,7 +48,16 @@ function run(script: string, args: string[], { env = {}, stdin = '' }: { env?: R
 
 describe('client:create', () => {
   it('creates a confidential client, prints its secret once, and the secret works', async () => {
-    const out = await run('client-create.ts', ['--name', 'Billing API', '--grant', 'client_credentials', '--scope', 'billing:read', '--permission', 'introspect']);
+    const out = await run('client-create.ts', [
+      '--name',
+      'Billing API',
+      '--grant',
+      'client_credentials',
+      '--scope',
+      'billing:read',
+      '--permission',
+      'introspect',
+    ]);
     expect(out).toMatchObject({ code: 0, stderr: '' });
     const clientId = /client_id=(\S+)/.exec(out.stdout)![1]!;
     const secret = /client_secret=(\S+)/.exec(out.stdout)![1]!;
@@ -64,45 +77,60 @@ describe('client:create', () => {
     expect(out.stdout).not.toContain('client_secret');
   });
 
-  it('refuses bad input with one clear line and a non-zero exit', async () => {
-    const cases: [string[], RegExp][] = [
-      [[], /--name is required/],
-      [['--name', 'x', '--grant', 'implicit'], /--grant "implicit"/],
-      [['--name', 'x', '--public', '--grant', 'client_credentials'], /public client cannot use client_credentials/],
-      [['--name', 'x', '--bogus'], /bogus/],
-      [['--name', 'dup', '--id', 'web-app-1', '--public', '--first-party'], /already exists/],
-    ];
-    for (const [args, message] of cases) {
-      const out = await run('client-create.ts', args);
-      expect(out.code, args.join(' ')).not.toBe(0);
-      expect(out.stderr.trim().split('\n')).toHaveLength(1);
-      expect(out.stderr).toMatch(message);
-    }
-    const noMongo = await run('client-create.ts', ['--name', 'x'], { env: { MONGODB_URI: '' } });
-    expect(noMongo.code).toBe(2);
-    expect(noMongo.stderr).toMatch(/MONGODB_URI is required/);
-  }, SPAWNS_TIMEOUT_MS);
+  it(
+    'refuses bad input with one clear line and a non-zero exit',
+    async () => {
+      const cases: [string[], RegExp][] = [
+        [[], /--name is required/],
+        [['--name', 'x', '--grant', 'implicit'], /--grant "implicit"/],
+        [['--name', 'x', '--public', '--grant', 'client_credentials'], /public client cannot use client_credentials/],
+        [['--name', 'x', '--bogus'], /bogus/],
+        [['--name', 'dup', '--id', 'web-app-1', '--public', '--first-party'], /already exists/],
+      ];
+      for (const [args, message] of cases) {
+        const out = await run('client-create.ts', args);
+        expect(out.code, args.join(' ')).not.toBe(0);
+        expect(out.stderr.trim().split('\n')).toHaveLength(1);
+        expect(out.stderr).toMatch(message);
+      }
+      const noMongo = await run('client-create.ts', ['--name', 'x'], { env: { MONGODB_URI: '' } });
+      expect(noMongo.code).toBe(2);
+      expect(noMongo.stderr).toMatch(/MONGODB_URI is required/);
+    },
+    SPAWNS_TIMEOUT_MS,
+  );
 
-  it('checks its arguments before it connects: the typo is named, at once, even with MongoDB down or unset', async () => {
-    const unreachable = { MONGODB_URI: 'mongodb://127.0.0.1:1/none' };
-    // The old order answered these with "MONGODB_URI is required" or, 5 s later, "MongoDB is unreachable".
-    const cases: [string, string[], Record<string, string>, string][] = [
-      ['client-create.ts', ['--name', 'x', '--bogus'], { MONGODB_URI: '' }, "Unknown option '--bogus'"],
-      ['client-create.ts', [], unreachable, '--name is required'],
-      ['client-create.ts', ['--name', 'x', '--public'], unreachable, 'the password grant needs --first-party (a --public client gets password and refresh_token unless --grant says otherwise)'],
-      ['user-create.ts', ['--email', 'not-an-email', '--password-stdin'], unreachable, '--email must be an email address'],
-    ];
-    const outs = await Promise.all(cases.map(([script, args, env]) => run(script, args, { env, stdin: 'a long enough password' })));
-    outs.forEach((out, index) => {
-      expect(out.code, cases[index]![1].join(' ')).not.toBe(0);
-      expect(out.stderr).toContain(cases[index]![3]);
-    });
-  }, SPAWNS_TIMEOUT_MS);
+  it(
+    'checks its arguments before it connects: the typo is named, at once, even with MongoDB down or unset',
+    async () => {
+      const unreachable = { MONGODB_URI: 'mongodb://127.0.0.1:1/none' };
+      // The old order answered these with "MONGODB_URI is required" or, 5 s later, "MongoDB is unreachable".
+      const cases: [string, string[], Record<string, string>, string][] = [
+        ['client-create.ts', ['--name', 'x', '--bogus'], { MONGODB_URI: '' }, "Unknown option '--bogus'"],
+        ['client-create.ts', [], unreachable, '--name is required'],
+        [
+          'client-create.ts',
+          ['--name', 'x', '--public'],
+          unreachable,
+          'the password grant needs --first-party (a --public client gets password and refresh_token unless --grant says otherwise)',
+        ],
+        ['user-create.ts', ['--email', 'not-an-email', '--password-stdin'], unreachable, '--email must be an email address'],
+      ];
+      const outs = await Promise.all(cases.map(([script, args, env]) => run(script, args, { env, stdin: 'a long enough password' })));
+      outs.forEach((out, index) => {
+        expect(out.code, cases[index]![1].join(' ')).not.toBe(0);
+        expect(out.stderr).toContain(cases[index]![3]);
+      });
+    },
+    SPAWNS_TIMEOUT_MS,
+  );
 });
 
 describe('user:create', () => {
   it('reads the password from stdin only, and the user can log in', async () => {
-    const out = await run('user-create.ts', ['--email', ' Ops@Example.com ', '--password-stdin', '--role', 'admin', '--role', 'ops'], { stdin: 'a stdin password\n' });
+    const out = await run('user-create.ts', ['--email', ' Ops@Example.com ', '--password-stdin', '--role', 'admin', '--role', 'ops'], {
+      stdin: 'a stdin password\n',
+    });
     expect(out).toMatchObject({ code: 0, stderr: '' });
     expect(out.stdout).toMatch(/email=ops@example\.com roles=admin,ops/);
     expect(out.stdout).not.toContain('a stdin password');
@@ -110,17 +138,21 @@ describe('user:create', () => {
     expect(res.body.user.roles).toEqual(['admin', 'ops']);
   });
 
-  it('refuses a password on the command line, a short password and a taken email', async () => {
-    const argv = await run('user-create.ts', ['--email', 'x@example.com', '--password', 'secret-on-argv']);
-    expect(argv.code).toBe(2);
-    expect(argv.stderr).not.toContain('secret-on-argv');
-    const missing = await run('user-create.ts', ['--email', 'x@example.com']);
-    expect(missing.stderr).toMatch(/--password-stdin is required/);
-    const short = await run('user-create.ts', ['--email', 'x@example.com', '--password-stdin'], { stdin: 'short' });
-    expect(short.code).toBe(1);
-    expect(short.stderr).toMatch(/8 to 128 characters/);
-    const taken = await run('user-create.ts', ['--email', 'ops@example.com', '--password-stdin'], { stdin: 'another password' });
-    expect(taken.code).toBe(1);
-    expect(taken.stderr).toMatch(/already exists/);
-  }, SPAWNS_TIMEOUT_MS);
+  it(
+    'refuses a password on the command line, a short password and a taken email',
+    async () => {
+      const argv = await run('user-create.ts', ['--email', 'x@example.com', '--password', 'secret-on-argv']);
+      expect(argv.code).toBe(2);
+      expect(argv.stderr).not.toContain('secret-on-argv');
+      const missing = await run('user-create.ts', ['--email', 'x@example.com']);
+      expect(missing.stderr).toMatch(/--password-stdin is required/);
+      const short = await run('user-create.ts', ['--email', 'x@example.com', '--password-stdin'], { stdin: 'short' });
+      expect(short.code).toBe(1);
+      expect(short.stderr).toMatch(/8 to 128 characters/);
+      const taken = await run('user-create.ts', ['--email', 'ops@example.com', '--password-stdin'], { stdin: 'another password' });
+      expect(taken.code).toBe(1);
+      expect(taken.stderr).toMatch(/already exists/);
+    },
+    SPAWNS_TIMEOUT_MS,
+  );
 });

@@ -68,7 +68,11 @@ describe('the session service', () => {
     const first = await newUser('sessions-password@example.com');
     await signIn('sessions-password@example.com');
     await signIn('sessions-password@example.com');
-    const ended = await service.sessions.changePassword(first.caller, { currentPassword: USER_PASSWORD, newPassword: 'a brand new passphrase', ip: context.ip });
+    const ended = await service.sessions.changePassword(first.caller, {
+      currentPassword: USER_PASSWORD,
+      newPassword: 'a brand new passphrase',
+      ip: context.ip,
+    });
     expect(ended).toBe(2);
     expect((await service.sessions.list(first.caller)).map((session) => session.id)).toEqual([first.caller.claims.sid]);
   });

@@ -17,12 +17,19 @@ import { createRedisBrowserSessionStore } from '../../src/stores/redis/browser-s
 import { closeRedis, connectRedis, createRedisClient, type RedisClient } from '../../src/stores/redis/connection.js';
 import { createRedisPushedRequestStore } from '../../src/stores/redis/pushed-requests.js';
 import {
-  DuplicateKeyError, type AuthorizationCodeRecord, type AuthorizationCodeStore, type BrowserSessionStore, type PushedRequestStore,
+  DuplicateKeyError,
+  type AuthorizationCodeRecord,
+  type AuthorizationCodeStore,
+  type BrowserSessionStore,
+  type PushedRequestStore,
 } from '../../src/stores/types.js';
 import { startTestRedisCluster } from '../support/redis-cluster.js';
 import { startTestRedis } from '../support/redis.js';
 
-interface SessionLimits { idleMs: number; maxMs: number }
+interface SessionLimits {
+  idleMs: number;
+  maxMs: number;
+}
 
 interface Backend {
   readonly name: string;
@@ -74,14 +81,28 @@ const standalone = redisBackend('redis standalone', async () => {
   const redis = await startTestRedis();
   const client = createRedisClient({ url: redis.url });
   await connectRedis(client);
-  return { client, flush: () => redis.flush(), stop: async () => { await closeRedis(client); await redis.stop(); } };
+  return {
+    client,
+    flush: () => redis.flush(),
+    stop: async () => {
+      await closeRedis(client);
+      await redis.stop();
+    },
+  };
 });
 
 const cluster = redisBackend('redis cluster (3 masters)', async () => {
   const redis = await startTestRedisCluster();
   const client = createRedisClient({ clusterNodes: redis.nodes });
   await connectRedis(client);
-  return { client, flush: () => redis.flush(), stop: async () => { await closeRedis(client); await redis.stop(); } };
+  return {
+    client,
+    flush: () => redis.flush(),
+    stop: async () => {
+      await closeRedis(client);
+      await redis.stop();
+    },
+  };
 });
 
 const hash = (): string => cryptoRandom.token(32);
@@ -263,7 +284,7 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
       expect(await sessions.touch(touched.cookieValue)).toBeNull();
     });
 
-    it('lists a user\'s sessions most recently seen first, and ends one by its public id', async () => {
+    it("lists a user's sessions most recently seen first, and ends one by its public id", async () => {
       const sessions = backend.sessions(SESSIONS);
       const first = await sessions.create(newSession());
       await backend.pass(5);
@@ -280,7 +301,7 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
       expect(await sessions.listByUser('nobody')).toEqual([]);
     });
 
-    it('ends all of a user\'s sessions but the one kept, and no one else\'s', async () => {
+    it("ends all of a user's sessions but the one kept, and no one else's", async () => {
       const sessions = backend.sessions(SESSIONS);
       const kept = await sessions.create(newSession());
       const ended = await Promise.all([sessions.create(newSession()), sessions.create(newSession())]);
@@ -312,7 +333,11 @@ describe('what Redis holds', () => {
       const { cookieValue } = await sessions.create({ userId: 'user-1', authTime: 1, amr: ['pwd'] });
       const secret = cookieValue.split('.')[1]!;
       const keys = await redis.client.keys('*');
-      const values = await Promise.all(keys.map((key) => redis.client.type(key).then((type) => (type === 'string' ? redis.client.get(key) : redis.client.zrange(key, 0, -1).then((ids) => ids.join(' '))))));
+      const values = await Promise.all(
+        keys.map((key) =>
+          redis.client.type(key).then((type) => (type === 'string' ? redis.client.get(key) : redis.client.zrange(key, 0, -1).then((ids) => ids.join(' ')))),
+        ),
+      );
       expect(keys.length).toBeGreaterThan(0);
       expect(values.join('\n')).not.toContain(secret);
       expect(keys.join('\n')).not.toContain(secret);

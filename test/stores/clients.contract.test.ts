@@ -84,7 +84,10 @@ function describeClientStoreContract(name: string, makeStore: (clock: ManualCloc
 
     it('rejects a taken client_id with DuplicateKeyError and keeps the first client', async () => {
       const first = await store.create(confidential);
-      const error = await store.create({ ...confidential, name: 'Impostor', secretHash: 'b'.repeat(64) }).then(() => undefined, (err: unknown) => err);
+      const error = await store.create({ ...confidential, name: 'Impostor', secretHash: 'b'.repeat(64) }).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
       expect(error).toBeInstanceOf(DuplicateKeyError);
       expect((error as DuplicateKeyError).field).toBe('client_id');
       expect(await store.findById('billing-service')).toEqual(first);

@@ -34,7 +34,7 @@ function describeConsentStoreContract(name: string, makeStore: (clock: ManualClo
       expect(await store.find('user-2', 'spa')).toBeNull();
     });
 
-    it('lists a user\'s consents, most recently updated first, and forgets one', async () => {
+    it("lists a user's consents, most recently updated first, and forgets one", async () => {
       await store.grant('user-1', 'a', ['profile']);
       clock.advance(1000);
       await store.grant('user-1', 'b', ['email']);

@@ -109,7 +109,15 @@ const standalone = redisBackend('redis standalone', async () => {
   const redis: TestRedis = await startTestRedis();
   const client = createRedisClient({ url: redis.url });
   await connectRedis(client);
-  return { client, admins: () => [redis.client], flush: () => redis.flush(), stop: async () => { await closeRedis(client); await redis.stop(); } };
+  return {
+    client,
+    admins: () => [redis.client],
+    flush: () => redis.flush(),
+    stop: async () => {
+      await closeRedis(client);
+      await redis.stop();
+    },
+  };
 });
 
 const cluster = redisBackend('redis cluster (3 masters)', async () => {
@@ -118,7 +126,15 @@ const cluster = redisBackend('redis cluster (3 masters)', async () => {
   await connectRedis(client);
   const admin = redis.client();
   await admin.ping(); // the admin client knows the masters once it is ready
-  return { client, admins: () => admin.nodes('master'), flush: () => redis.flush(), stop: async () => { await closeRedis(client); await redis.stop(); } };
+  return {
+    client,
+    admins: () => admin.nodes('master'),
+    flush: () => redis.flush(),
+    stop: async () => {
+      await closeRedis(client);
+      await redis.stop();
+    },
+  };
 });
 
 const DEFAULTS: StoreSettings = { refreshTokenTtl: 3600, familyMaxTtl: 4 * 3600, reuseGrace: 0, revokedMarkerTtl: 960 };
@@ -155,7 +171,11 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
 
     describe('the bare store: ids and hashes, no secret', () => {
       const hash = () => cryptoRandom.token(32); // shaped like a SHA-256, base64url
-      const newFamily = (id = createRefreshTokenCodec({ secret: SECRET, random: cryptoRandom }).newFamilyId(grant().subject), tokenHash = hash()) => ({ ...grant(), id, tokenHash });
+      const newFamily = (id = createRefreshTokenCodec({ secret: SECRET, random: cryptoRandom }).newFamilyId(grant().subject), tokenHash = hash()) => ({
+        ...grant(),
+        id,
+        tokenHash,
+      });
 
       it('creates from an id and a hash, and rotates on hashes: current, then the next one', async () => {
         const { store: families } = store();
@@ -164,7 +184,10 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         expect(family).toMatchObject({ ...grant(), id: created.id });
         expect(await families.current(created.id, created.tokenHash)).toEqual(family);
         const next = hash();
-        expect(await families.rotate(created.id, { presented: created.tokenHash, next }, context)).toMatchObject({ outcome: 'rotated', family: { id: created.id } });
+        expect(await families.rotate(created.id, { presented: created.tokenHash, next }, context)).toMatchObject({
+          outcome: 'rotated',
+          family: { id: created.id },
+        });
         expect(await families.current(created.id, created.tokenHash)).toBeNull();
         expect(await families.current(created.id, next)).toMatchObject({ id: created.id });
       });
@@ -206,7 +229,14 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
       const { family, refreshToken } = await families.create(grant(), context);
       expect(refreshToken).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{22}$/);
       expect(refreshToken.startsWith(`${family.id}.`)).toBe(true);
-      expect(family).toMatchObject({ ...grant(), createdAt: clock.now(), lastUsedAt: clock.now(), expiresAt: clock.now() + 4 * 3600 * SECOND, userAgent: context.userAgent, ip: context.ip });
+      expect(family).toMatchObject({
+        ...grant(),
+        createdAt: clock.now(),
+        lastUsedAt: clock.now(),
+        expiresAt: clock.now() + 4 * 3600 * SECOND,
+        userAgent: context.userAgent,
+        ip: context.ip,
+      });
       expect(await families.get(family.id)).toEqual(family);
       expect(await families.inspect(refreshToken)).toEqual(family);
       expect(families.verifiedFamilyId(refreshToken)).toBe(family.id);
@@ -246,7 +276,9 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
     it('of 20 concurrent presentations of one token exactly one rotates, and the family is revoked (20 families)', async () => {
       const families = store();
       const created = await Promise.all(Array.from({ length: 20 }, () => families.create(grant(), context)));
-      const outcomes = await Promise.all(created.map(({ refreshToken }) => Promise.all(Array.from({ length: 20 }, () => families.rotate(refreshToken, context)))));
+      const outcomes = await Promise.all(
+        created.map(({ refreshToken }) => Promise.all(Array.from({ length: 20 }, () => families.rotate(refreshToken, context)))),
+      );
       for (const [index, results] of outcomes.entries()) {
         const count = (outcome: string) => results.filter((result) => result.outcome === outcome).length;
         expect([count('rotated'), count('reused'), count('invalid')]).toEqual([1, 1, 18]); // the first loser revokes; the rest find no family
@@ -301,10 +333,27 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
       const families = store();
       const { refreshToken } = await families.create(grant(), context);
       const garbage: unknown[] = [
-        '', '.', '..', '...', 'abc', 'a.b.c', `${refreshToken}.`, `.${refreshToken}`, `${refreshToken}x`,
-        refreshToken.replace(/\./g, ''), refreshToken.toUpperCase(), 'x'.repeat(100_000), '💥.💥.💥',
-        refreshToken.split('.').reverse().join('.'), `${refreshToken}\n`, `{x}.${refreshToken.split('.').slice(1).join('.')}`,
-        undefined, null, 42, {}, ['a'],
+        '',
+        '.',
+        '..',
+        '...',
+        'abc',
+        'a.b.c',
+        `${refreshToken}.`,
+        `.${refreshToken}`,
+        `${refreshToken}x`,
+        refreshToken.replace(/\./g, ''),
+        refreshToken.toUpperCase(),
+        'x'.repeat(100_000),
+        '💥.💥.💥',
+        refreshToken.split('.').reverse().join('.'),
+        `${refreshToken}\n`,
+        `{x}.${refreshToken.split('.').slice(1).join('.')}`,
+        undefined,
+        null,
+        42,
+        {},
+        ['a'],
       ];
       for (const bad of garbage) {
         expect(await families.rotate(bad as string, context)).toEqual({ outcome: 'invalid' });
@@ -395,7 +444,7 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         expect(await families.inspect(after.refreshToken)).toMatchObject({ id: family.id });
       });
 
-      it('on: a stolen token replayed inside the window gets the owner\'s successor; once either side rotates it, the other\'s use after the window is reuse', async () => {
+      it("on: a stolen token replayed inside the window gets the owner's successor; once either side rotates it, the other's use after the window is reuse", async () => {
         const families = store({ reuseGrace: 10 });
         const { family, refreshToken: first } = await families.create(grant(), context);
         const owner = await rotated(families, first);
@@ -407,7 +456,7 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         expect(await families.isRevoked(family.id)).toBe(true);
       });
 
-      it('on: another client\'s retry inside the window is refused and changes nothing', async () => {
+      it("on: another client's retry inside the window is refused and changes nothing", async () => {
         const families = store({ reuseGrace: 10 });
         const { family, refreshToken: first } = await families.create(grant(), context);
         const next = await families.rotate(first, context, { clientId: family.clientId });
@@ -508,7 +557,7 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         expect(await families.isRevoked(family.id)).toBe(false);
       });
 
-      it('lists a subject\'s live families, most recently used first', async () => {
+      it("lists a subject's live families, most recently used first", async () => {
         const families = store();
         const a = await families.create(grant('alice', 'app'), { userAgent: 'A' });
         clock.advance(SECOND);
@@ -532,7 +581,12 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
           clock.advance(SECOND);
         }
         const bob = await families.create(grant('bob'), context);
-        expect((await families.listBySubject('alice')).map((family) => family.id).sort()).toEqual(made.slice(2).map(({ family }) => family.id).sort());
+        expect((await families.listBySubject('alice')).map((family) => family.id).sort()).toEqual(
+          made
+            .slice(2)
+            .map(({ family }) => family.id)
+            .sort(),
+        );
         for (const old of made.slice(0, 2)) {
           expect(await families.rotate(old.refreshToken, context)).toEqual({ outcome: 'invalid' });
           expect(await families.isRevoked(old.family.id)).toBe(true);
@@ -549,7 +603,12 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
           made.push(await families.create(grant('alice'), context));
           clock.advance(SECOND);
         }
-        expect((await families.listBySubject('alice')).map((family) => family.id).sort()).toEqual(made.slice(1).map(({ family }) => family.id).sort());
+        expect((await families.listBySubject('alice')).map((family) => family.id).sort()).toEqual(
+          made
+            .slice(1)
+            .map(({ family }) => family.id)
+            .sort(),
+        );
         expect(await families.isRevoked(made[0]!.family.id)).toBe(true);
         expect(await families.isRevoked(made[1]!.family.id)).toBe(false);
         await rotated(families, made[1]!.refreshToken);
@@ -579,7 +638,7 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         expect(await families.revokeAll('alice')).toBe(2);
       });
 
-      it('revokeAll ends every family of the subject but the one kept, and no one else\'s', async () => {
+      it("revokeAll ends every family of the subject but the one kept, and no one else's", async () => {
         const families = store();
         const kept = await families.create(grant('alice'), context);
         const others = await Promise.all([1, 2, 3].map(() => families.create(grant('alice'), context)));

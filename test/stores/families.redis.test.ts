@@ -12,9 +12,7 @@ import { Cluster, Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { manualClock, systemClock } from '../../src/clock.js';
 import type { FamilyStoreOptions } from '../../src/stores/family-policy.js';
-import {
-  closeRedis, connectRedis, createRedisClient, guardRedis, pingRedis, type RedisClient,
-} from '../../src/stores/redis/connection.js';
+import { closeRedis, connectRedis, createRedisClient, guardRedis, pingRedis, type RedisClient } from '../../src/stores/redis/connection.js';
 import { createRedisDenylist } from '../../src/stores/redis/denylist.js';
 import { createRedisFamilyStore } from '../../src/stores/redis/families.js';
 import { StoreUnavailableError, type FamilyGrant } from '../../src/stores/types.js';
@@ -84,9 +82,7 @@ describe('Redis family store', () => {
       const stores = clients.map((redis) => familyStore(redis));
       const created = await Promise.all(Array.from({ length: 200 }, () => stores[0]!.create(grant, context)));
       const outcomes = await Promise.all(
-        created.map(({ refreshToken }) =>
-          Promise.all(Array.from({ length: 20 }, (_, i) => stores[i % stores.length]!.rotate(refreshToken, context))),
-        ),
+        created.map(({ refreshToken }) => Promise.all(Array.from({ length: 20 }, (_, i) => stores[i % stores.length]!.rotate(refreshToken, context)))),
       );
       let doubleWins = 0;
       for (const [index, results] of outcomes.entries()) {
@@ -207,7 +203,7 @@ describe('Redis family store', () => {
     expect(dump).toContain(hashRefreshToken(issued.at(-2)!));
   });
 
-  it('another subject\'s family planted in an index is neither listed nor revoked through it', async () => {
+  it("another subject's family planted in an index is neither listed nor revoked through it", async () => {
     const families = familyStore(client);
     const alice = await families.create(grant, context);
     await families.create({ ...grant, subject: 'mallory' }, context);
@@ -229,7 +225,8 @@ describe('Redis family store', () => {
 
   it('a family and its index entries are written, and removed, in one script, whichever way the family ends', async () => {
     const families = familyStore(client, { maxFamiliesPerSubject: 3 });
-    const indexed = async (id: string) => [await server.client.zscore(subKey(grant.subject), id), await server.client.zscore(idleKey(grant.subject), id)].map((score) => score !== null);
+    const indexed = async (id: string) =>
+      [await server.client.zscore(subKey(grant.subject), id), await server.client.zscore(idleKey(grant.subject), id)].map((score) => score !== null);
     // One after another: which family is oldest must not depend on which script load won a race.
     const created = [];
     // And a millisecond apart: the index orders by expiry, and equal ones by id, at random.
@@ -414,7 +411,15 @@ describe('Redis outage', () => {
       expect(failFastMs).toBeLessThan(1000);
 
       await start();
-      await waitFor(async () => (await families.ping().then(() => true, () => false)), 10_000, 50);
+      await waitFor(
+        async () =>
+          await families.ping().then(
+            () => true,
+            () => false,
+          ),
+        10_000,
+        50,
+      );
       // The rotation that failed during the outage was never recorded nor replayed: with
       // no grace window, a replayed one would make this presentation reuse.
       expect((await families.rotate(a.refreshToken, context)).outcome).toBe('rotated');
@@ -448,7 +453,15 @@ describe('Redis outage', () => {
       for (const result of failed) expect(result.reason).toBeInstanceOf(StoreUnavailableError);
 
       await start();
-      await waitFor(async () => (await families.ping().then(() => true, () => false)), 10_000, 50);
+      await waitFor(
+        async () =>
+          await families.ping().then(
+            () => true,
+            () => false,
+          ),
+        10_000,
+        50,
+      );
       const admin = new Redis({ port, host: '127.0.0.1' });
       let ranUnanswered = 0;
       for (const [index, result] of settled.entries()) {
@@ -472,9 +485,14 @@ describe('Redis outage', () => {
       for (let start = 0; start < settled.length; start += 250) {
         after.push(
           ...(await Promise.all(
-            settled.slice(start, start + 250).map((result, offset) =>
-              families.rotate(result.status === 'fulfilled' && result.value.outcome === 'rotated' ? result.value.refreshToken : created[start + offset]!.refreshToken, context),
-            ),
+            settled
+              .slice(start, start + 250)
+              .map((result, offset) =>
+                families.rotate(
+                  result.status === 'fulfilled' && result.value.outcome === 'rotated' ? result.value.refreshToken : created[start + offset]!.refreshToken,
+                  context,
+                ),
+              ),
           )),
         );
       }
@@ -492,7 +510,15 @@ describe('Redis outage', () => {
       await expect(connectRedis(client)).rejects.toBeInstanceOf(StoreUnavailableError);
       await expect(pingRedis(client)).rejects.toBeInstanceOf(StoreUnavailableError);
       late = await startRedisServer(downPort);
-      await waitFor(async () => (await pingRedis(client).then(() => true, () => false)), 10_000, 50);
+      await waitFor(
+        async () =>
+          await pingRedis(client).then(
+            () => true,
+            () => false,
+          ),
+        10_000,
+        50,
+      );
     } finally {
       await closeRedis(client);
       if (late) await stopProcess(late);
@@ -549,7 +575,7 @@ describe('Redis Cluster', () => {
     return created;
   }
 
-  it('keeps a subject\'s keys in one slot and spreads subjects over the masters', async () => {
+  it("keeps a subject's keys in one slot and spreads subjects over the masters", async () => {
     const families = familyStore(client);
     const created = await familiesOnEveryMaster(families, 2);
     const admin = await clusterAdmin();
@@ -589,7 +615,15 @@ describe('Redis Cluster', () => {
 
     await cluster.restartNode(0);
     // Ready again once every family's slot answers (reads are safe to repeat).
-    await waitFor(async () => Promise.all(created.map(({ family }) => families.get(family.id))).then(() => true, () => false), 15_000, 100);
+    await waitFor(
+      async () =>
+        Promise.all(created.map(({ family }) => families.get(family.id))).then(
+          () => true,
+          () => false,
+        ),
+      15_000,
+      100,
+    );
     for (const [index, token] of tokens.entries()) {
       // The restarted master kept no data (no persistence in tests); the others lost nothing.
       expect((await families.rotate(token, context)).outcome).toBe(onVictim[index] ? 'invalid' : 'rotated');

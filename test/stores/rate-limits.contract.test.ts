@@ -126,7 +126,13 @@ describeRateLimitContract(
   redisBackend('redis', async () => {
     standalone = await startTestRedis();
     const clients = await twoClients({ url: standalone.url });
-    return { clients, stop: async () => { await Promise.all(clients.map(closeRedis)); await standalone.stop(); } };
+    return {
+      clients,
+      stop: async () => {
+        await Promise.all(clients.map(closeRedis));
+        await standalone.stop();
+      },
+    };
   }),
 );
 
@@ -135,7 +141,13 @@ describeRateLimitContract(
   redisBackend('redis cluster', async () => {
     cluster = await startTestRedisCluster();
     const clients = await twoClients({ clusterNodes: cluster.nodes });
-    return { clients, stop: async () => { await Promise.all(clients.map(closeRedis)); await cluster.stop(); } };
+    return {
+      clients,
+      stop: async () => {
+        await Promise.all(clients.map(closeRedis));
+        await cluster.stop();
+      },
+    };
   }),
 );
 
@@ -170,7 +182,10 @@ function endingAfterFirstReply(client: RedisClient, afterReply: () => Promise<un
   };
   return new Proxy(client, {
     get(target, property) {
-      if (property === 'arm') return () => { armed = true; };
+      if (property === 'arm')
+        return () => {
+          armed = true;
+        };
       const value: unknown = Reflect.get(target, property, target);
       if (typeof value !== 'function') return value;
       return (...args: unknown[]) => {

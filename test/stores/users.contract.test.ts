@@ -97,7 +97,10 @@ function describeUserStoreContract(name: string, makeStore: MakeUserStore): void
 
     it('rejects a taken email with DuplicateKeyError and keeps the first user intact', async () => {
       const first = await store.create({ email: 'taken@example.com', name: 'First', passwordHash: HASH });
-      const error = await store.create({ email: 'taken@example.com', name: 'Second', passwordHash: 'other' }).then(() => undefined, (err: unknown) => err);
+      const error = await store.create({ email: 'taken@example.com', name: 'Second', passwordHash: 'other' }).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
       expect(error).toBeInstanceOf(DuplicateKeyError);
       expect((error as DuplicateKeyError).field).toBe('email');
       expect(await store.findByEmail('taken@example.com')).toEqual(first);
@@ -214,7 +217,10 @@ describe('mongo UserStore: backend failures', () => {
         () => users.ping(),
       ];
       for (const call of calls) {
-        const error = await call().then(() => undefined, (err: unknown) => err);
+        const error = await call().then(
+          () => undefined,
+          (err: unknown) => err,
+        );
         expect(error).toBeInstanceOf(StoreUnavailableError);
         expect((error as StoreUnavailableError).store).toBe('users');
       }
@@ -233,7 +239,10 @@ describe('mongo UserStore: a server that stops answering', () => {
     const sockets = new Set<Socket>();
     const proxy = createServer((client) => {
       const upstream = connect(Number(new URL(server.uri).port), '127.0.0.1');
-      for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
+      for (const [from, to] of [
+        [client, upstream],
+        [upstream, client],
+      ] as const) {
         sockets.add(from);
         from.on('data', (chunk) => {
           if (!frozen) to.write(chunk);
@@ -243,7 +252,10 @@ describe('mongo UserStore: a server that stops answering', () => {
       }
     });
     await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-    const connection = createMongoConnection(`mongodb://127.0.0.1:${(proxy.address() as AddressInfo).port}/stalled`, { serverSelectionTimeoutMS: 2000, operationTimeoutMS: 500 });
+    const connection = createMongoConnection(`mongodb://127.0.0.1:${(proxy.address() as AddressInfo).port}/stalled`, {
+      serverSelectionTimeoutMS: 2000,
+      operationTimeoutMS: 500,
+    });
     try {
       await connection.init();
       const { users } = createMongoStores(connection);
@@ -251,7 +263,10 @@ describe('mongo UserStore: a server that stops answering', () => {
       frozen = true;
       const started = performance.now();
       const outcome = await Promise.race([
-        users.findById(created.id).then(() => 'answered', (err: unknown) => err),
+        users.findById(created.id).then(
+          () => 'answered',
+          (err: unknown) => err,
+        ),
         new Promise((resolve) => setTimeout(() => resolve('still waiting after 3 s'), 3000)),
       ]);
       expect(outcome).toBeInstanceOf(StoreUnavailableError);
@@ -276,14 +291,36 @@ describe('mongo stores: documents written without the schema (by hand, a migrati
       await connection.init();
       const { users, clients } = createMongoStores(connection);
       const now = new Date();
-      const inserted = await connection.models.User.collection.insertOne({ email: 'raw@example.com', passwordHash: HASH, passwordChangedAt: now, createdAt: now, updatedAt: now });
+      const inserted = await connection.models.User.collection.insertOne({
+        email: 'raw@example.com',
+        passwordHash: HASH,
+        passwordChangedAt: now,
+        createdAt: now,
+        updatedAt: now,
+      });
       await connection.models.Client.collection.insertOne({ clientId: 'raw-app', name: 'Raw', type: 'public', createdAt: now });
       expect(await users.findById(inserted.insertedId.toHexString())).toMatchObject({ email: 'raw@example.com', roles: [], disabled: false });
       expect(await users.findByEmail('raw@example.com')).toMatchObject({ roles: [], disabled: false });
-      expect(await clients.findById('raw-app')).toMatchObject({ firstParty: false, grantTypes: [], scopes: [], audiences: [], permissions: [], cookieMode: false, redirectUris: [], requirePar: false });
+      expect(await clients.findById('raw-app')).toMatchObject({
+        firstParty: false,
+        grantTypes: [],
+        scopes: [],
+        audiences: [],
+        permissions: [],
+        cookieMode: false,
+        redirectUris: [],
+        requirePar: false,
+      });
       // A disabled flag written as something other than a boolean still disables.
       for (const [index, disabled] of [1, 'true', 'yes'].entries()) {
-        const odd = await connection.models.User.collection.insertOne({ email: `odd${index}@example.com`, passwordHash: HASH, disabled, passwordChangedAt: now, createdAt: now, updatedAt: now });
+        const odd = await connection.models.User.collection.insertOne({
+          email: `odd${index}@example.com`,
+          passwordHash: HASH,
+          disabled,
+          passwordChangedAt: now,
+          createdAt: now,
+          updatedAt: now,
+        });
         expect((await users.findById(odd.insertedId.toHexString()))?.disabled, String(disabled)).toBe(true);
       }
     } finally {

@@ -20,7 +20,11 @@ export class FormBrowser {
   }
 
   async post(path: string, fields: Record<string, string>): Promise<PageResponse> {
-    return this.send(new URL(path, this.origin).href, { method: 'POST', body: new URLSearchParams(fields), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    return this.send(new URL(path, this.origin).href, {
+      method: 'POST',
+      body: new URLSearchParams(fields),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
   }
 
   /** Submits the page's form with `fields` added to its hidden CSRF token. */

@@ -50,9 +50,16 @@ beforeEach(async () => {
 describe('mongo emulator through mongoose', () => {
   it('round-trips documents: insert, find with filter/sort/projection, update, delete', async () => {
     const Model = Accounts;
-    await Model.create([{ email: 'b@x', n: 2, tags: ['red'] }, { email: 'a@x', n: 1, tags: [] }, { email: 'c@x', n: 3, tags: ['red', 'blue'] }]);
+    await Model.create([
+      { email: 'b@x', n: 2, tags: ['red'] },
+      { email: 'a@x', n: 1, tags: [] },
+      { email: 'c@x', n: 3, tags: ['red', 'blue'] },
+    ]);
 
-    const sorted = await Model.find({ n: { $gte: 2 } }).sort({ n: -1 }).select({ email: 1, _id: 0 }).lean();
+    const sorted = await Model.find({ n: { $gte: 2 } })
+      .sort({ n: -1 })
+      .select({ email: 1, _id: 0 })
+      .lean();
     expect(sorted).toEqual([{ email: 'c@x' }, { email: 'b@x' }]);
     expect(await Model.find({ tags: 'red' }).countDocuments()).toBe(2);
 
@@ -76,14 +83,21 @@ describe('mongo emulator through mongoose', () => {
   });
 
   it('answers _id equalities from the _id index exactly as a scan would', async () => {
-    const [first] = await Accounts.create([{ email: 'a@x', n: 1 }, { email: 'b@x', n: 2 }]);
+    const [first] = await Accounts.create([
+      { email: 'a@x', n: 1 },
+      { email: 'b@x', n: 2 },
+    ]);
     expect(await Accounts.findById(first!._id).lean()).toMatchObject({ email: 'a@x' });
     expect(await Accounts.findById(new mongoose.Types.ObjectId()).lean()).toBeNull();
     // Not a pure _id equality: the scan answers, with the same meaning.
     expect(await Accounts.findOne({ _id: first!._id, email: 'b@x' }).lean()).toBeNull();
     expect(await Accounts.find({ _id: { $in: [first!._id] } }).countDocuments()).toBe(1);
     const raw = connection.db!.collection('raw');
-    await raw.insertMany([{ _id: 'k1' as never, v: 1 }, { _id: 7 as never, v: 2 }, { _id: 2.5 as never, v: 3 }]);
+    await raw.insertMany([
+      { _id: 'k1' as never, v: 1 },
+      { _id: 7 as never, v: 2 },
+      { _id: 2.5 as never, v: 3 },
+    ]);
     expect(await raw.findOne({ _id: 'k1' as never })).toEqual({ _id: 'k1', v: 1 });
     expect(await raw.findOne({ _id: 7 as never })).toEqual({ _id: 7, v: 2 });
     expect(await raw.findOne({ _id: 2.5 as never })).toEqual({ _id: 2.5, v: 3 });
@@ -94,7 +108,10 @@ describe('mongo emulator through mongoose', () => {
   it('reports a unique index violation as mongod does: code 11000 with keyPattern and keyValue', async () => {
     const Model = Accounts;
     await Model.create({ email: 'dup@x' });
-    const error = await Model.create({ email: 'dup@x' }).then(() => undefined, (err: unknown) => err);
+    const error = await Model.create({ email: 'dup@x' }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     expect(error).toBeInstanceOf(mongoose.mongo.MongoServerError);
     expect(error).toMatchObject({
       code: 11000,
@@ -106,7 +123,10 @@ describe('mongo emulator through mongoose', () => {
     // The same through an update that would collide, and through findOneAndUpdate.
     await Model.create({ email: 'other@x' });
     await expect(Model.updateOne({ email: 'other@x' }, { $set: { email: 'dup@x' } })).rejects.toMatchObject({ code: 11000 });
-    await expect(Model.findOneAndUpdate({ email: 'other@x' }, { $set: { email: 'dup@x' } })).rejects.toMatchObject({ code: 11000, keyValue: { email: 'dup@x' } });
+    await expect(Model.findOneAndUpdate({ email: 'other@x' }, { $set: { email: 'dup@x' } })).rejects.toMatchObject({
+      code: 11000,
+      keyValue: { email: 'dup@x' },
+    });
     expect(await Model.countDocuments({ email: 'dup@x' })).toBe(1);
   });
 
@@ -163,12 +183,19 @@ describe('mongo emulator through mongoose', () => {
 
     const partial = db.collection('partial');
     await partial.createIndex({ email: 1 }, { unique: true, partialFilterExpression: { active: true } });
-    await partial.insertMany([{ email: 'a', active: false }, { email: 'a', active: false }, { email: 'a', active: true }]);
+    await partial.insertMany([
+      { email: 'a', active: false },
+      { email: 'a', active: false },
+      { email: 'a', active: true },
+    ]);
     await expect(partial.insertOne({ email: 'a', active: true })).rejects.toMatchObject({ code: 11000 });
 
     const compound = db.collection('compound');
     await compound.createIndex({ tenant: 1, login: 1 }, { unique: true });
-    await compound.insertMany([{ tenant: 1, login: 'x' }, { tenant: 2, login: 'x' }]);
+    await compound.insertMany([
+      { tenant: 1, login: 'x' },
+      { tenant: 2, login: 'x' },
+    ]);
     await expect(compound.insertOne({ tenant: 1, login: 'x' })).rejects.toMatchObject({ code: 11000, keyValue: { tenant: 1, login: 'x' } });
 
     // Without sparse, a missing field is a null key: only one document may lack it.
@@ -225,12 +252,17 @@ describe('mongo emulator through mongoose', () => {
 
   it('findOneAndUpdate: before/after images, sort, projection, upsert and remove', async () => {
     const Model = Accounts;
-    await Model.create([{ email: 'a@x', n: 1 }, { email: 'b@x', n: 2 }]);
+    await Model.create([
+      { email: 'a@x', n: 1 },
+      { email: 'b@x', n: 2 },
+    ]);
 
     const before = await Model.findOneAndUpdate({}, { $inc: { n: 100 } }, { sort: { n: -1 }, returnDocument: 'before' }).lean();
     expect(before).toMatchObject({ email: 'b@x', n: 2 });
     // Through the driver: mongoose drops `_id: 0` from a findOneAndUpdate projection.
-    const after = await connection.db!.collection('accounts').findOneAndUpdate({ email: 'b@x' }, { $inc: { n: 1 } }, { returnDocument: 'after', projection: { n: 1, _id: 0 } });
+    const after = await connection
+      .db!.collection('accounts')
+      .findOneAndUpdate({ email: 'b@x' }, { $inc: { n: 1 } }, { returnDocument: 'after', projection: { n: 1, _id: 0 } });
     expect(after).toEqual({ n: 103 });
 
     const missing = await Model.findOneAndUpdate({ email: 'none@x' }, { $set: { n: 5 } }, { returnDocument: 'after' }).lean();
@@ -245,7 +277,11 @@ describe('mongo emulator through mongoose', () => {
 
   it('aggregates and lists distinct values', async () => {
     const Model = Accounts;
-    await Model.create([{ email: 'a@x', n: 1, tags: ['x', 'y'] }, { email: 'b@x', n: 2, tags: ['y'] }, { email: 'c@x', n: 3 }]);
+    await Model.create([
+      { email: 'a@x', n: 1, tags: ['x', 'y'] },
+      { email: 'b@x', n: 2, tags: ['y'] },
+      { email: 'c@x', n: 3 },
+    ]);
     const grouped = await Model.aggregate<{ _id: null; total: number }>([{ $match: { n: { $gte: 2 } } }, { $group: { _id: null, total: { $sum: '$n' } } }]);
     expect(grouped).toEqual([{ _id: null, total: 5 }]);
     expect((await Model.distinct('tags')).sort()).toEqual(['x', 'y']);
@@ -255,8 +291,16 @@ describe('mongo emulator through mongoose', () => {
     const session = await connection.startSession();
     try {
       // The driver rewrites mongod's IllegalOperation into advice, keeping the original.
-      const error = await session.withTransaction(() => Accounts.create([{ email: 't@x' }], { session })).then(() => undefined, (err: unknown) => err);
-      expect(error).toMatchObject({ message: expect.stringMatching(/does not support retryable writes/), originalError: { code: 20, codeName: 'IllegalOperation' } });
+      const error = await session
+        .withTransaction(() => Accounts.create([{ email: 't@x' }], { session }))
+        .then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+      expect(error).toMatchObject({
+        message: expect.stringMatching(/does not support retryable writes/),
+        originalError: { code: 20, codeName: 'IllegalOperation' },
+      });
       expect(await Accounts.countDocuments({ email: 't@x' })).toBe(0);
     } finally {
       await session.endSession();
@@ -291,7 +335,9 @@ describe('mongo emulator through mongoose', () => {
   });
 
   it('lists what it implements', () => {
-    expect(implementedCommands()).toEqual(expect.arrayContaining(['hello', 'find', 'getMore', 'insert', 'update', 'delete', 'findAndModify', 'aggregate', 'createIndexes']));
+    expect(implementedCommands()).toEqual(
+      expect.arrayContaining(['hello', 'find', 'getMore', 'insert', 'update', 'delete', 'findAndModify', 'aggregate', 'createIndexes']),
+    );
   });
 });
 

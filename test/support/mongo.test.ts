@@ -47,7 +47,9 @@ describe('testDatabaseUri', () => {
     const b = testDatabaseUri('mongodb://127.0.0.1:27017', '/repo/test/stores/users.contract.test.ts');
     expect(a).toMatch(/^mongodb:\/\/127\.0\.0\.1:27017\/t_users_contract_[0-9a-f]{12}$/);
     expect(a).not.toBe(b);
-    expect(testDatabaseUri('mongodb://h1:1,h2:2/?replicaSet=rs', 'file:///repo/test/x.test.ts')).toMatch(/^mongodb:\/\/h1:1,h2:2\/t_x_[0-9a-f]{12}\?replicaSet=rs$/);
+    expect(testDatabaseUri('mongodb://h1:1,h2:2/?replicaSet=rs', 'file:///repo/test/x.test.ts')).toMatch(
+      /^mongodb:\/\/h1:1,h2:2\/t_x_[0-9a-f]{12}\?replicaSet=rs$/,
+    );
   });
 
   it('keeps credentials authenticating where they did', () => {

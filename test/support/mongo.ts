@@ -97,7 +97,10 @@ async function tryMemoryServer(): Promise<MongoBackend | undefined> {
     const server = await Promise.race([starting, timeout]);
     if (server === 'timeout') {
       // Stop it should it come up later, so it cannot outlive the run.
-      starting.then((late) => late.stop(), () => undefined);
+      starting.then(
+        (late) => late.stop(),
+        () => undefined,
+      );
       return undefined;
     }
     const uri = server.getUri().replace(/\/$/, '');
@@ -188,7 +191,11 @@ export function testDatabaseUri(baseUri: string, name: string): string {
 /** At most 63 bytes and only characters every MongoDB deployment accepts in a database name. */
 export function testDatabaseName(name: string): string {
   const file = name.startsWith('file:') ? fileURLToPath(name) : name;
-  const slug = basename(file).replace(/\.(test|spec)\.[cm]?[jt]s$/, '').replace(/[^A-Za-z0-9_-]+/g, '_').slice(0, 40) || 'test';
+  const slug =
+    basename(file)
+      .replace(/\.(test|spec)\.[cm]?[jt]s$/, '')
+      .replace(/[^A-Za-z0-9_-]+/g, '_')
+      .slice(0, 40) || 'test';
   return `t_${slug}_${randomBytes(6).toString('hex')}`;
 }
 
@@ -196,7 +203,11 @@ export function testDatabaseName(name: string): string {
  * The MongoDB stores on a database of their own, for a contract suite: `close` drops the
  * database and closes the connection.
  */
-export async function openTestMongoStores(baseUri: string, name: string, clock: Clock): Promise<{ stores: ReturnType<typeof createMongoStores>; close(): Promise<void> }> {
+export async function openTestMongoStores(
+  baseUri: string,
+  name: string,
+  clock: Clock,
+): Promise<{ stores: ReturnType<typeof createMongoStores>; close(): Promise<void> }> {
   const connection = createMongoConnection(testDatabaseUri(baseUri, name), { clock });
   await connection.init();
   return {

@@ -44,10 +44,14 @@ export async function startTestRedisCluster(): Promise<TestRedisCluster> {
   try {
     const startNode = (port: number) =>
       startRedisServer(port, [
-        '--cluster-enabled', 'yes',
-        '--cluster-config-file', join(dir, `nodes-${port}.conf`),
-        '--cluster-node-timeout', '2000',
-        '--dir', dir,
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        join(dir, `nodes-${port}.conf`),
+        '--cluster-node-timeout',
+        '2000',
+        '--dir',
+        dir,
       ]);
     const ports: number[] = [];
     while (ports.length < 3) {
@@ -56,9 +60,7 @@ export async function startTestRedisCluster(): Promise<TestRedisCluster> {
       ports.push(port);
     }
 
-    const create = spawnTracked('redis-cli', [
-      '--cluster', 'create', ...ports.map((port) => `${HOST}:${port}`), '--cluster-replicas', '0', '--cluster-yes',
-    ]);
+    const create = spawnTracked('redis-cli', ['--cluster', 'create', ...ports.map((port) => `${HOST}:${port}`), '--cluster-replicas', '0', '--cluster-yes']);
     let output = '';
     create.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
     create.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -72,17 +74,24 @@ export async function startTestRedisCluster(): Promise<TestRedisCluster> {
       clients.push(probe);
       return probe;
     });
-    await waitFor(async () => {
-      const infos = await Promise.all(probes.map((probe) => probe.cluster('INFO')));
-      return infos.every((info) => /cluster_state:ok/.test(info) && /cluster_known_nodes:3/.test(info) && /cluster_slots_ok:16384/.test(info));
-    }, 20_000, 50);
+    await waitFor(
+      async () => {
+        const infos = await Promise.all(probes.map((probe) => probe.cluster('INFO')));
+        return infos.every((info) => /cluster_state:ok/.test(info) && /cluster_known_nodes:3/.test(info) && /cluster_slots_ok:16384/.test(info));
+      },
+      20_000,
+      50,
+    );
     for (const probe of probes) probe.disconnect();
 
     const nodes = ports.map((port) => ({ host: HOST, port }));
     return {
       nodes,
       client() {
-        const client = new Cluster(nodes.map((node) => ({ ...node })), { redisOptions: { maxRetriesPerRequest: 1 } });
+        const client = new Cluster(
+          nodes.map((node) => ({ ...node })),
+          { redisOptions: { maxRetriesPerRequest: 1 } },
+        );
         client.on('error', () => undefined);
         clients.push(client);
         return client;

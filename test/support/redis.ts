@@ -23,12 +23,18 @@ export interface TestRedis {
 
 export async function startRedisServer(port: number, extraArgs: readonly string[] = []): Promise<ChildProcess> {
   const child = spawnTracked('redis-server', [
-    '--port', String(port),
-    '--bind', '127.0.0.1',
-    '--save', '',
-    '--appendonly', 'no',
-    '--protected-mode', 'no',
-    '--loglevel', 'warning',
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--protected-mode',
+    'no',
+    '--loglevel',
+    'warning',
     ...extraArgs,
   ]);
   child.once('error', () => undefined);
@@ -60,8 +66,12 @@ export async function startTestRedis(): Promise<TestRedis> {
       client,
       flush: async () => void (await client.flushdb()),
       stop: async () => void client.disconnect(),
-      kill: async () => { throw new Error('cannot kill an external Redis (REDIS_TEST_URL)'); },
-      restart: async () => { throw new Error('cannot restart an external Redis (REDIS_TEST_URL)'); },
+      kill: async () => {
+        throw new Error('cannot kill an external Redis (REDIS_TEST_URL)');
+      },
+      restart: async () => {
+        throw new Error('cannot restart an external Redis (REDIS_TEST_URL)');
+      },
     };
   }
 

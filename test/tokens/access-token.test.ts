@@ -31,14 +31,27 @@ describe('access tokens', () => {
   });
   afterAll(removeTempDirs);
 
-  const request = { sub: 'user-1', aud: 'https://api.example.test', client_id: 'demo-app', scope: 'read write', email: 'a@example.test', roles: ['admin'], sid: 'fam-1' };
+  const request = {
+    sub: 'user-1',
+    aud: 'https://api.example.test',
+    client_id: 'demo-app',
+    scope: 'read write',
+    email: 'a@example.test',
+    roles: ['admin'],
+    sid: 'fam-1',
+  };
 
   it('issues an RFC 9068 JWT that a resource server verifies against the JWKS', async () => {
     const issued = await tokens.issue(request);
     const header = decodeProtectedHeader(issued.token);
     expect(header).toEqual({ alg: 'RS256', typ: 'at+jwt', kid: ring.active.kid });
 
-    const { payload } = await jwtVerify(issued.token, jwksOf(ring), { issuer: ISSUER, audience: request.aud, typ: 'at+jwt', currentDate: new Date(clock.now()) });
+    const { payload } = await jwtVerify(issued.token, jwksOf(ring), {
+      issuer: ISSUER,
+      audience: request.aud,
+      typ: 'at+jwt',
+      currentDate: new Date(clock.now()),
+    });
     const now = Math.floor(clock.now() / 1000);
     expect(payload).toEqual({
       iss: ISSUER,
@@ -143,7 +156,10 @@ describe('access tokens', () => {
 
     it('a wrong issuer, a future nbf, a missing client_id', async () => {
       expect(await tokens.verify(await signWithOurKey({}, { ...claims(), iss: 'https://evil.example.test' }))).toMatchObject({ ok: false, error: 'invalid' });
-      expect(await tokens.verify(await signWithOurKey({}, { ...claims(), nbf: Math.floor(clock.now() / 1000) + SKEW + 60 }))).toMatchObject({ ok: false, error: 'invalid' });
+      expect(await tokens.verify(await signWithOurKey({}, { ...claims(), nbf: Math.floor(clock.now() / 1000) + SKEW + 60 }))).toMatchObject({
+        ok: false,
+        error: 'invalid',
+      });
       const { client_id: _omitted, ...withoutClient } = claims();
       expect(await tokens.verify(await signWithOurKey({}, withoutClient))).toMatchObject({ ok: false, error: 'invalid' });
     });
@@ -183,7 +199,7 @@ describe('access tokens', () => {
 describe('during a key rotation', () => {
   afterAll(removeTempDirs);
 
-  it('verifies a token signed with its ring\'s next key, which another instance has already promoted', async () => {
+  it("verifies a token signed with its ring's next key, which another instance has already promoted", async () => {
     const clock = manualClock();
     const dir = await tempKeysDir();
     await rotateKeys({ dir, clock, production: false, ...TIMINGS });

@@ -57,7 +57,7 @@ describe('refresh-token format', () => {
     expect(tag).not.toBe(createHmac('sha256', SECRET).update(`${familyId}.${tokenSecret}`).digest().subarray(0, 16).toString('base64url'));
   });
 
-  it('derives a token\'s successor from it: the same every time, in the documented construction (a known-answer test)', () => {
+  it("derives a token's successor from it: the same every time, in the documented construction (a known-answer test)", () => {
     // Pins the successor: its secret is HMAC-SHA256 keyed with HMAC-SHA256(secret, SUCCESSOR
     // label) over the whole presented token, all 32 bytes; its tag as for any token. A
     // change here turns every in-flight retry inside the grace window into reuse.
@@ -111,7 +111,21 @@ describe('refresh-token format', () => {
 
   it('never throws on malformed input', () => {
     const token = codec.mint(codec.newFamilyId('user-1'));
-    for (const bad of [undefined, null, 1, {}, [], '', '..', token.slice(0, -1), `${token}A`, `${token}=`, token.replace('.', '+'), 'a'.repeat(10_000), `\u0000${token}`]) {
+    for (const bad of [
+      undefined,
+      null,
+      1,
+      {},
+      [],
+      '',
+      '..',
+      token.slice(0, -1),
+      `${token}A`,
+      `${token}=`,
+      token.replace('.', '+'),
+      'a'.repeat(10_000),
+      `\u0000${token}`,
+    ]) {
       expect(() => parseRefreshToken(bad)).not.toThrow();
       expect(parseRefreshToken(bad)).toBeUndefined();
       expect(codec.verify(bad)).toBeUndefined();
@@ -173,7 +187,10 @@ describe('refresh tokens over a family store', () => {
     const { family, refreshToken } = await tokens.create(grant, {});
     const forged = createRefreshTokens({ secret: `${SECRET}-other`, random: cryptoRandom, families: store });
     const [, secret] = refreshToken.split('.');
-    for (const token of [`${family.id}.${secret}.${cryptoRandom.token(16)}`, createRefreshTokenCodec({ secret: `${SECRET}-other`, random: cryptoRandom }).mint(family.id)]) {
+    for (const token of [
+      `${family.id}.${secret}.${cryptoRandom.token(16)}`,
+      createRefreshTokenCodec({ secret: `${SECRET}-other`, random: cryptoRandom }).mint(family.id),
+    ]) {
       expect(await tokens.rotate(token, {})).toEqual({ outcome: 'invalid' });
       expect(await tokens.inspect(token)).toBeNull();
       expect(tokens.verifiedFamilyId(token)).toBeUndefined();

@@ -9,7 +9,11 @@ import { createLoginThrottle } from '../../src/users/login-throttle.js';
 
 function throttleOf(points: number) {
   const budget = { points, durationSec: 900 };
-  return createLoginThrottle(createMemoryRateLimits(), { accountIp: budget, ip: { points: 100, durationSec: 900 }, account: { points: 100, durationSec: 900 } });
+  return createLoginThrottle(createMemoryRateLimits(), {
+    accountIp: budget,
+    ip: { points: 100, durationSec: 900 },
+    account: { points: 100, durationSec: 900 },
+  });
 }
 
 /** A password check that ends when told to, counting how many checks ran. */

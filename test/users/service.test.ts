@@ -60,7 +60,9 @@ describe('password hashing', () => {
     expect(hash).toMatch(/^\$argon2id\$v=19\$m=19456,p=1,t=2\$/);
     expect((await strong.users.findById(user.id))!.passwordChangedAt).toEqual(before!.passwordChangedAt);
     // A failed login never re-hashes.
-    await expect(weak.service.login({ email: 'rehash@example.com', password: 'wrong password', ip: '192.0.2.1' })).rejects.toMatchObject({ code: 'invalid_grant' });
+    await expect(weak.service.login({ email: 'rehash@example.com', password: 'wrong password', ip: '192.0.2.1' })).rejects.toMatchObject({
+      code: 'invalid_grant',
+    });
     expect(await strong.users.getPasswordHash(user.id)).toBe(hash);
   });
 
@@ -107,12 +109,22 @@ describe('password writes racing each other', () => {
     await hold.reached;
     // ...when the password change lands.
     const fresh = (await current.users.findById(user.id))!;
-    await current.service.changePassword({ user: fresh, currentPassword: 'the old password', newPassword: 'the new password', ip: '192.0.2.2', session: 'session-a' });
+    await current.service.changePassword({
+      user: fresh,
+      currentPassword: 'the old password',
+      newPassword: 'the new password',
+      ip: '192.0.2.2',
+      session: 'session-a',
+    });
     hold.release();
     await login;
 
-    await expect(current.service.login({ email: 'race-rehash@example.com', password: 'the new password', ip: '192.0.2.3' })).resolves.toMatchObject({ id: user.id });
-    await expect(current.service.login({ email: 'race-rehash@example.com', password: 'the old password', ip: '192.0.2.3' })).rejects.toMatchObject({ code: 'invalid_grant' });
+    await expect(current.service.login({ email: 'race-rehash@example.com', password: 'the new password', ip: '192.0.2.3' })).resolves.toMatchObject({
+      id: user.id,
+    });
+    await expect(current.service.login({ email: 'race-rehash@example.com', password: 'the old password', ip: '192.0.2.3' })).rejects.toMatchObject({
+      code: 'invalid_grant',
+    });
   });
 
   it('a password change that a login re-hash overtook still goes through: the password had not changed', async () => {
@@ -122,14 +134,23 @@ describe('password writes racing each other', () => {
     const current = await serviceWith(CURRENT, hold.wrap);
 
     // The change has checked the old password and is hashing the new one...
-    const change = current.service.changePassword({ user, currentPassword: 'the old password', newPassword: 'the new password', ip: '192.0.2.2', session: 'session-a' });
+    const change = current.service.changePassword({
+      user,
+      currentPassword: 'the old password',
+      newPassword: 'the new password',
+      ip: '192.0.2.2',
+      session: 'session-a',
+    });
     await hold.reached;
     // ...when a login with the old password upgrades the old hash to the new parameters.
     await current.service.login({ email: 'race-overtaken@example.com', password: 'the old password', ip: '192.0.2.3' });
     hold.release();
     await change;
 
-    await expect(current.service.login({ email: 'race-overtaken@example.com', password: 'the new password', ip: '192.0.2.3' })).resolves.toMatchObject({ id: user.id, passwordChangedBy: 'session-a' });
+    await expect(current.service.login({ email: 'race-overtaken@example.com', password: 'the new password', ip: '192.0.2.3' })).resolves.toMatchObject({
+      id: user.id,
+      passwordChangedBy: 'session-a',
+    });
   });
 
   it('of two password changes from the same current password, the later write gets 409 and changes nothing', async () => {
@@ -138,14 +159,24 @@ describe('password writes racing each other', () => {
     const hold = holdHashOf('the slow new password');
     const { service } = await serviceWith(LEGACY, hold.wrap);
 
-    const slow = service.changePassword({ user, currentPassword: 'the first password', newPassword: 'the slow new password', ip: '192.0.2.1', session: 'session-a' });
+    const slow = service.changePassword({
+      user,
+      currentPassword: 'the first password',
+      newPassword: 'the slow new password',
+      ip: '192.0.2.1',
+      session: 'session-a',
+    });
     await hold.reached;
     await service.changePassword({ user, currentPassword: 'the first password', newPassword: 'the fast new password', ip: '192.0.2.1', session: 'session-b' });
     hold.release();
     await expect(slow).rejects.toMatchObject({ status: 409, code: 'conflict' });
 
-    await expect(service.login({ email: 'race-change@example.com', password: 'the fast new password', ip: '192.0.2.1' })).resolves.toMatchObject({ id: user.id });
-    await expect(service.login({ email: 'race-change@example.com', password: 'the slow new password', ip: '192.0.2.1' })).rejects.toMatchObject({ code: 'invalid_grant' });
+    await expect(service.login({ email: 'race-change@example.com', password: 'the fast new password', ip: '192.0.2.1' })).resolves.toMatchObject({
+      id: user.id,
+    });
+    await expect(service.login({ email: 'race-change@example.com', password: 'the slow new password', ip: '192.0.2.1' })).rejects.toMatchObject({
+      code: 'invalid_grant',
+    });
   });
 });
 
@@ -155,7 +186,8 @@ describe('repeating a password change', () => {
     const user = await plain.service.register({ email: 'double@example.com', password: 'the first password', ip: '192.0.2.1' });
     const hold = holdHashOf('the new password', 2);
     const { service, users } = await serviceWith(LEGACY, hold.wrap);
-    const change = () => service.changePassword({ user, currentPassword: 'the first password', newPassword: 'the new password', ip: '192.0.2.1', session: 'session-a' });
+    const change = () =>
+      service.changePassword({ user, currentPassword: 'the first password', newPassword: 'the new password', ip: '192.0.2.1', session: 'session-a' });
     const both = Promise.all([change(), change()]);
     await hold.reached; // both checked the first password and are hashing the new one
     hold.release();
@@ -167,9 +199,21 @@ describe('repeating a password change', () => {
   it('a retry is accepted from the session that made the change, within 10 minutes, and from no one else', async () => {
     const { service, users, clock } = await serviceWith(LEGACY);
     const registered = await service.register({ email: 'retry@example.com', password: 'the first password', ip: '192.0.2.1' });
-    await service.changePassword({ user: registered, currentPassword: 'the first password', newPassword: 'the new password', ip: '192.0.2.1', session: 'session-a' });
+    await service.changePassword({
+      user: registered,
+      currentPassword: 'the first password',
+      newPassword: 'the new password',
+      ip: '192.0.2.1',
+      session: 'session-a',
+    });
     const retry = async (session: string) =>
-      service.changePassword({ user: (await users.findById(registered.id))!, currentPassword: 'the first password', newPassword: 'the new password', ip: '192.0.2.1', session });
+      service.changePassword({
+        user: (await users.findById(registered.id))!,
+        currentPassword: 'the first password',
+        newPassword: 'the new password',
+        ip: '192.0.2.1',
+        session,
+      });
     await expect(retry('session-a')).resolves.toBeUndefined();
     // Another session that guesses the new password right still has a wrong current one.
     await expect(retry('session-b')).rejects.toMatchObject({ code: 'invalid_request' });

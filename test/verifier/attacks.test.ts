@@ -49,7 +49,17 @@ describe('a genuine token', () => {
   it('verifies, with typed claims', async () => {
     const payload = claims(authority.issuer);
     const token = await verifier.verify(await sign(real, payload));
-    expect(token).toMatchObject({ sub: 'user-1', client_id: 'demo-app', jti: payload.jti, roles: ['admin'], email: 'demo@example.com', sid: 'family-1', aud: [AUDIENCE], exp: NOW_S + 900, kid: 'real-key' });
+    expect(token).toMatchObject({
+      sub: 'user-1',
+      client_id: 'demo-app',
+      jti: payload.jti,
+      roles: ['admin'],
+      email: 'demo@example.com',
+      sid: 'family-1',
+      aud: [AUDIENCE],
+      exp: NOW_S + 900,
+      kid: 'real-key',
+    });
     expect([...token.scope]).toEqual(['read', 'write']);
     expect(token.payload.iss).toBe(authority.issuer);
   });
@@ -219,7 +229,12 @@ describe('claims', () => {
   });
 
   it('refuses an aud array holding anything but strings, even next to ours', async () => {
-    for (const aud of [[AUDIENCE, 5], [AUDIENCE, null], [AUDIENCE, ['x']], [AUDIENCE, { a: 1 }]]) {
+    for (const aud of [
+      [AUDIENCE, 5],
+      [AUDIENCE, null],
+      [AUDIENCE, ['x']],
+      [AUDIENCE, { a: 1 }],
+    ]) {
       await expectCode(await sign(real, claims(authority.issuer, { aud })), 'invalid_token');
     }
   });
@@ -349,7 +364,14 @@ describe('construction', () => {
       local.metadataAlgs = ['HS256', 'RS256'];
       const v = createVerifier({ issuer: local.issuer, audience: AUDIENCE, now: () => NOW });
       await expect(v.verify(await sign(real, claims(local.issuer)))).resolves.toBeDefined();
-      expect((await rejection(hs256(real.publicKey.export({ type: 'spki', format: 'pem' }), { alg: 'HS256', typ: 'at+jwt', kid: real.kid }, claims(local.issuer)), v)).code).toBe('invalid_token');
+      expect(
+        (
+          await rejection(
+            hs256(real.publicKey.export({ type: 'spki', format: 'pem' }), { alg: 'HS256', typ: 'at+jwt', kid: real.kid }, claims(local.issuer)),
+            v,
+          )
+        ).code,
+      ).toBe('invalid_token');
 
       local.metadataAlgs = ['HS256'];
       const hmacOnly = createVerifier({ issuer: local.issuer, audience: AUDIENCE, now: () => NOW });

@@ -121,7 +121,10 @@ describe('the cache of verified tokens', () => {
       }
       return globalThis.fetch(url, init);
     };
-    const { verifier, at } = verifierAt({ fetch, introspect: { url: `${authority.issuer}/introspect`, clientId: 'rs', clientSecret: 'secret', cacheMs: 5000 } });
+    const { verifier, at } = verifierAt({
+      fetch,
+      introspect: { url: `${authority.issuer}/introspect`, clientId: 'rs', clientSecret: 'secret', cacheMs: 5000 },
+    });
     const token = await sign(key, claims(authority.issuer));
     await verifier.verify(token);
     await verifier.verify(token);
@@ -138,7 +141,7 @@ describe('the cache of verified tokens', () => {
     const result = await verifier.verify(token);
     expect(() => (result.scope as Set<string>).add('admin')).toThrow(TypeError);
     expect(() => (result.roles as string[]).push('root')).toThrow(TypeError);
-    expect(() => ((result.payload.roles as string[]).push('root'))).toThrow(TypeError);
+    expect(() => (result.payload.roles as string[]).push('root')).toThrow(TypeError);
     expect(() => ((result as { sub: string }).sub = 'someone-else')).toThrow(TypeError);
     const again = await verifier.verify(token);
     expect([...again.scope]).toEqual(['read', 'write']);

@@ -26,7 +26,16 @@ const weakRsa = generateKeyPairSync('rsa', { modulusLength: 1024 });
 const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' });
 
 const claims = (overrides: Record<string, unknown> = {}) => ({
-  iss: ISSUER, sub: 'user-1', aud: AUDIENCE, iat: NOW_S, nbf: NOW_S, exp: NOW_S + 900, jti: 'j1', client_id: 'app', scope: 'read', ...overrides,
+  iss: ISSUER,
+  sub: 'user-1',
+  aud: AUDIENCE,
+  iat: NOW_S,
+  nbf: NOW_S,
+  exp: NOW_S + 900,
+  jti: 'j1',
+  client_id: 'app',
+  scope: 'read',
+  ...overrides,
 });
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
@@ -34,14 +43,23 @@ const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('bas
 function signRaw(alg: Alg, privateKey: KeyObject, header: Record<string, unknown>, payload: Record<string, unknown>): string {
   const input = `${b64({ alg, typ: 'at+jwt', kid: 'k', ...header })}.${b64(payload)}`;
   const digest = alg === 'EdDSA' ? null : 'sha256';
-  const key = alg === 'PS256' ? { key: privateKey, padding: 6, saltLength: 32 } : alg === 'ES256' ? { key: privateKey, dsaEncoding: 'ieee-p1363' as const } : privateKey;
+  const key =
+    alg === 'PS256' ? { key: privateKey, padding: 6, saltLength: 32 } : alg === 'ES256' ? { key: privateKey, dsaEncoding: 'ieee-p1363' as const } : privateKey;
   return `${input}.${cryptoSign(digest, Buffer.from(input), key).toString('base64url')}`;
 }
 
 async function joseVerdict(token: string, alg: string, publicKey: KeyObject): Promise<boolean> {
   try {
     const key = await importJWK({ ...(await exportJWK(publicKey)), alg }, alg);
-    await jwtVerify(token, key, { algorithms: [alg], issuer: ISSUER, audience: AUDIENCE, typ: 'at+jwt', clockTolerance: TOLERANCE, currentDate: new Date(NOW), requiredClaims: ['sub', 'client_id', 'jti', 'exp', 'iat'] });
+    await jwtVerify(token, key, {
+      algorithms: [alg],
+      issuer: ISSUER,
+      audience: AUDIENCE,
+      typ: 'at+jwt',
+      clockTolerance: TOLERANCE,
+      currentDate: new Date(NOW),
+      requiredClaims: ['sub', 'client_id', 'jti', 'exp', 'iat'],
+    });
     return true;
   } catch {
     return false;
@@ -65,17 +83,26 @@ async function coreVerdict(token: string, alg: string, publicKey: KeyObject): Pr
 describe('the core and jose jwtVerify agree', () => {
   for (const alg of Object.keys(pairs) as Alg[]) {
     const { privateKey, publicKey } = pairs[alg];
-    const other = alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : alg === 'EdDSA' ? generateKeyPairSync('ed25519') : generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const other =
+      alg === 'ES256'
+        ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+        : alg === 'EdDSA'
+          ? generateKeyPairSync('ed25519')
+          : generateKeyPairSync('rsa', { modulusLength: 2048 });
     const good = signRaw(alg, privateKey, {}, claims());
     const [header, payload, signature] = good.split('.') as [string, string, string];
     const cases: Record<string, [token: string, key: KeyObject, expected: boolean]> = {
       'a good token': [good, publicKey, true],
       'a good token signed by jose': ['', publicKey, true],
       'a tampered payload': [`${header}.${b64(claims({ sub: 'admin' }))}.${signature}`, publicKey, false],
-      'a flipped signature bit': [`${header}.${payload}.${Buffer.from(Buffer.from(signature, 'base64url').map((byte, index) => (index === 5 ? byte ^ 1 : byte))).toString('base64url')}`, publicKey, false],
+      'a flipped signature bit': [
+        `${header}.${payload}.${Buffer.from(Buffer.from(signature, 'base64url').map((byte, index) => (index === 5 ? byte ^ 1 : byte))).toString('base64url')}`,
+        publicKey,
+        false,
+      ],
       'a truncated signature': [`${header}.${payload}.${signature.slice(0, -4)}`, publicKey, false],
       'no signature': [`${header}.${payload}.`, publicKey, false],
-      'another key\'s signature': [signRaw(alg, other.privateKey, {}, claims()), publicKey, false],
+      "another key's signature": [signRaw(alg, other.privateKey, {}, claims()), publicKey, false],
       'a crit header': [signRaw(alg, privateKey, { crit: ['exp'] }, claims()), publicKey, false],
       'typ JWT': [signRaw(alg, privateKey, { typ: 'JWT' }, claims()), publicKey, false],
       'typ application/at+jwt': [signRaw(alg, privateKey, { typ: 'application/AT+JWT' }, claims()), publicKey, true],
@@ -100,7 +127,11 @@ describe('the core and jose jwtVerify agree', () => {
     const p384Token = `${b64({ alg: 'ES256', typ: 'at+jwt', kid: 'k' })}.${b64(claims())}`;
     const p384Signed = `${p384Token}.${cryptoSign('sha256', Buffer.from(p384Token), { key: p384.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
     const weak = signRaw('RS256', weakRsa.privateKey, {}, claims());
-    for (const [token, alg, key] of [[pss, 'RS256', publicKey], [p384Signed, 'ES256', p384.publicKey], [weak, 'RS256', weakRsa.publicKey]] as const) {
+    for (const [token, alg, key] of [
+      [pss, 'RS256', publicKey],
+      [p384Signed, 'ES256', p384.publicKey],
+      [weak, 'RS256', weakRsa.publicKey],
+    ] as const) {
       expect({ jose: await joseVerdict(token, alg, key), core: await coreVerdict(token, alg, key) }).toEqual({ jose: false, core: false });
     }
   });

@@ -83,7 +83,9 @@ describe('the example API with the real authority', () => {
   });
 
   it('refuses, in an API with another identifier, the tokens meant for this one', async () => {
-    const other = createServer(createResourceServer({ verifier: createVerifier({ issuer: authority.url, audience: 'https://orders.example.test' }) }).callback());
+    const other = createServer(
+      createResourceServer({ verifier: createVerifier({ issuer: authority.url, audience: 'https://orders.example.test' }) }).callback(),
+    );
     await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
     try {
       const address = other.address();

@@ -152,7 +152,9 @@ export function claims(issuer: string, overrides: Record<string, unknown> = {}):
 
 /** An RS256 JWS as the authority's signer produces it; `header` members replace (or, when undefined, drop) the defaults. */
 export async function sign(key: Pick<TestKey, 'kid' | 'privateKey'>, payload: JWTPayload, header: Record<string, unknown> = {}): Promise<string> {
-  const protectedHeader = Object.fromEntries(Object.entries({ alg: 'RS256', typ: 'at+jwt', kid: key.kid, ...header }).filter(([, value]) => value !== undefined));
+  const protectedHeader = Object.fromEntries(
+    Object.entries({ alg: 'RS256', typ: 'at+jwt', kid: key.kid, ...header }).filter(([, value]) => value !== undefined),
+  );
   return new SignJWT(payload).setProtectedHeader(protectedHeader as { alg: string }).sign(key.privateKey);
 }
 

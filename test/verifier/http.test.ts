@@ -92,7 +92,9 @@ describe('redirects', () => {
     let issuer = '';
     // Metadata that names the issuer we asked for, and a JWKS of the attacker's keys.
     const evil = await serve((req, res, self) =>
-      req.url === '/jwks' ? json(res, { keys: [attacker.jwk] }) : json(res, { issuer, jwks_uri: `${self.url}/jwks`, access_token_signing_alg_values_supported: ['RS256'] }),
+      req.url === '/jwks'
+        ? json(res, { keys: [attacker.jwk] })
+        : json(res, { issuer, jwks_uri: `${self.url}/jwks`, access_token_signing_alg_values_supported: ['RS256'] }),
     );
     const as = await serve((req, res) => res.writeHead(302, { location: `${evil.url}${req.url}` }).end());
     issuer = as.url;

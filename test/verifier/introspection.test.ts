@@ -41,7 +41,11 @@ describe('introspection mode', () => {
     const { verifier } = setUp();
     const token = await authority.passwordToken();
     await authority.revoke(token);
-    await expect(verifier.verify(token)).rejects.toMatchObject({ code: 'revoked_token', status: 401, wwwAuthenticate: 'Bearer error="invalid_token", error_description="the token has been revoked"' });
+    await expect(verifier.verify(token)).rejects.toMatchObject({
+      code: 'revoked_token',
+      status: 401,
+      wwwAuthenticate: 'Bearer error="invalid_token", error_description="the token has been revoked"',
+    });
   });
 
   it('refuses a revoked token once the cached answer expires, and caches the refusal', async () => {
@@ -118,7 +122,8 @@ describe('introspection mode', () => {
   it('refuses a cacheMs that is negative, not a number, infinite or over 5 minutes, and a bad maxEntries', () => {
     const introspect = { url: `${authority.url}/oauth/introspect`, clientId: 'a', clientSecret: 'b' };
     const build = (extra: object) => () => createVerifier({ issuer: authority.url, audience: 'api', introspect: { ...introspect, ...extra } });
-    for (const cacheMs of [-1, Number.NaN, Number.POSITIVE_INFINITY, 300_001, '5000']) expect(build({ cacheMs }), `cacheMs ${String(cacheMs)}`).toThrow(TypeError);
+    for (const cacheMs of [-1, Number.NaN, Number.POSITIVE_INFINITY, 300_001, '5000'])
+      expect(build({ cacheMs }), `cacheMs ${String(cacheMs)}`).toThrow(TypeError);
     for (const maxEntries of [-1, Number.NaN, Number.POSITIVE_INFINITY, 1.5]) expect(build({ maxEntries }), `maxEntries ${maxEntries}`).toThrow(TypeError);
     expect(build({ cacheMs: 300_000, maxEntries: 1 })).not.toThrow();
     expect(build({ cacheMs: 0 })).not.toThrow();

@@ -163,8 +163,7 @@ describe('JWKS caching', () => {
   });
 
   it('fails closed when the authority does not answer in time', async () => {
-    const hanging: FetchLike = (_url, init) =>
-      new Promise((_resolve, reject) => init.signal?.addEventListener('abort', () => reject(init.signal?.reason)));
+    const hanging: FetchLike = (_url, init) => new Promise((_resolve, reject) => init.signal?.addEventListener('abort', () => reject(init.signal?.reason)));
     const verifier = await setUp([keyA], { fetch: hanging, timeoutMs: 50 });
     await expect(verifier.verify(await tokenFor(keyA))).rejects.toMatchObject({ code: 'temporarily_unavailable' });
   });
@@ -218,7 +217,10 @@ describe('configured algorithms', () => {
   it('refuse other algs before any request to the authority', async () => {
     authority = await startFakeAuthority([keyA]);
     const verifier = createVerifier({ issuer: authority.issuer, audience: AUDIENCE, jwksUri: authority.jwksUri, algorithms: ['ES256'], now: () => NOW });
-    await expect(verifier.verify(await tokenFor(keyA))).rejects.toMatchObject({ code: 'invalid_token', description: 'the token\'s signing algorithm is not accepted' });
+    await expect(verifier.verify(await tokenFor(keyA))).rejects.toMatchObject({
+      code: 'invalid_token',
+      description: "the token's signing algorithm is not accepted",
+    });
     expect(authority.hits).toMatchObject({ metadata: 0, jwks: 0 });
   });
 });

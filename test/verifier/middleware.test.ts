@@ -7,7 +7,17 @@ import { connect } from 'node:net';
 import Router from '@koa/router';
 import Koa from 'koa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertRole, assertScopes, bearerToken, createVerifier, express, koa, TokenError, type VerifiedToken, type Verifier } from '../../src/verifier/index.js';
+import {
+  assertRole,
+  assertScopes,
+  bearerToken,
+  createVerifier,
+  express,
+  koa,
+  TokenError,
+  type VerifiedToken,
+  type Verifier,
+} from '../../src/verifier/index.js';
 import { AUDIENCE, claims, NOW, NOW_S, rsaKey, sign, startFakeAuthority, type FakeAuthority, type TestKey } from './helpers.js';
 
 let authority: FakeAuthority;
@@ -97,18 +107,30 @@ function behavesPerRfc6750(base: () => string) {
   it('400 invalid_request for a Bearer header that is itself malformed (RFC 6750 §3.1)', async () => {
     for (const header of ['Bearer', 'Bearer ', 'Bearer a b', 'Bearer {"alg":"none"}', 'Bearer a=b']) {
       const result = await get(base(), '/read', header);
-      expect(result).toEqual({ status: 400, challenge: expect.stringMatching(/^Bearer error="invalid_request", error_description="[^"]+"$/), body: errorBody('invalid_request') });
+      expect(result).toEqual({
+        status: 400,
+        challenge: expect.stringMatching(/^Bearer error="invalid_request", error_description="[^"]+"$/),
+        body: errorBody('invalid_request'),
+      });
     }
   });
 
   it('401 invalid_token for a well-formed Bearer header whose token is not a JWS', async () => {
     const result = await get(base(), '/read', 'Bearer abc.def');
-    expect(result).toEqual({ status: 401, challenge: expect.stringMatching(/^Bearer error="invalid_token", error_description="[^"]+"$/), body: errorBody('malformed_token') });
+    expect(result).toEqual({
+      status: 401,
+      challenge: expect.stringMatching(/^Bearer error="invalid_token", error_description="[^"]+"$/),
+      body: errorBody('malformed_token'),
+    });
   });
 
   it('400 invalid_request for two Authorization headers, whichever comes first', async () => {
     const good = `Authorization: Bearer ${tokens.reader}`;
-    for (const lines of [[good, 'Authorization: junk'], ['Authorization: junk', good], [good, good]]) {
+    for (const lines of [
+      [good, 'Authorization: junk'],
+      ['Authorization: junk', good],
+      [good, good],
+    ]) {
       const result = await rawGet(base(), '/read', lines);
       expect(result.status).toBe(400);
       expect(JSON.parse(result.body)).toEqual(errorBody('invalid_request'));
@@ -118,12 +140,20 @@ function behavesPerRfc6750(base: () => string) {
 
   it('401 invalid_token for a forged token', async () => {
     const result = await get(base(), '/read', `Bearer ${tokens.forged}`);
-    expect(result).toEqual({ status: 401, challenge: 'Bearer error="invalid_token", error_description="the token signature is invalid"', body: errorBody('invalid_token') });
+    expect(result).toEqual({
+      status: 401,
+      challenge: 'Bearer error="invalid_token", error_description="the token signature is invalid"',
+      body: errorBody('invalid_token'),
+    });
   });
 
   it('401 with the precise code in the body but invalid_token in the header for an expired token', async () => {
     const result = await get(base(), '/read', `Bearer ${tokens.expired}`);
-    expect(result).toEqual({ status: 401, challenge: 'Bearer error="invalid_token", error_description="the token has expired"', body: errorBody('expired_token') });
+    expect(result).toEqual({
+      status: 401,
+      challenge: 'Bearer error="invalid_token", error_description="the token has expired"',
+      body: errorBody('expired_token'),
+    });
   });
 
   it('200 with the claims for a valid token; the scheme is case-insensitive', async () => {
@@ -133,13 +163,21 @@ function behavesPerRfc6750(base: () => string) {
 
   it('403 insufficient_scope naming the required scope for a valid token without it', async () => {
     const result = await get(base(), '/write', `Bearer ${tokens.reader}`);
-    expect(result).toEqual({ status: 403, challenge: 'Bearer error="insufficient_scope", error_description="the token lacks the scope write", scope="read write"', body: errorBody('insufficient_scope') });
+    expect(result).toEqual({
+      status: 403,
+      challenge: 'Bearer error="insufficient_scope", error_description="the token lacks the scope write", scope="read write"',
+      body: errorBody('insufficient_scope'),
+    });
     expect(await get(base(), '/write', `Bearer ${tokens.admin}`)).toMatchObject({ status: 200 });
   });
 
   it('403 insufficient_scope for a valid token without any of the roles', async () => {
     const result = await get(base(), '/admin', `Bearer ${tokens.reader}`);
-    expect(result).toEqual({ status: 403, challenge: expect.stringMatching(/^Bearer error="insufficient_scope", error_description="[^"]*admin[^"]*"$/), body: errorBody('insufficient_scope') });
+    expect(result).toEqual({
+      status: 403,
+      challenge: expect.stringMatching(/^Bearer error="insufficient_scope", error_description="[^"]*admin[^"]*"$/),
+      body: errorBody('insufficient_scope'),
+    });
     expect(await get(base(), '/admin', `Bearer ${tokens.admin}`)).toMatchObject({ status: 200 });
   });
 
@@ -197,7 +235,10 @@ describe('Koa middleware', () => {
 type Handler = (req: IncomingMessage & express.NodeRequestLike, res: ServerResponse, next: (err?: unknown) => void) => void;
 
 /** The smallest Express-like router: run handlers in order, `next(err)` goes to the error handlers. */
-function route(handlers: Record<string, Handler[]>, errorHandlers: ((err: unknown, req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void)[]): RequestListener {
+function route(
+  handlers: Record<string, Handler[]>,
+  errorHandlers: ((err: unknown, req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void)[],
+): RequestListener {
   return (req, res) => {
     const chain = handlers[req.url ?? ''] ?? [];
     let i = 0;
@@ -310,7 +351,18 @@ describe('the error format', () => {
   });
 
   it('maps every precise code to status and header error', () => {
-    const table = (['missing_token', 'invalid_request', 'malformed_token', 'invalid_token', 'expired_token', 'revoked_token', 'insufficient_scope', 'temporarily_unavailable'] as const).map((code) => {
+    const table = (
+      [
+        'missing_token',
+        'invalid_request',
+        'malformed_token',
+        'invalid_token',
+        'expired_token',
+        'revoked_token',
+        'insufficient_scope',
+        'temporarily_unavailable',
+      ] as const
+    ).map((code) => {
       const err = new TokenError(code, 'd');
       return [code, err.status, err.wwwAuthenticate?.match(/error="([^"]+)"/)?.[1] ?? err.wwwAuthenticate];
     });

@@ -25,12 +25,18 @@ afterAll(async () => {
 /** GET /auth/me with exactly these Authorization header lines (node:http sends an array as several lines). */
 function me(authorization: string | string[] | undefined): Promise<{ status: number; challenge: string | undefined; body: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(`${authority.url}/auth/me`, { headers: (authorization === undefined ? {} : { authorization }) as Record<string, string | string[]> }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, challenge: res.headers['www-authenticate'], body: JSON.parse(text) as Record<string, unknown> }));
-    });
+    const req = httpRequest(
+      `${authority.url}/auth/me`,
+      { headers: (authorization === undefined ? {} : { authorization }) as Record<string, string | string[]> },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, challenge: res.headers['www-authenticate'], body: JSON.parse(text) as Record<string, unknown> }),
+        );
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -53,7 +59,7 @@ async function kitVerdict(token: string): Promise<string> {
 }
 
 describe('one verification core', () => {
-  it('the control case: the authority\'s own token passes on both sides', async () => {
+  it("the control case: the authority's own token passes on both sides", async () => {
     expect(await kitVerdict(userToken)).toBe('ok');
     expect((await me(`Bearer ${userToken}`)).status).toBe(200);
   });

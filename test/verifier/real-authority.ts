@@ -32,7 +32,11 @@ export async function startAuthority(env: Env = {}): Promise<RunningAuthority> {
   ready.service = service;
 
   async function token(body: Record<string, string>, headers: Record<string, string> = {}): Promise<string> {
-    const response = await fetch(`${url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(body) });
+    const response = await fetch(`${url}/oauth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      body: new URLSearchParams(body),
+    });
     const json = (await response.json()) as { access_token?: string };
     if (response.status !== 200 || typeof json.access_token !== 'string') throw new Error(`token request failed: ${response.status} ${JSON.stringify(json)}`);
     return json.access_token;

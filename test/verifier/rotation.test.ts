@@ -34,7 +34,13 @@ async function setUp(): Promise<Setup> {
     return fetch(url, init);
   };
   let offset = 0;
-  const verifier = createVerifier({ issuer: running.url, audience: config.audience, fetch: counting, now: () => Date.now() + offset, elapsed: () => performance.now() + offset });
+  const verifier = createVerifier({
+    issuer: running.url,
+    audience: config.audience,
+    fetch: counting,
+    now: () => Date.now() + offset,
+    elapsed: () => performance.now() + offset,
+  });
   return {
     authority: running,
     verifier,
@@ -59,7 +65,7 @@ async function setUp(): Promise<Setup> {
 const kidOf = (token: string): string => (JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString()) as { kid: string }).kid;
 
 describe('key rotation seen by a running verifier', () => {
-  it('verifies a freshly promoted key without a restart, and the retired key\'s tokens alongside', async () => {
+  it("verifies a freshly promoted key without a restart, and the retired key's tokens alongside", async () => {
     const { authority, verifier, jwksFetches, advance, rotate } = await setUp();
     const { config } = authority.service;
     const oldToken = await authority.clientCredentialsToken();

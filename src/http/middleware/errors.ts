@@ -1,5 +1,13 @@
 import type { Context, Middleware } from 'koa';
-import { InvalidRequestError, PayloadTooLargeError, TemporarilyUnavailableError, StoreUnavailableError, UnsupportedMediaTypeError, toOAuthError, type OAuthError } from '../../errors.js';
+import {
+  InvalidRequestError,
+  PayloadTooLargeError,
+  TemporarilyUnavailableError,
+  StoreUnavailableError,
+  UnsupportedMediaTypeError,
+  toOAuthError,
+  type OAuthError,
+} from '../../errors.js';
 import type { Logger } from '../../log.js';
 
 /**
@@ -74,7 +82,9 @@ function classify(thrown: unknown): OAuthError {
         // co-body marks a JSON syntax error with status 400 and no type; its parser
         // (bourne) also refuses `__proto__` keys outright, as prototype poisoning.
         if (thrown instanceof SyntaxError && foreign.status === 400) {
-          return new InvalidRequestError(/prototype/i.test(thrown.message) ? 'the JSON body contains a forbidden key (__proto__)' : 'the request body is not valid JSON');
+          return new InvalidRequestError(
+            /prototype/i.test(thrown.message) ? 'the JSON body contains a forbidden key (__proto__)' : 'the request body is not valid JSON',
+          );
         }
         break;
     }

@@ -55,18 +55,34 @@ export function createAuthorizeRoutes(deps: AuthorizeRouteDeps) {
         ctx.body = '';
         return;
       case 'login':
-        page(ctx, outcome.status, [outcome.redirectOrigin], pages.login({
-          action: LOGIN_PATH,
-          csrfToken: outcome.transaction,
-          clientName: outcome.client.name,
-          email: outcome.email,
-          ...(outcome.error !== undefined && { error: { message: outcome.error } }),
-          ...(outcome.retryAfterMs !== undefined && { throttle: { retryAfterMs: outcome.retryAfterMs } }),
-        }));
+        page(
+          ctx,
+          outcome.status,
+          [outcome.redirectOrigin],
+          pages.login({
+            action: LOGIN_PATH,
+            csrfToken: outcome.transaction,
+            clientName: outcome.client.name,
+            email: outcome.email,
+            ...(outcome.error !== undefined && { error: { message: outcome.error } }),
+            ...(outcome.retryAfterMs !== undefined && { throttle: { retryAfterMs: outcome.retryAfterMs } }),
+          }),
+        );
         if (outcome.retryAfterMs !== undefined) ctx.set('Retry-After', String(Math.ceil(outcome.retryAfterMs / 1000)));
         return;
       case 'consent':
-        page(ctx, 200, [outcome.redirectOrigin], pages.consent({ action: CONSENT_PATH, csrfToken: outcome.transaction, clientName: outcome.client.name, scopes: outcome.scopes, userEmail: outcome.user.email }));
+        page(
+          ctx,
+          200,
+          [outcome.redirectOrigin],
+          pages.consent({
+            action: CONSENT_PATH,
+            csrfToken: outcome.transaction,
+            clientName: outcome.client.name,
+            scopes: outcome.scopes,
+            userEmail: outcome.user.email,
+          }),
+        );
         return;
       case 'error':
         page(ctx, outcome.status, [], pages.error({ title: 'This sign-in cannot continue', description: outcome.description }));
@@ -79,7 +95,10 @@ export function createAuthorizeRoutes(deps: AuthorizeRouteDeps) {
     try {
       await next();
     } catch (thrown) {
-      const err = thrown instanceof StoreUnavailableError ? { status: 503, code: 'temporarily_unavailable', description: 'The service is briefly unavailable. Please try again in a moment.' } : toOAuthError(thrown);
+      const err =
+        thrown instanceof StoreUnavailableError
+          ? { status: 503, code: 'temporarily_unavailable', description: 'The service is briefly unavailable. Please try again in a moment.' }
+          : toOAuthError(thrown);
       if (err.status >= 500) deps.logger.error({ reqId: ctx.state.requestId, err: thrown, code: err.code }, 'request failed');
       const description = err.status >= 500 ? 'Something went wrong on our side. Please try again in a moment.' : err.description;
       page(ctx, err.status, [], pages.error({ title: 'This sign-in cannot continue', description }));
@@ -97,7 +116,13 @@ export function createAuthorizeRoutes(deps: AuthorizeRouteDeps) {
 
     login: async function login(ctx: Context) {
       const body = requestBody(ctx);
-      answer(ctx, await signIn.login({ transaction: formField(body, 'csrf'), email: formField(body, 'email'), password: formField(body, 'password') }, browser(ctx, { create: false })));
+      answer(
+        ctx,
+        await signIn.login(
+          { transaction: formField(body, 'csrf'), email: formField(body, 'email'), password: formField(body, 'password') },
+          browser(ctx, { create: false }),
+        ),
+      );
     } satisfies Middleware,
 
     consent: async function consent(ctx: Context) {

@@ -13,7 +13,11 @@ export const clientCredentialsGrant: Grant<typeof parameters, 'client_credential
   grantType: 'client_credentials',
   parameters,
   // §4.4: the client authenticates as itself, which a public client cannot.
-  clientRule: { allows: (client) => client.type === 'confidential', refusal: 'client_credentials is only for confidential clients', cliRefusal: 'a --public client cannot use client_credentials (it has no secret)' },
+  clientRule: {
+    allows: (client) => client.type === 'confidential',
+    refusal: 'client_credentials is only for confidential clients',
+    cliRefusal: 'a --public client cannot use client_credentials (it has no secret)',
+  },
   async handle({ client, params }, { tokens }) {
     return tokens.issueForClient({ client, scope: params.scope, audience: requestedAudience(params) });
   },

@@ -15,7 +15,11 @@ export const passwordGrant: Grant<typeof parameters, 'password'> = {
   grantType: 'password',
   parameters,
   // §4.3 and RFC 9700 §2.4: only for clients the owner trusts with the password, i.e. our own apps.
-  clientRule: { allows: (client) => client.firstParty, refusal: 'the password grant is only for first-party clients', cliRefusal: 'the password grant needs --first-party' },
+  clientRule: {
+    allows: (client) => client.firstParty,
+    refusal: 'the password grant is only for first-party clients',
+    cliRefusal: 'the password grant needs --first-party',
+  },
   async handle({ client, params, context }, { tokens, users }) {
     const user = await users.login({ email: params.username, password: params.password, ip: context.ip });
     const issued = await tokens.issueForUser({ user, client, scope: params.scope, audience: requestedAudience(params), context });

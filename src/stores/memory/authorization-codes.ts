@@ -7,7 +7,14 @@
 import type { Clock } from '../../clock.js';
 import { createExpiringMap } from './expiring-map.js';
 import {
-  assertCodeRecord, assertIssued, assertStoreId, assertTtl, codeRecordOf, DEFAULT_CONSUMED_RETENTION_MS, issuedOf, isStoreId,
+  assertCodeRecord,
+  assertIssued,
+  assertStoreId,
+  assertTtl,
+  codeRecordOf,
+  DEFAULT_CONSUMED_RETENTION_MS,
+  issuedOf,
+  isStoreId,
 } from '../shared/authorization.js';
 import { DuplicateKeyError, type AuthorizationCodeRecord, type AuthorizationCodeStore, type ConsumeCodeResult, type IssuedFromCode } from '../types.js';
 

@@ -7,7 +7,12 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../../clock.js';
 import { createExpiringMap } from './expiring-map.js';
 import {
-  assertNewSession, assertSessionOptions, hashSessionCookie, mintSessionCookie, sessionIdOf, type BrowserSessionStoreOptions,
+  assertNewSession,
+  assertSessionOptions,
+  hashSessionCookie,
+  mintSessionCookie,
+  sessionIdOf,
+  type BrowserSessionStoreOptions,
 } from '../shared/authorization.js';
 import type { BrowserSession, BrowserSessionStore } from '../types.js';
 
@@ -16,7 +21,6 @@ interface Entry {
   readonly hash: string;
   idleExpiresAt: number;
 }
-
 
 export function createMemoryBrowserSessionStore(options: BrowserSessionStoreOptions & { clock: Clock }): BrowserSessionStore {
   assertSessionOptions(options);
@@ -43,7 +47,13 @@ export function createMemoryBrowserSessionStore(options: BrowserSessionStoreOpti
       const { id, cookieValue } = mintSessionCookie(random);
       const expiresAt = now + maxMs;
       const session: BrowserSession = Object.freeze({
-        id, userId: data.userId, authTime: data.authTime, amr: Object.freeze([...data.amr]), createdAt: now, lastSeenAt: now, expiresAt,
+        id,
+        userId: data.userId,
+        authTime: data.authTime,
+        amr: Object.freeze([...data.amr]),
+        createdAt: now,
+        lastSeenAt: now,
+        expiresAt,
       });
       sessions.set(id, { session, hash: hashSessionCookie(cookieValue), idleExpiresAt: Math.min(now + idleMs, expiresAt) });
       return { session, cookieValue };
@@ -67,7 +77,9 @@ export function createMemoryBrowserSessionStore(options: BrowserSessionStoreOpti
     },
 
     async listByUser(userId) {
-      return ofUser(userId).map((entry) => entry.session).sort((a, b) => b.lastSeenAt - a.lastSeenAt);
+      return ofUser(userId)
+        .map((entry) => entry.session)
+        .sort((a, b) => b.lastSeenAt - a.lastSeenAt);
     },
 
     async deleteAllOfUser(userId, exceptSessionId) {

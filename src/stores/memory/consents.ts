@@ -5,7 +5,12 @@ import type { ConsentRecord, ConsentStore } from '../types.js';
 export function createMemoryConsentStore({ clock }: { clock: Clock }): ConsentStore {
   const byKey = new Map<string, ConsentRecord>();
   const key = (userId: string, clientId: string) => JSON.stringify([userId, clientId]);
-  const copy = (record: ConsentRecord): ConsentRecord => ({ ...record, scopes: [...record.scopes], createdAt: new Date(record.createdAt), updatedAt: new Date(record.updatedAt) });
+  const copy = (record: ConsentRecord): ConsentRecord => ({
+    ...record,
+    scopes: [...record.scopes],
+    createdAt: new Date(record.createdAt),
+    updatedAt: new Date(record.updatedAt),
+  });
 
   return {
     async grant(userId, clientId, scopes) {

@@ -14,7 +14,6 @@ interface Entry {
   readonly expiresAt: number;
 }
 
-
 export function createMemoryPushedRequestStore({ clock }: { clock: Clock }): PushedRequestStore {
   const entries = createExpiringMap<Entry>(clock, (entry) => entry.expiresAt);
 

@@ -36,7 +36,11 @@ export function createMongoClientStore({ models, clock, ping }: { models: Pick<M
     async findById(clientId) {
       if (typeof clientId !== 'string') return null;
       // $eq: the value is matched literally even if a caller ever passes an operator object.
-      const doc = await translate(STORE, () => Client.findOne({ clientId: { $eq: clientId } }).lean<ClientDocument>().exec());
+      const doc = await translate(STORE, () =>
+        Client.findOne({ clientId: { $eq: clientId } })
+          .lean<ClientDocument>()
+          .exec(),
+      );
       return doc ? toRecord(doc) : null;
     },
 

@@ -6,7 +6,15 @@ import type { ConsentDocument, MongoModels } from './models.js';
 const STORE = 'consents';
 
 /** Consents in MongoDB, one document per user and client (unique index `userId_1_clientId_1`). */
-export function createMongoConsentStore({ models, clock, ping }: { models: Pick<MongoModels, 'Consent'>; clock: Clock; ping: () => Promise<void> }): ConsentStore {
+export function createMongoConsentStore({
+  models,
+  clock,
+  ping,
+}: {
+  models: Pick<MongoModels, 'Consent'>;
+  clock: Clock;
+  ping: () => Promise<void>;
+}): ConsentStore {
   const { Consent } = models;
   // $eq: the values are matched literally even if a caller ever passes an operator object.
   const one = (userId: string, clientId: string) => ({ userId: { $eq: userId }, clientId: { $eq: clientId } });
@@ -31,7 +39,12 @@ export function createMongoConsentStore({ models, clock, ping }: { models: Pick<
       return doc ? toRecord(doc) : null;
     },
     async listByUser(userId) {
-      const docs = await translate(STORE, () => Consent.find({ userId: { $eq: userId } }).sort({ updatedAt: -1 }).lean<ConsentDocument[]>().exec());
+      const docs = await translate(STORE, () =>
+        Consent.find({ userId: { $eq: userId } })
+          .sort({ updatedAt: -1 })
+          .lean<ConsentDocument[]>()
+          .exec(),
+      );
       return docs.map(toRecord);
     },
     async revoke(userId, clientId) {

@@ -42,21 +42,28 @@ export function createMongoUserStore({ models, clock, ping }: { models: Pick<Mon
     async findByEmail(email) {
       if (typeof email !== 'string') return null;
       // $eq: the value is matched literally even if a caller ever passes an operator object.
-      const doc = await translate(STORE, () => User.findOne({ email: { $eq: email } }).lean<UserDocument>().exec());
+      const doc = await translate(STORE, () =>
+        User.findOne({ email: { $eq: email } })
+          .lean<UserDocument>()
+          .exec(),
+      );
       return doc ? toRecord(doc) : null;
     },
 
     async findCredentials(email) {
       if (typeof email !== 'string') return null;
-      const doc = await translate(STORE, () => User.findOne({ email: { $eq: email } }).select('+passwordHash').lean<UserDocument>().exec());
+      const doc = await translate(STORE, () =>
+        User.findOne({ email: { $eq: email } })
+          .select('+passwordHash')
+          .lean<UserDocument>()
+          .exec(),
+      );
       return doc ? { user: toRecord(doc), passwordHash: doc.passwordHash } : null;
     },
 
     async getPasswordHash(id) {
       if (typeof id !== 'string' || !ID_PATTERN.test(id)) return null;
-      const doc = await translate(STORE, () =>
-        User.findById(new Types.ObjectId(id)).select('+passwordHash').lean<Pick<UserDocument, 'passwordHash'>>().exec(),
-      );
+      const doc = await translate(STORE, () => User.findById(new Types.ObjectId(id)).select('+passwordHash').lean<Pick<UserDocument, 'passwordHash'>>().exec());
       return doc?.passwordHash ?? null;
     },
 

@@ -12,7 +12,15 @@
  * memory; TIME is allowed because Redis 7 replicates a script's effects, not the script.
  */
 import {
-  assertCodeRecord, assertIssued, assertStoreId, assertTtl, CODE_STORE, codeRecordOf, DEFAULT_CONSUMED_RETENTION_MS, issuedOf, isStoreId,
+  assertCodeRecord,
+  assertIssued,
+  assertStoreId,
+  assertTtl,
+  CODE_STORE,
+  codeRecordOf,
+  DEFAULT_CONSUMED_RETENTION_MS,
+  issuedOf,
+  isStoreId,
 } from '../shared/authorization.js';
 import { DuplicateKeyError, type AuthorizationCodeRecord, type AuthorizationCodeStore, type ConsumeCodeResult, type IssuedFromCode } from '../types.js';
 import { defineScript, guardRedis, pingRedis, runScript, type RedisClient } from './connection.js';

@@ -14,7 +14,12 @@
  * the caller's, as given.
  */
 import {
-  assertNewSession, assertSessionOptions, BROWSER_SESSION_STORE, hashSessionCookie, mintSessionCookie, sessionIdOf,
+  assertNewSession,
+  assertSessionOptions,
+  BROWSER_SESSION_STORE,
+  hashSessionCookie,
+  mintSessionCookie,
+  sessionIdOf,
   type BrowserSessionStoreOptions,
 } from '../shared/authorization.js';
 import type { BrowserSession, BrowserSessionStore } from '../types.js';
@@ -98,8 +103,7 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)
 export function createRedisBrowserSessionStore(options: BrowserSessionStoreOptions & { redis: RedisClient }): BrowserSessionStore {
   assertSessionOptions(options);
   const { redis, random, idleMs, maxMs } = options;
-  const run = (script: typeof CREATE, key: string, args: (string | number)[]) =>
-    guardRedis(BROWSER_SESSION_STORE, () => runScript(redis, script, [key], args));
+  const run = (script: typeof CREATE, key: string, args: (string | number)[]) => guardRedis(BROWSER_SESSION_STORE, () => runScript(redis, script, [key], args));
 
   async function open(cookieValue: string, touch: boolean): Promise<BrowserSession | null> {
     const id = sessionIdOf(cookieValue);

@@ -64,7 +64,10 @@ export function createRedisClient(options: RedisClientOptions): RedisClient {
       // connectTimeout < commandTimeout) and lets the Cluster, not the node, reconnect.
       redisOptions: nodeOptions,
     };
-    return new Cluster(options.clusterNodes.map(({ host, port }) => ({ host, port })), clusterOptions);
+    return new Cluster(
+      options.clusterNodes.map(({ host, port }) => ({ host, port })),
+      clusterOptions,
+    );
   }
 
   if (!options.url) throw new TypeError('createRedisClient: give a url or clusterNodes');

@@ -257,13 +257,25 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
       const expiresAt = now + maxMs;
       const idleExpiresAt = Math.min(now + idleMs, expiresAt);
       const stored: StoredFamily = {
-        s: subject, c: grant.clientId, sc: grant.scope, a: grant.audience,
-        ca: now, lu: now, x: expiresAt, ie: idleExpiresAt, h: grant.tokenHash, ua: userAgent, ip,
+        s: subject,
+        c: grant.clientId,
+        sc: grant.scope,
+        a: grant.audience,
+        ca: now,
+        lu: now,
+        x: expiresAt,
+        ie: idleExpiresAt,
+        h: grant.tokenHash,
+        ua: userAgent,
+        ip,
       };
       await guard(() =>
-        runScript(redis, CREATE, [familyKey(id), subjectKey(subject), idleKey(subject)], [
-          now, id, JSON.stringify(stored), expiresAt, idleExpiresAt, maxPerSubject, markerMs, subject, subjectTag(subject),
-        ]),
+        runScript(
+          redis,
+          CREATE,
+          [familyKey(id), subjectKey(subject), idleKey(subject)],
+          [now, id, JSON.stringify(stored), expiresAt, idleExpiresAt, maxPerSubject, markerMs, subject, subjectTag(subject)],
+        ),
       );
       const family: Family = Object.freeze({
         subject,
@@ -286,9 +298,12 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
       const { userAgent, ip } = clampUseContext(context);
       const now = clock.now();
       const reply = await guard(() =>
-        runScript(redis, ROTATE, [familyKey(familyId), markerKey(familyId)], [
-          hashes.presented, hashes.next, now, idleMs, graceMs, markerMs, userAgent, ip, expected.clientId ?? '', familyId,
-        ]),
+        runScript(
+          redis,
+          ROTATE,
+          [familyKey(familyId), markerKey(familyId)],
+          [hashes.presented, hashes.next, now, idleMs, graceMs, markerMs, userAgent, ip, expected.clientId ?? '', familyId],
+        ),
       );
       if (reply === 'reused') return { outcome: 'reused', familyId };
       const rotated = toFamily(familyId, reply, now);

@@ -42,7 +42,8 @@ export function createRedisPushedRequestStore({ redis }: { redis: RedisClient })
       assertParameters(parameters);
       assertTtl(ttlMs);
       const reply = await guardRedis(PUSHED_REQUEST_STORE, () =>
-        runScript(redis, SAVE, [requestKey(requestId)], [clientId, JSON.stringify(parameters), ttlMs]));
+        runScript(redis, SAVE, [requestKey(requestId)], [clientId, JSON.stringify(parameters), ttlMs]),
+      );
       if (reply !== 1) throw new DuplicateKeyError('request_uri');
     },
 

@@ -41,26 +41,29 @@ export function assertCodeRecord(record: AuthorizationCodeRecord): void {
 }
 
 export function assertIssued(issued: IssuedFromCode): void {
-  if (!nonEmpty(issued.accessTokenJti) || !Number.isFinite(issued.accessTokenExpiresAt)) throw new TypeError('issued needs accessTokenJti and accessTokenExpiresAt');
+  if (!nonEmpty(issued.accessTokenJti) || !Number.isFinite(issued.accessTokenExpiresAt))
+    throw new TypeError('issued needs accessTokenJti and accessTokenExpiresAt');
   if (issued.familyId !== undefined && !nonEmpty(issued.familyId)) throw new TypeError('familyId must be a non-empty string when given');
 }
 
 /** A copy holding only the contract's fields, in a fixed order (what a store keeps). */
-export const codeRecordOf = (record: AuthorizationCodeRecord): AuthorizationCodeRecord => Object.freeze({
-  clientId: record.clientId,
-  redirectUri: record.redirectUri,
-  codeChallenge: record.codeChallenge,
-  userId: record.userId,
-  scope: record.scope,
-  audience: record.audience,
-  authTime: record.authTime,
-});
+export const codeRecordOf = (record: AuthorizationCodeRecord): AuthorizationCodeRecord =>
+  Object.freeze({
+    clientId: record.clientId,
+    redirectUri: record.redirectUri,
+    codeChallenge: record.codeChallenge,
+    userId: record.userId,
+    scope: record.scope,
+    audience: record.audience,
+    authTime: record.authTime,
+  });
 
-export const issuedOf = (issued: IssuedFromCode): IssuedFromCode => Object.freeze({
-  ...(issued.familyId !== undefined ? { familyId: issued.familyId } : {}),
-  accessTokenJti: issued.accessTokenJti,
-  accessTokenExpiresAt: issued.accessTokenExpiresAt,
-});
+export const issuedOf = (issued: IssuedFromCode): IssuedFromCode =>
+  Object.freeze({
+    ...(issued.familyId !== undefined ? { familyId: issued.familyId } : {}),
+    accessTokenJti: issued.accessTokenJti,
+    accessTokenExpiresAt: issued.accessTokenExpiresAt,
+  });
 
 export function assertParameters(parameters: Readonly<Record<string, string>>): void {
   if (typeof parameters !== 'object' || parameters === null) throw new TypeError('parameters must be an object of strings');

@@ -46,8 +46,18 @@ interface Handler {
 
 /** Fields the driver attaches to any command; they change nothing on a standalone server. */
 const GENERIC_FIELDS = new Set([
-  '$db', 'lsid', '$clusterTime', '$readPreference', 'readConcern', 'writeConcern', 'comment',
-  'maxTimeMS', 'apiVersion', 'apiStrict', 'apiDeprecationErrors', '$client',
+  '$db',
+  'lsid',
+  '$clusterTime',
+  '$readPreference',
+  'readConcern',
+  'writeConcern',
+  'comment',
+  'maxTimeMS',
+  'apiVersion',
+  'apiStrict',
+  'apiDeprecationErrors',
+  '$client',
 ]);
 const TRANSACTION_FIELDS = ['txnNumber', 'autocommit', 'startTransaction'];
 
@@ -167,7 +177,8 @@ function checkHint(collection: Collection | undefined, hint: unknown): void {
   if (!collection || hint === undefined || hint === null) return;
   if (isPlainDocument(hint) && (Object.keys(hint).length === 0 || Object.hasOwn(hint, '$natural'))) return;
   const found = collection.indexes.some((index) => (typeof hint === 'string' ? index.spec.name === hint : canonicalKey(index.spec.key) === canonicalKey(hint)));
-  if (!found) throw new CommandFailure(2, 'error processing query: planner returned error :: caused by :: hint provided does not correspond to an existing index');
+  if (!found)
+    throw new CommandFailure(2, 'error processing query: planner returned error :: caused by :: hint provided does not correspond to an existing index');
 }
 
 /** mongod's bounds on the statements of one insert/update/delete. */
@@ -264,7 +275,8 @@ const insert: Handler = {
     const { collection } = context.storage.ensureCollection(context.db, name);
     for (const [i, raw] of docs.entries()) {
       try {
-        if (!isPlainDocument(raw)) throw new CommandFailure(14, `BSON field 'insert.documents.${i}' is the wrong type '${bsonKind(raw)}', expected type 'object'`);
+        if (!isPlainDocument(raw))
+          throw new CommandFailure(14, `BSON field 'insert.documents.${i}' is the wrong type '${bsonKind(raw)}', expected type 'object'`);
         collection.insert(cloneDocument(withId(raw)));
         n += 1;
       } catch (err) {
@@ -512,7 +524,10 @@ const INDEX_OPTIONS = new Set(['key', 'name', 'unique', 'sparse', 'partialFilter
 function indexSpec(raw: Document): IndexSpec {
   for (const field of Object.keys(raw)) {
     if (!INDEX_OPTIONS.has(field)) {
-      throw new CommandFailure(197, `The field '${field}' is not valid for an index specification (or not supported by the test emulator). Specification: ${formatValue(raw)}`);
+      throw new CommandFailure(
+        197,
+        `The field '${field}' is not valid for an index specification (or not supported by the test emulator). Specification: ${formatValue(raw)}`,
+      );
     }
   }
   const key = raw.key as unknown;
@@ -522,14 +537,18 @@ function indexSpec(raw: Document): IndexSpec {
       throw new CommandFailure(67, `Values in the index key pattern must be 1 or -1 in the test emulator; got ${field}: ${formatValue(direction)}`);
     }
   }
-  const name = raw.name ?? Object.entries(key).map(([field, direction]) => `${field}_${String(direction)}`).join('_');
+  const name =
+    raw.name ??
+    Object.entries(key)
+      .map(([field, direction]) => `${field}_${String(direction)}`)
+      .join('_');
   if (typeof name !== 'string' || name.length === 0) throw new CommandFailure(67, 'index name must be a non-empty string');
   if (raw.partialFilterExpression !== undefined) {
     if (!isPlainDocument(raw.partialFilterExpression)) throw new CommandFailure(14, "'partialFilterExpression' for an index must be a document");
     compileQuery(raw.partialFilterExpression);
   }
   if (raw.expireAfterSeconds !== undefined && (typeof raw.expireAfterSeconds !== 'number' || raw.expireAfterSeconds < 0)) {
-    throw new CommandFailure(2, 'TTL index \'expireAfterSeconds\' option must be a non-negative number');
+    throw new CommandFailure(2, "TTL index 'expireAfterSeconds' option must be a non-negative number");
   }
   const spec: IndexSpec = { v: 2, key, name };
   if (raw.unique) spec.unique = true;
@@ -555,10 +574,16 @@ const createIndexes: Handler = {
         const sameKey = collection.indexes.find((index) => canonicalKey(index.spec.key) === canonicalKey(spec.key));
         if (sameName) {
           if (canonicalKey(sameName.spec.key) !== canonicalKey(spec.key)) {
-            throw new CommandFailure(86, `An existing index has the same name as the requested index. Requested index: ${formatValue(spec)}, existing index: ${formatValue(sameName.spec)}`);
+            throw new CommandFailure(
+              86,
+              `An existing index has the same name as the requested index. Requested index: ${formatValue(spec)}, existing index: ${formatValue(sameName.spec)}`,
+            );
           }
           if (!sameName.isIdIndex && !sameName.sameBehaviour(spec)) {
-            throw new CommandFailure(85, `An existing index has the same name as the requested index but different options. Requested index: ${formatValue(spec)}, existing index: ${formatValue(sameName.spec)}`);
+            throw new CommandFailure(
+              85,
+              `An existing index has the same name as the requested index but different options. Requested index: ${formatValue(spec)}, existing index: ${formatValue(sameName.spec)}`,
+            );
           }
           continue;
         }
@@ -595,7 +620,11 @@ const listIndexes: Handler = {
     if (!collection) throw new CommandFailure(26, `ns does not exist: ${context.db}.${name}`);
     const cursor = optional<Document>(context, command, 'cursor', 'object') ?? {};
     const specs = collection.indexes.map((index) => cloneDocument(index.spec));
-    return context.cursors.first(`${context.db}.$cmd.listIndexes.${name}`, specs, optional<number>({ ...context, name: 'listIndexes.cursor' }, cursor, 'batchSize', 'number'));
+    return context.cursors.first(
+      `${context.db}.$cmd.listIndexes.${name}`,
+      specs,
+      optional<number>({ ...context, name: 'listIndexes.cursor' }, cursor, 'batchSize', 'number'),
+    );
   },
 };
 
@@ -608,9 +637,10 @@ const dropIndexes: Handler = {
     const nIndexesWas = collection.indexes.length;
     const target = command.index as unknown;
     const pick = (wanted: unknown) => {
-      const index = typeof wanted === 'string'
-        ? collection.findIndex(wanted)
-        : collection.indexes.find((candidate) => canonicalKey(candidate.spec.key) === canonicalKey(wanted));
+      const index =
+        typeof wanted === 'string'
+          ? collection.findIndex(wanted)
+          : collection.indexes.find((candidate) => canonicalKey(candidate.spec.key) === canonicalKey(wanted));
       if (!index) throw new CommandFailure(27, `index not found with name [${typeof wanted === 'string' ? wanted : formatValue(wanted)}]`);
       if (index.isIdIndex) throw new CommandFailure(72, 'cannot drop _id index');
       return index;
@@ -674,7 +704,11 @@ const listCollections: Handler = {
       }))
       .filter((info) => query.test(info))
       .map((info) => (nameOnly ? { name: info.name, type: info.type } : info));
-    return context.cursors.first(`${context.db}.$cmd.listCollections`, infos, optional<number>({ ...context, name: 'listCollections.cursor' }, cursor, 'batchSize', 'number'));
+    return context.cursors.first(
+      `${context.db}.$cmd.listCollections`,
+      infos,
+      optional<number>({ ...context, name: 'listCollections.cursor' }, cursor, 'batchSize', 'number'),
+    );
   },
 };
 
@@ -687,7 +721,9 @@ const listDatabases: Handler = {
     const databases = context.storage
       .databaseNames()
       .map((name) => {
-        const sizeOnDisk = context.storage.collections(name).reduce((sum, collection) => sum + collection.docs.reduce((bytes, doc) => bytes + BSON.calculateObjectSize(doc), 0), 0);
+        const sizeOnDisk = context.storage
+          .collections(name)
+          .reduce((sum, collection) => sum + collection.docs.reduce((bytes, doc) => bytes + BSON.calculateObjectSize(doc), 0), 0);
         return { name, sizeOnDisk, empty: sizeOnDisk === 0 };
       })
       .filter((info) => query.test(info));

@@ -89,9 +89,10 @@ function answer(request: Request, state: ServerState, connectionId: number, requ
     case 'query': {
       const command = unwrapLegacyQuery(request.query);
       const name = Object.keys(command)[0] ?? '';
-      const reply = request.collection.endsWith('.$cmd') && OP_QUERY_COMMANDS.has(name)
-        ? runCommand({ ...command, $db: request.collection.slice(0, -'.$cmd'.length) }, state, connectionId)
-        : new CommandFailure(352, `Unsupported OP_QUERY command: ${name}. The client driver may require an upgrade.`).toReply();
+      const reply =
+        request.collection.endsWith('.$cmd') && OP_QUERY_COMMANDS.has(name)
+          ? runCommand({ ...command, $db: request.collection.slice(0, -'.$cmd'.length) }, state, connectionId)
+          : new CommandFailure(352, `Unsupported OP_QUERY command: ${name}. The client driver may require an upgrade.`).toReply();
       return encodeOpReply(request.header.requestId, requestId, reply);
     }
     case 'unsupported':

@@ -60,7 +60,9 @@ function sortDocuments(docs: Document[], sort: Document | undefined): Document[]
   }
   try {
     // Sorting keeps the object identities: callers may then write to the same documents.
-    return mingoFind(docs, {}).sort(sort as Record<string, 1 | -1>).all() as Document[];
+    return mingoFind(docs, {})
+      .sort(sort as Record<string, 1 | -1>)
+      .all() as Document[];
   } catch (err) {
     throw asFailure(err);
   }
@@ -100,8 +102,21 @@ export function aggregate(docs: readonly Document[], pipeline: Document[], resol
 // ---------------------------------------------------------------- updates
 
 const UPDATE_OPERATORS = new Set([
-  '$set', '$unset', '$inc', '$mul', '$min', '$max', '$rename', '$push', '$addToSet',
-  '$pull', '$pullAll', '$pop', '$bit', '$currentDate', '$setOnInsert',
+  '$set',
+  '$unset',
+  '$inc',
+  '$mul',
+  '$min',
+  '$max',
+  '$rename',
+  '$push',
+  '$addToSet',
+  '$pull',
+  '$pullAll',
+  '$pop',
+  '$bit',
+  '$currentDate',
+  '$setOnInsert',
 ]);
 /** Operators that create the path when it is missing (so a scalar in the way is an error). */
 const CREATING = new Set(['$set', '$setOnInsert', '$inc', '$mul', '$min', '$max', '$push', '$addToSet', '$currentDate', '$bit']);
@@ -169,7 +184,10 @@ function applyOperators(current: Document, update: Document, options: UpdateOpti
   const paths: string[] = [];
   for (const [operator, operand] of Object.entries(update)) {
     if (!isPlainDocument(operand)) {
-      throw new CommandFailure(9, `Modifiers operate on fields but we found type ${typeName(operand)} instead. For example: {$mod: {<field>: ...}} not {${operator}: ${formatValue(operand)}}`);
+      throw new CommandFailure(
+        9,
+        `Modifiers operate on fields but we found type ${typeName(operand)} instead. For example: {$mod: {<field>: ...}} not {${operator}: ${formatValue(operand)}}`,
+      );
     }
     for (const [path, value] of Object.entries(operand)) {
       paths.push(path);
@@ -262,7 +280,10 @@ function checkTarget(doc: Document, operator: string, path: string): void {
   const target = container;
   if (target === undefined) return;
   if (NUMERIC.has(operator) && !isNumeric(target)) {
-    throw new CommandFailure(14, `Cannot apply ${operator} to a value of non-numeric type. {_id: ${formatValue(doc._id)}} has the field '${path}' of non-numeric type ${typeName(target)}`);
+    throw new CommandFailure(
+      14,
+      `Cannot apply ${operator} to a value of non-numeric type. {_id: ${formatValue(doc._id)}} has the field '${path}' of non-numeric type ${typeName(target)}`,
+    );
   }
   if (ARRAY_TARGET.has(operator) && !Array.isArray(target)) {
     if (operator === '$push' || operator === '$addToSet') {

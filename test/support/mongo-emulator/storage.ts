@@ -41,7 +41,10 @@ export class Index {
   readonly owners = new Map<string, Document>();
   private readonly partial: Query | undefined;
 
-  constructor(readonly spec: IndexSpec, readonly isIdIndex = false) {
+  constructor(
+    readonly spec: IndexSpec,
+    readonly isIdIndex = false,
+  ) {
     this.fields = Object.keys(spec.key);
     this.unique = isIdIndex || spec.unique === true;
     this.partial = spec.partialFilterExpression ? compileQuery(spec.partialFilterExpression) : undefined;
@@ -77,7 +80,10 @@ export class Collection {
   readonly indexes: Index[] = [new Index({ v: 2, key: { _id: 1 }, name: '_id_' }, true)];
   readonly uuid = new UUID();
 
-  constructor(readonly db: string, readonly name: string) {}
+  constructor(
+    readonly db: string,
+    readonly name: string,
+  ) {}
 
   get ns(): string {
     return `${this.db}.${this.name}`;
@@ -215,7 +221,10 @@ export function validateNamespace(db: string, collection?: string): void {
   if (db.length === 0 || db.length > 63 || /[/\\. "$*<>:|?\0]/.test(db)) {
     throw new CommandFailure(73, `Invalid database name: '${db}'`);
   }
-  if (collection !== undefined && (collection.length === 0 || collection.includes('\0') || collection.includes('$') || collection.startsWith('system.') || collection.startsWith('.'))) {
+  if (
+    collection !== undefined &&
+    (collection.length === 0 || collection.includes('\0') || collection.includes('$') || collection.startsWith('system.') || collection.startsWith('.'))
+  ) {
     throw new CommandFailure(73, `Invalid collection name: ${collection}`);
   }
 }
@@ -287,7 +296,9 @@ export function canonicalKey(value: unknown): string {
   if (value instanceof Binary) return `x:${value.sub_type}:${Buffer.from(value.buffer).toString('base64')}`;
   if (Array.isArray(value)) return `[${value.map(canonicalKey).join(',')}]`;
   if (isPlainDocument(value)) {
-    return `{${Object.entries(value).map(([key, inner]) => `${JSON.stringify(key)}:${canonicalKey(inner)}`).join(',')}}`;
+    return `{${Object.entries(value)
+      .map(([key, inner]) => `${JSON.stringify(key)}:${canonicalKey(inner)}`)
+      .join(',')}}`;
   }
   return `e:${EJSON.stringify({ v: value }, { relaxed: false })}`;
 }
