@@ -367,6 +367,11 @@ function problemsBetween(input: Record<string, string>, v: PartlyParsed<Variable
   if (v.refreshFamilyMaxTtl !== undefined && v.refreshTokenTtl !== undefined && v.refreshFamilyMaxTtl < v.refreshTokenTtl) {
     problems.push('REFRESH_FAMILY_MAX_TTL: must be at least REFRESH_TOKEN_TTL');
   }
+  // A revoked family's marker lives as long as its access tokens; a family that idles out
+  // sooner would leave them verifying with nothing to say it ended.
+  if (v.refreshTokenTtl !== undefined && v.accessTokenTtl !== undefined && v.refreshTokenTtl < v.accessTokenTtl) {
+    problems.push('REFRESH_TOKEN_TTL: must be at least ACCESS_TOKEN_TTL');
+  }
   if (v.signIn.sessionMaxTtl !== undefined && v.signIn.sessionTtl !== undefined && v.signIn.sessionMaxTtl < v.signIn.sessionTtl) {
     problems.push('SIGN_IN_SESSION_MAX_TTL: must be at least SIGN_IN_SESSION_TTL');
   }

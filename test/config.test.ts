@@ -150,6 +150,11 @@ describe('config', () => {
     expect(problemsOf({ WORKERS: '2' })[0]).toMatch(/^WORKERS: more than one worker needs MONGODB_URI and REDIS_URL/);
   });
 
+  it('keeps the idle family lifetime at least the access-token lifetime', () => {
+    expect(problemsOf({ ACCESS_TOKEN_TTL: '1h', REFRESH_TOKEN_TTL: '30m' })).toEqual(['REFRESH_TOKEN_TTL: must be at least ACCESS_TOKEN_TTL']);
+    expect(parseConfig({ ACCESS_TOKEN_TTL: '1h', REFRESH_TOKEN_TTL: '1h' }).refreshTokenTtl).toBe(3600);
+  });
+
   it('keeps the absolute family lifetime at least the idle one', () => {
     expect(problemsOf({ REFRESH_TOKEN_TTL: '30d', REFRESH_FAMILY_MAX_TTL: '7d' })[0]).toMatch(/^REFRESH_FAMILY_MAX_TTL/);
   });
