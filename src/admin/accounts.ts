@@ -55,6 +55,10 @@ export function planClient(random: Random, input: NewClientInput): PlannedClient
   if (!name || name.length > 100) throw new InvalidRequestError('--name must be 1 to 100 characters');
   const clientId = input.clientId ?? `${slug(name)}-${random.token(6)}`;
   if (!/^[A-Za-z0-9._~-]{3,128}$/.test(clientId)) throw new InvalidRequestError('--id must be 3 to 128 characters of A-Z a-z 0-9 . _ ~ -');
+  // RFC 9068 §6: a client's tokens carry sub = client_id; it must never read as a user's id
+  // (24 lower-case hex characters, a MongoDB ObjectId), or an API keyed on sub could take one for the other.
+  if (/^[0-9a-f]{24}$/.test(clientId))
+    throw new InvalidRequestError('--id must not look like a user id (24 hex characters): client and user subjects must not collide');
   const grants = input.grants.length > 0 ? input.grants : input.public ? ['password', 'refresh_token'] : ['client_credentials'];
   const unknownGrant = grants.find((grant) => !isGrantType(grant));
   if (unknownGrant !== undefined) throw new InvalidRequestError(`--grant "${unknownGrant}" is not one of ${GRANT_TYPES.join(', ')}`);

@@ -32,6 +32,15 @@ describe('the grant registry', () => {
     expect(planned.record.grantTypes).toEqual(['password', 'refresh_token']);
   });
 
+  it('refuses a client id that could be taken for a user id (RFC 9068 §6)', () => {
+    expect(() => planClient(cryptoRandom, { ...base, grants: ['client_credentials'], clientId: '5f8d0d55b54764421b7156c9' })).toThrow(
+      /must not look like a user id/,
+    );
+    expect(planClient(cryptoRandom, { ...base, grants: ['client_credentials'], clientId: '5F8D0D55B54764421B7156C9' }).record.clientId).toBe(
+      '5F8D0D55B54764421B7156C9',
+    );
+  });
+
   it('keeps the redirect URIs a client registers, each checked', () => {
     const uris = ['https://app.example.com/cb', 'http://127.0.0.1/cb'];
     expect(planClient(cryptoRandom, { ...base, grants: ['client_credentials'], redirectUris: [...uris, uris[0]!], requirePar: true }).record).toMatchObject({
