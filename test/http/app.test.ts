@@ -290,6 +290,16 @@ describe('HTTP error format', () => {
 });
 
 describe('request ids and the access log', () => {
+  it('logs an unmatched path cut and redacted: a token a client put in the path never reaches the log', async () => {
+    const { server, logs } = build();
+    const token = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXRoYXQtaXMtbG9uZw';
+    await request(server).get(`/api/orders/${token}/items`).set('x-request-id', 'path-in-log').expect(404);
+    const line = logs.entries().find((entry) => entry.msg === 'request' && entry.reqId === 'path-in-log');
+    expect(line).toMatchObject({ route: '(no route)', path: '/api/orders/[redacted]/items', status: 404 });
+    expect(logs.text()).not.toContain(token);
+    expect(logs.text()).not.toContain('c2lnbmF0dXJl');
+  });
+
   it('echoes a sane x-request-id and logs one line per request with method, route, status, latency', async () => {
     const { server, logs } = build();
     const res = await request(server).get('/healthz').set('x-request-id', 'abc-123').expect(200);

@@ -28,7 +28,9 @@ export function requestLog({ logger, clock, random }: { logger: Logger; clock: C
         {
           reqId: requestId,
           method: ctx.method,
-          route: ctx._matchedRoute ?? ctx.path,
+          // A matched route logs its template (`/auth/sessions/:id`), never the values in it;
+          // any other path may hold what a client should not have put there (a token).
+          ...(ctx._matchedRoute !== undefined ? { route: ctx._matchedRoute } : { route: '(no route)', path: safePath(ctx.path) }),
           status: ctx.status,
           latencyMs: clock.now() - started,
         },
@@ -36,6 +38,15 @@ export function requestLog({ logger, clock, random }: { logger: Logger; clock: C
       );
     }
   };
+}
+
+/** Segments that could be a secret (16+ characters, or any with a dot or `=`) redacted, the whole cut to 200. */
+function safePath(path: string): string {
+  return path
+    .slice(0, 200)
+    .split('/')
+    .map((segment) => (segment.length >= 16 || /[.=%]/.test(segment) ? '[redacted]' : segment))
+    .join('/');
 }
 
 declare module 'koa' {

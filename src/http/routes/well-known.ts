@@ -32,7 +32,10 @@ export type FixedHeaders = ReadonlyArray<readonly [string, string]>;
 export function publicDocuments(routes: ReadonlyMap<string, Middleware>): Middleware {
   return function servePublicDocument(ctx, next) {
     const route = ctx.method === 'GET' || ctx.method === 'HEAD' ? routes.get(ctx.path) : undefined;
-    return route ? route(ctx, next) : next();
+    if (!route) return next();
+    // Its own path is the route (for the request log): these paths are fixed, never a value.
+    ctx._matchedRoute = ctx.path;
+    return route(ctx, next);
   };
 }
 
