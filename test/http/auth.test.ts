@@ -330,15 +330,23 @@ describe('cookie mode', () => {
     expect(out.headers['set-cookie']![0]).toMatch(/^refresh_token=; .*Max-Age=0/);
   });
 
-  it('marks the cookie Secure when the issuer is https', async () => {
+  it('on https names the cookie __Host-refresh_token (Secure, Path=/), so a sibling subdomain cannot toss one in', async () => {
     const secure = await startTestService({ ISSUER: 'https://auth.test' });
     try {
-      const res = await request(secure.callback)
-        .post('/auth/login?cookie=1')
-        .set('Origin', 'https://auth.test')
-        .send({ email: USER_EMAIL, password: USER_PASSWORD })
-        .expect(200);
-      expect(res.headers['set-cookie']![0]).toContain('; Secure');
+      const api = request(secure.callback);
+      const res = await api.post('/auth/login?cookie=1').set('Origin', 'https://auth.test').send({ email: USER_EMAIL, password: USER_PASSWORD }).expect(200);
+      const cookie = res.headers['set-cookie']![0]!;
+      expect(cookie).toMatch(/^__Host-refresh_token=[^;]+; Path=\/; HttpOnly; SameSite=Strict; Max-Age=\d+; Secure$/);
+      const ours = cookie.split(';')[0]!;
+      // The attacker's cookie (planted for the parent domain without the prefix) is not ours: it is ignored.
+      const planted = 'refresh_token=attackers-own-session-token';
+      const refreshed = await api.post('/auth/refresh').set('Origin', 'https://auth.test').set('Cookie', `${planted}; ${ours}`).expect(200);
+      expect(refreshed.headers['set-cookie']![0]).toMatch(/^__Host-refresh_token=/);
+      const alone = await api.post('/auth/refresh').set('Origin', 'https://auth.test').set('Cookie', planted);
+      expectOAuthError(alone, 400, 'invalid_request');
+      // The Origin check still applies to the prefixed cookie.
+      const foreign = await api.post('/auth/refresh').set('Origin', 'https://evil.test').set('Cookie', refreshed.headers['set-cookie']![0]!.split(';')[0]!);
+      expectOAuthError(foreign, 403, 'access_denied');
     } finally {
       await secure.close();
     }

@@ -26,7 +26,11 @@ type AuthState = { -readonly [K in keyof Caller]: Caller[K] };
 type Context = ParameterizedContext<any>;
 
 export const REFRESH_COOKIE = 'refresh_token';
-const COOKIE_PATH = '/auth';
+/**
+ * On https the cookie is `__Host-refresh_token` with `Path=/`: browsers accept that name only
+ * from this host, Secure and without a Domain, so a sibling subdomain cannot plant (toss) one.
+ */
+export const HOST_REFRESH_COOKIE = `__Host-${REFRESH_COOKIE}`;
 
 const registerBody = z.object({ email, password: newPassword, name: text(100).optional() });
 const loginBody = z.object({ email: loginEmail, password, client_id: text(128).optional(), scope: text(1000).optional() });
@@ -164,12 +168,14 @@ export function createAuthRoutes(deps: AuthRouteDeps) {
 /** The HttpOnly refresh cookie of cookie mode, and the Origin check that guards it. */
 function refreshCookie(config: AuthRouteDeps['config']) {
   const secure = config.issuer.startsWith('https:');
+  const name = secure ? HOST_REFRESH_COOKIE : REFRESH_COOKIE;
+  const path = secure ? '/' : '/auth';
   const trustedOrigins = new Set([new URL(config.issuer).origin, ...config.corsOrigins]);
 
   /** `HttpOnly; SameSite=Strict; Path=/auth`, and `Secure` whenever the issuer is https. */
   function write(ctx: Context, value: string, maxAgeSec: number): void {
-    const attributes = [`Path=${COOKIE_PATH}`, 'HttpOnly', 'SameSite=Strict', `Max-Age=${maxAgeSec}`, ...(secure ? ['Secure'] : [])];
-    ctx.append('Set-Cookie', `${REFRESH_COOKIE}=${value}; ${attributes.join('; ')}`);
+    const attributes = [`Path=${path}`, 'HttpOnly', 'SameSite=Strict', `Max-Age=${maxAgeSec}`, ...(secure ? ['Secure'] : [])];
+    ctx.append('Set-Cookie', `${name}=${value}; ${attributes.join('; ')}`);
   }
 
   function all(ctx: Context): string[] {
@@ -177,7 +183,7 @@ function refreshCookie(config: AuthRouteDeps['config']) {
       .get('Cookie')
       .split(';')
       .map((part) => part.trim().split('='))
-      .filter(([name]) => name === REFRESH_COOKIE)
+      .filter(([cookie]) => cookie === name)
       .map(([, ...rest]) => rest.join('='));
   }
 
@@ -192,7 +198,7 @@ function refreshCookie(config: AuthRouteDeps['config']) {
      */
     read(ctx: Context): string | undefined {
       const values = all(ctx);
-      if (values.length > 1) throw new InvalidRequestError(`the request carries ${values.length} ${REFRESH_COOKIE} cookies; only one may be ours`);
+      if (values.length > 1) throw new InvalidRequestError(`the request carries ${values.length} ${name} cookies; only one may be ours`);
       return values[0] || undefined;
     },
     /**
