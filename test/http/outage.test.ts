@@ -52,6 +52,9 @@ describe('Redis outage', () => {
     expect((await request(service.callback).get('/readyz')).status).toBe(503);
     const failure = service.logs.entries().find((entry) => entry.code === 'temporarily_unavailable');
     expect(failure).toMatchObject({ level: 'error', detail: expect.stringContaining('unavailable') });
+    // The root cause, by name and message, not a "[circular]" chain.
+    expect(failure?.rootCause).toMatchObject({ name: expect.any(String), message: expect.any(String) });
+    expect((failure?.rootCause as { name: string }).name).not.toBe('StoreUnavailableError');
 
     redis = await startRedisServer(port, durable());
     await waitFor(async () => (await request(service.callback).get('/readyz')).status === 200, 15_000, 100);

@@ -23,7 +23,7 @@ export function errorResponses({ logger }: { logger: Logger }): Middleware {
       const err = classify(thrown);
       const reqId = ctx.state.requestId;
       if (err.status >= 500) {
-        logger.error({ reqId, err: err.cause ?? err, code: err.code, detail: err.detail }, 'request failed');
+        logger.error({ reqId, err: err.cause ?? err, rootCause: rootCause(err), code: err.code, detail: err.detail }, 'request failed');
       } else {
         logger.info({ reqId, code: err.code, detail: err.detail }, 'request rejected');
       }
@@ -48,6 +48,23 @@ function discardRestOfBody(ctx: Context): void {
   ctx.set('Connection', 'close');
   ctx.req.unpipe();
   ctx.req.resume();
+}
+
+/**
+ * The innermost cause's name, code and message (say ioredis's "Connection is closed." or
+ * ECONNREFUSED): what an operator needs to tell a timeout from a refused connection, which
+ * the serialised error chain does not show once it loops back on itself.
+ */
+function rootCause(err: Error): { name: string; code?: string; message: string } | undefined {
+  const seen = new Set<unknown>();
+  let current: unknown = err;
+  while (current instanceof Error && current.cause !== undefined && !seen.has(current)) {
+    seen.add(current);
+    current = current.cause;
+  }
+  if (current === err || !(current instanceof Error)) return undefined;
+  const code = (current as { code?: unknown }).code;
+  return { name: current.name, ...(typeof code === 'string' && { code }), message: current.message.slice(0, 300) };
 }
 
 /** Errors raised below us that are not ours: body parser failures, store outages. */
