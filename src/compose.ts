@@ -245,6 +245,7 @@ export async function createService(
     refreshTokens,
     denylist: stores.denylist,
     users: stores.users,
+    clients,
     audience: config.audience,
     refreshTokenTtl: config.refreshTokenTtl,
     clockSkew: config.clockSkew,

@@ -13,7 +13,7 @@ import {
   InvalidTokenError,
   UnauthorizedClientError,
 } from '../errors.js';
-import type { AccessTokenDenylist, ClientRecord, Family, FamilyStore, UseContext, UserRecord, UserStore } from '../stores/types.js';
+import type { AccessTokenDenylist, ClientRecord, ClientStore, Family, FamilyStore, UseContext, UserRecord, UserStore } from '../stores/types.js';
 import type { AccessTokenClaims, AccessTokenRequest, AccessTokens, IssuedAccessToken } from '../tokens/access-token.js';
 import type { RefreshTokens } from '../tokens/refresh-token.js';
 import { bearerToken } from '../verifier/bearer.js';
@@ -36,6 +36,8 @@ export interface TokenServiceDeps {
   readonly refreshTokens: RefreshTokens;
   readonly denylist: AccessTokenDenylist;
   readonly users: Pick<UserStore, 'findById'>;
+  /** For introspection: a token of a deleted client is not active. */
+  readonly clients: Pick<ClientStore, 'findById'>;
   /** Default `aud` (AUDIENCE). */
   readonly audience: string;
   /** Seconds: idle lifetime of a family (REFRESH_TOKEN_TTL), for introspection's `exp`. */
@@ -115,6 +117,12 @@ export function createTokenService(deps: TokenServiceDeps) {
     throw new InvalidGrantError('this client may no longer use the audience the refresh token was granted for', {
       detail: `audience withdrawn from client, family ${family.id} ended`,
     });
+  }
+
+  /** The client still exists and, for a user's token, the user still exists and is not disabled. */
+  async function ownersActive(clientId: string, userId: string | undefined): Promise<boolean> {
+    const [client, user] = await Promise.all([deps.clients.findById(clientId), userId === undefined ? undefined : users.findById(userId)]);
+    return client !== null && (userId === undefined || (user !== null && user !== undefined && !user.disabled));
   }
 
   return {
@@ -247,7 +255,9 @@ export function createTokenService(deps: TokenServiceDeps) {
         throw new AccessDeniedError('this client may not introspect tokens');
       }
       const claims = await checkAccessToken(input.token);
-      if (claims) {
+      // A token verifies until it expires; RFC 7662 §2.2 asks whether it is active now: not
+      // once its client is deleted or its user deleted or disabled.
+      if (claims && (await ownersActive(claims.client_id, claims.sub === claims.client_id ? undefined : claims.sub))) {
         return {
           active: true,
           token_type: 'Bearer',
@@ -265,7 +275,7 @@ export function createTokenService(deps: TokenServiceDeps) {
         };
       }
       const family = await refreshTokens.inspect(input.token);
-      if (family) {
+      if (family && (await ownersActive(family.clientId, family.subject))) {
         return {
           // No token_type: RFC 7662 §2.2 takes it from RFC 6749 §7.1, which types access tokens only.
           active: true,

@@ -502,6 +502,32 @@ describe('POST /oauth/token: password and refresh_token', () => {
       expect((await refreshGrant(service, none.refresh_token, { client_id: 'narrowed-scopes' }).expect(200)).body.scope).toBe('profile email');
     });
 
+    it('introspects the tokens of a deleted client, or of a disabled or deleted user, as inactive', async () => {
+      await service.stores.clients.create(narrowable('soon-deleted'));
+      const login = (await passwordLogin(service, { client_id: 'soon-deleted' }).expect(200)).body;
+      expect((await introspect(service, login.access_token).expect(200)).body.active).toBe(true);
+      await mongo.models.Client.deleteOne({ clientId: 'soon-deleted' });
+      expect((await introspect(service, login.access_token).expect(200)).body).toEqual({ active: false });
+      expect((await introspect(service, login.refresh_token).expect(200)).body).toEqual({ active: false });
+
+      await service.users.register({ email: 'soon-disabled@example.com', password: 'a long enough password', ip: '192.0.2.40' });
+      const user = (await passwordLogin(service, { username: 'soon-disabled@example.com', password: 'a long enough password' }).expect(200)).body;
+      expect((await introspect(service, user.access_token).expect(200)).body.active).toBe(true);
+      await mongo.models.User.updateOne({ email: 'soon-disabled@example.com' }, { $set: { disabled: true } });
+      expect((await introspect(service, user.access_token).expect(200)).body).toEqual({ active: false });
+      expect((await introspect(service, user.refresh_token).expect(200)).body).toEqual({ active: false });
+      // A client's own token (client_credentials) needs only its client.
+      const own = (
+        await request(service.callback)
+          .post('/oauth/token')
+          .set('Authorization', service.basic)
+          .type('form')
+          .send({ grant_type: 'client_credentials' })
+          .expect(200)
+      ).body;
+      expect((await introspect(service, own.access_token).expect(200)).body.active).toBe(true);
+    });
+
     it('a refresh for an audience the client may no longer target is invalid_grant and ends the family', async () => {
       await service.stores.clients.create(narrowable('narrowed-audience'));
       const login = (await passwordLogin(service, { client_id: 'narrowed-audience', resource: 'https://api.narrow.test' }).expect(200)).body;

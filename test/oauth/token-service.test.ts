@@ -60,6 +60,7 @@ describe('a refresh while MongoDB is unavailable', () => {
       refreshTokens: createRefreshTokens({ secret: 'token-service-test-refresh-secret-0123456789', random: cryptoRandom, families: stores.families }),
       denylist: stores.denylist,
       users,
+      clients: stores.clients,
       audience: config.audience,
       refreshTokenTtl: config.refreshTokenTtl,
       clockSkew: config.clockSkew,
