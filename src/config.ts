@@ -405,3 +405,35 @@ function deepFreeze<T>(value: T): T {
   }
   return value;
 }
+
+/**
+ * Variables in `env` that this service does not read but that are one or two edits away
+ * from one it does (`ACESS_TOKEN_TTL`), each with the name it probably meant: a misspelled
+ * variable would otherwise be silently ignored. Other variables (PATH, HOME, ...) are none
+ * of our business and are never named.
+ */
+export function misspelledVariables(env: Env): { name: string; meant: string }[] {
+  const known = new Set(CONFIG_VARIABLES);
+  const found: { name: string; meant: string }[] = [];
+  for (const name of Object.keys(env)) {
+    if (known.has(name) || name.length < 5) continue;
+    const meant = CONFIG_VARIABLES.find((candidate) => editDistance(name.toUpperCase(), candidate, 2) <= 2);
+    if (meant) found.push({ name, meant });
+  }
+  return found;
+}
+
+/** Levenshtein distance, giving up (returning limit + 1) once it must exceed `limit`. */
+function editDistance(a: string, b: string, limit: number): number {
+  if (Math.abs(a.length - b.length) > limit) return limit + 1;
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i += 1) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j += 1) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    if (Math.min(...current) > limit) return limit + 1;
+    previous = current;
+  }
+  return previous[b.length]!;
+}

@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { runPrimary } from './cluster.js';
 import type { Clock } from './clock.js';
 import { createService, type Service } from './compose.js';
-import { ConfigError, parseConfig, type Config } from './config.js';
+import { ConfigError, misspelledVariables, parseConfig, type Config } from './config.js';
 import { printDevHints } from './dev/hints.js';
 import { listen } from './http-server.js';
 import { createLogger, type Logger } from './log.js';
@@ -83,6 +83,9 @@ export async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger({ level: config.logLevel });
+  for (const { name, meant } of misspelledVariables(process.env)) {
+    logger.warn({ variable: name, meant }, `${name} is not a variable this service reads (it is ignored); did you mean ${meant}?`);
+  }
   if (config.workers > 1 && cluster.isPrimary) return runPrimary(config, logger, (code) => process.exit(code));
   let running: RunningServer;
   try {

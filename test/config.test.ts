@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CONFIG_VARIABLES, ConfigError, parseConfig, parseDuration } from '../src/config.js';
+import { CONFIG_VARIABLES, ConfigError, misspelledVariables, parseConfig, parseDuration } from '../src/config.js';
 
 const production = {
   NODE_ENV: 'production',
@@ -461,5 +461,18 @@ describe('config, all of it', () => {
         sessionMaxTtl: 86400,
       },
     });
+  });
+});
+
+describe('misspelled variables', () => {
+  it('names a variable one or two edits from one we read, with the one it probably meant, and nothing else', () => {
+    expect(
+      misspelledVariables({ ACESS_TOKEN_TTL: '1h', REFRESH_TOKN_TTL: '7d', redis_url: 'redis://x', ACCESS_TOKEN_TTL: '1h', PATH: '/usr/bin', HOME: '/root', NODE_OPTIONS: '', LANG: 'C', REDIS_PASSWORD: 'x' }),
+    ).toEqual([
+      { name: 'ACESS_TOKEN_TTL', meant: 'ACCESS_TOKEN_TTL' },
+      { name: 'REFRESH_TOKN_TTL', meant: 'REFRESH_TOKEN_TTL' },
+      { name: 'redis_url', meant: 'REDIS_URL' },
+    ]);
+    expect(misspelledVariables(Object.fromEntries(CONFIG_VARIABLES.map((name) => [name, 'x'])))).toEqual([]);
   });
 });

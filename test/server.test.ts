@@ -84,13 +84,15 @@ describe('start-up', () => {
     expect(out).not.toMatch(/\n\s+at /);
   });
 
-  it('serves /healthz in dev mode after printing the in-memory warning and a curl hint', async () => {
-    const started = await startProcess({});
+  it('serves /healthz in dev mode after printing the in-memory warning, a curl hint, an authorize link, and a warning for a misspelled variable', async () => {
+    const started = await startProcess({ ACESS_TOKEN_TTL: '1h' });
     try {
       await untilListening(started);
       await waitFor(() => started.output().includes('curl -s'), 5000);
       expect(started.output()).toMatch(/nothing is persisted/);
       expect(started.output()).toMatch(/curl -s -u demo-service:\S+ -d grant_type=client_credentials/);
+      expect(started.output()).toMatch(/\/oauth\/authorize\?response_type=code&client_id=demo-spa&/);
+      expect(started.output()).toMatch(/ACESS_TOKEN_TTL is not a variable this service reads \(it is ignored\); did you mean ACCESS_TOKEN_TTL\?/);
     } finally {
       await stopProcess(started.child);
     }
