@@ -467,7 +467,17 @@ describe('config, all of it', () => {
 describe('misspelled variables', () => {
   it('names a variable one or two edits from one we read, with the one it probably meant, and nothing else', () => {
     expect(
-      misspelledVariables({ ACESS_TOKEN_TTL: '1h', REFRESH_TOKN_TTL: '7d', redis_url: 'redis://x', ACCESS_TOKEN_TTL: '1h', PATH: '/usr/bin', HOME: '/root', NODE_OPTIONS: '', LANG: 'C', REDIS_PASSWORD: 'x' }),
+      misspelledVariables({
+        ACESS_TOKEN_TTL: '1h',
+        REFRESH_TOKN_TTL: '7d',
+        redis_url: 'redis://x',
+        ACCESS_TOKEN_TTL: '1h',
+        PATH: '/usr/bin',
+        HOME: '/root',
+        NODE_OPTIONS: '',
+        LANG: 'C',
+        REDIS_PASSWORD: 'x',
+      }),
     ).toEqual([
       { name: 'ACESS_TOKEN_TTL', meant: 'ACCESS_TOKEN_TTL' },
       { name: 'REFRESH_TOKN_TTL', meant: 'REFRESH_TOKEN_TTL' },
