@@ -15,7 +15,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { isKeyAlg, KEY_ALGS, type KeyAlg } from './algorithms.js';
@@ -168,7 +168,11 @@ export function modeProblem(info: Stats, kind: 'file' | 'dir'): string | undefin
   return `mode ${mode.toString(8).padStart(4, '0')} gives other users access to signing keys (want ${kind === 'dir' ? '0700' : '0600'})`;
 }
 
-/** Creates `dir` (and parents) with mode 0700 when missing. True when it was created. */
+/**
+ * Creates `dir` (and parents) with mode 0700 when missing, with a `.gitignore` of `*`
+ * inside, so that a key folder made anywhere in a checkout is never committed. True when it
+ * was created.
+ */
 export async function ensureDir(dir: string): Promise<boolean> {
   try {
     await stat(dir);
@@ -179,6 +183,11 @@ export async function ensureDir(dir: string): Promise<boolean> {
     }
   }
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  await writeFile(join(dir, '.gitignore'), '# signing keys and secrets: never commit them\n*\n', { mode: 0o600, flag: 'wx' }).catch(
+    (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    },
+  );
   return true;
 }
 

@@ -18,8 +18,9 @@ async function expectValidRing(dir: string, keyCount: number): Promise<void> {
   expect(state.keys).toHaveLength(keyCount);
   expect(state.orphans).toEqual([]);
   expect(state.tempFiles).toEqual([]);
-  // keys:rotate also leaves the refresh-token secret (refresh-secret.test.ts), beside the ring.
-  expect((await readdir(dir)).filter((name) => name !== REFRESH_SECRET_FILE).sort()).toEqual(
+  // keys:rotate also leaves the refresh-token secret (refresh-secret.test.ts) beside the ring,
+  // and a .gitignore in a folder it created.
+  expect((await readdir(dir)).filter((name) => name !== REFRESH_SECRET_FILE && name !== '.gitignore').sort()).toEqual(
     [...state.keys.map((key) => `${key.kid}.jwk.json`), 'keyring.json'].sort(),
   );
 }

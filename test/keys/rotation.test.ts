@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, stat } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -251,6 +251,18 @@ describe('the life of a key on disk', () => {
     expect(dry.plan.steps.map((step) => step.action)).toEqual(['promote', 'retire', 'create']);
     expect(dry.after).toBeUndefined();
     expect((await loadKeyRing(dir, { production: false })).jwks.etag).toBe(before.jwks.etag);
+  });
+
+  it('writes a .gitignore of * into a key folder it creates, and leaves a folder it did not create alone', async () => {
+    const made = join(await tempKeysDir(), 'nested', 'keys');
+    await rotateKeys({ dir: made, clock: manualClock(T0), production: true, ...TIMINGS, generateKey });
+    expect(await readFile(join(made, '.gitignore'), 'utf8')).toMatch(/^\*$/m);
+    // Nothing in the folder trips the loader: production loads it, mode checks and all.
+    expect((await loadKeyRing(made, { production: true })).keys).toHaveLength(2);
+    const existing = await tempKeysDir();
+    await mkdir(existing, { mode: 0o700 });
+    await rotateKeys({ dir: existing, clock: manualClock(T0), production: false, ...TIMINGS, generateKey });
+    expect(existsSync(join(existing, '.gitignore'))).toBe(false);
   });
 
   it('tightens a checked-out keys/ directory (0755) to 0700, saying so, so production can load it', async () => {
