@@ -157,7 +157,11 @@ async function apiAnswer(page: Page): Promise<Record<string, unknown>> {
   return JSON.parse(text.slice(text.indexOf('{'))) as Record<string, unknown>;
 }
 
-describe('the example web app signing in through the hosted pages, in Chromium', () => {
+// A journey crosses several pages and runs axe-core on each: on a loaded 2-core CI machine
+// one took longer than the suite's 20 s default, so each journey gets 90 s.
+const JOURNEY = { timeout: 90_000 };
+
+describe('the example web app signing in through the hosted pages, in Chromium', JOURNEY, () => {
   it("server app: login (a wrong password first), consent, back signed in with the API's answer; then SSO into the SPA asks no password", async () => {
     const { page, problems } = await newPage();
     try {

@@ -103,7 +103,8 @@ async function open(
 
 const VIEWPORTS = { desktop: { width: 1280, height: 800 }, phone: { width: 375, height: 667 } };
 
-describe('hosted pages in Chromium', () => {
+// axe-core in Chromium on a loaded 2-core CI machine can take most of the 20 s default.
+describe('hosted pages in Chromium', { timeout: 90_000 }, () => {
   for (const path of Object.keys(PAGES)) {
     for (const [size, viewport] of Object.entries(VIEWPORTS)) {
       it(`${path} (${size}): no WCAG 2.2 AA violation, styled under its CSP, nothing blocked`, async () => {
