@@ -27,7 +27,7 @@ export function createMongoConsentStore({
         Consent.findOneAndUpdate(
           one(userId, clientId),
           { $addToSet: { scopes: { $each: [...scopes] } }, $set: { updatedAt: now }, $setOnInsert: { userId, clientId, createdAt: now } },
-          { upsert: true, new: true, timestamps: false },
+          { upsert: true, returnDocument: 'after', timestamps: false },
         )
           .lean<ConsentDocument>()
           .exec(),
