@@ -2,8 +2,10 @@
  * The authorization code flow as a browser and a client drive it, without a browser:
  * `signIns` runs full sign-ins (GET /oauth/authorize, the login form's POST, the code
  * exchange at /oauth/token) from `users` virtual users at once, each with a cookie jar of
- * its own and a new PKCE pair per sign-in; `exchanges` first mints codes through the SSO
- * session (no password), then times the code exchange alone at `connections` in flight.
+ * its own and a new PKCE pair per sign-in; `exchanges` times the code exchange alone at
+ * `connections` in flight, for the authority (codes minted beforehand through its SSO
+ * session, no password) and for a peer (codes seeded through its own models), in the same
+ * rounds.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -85,11 +87,11 @@ async function signIn(target: FlowTarget, jar: Jar): Promise<void> {
     redirect: 'manual',
   });
   jar.take(posted);
-  await exchange(target, await codeFrom(posted), pair.verifier);
+  await exchange({ tokenUrl: `${target.url}/oauth/token`, ...target }, await codeFrom(posted), pair.verifier);
 }
 
-async function exchange(target: FlowTarget, code: string, verifier: string): Promise<void> {
-  const res = await fetch(`${target.url}/oauth/token`, {
+async function exchange(target: Pick<ExchangeTarget, 'tokenUrl' | 'clientId' | 'redirectUri'>, code: string, verifier: string): Promise<void> {
+  const res = await fetch(target.tokenUrl, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({
@@ -138,40 +140,83 @@ export async function signIns(target: FlowTarget, users: number, seconds: number
   return closedLoop(users, seconds, () => signIn(target, new Jar()));
 }
 
-export async function exchanges(target: FlowTarget, connections: number, seconds: number): Promise<FlowStats> {
-  // One signed-in browser mints codes without the password (SSO); each code lives 60 s, so
-  // they are minted in batches just before they are exchanged.
+/** Where codes are exchanged, and how a batch of them is obtained beforehand. */
+export interface ExchangeTarget {
+  readonly tokenUrl: string;
+  readonly clientId: string;
+  readonly redirectUri: string;
+  /** `count` fresh codes, each with the PKCE verifier that redeems it. */
+  readonly mint: (count: number) => Promise<{ code: string; verifier: string }[]>;
+}
+
+/** Codes minted through the authority's SSO session (no password), one PKCE pair each. */
+export async function authorityCodes(target: FlowTarget): Promise<ExchangeTarget> {
   const jar = new Jar();
   await signIn(target, jar);
-  const mint = async () => {
+  const mintOne = async () => {
     const pair = pkce();
     const res = await fetch(authorizeUrl(target, pair), { headers: { cookie: jar.header() }, redirect: 'manual' });
     return { code: await codeFrom(res), verifier: pair.verifier };
   };
-  const latencies: number[] = [];
-  const samples: string[] = [];
-  let errors = 0;
-  let measured = 0;
-  while (measured < seconds) {
-    const batch = await Promise.all(Array.from({ length: 400 }, mint));
-    const started = performance.now();
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: connections }, async () => {
-        while (next < batch.length) {
-          const { code, verifier } = batch[next++]!;
-          const at = performance.now();
-          try {
-            await exchange(target, code, verifier);
-            latencies.push(performance.now() - at);
-          } catch (err) {
-            errors += 1;
-            if (samples.length < 3) samples.push(err instanceof Error ? err.message : String(err));
+  return {
+    tokenUrl: `${target.url}/oauth/token`,
+    clientId: target.clientId,
+    redirectUri: target.redirectUri,
+    mint: (count) => Promise.all(Array.from({ length: count }, mintOne)),
+  };
+}
+
+/** Codes from another server's `seed(count, challenge)`, all redeemed by one verifier. */
+export function seededCodes(
+  tokenUrl: string,
+  clientId: string,
+  redirectUri: string,
+  seed: (count: number, challenge: string) => Promise<string[]>,
+): ExchangeTarget {
+  return {
+    tokenUrl,
+    clientId,
+    redirectUri,
+    mint: async (count) => {
+      const pair = pkce();
+      return (await seed(count, pair.challenge)).map((code) => ({ code, verifier: pair.verifier }));
+    },
+  };
+}
+
+const BATCH = 400;
+
+/**
+ * The code exchange alone, `connections` in flight, for each target in turn: every round
+ * mints a batch of codes per target (untimed: each code lives 60 s) and then times their
+ * exchange, target after target, so that all targets are measured in the same rounds.
+ */
+export async function exchanges(targets: readonly ExchangeTarget[], connections: number, seconds: number): Promise<FlowStats[]> {
+  const runs = targets.map(() => ({ latencies: [] as number[], samples: [] as string[], errors: 0, seconds: 0 }));
+  while (runs.some((run) => run.seconds < seconds)) {
+    for (const [index, target] of targets.entries()) {
+      const run = runs[index]!;
+      if (run.seconds >= seconds) continue;
+      const batch = await target.mint(BATCH);
+      const started = performance.now();
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: connections }, async () => {
+          while (next < batch.length) {
+            const { code, verifier } = batch[next++]!;
+            const at = performance.now();
+            try {
+              await exchange(target, code, verifier);
+              run.latencies.push(performance.now() - at);
+            } catch (err) {
+              run.errors += 1;
+              if (run.samples.length < 3) run.samples.push(err instanceof Error ? err.message : String(err));
+            }
           }
-        }
-      }),
-    );
-    measured += (performance.now() - started) / 1000;
+        }),
+      );
+      run.seconds += (performance.now() - started) / 1000;
+    }
   }
-  return stats(latencies, errors, samples, measured);
+  return runs.map((run) => stats(run.latencies, run.errors, run.samples, run.seconds));
 }

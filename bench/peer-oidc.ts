@@ -14,9 +14,17 @@
  *   that goes through the real token endpoint;
  * - an in-memory adapter (a Map: the bundled one is a 1,000-entry LRU, see MapAdapter).
  *
+ * - `authorization_code` the same way: oidc-provider's codes come out of its interactions
+ *   (a login and consent page the bench does not drive), so this process creates the Grant
+ *   and the AuthorizationCode through its models, with the PKCE challenge the bench sends,
+ *   exactly what a finished interaction stores; the exchange then goes through the real
+ *   token endpoint (PKCE check, consumption, an RS256 JWT access token and a refresh token).
+ *
  * Protocol (IPC): sends `{ type: 'ready', url }` once listening; answers
- * `{ type: 'seed', id, count }` with `{ type: 'seeded', id, tokens }`. Exits on SIGTERM,
- * SIGINT, or when the parent goes away.
+ * `{ type: 'seed', id, count }` with `{ type: 'seeded', id, tokens }` (refresh tokens) and
+ * `{ type: 'seed-codes', id, count, challenge }` with `{ type: 'seeded', id, tokens }`
+ * (authorization codes for redirect URI `PEER_REDIRECT_URI`). Exits on SIGTERM, SIGINT, or
+ * when the parent goes away.
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -26,6 +34,7 @@ const PEER_RESOURCE = 'urn:bench:api';
 const PEER_SERVICE_CLIENT = { id: 'bench-service', secret: process.env.PEER_CLIENT_SECRET ?? '' };
 const PEER_PUBLIC_CLIENT = 'bench-app';
 const ACCOUNT_ID = 'bench-user';
+const PEER_REDIRECT_URI = 'http://127.0.0.1/callback';
 
 async function main(): Promise<void> {
   const port = Number(process.env.PORT);
@@ -50,7 +59,7 @@ async function main(): Promise<void> {
         client_id: PEER_PUBLIC_CLIENT,
         grant_types: ['authorization_code', 'refresh_token'],
         response_types: ['code'],
-        redirect_uris: ['http://127.0.0.1/callback'],
+        redirect_uris: [PEER_REDIRECT_URI],
         token_endpoint_auth_method: 'none',
         scope: 'read offline_access',
       },
@@ -80,15 +89,41 @@ async function main(): Promise<void> {
     cookies: { keys: ['bench-cookie-key-0123456789abcdef'] },
   } as never);
 
+  async function newGrant(): Promise<string> {
+    const grant = new provider.Grant({ accountId: ACCOUNT_ID, clientId: PEER_PUBLIC_CLIENT });
+    grant.addOIDCScope('offline_access');
+    grant.addResourceScope(PEER_RESOURCE, 'read');
+    return grant.save();
+  }
+
+  async function seedCodes(count: number, challenge: string): Promise<string[]> {
+    const client = await provider.Client.find(PEER_PUBLIC_CLIENT);
+    if (!client) throw new Error('peer public client missing');
+    const codes: string[] = [];
+    for (let index = 0; index < count; index += 1) {
+      const code = new provider.AuthorizationCode({
+        accountId: ACCOUNT_ID,
+        client,
+        grantId: await newGrant(),
+        redirectUri: PEER_REDIRECT_URI,
+        scope: 'read offline_access',
+        resource: PEER_RESOURCE,
+        codeChallenge: challenge,
+        codeChallengeMethod: 'S256',
+        authTime: Math.floor(Date.now() / 1000),
+        expiresWithSession: false,
+      });
+      codes.push(await code.save());
+    }
+    return codes;
+  }
+
   async function seed(count: number): Promise<string[]> {
     const client = await provider.Client.find(PEER_PUBLIC_CLIENT);
     if (!client) throw new Error('peer public client missing');
     const tokens: string[] = [];
     for (let index = 0; index < count; index += 1) {
-      const grant = new provider.Grant({ accountId: ACCOUNT_ID, clientId: PEER_PUBLIC_CLIENT });
-      grant.addOIDCScope('offline_access');
-      grant.addResourceScope(PEER_RESOURCE, 'read');
-      const grantId = await grant.save();
+      const grantId = await newGrant();
       const refreshToken = new provider.RefreshToken({
         accountId: ACCOUNT_ID,
         client,
@@ -109,9 +144,10 @@ async function main(): Promise<void> {
     server.listen(port, '127.0.0.1', () => resolve());
   });
 
-  process.on('message', (message: { type?: string; id?: number; count?: number }) => {
-    if (message?.type !== 'seed') return;
-    seed(message.count ?? 0).then(
+  process.on('message', (message: { type?: string; id?: number; count?: number; challenge?: string }) => {
+    const work =
+      message?.type === 'seed' ? seed(message.count ?? 0) : message?.type === 'seed-codes' ? seedCodes(message.count ?? 0, message.challenge ?? '') : undefined;
+    work?.then(
       (tokens) => process.send?.({ type: 'seeded', id: message.id, tokens }),
       (err: unknown) => process.send?.({ type: 'seeded', id: message.id, error: err instanceof Error ? err.message : String(err) }),
     );

@@ -65,7 +65,7 @@ import {
 import { summariseProfile, type ProfileWindow } from './profile.js';
 import { percentile } from './stats.js';
 import { benchVerifier, REPEATS } from './verifier.js';
-import { exchanges, signIns, type FlowStats } from './code-flow.js';
+import { authorityCodes, exchanges, seededCodes, signIns, type FlowStats } from './code-flow.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
@@ -934,7 +934,10 @@ async function main(): Promise<number> {
       if (ours.summary.doubleWins > 0) problems.push(`race: ${ours.summary.doubleWins} families were refreshed twice from one token`);
       if (ours.summary.noWins > 0) problems.push(`race: ${ours.summary.noWins} families had no successful refresh`);
     }
-    if (selected('code_flow')) await codeFlowWorkload(rs.url);
+    if (selected('code_flow'))
+      await codeFlowWorkload(rs.url, peerUrl, (count, challenge) =>
+        rpc<{ tokens: string[] }>(peer.child, { type: 'seed-codes', count, challenge }, 'seeded').then((reply) => reply.tokens),
+      );
   } catch (err) {
     problems.push(`measurement aborted: ${err instanceof Error ? err.message : String(err)}`);
     keepScratch = true;
@@ -1009,22 +1012,43 @@ async function main(): Promise<number> {
 // ---------------------------------------------------------------------------------------
 // The authorization code flow
 
-async function codeFlowWorkload(url: string): Promise<void> {
+async function codeFlowWorkload(url: string, peerUrl: string, seedPeerCodes: (count: number, challenge: string) => Promise<string[]>): Promise<void> {
   const target = { url, clientId: WEB_CLIENT, redirectUri: WEB_REDIRECT, email: USER_EMAIL, password: USER_PASSWORD };
-  console.log(`code flow: full sign-ins by ${LOGIN_CONNECTIONS} users at once, then the code exchange alone at ${CONNECTIONS} in flight`);
+  console.log(
+    `code flow: full sign-ins by ${LOGIN_CONNECTIONS} users at once, then the code exchange alone at ${CONNECTIONS} in flight, ours and node-oidc-provider's in the same rounds`,
+  );
   const full = await signIns(target, LOGIN_CONNECTIONS, DURATION);
-  const alone = await exchanges(target, CONNECTIONS, DURATION);
-  const row = (workload: string, concurrency: number, measured: FlowStats, notes: string[]) => {
-    rows.push({ workload, concurrency, rps: measured.rate, p50: measured.p50, p95: measured.p95, p99: measured.p99, errors: measured.errors, notes });
+  const peerTarget = seededCodes(`${peerUrl}/token`, 'bench-app', 'http://127.0.0.1/callback', seedPeerCodes);
+  const [alone, peer] = (await exchanges([await authorityCodes(target), peerTarget], CONNECTIONS, DURATION)) as [FlowStats, FlowStats];
+  const row = (workload: string, concurrency: number, measured: FlowStats, notes: string[], peerStats?: FlowStats) => {
+    rows.push({
+      workload,
+      concurrency,
+      rps: measured.rate,
+      p50: measured.p50,
+      p95: measured.p95,
+      p99: measured.p99,
+      errors: measured.errors,
+      notes,
+      ...(peerStats && { peer: { name: 'node-oidc-provider', rps: peerStats.rate }, ratioPeer: measured.rate / peerStats.rate }),
+    });
     if (measured.errors > 0) problems.push(`${workload}: ${measured.errors} errors (${measured.samples.join(' | ')})`);
   };
   row('code flow: full sign-in', LOGIN_CONNECTIONS, full, [
     'sign-ins/s: GET /oauth/authorize, the login form post (argon2id), the code exchange; a new browser and PKCE pair each',
     `p95 ${full.p95.toFixed(1)} ms`,
   ]);
-  row('code flow: code exchange', CONNECTIONS, alone, [
-    'codes minted through the SSO session beforehand; driven by fetch in this process, not autocannon; not compared with node-oidc-provider (its interactions need a browser-like driver this bench does not have)',
-  ]);
+  row(
+    'code flow: code exchange',
+    CONNECTIONS,
+    alone,
+    [
+      "both driven by fetch from this process in batches of 400, the two servers taking turns; ours: codes minted beforehand through the SSO session; node-oidc-provider's: codes created through its models with the bench's PKCE challenge (its interactions need a browser), exchanged at its real token endpoint for an RS256 JWT and a refresh token",
+      `node-oidc-provider: ${peer.rate.toFixed(0)} req/s, p50 ${peer.p50.toFixed(1)} ms, p99 ${peer.p99.toFixed(1)} ms, ${peer.errors} errors`,
+    ],
+    peer,
+  );
+  if (peer.errors > 0) problems.push(`code flow (node-oidc-provider): ${peer.errors} errors (${peer.samples.join(' | ')})`);
 }
 
 // ---------------------------------------------------------------------------------------
