@@ -282,6 +282,8 @@ export interface RotateKeysOptions extends RotationOptions {
   readonly dryRun?: boolean;
   readonly generateKey?: KeyGenerator;
   readonly lock?: LockOptions;
+  /** The user this runs as; default process.getuid(). */
+  readonly uid?: number;
 }
 
 export interface RotateKeysResult {
@@ -303,6 +305,7 @@ export async function rotateKeys(options: RotateKeysOptions): Promise<RotateKeys
     return { before: state.keys, plan: planRotation(state.keys, clock.now(), options), after: undefined, created: [], warnings: state.warnings };
   }
   await ensureDir(dir);
+  const owner = await checkOwner(dir, options.uid ?? process.getuid?.());
   return withKeyDirLock(
     dir,
     async (held) => {
@@ -310,6 +313,7 @@ export async function rotateKeys(options: RotateKeysOptions): Promise<RotateKeys
       const state = await loadKeyDir(dir, { production });
       const plan = planRotation(state.keys, clock.now(), options);
       const { keys, created } = await executeRotation(state, plan, { ...options, beforeCommit: held });
+      await checkReadableBy(dir, owner, [MANIFEST_FILE, ...keys.map((key) => keyFileName(key.kid))]);
       const warnings = tightened ? [`${dir} was readable by other users: its mode is now 0700`, ...state.warnings] : state.warnings;
       return { before: state.keys, plan, after: keys, created, warnings };
     },
@@ -335,6 +339,39 @@ export async function ensureDevKey(dir: string, clock: Clock, options: { generat
     },
     options.lock,
   );
+}
+
+/**
+ * Files this script writes are its user's, mode 0600: run by anyone but the owner of
+ * KEYS_DIR (root included), they would be unreadable to a server running as that owner,
+ * which then keeps signing with the key an emergency rotation meant to remove. Refused
+ * before anything is written. Resolves the owner's uid (undefined where uids do not exist).
+ */
+export async function checkOwner(dir: string, uid: number | undefined): Promise<number | undefined> {
+  if (uid === undefined) return undefined;
+  const owner = (await stat(dir)).uid;
+  if (owner !== uid) {
+    throw new KeyRingError(
+      `belongs to uid ${owner} but this runs as uid ${uid}: the files it would write could not be read by a server running as ` +
+        `the directory's owner; run it as that user (for example \`sudo -u '#${owner}' npm run keys:rotate\`)`,
+      dir,
+    );
+  }
+  return owner;
+}
+
+/** After a rotation: every file the server will read is its owner's and readable by it, else say which and how to fix it. */
+export async function checkReadableBy(dir: string, owner: number | undefined, names: readonly string[]): Promise<void> {
+  for (const name of names) {
+    const file = join(dir, name);
+    const info = await stat(file);
+    if ((owner !== undefined && info.uid !== owner) || (info.mode & 0o400) === 0) {
+      throw new KeyRingError(
+        `is not readable by the owner of ${dir}${owner === undefined ? '' : ` (uid ${owner})`}: the server could not load it; run \`chown ${owner ?? '<owner>'} ${file} && chmod 600 ${file}\``,
+        file,
+      );
+    }
+  }
 }
 
 /**
