@@ -65,13 +65,11 @@ async function main(argv: string[]): Promise<number> {
 
   const config = parseConfig(process.env);
   const dryRun = values['dry-run'];
-  // One instant for the plan, the dates written and the report, taken when first asked
-  // for: under the lock, not before waiting up to 15 s for it (which would backdate
-  // createdAt and retiredAt by the wait, eating into the promotion margin and the skew).
-  let now: number | undefined;
+  // The plan reads the clock under the lock, not before waiting up to 15 s for it, and the
+  // dates written are taken again at commit (src/keys/rotation.ts); the report shows those.
   const result = await rotateKeys({
     dir: config.keysDir,
-    clock: { now: () => (now ??= systemClock.now()) },
+    clock: systemClock,
     production: config.production,
     jwksMaxAge: config.jwksMaxAge,
     keyPromotionMargin: config.keyPromotionMargin,
@@ -82,7 +80,7 @@ async function main(argv: string[]): Promise<number> {
     dryRun,
   });
   for (const warning of result.warnings) console.error(`warning: ${warning}`);
-  for (const line of rotationReport(result, { dryRun, now: now ?? systemClock.now(), timings: config })) console.log(line);
+  for (const line of rotationReport(result, { dryRun, now: result.committedAt ?? result.plannedAt, timings: config })) console.log(line);
   // Without REFRESH_TOKEN_SECRET, production servers read the refresh-token MAC key from
   // KEYS_DIR and never make one themselves (see src/keys/refresh-secret.ts).
   if (!config.refreshTokenSecret) {

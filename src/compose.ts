@@ -285,7 +285,12 @@ export async function createService(
     logger,
     clock,
     random,
-    readiness: [...stores.readiness, { name: 'signing-key', check: () => keys.ready() }],
+    readiness: [
+      ...stores.readiness,
+      { name: 'signing-key', check: () => keys.ready() },
+      // A directory this instance cannot load any more: it does not follow rotations (issue 23 item 8).
+      { name: 'key-directory', check: () => keys.reloadFailure() === undefined },
+    ],
     keys,
     tokens,
     users,

@@ -4,6 +4,7 @@
  * that lets in-flight requests finish.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 
@@ -16,7 +17,13 @@ export interface Listening {
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
-export async function listen(handler: Handler, config: Pick<Config, 'http' | 'host' | 'port' | 'shutdownTimeout'>, logger: Logger): Promise<Listening> {
+export async function listen(
+  handler: Handler,
+  config: Pick<Config, 'http' | 'host' | 'port' | 'shutdownTimeout'>,
+  logger: Logger,
+  options: { linger?: Linger } = {},
+): Promise<Listening> {
+  const linger = options.linger ?? LINGER;
   const server = createServer(
     {
       // Slow clients (slow-loris) are cut off: headers and the whole request each have a
@@ -30,9 +37,11 @@ export async function listen(handler: Handler, config: Pick<Config, 'http' | 'ho
     handler,
   );
   server.on('clientError', answerClientError);
+  server.on('connection', (socket: Socket) => lingerOnClose(socket, linger));
   const inFlight = new Set<ServerResponse>();
   let stopping = false;
-  server.on('request', (_req, res: ServerResponse) => {
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    currentRequest.set(req.socket, req);
     inFlight.add(res);
     res.once('close', () => inFlight.delete(res));
     if (stopping) res.shouldKeepAlive = false;
@@ -69,6 +78,64 @@ export async function listen(handler: Handler, config: Pick<Config, 'http' | 'ho
       return closed;
     },
   };
+}
+
+/** How long, and how many body bytes, a refused upload is still read (and discarded) after its answer. */
+export interface Linger {
+  readonly ms: number;
+  readonly bytes: number;
+}
+/** Longer than an 8 MiB upload takes on a slow link's last second, far less than a request timeout. */
+export const LINGER: Linger = { ms: 5_000, bytes: 16 * 1024 * 1024 };
+
+const currentRequest = new WeakMap<Socket, IncomingMessage>();
+
+/**
+ * A lingering close, as nginx's `lingering_close` and Go's net/http do it. When an answer
+ * ends its connection while the request body is still arriving (a chunked body outgrew
+ * BODY_LIMIT), Node would destroy the socket as soon as the answer is flushed; the
+ * client's next bytes then meet a closed socket, its kernel gets a reset and throws away
+ * the answer it had not read yet, so a client that writes before it reads never sees its
+ * 413. Instead the write side is closed (FIN after the answer) and the rest of the body is
+ * read and discarded until it ends, or for at most `LINGER.ms` and `LINGER.bytes`.
+ *
+ * Node ends a `Connection: close` response through `socket.destroySoon()` (every version
+ * from 0.x to 24), falling back to `socket.end()` where that does not exist; the override
+ * below takes the first path and a timer bounds the second.
+ */
+function lingerOnClose(socket: Socket, linger: Linger): void {
+  const target = socket as unknown as { destroySoon?: () => void };
+  const destroySoon = target.destroySoon;
+  if (typeof destroySoon !== 'function') return;
+  target.destroySoon = () => {
+    const req = currentRequest.get(socket);
+    if (!req || req.complete || socket.destroyed) return destroySoon.call(socket);
+    socket.end();
+    discardBody(req, socket, linger);
+  };
+}
+
+function discardBody(req: IncomingMessage, socket: Socket, linger: Linger): void {
+  let bytes = 0;
+  const stop = () => {
+    clearTimeout(timer);
+    socket.destroy();
+  };
+  const timer = setTimeout(stop, linger.ms);
+  timer.unref();
+  req.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+    if (bytes > linger.bytes) stop();
+  });
+  // The whole body read: nothing more is coming that could reset the connection, so it
+  // closes as Node would have, once the answer is flushed.
+  req.once('end', () => {
+    clearTimeout(timer);
+    if (socket.writableFinished) socket.destroy();
+    else socket.once('finish', () => socket.destroy());
+  });
+  socket.once('close', () => clearTimeout(timer));
+  req.resume();
 }
 
 const CLIENT_ERRORS: Record<string, readonly [number, string, string]> = {

@@ -169,7 +169,11 @@ describe('readiness', () => {
     await redis.kill();
     await waitFor(async () => (await fetch(url)).status === 503, 10_000, 100);
     const body = (await (await fetch(url)).json()) as { error: string; error_description: string };
-    expect(body).toEqual({ error: 'temporarily_unavailable', error_description: 'not ready: redis', checks: { redis: 'failing', 'signing-key': 'ok' } });
+    expect(body).toEqual({
+      error: 'temporarily_unavailable',
+      error_description: 'not ready: redis',
+      checks: { redis: 'failing', 'signing-key': 'ok', 'key-directory': 'ok' },
+    });
     expect((await fetch(`http://127.0.0.1:${started.port}/healthz`)).status).toBe(200);
     await redis.restart();
     await waitFor(async () => (await fetch(url)).status === 200, 15_000, 100);

@@ -9,6 +9,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { importJWK, type JWK } from 'jose';
 import { keyProblem, publicJwkOf, thumbprintOf, type KeyAlg, type PublicJwk } from './algorithms.js';
+import { TemporarilyUnavailableError } from '../errors.js';
 import { KeyRingError } from './errors.js';
 import { isKeyFileName, isTempFileName, keyFileName, listDir, MANIFEST_FILE, modeProblem, readKeyFile, readManifest, type KeyMeta } from './key-files.js';
 
@@ -173,17 +174,24 @@ export class KeyRing {
   readonly algorithms: readonly KeyAlg[];
   readonly jwks: JwksDocument;
   readonly warnings: readonly string[];
-  readonly #signing: SigningKey;
+  /** Undefined once the active key was withdrawn: the ring then signs nothing. */
+  readonly #signing: SigningKey | undefined;
   readonly #verification: ReadonlyMap<string, VerificationKey>;
 
-  private constructor(state: KeyDirState, keys: PublishedKey[], active: PublishedKey, verification: Map<string, VerificationKey>) {
+  private constructor(
+    keys: PublishedKey[],
+    active: PublishedKey,
+    verification: ReadonlyMap<string, VerificationKey>,
+    warnings: readonly string[],
+    signing: SigningKey | undefined,
+  ) {
     this.keys = Object.freeze(keys);
     this.active = active;
     this.algorithms = Object.freeze([...new Set(keys.map((key) => key.alg))]);
     const body = Buffer.from(JSON.stringify({ keys: keys.map((key) => key.publicJwk) }));
     this.jwks = Object.freeze({ body, etag: `"${createHash('sha256').update(body).digest('base64url')}"` });
-    this.warnings = state.warnings;
-    this.#signing = Object.freeze({ kid: active.kid, alg: active.alg, privateKey: state.privateKeys.get(active.kid)! });
+    this.warnings = warnings;
+    this.#signing = signing;
     this.#verification = verification;
     Object.freeze(this);
   }
@@ -205,11 +213,36 @@ export class KeyRing {
       const imported = (await importJWK(key.publicJwk as JWK, key.alg)) as webcrypto.CryptoKey;
       verification.set(key.kid, Object.freeze({ kid: key.kid, alg: key.alg, state: key.state, key: imported }));
     }
-    return new KeyRing(state, keys, active, verification);
+    const signing = Object.freeze({ kid: active.kid, alg: active.alg, privateKey: state.privateKeys.get(active.kid)! });
+    return new KeyRing(keys, active, verification, state.warnings, signing);
   }
 
-  /** The active key's private half. Nothing but the access-token signer may call this. */
+  /**
+   * The same ring without `kids` (keys whose files vanished while the directory could not
+   * be read, as after an emergency rotation this process cannot follow): they are neither
+   * published nor accepted, and if the active key is among them the ring signs nothing.
+   */
+  withdraw(kids: ReadonlySet<string>): KeyRing {
+    const keys = this.keys.filter((key) => !kids.has(key.kid));
+    const verification = new Map([...this.#verification].filter(([kid]) => !kids.has(kid)));
+    return new KeyRing(keys, this.active, verification, this.warnings, kids.has(this.active.kid) ? undefined : this.#signing);
+  }
+
+  /** False once the active key was withdrawn. */
+  get canSign(): boolean {
+    return this.#signing !== undefined;
+  }
+
+  /**
+   * The active key's private half. Nothing but the access-token signer may call this.
+   * Throws TemporarilyUnavailableError (503) when the active key was withdrawn.
+   */
   signingKey(): SigningKey {
+    if (this.#signing === undefined) {
+      throw new TemporarilyUnavailableError(undefined, {
+        detail: `signing key ${this.active.kid} was removed from KEYS_DIR and the directory cannot be loaded: not signing`,
+      });
+    }
     return this.#signing;
   }
 

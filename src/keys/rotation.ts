@@ -227,6 +227,8 @@ export interface ExecuteOptions {
   readonly generateKey?: KeyGenerator;
   /** Runs just before the manifest is replaced; throwing stops the rotation there (the lock check). */
   readonly beforeCommit?: () => Promise<void>;
+  /** Test seam: runs right after the manifest was renamed into place. */
+  readonly onManifestWritten?: () => void;
 }
 
 export interface CreatedKey {
@@ -235,20 +237,29 @@ export interface CreatedKey {
   readonly state: KeyState;
 }
 
+/** A manifest write that took longer than this (a slow fsync, a paused VM) is stamped and written again. */
+export const RESTAMP_AFTER_MS = 1000;
+
 /**
  * Applies `plan` to the directory `state` was loaded from. Must run under the directory
  * lock. Order matters to readers: new key files first, then the manifest (one atomic
  * rename switches every state at once), then deletion of the files it no longer names.
+ *
+ * The dates the manifest records (createdAt, activatedAt, retiredAt) are taken at commit,
+ * after the keys were generated and synced, not when the plan was made: a stall in
+ * between would otherwise be subtracted from a next key's publication window and backdate
+ * a retirement. Later dates only delay the next promotion or removal, which is safe.
  */
 export async function executeRotation(
   state: KeyDirState,
   plan: RotationPlan,
-  { clock, generateKey = generatePrivateJwk, beforeCommit }: ExecuteOptions,
-): Promise<{ keys: KeyMeta[]; created: CreatedKey[] }> {
+  { clock, generateKey = generatePrivateJwk, beforeCommit, onManifestWritten }: ExecuteOptions,
+): Promise<{ keys: KeyMeta[]; created: CreatedKey[]; committedAt: number | undefined }> {
   const { dir } = state;
-  const now = clock.now();
   // Nothing to do: leave the manifest untouched, so running servers see no change to reload.
-  if (plan.steps.length === 0 && state.orphans.length === 0 && state.tempFiles.length === 0) return { keys: [...state.keys], created: [] };
+  if (plan.steps.length === 0 && state.orphans.length === 0 && state.tempFiles.length === 0) {
+    return { keys: [...state.keys], created: [], committedAt: undefined };
+  }
   const created: CreatedKey[] = [];
   for (const step of plan.steps) {
     if (step.action !== 'create') continue;
@@ -257,24 +268,29 @@ export async function executeRotation(
     await writeFileAtomic(join(dir, keyFileName(kid)), `${JSON.stringify({ ...jwk, kid, alg: step.alg, use: 'sig' })}\n`, dir);
     created.push({ kid, alg: step.alg, state: step.state });
   }
-  const keys = applyPlan(
-    state.keys,
-    plan.steps,
-    now,
-    created.map((key) => key.kid),
-  );
+  const kids = created.map((key) => key.kid);
   // The key files just written are orphans if this throws; the next run removes them.
   await beforeCommit?.();
+  let committedAt = clock.now();
+  let keys = applyPlan(state.keys, plan.steps, committedAt, kids);
   await writeFileAtomic(join(dir, MANIFEST_FILE), serializeManifest(keys), dir);
+  onManifestWritten?.();
+  if (clock.now() - committedAt > RESTAMP_AFTER_MS) {
+    // The write itself stalled after the dates were taken: the same manifest, dated now.
+    await beforeCommit?.();
+    committedAt = clock.now();
+    keys = applyPlan(state.keys, plan.steps, committedAt, kids);
+    await writeFileAtomic(join(dir, MANIFEST_FILE), serializeManifest(keys), dir);
+  }
 
   const kept = new Set(keys.map((key) => key.kid));
   const garbage = [...state.keys.filter((key) => !kept.has(key.kid)).map((key) => key.file), ...state.orphans, ...state.tempFiles];
   for (const file of garbage) await rm(file, { force: true });
   if (garbage.length > 0) await fsyncDir(dir);
-  return { keys, created };
+  return { keys, created, committedAt };
 }
 
-export interface RotateKeysOptions extends RotationOptions {
+export interface RotateKeysOptions extends RotationOptions, Pick<ExecuteOptions, 'onManifestWritten'> {
   readonly dir: string;
   readonly clock: Clock;
   readonly production: boolean;
@@ -282,12 +298,18 @@ export interface RotateKeysOptions extends RotationOptions {
   readonly dryRun?: boolean;
   readonly generateKey?: KeyGenerator;
   readonly lock?: LockOptions;
+  /** The user this runs as; default process.getuid(). */
+  readonly uid?: number;
 }
 
 export interface RotateKeysResult {
   /** The manifest as found (under the lock). */
   readonly before: readonly KeyMeta[];
   readonly plan: RotationPlan;
+  /** When the plan was made (ms). */
+  readonly plannedAt: number;
+  /** The date written into the manifest (ms); undefined when nothing was written. */
+  readonly committedAt: number | undefined;
   /** The manifest afterwards; undefined on a dry run. */
   readonly after: readonly KeyMeta[] | undefined;
   readonly created: readonly CreatedKey[];
@@ -300,18 +322,23 @@ export async function rotateKeys(options: RotateKeysOptions): Promise<RotateKeys
   const { dir, clock, production } = options;
   if (options.dryRun) {
     const state = await loadKeyDir(dir, { production });
-    return { before: state.keys, plan: planRotation(state.keys, clock.now(), options), after: undefined, created: [], warnings: state.warnings };
+    const plannedAt = clock.now();
+    const plan = planRotation(state.keys, plannedAt, options);
+    return { before: state.keys, plan, plannedAt, committedAt: undefined, after: undefined, created: [], warnings: state.warnings };
   }
   await ensureDir(dir);
+  const owner = await checkOwner(dir, options.uid ?? process.getuid?.());
   return withKeyDirLock(
     dir,
     async (held) => {
       const tightened = await tightenDirMode(dir);
       const state = await loadKeyDir(dir, { production });
-      const plan = planRotation(state.keys, clock.now(), options);
-      const { keys, created } = await executeRotation(state, plan, { ...options, beforeCommit: held });
+      const plannedAt = clock.now();
+      const plan = planRotation(state.keys, plannedAt, options);
+      const { keys, created, committedAt } = await executeRotation(state, plan, { ...options, beforeCommit: held });
+      await checkReadableBy(dir, owner, [MANIFEST_FILE, ...keys.map((key) => keyFileName(key.kid))]);
       const warnings = tightened ? [`${dir} was readable by other users: its mode is now 0700`, ...state.warnings] : state.warnings;
-      return { before: state.keys, plan, after: keys, created, warnings };
+      return { before: state.keys, plan, plannedAt, committedAt, after: keys, created, warnings };
     },
     options.lock,
   );
@@ -335,6 +362,39 @@ export async function ensureDevKey(dir: string, clock: Clock, options: { generat
     },
     options.lock,
   );
+}
+
+/**
+ * Files this script writes are its user's, mode 0600: run by anyone but the owner of
+ * KEYS_DIR (root included), they would be unreadable to a server running as that owner,
+ * which then keeps signing with the key an emergency rotation meant to remove. Refused
+ * before anything is written. Resolves the owner's uid (undefined where uids do not exist).
+ */
+export async function checkOwner(dir: string, uid: number | undefined): Promise<number | undefined> {
+  if (uid === undefined) return undefined;
+  const owner = (await stat(dir)).uid;
+  if (owner !== uid) {
+    throw new KeyRingError(
+      `belongs to uid ${owner} but this runs as uid ${uid}: the files it would write could not be read by a server running as ` +
+        `the directory's owner; run it as that user (for example \`sudo -u '#${owner}' npm run keys:rotate\`)`,
+      dir,
+    );
+  }
+  return owner;
+}
+
+/** After a rotation: every file the server will read is its owner's and readable by it, else say which and how to fix it. */
+export async function checkReadableBy(dir: string, owner: number | undefined, names: readonly string[]): Promise<void> {
+  for (const name of names) {
+    const file = join(dir, name);
+    const info = await stat(file);
+    if ((owner !== undefined && info.uid !== owner) || (info.mode & 0o400) === 0) {
+      throw new KeyRingError(
+        `is not readable by the owner of ${dir}${owner === undefined ? '' : ` (uid ${owner})`}: the server could not load it; run \`chown ${owner ?? '<owner>'} ${file} && chmod 600 ${file}\``,
+        file,
+      );
+    }
+  }
 }
 
 /**

@@ -18,8 +18,13 @@ import { ensureDevKey, type KeyGenerator } from './rotation.js';
 export interface KeyRingSource {
   /** The ring in force. Throws KeyRingError before `start()` has succeeded. */
   current(): KeyRing;
-  /** True once a ring with an active key is loaded (for /readyz). */
+  /** True once a ring with an active key is loaded, and while that key may still sign (for /readyz). */
   ready(): boolean;
+  /**
+   * Why the directory has failed to load on the last `FAILING_AFTER` reloads in a row
+   * (for /readyz: this instance is not following the rotations any more), else undefined.
+   */
+  reloadFailure(): string | undefined;
   /**
    * Loads the ring (in dev, first creating a key when the directory holds none) and starts
    * watching. Rejects with KeyRingError when there is no usable ring: in production when
@@ -56,6 +61,9 @@ export function createKeyRingSource(options: KeyRingSourceOptions): KeyRingSourc
   let lastFingerprint: string | undefined;
   /** The last failed load (directory and reason), so that it is logged once. */
   let lastFailure: string | undefined;
+  /** Failed reloads since the last one that succeeded. */
+  let failures = 0;
+  let failureReason: string | undefined;
   let watcher: FSWatcher | undefined;
   let poller: NodeJS.Timeout | undefined;
   let debounce: NodeJS.Timeout | undefined;
@@ -81,6 +89,8 @@ export function createKeyRingSource(options: KeyRingSourceOptions): KeyRingSourc
         logger.info({ dir, activeKid: next.active.kid, keys: next.keys.map(({ kid, state }) => ({ kid, state })) }, 'signing keys reloaded');
       }
       lastFingerprint = fingerprint;
+      failures = 0;
+      failureReason = undefined;
       return true;
     } catch (err) {
       // Only a load that succeeded sets lastFingerprint, so every poll tries again: a
@@ -88,6 +98,9 @@ export function createKeyRingSource(options: KeyRingSourceOptions): KeyRingSourc
       // a key an emergency rotation removed until the directory happens to change again.
       // The same failure of the same directory is logged once, not on every poll.
       const reason = err instanceof Error ? err.message : String(err);
+      failures += 1;
+      failureReason = reason;
+      await withdrawVanishedKeys();
       if (`${fingerprint}\n${reason}` !== lastFailure) {
         lastFailure = `${fingerprint}\n${reason}`;
         logger.error(
@@ -97,6 +110,35 @@ export function createKeyRingSource(options: KeyRingSourceOptions): KeyRingSourc
       }
       return false;
     }
+  }
+
+  /**
+   * The directory cannot be loaded, so this instance cannot learn what replaced a key whose
+   * file is gone (an emergency rotation removes the compromised key's file right after the
+   * new manifest). Such keys stop being published and accepted; if one was signing, this
+   * instance stops signing (503) rather than go on with a compromised key.
+   */
+  async function withdrawVanishedKeys(): Promise<void> {
+    if (ring === undefined) return;
+    const gone = new Set<string>();
+    for (const key of ring.keys) {
+      if (
+        await stat(key.file).then(
+          () => false,
+          (err: NodeJS.ErrnoException) => err.code === 'ENOENT',
+        )
+      )
+        gone.add(key.kid);
+    }
+    if (gone.size === 0) return;
+    const signing = ring.canSign;
+    ring = ring.withdraw(gone);
+    logger.error(
+      { dir, withdrawn: [...gone], signing: ring.canSign },
+      signing && !ring.canSign
+        ? 'signing keys: the active key file is gone and the key directory cannot be loaded; not signing until it can'
+        : 'signing keys: key files are gone and the key directory cannot be loaded; no longer publishing them',
+    );
   }
 
   /** One reload at a time; a request during one runs once more afterwards. */
@@ -130,7 +172,8 @@ export function createKeyRingSource(options: KeyRingSourceOptions): KeyRingSourc
       if (ring === undefined) throw new KeyRingError('signing keys are not loaded yet', dir);
       return ring;
     },
-    ready: () => ring !== undefined,
+    ready: () => ring !== undefined && ring.canSign,
+    reloadFailure: () => (failures >= FAILING_AFTER ? failureReason : undefined),
     reload,
 
     async start() {
@@ -166,6 +209,9 @@ export function createKeyRingSource(options: KeyRingSourceOptions): KeyRingSourc
     },
   };
 }
+
+/** Failed reloads in a row (about one poll interval apart) before readiness reports them: one may be a transient EMFILE. */
+export const FAILING_AFTER = 2;
 
 /** Cheap identity of the directory's relevant contents: names, inodes, sizes, mtimes, modes. */
 async function fingerprintOf(dir: string): Promise<string> {

@@ -133,12 +133,18 @@ export function createTokenService(deps: TokenServiceDeps) {
       let family: { family: Family; refreshToken: string } | undefined;
       if (input.client.grantTypes.includes('refresh_token')) {
         family = await refreshTokens.create({ subject: input.user.id, clientId: input.client.clientId, scope, audience }, input.context);
-        // A password change between this login's check and the family's creation would
-        // miss the new family when it ends the others: look again now that it exists.
+        // A password change or a logout-all between this login's check and the family's
+        // creation would miss the new family when it ends the others: look again now that it exists.
         const now = await users.findById(input.user.id);
         if (!now || now.disabled || now.passwordChangedAt.getTime() !== input.user.passwordChangedAt.getTime()) {
           await families.revoke(family.family.id);
           throw new InvalidGrantError('invalid email or password', { detail: 'password changed during login' });
+        }
+        if (now.signOuts !== input.user.signOuts) {
+          await families.revoke(family.family.id);
+          throw new InvalidGrantError('the account signed out everywhere while this login was in progress; sign in again', {
+            detail: 'logout-all during login',
+          });
         }
       }
       const issued = await accessTokenFor({ user: input.user, client: input.client, scope, audience, sid: family?.family.id });

@@ -13,7 +13,7 @@ import type { UserService } from '../users/service.js';
 
 export interface SessionServiceDeps {
   readonly tokens: TokenService;
-  readonly users: Pick<UserService, 'login' | 'findById' | 'changePassword'>;
+  readonly users: Pick<UserService, 'login' | 'findById' | 'changePassword' | 'recordSignOut'>;
   readonly families: Pick<FamilyStore, 'get' | 'listBySubject' | 'revoke' | 'revokeAll'>;
   readonly clients: Pick<ClientStore, 'findById'>;
   /** Sign-in sessions of browsers at the authority (SSO of the authorization code flow). */
@@ -102,8 +102,14 @@ export function createSessionService(deps: SessionServiceDeps) {
       await Promise.all([claims.sid ? families.revoke(claims.sid) : undefined, tokens.denyAccessToken(claims)]);
     },
 
-    /** Ends every session of the caller, and every browser's sign-in; resolves how many sessions ended. */
+    /**
+     * Ends every session of the caller, and every browser's sign-in; resolves how many
+     * sessions ended. The sign-out is counted first: a login that read the user before and
+     * creates its family after the revocation below sees the count change and ends its own
+     * family (token-service.ts); one whose family exists before is revoked here.
+     */
     async logoutAll({ claims }: Caller): Promise<number> {
+      await users.recordSignOut(claims.sub);
       const [ended] = await Promise.all([families.revokeAll(claims.sub), browserSessions.deleteAllOfUser(claims.sub)]);
       await tokens.denyAccessToken(claims);
       return ended;

@@ -38,6 +38,12 @@ export interface UserRecord {
   readonly passwordChangedAt: Date;
   /** The session (`sid`, else the access token's `jti`) that made the last password change, if one did. */
   readonly passwordChangedBy: string | undefined;
+  /**
+   * How many times the user signed out everywhere (logout-all). A login compares the value
+   * it read first with the value after its family exists: a change means a logout-all ran
+   * in between, which may have missed the new family.
+   */
+  readonly signOuts: number;
   readonly createdAt: Date;
   readonly updatedAt: Date;
 }
@@ -75,6 +81,8 @@ export interface UserStore extends Pingable {
    * that landed while it hashed.
    */
   setPasswordHash(id: string, passwordHash: string, options: { expected: string; change?: { at: Date; by: string } }): Promise<boolean>;
+  /** Adds one to `signOuts` in one atomic write; an unknown id changes nothing. */
+  recordSignOut(id: string): Promise<void>;
 }
 
 // ---------------------------------------------------------------- OAuth clients

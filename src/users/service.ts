@@ -25,7 +25,7 @@ interface PasswordChange {
 type StoredPassword = { readonly outcome: 'current'; readonly hash: string } | { readonly outcome: 'repeat' } | { readonly outcome: 'wrong' };
 
 export function createUserService(deps: {
-  users: Pick<UserStore, 'create' | 'findById' | 'findCredentials' | 'getPasswordHash' | 'setPasswordHash'>;
+  users: Pick<UserStore, 'create' | 'findById' | 'findCredentials' | 'getPasswordHash' | 'setPasswordHash' | 'recordSignOut'>;
   hasher: PasswordHasher;
   throttle: LoginThrottle;
   clock: Clock;
@@ -146,6 +146,9 @@ export function createUserService(deps: {
     },
 
     findById: (id: string) => users.findById(id),
+
+    /** A logout-all is starting: logins in flight will see it (UserRecord.signOuts). */
+    recordSignOut: (id: string) => users.recordSignOut(id),
   };
 }
 

@@ -393,6 +393,6 @@ describe('health and readiness', () => {
   it('serves /healthz and /readyz from the whole service', async () => {
     await request(service.callback).get('/healthz').expect(200, { status: 'ok' });
     const res = await request(service.callback).get('/readyz').expect(200);
-    expect(res.body.checks).toEqual({ 'signing-key': 'ok' });
+    expect(res.body.checks).toEqual({ 'signing-key': 'ok', 'key-directory': 'ok' });
   });
 });

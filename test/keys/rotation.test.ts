@@ -275,3 +275,58 @@ describe('the life of a key on disk', () => {
     expect((await loadKeyRing(dir, { production: true })).keys).toHaveLength(2);
   });
 });
+
+describe('dates are taken at commit time (issue 23 item 9)', () => {
+  afterAll(removeTempDirs);
+  const generateKey = keyPool();
+  it('a stall between the plan and the manifest is not subtracted from the publication window nor backdates retiredAt', async () => {
+    const dir = await tempKeysDir();
+    const clock = manualClock(T0);
+    const STALL = 5 * MINUTE;
+    // Key generation (or a slow fsync, a paused VM) stalls for 5 minutes after the plan.
+    const stalling = async (alg: Parameters<typeof generateKey>[0]) => {
+      const key = await generateKey(alg);
+      clock.advance(STALL);
+      return key;
+    };
+    const first = await rotateKeys({ dir, clock, production: false, ...TIMINGS, generateKey: stalling });
+    // Two keys, each generated with a stall: both are stamped after both stalls.
+    expect(first.after!.map((key) => key.createdAt)).toEqual([T0 + 2 * STALL, T0 + 2 * STALL]);
+    expect(first.after!.find((key) => key.state === 'active')!.activatedAt).toBe(T0 + 2 * STALL);
+    expect(first.committedAt).toBe(T0 + 2 * STALL);
+
+    // A promotion planned just in time: the retiring key's retiredAt is when the manifest says so.
+    const next = first.after!.find((key) => key.state === 'next')!;
+    clock.set(next.createdAt + (TIMINGS.jwksMaxAge + TIMINGS.keyPromotionMargin) * 1000);
+    const plannedAt = clock.now();
+    const second = await rotateKeys({ dir, clock, production: false, ...TIMINGS, generateKey: stalling });
+    expect(second.plan.steps.map((step) => step.action)).toEqual(['promote', 'retire', 'create']);
+    const retired = second.after!.find((key) => key.state === 'retired')!;
+    expect(retired.retiredAt).toBe(plannedAt + STALL);
+    expect(second.after!.find((key) => key.kid === next.kid)!.activatedAt).toBe(plannedAt + STALL);
+    expect(second.after!.find((key) => key.state === 'next')!.createdAt).toBe(plannedAt + STALL);
+    // What the server reads agrees.
+    const ring = await loadKeyRing(dir, { production: false });
+    expect(ring.keys.find((key) => key.kid === retired.kid)!.retiredAt).toBe(plannedAt + STALL);
+  });
+
+  it('a commit stalled after the dates were taken (a slow manifest fsync) is stamped again', async () => {
+    const dir = await tempKeysDir();
+    const clock = manualClock(T0);
+    let stalls = 1;
+    const result = await rotateKeys({
+      dir,
+      clock,
+      production: false,
+      ...TIMINGS,
+      generateKey,
+      onManifestWritten: () => {
+        if (stalls-- > 0) clock.advance(5 * MINUTE);
+      },
+    });
+    expect(result.committedAt).toBe(T0 + 5 * MINUTE);
+    expect(result.after!.map((key) => key.createdAt)).toEqual([T0 + 5 * MINUTE, T0 + 5 * MINUTE]);
+    const ring = await loadKeyRing(dir, { production: false });
+    expect(ring.keys.map((key) => key.createdAt)).toEqual([T0 + 5 * MINUTE, T0 + 5 * MINUTE]);
+  });
+});

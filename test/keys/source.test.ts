@@ -1,10 +1,13 @@
-import { mkdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { manualClock, systemClock } from '../../src/clock.js';
 import { createKeyRingSource, KeyRingError, keyFileName, MANIFEST_FILE, rotateKeys, type KeyRingSource } from '../../src/keys/index.js';
 import { captureLogs } from '../support/logs.js';
 import { waitFor } from '../support/processes.js';
+import request from 'supertest';
+import { checkReadableBy } from '../../src/keys/rotation.js';
+import { startTestService } from '../support/app.js';
 import { keyPool, removeTempDirs, runScript, tempKeysDir, TIMINGS } from './helpers.js';
 
 const generateKey = keyPool();
@@ -104,13 +107,16 @@ describe('live reload', () => {
     await writeFile(manifest, Buffer.alloc(good.length, 0x20));
     await utimes(manifest, mtime, mtime);
     expect(await keys.reload()).toBe(false);
-    expect(keys.current()).toBe(before);
+    // Meanwhile the removed key is neither published nor used (issue 23 item 8).
+    expect(keys.current().keys.map((key) => key.kid)).toEqual(before.keys.map((key) => key.kid).filter((kid) => kid !== before.active.kid));
+    expect(keys.current().canSign).toBe(false);
     await writeFile(manifest, good);
     await utimes(manifest, mtime, mtime);
 
     expect(await keys.reload()).toBe(true);
     expect(keys.current().keys.map((key) => key.kid)).not.toContain(before.active.kid);
-    expect(logs.entries().filter((entry) => entry.level === 'error')).toHaveLength(1);
+    expect(keys.current().canSign).toBe(true);
+    expect(logs.entries().filter((entry) => entry.level === 'error' && /keeping the previous/.test(String(entry.msg)))).toHaveLength(1);
   });
 
   it('picks up a rotation made by keys:rotate in another process, without a restart', async () => {
@@ -141,5 +147,93 @@ describe('live reload', () => {
     // unchanged) state, so wait for the outcome itself.
     await waitFor(() => keys.current().active.kid !== before.active.kid, 3000);
     expect(keys.current().keys.map((key) => key.kid)).not.toContain(before.active.kid);
+  });
+});
+
+describe('a reload that keeps failing (issue 23 item 8)', () => {
+  it('after an emergency rotation it cannot load, stops publishing and signing with the removed key and is not ready', async () => {
+    const dir = await tempKeysDir();
+    await rotateKeys({ dir, clock: manualClock(), production: false, ...TIMINGS, generateKey });
+    const { source: keys, logs } = source(dir, { pollIntervalMs: 60_000 });
+    await keys.start();
+    const compromised = keys.current().active.kid;
+    expect(keys.reloadFailure()).toBeUndefined();
+
+    // The emergency rotation removes the key's file; its new manifest is unreadable to this
+    // server (written by another user: here garbage, since root reads any file).
+    await rotateKeys({ dir, clock: manualClock(), production: false, ...TIMINGS, generateKey, emergencyKid: compromised });
+    await writeFile(join(dir, MANIFEST_FILE), '{ unreadable', { mode: 0o600 });
+    expect(await keys.reload()).toBe(false);
+    const ring = keys.current();
+    expect(ring.keys.map((key) => key.kid)).not.toContain(compromised);
+    expect(JSON.stringify(JSON.parse(ring.jwks.body.toString()))).not.toContain(compromised);
+    expect(ring.verificationKey(compromised)).toBeUndefined();
+    expect(() => ring.signingKey()).toThrow(expect.objectContaining({ status: 503 }));
+    expect(keys.ready()).toBe(false);
+    expect(logs.text()).toMatch(/not signing until it can/);
+
+    // One failure may be transient; the second in a row is reported.
+    expect(keys.reloadFailure()).toBeUndefined();
+    await keys.reload();
+    expect(keys.reloadFailure()).toMatch(/keyring\.json/);
+
+    // Fixed: the next reload takes the new ring and everything is well again.
+    await rm(join(dir, MANIFEST_FILE));
+    await rotateKeys({ dir, clock: manualClock(), production: false, ...TIMINGS, generateKey });
+    expect(await keys.reload()).toBe(true);
+    expect(keys.ready()).toBe(true);
+    expect(keys.reloadFailure()).toBeUndefined();
+    expect(keys.current().signingKey().kid).not.toBe(compromised);
+  });
+
+  it('shows in /readyz as a 503 naming the key directory, and token requests get 503, not a token from the removed key', async () => {
+    const service = await startTestService();
+    try {
+      const dir = service.config.keysDir;
+      const compromised = service.keys.current().active.kid;
+      await rotateKeys({ dir, clock: manualClock(), production: false, ...TIMINGS, generateKey, emergencyKid: compromised });
+      await writeFile(join(dir, MANIFEST_FILE), '{ unreadable', { mode: 0o600 });
+      await service.keys.reload();
+      await service.keys.reload();
+      const ready = await request(service.callback).get('/readyz').expect(503);
+      expect(ready.body).toMatchObject({ error: 'temporarily_unavailable', checks: { 'key-directory': 'failing', 'signing-key': 'failing' } });
+      expect(ready.body.error_description).toMatch(/key-directory/);
+      const token = await request(service.callback)
+        .post('/oauth/token')
+        .set('Authorization', service.basic)
+        .type('form')
+        .send({ grant_type: 'client_credentials' })
+        .expect(503);
+      expect(token.body.error).toBe('temporarily_unavailable');
+      const jwks = await request(service.callback).get('/.well-known/jwks.json').expect(200);
+      expect(jwks.text).not.toContain(compromised);
+    } finally {
+      await service.close();
+    }
+  });
+});
+
+describe('keys:rotate run by another user than the owner of KEYS_DIR (issue 23 item 8)', () => {
+  const root = process.getuid?.() === 0;
+
+  it.skipIf(!root)('refuses before writing anything, naming the owner', async () => {
+    const dir = await tempKeysDir();
+    await rotateKeys({ dir, clock: systemClock, production: false, ...TIMINGS, generateKey });
+    await chown(dir, 65534, 65534);
+    const before = await readFile(join(dir, MANIFEST_FILE), 'utf8');
+    const result = await runScript('keys-rotate', ['--emergency', '--kid', JSON.parse(before).keys[0].kid], { KEYS_DIR: dir });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^keys:rotate: .*belongs to uid 65534 but this runs as uid 0.*sudo -u '#65534'/);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(await readFile(join(dir, MANIFEST_FILE), 'utf8')).toBe(before);
+  });
+
+  it.skipIf(!root)('checks that what it wrote is readable by that owner', async () => {
+    const dir = await tempKeysDir();
+    const result = await rotateKeys({ dir, clock: systemClock, production: false, ...TIMINGS, generateKey });
+    const file = join(dir, keyFileName(result.after![0]!.kid));
+    await expect(checkReadableBy(dir, 0, [MANIFEST_FILE, keyFileName(result.after![0]!.kid)])).resolves.toBeUndefined();
+    await chown(file, 65534, 65534);
+    await expect(checkReadableBy(dir, 0, [MANIFEST_FILE, keyFileName(result.after![0]!.kid)])).rejects.toThrow(/not readable by the owner .*uid 0.*chown 0/);
   });
 });

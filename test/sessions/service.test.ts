@@ -87,4 +87,36 @@ describe('the session service', () => {
     expect(await service.sessions.logoutAll(two.caller)).toBe(2);
     await expect(service.sessions.authenticate(`Bearer ${two.response.access_token}`)).rejects.toThrow(InvalidTokenError);
   });
+
+  it('ends the session of a login in flight (paused between its user read and its family) when logout-all runs (issue 23 item 11)', async () => {
+    const email = 'sessions-race@example.com';
+    const first = await newUser(email);
+    const families = service.stores.families;
+    const realCreate = families.create.bind(families);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let paused!: () => void;
+    const reached = new Promise<void>((resolve) => (paused = resolve));
+    // The login has read the user and checked the password; its family does not exist yet.
+    families.create = async (...args) => {
+      paused();
+      await gate;
+      return realCreate(...args);
+    };
+    try {
+      const login = signIn(email).then(
+        (result) => result.response,
+        (err: unknown) => err,
+      );
+      await reached;
+      await service.sessions.logoutAll(first.caller);
+      release();
+      const outcome = await login;
+      // Either the login is refused, or what it returned is already dead: never a live family.
+      expect(await service.stores.families.listBySubject(first.user.id)).toEqual([]);
+      expect(outcome).toBeInstanceOf(InvalidGrantError);
+    } finally {
+      families.create = realCreate;
+    }
+  });
 });

@@ -54,12 +54,22 @@ function describeUserStoreContract(name: string, makeStore: MakeUserStore): void
         roles: ['admin', 'user'],
         disabled: false,
         passwordChangedAt: now,
+        signOuts: 0,
         createdAt: now,
         updatedAt: now,
       });
       expect(await store.findById(created.id)).toEqual(created);
       expect(await store.findByEmail('ada@example.com')).toEqual(created);
       expect(await store.findByEmail('nobody@example.com')).toBeNull();
+    });
+
+    it('counts sign-outs everywhere atomically, and ignores an unknown id (issue 23 item 11)', async () => {
+      const created = await store.create({ email: 'signouts@example.com', passwordHash: HASH });
+      await Promise.all([store.recordSignOut(created.id), store.recordSignOut(created.id), store.recordSignOut(created.id)]);
+      expect((await store.findById(created.id))?.signOuts).toBe(3);
+      expect((await store.findCredentials('signouts@example.com'))?.user.signOuts).toBe(3);
+      await expect(store.recordSignOut('0123456789abcdef01234567')).resolves.toBeUndefined();
+      await expect(store.recordSignOut('not an id')).resolves.toBeUndefined();
     });
 
     it('defaults roles to none and leaves the name undefined', async () => {

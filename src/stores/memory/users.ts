@@ -12,6 +12,7 @@ interface StoredUser {
   passwordHash: string;
   passwordChangedAt: number;
   passwordChangedBy: string | undefined;
+  signOuts: number;
   updatedAt: number;
 }
 
@@ -38,6 +39,7 @@ export function createMemoryUserStore({ clock, random = cryptoRandom }: { clock:
         passwordHash: user.passwordHash,
         passwordChangedAt: now,
         passwordChangedBy: undefined,
+        signOuts: 0,
         updatedAt: now,
       };
       byId.set(stored.id, stored);
@@ -78,6 +80,11 @@ export function createMemoryUserStore({ clock, random = cryptoRandom }: { clock:
       return true;
     },
 
+    async recordSignOut(id) {
+      const stored = byId.get(id);
+      if (stored) stored.signOuts += 1;
+    },
+
     async ping() {},
   };
 }
@@ -92,6 +99,7 @@ function toRecord(stored: StoredUser): UserRecord {
     disabled: stored.disabled,
     passwordChangedAt: new Date(stored.passwordChangedAt),
     passwordChangedBy: stored.passwordChangedBy,
+    signOuts: stored.signOuts,
     createdAt: new Date(stored.createdAt),
     updatedAt: new Date(stored.updatedAt),
   };

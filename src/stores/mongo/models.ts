@@ -17,6 +17,8 @@ export interface UserDocument {
   disabled: boolean;
   passwordChangedAt: Date;
   passwordChangedBy?: string | undefined;
+  /** Logout-alls so far (absent on documents written before it existed: 0). */
+  signOuts?: number;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -74,6 +76,7 @@ export function registerModels(connection: Connection, clock: Clock, grantTypes?
       disabled: { type: Boolean, default: false },
       passwordChangedAt: { type: Date, required: true },
       passwordChangedBy: { type: String },
+      signOuts: { type: Number, default: 0 },
     },
     { ...common, collection: 'users', timestamps: { currentTime } },
   );

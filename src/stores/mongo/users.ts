@@ -78,6 +78,11 @@ export function createMongoUserStore({ models, clock, ping }: { models: Pick<Mon
       return result.matchedCount === 1;
     },
 
+    async recordSignOut(id) {
+      if (typeof id !== 'string' || !ID_PATTERN.test(id)) return;
+      await translate(STORE, () => User.updateOne({ _id: new Types.ObjectId(id) }, { $inc: { signOuts: 1 } }).exec());
+    },
+
     ping: () => pingAs(STORE, ping),
   };
 }
@@ -96,6 +101,7 @@ function toRecord(doc: Omit<UserDocument, 'passwordHash'> & { passwordHash?: str
     disabled: Boolean(doc.disabled),
     passwordChangedAt: doc.passwordChangedAt,
     passwordChangedBy: doc.passwordChangedBy ?? undefined,
+    signOuts: typeof doc.signOuts === 'number' ? doc.signOuts : 0,
     createdAt: doc.createdAt,
     updatedAt: doc.updatedAt,
   };
