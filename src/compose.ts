@@ -104,6 +104,15 @@ async function refreshTokenSecret(config: Config, logger: Logger, random: Random
   }
 }
 
+/**
+ * Issue 23 item 15: families live in the shared Redis, users in this process. Another
+ * instance on the same Redis refreshes them, finds no such user and ends the session.
+ */
+export const SHARED_REDIS_WITH_EMBEDDED_USERS =
+  'dev mode: users and clients are in this process (no MONGODB_URI) while refresh-token families are in a shared Redis: ' +
+  'run ONE instance only. Another instance on the same Redis would not know these users and would end their sessions at ' +
+  'their next refresh there. Set MONGODB_URI to run several.';
+
 /** Builds the stores the config asks for: real ones when a URL is set, embedded ones otherwise (dev only). */
 export async function createStores(config: Config, { clock, random, logger }: { clock: Clock; random: Random; logger: Logger }): Promise<Stores> {
   const closers: (() => Promise<void>)[] = [];
@@ -132,6 +141,8 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     clients = createMemoryClientStore({ clock });
     consents = createMemoryConsentStore({ clock });
     embedded.push('users', 'clients', 'consents');
+    // WORKERS > 1 is refused by the config; another instance sharing this Redis cannot be seen.
+    if (config.redisUrl || config.redisClusterNodes) logger.warn(SHARED_REDIS_WITH_EMBEDDED_USERS);
   }
 
   const sessionOptions = { random, idleMs: config.signIn.sessionTtl * 1000, maxMs: config.signIn.sessionMaxTtl * 1000 };
