@@ -8,6 +8,7 @@ import { cacheClients } from './clients/cache.js';
 import type { Config, RateBudget } from './config.js';
 import { DEV_SCOPES, seedDevData, type SeedResult } from './dev/seed.js';
 import { createApp } from './http/app.js';
+import { markDevMade, refuseDevMade } from './keys/dev-made.js';
 import { KeyRingError } from './keys/errors.js';
 import { ensureRefreshSecret, readRefreshSecret, REFRESH_SECRET_FILE } from './keys/refresh-secret.js';
 import { createKeyRingSource, type KeyRingSource } from './keys/source.js';
@@ -94,7 +95,10 @@ async function refreshTokenSecret(config: Config, logger: Logger, random: Random
   }
   try {
     const { secret, created } = await ensureRefreshSecret(config.keysDir, { production: false });
-    if (created) logger.info({ file }, 'refresh tokens: created a MAC key in KEYS_DIR (REFRESH_TOKEN_SECRET is unset)');
+    if (created) {
+      await markDevMade(config.keysDir, REFRESH_SECRET_FILE);
+      logger.info({ file }, 'refresh tokens: created a MAC key in KEYS_DIR (REFRESH_TOKEN_SECRET is unset)');
+    }
     return secret;
   } catch (err) {
     // A read-only KEYS_DIR, or a file system without hard links: dev mode still starts.
@@ -211,7 +215,9 @@ export async function createService(
   config: Config,
   { logger, clock = systemClock, random = cryptoRandom }: { logger: Logger; clock?: Clock; random?: Random },
 ): Promise<Service> {
-  // Read before anything connects: in production a missing key or an unreadable file stops start-up here.
+  // Read before anything connects: in production a missing key or an unreadable file stops start-up here,
+  // and so do keys and secrets a dev server made (unused ones aside: the secret when REFRESH_TOKEN_SECRET is set).
+  if (config.production) await refuseDevMade(config.keysDir, { ignore: config.refreshTokenSecret ? [REFRESH_SECRET_FILE] : [] });
   const refreshSecret = await refreshTokenSecret(config, logger, random);
   const assets = await readPageAssets(config);
   const stores = await createStores(config, { clock, random, logger });
