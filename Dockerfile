@@ -3,6 +3,8 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# npm ci runs `prepare` (scripts/build.mjs), which finds no sources yet and builds nothing.
+COPY scripts/build.mjs ./scripts/
 # Install scripts run: argon2's checks that its prebuilt binary loads (where it does not, it
 # tries to build from source, which fails in this slim image: the build stops rather than
 # ship a broken binary). mongodb-memory-server's would download a mongod test binary into

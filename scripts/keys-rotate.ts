@@ -6,10 +6,12 @@
  * a daily cron. Reads the same environment as the server. Exit 0 when the step succeeded or
  * there is nothing to do yet; 1 on an error, 2 on bad arguments, each with one line on stderr.
  */
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { systemClock } from '../src/clock.js';
 import { parseConfig } from '../src/config.js';
+import { clearDevMade, readDevMade } from '../src/keys/dev-made.js';
 import { isKeyAlg, KEY_ALGS, rotateKeys } from '../src/keys/index.js';
 import { ensureRefreshSecret, readRefreshSecret, REFRESH_SECRET_FILE } from '../src/keys/refresh-secret.js';
 import { describeError, rotationReport, UsageError } from '../src/keys/report.js';
@@ -81,6 +83,13 @@ async function main(argv: string[]): Promise<number> {
   });
   for (const warning of result.warnings) console.error(`warning: ${warning}`);
   for (const line of rotationReport(result, { dryRun, now: result.committedAt ?? result.plannedAt, timings: config })) console.log(line);
+  // A refresh-token secret a dev server made has no place in production: replaced below (or
+  // simply removed when REFRESH_TOKEN_SECRET is set and the file is unused).
+  if (config.production && !dryRun && (await readDevMade(config.keysDir)).includes(REFRESH_SECRET_FILE)) {
+    await rm(join(config.keysDir, REFRESH_SECRET_FILE), { force: true });
+    await clearDevMade(config.keysDir, [REFRESH_SECRET_FILE]);
+    console.log(`removed ${join(config.keysDir, REFRESH_SECRET_FILE)}: a development server made it (every refresh token it keyed is void)`);
+  }
   // Without REFRESH_TOKEN_SECRET, production servers read the refresh-token MAC key from
   // KEYS_DIR and never make one themselves (see src/keys/refresh-secret.ts).
   if (!config.refreshTokenSecret) {

@@ -8,6 +8,7 @@ import { cacheClients } from './clients/cache.js';
 import type { Config, RateBudget } from './config.js';
 import { DEV_SCOPES, seedDevData, type SeedResult } from './dev/seed.js';
 import { createApp } from './http/app.js';
+import { markDevMade, refuseDevMade } from './keys/dev-made.js';
 import { KeyRingError } from './keys/errors.js';
 import { ensureRefreshSecret, readRefreshSecret, REFRESH_SECRET_FILE } from './keys/refresh-secret.js';
 import { createKeyRingSource, type KeyRingSource } from './keys/source.js';
@@ -94,7 +95,10 @@ async function refreshTokenSecret(config: Config, logger: Logger, random: Random
   }
   try {
     const { secret, created } = await ensureRefreshSecret(config.keysDir, { production: false });
-    if (created) logger.info({ file }, 'refresh tokens: created a MAC key in KEYS_DIR (REFRESH_TOKEN_SECRET is unset)');
+    if (created) {
+      await markDevMade(config.keysDir, REFRESH_SECRET_FILE);
+      logger.info({ file }, 'refresh tokens: created a MAC key in KEYS_DIR (REFRESH_TOKEN_SECRET is unset)');
+    }
     return secret;
   } catch (err) {
     // A read-only KEYS_DIR, or a file system without hard links: dev mode still starts.
@@ -103,6 +107,15 @@ async function refreshTokenSecret(config: Config, logger: Logger, random: Random
     return random.token(32);
   }
 }
+
+/**
+ * Issue 23 item 15: families live in the shared Redis, users in this process. Another
+ * instance on the same Redis refreshes them, finds no such user and ends the session.
+ */
+export const SHARED_REDIS_WITH_EMBEDDED_USERS =
+  'dev mode: users and clients are in this process (no MONGODB_URI) while refresh-token families are in a shared Redis: ' +
+  'run ONE instance only. Another instance on the same Redis would not know these users and would end their sessions at ' +
+  'their next refresh there. Set MONGODB_URI to run several.';
 
 /** Builds the stores the config asks for: real ones when a URL is set, embedded ones otherwise (dev only). */
 export async function createStores(config: Config, { clock, random, logger }: { clock: Clock; random: Random; logger: Logger }): Promise<Stores> {
@@ -132,6 +145,8 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     clients = createMemoryClientStore({ clock });
     consents = createMemoryConsentStore({ clock });
     embedded.push('users', 'clients', 'consents');
+    // WORKERS > 1 is refused by the config; another instance sharing this Redis cannot be seen.
+    if (config.redisUrl || config.redisClusterNodes) logger.warn(SHARED_REDIS_WITH_EMBEDDED_USERS);
   }
 
   const sessionOptions = { random, idleMs: config.signIn.sessionTtl * 1000, maxMs: config.signIn.sessionMaxTtl * 1000 };
@@ -200,7 +215,9 @@ export async function createService(
   config: Config,
   { logger, clock = systemClock, random = cryptoRandom }: { logger: Logger; clock?: Clock; random?: Random },
 ): Promise<Service> {
-  // Read before anything connects: in production a missing key or an unreadable file stops start-up here.
+  // Read before anything connects: in production a missing key or an unreadable file stops start-up here,
+  // and so do keys and secrets a dev server made (unused ones aside: the secret when REFRESH_TOKEN_SECRET is set).
+  if (config.production) await refuseDevMade(config.keysDir, { ignore: config.refreshTokenSecret ? [REFRESH_SECRET_FILE] : [] });
   const refreshSecret = await refreshTokenSecret(config, logger, random);
   const assets = await readPageAssets(config);
   const stores = await createStores(config, { clock, random, logger });

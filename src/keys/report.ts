@@ -23,9 +23,9 @@ export function rotationReport(result: RotateKeysResult, { dryRun, now, timings 
       case 'retire':
         return `${verb('retired', 'would retire')} ${step.kid}: published until its last token expires, removable after ${iso(removableAt({ retiredAt: now } as KeyMeta, timings)!)}`;
       case 'remove':
-        return step.reason === 'compromised'
-          ? `${verb('removed', 'would remove')} compromised key ${step.kid}`
-          : `${verb('removed', 'would remove')} retired key ${step.kid}: every token it signed has expired`;
+        if (step.reason === 'compromised') return `${verb('removed', 'would remove')} compromised key ${step.kid}`;
+        if (step.reason === 'development') return `${verb('removed', 'would remove')} ${step.kid}: a development server made it, production does not use it`;
+        return `${verb('removed', 'would remove')} retired key ${step.kid}: every token it signed has expired`;
     }
   };
   const lines = result.plan.steps.map((step) => prefix + describe(step));

@@ -19,6 +19,7 @@ import { DEFAULT_KEY_ALG, generatePrivateJwk, thumbprintOf, type KeyAlg } from '
 import { KeyRingError } from './errors.js';
 import { ensureDir, fsyncDir, keyFileName, MANIFEST_FILE, serializeManifest, writeFileAtomic, type KeyMeta, type KeyState } from './key-files.js';
 import { loadKeyDir, type KeyDirState } from './key-ring.js';
+import { clearDevMade, markDevMade, readDevMade } from './dev-made.js';
 import { withKeyDirLock, type LockOptions } from './lock.js';
 
 /** Seconds, as in Config. */
@@ -40,7 +41,7 @@ export type RotationStep =
   | { readonly action: 'create'; readonly state: 'active' | 'next'; readonly alg: KeyAlg }
   | { readonly action: 'promote'; readonly kid: string }
   | { readonly action: 'retire'; readonly kid: string }
-  | { readonly action: 'remove'; readonly kid: string; readonly reason: 'expired' | 'compromised' };
+  | { readonly action: 'remove'; readonly kid: string; readonly reason: 'expired' | 'compromised' | 'development' };
 
 export interface RotationPlan {
   readonly steps: readonly RotationStep[];
@@ -334,8 +335,10 @@ export async function rotateKeys(options: RotateKeysOptions): Promise<RotateKeys
       const tightened = await tightenDirMode(dir);
       const state = await loadKeyDir(dir, { production });
       const plannedAt = clock.now();
-      const plan = planRotation(state.keys, plannedAt, options);
+      const plan = production ? await planReplacingDevKeys(state, plannedAt, options) : planRotation(state.keys, plannedAt, options);
       const { keys, created, committedAt } = await executeRotation(state, plan, { ...options, beforeCommit: held });
+      const discarded = plan.steps.flatMap((step) => (step.action === 'remove' && step.reason === 'development' ? [keyFileName(step.kid)] : []));
+      if (discarded.length > 0) await clearDevMade(dir, discarded);
       await checkReadableBy(dir, owner, [MANIFEST_FILE, ...keys.map((key) => keyFileName(key.kid))]);
       const warnings = tightened ? [`${dir} was readable by other users: its mode is now 0700`, ...state.warnings] : state.warnings;
       return { before: state.keys, plan, plannedAt, committedAt, after: keys, created, warnings };
@@ -358,10 +361,34 @@ export async function ensureDevKey(dir: string, clock: Clock, options: { generat
       await tightenDirMode(dir);
       const plan: RotationPlan = { steps: [{ action: 'create', state: 'active', alg: DEFAULT_KEY_ALG }], notes: [], promotableAt: undefined };
       const { created } = await executeRotation(state, plan, { clock, generateKey: options.generateKey, beforeCommit: held });
-      return created[0]?.kid;
+      const kid = created[0]?.kid;
+      if (kid !== undefined) await markDevMade(dir, keyFileName(kid));
+      return kid;
     },
     options.lock,
   );
+}
+
+/**
+ * In production, keys a development server made (dev-made.json) go first, all at once: a
+ * production server refuses to start while they exist, so none can have published them and
+ * nothing waits on a publication window. The rest is planned as if they had never been
+ * there, so with a dev key active a fresh key (or a next key production made) signs at once.
+ */
+async function planReplacingDevKeys(state: KeyDirState, now: number, options: RotationOptions): Promise<RotationPlan> {
+  const devMade = new Set(await readDevMade(state.dir));
+  const dev = state.keys.filter((key) => devMade.has(keyFileName(key.kid)));
+  if (dev.length === 0) return planRotation(state.keys, now, options);
+  const rest = planRotation(
+    state.keys.filter((key) => !dev.includes(key)),
+    now,
+    options,
+  );
+  return {
+    ...rest,
+    steps: [...dev.map((key): RotationStep => ({ action: 'remove', kid: key.kid, reason: 'development' })), ...rest.steps],
+    notes: [`${dev.map((key) => key.kid).join(', ')}: made by a development server, removed; production never published them.`, ...rest.notes],
+  };
 }
 
 /**

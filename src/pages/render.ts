@@ -7,7 +7,7 @@
  * with `pageHeaders()`.
  *
  * The templates and the stylesheet are files next to this module; `npm run build` copies
- * them beside the compiled module (scripts/copy-page-assets.mjs), so both `src` (tsx,
+ * them beside the compiled module (scripts/build.mjs), so both `src` (tsx,
  * vitest) and `dist` find them the same way.
  */
 import { existsSync, readFileSync } from 'node:fs';

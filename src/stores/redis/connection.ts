@@ -90,11 +90,49 @@ export async function connectRedis(client: RedisClient): Promise<void> {
   }
 }
 
-/** Resolves when Redis answers PING (connecting first if needed); StoreUnavailableError otherwise. */
+/**
+ * Resolves when Redis can serve the service (connecting first if needed);
+ * StoreUnavailableError otherwise. Standalone: it answers PING. Cluster: the service's keys
+ * (families by user, denylist by token id, rate limits by address and account) spread over
+ * every hash slot, so one live node says nothing: every slot must be served (CLUSTER SLOTS
+ * covers all 16384) and every master that serves slots must answer its own PING.
+ */
 export async function pingRedis(client: RedisClient): Promise<void> {
   await connectRedis(client);
+  if (client instanceof Cluster) return pingCluster(client);
   const reply = await guardRedis('redis', () => client.ping());
   if (reply !== 'PONG') throw new StoreUnavailableError('redis', { cause: new Error(`unexpected PING reply`) });
+}
+
+const CLUSTER_SLOTS = 16384;
+
+async function pingCluster(cluster: Cluster): Promise<void> {
+  const ranges = (await guardRedis('redis', () => cluster.cluster('SLOTS'))) as unknown as [number, number, [string, number, ...unknown[]]][];
+  const covered = ranges.reduce((sum, [from, to]) => sum + (to - from + 1), 0);
+  if (covered < CLUSTER_SLOTS) throw new StoreUnavailableError('redis', { cause: new Error(`${CLUSTER_SLOTS - covered} hash slots have no master`) });
+  // ioredis drops a node whose connection ended from its pool (and maps addresses through
+  // natMap): a master the cluster still names but the pool lacks is one we cannot reach.
+  const pool = new Map(cluster.nodes('master').map((node) => [`${node.options.host}:${node.options.port}`, node]));
+  const natMap = cluster.options.natMap;
+  const masters = new Set(
+    ranges.map(([, , [host, port]]) => {
+      const mapped = typeof natMap === 'object' && natMap !== null ? (natMap as Record<string, { host: string; port: number }>)[`${host}:${port}`] : undefined;
+      return mapped ? `${mapped.host}:${mapped.port}` : `${host}:${port}`;
+    }),
+  );
+  await Promise.all(
+    [...masters].map(async (address) => {
+      const node = pool.get(address);
+      if (!node) {
+        // ioredis re-reads the slot map only after an error on a command: ask it to now,
+        // so that a master back up shows here at the next probe.
+        cluster.refreshSlotsCache();
+        throw new StoreUnavailableError('redis', { cause: new Error(`master ${address} is not connected`) });
+      }
+      const reply = await guardRedis('redis', () => node.ping());
+      if (reply !== 'PONG') throw new StoreUnavailableError('redis', { cause: new Error(`unexpected PING reply`) });
+    }),
+  );
 }
 
 /** Closes gracefully (QUIT), falling back to dropping the connection. Never rejects. */
