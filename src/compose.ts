@@ -53,6 +53,7 @@ import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { hkdfSync } from 'node:crypto';
 import { createAccessTokens } from './tokens/access-token.js';
+import { createIdTokens } from './tokens/id-token.js';
 import { createRefreshTokens } from './tokens/refresh-token.js';
 import { createLoginThrottle } from './users/login-throttle.js';
 import { createPasswordHasher } from './users/passwords.js';
@@ -265,7 +266,8 @@ export async function createService(
     consents: stores.consents,
     loginClientId: config.loginClientId,
   });
-  const codes = createAuthorizationCodes({ codes: stores.authorizationCodes, tokens, users: stores.users, random, clock });
+  const idTokens = createIdTokens({ keys, clock, random, issuer: config.issuer, ttl: config.accessTokenTtl });
+  const codes = createAuthorizationCodes({ codes: stores.authorizationCodes, tokens, users: stores.users, idTokens, random, clock });
   const signIn = createSignIn({
     issuer: config.issuer,
     checks: createAuthorizationChecks({ clients, audience: config.audience }),
@@ -292,6 +294,7 @@ export async function createService(
     clientAuth,
     sessions,
     codes,
+    idTokens,
     signIn,
     pages: createPageRenderer({ productName: config.signIn.productName, logoUrl: assets.logo ? PAGES_LOGO_PATH : undefined }),
     pageAssets: assets,

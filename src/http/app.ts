@@ -16,6 +16,7 @@ import type { Random } from '../random.js';
 import type { SessionService } from '../sessions/service.js';
 import type { AuthorizationCodes } from '../oauth/authorization-codes.js';
 import type { SignIn } from '../oauth/sign-in.js';
+import type { IdTokens } from '../tokens/id-token.js';
 import { PAGES_LOGO_PATH, PAGES_STYLESHEET_PATH, type PageAssets, type PageRenderer } from '../pages/index.js';
 import { CONSENT_PATH, createAuthorizeRoutes, LOGIN_PATH } from './routes/authorize.js';
 import type { UserService } from '../users/service.js';
@@ -40,6 +41,7 @@ export interface AppDeps {
   readonly clientAuth: ClientAuthenticator;
   readonly sessions: SessionService;
   readonly codes: AuthorizationCodes;
+  readonly idTokens: IdTokens;
   readonly signIn: SignIn;
   readonly pages: PageRenderer;
   readonly pageAssets: PageAssets;
@@ -53,7 +55,7 @@ export function createApp(deps: AppDeps): Koa {
   const app = new Koa({ proxy: hops > 0, maxIpsCount: hops });
   app.silent = true;
 
-  const oauth = { tokens: deps.tokens, users: deps.users, clientAuth: deps.clientAuth, codes: deps.codes };
+  const oauth = { tokens: deps.tokens, users: deps.users, clientAuth: deps.clientAuth, codes: deps.codes, idTokens: deps.idTokens };
   const client = authenticateClient(oauth);
   const auth = createAuthRoutes(deps);
   const browser = createAuthorizeRoutes({

@@ -173,7 +173,7 @@ export function createSignIn(deps: SignInDeps) {
   }
 
   /** After a sign-in (now, or an earlier one of this browser): consent if needed, else a code. */
-  async function afterSignIn(pending: Pending, browser: Browser, user: UserRecord, authTime: number, sessionCookie?: string): Promise<SignInOutcome> {
+  async function afterSignIn(pending: Pending, browser: Browser, user: UserRecord, session: BrowserSession, sessionCookie?: string): Promise<SignInOutcome> {
     const { client, request } = pending;
     const wanted = storedScopeTokens(request.scope);
     const consent = client.firstParty ? undefined : await consents.find(user.id, client.clientId);
@@ -191,7 +191,7 @@ export function createSignIn(deps: SignInDeps) {
         ...(sessionCookie ? { sessionCookie } : {}),
       };
     }
-    const code = await deps.codes.issue(request, user, authTime);
+    const code = await deps.codes.issue(request, user, codeSignIn(session));
     return redirect(pending, { code }, sessionCookie);
   }
 
@@ -221,7 +221,7 @@ export function createSignIn(deps: SignInDeps) {
           if (request.prompt.includes('none')) return redirect(pending, toParams(new LoginRequiredError('the user is not signed in')));
           return loginPage(pending, browser);
         }
-        return afterSignIn(pending, browser, current.user, current.session.authTime);
+        return afterSignIn(pending, browser, current.user, current.session);
       }),
 
     /** The login form: the same throttles and answers as /auth/login. */
@@ -239,8 +239,8 @@ export function createSignIn(deps: SignInDeps) {
           throw err;
         }
         const authTime = clock.now();
-        const { cookieValue } = await sessions.create({ userId: user.id, authTime, amr: ['pwd'] });
-        return afterSignIn(pending, browser, user, authTime, cookieValue);
+        const { session, cookieValue } = await sessions.create({ userId: user.id, authTime, amr: ['pwd'] });
+        return afterSignIn(pending, browser, user, session, cookieValue);
       }),
 
     /** The consent form: `allow` remembers the scopes and issues a code, `deny` tells the client. */
@@ -251,7 +251,7 @@ export function createSignIn(deps: SignInDeps) {
         if (!current) return loginPage(pending, browser);
         if (input.decision !== 'allow') return redirect(pending, toParams(new AccessDeniedError('the user did not allow the request')));
         await consents.grant(current.user.id, pending.client.clientId, storedScopeTokens(pending.request.scope));
-        const code = await deps.codes.issue(pending.request, current.user, current.session.authTime);
+        const code = await deps.codes.issue(pending.request, current.user, codeSignIn(current.session));
         return redirect(pending, { code });
       }),
 
@@ -274,6 +274,8 @@ export function createSignIn(deps: SignInDeps) {
     },
   };
 }
+
+const codeSignIn = (session: BrowserSession) => ({ authTime: session.authTime, sid: session.id, amr: session.amr });
 
 function toParams(error: OAuthError): Record<string, string> {
   return { error: error.code, error_description: error.description };

@@ -127,6 +127,18 @@ export interface FamilyGrant {
   readonly clientId: string;
   readonly scope: string;
   readonly audience: string;
+  /**
+   * The browser sign-in the family came from (OpenID Connect): a refresh's new ID token
+   * keeps its `sid`, `auth_time` and `amr`. Absent for families of other grants.
+   */
+  readonly signIn?: FamilySignIn | undefined;
+}
+
+/** The sign-in behind a family: the browser session's id, when the user authenticated (ms), how. */
+export interface FamilySignIn {
+  readonly sid: string;
+  readonly authTime: number;
+  readonly amr: readonly string[];
 }
 
 /** Where the family was last used from, for the sessions list. */
@@ -304,6 +316,12 @@ export interface AuthorizationCodeRecord {
   readonly audience: string;
   /** When the user authenticated (ms since epoch): the sign-in's time, not the code's. */
   readonly authTime: number;
+  /** OpenID Connect: the request's `nonce`, echoed in the ID token. */
+  readonly nonce?: string | undefined;
+  /** The browser sign-in session's id (the ID token's `sid`). */
+  readonly sid?: string | undefined;
+  /** How the user authenticated (RFC 8176), e.g. `['pwd']`. */
+  readonly amr?: readonly string[] | undefined;
 }
 
 /** What the token endpoint issued from a code, so that a second presentation can undo it. */

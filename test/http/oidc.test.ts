@@ -1,0 +1,151 @@
+/**
+ * OpenID Connect on the code flow: the ID token a code (and a refresh) brings, judged by
+ * oauth4webapi, and kept apart from access tokens both ways.
+ */
+import * as oauth from 'oauth4webapi';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { RunningServer } from '../../src/main.js';
+import { createVerifier } from '../../src/verifier/index.js';
+import { USER_EMAIL, USER_PASSWORD } from '../support/app.js';
+import { FormBrowser, type PageResponse } from '../support/hosted-pages.js';
+import { startRealServer, type RealServer } from '../support/real-server.js';
+
+let real: RealServer;
+let running: RunningServer;
+let issuer: URL;
+let as: oauth.AuthorizationServer;
+const insecure = { [oauth.allowInsecureRequests]: true } as const;
+const spa: oauth.Client = { client_id: 'demo-spa' };
+const REDIRECT = 'http://127.0.0.1:43118/callback';
+
+beforeAll(async () => {
+  real = await startRealServer(inject('mongoUri'), 'oidc');
+  ({ running, issuer } = real);
+  as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }));
+});
+
+afterAll(async () => {
+  await real?.stop();
+});
+
+interface Started {
+  readonly url: URL;
+  readonly verifier: string;
+  readonly state: string;
+  readonly nonce: string;
+}
+
+async function authorizationUrl(extra: Record<string, string> = {}): Promise<Started> {
+  const verifier = oauth.generateRandomCodeVerifier();
+  const state = oauth.generateRandomState();
+  const nonce = oauth.generateRandomNonce();
+  const url = new URL(as.authorization_endpoint!);
+  url.search = new URLSearchParams({
+    client_id: spa.client_id,
+    redirect_uri: REDIRECT,
+    response_type: 'code',
+    scope: 'openid profile email',
+    state,
+    nonce,
+    code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    ...extra,
+  }).toString();
+  return { url, verifier, state, nonce };
+}
+
+async function signIn(browser: FormBrowser, started: Started): Promise<URL> {
+  let page: PageResponse = await browser.get(started.url.href);
+  if (page.status === 200 && page.html.includes('name="password"')) page = await browser.submit(page, { email: USER_EMAIL, password: USER_PASSWORD });
+  if (page.status === 200 && page.html.includes('name="decision"')) page = await browser.submit(page, { decision: 'allow' });
+  expect(page.status, page.html.slice(0, 500)).toBeOneOf([302, 303]);
+  return new URL(page.location!);
+}
+
+async function codeResponse(started: Started, callback: URL): Promise<Response> {
+  const params = oauth.validateAuthResponse(as, spa, callback, started.state);
+  return oauth.authorizationCodeGrantRequest(as, spa, oauth.None(), params, REDIRECT, started.verifier, insecure);
+}
+
+async function flow(extra: Record<string, string> = {}, browser = new FormBrowser(issuer.origin)) {
+  const started = await authorizationUrl(extra);
+  const response = await codeResponse(started, await signIn(browser, started));
+  const body = (await response.clone().json()) as Record<string, string>;
+  return { started, response, body, browser };
+}
+
+describe('the openid scope adds an ID token to the code exchange', () => {
+  it('is a JWT (typ JWT, the active key, RS256) with the claims of OIDC Core §2, accepted by oauth4webapi with its nonce', async () => {
+    const { started, response, body } = await flow();
+    const result = await oauth.processAuthorizationCodeResponse(as, spa, response, { expectedNonce: started.nonce, requireIdToken: true });
+    const claims = oauth.getValidatedIdTokenClaims(result)!;
+    const header = decodeProtectedHeader(body.id_token!);
+    expect(header).toMatchObject({ alg: 'RS256', typ: 'JWT' });
+    expect(header.kid).toBe(running.service.keys.current().active.kid);
+    const user = await running.service.stores.users.findByEmail(USER_EMAIL);
+    expect(claims).toMatchObject({ iss: issuer.origin, sub: user!.id, aud: 'demo-spa', nonce: started.nonce, acr: '1', amr: ['pwd'] });
+    expect(claims).toMatchObject({ email: USER_EMAIL, email_verified: false });
+    expect(typeof claims.auth_time).toBe('number');
+    expect(typeof claims.sid).toBe('string');
+    expect(claims.at_hash).toBeTypeOf('string');
+    expect(claims.exp - claims.iat).toBe(900);
+    const sessions = await running.service.stores.browserSessions.listByUser(user!.id);
+    expect(sessions.map((session) => session.id)).toContain(claims.sid);
+  });
+
+  it('carries email only with the email scope, no nonce when none was sent, and no ID token without openid', async () => {
+    const browser = new FormBrowser(issuer.origin);
+    const { body } = await flow({ scope: 'openid profile', nonce: '' }, browser);
+    const claims = decodeJwt(body.id_token!);
+    expect(claims).not.toHaveProperty('email');
+    expect(claims).not.toHaveProperty('email_verified');
+    expect(claims).not.toHaveProperty('nonce');
+    const plain = await flow({ scope: 'profile' }, browser);
+    expect(plain.body.access_token).toBeTypeOf('string');
+    expect(plain.body).not.toHaveProperty('id_token');
+  });
+
+  it('echoes the nonce exactly, and oauth4webapi refuses the response when it expected another nonce or none', async () => {
+    const nonce = 'n-0S6_WzA2Mj é/+=';
+    const { response, body } = await flow({ nonce });
+    expect(decodeJwt(body.id_token!).nonce).toBe(nonce);
+    await expect(oauth.processAuthorizationCodeResponse(as, spa, response.clone(), { expectedNonce: 'another' })).rejects.toThrow(/nonce/);
+    await expect(oauth.processAuthorizationCodeResponse(as, spa, response.clone(), { expectedNonce: oauth.expectNoNonce })).rejects.toThrow(/nonce/);
+  });
+
+  it('refreshing an openid family brings a new ID token with the same sub, auth_time and sid', async () => {
+    const { started, response } = await flow();
+    const first = await oauth.processAuthorizationCodeResponse(as, spa, response, { expectedNonce: started.nonce });
+    const before = oauth.getValidatedIdTokenClaims(first)!;
+    const refreshed = await oauth.processRefreshTokenResponse(
+      as,
+      spa,
+      await oauth.refreshTokenGrantRequest(as, spa, oauth.None(), first.refresh_token!, insecure),
+    );
+    const after = oauth.getValidatedIdTokenClaims(refreshed)!;
+    expect(refreshed.id_token).not.toBe(first.id_token);
+    expect(after).toMatchObject({ sub: before.sub, auth_time: before.auth_time, sid: before.sid, aud: 'demo-spa', amr: ['pwd'] });
+    expect(after).not.toHaveProperty('nonce');
+  });
+});
+
+describe('ID tokens and access tokens never pass for each other', () => {
+  it('an ID token is refused as an access token by /auth/me and by the verifier kit', async () => {
+    const { body } = await flow();
+    const me = await fetch(new URL('/auth/me', issuer), { headers: { authorization: `Bearer ${body.id_token}` } });
+    expect(me.status).toBe(401);
+    expect(me.headers.get('www-authenticate')).toMatch(/invalid_token/);
+    const ok = await fetch(new URL('/auth/me', issuer), { headers: { authorization: `Bearer ${body.access_token}` } });
+    expect(ok.status).toBe(200);
+    const verifier = createVerifier({ issuer: issuer.origin, audience: issuer.origin });
+    await expect(verifier.verify(body.access_token!)).resolves.toBeDefined();
+    await expect(verifier.verify(body.id_token!)).rejects.toMatchObject({ code: 'invalid_token' });
+  });
+
+  it('an access token in the id_token member is refused by oauth4webapi', async () => {
+    const { body } = await flow();
+    const forged = new Response(JSON.stringify({ ...body, id_token: body.access_token }), { headers: { 'content-type': 'application/json' } });
+    await expect(oauth.processAuthorizationCodeResponse(as, spa, forged)).rejects.toThrow();
+  });
+});
