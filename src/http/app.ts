@@ -27,7 +27,8 @@ import { corsPolicy, publicDocumentHeaders, securityHeaders } from './middleware
 import { createAuthRoutes } from './routes/auth.js';
 import { liveness, readiness, type ReadinessCheck } from './routes/health.js';
 import { authenticateClient, exchangeGrant, introspectToken, noStore, revokeToken } from './routes/oauth.js';
-import { jwksRoute, metadataRoute, publicDocuments } from './routes/well-known.js';
+import { jwksRoute, metadataRoute, openidConfigurationDocument, publicDocuments } from './routes/well-known.js';
+import { createOpenIdRoutes } from './routes/openid.js';
 
 export interface AppDeps {
   readonly config: Pick<Config, 'bodyLimit' | 'corsOrigins' | 'issuer' | 'jwksMaxAge' | 'refreshTokenTtl' | 'trustProxyHops' | 'signIn'>;
@@ -67,27 +68,28 @@ export function createApp(deps: AppDeps): Koa {
     assets: deps.pageAssets,
   });
 
+  const openid = createOpenIdRoutes({ sessions: deps.sessions });
+
   const router = new Router();
   router.get('/healthz', liveness());
   router.get('/readyz', readiness(deps.readiness));
   const https = deps.config.issuer.startsWith('https:');
   const publicHeaders = publicDocumentHeaders({ https });
+  const metadata = {
+    issuer: deps.config.issuer,
+    keys: deps.keys,
+    scopes: deps.scopes ?? [],
+    grantTypes: GRANT_TYPES,
+    requirePar: deps.config.signIn.requirePar,
+    maxAgeSec: deps.config.jwksMaxAge,
+    // RFC 7009 §2.1: public clients revoke their own tokens with client_id alone.
+    revocationAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
+    fixedHeaders: publicHeaders,
+  };
   const documents = new Map([
     ['/.well-known/jwks.json', jwksRoute(deps.keys, deps.config.jwksMaxAge, publicHeaders)],
-    [
-      '/.well-known/oauth-authorization-server',
-      metadataRoute({
-        issuer: deps.config.issuer,
-        keys: deps.keys,
-        scopes: deps.scopes ?? [],
-        grantTypes: GRANT_TYPES,
-        requirePar: deps.config.signIn.requirePar,
-        maxAgeSec: deps.config.jwksMaxAge,
-        // RFC 7009 §2.1: public clients revoke their own tokens with client_id alone.
-        revocationAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
-        fixedHeaders: publicHeaders,
-      }),
-    ],
+    ['/.well-known/oauth-authorization-server', metadataRoute(metadata)],
+    ['/.well-known/openid-configuration', metadataRoute(metadata, openidConfigurationDocument)],
   ]);
   for (const [path, route] of documents) router.get(path, route);
   router.get('/oauth/authorize', browser.pageErrors, browser.authorize);
@@ -100,6 +102,8 @@ export function createApp(deps: AppDeps): Koa {
   router.post('/oauth/token', noStore, client, exchangeGrant(oauth));
   router.post('/oauth/revoke', noStore, client, revokeToken(oauth));
   router.post('/oauth/introspect', noStore, client, introspectToken(oauth));
+  router.get('/oauth/userinfo', noStore, openid.userinfo);
+  router.post('/oauth/userinfo', noStore, openid.userinfo);
   router.post('/auth/register', auth.register);
   router.post('/auth/login', auth.login);
   router.post('/auth/refresh', auth.refresh);

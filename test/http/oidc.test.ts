@@ -22,7 +22,7 @@ const REDIRECT = 'http://127.0.0.1:43118/callback';
 beforeAll(async () => {
   real = await startRealServer(inject('mongoUri'), 'oidc');
   ({ running, issuer } = real);
-  as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }));
+  as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: 'oidc', ...insecure }));
 });
 
 afterAll(async () => {
@@ -147,5 +147,86 @@ describe('ID tokens and access tokens never pass for each other', () => {
     const { body } = await flow();
     const forged = new Response(JSON.stringify({ ...body, id_token: body.access_token }), { headers: { 'content-type': 'application/json' } });
     await expect(oauth.processAuthorizationCodeResponse(as, spa, forged)).rejects.toThrow();
+  });
+});
+
+describe('discovery: /.well-known/openid-configuration', () => {
+  it('holds every member of the RFC 8414 document with the same value, plus what OIDC Discovery asks', async () => {
+    const oauthDoc = (await (await fetch(new URL('/.well-known/oauth-authorization-server', issuer))).json()) as Record<string, unknown>;
+    const res = await fetch(new URL('/.well-known/openid-configuration', issuer));
+    expect(res.status).toBe(200);
+    expect(res.headers.get('etag')).toBeTruthy();
+    const oidc = (await res.json()) as Record<string, unknown>;
+    for (const [name, value] of Object.entries(oauthDoc)) {
+      if (name === 'scopes_supported') expect(oidc[name]).toEqual(expect.arrayContaining(value as string[]));
+      else expect(oidc[name], name).toEqual(value);
+    }
+    expect(oidc).toMatchObject({
+      issuer: issuer.origin,
+      userinfo_endpoint: `${issuer.origin}/oauth/userinfo`,
+      end_session_endpoint: `${issuer.origin}/oauth/logout`,
+      id_token_signing_alg_values_supported: ['RS256'],
+      subject_types_supported: ['public'],
+      backchannel_logout_supported: true,
+      backchannel_logout_session_supported: true,
+      frontchannel_logout_supported: false,
+      claims_parameter_supported: false,
+    });
+    expect(oidc.scopes_supported).toContain('openid');
+    expect(oidc.claims_supported).toEqual(expect.arrayContaining(['sub', 'email', 'email_verified', 'name', 'sid', 'auth_time']));
+    expect(oidc.id_token_signing_alg_values_supported).not.toContain('none');
+    const discovered = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: 'oidc', ...insecure }));
+    expect(discovered.userinfo_endpoint).toBe(`${issuer.origin}/oauth/userinfo`);
+  });
+});
+
+describe('GET and POST /oauth/userinfo (OIDC Core §5.3, RFC 6750)', () => {
+  const userinfo = (init: RequestInit = {}) => fetch(new URL('/oauth/userinfo', issuer), init);
+
+  it("answers the claims of the token's scopes, by GET, by POST with the header, and by POST with a form field", async () => {
+    const { body } = await flow();
+    const user = await running.service.stores.users.findByEmail(USER_EMAIL);
+    expect(user!.name).toBeTypeOf('string');
+    const expected = { sub: user!.id, name: user!.name, email: USER_EMAIL, email_verified: false };
+    const get = await userinfo({ headers: { authorization: `Bearer ${body.access_token}` } });
+    expect(get.status).toBe(200);
+    expect(get.headers.get('cache-control')).toBe('no-store');
+    expect(await get.json()).toEqual(expected);
+    const post = await userinfo({ method: 'POST', headers: { authorization: `Bearer ${body.access_token}` } });
+    expect(await post.json()).toEqual(expected);
+    const form = await userinfo({
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ access_token: body.access_token! }),
+    });
+    expect(await form.json()).toEqual(expected);
+    const judged = await oauth.processUserInfoResponse(as, spa, user!.id, await oauth.userInfoRequest(as, spa, body.access_token!, insecure));
+    expect(judged).toMatchObject(expected);
+    const narrow = await flow({ scope: 'openid' });
+    expect(await (await userinfo({ headers: { authorization: `Bearer ${narrow.body.access_token}` } })).json()).toEqual({ sub: user!.id });
+  });
+
+  it('answers RFC 6750 §3 errors: no token, a bad one, an ID token, both methods at once, a token without openid', async () => {
+    const none = await userinfo();
+    expect(none.status).toBe(401);
+    expect(none.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    const bad = await userinfo({ headers: { authorization: 'Bearer not-a-token' } });
+    expect(bad.status).toBe(401);
+    expect(bad.headers.get('www-authenticate')).toMatch(/error="invalid_token"/);
+    expect(await bad.json()).toMatchObject({ error: 'invalid_token' });
+    const { body } = await flow();
+    expect((await userinfo({ headers: { authorization: `Bearer ${body.id_token}` } })).status).toBe(401);
+    const both = await userinfo({
+      method: 'POST',
+      headers: { authorization: `Bearer ${body.access_token}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ access_token: body.access_token! }),
+    });
+    expect(both.status).toBe(400);
+    expect(await both.json()).toMatchObject({ error: 'invalid_request' });
+    const plain = await flow({ scope: 'profile' });
+    const refused = await userinfo({ headers: { authorization: `Bearer ${plain.body.access_token}` } });
+    expect(refused.status).toBe(403);
+    expect(refused.headers.get('www-authenticate')).toMatch(/error="insufficient_scope"/);
+    expect(await refused.json()).toMatchObject({ error: 'insufficient_scope' });
   });
 });
