@@ -276,6 +276,7 @@ export async function createService(
     consents: stores.consents,
     codes,
     users,
+    idTokens,
     // A key of its own for the sign-in forms' CSRF tokens, derived from the shared refresh-token secret.
     transactionKey: Buffer.from(hkdfSync('sha256', refreshSecret, '', 'token-authority sign-in transaction', 32)),
     requirePar: config.signIn.requirePar,

@@ -3,7 +3,8 @@
  * oauth4webapi, and kept apart from access tokens both ways.
  */
 import * as oauth from 'oauth4webapi';
-import { decodeJwt, decodeProtectedHeader } from 'jose';
+import type { KeyObject, webcrypto } from 'node:crypto';
+import { decodeJwt, decodeProtectedHeader, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RunningServer } from '../../src/main.js';
 import { createVerifier } from '../../src/verifier/index.js';
@@ -228,5 +229,91 @@ describe('GET and POST /oauth/userinfo (OIDC Core §5.3, RFC 6750)', () => {
     expect(refused.status).toBe(403);
     expect(refused.headers.get('www-authenticate')).toMatch(/error="insufficient_scope"/);
     expect(await refused.json()).toMatchObject({ error: 'insufficient_scope' });
+  });
+});
+
+describe('authorization request parameters of OIDC Core §3.1.2.1', () => {
+  const callbackOf = (page: PageResponse) => new URL(page.location!);
+  const isLogin = (page: PageResponse) => page.status === 200 && page.html.includes('name="password"');
+
+  it('prompt=none without a session: login_required at the redirect URI, with state and iss', async () => {
+    const started = await authorizationUrl({ prompt: 'none' });
+    const page = await new FormBrowser(issuer.origin).get(started.url.href);
+    expect(page.status).toBe(302);
+    const back = callbackOf(page);
+    expect(Object.fromEntries(back.searchParams)).toMatchObject({ error: 'login_required', state: started.state, iss: issuer.origin });
+  });
+
+  it('prompt=none needing a consent not yet given: consent_required', async () => {
+    const browser = new FormBrowser(issuer.origin);
+    const user = await running.service.stores.users.findByEmail(USER_EMAIL);
+    await running.service.stores.consents.revoke(user!.id, 'demo-spa');
+    await flow({ scope: 'openid' }, browser);
+    const silent = await authorizationUrl({ prompt: 'none', scope: 'openid email' });
+    const back = callbackOf(await browser.get(silent.url.href));
+    expect(back.searchParams.get('error')).toBe('consent_required');
+    const covered = await authorizationUrl({ prompt: 'none', scope: 'openid' });
+    expect(callbackOf(await browser.get(covered.url.href)).searchParams.get('code')).toBeTruthy();
+  });
+
+  it('prompt=login and prompt=select_account show the login page to a signed-in browser', async () => {
+    const browser = new FormBrowser(issuer.origin);
+    await flow({}, browser);
+    for (const prompt of ['login', 'select_account', 'consent select_account']) {
+      expect(isLogin(await browser.get((await authorizationUrl({ prompt })).url.href)), prompt).toBe(true);
+    }
+    expect(isLogin(await browser.get((await authorizationUrl()).url.href))).toBe(false);
+  });
+
+  it('max_age: an older sign-in is repeated and the ID token then carries the new auth_time', async () => {
+    const browser = new FormBrowser(issuer.origin);
+    const first = await flow({}, browser);
+    const before = decodeJwt(first.body.id_token!);
+    expect(isLogin(await browser.get((await authorizationUrl({ max_age: '3600' })).url.href))).toBe(false);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const started = await authorizationUrl({ max_age: '1' });
+    const page = await browser.get(started.url.href);
+    expect(isLogin(page)).toBe(true);
+    const back = callbackOf(await browser.submit(page, { email: USER_EMAIL, password: USER_PASSWORD }));
+    const response = await codeResponse(started, back);
+    const result = await oauth.processAuthorizationCodeResponse(as, spa, response, { expectedNonce: started.nonce, maxAge: 1 });
+    const after = oauth.getValidatedIdTokenClaims(result)!;
+    expect(after.auth_time!).toBeGreaterThan(before.auth_time as number);
+    expect(after.sid).not.toBe(before.sid);
+  });
+
+  it('login_hint fills in the email field; ui_locales=en (or another) is accepted', async () => {
+    const page = await new FormBrowser(issuer.origin).get((await authorizationUrl({ login_hint: 'someone@example.com', ui_locales: 'fr en' })).url.href);
+    expect(page.html).toMatch(/name="email"[^>]*value="someone@example.com"|value="someone@example.com"[^>]*name="email"/);
+  });
+
+  it('id_token_hint: ours is accepted even expired; another issuer, another key or an access token is refused; another user than the signed-in one needs a login', async () => {
+    const browser = new FormBrowser(issuer.origin);
+    const { body } = await flow({}, browser);
+    const withHint = async (hint: string, extra: Record<string, string> = {}) =>
+      browser.get((await authorizationUrl({ id_token_hint: hint, ...extra })).url.href);
+    expect(callbackOf(await withHint(body.id_token!, { prompt: 'none' })).searchParams.get('code')).toBeTruthy();
+    const signer = running.service.keys.current().signingKey();
+    const sign = (claims: Record<string, unknown>, key: KeyObject | webcrypto.CryptoKey = signer.privateKey) =>
+      new SignJWT(claims).setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: signer.kid }).sign(key);
+    const base = { ...decodeJwt(body.id_token!) };
+    const expired = await sign({ ...base, iat: 1_000_000, exp: 1_000_600 });
+    expect(callbackOf(await withHint(expired, { prompt: 'none' })).searchParams.get('code')).toBeTruthy();
+    const other = await sign({ ...base, sub: 'another-user' });
+    expect(callbackOf(await withHint(other, { prompt: 'none' })).searchParams.get('error')).toBe('login_required');
+    expect(isLogin(await withHint(other))).toBe(true);
+    const { privateKey } = await generateKeyPair('RS256');
+    for (const refused of [await sign({ ...base, iss: 'https://elsewhere.example' }), await sign(base, privateKey), body.access_token!, 'garbage']) {
+      const back = callbackOf(await withHint(refused));
+      expect(Object.fromEntries(back.searchParams)).toMatchObject({ error: 'invalid_request', error_description: expect.stringMatching(/id_token_hint/) });
+    }
+  });
+
+  it('the claims parameter is refused with a clear error, a request object with request_not_supported', async () => {
+    const browser = new FormBrowser(issuer.origin);
+    const claims = callbackOf(await browser.get((await authorizationUrl({ claims: '{"id_token":{"email":null}}' })).url.href));
+    expect(Object.fromEntries(claims.searchParams)).toMatchObject({ error: 'invalid_request', error_description: expect.stringMatching(/claims parameter/) });
+    const request = callbackOf(await browser.get((await authorizationUrl({ request: 'eyJhbGciOiJub25lIn0.e30.' })).url.href));
+    expect(request.searchParams.get('error')).toBe('request_not_supported');
   });
 });
