@@ -48,6 +48,7 @@ import { createRedisPushedRequestStore } from './stores/redis/pushed-requests.js
 import { createAuthorizationChecks } from './oauth/authorization.js';
 import { createAuthorizationCodes } from './oauth/authorization-codes.js';
 import { createSignIn } from './oauth/sign-in.js';
+import { createLogout } from './oauth/logout.js';
 import { createPageRenderer, pageStylesheet, PAGES_LOGO_PATH, type PageAssets } from './pages/index.js';
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
@@ -283,6 +284,14 @@ export async function createService(
     clock,
     random,
   });
+  const logout = createLogout({
+    clients,
+    idTokens,
+    sessions: stores.browserSessions,
+    families: stores.families,
+    transactionKey: Buffer.from(hkdfSync('sha256', refreshSecret, '', 'token-authority logout confirmation', 32)),
+    clock,
+  });
   const app = createApp({
     config,
     logger,
@@ -297,6 +306,7 @@ export async function createService(
     codes,
     idTokens,
     signIn,
+    logout,
     pages: createPageRenderer({ productName: config.signIn.productName, logoUrl: assets.logo ? PAGES_LOGO_PATH : undefined }),
     pageAssets: assets,
     scopes: config.scopesSupported.length > 0 || config.production ? config.scopesSupported : DEV_SCOPES,

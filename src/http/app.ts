@@ -15,10 +15,11 @@ import type { TokenService } from '../oauth/token-service.js';
 import type { Random } from '../random.js';
 import type { SessionService } from '../sessions/service.js';
 import type { AuthorizationCodes } from '../oauth/authorization-codes.js';
+import type { Logout } from '../oauth/logout.js';
 import type { SignIn } from '../oauth/sign-in.js';
 import type { IdTokens } from '../tokens/id-token.js';
 import { PAGES_LOGO_PATH, PAGES_STYLESHEET_PATH, type PageAssets, type PageRenderer } from '../pages/index.js';
-import { CONSENT_PATH, createAuthorizeRoutes, LOGIN_PATH } from './routes/authorize.js';
+import { CONSENT_PATH, createAuthorizeRoutes, LOGIN_PATH, LOGOUT_CONFIRM_PATH, LOGOUT_PATH } from './routes/authorize.js';
 import type { UserService } from '../users/service.js';
 import { parseBody } from './middleware/body.js';
 import { errorResponses } from './middleware/errors.js';
@@ -44,6 +45,7 @@ export interface AppDeps {
   readonly codes: AuthorizationCodes;
   readonly idTokens: IdTokens;
   readonly signIn: SignIn;
+  readonly logout: Logout;
   readonly pages: PageRenderer;
   readonly pageAssets: PageAssets;
   /** `scopes_supported` of the metadata. */
@@ -61,6 +63,7 @@ export function createApp(deps: AppDeps): Koa {
   const auth = createAuthRoutes(deps);
   const browser = createAuthorizeRoutes({
     signIn: deps.signIn,
+    logout: deps.logout,
     pages: deps.pages,
     random: deps.random,
     logger: deps.logger,
@@ -96,6 +99,9 @@ export function createApp(deps: AppDeps): Koa {
   router.post('/oauth/authorize', browser.pageErrors, browser.authorize);
   router.post(LOGIN_PATH, browser.pageErrors, browser.login);
   router.post(CONSENT_PATH, browser.pageErrors, browser.consent);
+  router.get(LOGOUT_PATH, browser.pageErrors, browser.logout);
+  router.post(LOGOUT_PATH, browser.pageErrors, browser.logout);
+  router.post(LOGOUT_CONFIRM_PATH, browser.pageErrors, browser.logoutConfirm);
   router.get(PAGES_STYLESHEET_PATH, browser.stylesheet);
   if (browser.logo) router.get(PAGES_LOGO_PATH, browser.logo);
   router.post('/oauth/par', noStore, client, browser.par);

@@ -101,15 +101,21 @@ export interface ClientRecord {
   readonly redirectUris: readonly string[];
   /** Authorization requests must be pushed first (RFC 9126 §6). */
   readonly requirePar: boolean;
+  /** OIDC RP-Initiated Logout §3: where the user may be sent after logging out, compared as exact strings. */
+  readonly postLogoutRedirectUris: readonly string[];
+  /** OIDC Back-Channel Logout §2.2: where logout tokens are POSTed. */
+  readonly backchannelLogoutUri: string | undefined;
   /** SHA-256 (hex) of the secret for confidential clients; compared in constant time. */
   readonly secretHash: string | undefined;
   readonly createdAt: Date;
 }
 
-/** What `create` takes; the code-flow fields default to none and false. */
-export type NewClient = Omit<ClientRecord, 'createdAt' | 'redirectUris' | 'requirePar'> & {
+/** What `create` takes; the code-flow and logout fields default to none and false. */
+export type NewClient = Omit<ClientRecord, 'createdAt' | 'redirectUris' | 'requirePar' | 'postLogoutRedirectUris' | 'backchannelLogoutUri'> & {
   readonly redirectUris?: readonly string[];
   readonly requirePar?: boolean;
+  readonly postLogoutRedirectUris?: readonly string[];
+  readonly backchannelLogoutUri?: string | undefined;
 };
 
 export interface ClientStore extends Pingable {
