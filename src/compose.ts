@@ -35,6 +35,7 @@ import type {
   ClientStore,
   ConsentStore,
   FamilyStore,
+  LogoutQueue,
   PushedRequestStore,
   RateLimitBackend,
   UserStore,
@@ -49,6 +50,9 @@ import { createAuthorizationChecks } from './oauth/authorization.js';
 import { createAuthorizationCodes } from './oauth/authorization-codes.js';
 import { createSignIn } from './oauth/sign-in.js';
 import { createLogout } from './oauth/logout.js';
+import { createBackchannelLogout } from './oauth/backchannel-logout.js';
+import { createMemoryLogoutQueue } from './stores/memory/logout-queue.js';
+import { createRedisLogoutQueue } from './stores/redis/logout-queue.js';
 import { createPageRenderer, pageStylesheet, PAGES_LOGO_PATH, type PageAssets } from './pages/index.js';
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
@@ -67,6 +71,7 @@ export interface Stores {
   readonly authorizationCodes: AuthorizationCodeStore;
   readonly pushedRequests: PushedRequestStore;
   readonly browserSessions: BrowserSessionStore;
+  readonly logoutQueue: LogoutQueue;
   readonly families: FamilyStore;
   readonly denylist: AccessTokenDenylist;
   readonly rateLimits: RateLimitBackend;
@@ -140,6 +145,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
   let authorizationCodes: AuthorizationCodeStore;
   let pushedRequests: PushedRequestStore;
   let browserSessions: BrowserSessionStore;
+  let logoutQueue: LogoutQueue;
   let families: FamilyStore;
   let denylist: AccessTokenDenylist;
   let rateLimits: RateLimitBackend;
@@ -151,6 +157,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     authorizationCodes = createRedisAuthorizationCodeStore({ redis });
     pushedRequests = createRedisPushedRequestStore({ redis });
     browserSessions = createRedisBrowserSessionStore({ ...sessionOptions, redis });
+    logoutQueue = createRedisLogoutQueue({ redis });
     denylist = createRedisDenylist({ redis, clock });
     rateLimits = createRedisRateLimits(redis);
     readiness.push({ name: 'redis', check: () => pingRedis(redis) });
@@ -160,6 +167,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     authorizationCodes = createMemoryAuthorizationCodeStore({ clock });
     pushedRequests = createMemoryPushedRequestStore({ clock });
     browserSessions = createMemoryBrowserSessionStore({ ...sessionOptions, clock });
+    logoutQueue = createMemoryLogoutQueue();
     denylist = createMemoryDenylist({ clock });
     rateLimits = createMemoryRateLimits();
     embedded.push('refresh-token families', 'access-token denylist', 'rate limits', 'sign-in sessions and codes');
@@ -172,6 +180,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     authorizationCodes,
     pushedRequests,
     browserSessions,
+    logoutQueue,
     families,
     denylist,
     rateLimits,
@@ -284,11 +293,14 @@ export async function createService(
     clock,
     random,
   });
+  const backchannel = createBackchannelLogout({ queue: stores.logoutQueue, clients, idTokens, clock, random, logger });
+  backchannel.start();
   const logout = createLogout({
     clients,
     idTokens,
     sessions: stores.browserSessions,
     families: stores.families,
+    onSessionEnded: backchannel.sessionEnded,
     transactionKey: Buffer.from(hkdfSync('sha256', refreshSecret, '', 'token-authority logout confirmation', 32)),
     clock,
   });
@@ -320,6 +332,7 @@ export async function createService(
     sessions,
     seeded,
     async close() {
+      await backchannel.stop();
       await keys.stop();
       await stores.close();
     },

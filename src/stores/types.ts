@@ -437,3 +437,35 @@ export interface BrowserSessionStore extends Pingable {
   /** Ends every session of the user except `exceptSessionId`; resolves the count. Each delete is atomic, the set is not: call again to finish. */
   deleteAllOfUser(userId: string, exceptSessionId?: string): Promise<number>;
 }
+
+// ---------------------------------------------------------------- back-channel logout deliveries
+
+/** One logout token to deliver (OIDC Back-Channel Logout §2.5): to one client, for one ended session. */
+export interface LogoutDelivery {
+  /** Unique per delivery (also its key in the queue). */
+  readonly id: string;
+  readonly clientId: string;
+  readonly sid: string;
+  readonly sub: string;
+  /** Deliveries tried so far. */
+  readonly attempt: number;
+}
+
+/**
+ * A durable queue of back-channel logout deliveries, so that a client's outage loses
+ * nothing. `take` leases the due deliveries: they stay hidden from every other `take`
+ * until `leaseMs` has passed, then come back unless `ack`ed or `retry`ed, so a worker
+ * that dies mid-delivery loses nothing either (a delivery may then be made twice, which
+ * the specification allows: the RP keys on `jti`/`sid`). Every method rejects with
+ * StoreUnavailableError when the backend is unreachable.
+ */
+export interface LogoutQueue extends Pingable {
+  /** Adds a delivery due at `dueAt` (ms since epoch). */
+  push(delivery: LogoutDelivery, dueAt: number): Promise<void>;
+  /** Up to `limit` deliveries due by `now`, leased until `now + leaseMs`, in one atomic step. */
+  take(now: number, limit: number, leaseMs: number): Promise<LogoutDelivery[]>;
+  /** Done (or given up): forgets the delivery. */
+  ack(id: string): Promise<void>;
+  /** Stores the delivery as given (its `attempt` counted) and makes it due at `dueAt`. */
+  retry(delivery: LogoutDelivery, dueAt: number): Promise<void>;
+}
