@@ -1,7 +1,7 @@
 /**
  * `npm run client:create -- --name N [--grant G]... [--scope S]... [--audience A]...
  *   [--permission introspect|revoke]... [--public] [--first-party] [--cookie-mode] [--id ID]
- *   [--redirect-uri U]... [--require-par]`
+ *   [--redirect-uri U]... [--require-par] [--post-logout-redirect-uri U]... [--backchannel-logout-uri U]`
  *
  * Creates an OAuth client in MongoDB and prints its client_id and, for a confidential
  * client, its client_secret: once, here, and never again (only a hash is stored).
@@ -27,6 +27,8 @@ function options() {
         'cookie-mode': { type: 'boolean', default: false },
         'redirect-uri': { type: 'string', multiple: true, default: [] },
         'require-par': { type: 'boolean', default: false },
+        'post-logout-redirect-uri': { type: 'string', multiple: true, default: [] },
+        'backchannel-logout-uri': { type: 'string' },
       },
     }).values;
   } catch (err) {
@@ -51,6 +53,8 @@ await withMongoStores(
       cookieMode: values['cookie-mode'],
       redirectUris: values['redirect-uri'],
       requirePar: values['require-par'],
+      postLogoutRedirectUris: values['post-logout-redirect-uri'],
+      backchannelLogoutUri: values['backchannel-logout-uri'],
     });
   },
   async (_config, { clients }, planned) => {

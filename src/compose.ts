@@ -36,6 +36,7 @@ import type {
   ClientStore,
   ConsentStore,
   FamilyStore,
+  LogoutQueue,
   PushedRequestStore,
   RateLimitBackend,
   UserStore,
@@ -49,11 +50,16 @@ import { createRedisPushedRequestStore } from './stores/redis/pushed-requests.js
 import { createAuthorizationChecks } from './oauth/authorization.js';
 import { createAuthorizationCodes } from './oauth/authorization-codes.js';
 import { createSignIn } from './oauth/sign-in.js';
+import { createLogout } from './oauth/logout.js';
+import { createBackchannelLogout } from './oauth/backchannel-logout.js';
+import { createMemoryLogoutQueue } from './stores/memory/logout-queue.js';
+import { createRedisLogoutQueue } from './stores/redis/logout-queue.js';
 import { createPageRenderer, pageStylesheet, PAGES_LOGO_PATH, type PageAssets } from './pages/index.js';
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { hkdfSync } from 'node:crypto';
 import { createAccessTokens } from './tokens/access-token.js';
+import { createIdTokens } from './tokens/id-token.js';
 import { createRefreshTokens } from './tokens/refresh-token.js';
 import { createLoginThrottle } from './users/login-throttle.js';
 import { createPasswordHasher } from './users/passwords.js';
@@ -66,6 +72,7 @@ export interface Stores {
   readonly authorizationCodes: AuthorizationCodeStore;
   readonly pushedRequests: PushedRequestStore;
   readonly browserSessions: BrowserSessionStore;
+  readonly logoutQueue: LogoutQueue;
   readonly families: FamilyStore;
   readonly denylist: AccessTokenDenylist;
   readonly rateLimits: RateLimitBackend;
@@ -153,6 +160,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
   let authorizationCodes: AuthorizationCodeStore;
   let pushedRequests: PushedRequestStore;
   let browserSessions: BrowserSessionStore;
+  let logoutQueue: LogoutQueue;
   let families: FamilyStore;
   let denylist: AccessTokenDenylist;
   let rateLimits: RateLimitBackend;
@@ -164,6 +172,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     authorizationCodes = createRedisAuthorizationCodeStore({ redis });
     pushedRequests = createRedisPushedRequestStore({ redis });
     browserSessions = createRedisBrowserSessionStore({ ...sessionOptions, redis });
+    logoutQueue = createRedisLogoutQueue({ redis });
     denylist = createRedisDenylist({ redis, clock });
     rateLimits = createRedisRateLimits(redis);
     readiness.push({ name: 'redis', check: () => pingRedis(redis) });
@@ -173,6 +182,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     authorizationCodes = createMemoryAuthorizationCodeStore({ clock });
     pushedRequests = createMemoryPushedRequestStore({ clock });
     browserSessions = createMemoryBrowserSessionStore({ ...sessionOptions, clock });
+    logoutQueue = createMemoryLogoutQueue();
     denylist = createMemoryDenylist({ clock });
     rateLimits = createMemoryRateLimits();
     embedded.push('refresh-token families', 'access-token denylist', 'rate limits', 'sign-in sessions and codes');
@@ -185,6 +195,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     authorizationCodes,
     pushedRequests,
     browserSessions,
+    logoutQueue,
     families,
     denylist,
     rateLimits,
@@ -282,7 +293,8 @@ export async function createService(
     consents: stores.consents,
     loginClientId: config.loginClientId,
   });
-  const codes = createAuthorizationCodes({ codes: stores.authorizationCodes, tokens, users: stores.users, random, clock });
+  const idTokens = createIdTokens({ keys, clock, random, issuer: config.issuer, ttl: config.accessTokenTtl });
+  const codes = createAuthorizationCodes({ codes: stores.authorizationCodes, tokens, users: stores.users, idTokens, random, clock });
   const signIn = createSignIn({
     issuer: config.issuer,
     checks: createAuthorizationChecks({ clients, audience: config.audience }),
@@ -291,11 +303,23 @@ export async function createService(
     consents: stores.consents,
     codes,
     users,
+    idTokens,
     // A key of its own for the sign-in forms' CSRF tokens, derived from the shared refresh-token secret.
     transactionKey: Buffer.from(hkdfSync('sha256', refreshSecret, '', 'token-authority sign-in transaction', 32)),
     requirePar: config.signIn.requirePar,
     clock,
     random,
+  });
+  const backchannel = createBackchannelLogout({ queue: stores.logoutQueue, clients, idTokens, clock, random, logger });
+  backchannel.start();
+  const logout = createLogout({
+    clients,
+    idTokens,
+    sessions: stores.browserSessions,
+    families: stores.families,
+    onSessionEnded: backchannel.sessionEnded,
+    transactionKey: Buffer.from(hkdfSync('sha256', refreshSecret, '', 'token-authority logout confirmation', 32)),
+    clock,
   });
   const app = createApp({
     config,
@@ -314,7 +338,9 @@ export async function createService(
     clientAuth,
     sessions,
     codes,
+    idTokens,
     signIn,
+    logout,
     pages: createPageRenderer({ productName: config.signIn.productName, logoUrl: assets.logo ? PAGES_LOGO_PATH : undefined }),
     pageAssets: assets,
     scopes: config.scopesSupported.length > 0 || config.production ? config.scopesSupported : DEV_SCOPES,
@@ -328,6 +354,7 @@ export async function createService(
     sessions,
     seeded,
     async close() {
+      await backchannel.stop();
       await keys.stop();
       await stores.close();
     },

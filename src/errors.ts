@@ -17,6 +17,7 @@ export type OAuthErrorCode =
   | 'unsupported_response_type'
   | 'login_required'
   | 'consent_required'
+  | 'request_not_supported'
   | 'invalid_token'
   | 'insufficient_scope'
   | 'access_denied'
@@ -116,6 +117,12 @@ export class LoginRequiredError extends OAuthError {
 /** OpenID Connect Core §3.1.2.6: `prompt=none`, but the client needs the user's consent. */
 export class ConsentRequiredError extends OAuthError {
   readonly code = 'consent_required';
+  readonly status = 400;
+}
+
+/** OIDC Core §3.1.2.6: the `request` parameter is not supported. */
+export class RequestNotSupportedError extends OAuthError {
+  readonly code = 'request_not_supported';
   readonly status = 400;
 }
 

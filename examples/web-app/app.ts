@@ -5,6 +5,8 @@
  *
  *   /app...             a server-side confidential client: tokens stay on this server, the
  *                       browser holds only an HttpOnly cookie naming its session here.
+ *                       With `openid` in the scope it signs in with OpenID Connect: a
+ *                       nonce, the ID token validated by oauth4webapi, and its claims shown.
  *   /spa and /callback  a single-page public client (spa/app.js) running in the browser
  *                       with oauth4webapi's browser build, served from node_modules.
  *
@@ -45,13 +47,14 @@ export const isLoopback = (url: URL) => ['localhost', '127.0.0.1', '[::1]'].incl
 export function createWebApp(options: WebAppOptions): RequestListener {
   const insecure = isLoopback(options.issuer) ? { [oauth.allowInsecureRequests]: true } : {};
   const redirectUri = `${options.origin}/app/callback`;
-  const sessions = new Map<string, { email: string; accessToken: string }>();
+  const sessions = new Map<string, { email: string; accessToken: string; idToken: oauth.IDToken | undefined }>();
+  const openid = options.scope.split(' ').includes('openid');
   const csp = `default-src 'none'; script-src 'self'; connect-src 'self' ${options.issuer.origin} ${options.api.origin}; form-action 'self'; base-uri 'none'; frame-ancestors 'none'`;
 
   let discovery: Promise<oauth.AuthorizationServer> | undefined;
   const authorizationServer = () => {
     discovery ??= oauth
-      .discoveryRequest(options.issuer, { algorithm: 'oauth2', ...insecure })
+      .discoveryRequest(options.issuer, { algorithm: openid ? 'oidc' : 'oauth2', ...insecure })
       .then((response) => oauth.processDiscoveryResponse(options.issuer, response))
       .catch((err: unknown) => {
         discovery = undefined;
@@ -87,9 +90,13 @@ export function createWebApp(options: WebAppOptions): RequestListener {
       res,
       200,
       'Server app',
-      html`<p id="user">Signed in as ${session.email}</p>
-        <h2>GET ${options.api.origin}/me answered ${api.status}</h2>
-        <pre id="api">${await api.text()}</pre>`,
+      html`<p id="user">Signed in as ${session.email}</p>` +
+        (session.idToken
+          ? html`<h2>ID token claims</h2>
+              <pre id="id-token">${JSON.stringify(session.idToken, null, 2)}</pre>`
+          : '') +
+        html`<h2>GET ${options.api.origin}/me answered ${api.status}</h2>
+          <pre id="api">${await api.text()}</pre>`,
     );
   }
 
@@ -98,6 +105,8 @@ export function createWebApp(options: WebAppOptions): RequestListener {
     const as = await authorizationServer();
     const verifier = oauth.generateRandomCodeVerifier();
     const state = oauth.generateRandomState();
+    // OIDC Core §3.1.2.1: a nonce binds the ID token to this browser's sign-in.
+    const nonce = openid ? oauth.generateRandomNonce() : '';
     const url = new URL(as.authorization_endpoint!);
     url.search = new URLSearchParams({
       client_id: web.clientId,
@@ -107,14 +116,15 @@ export function createWebApp(options: WebAppOptions): RequestListener {
       state,
       code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
       code_challenge_method: 'S256',
+      ...(openid && { nonce }),
     }).toString();
-    const cookie = `${TX_COOKIE}=${state}.${verifier}; Path=/app; HttpOnly; SameSite=Lax; Max-Age=600`;
+    const cookie = `${TX_COOKIE}=${state}.${verifier}.${nonce}; Path=/app; HttpOnly; SameSite=Lax; Max-Age=600`;
     send(res, 303, 'text/plain', '', { location: url.href, 'set-cookie': cookie });
   }
 
   /** The redirect back: state and iss checked, the code exchanged with our secret, the API called. */
   async function callback(req: IncomingMessage, res: ServerResponse, web: NonNullable<WebAppOptions['web']>) {
-    const [state, verifier] = (readCookie(req, TX_COOKIE) ?? '').split('.');
+    const [state, verifier, nonce] = (readCookie(req, TX_COOKIE) ?? '').split('.');
     const clear = { 'set-cookie': `${TX_COOKIE}=; Path=/app; HttpOnly; SameSite=Lax; Max-Age=0` };
     if (!state || !verifier) return page(res, 400, 'Sign-in failed', html`<p>No sign-in was started in this browser.</p>`, clear);
     const as = await authorizationServer();
@@ -131,7 +141,12 @@ export function createWebApp(options: WebAppOptions): RequestListener {
         verifier,
         insecure,
       );
-      tokens = await oauth.processAuthorizationCodeResponse(as, client, response);
+      tokens = await oauth.processAuthorizationCodeResponse(
+        as,
+        client,
+        response,
+        openid ? { expectedNonce: nonce || oauth.expectNoNonce, requireIdToken: true } : undefined,
+      );
     } catch (err) {
       const reason =
         err instanceof oauth.AuthorizationResponseError || err instanceof oauth.ResponseBodyError
@@ -150,7 +165,7 @@ export function createWebApp(options: WebAppOptions): RequestListener {
     if (!api.ok) return page(res, 502, 'Sign-in failed', html`<p>The API answered ${api.status}.</p>`, clear);
     const { email } = (await api.json()) as { email?: string };
     const id = oauth.generateRandomState();
-    sessions.set(id, { email: email ?? '(no email)', accessToken: tokens.access_token });
+    sessions.set(id, { email: email ?? '(no email)', accessToken: tokens.access_token, idToken: openid ? oauth.getValidatedIdTokenClaims(tokens) : undefined });
     const cookie = `${SESSION_COOKIE}=${id}; Path=/; HttpOnly; SameSite=Lax`;
     send(res, 303, 'text/plain', '', { location: '/app', 'set-cookie': [clear['set-cookie'], cookie] });
   }

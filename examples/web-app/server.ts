@@ -5,7 +5,7 @@
  *   PORT               default 8080; the app listens on 127.0.0.1 (a loopback redirect URI, RFC 8252 §7.3)
  *   WEB_CLIENT_ID, WEB_CLIENT_SECRET   the server app's confidential client (README.md); optional
  *   SPA_CLIENT_ID      the single-page app's public client; default demo-spa (seeded in dev mode)
- *   SCOPE              default profile
+ *   SCOPE              default openid profile (OpenID Connect; without openid, plain OAuth)
  */
 import { createServer } from 'node:http';
 import { createWebApp } from './app.js';
@@ -38,7 +38,7 @@ const app = createWebApp({
   origin,
   web: WEB_CLIENT_ID && WEB_CLIENT_SECRET ? { clientId: WEB_CLIENT_ID, clientSecret: WEB_CLIENT_SECRET } : undefined,
   spaClientId: process.env.SPA_CLIENT_ID || 'demo-spa',
-  scope: process.env.SCOPE || 'profile',
+  scope: process.env.SCOPE || 'openid profile',
 });
 const server = createServer(app);
 server.listen(port, '127.0.0.1', () => {

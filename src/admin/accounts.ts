@@ -35,6 +35,8 @@ export interface NewClientInput {
   readonly cookieMode: boolean;
   readonly redirectUris?: readonly string[];
   readonly requirePar?: boolean;
+  readonly postLogoutRedirectUris?: readonly string[];
+  readonly backchannelLogoutUri?: string | undefined;
 }
 
 export async function createClient(
@@ -80,6 +82,15 @@ export function planClient(random: Random, input: NewClientInput): PlannedClient
     const problem = redirectUriProblem(uri);
     if (problem) throw new InvalidRequestError(`--redirect-uri "${uri.slice(0, 200)}" ${problem}`);
   }
+  const postLogoutRedirectUris = [...new Set(input.postLogoutRedirectUris ?? [])];
+  for (const uri of postLogoutRedirectUris) {
+    const problem = redirectUriProblem(uri);
+    if (problem) throw new InvalidRequestError(`--post-logout-redirect-uri "${uri.slice(0, 200)}" ${problem}`);
+  }
+  const backchannelLogoutUri = input.backchannelLogoutUri;
+  // Back-Channel Logout §2.2: an absolute http(s) URL without a fragment.
+  if (backchannelLogoutUri !== undefined && !/^https?:\/\/[^\s#]+$/.test(backchannelLogoutUri))
+    throw new InvalidRequestError(`--backchannel-logout-uri "${backchannelLogoutUri.slice(0, 200)}" must be an absolute http(s) URL without a fragment`);
 
   const clientSecret = input.public ? undefined : generateClientSecret(random);
   return {
@@ -96,6 +107,8 @@ export function planClient(random: Random, input: NewClientInput): PlannedClient
       cookieMode: input.cookieMode,
       redirectUris,
       requirePar: input.requirePar ?? false,
+      postLogoutRedirectUris,
+      backchannelLogoutUri,
       secretHash: clientSecret === undefined ? undefined : hashClientSecret(clientSecret),
     },
   };

@@ -18,7 +18,7 @@ export const DEV_SPA_REDIRECT_URIS: readonly string[] = ['http://127.0.0.1/callb
 export const DEV_USER_EMAIL = 'demo@example.com';
 
 /** Every scope the seeded clients may ask for, published as `scopes_supported` in dev mode. */
-export const DEV_SCOPES: readonly string[] = ['profile', 'email', 'read', 'write'];
+export const DEV_SCOPES: readonly string[] = ['openid', 'profile', 'email', 'read', 'write'];
 
 export interface SeedResult {
   /** Set only when the client was created now; an existing one keeps its unknown secret. */
@@ -58,7 +58,7 @@ export async function seedDevData(deps: {
       type: 'public',
       firstParty: false,
       grantTypes: ['authorization_code', 'refresh_token'],
-      scopes: ['profile', 'email'],
+      scopes: ['openid', 'profile', 'email'],
       audiences: [],
       permissions: [],
       cookieMode: false,

@@ -15,9 +15,11 @@ import type { TokenService } from '../oauth/token-service.js';
 import type { Random } from '../random.js';
 import type { SessionService } from '../sessions/service.js';
 import type { AuthorizationCodes } from '../oauth/authorization-codes.js';
+import type { Logout } from '../oauth/logout.js';
 import type { SignIn } from '../oauth/sign-in.js';
+import type { IdTokens } from '../tokens/id-token.js';
 import { PAGES_LOGO_PATH, PAGES_STYLESHEET_PATH, type PageAssets, type PageRenderer } from '../pages/index.js';
-import { CONSENT_PATH, createAuthorizeRoutes, LOGIN_PATH } from './routes/authorize.js';
+import { CONSENT_PATH, createAuthorizeRoutes, LOGIN_PATH, LOGOUT_CONFIRM_PATH, LOGOUT_PATH } from './routes/authorize.js';
 import type { UserService } from '../users/service.js';
 import { parseBody } from './middleware/body.js';
 import { errorResponses } from './middleware/errors.js';
@@ -26,7 +28,8 @@ import { corsPolicy, publicDocumentHeaders, securityHeaders } from './middleware
 import { createAuthRoutes } from './routes/auth.js';
 import { liveness, readiness, type ReadinessCheck } from './routes/health.js';
 import { authenticateClient, exchangeGrant, introspectToken, noStore, revokeToken } from './routes/oauth.js';
-import { jwksRoute, metadataRoute, publicDocuments } from './routes/well-known.js';
+import { jwksRoute, metadataRoute, openidConfigurationDocument, publicDocuments } from './routes/well-known.js';
+import { createOpenIdRoutes } from './routes/openid.js';
 
 export interface AppDeps {
   readonly config: Pick<Config, 'bodyLimit' | 'corsOrigins' | 'issuer' | 'jwksMaxAge' | 'refreshTokenTtl' | 'trustProxyHops' | 'signIn'>;
@@ -40,7 +43,9 @@ export interface AppDeps {
   readonly clientAuth: ClientAuthenticator;
   readonly sessions: SessionService;
   readonly codes: AuthorizationCodes;
+  readonly idTokens: IdTokens;
   readonly signIn: SignIn;
+  readonly logout: Logout;
   readonly pages: PageRenderer;
   readonly pageAssets: PageAssets;
   /** `scopes_supported` of the metadata. */
@@ -53,11 +58,12 @@ export function createApp(deps: AppDeps): Koa {
   const app = new Koa({ proxy: hops > 0, maxIpsCount: hops });
   app.silent = true;
 
-  const oauth = { tokens: deps.tokens, users: deps.users, clientAuth: deps.clientAuth, codes: deps.codes };
+  const oauth = { tokens: deps.tokens, users: deps.users, clientAuth: deps.clientAuth, codes: deps.codes, idTokens: deps.idTokens };
   const client = authenticateClient(oauth);
   const auth = createAuthRoutes(deps);
   const browser = createAuthorizeRoutes({
     signIn: deps.signIn,
+    logout: deps.logout,
     pages: deps.pages,
     random: deps.random,
     logger: deps.logger,
@@ -65,39 +71,45 @@ export function createApp(deps: AppDeps): Koa {
     assets: deps.pageAssets,
   });
 
+  const openid = createOpenIdRoutes({ sessions: deps.sessions });
+
   const router = new Router();
   router.get('/healthz', liveness());
   router.get('/readyz', readiness(deps.readiness));
   const https = deps.config.issuer.startsWith('https:');
   const publicHeaders = publicDocumentHeaders({ https });
+  const metadata = {
+    issuer: deps.config.issuer,
+    keys: deps.keys,
+    scopes: deps.scopes ?? [],
+    grantTypes: GRANT_TYPES,
+    requirePar: deps.config.signIn.requirePar,
+    maxAgeSec: deps.config.jwksMaxAge,
+    // RFC 7009 §2.1: public clients revoke their own tokens with client_id alone.
+    revocationAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
+    fixedHeaders: publicHeaders,
+  };
   const documents = new Map([
     ['/.well-known/jwks.json', jwksRoute(deps.keys, deps.config.jwksMaxAge, publicHeaders)],
-    [
-      '/.well-known/oauth-authorization-server',
-      metadataRoute({
-        issuer: deps.config.issuer,
-        keys: deps.keys,
-        scopes: deps.scopes ?? [],
-        grantTypes: GRANT_TYPES,
-        requirePar: deps.config.signIn.requirePar,
-        maxAgeSec: deps.config.jwksMaxAge,
-        // RFC 7009 §2.1: public clients revoke their own tokens with client_id alone.
-        revocationAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
-        fixedHeaders: publicHeaders,
-      }),
-    ],
+    ['/.well-known/oauth-authorization-server', metadataRoute(metadata)],
+    ['/.well-known/openid-configuration', metadataRoute(metadata, openidConfigurationDocument)],
   ]);
   for (const [path, route] of documents) router.get(path, route);
   router.get('/oauth/authorize', browser.pageErrors, browser.authorize);
   router.post('/oauth/authorize', browser.pageErrors, browser.authorize);
   router.post(LOGIN_PATH, browser.pageErrors, browser.login);
   router.post(CONSENT_PATH, browser.pageErrors, browser.consent);
+  router.get(LOGOUT_PATH, browser.pageErrors, browser.logout);
+  router.post(LOGOUT_PATH, browser.pageErrors, browser.logout);
+  router.post(LOGOUT_CONFIRM_PATH, browser.pageErrors, browser.logoutConfirm);
   router.get(PAGES_STYLESHEET_PATH, browser.stylesheet);
   if (browser.logo) router.get(PAGES_LOGO_PATH, browser.logo);
   router.post('/oauth/par', noStore, client, browser.par);
   router.post('/oauth/token', noStore, client, exchangeGrant(oauth));
   router.post('/oauth/revoke', noStore, client, revokeToken(oauth));
   router.post('/oauth/introspect', noStore, client, introspectToken(oauth));
+  router.get('/oauth/userinfo', noStore, openid.userinfo);
+  router.post('/oauth/userinfo', noStore, openid.userinfo);
   router.post('/auth/register', auth.register);
   router.post('/auth/login', auth.login);
   router.post('/auth/refresh', auth.refresh);

@@ -10,8 +10,11 @@ import type { Clock } from '../clock.js';
 import { InvalidGrantError } from '../errors.js';
 import type { Random } from '../random.js';
 import type { AuthorizationCodeStore, ClientRecord, UseContext, UserRecord, UserStore } from '../stores/types.js';
+import type { IdTokens } from '../tokens/id-token.js';
 import type { AuthorizationRequest } from './authorization.js';
 import type { TokenResponse, TokenService } from './token-service.js';
+import { storedScopeTokens } from './scope.js';
+import { userClaims } from './user-claims.js';
 
 /** RFC 6749 §4.1.2 recommends at most 10 minutes; one is plenty for a redirect. */
 export const CODE_TTL_MS = 60_000;
@@ -22,6 +25,8 @@ export interface AuthorizationCodeDeps {
   readonly codes: AuthorizationCodeStore;
   readonly tokens: Pick<TokenService, 'issueForUser' | 'undoIssued'>;
   readonly users: Pick<UserStore, 'findById'>;
+  /** OpenID Connect: the `openid` scope adds an ID token to the response. */
+  readonly idTokens: Pick<IdTokens, 'issue'>;
   readonly random: Random;
   readonly clock: Clock;
 }
@@ -39,8 +44,9 @@ export function createAuthorizationCodes(deps: AuthorizationCodeDeps) {
   const { codes, tokens, users } = deps;
 
   return {
-    /** A code for `request`, signed in as `user` at `authTime` (ms). */
-    async issue(request: AuthorizationRequest, user: UserRecord, authTime: number): Promise<string> {
+    /** A code for `request`, signed in as `user` in the browser session `signIn.sid` at `signIn.authTime` (ms). */
+    async issue(request: AuthorizationRequest, user: UserRecord, signIn: CodeSignIn): Promise<string> {
+      const { authTime } = signIn;
       const code = deps.random.token(CODE_BYTES);
       await codes.save(
         hash(code),
@@ -52,6 +58,9 @@ export function createAuthorizationCodes(deps: AuthorizationCodeDeps) {
           scope: request.scope,
           audience: request.audience,
           authTime,
+          nonce: request.nonce,
+          sid: signIn.sid,
+          amr: signIn.amr,
         },
         CODE_TTL_MS,
       );
@@ -75,15 +84,38 @@ export function createAuthorizationCodes(deps: AuthorizationCodeDeps) {
       // A password change (or a disabled account) after the sign-in ends what it would have started.
       if (!user || user.disabled || user.passwordChangedAt.getTime() > record.authTime)
         throw new InvalidGrantError(INVALID_CODE, { detail: 'the account changed after the sign-in' });
-      const issued = await tokens.issueForUser({ user, client: input.client, scope: record.scope, audience: record.audience, context: input.context });
+      const openid = storedScopeTokens(record.scope).includes('openid');
+      const signIn = openid && record.sid !== undefined ? { sid: record.sid, authTime: record.authTime, amr: record.amr ?? ['pwd'] } : undefined;
+      const issued = await tokens.issueForUser({ user, client: input.client, scope: record.scope, audience: record.audience, context: input.context, signIn });
       const undo = { familyId: issued.family?.id, accessTokenJti: issued.accessToken.jti, accessTokenExpiresAt: issued.accessToken.expiresAt };
       if ((await codes.recordIssued(codeHash, undo)) !== 'recorded') {
         await tokens.undoIssued(undo);
         throw new InvalidGrantError(INVALID_CODE, { detail: 'authorization code presented again while it was redeemed' });
       }
-      return issued.response;
+      if (!openid) return issued.response;
+      // OIDC Core §3.1.3.3: the ID token comes with the tokens of an `openid` request.
+      const idToken = await deps.idTokens.issue({
+        sub: user.id,
+        clientId: input.client.clientId,
+        authTime: record.authTime,
+        amr: record.amr ?? ['pwd'],
+        sid: record.sid,
+        nonce: record.nonce,
+        accessToken: issued.response.access_token,
+        claims: userClaims(user, record.scope),
+      });
+      return { ...issued.response, id_token: idToken };
     },
   };
+}
+
+/** The browser sign-in a code comes from. */
+export interface CodeSignIn {
+  /** ms since epoch. */
+  readonly authTime: number;
+  /** The browser session's public id (the ID token's `sid`). */
+  readonly sid: string;
+  readonly amr: readonly string[];
 }
 
 export type AuthorizationCodes = ReturnType<typeof createAuthorizationCodes>;

@@ -7,7 +7,7 @@
  * client (a redirect, or JSON at /oauth/par).
  */
 import { z } from 'zod';
-import { InvalidRequestError, OAuthError, UnauthorizedClientError, UnsupportedResponseTypeError } from '../errors.js';
+import { InvalidRequestError, OAuthError, RequestNotSupportedError, UnauthorizedClientError, UnsupportedResponseTypeError } from '../errors.js';
 import { parseInput, text } from '../input.js';
 import type { ClientRecord } from '../stores/types.js';
 import { requestedAudience, resolveAudience, targetParameters } from './grants/target.js';
@@ -30,6 +30,8 @@ export interface AuthorizationRequest {
   readonly nonce: string | undefined;
   /** Seconds; a sign-in older than this must be repeated. */
   readonly maxAge: number | undefined;
+  /** OIDC Core §3.1.2.1: an ID token we issued, naming the user the client expects. */
+  readonly idTokenHint: string | undefined;
 }
 
 /** The client or its redirect URI cannot be trusted: answered on our own page, never by a redirect. */
@@ -67,6 +69,9 @@ const parameters = z.object({
     .string()
     .regex(/^\d{1,9}$/, 'must be a whole number of seconds')
     .optional(),
+  id_token_hint: text(16 * 1024).optional(),
+  // OIDC Core §3.1.2.1: a preference; the pages are in English (ui_locales_supported).
+  ui_locales: text(200).optional(),
   ...targetParameters,
 });
 
@@ -100,6 +105,10 @@ export function createAuthorizationChecks(deps: AuthorizationChecks) {
     // RFC 9700 §2.1.1: PKCE for every client, and only S256 (plain would expose the verifier).
     if (params.code_challenge_method !== 'S256') throw new InvalidRequestError('code_challenge_method must be S256');
     if (!S256_CHALLENGE.test(params.code_challenge)) throw new InvalidRequestError('code_challenge must be 43 base64url characters (RFC 7636 S256)');
+    // OIDC Core §5.5: not supported, and said so rather than silently ignored (claims_parameter_supported: false).
+    if (raw.claims !== undefined) throw new InvalidRequestError('the claims parameter is not supported; ask for claims with the profile and email scopes');
+    // OIDC Core §6: request objects are not supported (request_parameter_supported: false).
+    if (raw.request !== undefined) throw new RequestNotSupportedError('request objects are not supported; push the request to the PAR endpoint instead');
     const prompt = parsePrompt(params.prompt);
     const scope = grantScope(params.scope, client.scopes);
     return {
@@ -113,6 +122,7 @@ export function createAuthorizationChecks(deps: AuthorizationChecks) {
       loginHint: params.login_hint,
       nonce: params.nonce,
       maxAge: params.max_age === undefined ? undefined : Number(params.max_age),
+      idTokenHint: params.id_token_hint,
     };
   }
 
@@ -136,11 +146,13 @@ function parsePrompt(value: string | undefined): Prompt[] {
   if (value === undefined) return [];
   const prompts = value.split(' ');
   for (const prompt of prompts) {
-    if (prompt !== 'none' && prompt !== 'login' && prompt !== 'consent') throw new InvalidRequestError(`prompt "${prompt.slice(0, 20)}" is not supported`);
+    if (prompt !== 'none' && prompt !== 'login' && prompt !== 'consent' && prompt !== 'select_account')
+      throw new InvalidRequestError(`prompt "${prompt.slice(0, 20)}" is not supported`);
   }
   // OpenID Connect Core §3.1.2.1: none with any other value is an error.
   if (prompts.includes('none') && prompts.length > 1) throw new InvalidRequestError('prompt=none cannot be combined with other values');
-  return prompts as Prompt[];
+  // One account per browser session: choosing an account is signing in again.
+  return [...new Set(prompts.map((prompt) => (prompt === 'select_account' ? 'login' : prompt)))] as Prompt[];
 }
 
 export type AuthorizationChecker = ReturnType<typeof createAuthorizationChecks>;

@@ -22,6 +22,7 @@ import {
 } from '../errors.js';
 import type { Random } from '../random.js';
 import type { BrowserSession, BrowserSessionStore, ClientRecord, ConsentStore, PushedRequestStore, UserRecord } from '../stores/types.js';
+import type { IdTokens } from '../tokens/id-token.js';
 import type { UserService } from '../users/service.js';
 import type { AuthorizationCodes } from './authorization-codes.js';
 import { RedirectableError, UntrustedRequestError, type AuthorizationChecker, type AuthorizationRequest } from './authorization.js';
@@ -41,6 +42,8 @@ export interface SignInDeps {
   readonly consents: Pick<ConsentStore, 'find' | 'grant'>;
   readonly codes: Pick<AuthorizationCodes, 'issue'>;
   readonly users: Pick<UserService, 'login' | 'findById'>;
+  /** Checks an `id_token_hint` (OIDC Core §3.1.2.1). */
+  readonly idTokens: Pick<IdTokens, 'verifyHint'>;
   /** Key of the transaction MACs; the same on every instance. */
   readonly transactionKey: Buffer;
   /** Every client must push its requests (REQUIRE_PAR). */
@@ -148,6 +151,14 @@ export function createSignIn(deps: SignInDeps) {
     return { user, session };
   }
 
+  /** The user an `id_token_hint` names; one we did not issue is refused (expired ones are fine). */
+  async function hintedUser({ request }: Pending): Promise<string | undefined> {
+    if (request.idTokenHint === undefined) return undefined;
+    const hint = await deps.idTokens.verifyHint(request.idTokenHint);
+    if (!hint) throw new RedirectableError(new InvalidRequestError('id_token_hint is not an ID token this server issued'), request.redirectUri, request.state);
+    return hint.sub;
+  }
+
   const redirectOrigin = (pending: Pending) => new URL(pending.request.redirectUri).origin;
 
   function redirect(pending: Pending, params: Record<string, string | undefined>, sessionCookie?: string): SignInOutcome {
@@ -173,7 +184,7 @@ export function createSignIn(deps: SignInDeps) {
   }
 
   /** After a sign-in (now, or an earlier one of this browser): consent if needed, else a code. */
-  async function afterSignIn(pending: Pending, browser: Browser, user: UserRecord, authTime: number, sessionCookie?: string): Promise<SignInOutcome> {
+  async function afterSignIn(pending: Pending, browser: Browser, user: UserRecord, session: BrowserSession, sessionCookie?: string): Promise<SignInOutcome> {
     const { client, request } = pending;
     const wanted = storedScopeTokens(request.scope);
     const consent = client.firstParty ? undefined : await consents.find(user.id, client.clientId);
@@ -191,7 +202,7 @@ export function createSignIn(deps: SignInDeps) {
         ...(sessionCookie ? { sessionCookie } : {}),
       };
     }
-    const code = await deps.codes.issue(request, user, authTime);
+    const code = await deps.codes.issue(request, user, codeSignIn(session));
     return redirect(pending, { code }, sessionCookie);
   }
 
@@ -215,13 +226,16 @@ export function createSignIn(deps: SignInDeps) {
       step(async () => {
         const pending = await resolve(raw);
         const { request } = pending;
-        const current = await signedIn(browser);
+        const hinted = await hintedUser(pending);
+        let current = await signedIn(browser);
+        // The client expects another user than the one signed in here: that one must sign in.
+        if (current && hinted !== undefined && current.user.id !== hinted) current = undefined;
         const tooOld = (session: BrowserSession) => request.maxAge !== undefined && clock.now() - session.authTime > request.maxAge * 1000;
         if (!current || request.prompt.includes('login') || tooOld(current.session)) {
           if (request.prompt.includes('none')) return redirect(pending, toParams(new LoginRequiredError('the user is not signed in')));
           return loginPage(pending, browser);
         }
-        return afterSignIn(pending, browser, current.user, current.session.authTime);
+        return afterSignIn(pending, browser, current.user, current.session);
       }),
 
     /** The login form: the same throttles and answers as /auth/login. */
@@ -239,8 +253,8 @@ export function createSignIn(deps: SignInDeps) {
           throw err;
         }
         const authTime = clock.now();
-        const { cookieValue } = await sessions.create({ userId: user.id, authTime, amr: ['pwd'] });
-        return afterSignIn(pending, browser, user, authTime, cookieValue);
+        const { session, cookieValue } = await sessions.create({ userId: user.id, authTime, amr: ['pwd'] });
+        return afterSignIn(pending, browser, user, session, cookieValue);
       }),
 
     /** The consent form: `allow` remembers the scopes and issues a code, `deny` tells the client. */
@@ -251,7 +265,7 @@ export function createSignIn(deps: SignInDeps) {
         if (!current) return loginPage(pending, browser);
         if (input.decision !== 'allow') return redirect(pending, toParams(new AccessDeniedError('the user did not allow the request')));
         await consents.grant(current.user.id, pending.client.clientId, storedScopeTokens(pending.request.scope));
-        const code = await deps.codes.issue(pending.request, current.user, current.session.authTime);
+        const code = await deps.codes.issue(pending.request, current.user, codeSignIn(current.session));
         return redirect(pending, { code });
       }),
 
@@ -274,6 +288,8 @@ export function createSignIn(deps: SignInDeps) {
     },
   };
 }
+
+const codeSignIn = (session: BrowserSession) => ({ authTime: session.authTime, sid: session.id, amr: session.amr });
 
 function toParams(error: OAuthError): Record<string, string> {
   return { error: error.code, error_description: error.description };

@@ -13,7 +13,7 @@ import {
   InvalidTokenError,
   UnauthorizedClientError,
 } from '../errors.js';
-import type { AccessTokenDenylist, ClientRecord, ClientStore, Family, FamilyStore, UseContext, UserRecord, UserStore } from '../stores/types.js';
+import type { AccessTokenDenylist, ClientRecord, ClientStore, Family, FamilySignIn, FamilyStore, UseContext, UserRecord, UserStore } from '../stores/types.js';
 import type { AccessTokenClaims, AccessTokenRequest, AccessTokens, IssuedAccessToken } from '../tokens/access-token.js';
 import type { RefreshTokens } from '../tokens/refresh-token.js';
 import { bearerToken } from '../verifier/bearer.js';
@@ -27,6 +27,8 @@ export interface TokenResponse {
   expires_in: number;
   scope: string;
   refresh_token?: string;
+  /** OpenID Connect Core §3.1.3.3, with the `openid` scope. */
+  id_token?: string;
 }
 
 export interface TokenServiceDeps {
@@ -127,12 +129,20 @@ export function createTokenService(deps: TokenServiceDeps) {
 
   return {
     /** Password grant and first-party login: an access token and, if the client may refresh, a new family. */
-    async issueForUser(input: { user: UserRecord; client: ClientRecord; scope?: string | undefined; audience?: string | undefined; context: UseContext }) {
+    async issueForUser(input: {
+      user: UserRecord;
+      client: ClientRecord;
+      scope?: string | undefined;
+      audience?: string | undefined;
+      context: UseContext;
+      /** The browser sign-in behind an OpenID Connect grant, kept by its family. */
+      signIn?: FamilySignIn | undefined;
+    }) {
       const scope = grantScope(input.scope, input.client.scopes);
       const audience = pickAudience(input.client, input.audience);
       let family: { family: Family; refreshToken: string } | undefined;
       if (input.client.grantTypes.includes('refresh_token')) {
-        family = await refreshTokens.create({ subject: input.user.id, clientId: input.client.clientId, scope, audience }, input.context);
+        family = await refreshTokens.create({ subject: input.user.id, clientId: input.client.clientId, scope, audience, signIn: input.signIn }, input.context);
         // A password change or a logout-all between this login's check and the family's
         // creation would miss the new family when it ends the others: look again now that it exists.
         const now = await users.findById(input.user.id);

@@ -8,6 +8,8 @@ export {
   type ConsentPage,
   type ErrorPage,
   type LoginPage,
+  type LogoutPage,
+  type NoticePage,
   type PageAssets,
   type PageOptions,
   type PageRenderer,

@@ -80,13 +80,29 @@ export interface ErrorPage {
   readonly description: string;
 }
 
+/** RP-Initiated Logout §2: asking the user before ending the sign-in session. */
+export interface LogoutPage {
+  readonly action: string;
+  readonly csrfToken: string;
+  /** The client that asked, when it is known. */
+  readonly clientName?: string | undefined;
+}
+
+/** A plain outcome that is not an error: signed out, or still signed in. */
+export interface NoticePage {
+  readonly title: string;
+  readonly message: string;
+}
+
 export interface PageRenderer {
   login(page: LoginPage): string;
   consent(page: ConsentPage): string;
   error(page: ErrorPage): string;
+  logout(page: LogoutPage): string;
+  notice(page: NoticePage): string;
 }
 
-const TEMPLATES = ['layout', 'login', 'consent', 'error'] as const;
+const TEMPLATES = ['layout', 'login', 'consent', 'error', 'logout', 'notice'] as const;
 
 export function createPageRenderer(options: PageOptions): PageRenderer {
   if (typeof options.productName !== 'string' || options.productName.trim() === '') throw new TypeError('productName is required');
@@ -112,6 +128,8 @@ export function createPageRenderer(options: PageOptions): PageRenderer {
         scopes: page.scopes.map((scope) => ({ name: scope, description: descriptions[scope] ?? scope })),
       }),
     error: (page) => render('error', { title: page.title, description: page.description }),
+    logout: (page) => render('logout', { action: assertAction(page.action), csrfToken: page.csrfToken, clientName: page.clientName }),
+    notice: (page) => render('notice', { title: page.title, message: page.message }),
   };
 }
 

@@ -91,7 +91,14 @@ function assertGrant(grant: FamilyGrant): void {
     if (typeof grant?.[field] !== 'string') throw new TypeError(`FamilyGrant.${field} must be a string`);
   }
   if (grant.subject === '') throw new TypeError('FamilyGrant.subject must not be empty');
+  const { signIn } = grant;
+  if (signIn !== undefined && (typeof signIn.sid !== 'string' || !Number.isFinite(signIn.authTime) || !Array.isArray(signIn.amr)))
+    throw new TypeError('FamilyGrant.signIn needs sid, authTime and amr');
 }
+
+/** The family's sign-in as stored: a frozen copy, or nothing. */
+export const signInOf = (signIn: FamilyGrant['signIn']) =>
+  signIn === undefined ? undefined : Object.freeze({ sid: signIn.sid, authTime: signIn.authTime, amr: Object.freeze([...signIn.amr]) });
 
 /** Ids and hashes come from the token layer; a malformed one is a bug, not bad input. */
 export function assertNewFamily(family: NewFamily): void {

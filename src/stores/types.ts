@@ -109,15 +109,21 @@ export interface ClientRecord {
   readonly redirectUris: readonly string[];
   /** Authorization requests must be pushed first (RFC 9126 §6). */
   readonly requirePar: boolean;
+  /** OIDC RP-Initiated Logout §3: where the user may be sent after logging out, compared as exact strings. */
+  readonly postLogoutRedirectUris: readonly string[];
+  /** OIDC Back-Channel Logout §2.2: where logout tokens are POSTed. */
+  readonly backchannelLogoutUri: string | undefined;
   /** SHA-256 (hex) of the secret for confidential clients; compared in constant time. */
   readonly secretHash: string | undefined;
   readonly createdAt: Date;
 }
 
-/** What `create` takes; the code-flow fields default to none and false. */
-export type NewClient = Omit<ClientRecord, 'createdAt' | 'redirectUris' | 'requirePar'> & {
+/** What `create` takes; the code-flow and logout fields default to none and false. */
+export type NewClient = Omit<ClientRecord, 'createdAt' | 'redirectUris' | 'requirePar' | 'postLogoutRedirectUris' | 'backchannelLogoutUri'> & {
   readonly redirectUris?: readonly string[];
   readonly requirePar?: boolean;
+  readonly postLogoutRedirectUris?: readonly string[];
+  readonly backchannelLogoutUri?: string | undefined;
 };
 
 export interface ClientStore extends Pingable {
@@ -135,6 +141,18 @@ export interface FamilyGrant {
   readonly clientId: string;
   readonly scope: string;
   readonly audience: string;
+  /**
+   * The browser sign-in the family came from (OpenID Connect): a refresh's new ID token
+   * keeps its `sid`, `auth_time` and `amr`. Absent for families of other grants.
+   */
+  readonly signIn?: FamilySignIn | undefined;
+}
+
+/** The sign-in behind a family: the browser session's id, when the user authenticated (ms), how. */
+export interface FamilySignIn {
+  readonly sid: string;
+  readonly authTime: number;
+  readonly amr: readonly string[];
 }
 
 /** Where the family was last used from, for the sessions list. */
@@ -312,6 +330,12 @@ export interface AuthorizationCodeRecord {
   readonly audience: string;
   /** When the user authenticated (ms since epoch): the sign-in's time, not the code's. */
   readonly authTime: number;
+  /** OpenID Connect: the request's `nonce`, echoed in the ID token. */
+  readonly nonce?: string | undefined;
+  /** The browser sign-in session's id (the ID token's `sid`). */
+  readonly sid?: string | undefined;
+  /** How the user authenticated (RFC 8176), e.g. `['pwd']`. */
+  readonly amr?: readonly string[] | undefined;
 }
 
 /** What the token endpoint issued from a code, so that a second presentation can undo it. */
@@ -420,4 +444,36 @@ export interface BrowserSessionStore extends Pingable {
   listByUser(userId: string): Promise<BrowserSession[]>;
   /** Ends every session of the user except `exceptSessionId`; resolves the count. Each delete is atomic, the set is not: call again to finish. */
   deleteAllOfUser(userId: string, exceptSessionId?: string): Promise<number>;
+}
+
+// ---------------------------------------------------------------- back-channel logout deliveries
+
+/** One logout token to deliver (OIDC Back-Channel Logout §2.5): to one client, for one ended session. */
+export interface LogoutDelivery {
+  /** Unique per delivery (also its key in the queue). */
+  readonly id: string;
+  readonly clientId: string;
+  readonly sid: string;
+  readonly sub: string;
+  /** Deliveries tried so far. */
+  readonly attempt: number;
+}
+
+/**
+ * A durable queue of back-channel logout deliveries, so that a client's outage loses
+ * nothing. `take` leases the due deliveries: they stay hidden from every other `take`
+ * until `leaseMs` has passed, then come back unless `ack`ed or `retry`ed, so a worker
+ * that dies mid-delivery loses nothing either (a delivery may then be made twice, which
+ * the specification allows: the RP keys on `jti`/`sid`). Every method rejects with
+ * StoreUnavailableError when the backend is unreachable.
+ */
+export interface LogoutQueue extends Pingable {
+  /** Adds a delivery due at `dueAt` (ms since epoch). */
+  push(delivery: LogoutDelivery, dueAt: number): Promise<void>;
+  /** Up to `limit` deliveries due by `now`, leased until `now + leaseMs`, in one atomic step. */
+  take(now: number, limit: number, leaseMs: number): Promise<LogoutDelivery[]>;
+  /** Done (or given up): forgets the delivery. */
+  ack(id: string): Promise<void>;
+  /** Stores the delivery as given (its `attempt` counted) and makes it due at `dueAt`. */
+  retry(delivery: LogoutDelivery, dueAt: number): Promise<void>;
 }

@@ -175,8 +175,8 @@ export function createRefreshTokens({ secret, random, families }: RefreshTokensD
     async create(grant: FamilyGrant, context: UseContext): Promise<{ family: Family; refreshToken: string }> {
       const id = codec.newFamilyId(grant.subject);
       const refreshToken = codec.mint(id);
-      const { subject, clientId, scope, audience } = grant;
-      const family = await families.create({ subject, clientId, scope, audience, id, tokenHash: hashRefreshToken(refreshToken) }, context);
+      const { subject, clientId, scope, audience, signIn } = grant;
+      const family = await families.create({ subject, clientId, scope, audience, signIn, id, tokenHash: hashRefreshToken(refreshToken) }, context);
       return { family, refreshToken };
     },
 

@@ -86,13 +86,13 @@ beforeAll(async () => {
     { logger: captureLogs().logger },
   );
   // What `npm run client:create -- --name web --grant authorization_code --grant refresh_token
-  // --redirect-uri http://127.0.0.1/app/callback --scope profile` does.
+  // --redirect-uri http://127.0.0.1/app/callback --scope openid --scope profile` does.
   const created = await createClient(
     { clients: authority.service.stores.clients, random: cryptoRandom },
     {
       name: 'web',
       grants: ['authorization_code', 'refresh_token'],
-      scopes: ['profile'],
+      scopes: ['openid', 'profile'],
       audiences: [],
       permissions: [],
       public: false,
@@ -186,7 +186,11 @@ describe('the example web app signing in through the hosted pages, in Chromium',
 
       await Promise.all([page.waitForURL(`${web}/app`), page.getByRole('button', { name: 'Allow' }).click()]);
       await expect(page.locator('#user').textContent()).resolves.toBe(`Signed in as ${USER_EMAIL}`);
-      expect(await apiAnswer(page)).toMatchObject({ client_id: webClientId, email: USER_EMAIL, scope: ['profile'], roles: ['admin'] });
+      expect(await apiAnswer(page)).toMatchObject({ client_id: webClientId, email: USER_EMAIL, scope: ['openid', 'profile'], roles: ['admin'] });
+      // Signed in with OpenID Connect: the ID token's claims, validated by the app (nonce included).
+      const idToken = JSON.parse((await page.locator('#id-token').textContent())!) as Record<string, unknown>;
+      expect(idToken).toMatchObject({ iss: issuer, aud: webClientId, amr: ['pwd'] });
+      expect(idToken.nonce).toBeTypeOf('string');
       await expectNoAxeViolations(page, 'the server app, signed in');
       await saveScreenshot(page, 'code-flow-server-app-signed-in');
 
@@ -198,7 +202,7 @@ describe('the example web app signing in through the hosted pages, in Chromium',
       await checkPage(page, 'consent-sso');
       await Promise.all([page.waitForURL(`${web}/spa`), page.getByRole('button', { name: 'Allow' }).click()]);
       await expect.poll(() => page.locator('#user').textContent()).toBe(`Signed in as ${USER_EMAIL}`);
-      expect(await apiAnswer(page)).toMatchObject({ client_id: 'demo-spa', email: USER_EMAIL, scope: ['profile'] });
+      expect(await apiAnswer(page)).toMatchObject({ client_id: 'demo-spa', email: USER_EMAIL, scope: ['openid', 'profile'] });
       // The code left the address bar (and the history entry) at once.
       expect(page.url()).toBe(`${web}/spa`);
       await saveScreenshot(page, 'code-flow-spa-signed-in');
@@ -341,7 +345,10 @@ describe('the example server app does not weaken the flow', () => {
     });
     expect(authorize.searchParams.get('code_challenge')).toMatch(/^[A-Za-z0-9_-]{43}$/);
     const state = authorize.searchParams.get('state')!;
-    expect(start.headers.get('set-cookie')).toMatch(new RegExp(`^web_tx=${state}\\.[A-Za-z0-9_-]{43}; Path=/app; HttpOnly; SameSite=Lax`));
+    // OpenID Connect: the nonce sent is kept with the state and the verifier.
+    const nonce = authorize.searchParams.get('nonce')!;
+    expect(nonce).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(start.headers.get('set-cookie')).toMatch(new RegExp(`^web_tx=${state}\\.[A-Za-z0-9_-]{43}\\.${nonce}; Path=/app; HttpOnly; SameSite=Lax`));
   });
 
   it("refuses another sign-in's code and state in this browser (login CSRF) before using the code", async () => {

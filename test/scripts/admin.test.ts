@@ -77,6 +77,32 @@ describe('client:create', () => {
     expect(out.stdout).not.toContain('client_secret');
   });
 
+  it('registers the OpenID Connect logout URIs (--post-logout-redirect-uri, --backchannel-logout-uri)', async () => {
+    const out = await run('client-create.ts', [
+      '--name',
+      'OIDC app',
+      '--id',
+      'oidc-app-1',
+      '--grant',
+      'authorization_code',
+      '--scope',
+      'openid',
+      '--redirect-uri',
+      'https://rp.example.com/callback',
+      '--post-logout-redirect-uri',
+      'https://rp.example.com/signed-out',
+      '--post-logout-redirect-uri',
+      'https://rp.example.com/bye',
+      '--backchannel-logout-uri',
+      'https://rp.example.com/backchannel-logout',
+    ]);
+    expect(out).toMatchObject({ code: 0, stderr: '' });
+    expect(await service.stores.clients.findById('oidc-app-1')).toMatchObject({
+      postLogoutRedirectUris: ['https://rp.example.com/signed-out', 'https://rp.example.com/bye'],
+      backchannelLogoutUri: 'https://rp.example.com/backchannel-logout',
+    });
+  });
+
   it(
     'refuses bad input with one clear line and a non-zero exit',
     async () => {
@@ -85,6 +111,8 @@ describe('client:create', () => {
         [['--name', 'x', '--grant', 'implicit'], /--grant "implicit"/],
         [['--name', 'x', '--public', '--grant', 'client_credentials'], /public client cannot use client_credentials/],
         [['--name', 'x', '--bogus'], /bogus/],
+        [['--name', 'x', '--post-logout-redirect-uri', 'https://rp.example.com/*'], /--post-logout-redirect-uri/],
+        [['--name', 'x', '--backchannel-logout-uri', 'https://rp.example.com/logout#frag'], /--backchannel-logout-uri/],
         [['--name', 'dup', '--id', 'web-app-1', '--public', '--first-party'], /already exists/],
       ];
       for (const [args, message] of cases) {

@@ -40,6 +40,8 @@ const publicClient: NewClient = {
   cookieMode: true,
   redirectUris: ['https://app.example.com/callback', 'http://127.0.0.1/callback'],
   requirePar: true,
+  postLogoutRedirectUris: ['https://app.example.com/signed-out'],
+  backchannelLogoutUri: 'https://app.example.com/backchannel-logout',
   secretHash: undefined,
 };
 
@@ -60,8 +62,15 @@ function describeClientStoreContract(name: string, makeStore: (clock: ManualCloc
 
     it('creates a confidential client and finds it again, with every field', async () => {
       const created = await store.create(confidential);
-      // The code-flow fields were not given: none and false.
-      expect(created).toEqual({ ...confidential, redirectUris: [], requirePar: false, createdAt: new Date(clock.now()) });
+      // The code-flow and logout fields were not given: none and false.
+      expect(created).toEqual({
+        ...confidential,
+        redirectUris: [],
+        requirePar: false,
+        postLogoutRedirectUris: [],
+        backchannelLogoutUri: undefined,
+        createdAt: new Date(clock.now()),
+      });
       expect(await store.findById('billing-service')).toEqual(created);
     });
 

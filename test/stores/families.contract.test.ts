@@ -192,6 +192,19 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         expect(await families.current(created.id, next)).toMatchObject({ id: created.id });
       });
 
+      it('keeps the OpenID Connect sign-in of a family (sid, auth time, amr) through get and rotation', async () => {
+        const { store: families } = store();
+        const signIn = { sid: 'browser-session-1', authTime: 1_700_000_000_123, amr: ['pwd'] };
+        const created = { ...newFamily(), signIn };
+        expect(await families.create(created, context)).toMatchObject({ signIn });
+        expect(await families.get(created.id)).toMatchObject({ signIn });
+        const rotation = await families.rotate(created.id, { presented: created.tokenHash, next: hash() }, context);
+        expect(rotation).toMatchObject({ outcome: 'rotated', family: { signIn } });
+        const plain = newFamily();
+        await families.create(plain, context);
+        expect(await families.get(plain.id)).not.toHaveProperty('signIn');
+      });
+
       it('takes any other hash for a rotated-away token (the caller checked the tag): reuse', async () => {
         const { store: families } = store();
         const created = newFamily();

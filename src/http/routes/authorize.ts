@@ -7,6 +7,7 @@
 import type { Context, Middleware } from 'koa';
 import { toOAuthError, StoreUnavailableError } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import type { Logout, LogoutOutcome } from '../../oauth/logout.js';
 import type { SignIn, SignInOutcome } from '../../oauth/sign-in.js';
 import { pageHeaders, type PageAssets, type PageRenderer } from '../../pages/index.js';
 import type { Random } from '../../random.js';
@@ -15,6 +16,7 @@ import { requestBody } from '../request.js';
 
 export interface AuthorizeRouteDeps {
   readonly signIn: SignIn;
+  readonly logout: Logout;
   readonly pages: PageRenderer;
   readonly random: Random;
   readonly logger: Logger;
@@ -25,6 +27,8 @@ export interface AuthorizeRouteDeps {
 
 export const LOGIN_PATH = '/oauth/authorize/login';
 export const CONSENT_PATH = '/oauth/authorize/consent';
+export const LOGOUT_PATH = '/oauth/logout';
+export const LOGOUT_CONFIRM_PATH = '/oauth/logout/confirm';
 const MAX_QUERY_PARAMETERS = 50;
 
 export function createAuthorizeRoutes(deps: AuthorizeRouteDeps) {
@@ -90,6 +94,39 @@ export function createAuthorizeRoutes(deps: AuthorizeRouteDeps) {
     }
   }
 
+  function answerLogout(ctx: Context, outcome: LogoutOutcome): void {
+    if ('clearSession' in outcome && outcome.clearSession) ctx.append('Set-Cookie', `${SESSION_COOKIE}=; ${attributes}; Max-Age=0`);
+    ctx.set('Cache-Control', 'no-store');
+    switch (outcome.kind) {
+      case 'redirect':
+        ctx.set('Location', outcome.location);
+        ctx.status = ctx.method === 'POST' ? 303 : 302;
+        ctx.body = '';
+        return;
+      case 'confirm':
+        page(
+          ctx,
+          200,
+          outcome.redirectOrigin ? [outcome.redirectOrigin] : [],
+          pages.logout({ action: LOGOUT_CONFIRM_PATH, csrfToken: outcome.transaction, clientName: outcome.clientName }),
+        );
+        return;
+      case 'done':
+        page(
+          ctx,
+          200,
+          [],
+          outcome.signedOut
+            ? pages.notice({ title: 'Signed out', message: 'You have signed out.' })
+            : pages.notice({ title: 'Still signed in', message: 'You are still signed in.' }),
+        );
+        return;
+      case 'error':
+        page(ctx, outcome.status, [], pages.error({ title: 'This sign-out cannot continue', description: outcome.description }));
+        return;
+    }
+  }
+
   /** Any failure on a hosted page becomes an accessible page; 5xx causes are logged, never shown. */
   const pageErrors: Middleware = async function pageErrors(ctx, next) {
     try {
@@ -128,6 +165,19 @@ export function createAuthorizeRoutes(deps: AuthorizeRouteDeps) {
     consent: async function consent(ctx: Context) {
       const body = requestBody(ctx);
       answer(ctx, await signIn.consent({ transaction: formField(body, 'csrf'), decision: formField(body, 'decision') }, browser(ctx, { create: false })));
+    } satisfies Middleware,
+
+    /** RP-Initiated Logout §2 (GET or POST). */
+    logout: async function logout(ctx: Context) {
+      const params = ctx.method === 'POST' ? requestBody(ctx) : parseForm(ctx.querystring, MAX_QUERY_PARAMETERS);
+      const { binding, sessionCookie } = browser(ctx, { create: true });
+      answerLogout(ctx, await deps.logout.request(params, { binding, sessionCookie }));
+    } satisfies Middleware,
+
+    logoutConfirm: async function logoutConfirm(ctx: Context) {
+      const body = requestBody(ctx);
+      const { binding, sessionCookie } = browser(ctx, { create: false });
+      answerLogout(ctx, await deps.logout.confirm({ transaction: formField(body, 'csrf'), decision: formField(body, 'decision') }, { binding, sessionCookie }));
     } satisfies Middleware,
 
     /** RFC 9126 §2.2: 201 with the request_uri. */

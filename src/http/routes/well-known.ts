@@ -11,6 +11,8 @@ import fresh from 'fresh';
 import type { Context, Middleware } from 'koa';
 import type { KeyRing } from '../../keys/key-ring.js';
 import type { KeyRingSource } from '../../keys/source.js';
+import { USER_CLAIMS } from '../../oauth/user-claims.js';
+import { ACR_PASSWORD } from '../../tokens/id-token.js';
 
 /** GET /.well-known/jwks.json (RFC 7517 §5): the published keys, public members only. */
 export function jwksRoute(keys: Pick<KeyRingSource, 'current'>, maxAgeSec: number, fixedHeaders: FixedHeaders = []): Middleware {
@@ -58,14 +60,17 @@ export interface MetadataDeps {
   readonly requirePar?: boolean;
 }
 
-/** GET /.well-known/oauth-authorization-server (RFC 8414 §3). */
-export function metadataRoute(deps: MetadataDeps): Middleware {
+/**
+ * GET /.well-known/oauth-authorization-server (RFC 8414 §3), or with
+ * `openidConfigurationDocument` GET /.well-known/openid-configuration (OIDC Discovery §4).
+ */
+export function metadataRoute(deps: MetadataDeps, document: (deps: MetadataDeps, ring: KeyRing) => Record<string, unknown> = metadataDocument): Middleware {
   const head = headList(deps.fixedHeaders ?? [], `public, max-age=${deps.maxAgeSec ?? 300}`, 'application/json; charset=utf-8');
   let cached: { ring: KeyRing; body: Buffer; etag: string } | undefined;
   return function metadata(ctx) {
     const ring = deps.keys.current();
     if (cached?.ring !== ring) {
-      const body = Buffer.from(JSON.stringify(metadataDocument(deps, ring)));
+      const body = Buffer.from(JSON.stringify(document(deps, ring)));
       cached = { ring, body, etag: strongEtag(body) };
     }
     serve(ctx, cached.body, cached.etag, head);
@@ -98,6 +103,32 @@ export function metadataDocument(deps: MetadataDeps, ring: KeyRing): Record<stri
     // Not registered by RFC 8414 or RFC 9068; the conventional name for the algs of JWT access
     // tokens. The active key's alg comes first, then those of keys still published.
     access_token_signing_alg_values_supported: [...ring.algorithms],
+  };
+}
+
+/** OIDC Discovery §3: the RFC 8414 document (one source, so the two never disagree) and what OpenID Connect adds. */
+export function openidConfigurationDocument(deps: MetadataDeps, ring: KeyRing): Record<string, unknown> {
+  const oauth = metadataDocument(deps, ring);
+  return {
+    ...oauth,
+    // OIDC Discovery §3: a provider supports the openid scope, so it is always listed.
+    scopes_supported: [...new Set(['openid', ...deps.scopes])],
+    userinfo_endpoint: `${deps.issuer}/oauth/userinfo`,
+    end_session_endpoint: `${deps.issuer}/oauth/logout`,
+    // ID tokens are signed by the active key, as access tokens are.
+    id_token_signing_alg_values_supported: [...ring.algorithms],
+    subject_types_supported: ['public'],
+    claims_supported: ['iss', 'sub', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'acr', 'amr', 'at_hash', 'sid', 'azp', ...USER_CLAIMS],
+    acr_values_supported: [ACR_PASSWORD],
+    prompt_values_supported: ['none', 'login', 'consent', 'select_account'],
+    ui_locales_supported: ['en'],
+    claims_parameter_supported: false,
+    request_parameter_supported: false,
+    // A request_uri is only ever one this server issued at its PAR endpoint.
+    request_uri_parameter_supported: false,
+    backchannel_logout_supported: true,
+    backchannel_logout_session_supported: true,
+    frontchannel_logout_supported: false,
   };
 }
 

@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import type { ClientRecord, UseContext } from '../../stores/types.js';
 import type { UserService } from '../../users/service.js';
+import type { IdTokens } from '../../tokens/id-token.js';
 import type { AuthorizationCodes } from '../authorization-codes.js';
 import type { TokenResponse, TokenService } from '../token-service.js';
 
@@ -9,6 +10,8 @@ export interface GrantDeps {
   readonly tokens: TokenService;
   readonly users: Pick<UserService, 'login'>;
   readonly codes: Pick<AuthorizationCodes, 'redeem'>;
+  /** OpenID Connect: a refresh of an `openid` family brings a new ID token. */
+  readonly idTokens: Pick<IdTokens, 'issue'>;
 }
 
 export interface GrantRequest<P> {

@@ -23,6 +23,8 @@ export function createMemoryClientStore({ clock }: { clock: Clock }): ClientStor
         cookieMode: client.cookieMode,
         redirectUris: Object.freeze([...(client.redirectUris ?? [])]),
         requirePar: client.requirePar ?? false,
+        postLogoutRedirectUris: Object.freeze([...(client.postLogoutRedirectUris ?? [])]),
+        backchannelLogoutUri: client.backchannelLogoutUri,
         secretHash: client.secretHash,
         createdAt: new Date(clock.now()),
       });

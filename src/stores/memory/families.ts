@@ -6,7 +6,7 @@
  * touched, and swept at most once a minute).
  */
 import { isFamilyId } from '../../tokens/refresh-token.js';
-import { assertHashes, assertNewFamily, clampUseContext, familyPolicy, type FamilyStoreOptions } from '../family-policy.js';
+import { assertHashes, assertNewFamily, clampUseContext, familyPolicy, signInOf, type FamilyStoreOptions } from '../family-policy.js';
 import type { Family, FamilyGrant, FamilyStore, NewFamily, RotateResult, RotationHashes, UseContext } from '../types.js';
 
 interface FamilyRecord {
@@ -84,10 +84,11 @@ export function createMemoryFamilyStore(options: FamilyStoreOptions): FamilyStor
       const now = clock.now();
       sweep(now);
       const { id, subject, clientId, scope, audience } = family;
+      const signIn = signInOf(family.signIn);
       const { userAgent, ip } = clampUseContext(context);
       const expiresAt = now + maxMs;
       const record: FamilyRecord = {
-        grant: Object.freeze({ subject, clientId, scope, audience }),
+        grant: Object.freeze({ subject, clientId, scope, audience, ...(signIn && { signIn }) }),
         id,
         createdAt: now,
         expiresAt,

@@ -25,6 +25,8 @@ export function createMongoClientStore({ models, clock, ping }: { models: Pick<M
             cookieMode: client.cookieMode,
             redirectUris: [...(client.redirectUris ?? [])],
             requirePar: client.requirePar ?? false,
+            postLogoutRedirectUris: [...(client.postLogoutRedirectUris ?? [])],
+            backchannelLogoutUri: client.backchannelLogoutUri,
             secretHash: client.secretHash,
             createdAt: new Date(clock.now()),
           }).save({ timestamps: false }),
@@ -65,6 +67,8 @@ function toRecord(doc: ClientDocument): ClientRecord {
     cookieMode: doc.cookieMode === true,
     redirectUris: [...(doc.redirectUris ?? [])],
     requirePar: doc.requirePar === true,
+    postLogoutRedirectUris: [...(doc.postLogoutRedirectUris ?? [])],
+    backchannelLogoutUri: doc.backchannelLogoutUri ?? undefined,
     secretHash: doc.secretHash ?? undefined,
     createdAt: doc.createdAt,
   };

@@ -36,6 +36,8 @@ export interface ClientDocument {
   cookieMode: boolean;
   redirectUris: string[];
   requirePar: boolean;
+  postLogoutRedirectUris: string[];
+  backchannelLogoutUri?: string | undefined;
   secretHash?: string | undefined;
   createdAt: Date;
 }
@@ -95,6 +97,8 @@ export function registerModels(connection: Connection, clock: Clock, grantTypes?
       cookieMode: { type: Boolean, default: false },
       redirectUris: { type: [String], default: [] },
       requirePar: { type: Boolean, default: false },
+      postLogoutRedirectUris: { type: [String], default: [] },
+      backchannelLogoutUri: { type: String },
       secretHash: { type: String },
     },
     { ...common, collection: 'clients', timestamps: { createdAt: true, updatedAt: false, currentTime } },

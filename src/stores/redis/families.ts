@@ -33,7 +33,7 @@
  * it: instances' clocks may disagree, so Redis times both (see ROTATE).
  */
 import { familyIdTag, isFamilyId, subjectTag } from '../../tokens/refresh-token.js';
-import { assertHashes, assertNewFamily, clampUseContext, FAMILY_STORE, familyPolicy, type FamilyStoreOptions } from '../family-policy.js';
+import { assertHashes, assertNewFamily, clampUseContext, FAMILY_STORE, familyPolicy, signInOf, type FamilyStoreOptions } from '../family-policy.js';
 import type { Family, FamilyStore, NewFamily, RotateResult, RotationHashes, UseContext } from '../types.js';
 import { defineScript, guardRedis, pingRedis, runScript, type RedisClient } from './connection.js';
 
@@ -62,6 +62,7 @@ interface StoredFamily {
   pt?: number; // when the previous token was rotated away (Redis's clock)
   ua: string;
   ip: string;
+  si?: { i: string; t: number; m: string[] }; // the OpenID Connect sign-in: sid, auth time, amr
 }
 
 // Numbers handed to redis.call go through string.format('%d'): Lua would otherwise print
@@ -268,6 +269,7 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
         h: grant.tokenHash,
         ua: userAgent,
         ip,
+        ...(grant.signIn && { si: { i: grant.signIn.sid, t: grant.signIn.authTime, m: [...grant.signIn.amr] } }),
       };
       await guard(() =>
         runScript(
@@ -282,6 +284,7 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
         clientId: grant.clientId,
         scope: grant.scope,
         audience: grant.audience,
+        ...(grant.signIn && { signIn: signInOf(grant.signIn) }),
         id,
         createdAt: now,
         lastUsedAt: now,
@@ -365,7 +368,7 @@ function toFamily(id: string, raw: unknown, now: number): { family: Family; hash
   } catch {
     return null;
   }
-  const { s, c, sc, a, ca, lu, x, ie, h, ua, ip } = stored;
+  const { s, c, sc, a, ca, lu, x, ie, h, ua, ip, si } = stored;
   if (typeof s !== 'string' || typeof c !== 'string' || typeof sc !== 'string' || typeof a !== 'string' || typeof h !== 'string') return null;
   if (typeof ca !== 'number' || typeof lu !== 'number' || typeof x !== 'number' || typeof ie !== 'number') return null;
   if (!(now < ie && now < x)) return null;
@@ -374,6 +377,7 @@ function toFamily(id: string, raw: unknown, now: number): { family: Family; hash
     clientId: c,
     scope: sc,
     audience: a,
+    ...(si && typeof si.i === 'string' && typeof si.t === 'number' && Array.isArray(si.m) && { signIn: signInOf({ sid: si.i, authTime: si.t, amr: si.m }) }),
     id,
     createdAt: ca,
     lastUsedAt: lu,

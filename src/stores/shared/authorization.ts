@@ -56,6 +56,9 @@ export const codeRecordOf = (record: AuthorizationCodeRecord): AuthorizationCode
     scope: record.scope,
     audience: record.audience,
     authTime: record.authTime,
+    ...(record.nonce !== undefined && { nonce: record.nonce }),
+    ...(record.sid !== undefined && { sid: record.sid }),
+    ...(record.amr !== undefined && { amr: [...record.amr] }),
   });
 
 export const issuedOf = (issued: IssuedFromCode): IssuedFromCode =>
