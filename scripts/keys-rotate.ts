@@ -13,6 +13,9 @@ import { parseConfig } from '../src/config.js';
 import { isKeyAlg, KEY_ALGS, rotateKeys } from '../src/keys/index.js';
 import { ensureRefreshSecret, readRefreshSecret, REFRESH_SECRET_FILE } from '../src/keys/refresh-secret.js';
 import { describeError, rotationReport, UsageError } from '../src/keys/report.js';
+import { keyEvents } from '../src/events/keys.js';
+import { publishScriptEvents } from '../src/events/script-events.js';
+import { cryptoRandom } from '../src/random.js';
 import { runScript } from './run.js';
 
 const USAGE = `usage: keys:rotate [--alg ${KEY_ALGS.join('|')}] [--dry-run] | --emergency --kid <kid>`;
@@ -82,6 +85,13 @@ async function main(argv: string[]): Promise<number> {
     dryRun,
   });
   for (const warning of result.warnings) console.error(`warning: ${warning}`);
+  // Security events (key created / promoted / retired / removed / emergency-rotated) go to
+  // the servers' event stream when REDIS_URL is set; see src/events/script-events.ts.
+  await publishScriptEvents(config, keyEvents(result, { emergencyKid: values.emergency ? values.kid : undefined }), {
+    clock: systemClock,
+    random: cryptoRandom,
+    print: (line) => console.error(line),
+  });
   for (const line of rotationReport(result, { dryRun, now: now ?? systemClock.now(), timings: config })) console.log(line);
   // Without REFRESH_TOKEN_SECRET, production servers read the refresh-token MAC key from
   // KEYS_DIR and never make one themselves (see src/keys/refresh-secret.ts).

@@ -15,6 +15,15 @@ import type { Logger } from './log.js';
 import { createClientAuthenticator } from './oauth/client-auth.js';
 import { GRANT_TYPES } from './oauth/grants/index.js';
 import { createTokenService, type TokenService } from './oauth/token-service.js';
+import { withGrantEvents } from './events/authorization.js';
+import { createSecurityEvents, type SecurityEvents } from './events/emitter.js';
+import { createRequestScope } from './events/origin.js';
+import { SECURITY_EVENTS_STREAM } from './events/types.js';
+import { trackLoginLimits, withUserEvents } from './events/users.js';
+import { createWebhookDelivery, type WebhookDelivery } from './events/webhooks.js';
+import { createMemoryEventStream } from './stores/memory/event-stream.js';
+import { createRedisEventStream } from './stores/redis/event-stream.js';
+import { hostname } from 'node:os';
 import { cryptoRandom, type Random } from './random.js';
 import { createSessionService, type SessionService } from './sessions/service.js';
 import { createMemoryClientStore } from './stores/memory/clients.js';
@@ -33,6 +42,7 @@ import type {
   AuthorizationCodeStore,
   BrowserSessionStore,
   ClientStore,
+  EventStreamStore,
   ConsentStore,
   FamilyStore,
   PushedRequestStore,
@@ -68,6 +78,8 @@ export interface Stores {
   readonly families: FamilyStore;
   readonly denylist: AccessTokenDenylist;
   readonly rateLimits: RateLimitBackend;
+  /** The security event stream (Redis Stream, or in memory in dev). */
+  readonly events: EventStreamStore;
   readonly readiness: { name: string; check(): Promise<unknown> }[];
   /** Names of the stores running in-process (dev mode). */
   readonly embedded: string[];
@@ -141,6 +153,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
   let families: FamilyStore;
   let denylist: AccessTokenDenylist;
   let rateLimits: RateLimitBackend;
+  let events: EventStreamStore;
   if (config.redisUrl || config.redisClusterNodes) {
     const redis = createRedisClient({ url: config.redisUrl, clusterNodes: config.redisClusterNodes });
     redis.on('error', (err: Error) => logger.warn({ err: { message: err.message } }, 'redis connection problem'));
@@ -151,6 +164,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     browserSessions = createRedisBrowserSessionStore({ ...sessionOptions, redis });
     denylist = createRedisDenylist({ redis, clock });
     rateLimits = createRedisRateLimits(redis);
+    events = createRedisEventStream({ redis, key: SECURITY_EVENTS_STREAM, maxLen: config.events.streamMaxLen });
     readiness.push({ name: 'redis', check: () => pingRedis(redis) });
     closers.push(() => closeRedis(redis));
   } else {
@@ -160,6 +174,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     browserSessions = createMemoryBrowserSessionStore({ ...sessionOptions, clock });
     denylist = createMemoryDenylist({ clock });
     rateLimits = createMemoryRateLimits();
+    events = createMemoryEventStream({ clock, maxLen: config.events.streamMaxLen });
     embedded.push('refresh-token families', 'access-token denylist', 'rate limits', 'sign-in sessions and codes');
   }
 
@@ -173,6 +188,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     families,
     denylist,
     rateLimits,
+    events,
     readiness,
     embedded,
     async close() {
@@ -190,6 +206,10 @@ export interface Service {
   readonly tokens: TokenService;
   readonly users: UserService;
   readonly sessions: SessionService;
+  /** Security events: emit, and flush (tests). */
+  readonly events: SecurityEvents;
+  /** Webhook delivery from the event stream, when WEBHOOK_URLS is set. */
+  readonly webhooks: WebhookDelivery | undefined;
   /** Dev mode: what was seeded (secrets only when created now). */
   readonly seeded: SeedResult | undefined;
   close(): Promise<void>;
@@ -225,12 +245,15 @@ export async function createService(
 
   const clients = config.clientCacheTtl > 0 ? cacheClients(stores.clients, { ttlMs: config.clientCacheTtl * 1000, clock }) : stores.clients;
   const accessTokens = createAccessTokens({ keys, clock, random, issuer: config.issuer, ttl: config.accessTokenTtl, clockSkew: config.clockSkew });
-  const throttle = createLoginThrottle(stores.rateLimits, {
+  const requestScope = createRequestScope();
+  const events = createSecurityEvents({ logger, clock, random, stream: stores.events, origin: requestScope.current });
+  const loginLimits = trackLoginLimits(stores.rateLimits);
+  const throttle = createLoginThrottle(loginLimits.backend, {
     accountIp: config.loginRateLimit,
     ip: config.loginIpRateLimit,
     account: config.loginAccountRateLimit,
   });
-  const users = createUserService({
+  const userService = createUserService({
     users: stores.users,
     hasher,
     throttle,
@@ -238,6 +261,7 @@ export async function createService(
     takenEmails: stores.rateLimits.limiter({ keyPrefix: 'register-taken', ...toLimit(config.registerRateLimit) }),
     registrations: stores.rateLimits.limiter({ keyPrefix: 'register-ip', ...toLimit(config.registerIpRateLimit) }),
   });
+  const users = withUserEvents(userService, { events, limits: loginLimits });
   const refreshTokens = createRefreshTokens({ secret: refreshSecret, random, families: stores.families });
   const tokens = createTokenService({
     accessTokens,
@@ -249,6 +273,7 @@ export async function createService(
     audience: config.audience,
     refreshTokenTtl: config.refreshTokenTtl,
     clockSkew: config.clockSkew,
+    events,
   });
   const clientAuth = createClientAuthenticator({
     clients,
@@ -264,6 +289,7 @@ export async function createService(
     browserSessions: stores.browserSessions,
     consents: stores.consents,
     loginClientId: config.loginClientId,
+    events,
   });
   const codes = createAuthorizationCodes({ codes: stores.authorizationCodes, tokens, users: stores.users, random, clock });
   const signIn = createSignIn({
@@ -272,8 +298,9 @@ export async function createService(
     pushed: stores.pushedRequests,
     sessions: stores.browserSessions,
     consents: stores.consents,
-    codes,
+    codes: withGrantEvents(codes, events),
     users,
+    events,
     // A key of its own for the sign-in forms' CSRF tokens, derived from the shared refresh-token secret.
     transactionKey: Buffer.from(hkdfSync('sha256', refreshSecret, '', 'token-authority sign-in transaction', 32)),
     requirePar: config.signIn.requirePar,
@@ -296,7 +323,13 @@ export async function createService(
     pages: createPageRenderer({ productName: config.signIn.productName, logoUrl: assets.logo ? PAGES_LOGO_PATH : undefined }),
     pageAssets: assets,
     scopes: config.scopesSupported.length > 0 || config.production ? config.scopesSupported : DEV_SCOPES,
+    requestScope,
   });
+  const webhooks = webhookDelivery(config, { stream: stores.events, logger, random });
+  if (webhooks) {
+    events.onAppend(() => webhooks.notify());
+    await webhooks.start();
+  }
   return {
     app,
     stores,
@@ -304,12 +337,32 @@ export async function createService(
     tokens,
     users,
     sessions,
+    events,
+    webhooks,
     seeded,
     async close() {
       await keys.stop();
+      await events.flush();
+      await webhooks?.stop();
       await stores.close();
     },
   };
+}
+
+/** Webhook delivery when WEBHOOK_URLS is set (config checked that WEBHOOK_SECRET is too). */
+function webhookDelivery(config: Config, deps: { stream: EventStreamStore; logger: Logger; random: Random }): WebhookDelivery | undefined {
+  const { webhookUrls, webhookSecret } = config.events;
+  if (webhookUrls.length === 0 || !webhookSecret) return undefined;
+  return createWebhookDelivery({
+    urls: webhookUrls,
+    secret: webhookSecret,
+    stream: deps.stream,
+    logger: deps.logger,
+    consumer: `${hostname()}:${process.pid}:${deps.random.token(6)}`,
+    timeoutMs: config.events.webhookTimeout * 1000,
+    retryBaseMs: config.events.webhookRetryBaseMs,
+    retryMaxMs: config.events.webhookRetryMaxMs,
+  });
 }
 
 const LOGO_TYPES: Record<string, string> = { '.svg': 'image/svg+xml', '.png': 'image/png', '.webp': 'image/webp' };
