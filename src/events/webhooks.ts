@@ -89,6 +89,7 @@ export function createWebhookDelivery(options: WebhookOptions): WebhookDelivery 
 
     const pause = (ms: number, idle = false) =>
       new Promise<void>((resolve) => {
+        if (!running) return resolve();
         const timer = setTimeout(done, ms);
         function done() {
           clearTimeout(timer);

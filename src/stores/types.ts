@@ -438,7 +438,11 @@ export interface StreamEntry {
 export interface EventStreamStore extends Pingable {
   /** Appends an entry; resolves its id. */
   append(fields: Readonly<Record<string, string>>): Promise<string>;
-  /** Entries after `after` ('0' = from the start, '$' = only new ones), waiting up to `blockMs` when there are none yet. */
+  /**
+   * Entries after `after` ('0' = from the start, '$' = only new ones), waiting up to `blockMs`
+   * when there are none yet. A blocking read holds its Redis connection meanwhile: give it a
+   * store on a connection of its own (the events:tail script does).
+   */
   read(after: string, options: { count: number; blockMs?: number }): Promise<StreamEntry[]>;
   /** The last entry's id, or '0-0' when empty. */
   lastId(): Promise<string>;
