@@ -444,6 +444,8 @@ export interface EventStreamStore extends Pingable {
    * store on a connection of its own (the events:tail script does).
    */
   read(after: string, options: { count: number; blockMs?: number }): Promise<StreamEntry[]>;
+  /** The last `count` entries, oldest first. */
+  recent(count: number): Promise<StreamEntry[]>;
   /** The last entry's id, or '0-0' when empty. */
   lastId(): Promise<string>;
   /** Creates `group` reading from `start` ('$' = entries appended from now on, '0' = all); nothing when it exists. */

@@ -39,6 +39,8 @@ function describeEventStreamContract(backend: Backend): void {
       ]);
       expect(await stream.read(ids[0]!, { count: 10 })).toEqual([{ id: ids[1], fields: { n: '2' } }]);
       expect(await stream.lastId()).toBe(ids[1]);
+      expect(await stream.recent(1)).toEqual([{ id: ids[1], fields: { n: '2' } }]);
+      expect((await stream.recent(5)).map((entry) => entry.id)).toEqual(ids);
       const [writer, reader] = backend.pair();
       const last = await writer.append({ n: '2b' });
       const waiting = reader.read(last, { count: 10, blockMs: 2000 });

@@ -76,6 +76,10 @@ export function createMemoryEventStream({ clock, maxLen }: { clock: Clock; maxLe
       return found.map(({ id, fields }) => ({ id, fields }));
     },
 
+    async recent(limit) {
+      return limit <= 0 ? [] : entries.slice(-limit).map(({ id, fields }) => ({ id, fields }));
+    },
+
     async lastId() {
       return lastId();
     },

@@ -69,6 +69,15 @@ export function createRedisEventStream({ redis, key, maxLen }: RedisEventStreamO
       return entriesOf(reply).filter((entry): entry is StreamEntry => entry.fields !== null);
     },
 
+    async recent(count) {
+      if (count <= 0) return [];
+      const reply = (await guard(() => redis.xrevrange(key, '+', '-', 'COUNT', count))) as RawEntry[];
+      return reply
+        .map(toEntry)
+        .filter((entry): entry is StreamEntry => entry.fields !== null)
+        .reverse();
+    },
+
     async lastId() {
       const reply = (await guard(() => redis.xrevrange(key, '+', '-', 'COUNT', 1))) as RawEntry[];
       return reply[0]?.[0] ?? '0-0';
