@@ -307,7 +307,16 @@ const variables = {
     /** Entries kept in the stream (XADD MAXLEN ~, so about this many); older ones are trimmed. */
     streamMaxLen: variable('EVENTS_STREAM_MAXLEN', integer(100_000, 100, 100_000_000)),
     /** Receivers of every event, POSTed as JSON and signed per Standard Webhooks; empty = no delivery. */
-    webhookUrls: variable('WEBHOOK_URLS', list.pipe(z.array(url(['http:', 'https:'])))),
+    webhookUrls: variable(
+      'WEBHOOK_URLS',
+      list.pipe(
+        z.array(
+          url(['http:', 'https:']).refine((text) => !URL.canParse(text) || (!new URL(text).username && !new URL(text).password), {
+            message: 'must not carry user:password@ (fetch refuses it; a receiver authenticates deliveries by their signature)',
+          }),
+        ),
+      ),
+    ),
     /** The signing secret (`whsec_…`); required with WEBHOOK_URLS. */
     webhookSecret: variable('WEBHOOK_SECRET', webhookSecret.optional()),
     /** Seconds a receiver has to answer one delivery. */

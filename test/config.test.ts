@@ -547,6 +547,7 @@ describe('security events and webhooks', () => {
     expect(problemsOf({ WEBHOOK_URLS: 'https://a.example/hook' })).toEqual([
       'WEBHOOK_SECRET: required with WEBHOOK_URLS (whsec_ followed by the base64 of 24 to 64 random bytes)',
     ]);
+    expect(problemsOf({ WEBHOOK_URLS: 'https://u:p@a.example/hook', WEBHOOK_SECRET: secret })[0]).toMatch(/^WEBHOOK_URLS.0: must not carry user:password@/);
     for (const bad of ['whsec_' + Buffer.alloc(16).toString('base64'), Buffer.alloc(32).toString('base64'), 'whsec_not base64!']) {
       expect(problemsOf({ WEBHOOK_URLS: 'https://a.example/hook', WEBHOOK_SECRET: bad })[0]).toMatch(/^WEBHOOK_SECRET: must be whsec_/);
     }

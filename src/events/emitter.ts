@@ -10,7 +10,7 @@ import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { Random } from '../random.js';
 import type { EventStreamStore } from '../stores/types.js';
-import type { EventSink, NewEvent, RequestOrigin, SecurityEvent } from './types.js';
+import { clipUserAgent, type EventSink, type NewEvent, type RequestOrigin, type SecurityEvent } from './types.js';
 
 /** Stream fields of an event: its type (for a quick filter) and the JSON. */
 export function toStreamFields(event: SecurityEvent): Record<string, string> {
@@ -32,13 +32,8 @@ export function fromStreamFields(fields: Readonly<Record<string, string>>): Secu
  */
 export function stampEvent(event: NewEvent, deps: { clock: Clock; random: Random; origin?: RequestOrigin | undefined }): SecurityEvent {
   const { origin } = deps;
-  const actor = origin
-    ? {
-        ...event.actor,
-        ip: event.actor.ip ?? origin.ip,
-        ...((event.actor.user_agent ?? origin.userAgent) !== undefined && { user_agent: event.actor.user_agent ?? origin.userAgent }),
-      }
-    : event.actor;
+  const userAgent = clipUserAgent(event.actor.user_agent ?? origin?.userAgent);
+  const actor = origin ? { ...event.actor, ip: event.actor.ip ?? origin.ip, ...(userAgent !== undefined && { user_agent: userAgent }) } : event.actor;
   return {
     id: deps.random.uuid(),
     time: new Date(deps.clock.now()).toISOString(),

@@ -1,6 +1,6 @@
 /** Events about refresh families (sessions), built from what the call sites have at hand. */
 import type { Family, UseContext } from '../stores/types.js';
-import type { Actor, FamilyRevocationReason, NewEvent } from './types.js';
+import { clipUserAgent, type Actor, type FamilyRevocationReason, type NewEvent } from './types.js';
 
 type FamilyRef = Pick<Family, 'id' | 'subject' | 'clientId'>;
 
@@ -49,7 +49,7 @@ export function reuseDetected(family: Family, reuse: UseContext): NewEvent[] {
         client_id: family.clientId,
         user_id: family.subject,
         rotation: { ip: family.ip ?? null, user_agent: family.userAgent ?? null, at: new Date(family.lastUsedAt).toISOString() },
-        reuse: { ip: reuse.ip ?? null, user_agent: reuse.userAgent ?? null },
+        reuse: { ip: reuse.ip ?? null, user_agent: clipUserAgent(reuse.userAgent) ?? null },
       },
     },
     familyRevoked('reuse', family, presenter),

@@ -132,6 +132,9 @@ export interface EventSink {
   emit(...events: NewEvent[]): void;
 }
 
+/** A user agent as events carry it: a client sends what it likes, an event keeps this many characters. */
+export const clipUserAgent = (userAgent: string | undefined): string | undefined => userAgent?.slice(0, 512);
+
 /** Where an event came from, taken from the request in progress when there is one. */
 export interface RequestOrigin {
   readonly requestId: string;

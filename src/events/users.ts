@@ -5,7 +5,7 @@
  * login throttle counts in (`trackLoginLimits`): the throttle itself is unchanged.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { InvalidGrantError, TooManyRequestsError } from '../errors.js';
+import { InvalidGrantError, InvalidRequestError, TooManyRequestsError } from '../errors.js';
 import type { RateLimitBackend, RateLimitState, UserRecord } from '../stores/types.js';
 import { normaliseEmail } from '../users/email.js';
 import type { UserService } from '../users/service.js';
@@ -120,7 +120,8 @@ export function withUserEvents(users: UserService, deps: { events: EventSink; li
         return await result;
       } catch (err) {
         if (err instanceof TooManyRequestsError) throttled(err, attempt, input.user.email, { type: 'user', id: input.user.id });
-        else lockedBy(attempt, input.user.email);
+        // The wrong current password (any other failure came after a right one, which was refunded).
+        if (err instanceof InvalidRequestError) lockedBy(attempt, input.user.email);
         throw err;
       }
     },

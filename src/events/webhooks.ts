@@ -59,6 +59,12 @@ export interface WebhookDelivery {
   stop(options?: { release?: boolean }): Promise<void>;
 }
 
+/** The URL without what may be a credential (userinfo, query, fragment), for the log. */
+function loggableUrl(url: string): string {
+  const { protocol, host, pathname } = new URL(url);
+  return `${protocol}//${host}${pathname}`;
+}
+
 export const groupName = (url: string): string => `webhook:${createHash('sha256').update(url).digest('hex').slice(0, 16)}`;
 
 /** The delay before retry `attempt` (1, 2, ...): base × 2^(attempt-1), at most `max`, with ±20 % jitter so receivers are not hit in step. */
@@ -73,11 +79,12 @@ export function createWebhookDelivery(options: WebhookOptions): WebhookDelivery 
   const leaseMs = options.leaseMs ?? 15_000;
   const pollMs = options.pollMs ?? 1000;
   const batchSize = options.batchSize ?? 100;
-  const workers = options.urls.map((url) => createWorker(url));
+  // One worker per distinct URL: two for one URL would share its group and lease, and race.
+  const workers = [...new Set(options.urls)].map((url) => createWorker(url));
 
   function createWorker(url: string) {
     const group = groupName(url);
-    const log = options.logger.child({ webhook: url.replace(/[?#].*$/, ''), group });
+    const log = options.logger.child({ webhook: loggableUrl(url), group });
     let running = false;
     let holding = false;
     let loop: Promise<void> | undefined;

@@ -45,7 +45,8 @@ beforeAll(async () => {
   service = await startTestService({
     ISSUER: origin,
     REDIS_URL: redis.url,
-    WEBHOOK_URLS: receiver.url,
+    // A credential in the query string must not reach the log.
+    WEBHOOK_URLS: `${receiver.url}?key=query-secret-0123456789`,
     WEBHOOK_SECRET,
     WEBHOOK_RETRY_BASE: '10ms',
     WEBHOOK_RETRY_MAX: '100ms',
@@ -340,6 +341,7 @@ describe('delivery and secrecy', () => {
   it('no event, stream entry, webhook body or event log line holds a secret used above', async () => {
     const entries = await streamEntries(redis.client);
     const logLines = service.logs.lines.filter((line) => line.includes('"event":'));
+    expect(service.logs.text()).not.toContain('query-secret-0123456789');
     const haystacks = [...entries.map((entry) => entry.raw), ...receiver.deliveries.map((delivery) => delivery.body), ...logLines];
     expect(entries.length).toBeGreaterThan(30);
     expect(secrets.size).toBeGreaterThan(20);
