@@ -175,7 +175,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     denylist = createMemoryDenylist({ clock });
     rateLimits = createMemoryRateLimits();
     events = createMemoryEventStream({ clock, maxLen: config.events.streamMaxLen });
-    embedded.push('refresh-token families', 'access-token denylist', 'rate limits', 'sign-in sessions and codes');
+    embedded.push('refresh-token families', 'access-token denylist', 'rate limits', 'sign-in sessions and codes', 'security event stream');
   }
 
   return {
