@@ -8,6 +8,9 @@
  */
 import { parseArgs } from 'node:util';
 import { planClient, saveClient } from '../src/admin/accounts.js';
+import { clientCreated } from '../src/events/clients.js';
+import { publishScriptEvents } from '../src/events/script-events.js';
+import { systemClock } from '../src/clock.js';
 import { cryptoRandom } from '../src/random.js';
 import { UsageError, withMongoStores } from './admin-store.js';
 
@@ -57,8 +60,13 @@ await withMongoStores(
       backchannelLogoutUri: values['backchannel-logout-uri'],
     });
   },
-  async (_config, { clients }, planned) => {
+  async (config, { clients }, planned) => {
     const { client, clientSecret } = await saveClient(clients, planned);
+    await publishScriptEvents(config, [clientCreated(client, 'client:create')], {
+      clock: systemClock,
+      random: cryptoRandom,
+      print: (line) => console.error(line),
+    });
     process.stdout.write(`client_id=${client.clientId}\n`);
     if (clientSecret !== undefined) process.stdout.write(`client_secret=${clientSecret}\n# store the secret now: it is not kept and cannot be shown again\n`);
   },

@@ -15,6 +15,9 @@ import { clearDevMade, readDevMade } from '../src/keys/dev-made.js';
 import { isKeyAlg, KEY_ALGS, rotateKeys } from '../src/keys/index.js';
 import { ensureRefreshSecret, readRefreshSecret, REFRESH_SECRET_FILE } from '../src/keys/refresh-secret.js';
 import { describeError, rotationReport, UsageError } from '../src/keys/report.js';
+import { keyEvents } from '../src/events/keys.js';
+import { publishScriptEvents } from '../src/events/script-events.js';
+import { cryptoRandom } from '../src/random.js';
 import { runScript } from './run.js';
 
 const USAGE = `usage: keys:rotate [--alg ${KEY_ALGS.join('|')}] [--dry-run] | --emergency --kid <kid>`;
@@ -82,6 +85,13 @@ async function main(argv: string[]): Promise<number> {
     dryRun,
   });
   for (const warning of result.warnings) console.error(`warning: ${warning}`);
+  // Security events (key created / promoted / retired / removed / emergency-rotated) go to
+  // the servers' event stream when REDIS_URL is set; see src/events/script-events.ts.
+  await publishScriptEvents(config, keyEvents(result, { emergencyKid: values.emergency ? values.kid : undefined }), {
+    clock: systemClock,
+    random: cryptoRandom,
+    print: (line) => console.error(line),
+  });
   for (const line of rotationReport(result, { dryRun, now: result.committedAt ?? result.plannedAt, timings: config })) console.log(line);
   // A refresh-token secret a dev server made has no place in production: replaced below (or
   // simply removed when REFRESH_TOKEN_SECRET is set and the file is unused).

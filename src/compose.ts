@@ -16,6 +16,15 @@ import type { Logger } from './log.js';
 import { createClientAuthenticator } from './oauth/client-auth.js';
 import { GRANT_TYPES } from './oauth/grants/index.js';
 import { createTokenService, type TokenService } from './oauth/token-service.js';
+import { withGrantEvents } from './events/authorization.js';
+import { createSecurityEvents, type SecurityEvents } from './events/emitter.js';
+import { createRequestScope } from './events/origin.js';
+import { SECURITY_EVENTS_STREAM } from './events/types.js';
+import { trackLoginLimits, withUserEvents } from './events/users.js';
+import { createWebhookDelivery, type WebhookDelivery } from './events/webhooks.js';
+import { createMemoryEventStream } from './stores/memory/event-stream.js';
+import { createRedisEventStream } from './stores/redis/event-stream.js';
+import { hostname } from 'node:os';
 import { cryptoRandom, type Random } from './random.js';
 import { createSessionService, type SessionService } from './sessions/service.js';
 import { createMemoryClientStore } from './stores/memory/clients.js';
@@ -34,6 +43,7 @@ import type {
   AuthorizationCodeStore,
   BrowserSessionStore,
   ClientStore,
+  EventStreamStore,
   ConsentStore,
   FamilyStore,
   LogoutQueue,
@@ -76,6 +86,8 @@ export interface Stores {
   readonly families: FamilyStore;
   readonly denylist: AccessTokenDenylist;
   readonly rateLimits: RateLimitBackend;
+  /** The security event stream (Redis Stream, or in memory in dev). */
+  readonly events: EventStreamStore;
   readonly readiness: { name: string; check(): Promise<unknown> }[];
   /** Names of the stores running in-process (dev mode). */
   readonly embedded: string[];
@@ -164,6 +176,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
   let families: FamilyStore;
   let denylist: AccessTokenDenylist;
   let rateLimits: RateLimitBackend;
+  let events: EventStreamStore;
   if (config.redisUrl || config.redisClusterNodes) {
     const redis = createRedisClient({ url: config.redisUrl, clusterNodes: config.redisClusterNodes });
     redis.on('error', (err: Error) => logger.warn({ err: { message: err.message } }, 'redis connection problem'));
@@ -175,6 +188,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     logoutQueue = createRedisLogoutQueue({ redis });
     denylist = createRedisDenylist({ redis, clock });
     rateLimits = createRedisRateLimits(redis);
+    events = createRedisEventStream({ redis, key: SECURITY_EVENTS_STREAM, maxLen: config.events.streamMaxLen });
     readiness.push({ name: 'redis', check: () => pingRedis(redis) });
     closers.push(() => closeRedis(redis));
   } else {
@@ -185,7 +199,8 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     logoutQueue = createMemoryLogoutQueue();
     denylist = createMemoryDenylist({ clock });
     rateLimits = createMemoryRateLimits();
-    embedded.push('refresh-token families', 'access-token denylist', 'rate limits', 'sign-in sessions and codes');
+    events = createMemoryEventStream({ clock, maxLen: config.events.streamMaxLen });
+    embedded.push('refresh-token families', 'access-token denylist', 'rate limits', 'sign-in sessions and codes', 'security event stream');
   }
 
   return {
@@ -199,6 +214,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     families,
     denylist,
     rateLimits,
+    events,
     readiness,
     embedded,
     async close() {
@@ -216,6 +232,10 @@ export interface Service {
   readonly tokens: TokenService;
   readonly users: UserService;
   readonly sessions: SessionService;
+  /** Security events: emit, and flush (tests). */
+  readonly events: SecurityEvents;
+  /** Webhook delivery from the event stream, when WEBHOOK_URLS is set. */
+  readonly webhooks: WebhookDelivery | undefined;
   /** Dev mode: what was seeded (secrets only when created now). */
   readonly seeded: SeedResult | undefined;
   close(): Promise<void>;
@@ -253,12 +273,15 @@ export async function createService(
 
   const clients = config.clientCacheTtl > 0 ? cacheClients(stores.clients, { ttlMs: config.clientCacheTtl * 1000, clock }) : stores.clients;
   const accessTokens = createAccessTokens({ keys, clock, random, issuer: config.issuer, ttl: config.accessTokenTtl, clockSkew: config.clockSkew });
-  const throttle = createLoginThrottle(stores.rateLimits, {
+  const requestScope = createRequestScope();
+  const events = createSecurityEvents({ logger, clock, random, stream: stores.events, origin: requestScope.current });
+  const loginLimits = trackLoginLimits(stores.rateLimits);
+  const throttle = createLoginThrottle(loginLimits.backend, {
     accountIp: config.loginRateLimit,
     ip: config.loginIpRateLimit,
     account: config.loginAccountRateLimit,
   });
-  const users = createUserService({
+  const userService = createUserService({
     users: stores.users,
     hasher,
     throttle,
@@ -266,6 +289,7 @@ export async function createService(
     takenEmails: stores.rateLimits.limiter({ keyPrefix: 'register-taken', ...toLimit(config.registerRateLimit) }),
     registrations: stores.rateLimits.limiter({ keyPrefix: 'register-ip', ...toLimit(config.registerIpRateLimit) }),
   });
+  const users = withUserEvents(userService, { events, limits: loginLimits });
   const refreshTokens = createRefreshTokens({ secret: refreshSecret, random, families: stores.families });
   const tokens = createTokenService({
     accessTokens,
@@ -277,6 +301,7 @@ export async function createService(
     audience: config.audience,
     refreshTokenTtl: config.refreshTokenTtl,
     clockSkew: config.clockSkew,
+    events,
   });
   const clientAuth = createClientAuthenticator({
     clients,
@@ -292,6 +317,7 @@ export async function createService(
     browserSessions: stores.browserSessions,
     consents: stores.consents,
     loginClientId: config.loginClientId,
+    events,
   });
   const idTokens = createIdTokens({ keys, clock, random, issuer: config.issuer, ttl: config.accessTokenTtl });
   const codes = createAuthorizationCodes({ codes: stores.authorizationCodes, tokens, users: stores.users, idTokens, random, clock });
@@ -301,9 +327,10 @@ export async function createService(
     pushed: stores.pushedRequests,
     sessions: stores.browserSessions,
     consents: stores.consents,
-    codes,
+    codes: withGrantEvents(codes, events),
     users,
     idTokens,
+    events,
     // A key of its own for the sign-in forms' CSRF tokens, derived from the shared refresh-token secret.
     transactionKey: Buffer.from(hkdfSync('sha256', refreshSecret, '', 'token-authority sign-in transaction', 32)),
     requirePar: config.signIn.requirePar,
@@ -344,7 +371,13 @@ export async function createService(
     pages: createPageRenderer({ productName: config.signIn.productName, logoUrl: assets.logo ? PAGES_LOGO_PATH : undefined }),
     pageAssets: assets,
     scopes: config.scopesSupported.length > 0 || config.production ? config.scopesSupported : DEV_SCOPES,
+    requestScope,
   });
+  const webhooks = webhookDelivery(config, { stream: stores.events, logger, random });
+  if (webhooks) {
+    events.onAppend(() => webhooks.notify());
+    await webhooks.start();
+  }
   return {
     app,
     stores,
@@ -352,13 +385,33 @@ export async function createService(
     tokens,
     users,
     sessions,
+    events,
+    webhooks,
     seeded,
     async close() {
       await backchannel.stop();
       await keys.stop();
+      await events.flush();
+      await webhooks?.stop();
       await stores.close();
     },
   };
+}
+
+/** Webhook delivery when WEBHOOK_URLS is set (config checked that WEBHOOK_SECRET is too). */
+function webhookDelivery(config: Config, deps: { stream: EventStreamStore; logger: Logger; random: Random }): WebhookDelivery | undefined {
+  const { webhookUrls, webhookSecret } = config.events;
+  if (webhookUrls.length === 0 || !webhookSecret) return undefined;
+  return createWebhookDelivery({
+    urls: webhookUrls,
+    secret: webhookSecret,
+    stream: deps.stream,
+    logger: deps.logger,
+    consumer: `${hostname()}:${process.pid}:${deps.random.token(6)}`,
+    timeoutMs: config.events.webhookTimeout * 1000,
+    retryBaseMs: config.events.webhookRetryBaseMs,
+    retryMaxMs: config.events.webhookRetryMaxMs,
+  });
 }
 
 const LOGO_TYPES: Record<string, string> = { '.svg': 'image/svg+xml', '.png': 'image/png', '.webp': 'image/webp' };

@@ -51,6 +51,34 @@ const duration = (fallback: string, { min = 0, max = DURATION_MAX }: { min?: num
       return seconds;
     });
 
+/** `250ms`, `2s`, `5m`, `1h` (a bare number is seconds) → milliseconds; for timings under a second. */
+const milliseconds = (fallback: string, { min, max }: { min: number; max: number }) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((text, ctx) => {
+      const match = /^(\d{1,9})(ms|s|m|h)?$/.exec(text.trim());
+      const ms = match ? Number(match[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(match[2] ?? 's') as 'ms' | 's' | 'm' | 'h'] : undefined;
+      if (ms === undefined || ms < min || ms > max) {
+        ctx.addIssue({ code: 'custom', message: `"${text}" must be a duration from ${min}ms to ${max / 1000}s (e.g. 250ms, 2s, 5m)` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
+/**
+ * A Standard Webhooks secret: `whsec_` then base64 of 24 to 64 random bytes (the spec's
+ * range), e.g. `whsec_$(openssl rand -base64 32)`.
+ */
+const webhookSecret = z.string().refine(
+  (text) => {
+    const match = /^whsec_([A-Za-z0-9+/]+={0,2})$/.exec(text);
+    const bytes = match ? Buffer.from(match[1]!, 'base64').length : 0;
+    return bytes >= 24 && bytes <= 64;
+  },
+  { message: 'must be whsec_ followed by the base64 of 24 to 64 random bytes (e.g. whsec_$(openssl rand -base64 32))' },
+);
+
 const budget = (fallback: string) =>
   z
     .string()
@@ -274,6 +302,29 @@ const variables = {
     /** Seconds a sign-in session lives at most; after that the password is asked again. */
     sessionMaxTtl: variable('SIGN_IN_SESSION_MAX_TTL', duration('7d', { min: 60 })),
   },
+  /** Security events (src/events/): the Redis Stream they are appended to, and the webhooks they are delivered to. */
+  events: {
+    /** Entries kept in the stream (XADD MAXLEN ~, so about this many); older ones are trimmed. */
+    streamMaxLen: variable('EVENTS_STREAM_MAXLEN', integer(100_000, 100, 100_000_000)),
+    /** Receivers of every event, POSTed as JSON and signed per Standard Webhooks; empty = no delivery. */
+    webhookUrls: variable(
+      'WEBHOOK_URLS',
+      list.pipe(
+        z.array(
+          url(['http:', 'https:']).refine((text) => !URL.canParse(text) || (!new URL(text).username && !new URL(text).password), {
+            message: 'must not carry user:password@ (fetch refuses it; a receiver authenticates deliveries by their signature)',
+          }),
+        ),
+      ),
+    ),
+    /** The signing secret (`whsec_…`); required with WEBHOOK_URLS. */
+    webhookSecret: variable('WEBHOOK_SECRET', webhookSecret.optional()),
+    /** Seconds a receiver has to answer one delivery. */
+    webhookTimeout: variable('WEBHOOK_TIMEOUT', duration('10s', { min: 1, max: 300 })),
+    /** Milliseconds before the first retry of a failed delivery; each next one waits twice as long, up to WEBHOOK_RETRY_MAX. */
+    webhookRetryBaseMs: variable('WEBHOOK_RETRY_BASE', milliseconds('1s', { min: 1, max: 3_600_000 })),
+    webhookRetryMaxMs: variable('WEBHOOK_RETRY_MAX', milliseconds('5m', { min: 1, max: 86_400_000 })),
+  },
   /** Dev mode only. */
   devClientSecret: variable('DEV_CLIENT_SECRET', z.string().min(16).optional()),
   /** Dev mode only. */
@@ -371,6 +422,9 @@ function problemsBetween(input: Record<string, string>, v: PartlyParsed<Variable
   // sooner would leave them verifying with nothing to say it ended.
   if (v.refreshTokenTtl !== undefined && v.accessTokenTtl !== undefined && v.refreshTokenTtl < v.accessTokenTtl) {
     problems.push('REFRESH_TOKEN_TTL: must be at least ACCESS_TOKEN_TTL');
+  }
+  if (v.events.webhookUrls !== undefined && v.events.webhookUrls.length > 0 && !input.WEBHOOK_SECRET) {
+    problems.push('WEBHOOK_SECRET: required with WEBHOOK_URLS (whsec_ followed by the base64 of 24 to 64 random bytes)');
   }
   if (v.signIn.sessionMaxTtl !== undefined && v.signIn.sessionTtl !== undefined && v.signIn.sessionMaxTtl < v.signIn.sessionTtl) {
     problems.push('SIGN_IN_SESSION_MAX_TTL: must be at least SIGN_IN_SESSION_TTL');

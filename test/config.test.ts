@@ -209,6 +209,12 @@ describe('config, all of it', () => {
       'REQUIRE_PAR',
       'SIGN_IN_SESSION_TTL',
       'SIGN_IN_SESSION_MAX_TTL',
+      'EVENTS_STREAM_MAXLEN',
+      'WEBHOOK_URLS',
+      'WEBHOOK_SECRET',
+      'WEBHOOK_TIMEOUT',
+      'WEBHOOK_RETRY_BASE',
+      'WEBHOOK_RETRY_MAX',
       'DEV_CLIENT_SECRET',
       'DEV_USER_PASSWORD',
     ]);
@@ -254,6 +260,7 @@ describe('config, all of it', () => {
         'http',
         'argon2',
         'signIn',
+        'events',
         'devClientSecret',
         'devUserPassword',
       ].sort(),
@@ -291,6 +298,14 @@ describe('config, all of it', () => {
       http: { headersTimeout: 10, requestTimeout: 30, keepAliveTimeout: 5 },
       argon2: { memoryCost: 19456, timeCost: 2, parallelism: 1 },
       signIn: { productName: 'Token Authority', stylesheetFile: undefined, logoFile: undefined, requirePar: false, sessionTtl: 86400, sessionMaxTtl: 604800 },
+      events: {
+        streamMaxLen: 100_000,
+        webhookUrls: [],
+        webhookSecret: undefined,
+        webhookTimeout: 10,
+        webhookRetryBaseMs: 1000,
+        webhookRetryMaxMs: 300_000,
+      },
       mongodbUri: undefined,
       redisUrl: undefined,
       redisClusterNodes: undefined,
@@ -341,6 +356,12 @@ describe('config, all of it', () => {
       'REQUIRE_PAR: Invalid option: expected one of "true"|"false"',
       'SIGN_IN_SESSION_TTL: "bad value!" is not a duration (use 900, 900s, 15m, 1h or 7d)',
       'SIGN_IN_SESSION_MAX_TTL: "bad value!" is not a duration (use 900, 900s, 15m, 1h or 7d)',
+      'EVENTS_STREAM_MAXLEN: "bad value!" must be an integer from 100 to 100000000',
+      'WEBHOOK_URLS.0: must be a URL (http: or https:)',
+      'WEBHOOK_SECRET: must be whsec_ followed by the base64 of 24 to 64 random bytes (e.g. whsec_$(openssl rand -base64 32))',
+      'WEBHOOK_TIMEOUT: "bad value!" is not a duration (use 900, 900s, 15m, 1h or 7d)',
+      'WEBHOOK_RETRY_BASE: "bad value!" must be a duration from 1ms to 3600s (e.g. 250ms, 2s, 5m)',
+      'WEBHOOK_RETRY_MAX: "bad value!" must be a duration from 1ms to 86400s (e.g. 250ms, 2s, 5m)',
       'DEV_CLIENT_SECRET: Too small: expected string to have >=16 characters',
     ]);
   });
@@ -408,6 +429,12 @@ describe('config, all of it', () => {
       REQUIRE_PAR: 'true',
       SIGN_IN_SESSION_TTL: '2h',
       SIGN_IN_SESSION_MAX_TTL: '1d',
+      EVENTS_STREAM_MAXLEN: '1000',
+      WEBHOOK_URLS: 'https://siem.example.com/hook',
+      WEBHOOK_SECRET: `whsec_${'A'.repeat(32)}`,
+      WEBHOOK_TIMEOUT: '7s',
+      WEBHOOK_RETRY_BASE: '500ms',
+      WEBHOOK_RETRY_MAX: '1h',
       DEV_CLIENT_SECRET: 'x'.repeat(16),
       DEV_USER_PASSWORD: 'password',
     });
@@ -452,6 +479,14 @@ describe('config, all of it', () => {
       argon2: { memoryCost: 9000, timeCost: 3, parallelism: 2 },
       devClientSecret: undefined,
       devUserPassword: undefined,
+      events: {
+        streamMaxLen: 1000,
+        webhookUrls: ['https://siem.example.com/hook'],
+        webhookSecret: `whsec_${'A'.repeat(32)}`,
+        webhookTimeout: 7,
+        webhookRetryBaseMs: 500,
+        webhookRetryMaxMs: 3_600_000,
+      },
       signIn: {
         productName: 'Example Login',
         stylesheetFile: '/etc/brand/pages.css',
@@ -484,5 +519,37 @@ describe('misspelled variables', () => {
       { name: 'redis_url', meant: 'REDIS_URL' },
     ]);
     expect(misspelledVariables(Object.fromEntries(CONFIG_VARIABLES.map((name) => [name, 'x'])))).toEqual([]);
+  });
+});
+
+describe('security events and webhooks', () => {
+  const secret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+
+  it('parses the webhook settings', () => {
+    const config = parseConfig({
+      WEBHOOK_URLS: 'https://a.example/hook, http://10.0.0.2:8080/x',
+      WEBHOOK_SECRET: secret,
+      WEBHOOK_RETRY_BASE: '250ms',
+      WEBHOOK_RETRY_MAX: '2m',
+      EVENTS_STREAM_MAXLEN: '5000',
+    });
+    expect(config.events).toEqual({
+      streamMaxLen: 5000,
+      webhookUrls: ['https://a.example/hook', 'http://10.0.0.2:8080/x'],
+      webhookSecret: secret,
+      webhookTimeout: 10,
+      webhookRetryBaseMs: 250,
+      webhookRetryMaxMs: 120_000,
+    });
+  });
+
+  it('needs a Standard Webhooks secret of 24 to 64 bytes with WEBHOOK_URLS', () => {
+    expect(problemsOf({ WEBHOOK_URLS: 'https://a.example/hook' })).toEqual([
+      'WEBHOOK_SECRET: required with WEBHOOK_URLS (whsec_ followed by the base64 of 24 to 64 random bytes)',
+    ]);
+    expect(problemsOf({ WEBHOOK_URLS: 'https://u:p@a.example/hook', WEBHOOK_SECRET: secret })[0]).toMatch(/^WEBHOOK_URLS.0: must not carry user:password@/);
+    for (const bad of ['whsec_' + Buffer.alloc(16).toString('base64'), Buffer.alloc(32).toString('base64'), 'whsec_not base64!']) {
+      expect(problemsOf({ WEBHOOK_URLS: 'https://a.example/hook', WEBHOOK_SECRET: bad })[0]).toMatch(/^WEBHOOK_SECRET: must be whsec_/);
+    }
   });
 });

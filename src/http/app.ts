@@ -24,6 +24,7 @@ import type { UserService } from '../users/service.js';
 import { parseBody } from './middleware/body.js';
 import { errorResponses } from './middleware/errors.js';
 import { requestLog } from './middleware/request-log.js';
+import { requestScope } from './middleware/request-scope.js';
 import { corsPolicy, publicDocumentHeaders, securityHeaders } from './middleware/security.js';
 import { createAuthRoutes } from './routes/auth.js';
 import { liveness, readiness, type ReadinessCheck } from './routes/health.js';
@@ -50,6 +51,8 @@ export interface AppDeps {
   readonly pageAssets: PageAssets;
   /** `scopes_supported` of the metadata. */
   readonly scopes?: readonly string[];
+  /** Each request runs inside it, so that security events name the request that caused them. */
+  readonly requestScope?: Parameters<typeof requestScope>[0];
 }
 
 export function createApp(deps: AppDeps): Koa {
@@ -123,6 +126,7 @@ export function createApp(deps: AppDeps): Koa {
   router.delete('/auth/consents/:client_id', auth.requireUser, auth.revokeConsent);
 
   app.use(requestLog(deps));
+  if (deps.requestScope) app.use(requestScope(deps.requestScope));
   app.use(errorResponses(deps));
   // Ahead of the rest of the chain (they need no body, client or CORS decision), but not
   // of the error handler: a failure in them is answered in the one JSON format too.

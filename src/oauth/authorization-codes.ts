@@ -73,7 +73,7 @@ export function createAuthorizationCodes(deps: AuthorizationCodeDeps) {
       const result = await codes.consume(codeHash, { clientId: input.client.clientId });
       if (result.outcome === 'invalid') throw new InvalidGrantError(INVALID_CODE);
       if (result.outcome === 'reused') {
-        if (result.issued) await tokens.undoIssued(result.issued);
+        if (result.issued) await tokens.undoIssued(result.issued, { clientId: result.record.clientId, userId: result.record.userId });
         throw new InvalidGrantError(INVALID_CODE, { detail: 'authorization code presented again: what it issued is revoked' });
       }
       const { record } = result;
@@ -89,7 +89,7 @@ export function createAuthorizationCodes(deps: AuthorizationCodeDeps) {
       const issued = await tokens.issueForUser({ user, client: input.client, scope: record.scope, audience: record.audience, context: input.context, signIn });
       const undo = { familyId: issued.family?.id, accessTokenJti: issued.accessToken.jti, accessTokenExpiresAt: issued.accessToken.expiresAt };
       if ((await codes.recordIssued(codeHash, undo)) !== 'recorded') {
-        await tokens.undoIssued(undo);
+        await tokens.undoIssued(undo, { clientId: input.client.clientId, userId: user.id });
         throw new InvalidGrantError(INVALID_CODE, { detail: 'authorization code presented again while it was redeemed' });
       }
       if (!openid) return issued.response;

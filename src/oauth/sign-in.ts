@@ -20,6 +20,8 @@ import {
   OAuthError,
   TooManyRequestsError,
 } from '../errors.js';
+import { authorizationDenied } from '../events/authorization.js';
+import type { EventSink } from '../events/types.js';
 import type { Random } from '../random.js';
 import type { BrowserSession, BrowserSessionStore, ClientRecord, ConsentStore, PushedRequestStore, UserRecord } from '../stores/types.js';
 import type { IdTokens } from '../tokens/id-token.js';
@@ -50,6 +52,8 @@ export interface SignInDeps {
   readonly requirePar: boolean;
   readonly clock: Clock;
   readonly random: Random;
+  /** Security events (authorization denied; granted is emitted where codes are issued). */
+  readonly events?: EventSink;
 }
 
 /** What the browser sent besides the parameters. */
@@ -263,7 +267,10 @@ export function createSignIn(deps: SignInDeps) {
         const pending = await resolve(openTransaction(input.transaction, browser));
         const current = await signedIn(browser);
         if (!current) return loginPage(pending, browser);
-        if (input.decision !== 'allow') return redirect(pending, toParams(new AccessDeniedError('the user did not allow the request')));
+        if (input.decision !== 'allow') {
+          deps.events?.emit(authorizationDenied(current.user, pending.client.clientId, pending.request.scope));
+          return redirect(pending, toParams(new AccessDeniedError('the user did not allow the request')));
+        }
         await consents.grant(current.user.id, pending.client.clientId, storedScopeTokens(pending.request.scope));
         const code = await deps.codes.issue(pending.request, current.user, codeSignIn(current.session));
         return redirect(pending, { code });

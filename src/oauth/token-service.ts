@@ -13,6 +13,8 @@ import {
   InvalidTokenError,
   UnauthorizedClientError,
 } from '../errors.js';
+import { familyRevoked, reuseDetected } from '../events/families.js';
+import type { EventSink } from '../events/types.js';
 import type { AccessTokenDenylist, ClientRecord, ClientStore, Family, FamilySignIn, FamilyStore, UseContext, UserRecord, UserStore } from '../stores/types.js';
 import type { AccessTokenClaims, AccessTokenRequest, AccessTokens, IssuedAccessToken } from '../tokens/access-token.js';
 import type { RefreshTokens } from '../tokens/refresh-token.js';
@@ -49,12 +51,14 @@ export interface TokenServiceDeps {
    * denied that much longer, or a revocation would lapse while the token still verifies.
    */
   readonly clockSkew: number;
+  /** Security events (reuse detected, families revoked). */
+  readonly events?: EventSink;
 }
 
 const INVALID_REFRESH_TOKEN = 'the refresh token is invalid, expired or revoked';
 
 export function createTokenService(deps: TokenServiceDeps) {
-  const { accessTokens, families, refreshTokens, denylist, users } = deps;
+  const { accessTokens, families, refreshTokens, denylist, users, events } = deps;
   /** Until when a token must stay denied: as long as it can still verify. */
   const denyUntil = (claims: AccessTokenClaims) => (claims.exp + deps.clockSkew) * 1000;
 
@@ -103,10 +107,10 @@ export function createTokenService(deps: TokenServiceDeps) {
   }
 
   /** The family's user, if still active; otherwise the family ends and the grant is refused. */
-  async function activeUser(subject: string, familyId: string): Promise<UserRecord> {
+  async function activeUser(subject: string, family: Family): Promise<UserRecord> {
     const user = await users.findById(subject);
     if (!user || user.disabled) {
-      await families.revoke(familyId);
+      if (await families.revoke(family.id)) events?.emit(familyRevoked('disabled_user', family, { type: 'client', id: family.clientId }));
       throw new InvalidGrantError('the account is no longer active');
     }
     return user;
@@ -115,7 +119,7 @@ export function createTokenService(deps: TokenServiceDeps) {
   /** A family for an audience its client may no longer target ends; the grant is refused. */
   async function allowedAudience(client: ClientRecord, family: Family): Promise<void> {
     if (mayTarget(client, family.audience)) return;
-    await families.revoke(family.id);
+    if (await families.revoke(family.id)) events?.emit(familyRevoked('audience_withdrawn', family, { type: 'client', id: client.clientId }));
     throw new InvalidGrantError('this client may no longer use the audience the refresh token was granted for', {
       detail: `audience withdrawn from client, family ${family.id} ended`,
     });
@@ -210,10 +214,11 @@ export function createTokenService(deps: TokenServiceDeps) {
       };
       within(current);
       await allowedAudience(input.client, current);
-      let user = await activeUser(current.subject, current.id);
+      let user = await activeUser(current.subject, current);
 
       const result = await refreshTokens.rotate(input.refreshToken, input.context, { clientId: input.client.clientId });
       if (result.outcome === 'reused') {
+        events?.emit(...reuseDetected(current, input.context));
         throw new InvalidGrantError('the refresh token was already used; the session has been revoked', { detail: `reuse in family ${result.familyId}` });
       }
       if (result.outcome === 'invalid') throw new InvalidGrantError(INVALID_REFRESH_TOKEN);
@@ -222,7 +227,7 @@ export function createTokenService(deps: TokenServiceDeps) {
       // ever not hold, nothing is issued for what was not checked.
       within(result.family);
       await allowedAudience(input.client, result.family);
-      if (user.id !== result.family.subject) user = await activeUser(result.family.subject, result.family.id);
+      if (user.id !== result.family.subject) user = await activeUser(result.family.subject, result.family);
       const scope =
         requested.length > 0
           ? requested.join(' ')
@@ -246,7 +251,7 @@ export function createTokenService(deps: TokenServiceDeps) {
         const family = await families.get(familyId);
         if (family) {
           if (!mayRevoke(family.clientId)) throw new UnauthorizedClientError('the token was issued to another client');
-          await families.revoke(family.id);
+          if (await families.revoke(family.id)) events?.emit(familyRevoked('token_revoked', family, { type: 'client', id: input.client.clientId }));
         }
         return true;
       };
@@ -334,9 +339,16 @@ export function createTokenService(deps: TokenServiceDeps) {
      * Takes back what one grant issued (RFC 6749 §4.1.2: a code used twice): ends the
      * family and denies the access token until it can no longer verify.
      */
-    async undoIssued(issued: { familyId?: string | undefined; accessTokenJti: string; accessTokenExpiresAt: number }): Promise<void> {
+    async undoIssued(
+      issued: { familyId?: string | undefined; accessTokenJti: string; accessTokenExpiresAt: number },
+      by?: { clientId: string; userId: string },
+    ): Promise<void> {
+      const revoke = async (familyId: string) => {
+        if ((await families.revoke(familyId)) && by)
+          events?.emit(familyRevoked('code_reuse', { id: familyId, subject: by.userId, clientId: by.clientId }, { type: 'client', id: by.clientId }));
+      };
       await Promise.all([
-        issued.familyId ? families.revoke(issued.familyId) : undefined,
+        issued.familyId ? revoke(issued.familyId) : undefined,
         denylist.deny(issued.accessTokenJti, issued.accessTokenExpiresAt + deps.clockSkew * 1000),
       ]);
     },

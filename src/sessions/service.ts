@@ -4,6 +4,9 @@
  * change). A session is a refresh-token family; its id is the `sid` of its access tokens.
  * The HTTP layer only parses and answers (cookies, Origin checks); every rule is here.
  */
+import { familiesRevoked, familyRevoked } from '../events/families.js';
+import { passwordChanged } from '../events/users.js';
+import type { EventSink } from '../events/types.js';
 import { InvalidGrantError, InvalidRequestError, InvalidTokenError, NotFoundError, UnauthorizedClientError } from '../errors.js';
 import type { GrantType } from '../oauth/grants/index.js';
 import type { TokenService } from '../oauth/token-service.js';
@@ -21,6 +24,8 @@ export interface SessionServiceDeps {
   readonly consents: Pick<ConsentStore, 'listByUser' | 'revoke'>;
   /** The first-party client a login without `client_id` is for (LOGIN_CLIENT_ID). */
   readonly loginClientId: string;
+  /** Security events (families revoked, password changed). */
+  readonly events?: EventSink;
 }
 
 /** The caller of a user-authenticated request. */
@@ -50,7 +55,7 @@ export interface BrowserSessionView {
 const INVALID_REFRESH_TOKEN = 'the refresh token is invalid, expired or revoked';
 
 export function createSessionService(deps: SessionServiceDeps) {
-  const { tokens, users, families, clients, browserSessions, consents } = deps;
+  const { tokens, users, families, clients, browserSessions, consents, events } = deps;
 
   /**
    * The first-party public client a login or refresh here is for, which must also hold
@@ -99,7 +104,8 @@ export function createSessionService(deps: SessionServiceDeps) {
 
     /** Ends the caller's session and denies the access token it presented. */
     async logout({ claims }: Caller): Promise<void> {
-      await Promise.all([claims.sid ? families.revoke(claims.sid) : undefined, tokens.denyAccessToken(claims)]);
+      const [ended] = await Promise.all([claims.sid ? families.revoke(claims.sid) : undefined, tokens.denyAccessToken(claims)]);
+      if (ended && claims.sid) events?.emit(familyRevoked('logout', { id: claims.sid, subject: claims.sub, clientId: claims.client_id }));
     },
 
     /**
@@ -112,6 +118,7 @@ export function createSessionService(deps: SessionServiceDeps) {
       await users.recordSignOut(claims.sub);
       const [ended] = await Promise.all([families.revokeAll(claims.sub), browserSessions.deleteAllOfUser(claims.sub)]);
       await tokens.denyAccessToken(claims);
+      events?.emit(...familiesRevoked('logout_all', { id: claims.sub, email: claims.email }, ended));
       return ended;
     },
 
@@ -131,7 +138,9 @@ export function createSessionService(deps: SessionServiceDeps) {
       const sessions = await families.listBySubject(user.id);
       const [revoked] = await Promise.all([
         consents.revoke(user.id, clientId),
-        ...sessions.filter((family) => family.clientId === clientId).map((family) => families.revoke(family.id)),
+        ...sessions
+          .filter((family) => family.clientId === clientId)
+          .map(async (family) => (await families.revoke(family.id)) && events?.emit(familyRevoked('consent_revoked', family))),
       ]);
       if (!revoked) throw new NotFoundError('no consent for this client');
     },
@@ -155,7 +164,7 @@ export function createSessionService(deps: SessionServiceDeps) {
     async end({ user }: Caller, sessionId: string): Promise<void> {
       const family = await families.get(sessionId);
       if (family && family.subject === user.id) {
-        await families.revoke(family.id);
+        if (await families.revoke(family.id)) events?.emit(familyRevoked('session_ended', family));
         return;
       }
       const browser = (await browserSessions.listByUser(user.id)).find((session) => session.id === sessionId);
@@ -172,6 +181,7 @@ export function createSessionService(deps: SessionServiceDeps) {
         session: claims.sid ?? claims.jti,
       });
       const [ended] = await Promise.all([families.revokeAll(user.id, claims.sid), browserSessions.deleteAllOfUser(user.id)]);
+      events?.emit(passwordChanged(user, ended), ...familiesRevoked('password_change', user, ended));
       return ended;
     },
   };

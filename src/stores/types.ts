@@ -477,3 +477,55 @@ export interface LogoutQueue extends Pingable {
   /** Stores the delivery as given (its `attempt` counted) and makes it due at `dueAt`. */
   retry(delivery: LogoutDelivery, dueAt: number): Promise<void>;
 }
+
+// ---------------------------------------------------------------- event streams
+
+/** One entry of a stream: its id (`<ms>-<seq>`, ordered) and its fields. */
+export interface StreamEntry {
+  readonly id: string;
+  readonly fields: Readonly<Record<string, string>>;
+}
+
+/**
+ * An append-only log shared by every instance (a Redis Stream; an array in memory), with
+ * consumer groups for at-least-once processing: an entry read by a group stays pending for
+ * the consumer that read it until acknowledged, and another consumer can claim it (a
+ * crashed instance's work). Generic: security events use one stream, other features may
+ * use others. Retention: `append` trims the oldest entries beyond the store's `maxLen`
+ * (approximately, for Redis: `XADD MAXLEN ~`); a trimmed entry that was pending reads as
+ * `fields: null` (`readGroup` pending) or is dropped (`claim`).
+ *
+ * The lease is a small mutual exclusion beside the stream: one holder per name at a time,
+ * for at most `ttlMs` after it last took or renewed it. Every method rejects with
+ * StoreUnavailableError when the backend is unreachable.
+ */
+export interface EventStreamStore extends Pingable {
+  /** Appends an entry; resolves its id. */
+  append(fields: Readonly<Record<string, string>>): Promise<string>;
+  /**
+   * Entries after `after` ('0' = from the start, '$' = only new ones), waiting up to `blockMs`
+   * when there are none yet. A blocking read holds its Redis connection meanwhile: give it a
+   * store on a connection of its own (the events:tail script does).
+   */
+  read(after: string, options: { count: number; blockMs?: number }): Promise<StreamEntry[]>;
+  /** The last `count` entries, oldest first. */
+  recent(count: number): Promise<StreamEntry[]>;
+  /** The last entry's id, or '0-0' when empty. */
+  lastId(): Promise<string>;
+  /** Creates `group` reading from `start` ('$' = entries appended from now on, '0' = all); nothing when it exists. */
+  createGroup(group: string, start: '$' | '0'): Promise<void>;
+  /**
+   * `pending: false`: up to `count` entries never delivered to the group, now pending for
+   * `consumer`. `pending: true`: up to `count` of `consumer`'s own pending entries (a trimmed
+   * one with `fields: null`).
+   */
+  readGroup(group: string, consumer: string, options: { count: number; pending: boolean }): Promise<(StreamEntry | { id: string; fields: null })[]>;
+  /** Acknowledges entries: no longer pending for anyone. */
+  ack(group: string, ids: readonly string[]): Promise<void>;
+  /** Moves every entry of `group` pending for longer than `minIdleMs` (to anyone) to `consumer`; resolves how many. */
+  claim(group: string, consumer: string, minIdleMs: number): Promise<number>;
+  /** Takes or renews the lease `name` for `holder`; false while someone else holds it. */
+  holdLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
+  /** Gives the lease up if `holder` has it. */
+  releaseLease(name: string, holder: string): Promise<void>;
+}
