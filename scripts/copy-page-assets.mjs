@@ -6,8 +6,9 @@ import { cpSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = join(import.meta.dirname, '..');
-for (const folder of ['templates', 'assets']) {
-  const target = join(root, 'dist', 'src', 'pages', folder);
+// The mail templates (src/mail/templates/) travel the same way.
+for (const folder of ['pages/templates', 'pages/assets', 'mail/templates']) {
+  const target = join(root, 'dist', 'src', folder);
   rmSync(target, { recursive: true, force: true });
-  cpSync(join(root, 'src', 'pages', folder), target, { recursive: true });
+  cpSync(join(root, 'src', folder), target, { recursive: true });
 }

@@ -23,6 +23,12 @@ import { createMemoryDenylist } from './stores/memory/denylist.js';
 import { createMemoryFamilyStore } from './stores/memory/families.js';
 import { createMemoryRateLimits } from './stores/memory/rate-limits.js';
 import { createMemoryUserStore } from './stores/memory/users.js';
+import { createMemoryMailQueue } from './stores/memory/mail-queue.js';
+import { createRedisMailQueue } from './stores/redis/mail-queue.js';
+import { createMailOutbox, type MailOutbox } from './mail/outbox.js';
+import { createMailTemplates } from './mail/templates.js';
+import { createDevTransport, createSmtpTransport, type DevMail, type MailTransport } from './mail/transport.js';
+import { hostname } from 'node:os';
 import { createMongoConnection, createMongoStores } from './stores/mongo/connection.js';
 import { closeRedis, connectRedis, createRedisClient, pingRedis } from './stores/redis/connection.js';
 import { createRedisDenylist } from './stores/redis/denylist.js';
@@ -35,6 +41,7 @@ import type {
   ClientStore,
   ConsentStore,
   FamilyStore,
+  MailQueueStore,
   PushedRequestStore,
   RateLimitBackend,
   UserStore,
@@ -68,6 +75,7 @@ export interface Stores {
   readonly families: FamilyStore;
   readonly denylist: AccessTokenDenylist;
   readonly rateLimits: RateLimitBackend;
+  readonly mailQueue: MailQueueStore;
   readonly readiness: { name: string; check(): Promise<unknown> }[];
   /** Names of the stores running in-process (dev mode). */
   readonly embedded: string[];
@@ -141,6 +149,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
   let families: FamilyStore;
   let denylist: AccessTokenDenylist;
   let rateLimits: RateLimitBackend;
+  let mailQueue: MailQueueStore;
   if (config.redisUrl || config.redisClusterNodes) {
     const redis = createRedisClient({ url: config.redisUrl, clusterNodes: config.redisClusterNodes });
     redis.on('error', (err: Error) => logger.warn({ err: { message: err.message } }, 'redis connection problem'));
@@ -151,6 +160,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     browserSessions = createRedisBrowserSessionStore({ ...sessionOptions, redis });
     denylist = createRedisDenylist({ redis, clock });
     rateLimits = createRedisRateLimits(redis);
+    mailQueue = createRedisMailQueue({ redis });
     readiness.push({ name: 'redis', check: () => pingRedis(redis) });
     closers.push(() => closeRedis(redis));
   } else {
@@ -160,7 +170,8 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     browserSessions = createMemoryBrowserSessionStore({ ...sessionOptions, clock });
     denylist = createMemoryDenylist({ clock });
     rateLimits = createMemoryRateLimits();
-    embedded.push('refresh-token families', 'access-token denylist', 'rate limits', 'sign-in sessions and codes');
+    mailQueue = createMemoryMailQueue({ clock });
+    embedded.push('refresh-token families', 'access-token denylist', 'rate limits', 'sign-in sessions and codes', 'mail queue');
   }
 
   return {
@@ -173,6 +184,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     families,
     denylist,
     rateLimits,
+    mailQueue,
     readiness,
     embedded,
     async close() {
@@ -190,6 +202,7 @@ export interface Service {
   readonly tokens: TokenService;
   readonly users: UserService;
   readonly sessions: SessionService;
+  readonly mail: MailOutbox;
   /** Dev mode: what was seeded (secrets only when created now). */
   readonly seeded: SeedResult | undefined;
   close(): Promise<void>;
@@ -198,7 +211,12 @@ export interface Service {
 /** Stores, then services, then the Koa app; nothing listens yet. Tests build exactly this. */
 export async function createService(
   config: Config,
-  { logger, clock = systemClock, random = cryptoRandom }: { logger: Logger; clock?: Clock; random?: Random },
+  {
+    logger,
+    clock = systemClock,
+    random = cryptoRandom,
+    print = (text: string) => void process.stdout.write(text),
+  }: { logger: Logger; clock?: Clock; random?: Random; /** Where dev mode prints mail (the terminal). */ print?: (text: string) => void },
 ): Promise<Service> {
   // Read before anything connects: in production a missing key or an unreadable file stops start-up here.
   const refreshSecret = await refreshTokenSecret(config, logger, random);
@@ -280,6 +298,7 @@ export async function createService(
     clock,
     random,
   });
+  const mailOut = await createMailOut(config, { queue: stores.mailQueue, refreshSecret, logger, clock, random, print });
   const app = createApp({
     config,
     logger,
@@ -296,7 +315,9 @@ export async function createService(
     pages: createPageRenderer({ productName: config.signIn.productName, logoUrl: assets.logo ? PAGES_LOGO_PATH : undefined }),
     pageAssets: assets,
     scopes: config.scopesSupported.length > 0 || config.production ? config.scopesSupported : DEV_SCOPES,
+    devMail: mailOut.devMail,
   });
+  mailOut.outbox.start();
   return {
     app,
     stores,
@@ -304,8 +325,10 @@ export async function createService(
     tokens,
     users,
     sessions,
+    mail: mailOut.outbox,
     seeded,
     async close() {
+      await mailOut.outbox.stop();
       await keys.stop();
       await stores.close();
     },
@@ -328,4 +351,48 @@ async function readPageAssets(config: Config): Promise<PageAssets> {
     stylesheet: stylesheetFile ? (await read(stylesheetFile, 'PAGES_STYLESHEET')).toString('utf8') : pageStylesheet(),
     ...(logoFile && { logo: { body: await read(logoFile, 'PAGES_LOGO'), type: LOGO_TYPES[extname(logoFile).toLowerCase()]! } }),
   };
+}
+
+/**
+ * Mail out: SMTP when SMTP_URL is set; else in dev the terminal and GET /dev/mail (`devMail`),
+ * and in production nothing (logged at start-up and per message).
+ */
+export async function createMailOut(
+  config: Config,
+  deps: { queue: MailQueueStore; refreshSecret: string; logger: Logger; clock: Clock; random: Random; print: (text: string) => void },
+): Promise<{ outbox: MailOutbox; devMail: (() => readonly DevMail[]) | undefined }> {
+  const { mail } = config;
+  const productName = config.signIn.productName;
+  const host = new URL(config.issuer).hostname;
+  let transport: MailTransport | undefined;
+  let devMail: (() => readonly DevMail[]) | undefined;
+  if (mail.smtpUrl) {
+    const ca = mail.smtpCaFile
+      ? await readFile(mail.smtpCaFile, 'utf8').catch((err: NodeJS.ErrnoException) => {
+          throw new Error(`SMTP_CA_FILE: cannot read ${mail.smtpCaFile} (${err.code ?? String(err)})`, { cause: err });
+        })
+      : undefined;
+    const from = mail.from ?? `"${productName.replace(/["\\]/g, '')}" <no-reply@${host}>`;
+    transport = createSmtpTransport({ url: mail.smtpUrl, from, ca, timeoutMs: Math.floor((mail.retryBase * 1000) / 2) });
+  } else if (!config.production) {
+    const dev = createDevTransport({ print: deps.print, clock: deps.clock });
+    transport = dev;
+    devMail = dev.recent;
+  } else {
+    deps.logger.warn('mail: SMTP_URL is unset, so no verification or password-reset mail can be sent');
+  }
+  const outbox = createMailOutbox({
+    queue: deps.queue,
+    transport,
+    templates: createMailTemplates({ productName, overrideDir: mail.templatesDir }),
+    sealKey: Buffer.from(hkdfSync('sha256', deps.refreshSecret, '', 'token-authority mail queue', 32)),
+    messageIdDomain: host,
+    retry: { baseMs: mail.retryBase * 1000, maxMs: mail.retryMax * 1000, maxAttempts: mail.maxAttempts },
+    pollMs: Math.min(1000, mail.retryBase * 1000),
+    logger: deps.logger,
+    clock: deps.clock,
+    random: deps.random,
+    consumer: `${hostname()}-${process.pid}-${deps.random.token(6)}`,
+  });
+  return { outbox, devMail };
 }

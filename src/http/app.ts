@@ -19,6 +19,7 @@ import type { SignIn } from '../oauth/sign-in.js';
 import { PAGES_LOGO_PATH, PAGES_STYLESHEET_PATH, type PageAssets, type PageRenderer } from '../pages/index.js';
 import { CONSENT_PATH, createAuthorizeRoutes, LOGIN_PATH } from './routes/authorize.js';
 import type { UserService } from '../users/service.js';
+import type { DevMail } from '../mail/transport.js';
 import { parseBody } from './middleware/body.js';
 import { errorResponses } from './middleware/errors.js';
 import { requestLog } from './middleware/request-log.js';
@@ -45,6 +46,8 @@ export interface AppDeps {
   readonly pageAssets: PageAssets;
   /** `scopes_supported` of the metadata. */
   readonly scopes?: readonly string[];
+  /** Dev mode without SMTP_URL: the last mails, served at GET /dev/mail; never set in production. */
+  readonly devMail?: (() => readonly DevMail[]) | undefined;
 }
 
 export function createApp(deps: AppDeps): Koa {
@@ -109,6 +112,7 @@ export function createApp(deps: AppDeps): Koa {
   router.delete('/auth/sessions/:id', auth.requireUser, auth.endSession);
   router.get('/auth/consents', auth.requireUser, auth.listConsents);
   router.delete('/auth/consents/:client_id', auth.requireUser, auth.revokeConsent);
+  if (deps.devMail) router.get('/dev/mail', devMailRoute(deps.devMail));
 
   app.use(requestLog(deps));
   app.use(errorResponses(deps));
@@ -138,4 +142,22 @@ async function routeMisses(ctx: Koa.Context, next: Koa.Next): Promise<void> {
     ctx.remove('Allow');
     throw new NotFoundError('no such endpoint');
   }
+}
+
+/** GET /dev/mail: the last mails dev mode "sent", newest first (links included: dev only). */
+function devMailRoute(recent: () => readonly DevMail[]): Koa.Middleware {
+  return function devMail(ctx) {
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = {
+      messages: recent().map((mail) => ({
+        id: mail.id,
+        kind: mail.kind,
+        to: mail.to,
+        subject: mail.subject,
+        link: mail.link,
+        text: mail.text,
+        sent_at: mail.sentAt,
+      })),
+    };
+  };
 }

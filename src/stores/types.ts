@@ -413,3 +413,40 @@ export interface BrowserSessionStore extends Pingable {
   /** Ends every session of the user except `exceptSessionId`; resolves the count. Each delete is atomic, the set is not: call again to finish. */
   deleteAllOfUser(userId: string, exceptSessionId?: string): Promise<number>;
 }
+
+// ---------------------------------------------------------------- outgoing mail
+
+/** One queued message as a worker sees it: the payload is opaque here (the mail service seals it). */
+export interface QueuedMail {
+  readonly id: string;
+  readonly payload: string;
+  /** How many times a worker has taken it so far, this time included (1 on the first try). */
+  readonly deliveries: number;
+}
+
+/**
+ * The durable outbox of mail (a Redis Stream with one consumer group; an in-process list
+ * in dev). A message stays in the queue from `add` until `ack` or `bury`: a worker that
+ * takes it and dies leaves it pending, and any worker takes it again once it has been idle
+ * for the backoff `due` asks. At-least-once: a message can be handed out again only after
+ * it was idle that long without an `ack`. Every method rejects with StoreUnavailableError
+ * when the backend is unreachable.
+ */
+export interface MailQueueStore extends Pingable {
+  /** Appends a message; resolves its id. */
+  add(payload: string): Promise<string>;
+  /** Messages never handed out before, now handed to `consumer` (at most `count`). */
+  takeNew(consumer: string, count: number): Promise<QueuedMail[]>;
+  /**
+   * Messages handed out before and not acknowledged whose idle time (since they were last
+   * handed out) has reached `dueAfterMs(deliveries)`; each is handed to `consumer`, only one
+   * of several concurrent callers gets any one message.
+   */
+  takeDue(consumer: string, count: number, dueAfterMs: (deliveries: number) => number): Promise<QueuedMail[]>;
+  /** Done: removes the message for good. */
+  ack(id: string): Promise<void>;
+  /** Given up: moves the message (payload and reason) out of the queue into the dead-letter list. */
+  bury(id: string, payload: string, reason: string): Promise<void>;
+  /** Messages still in the queue (taken or not). */
+  size(): Promise<number>;
+}
