@@ -36,6 +36,7 @@ import { createRedisFamilyStore } from './stores/redis/families.js';
 import { createRedisRateLimits } from './stores/redis/rate-limits.js';
 import type {
   AccessTokenDenylist,
+  AccountTokenStore,
   AuthorizationCodeStore,
   BrowserSessionStore,
   ClientStore,
@@ -64,6 +65,11 @@ import { createRefreshTokens } from './tokens/refresh-token.js';
 import { createLoginThrottle } from './users/login-throttle.js';
 import { createPasswordHasher } from './users/passwords.js';
 import { createUserService, type UserService } from './users/service.js';
+import { createAccountTokens } from './users/account-tokens.js';
+import { createAccountRecovery, type AccountRecovery } from './users/recovery.js';
+import { createMemoryAccountTokenStore } from './stores/memory/account-tokens.js';
+import { createRedisAccountTokenStore } from './stores/redis/account-tokens.js';
+import { ACCOUNT_PAGE_PATHS } from './http/routes/account-pages.js';
 
 export interface Stores {
   readonly users: UserStore;
@@ -76,6 +82,7 @@ export interface Stores {
   readonly denylist: AccessTokenDenylist;
   readonly rateLimits: RateLimitBackend;
   readonly mailQueue: MailQueueStore;
+  readonly accountTokens: AccountTokenStore;
   readonly readiness: { name: string; check(): Promise<unknown> }[];
   /** Names of the stores running in-process (dev mode). */
   readonly embedded: string[];
@@ -150,6 +157,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
   let denylist: AccessTokenDenylist;
   let rateLimits: RateLimitBackend;
   let mailQueue: MailQueueStore;
+  let accountTokens: AccountTokenStore;
   if (config.redisUrl || config.redisClusterNodes) {
     const redis = createRedisClient({ url: config.redisUrl, clusterNodes: config.redisClusterNodes });
     redis.on('error', (err: Error) => logger.warn({ err: { message: err.message } }, 'redis connection problem'));
@@ -161,6 +169,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     denylist = createRedisDenylist({ redis, clock });
     rateLimits = createRedisRateLimits(redis);
     mailQueue = createRedisMailQueue({ redis });
+    accountTokens = createRedisAccountTokenStore({ redis });
     readiness.push({ name: 'redis', check: () => pingRedis(redis) });
     closers.push(() => closeRedis(redis));
   } else {
@@ -171,7 +180,8 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     denylist = createMemoryDenylist({ clock });
     rateLimits = createMemoryRateLimits();
     mailQueue = createMemoryMailQueue({ clock });
-    embedded.push('refresh-token families', 'access-token denylist', 'rate limits', 'sign-in sessions and codes', 'mail queue');
+    accountTokens = createMemoryAccountTokenStore({ clock });
+    embedded.push('refresh-token families', 'access-token denylist', 'rate limits', 'sign-in sessions and codes', 'mail queue', 'account tokens');
   }
 
   return {
@@ -185,6 +195,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     denylist,
     rateLimits,
     mailQueue,
+    accountTokens,
     readiness,
     embedded,
     async close() {
@@ -203,6 +214,7 @@ export interface Service {
   readonly users: UserService;
   readonly sessions: SessionService;
   readonly mail: MailOutbox;
+  readonly recovery: AccountRecovery;
   /** Dev mode: what was seeded (secrets only when created now). */
   readonly seeded: SeedResult | undefined;
   close(): Promise<void>;
@@ -255,6 +267,7 @@ export async function createService(
     clock,
     takenEmails: stores.rateLimits.limiter({ keyPrefix: 'register-taken', ...toLimit(config.registerRateLimit) }),
     registrations: stores.rateLimits.limiter({ keyPrefix: 'register-ip', ...toLimit(config.registerIpRateLimit) }),
+    requireVerifiedEmail: config.requireVerifiedEmail,
   });
   const refreshTokens = createRefreshTokens({ secret: refreshSecret, random, families: stores.families });
   const tokens = createTokenService({
@@ -299,6 +312,24 @@ export async function createService(
     random,
   });
   const mailOut = await createMailOut(config, { queue: stores.mailQueue, refreshSecret, logger, clock, random, print });
+  const recovery = createAccountRecovery({
+    users: stores.users,
+    hasher,
+    tokens: createAccountTokens({ store: stores.accountTokens, clock, random }),
+    mail: mailOut.outbox,
+    links: {
+      verifyEmail: (token) => pageLink(config.issuer, ACCOUNT_PAGE_PATHS.verifyEmail, token),
+      resetPassword: (token) => pageLink(config.issuer, ACCOUNT_PAGE_PATHS.resetPassword, token),
+      confirmEmailChange: (token) => pageLink(config.issuer, ACCOUNT_PAGE_PATHS.confirmEmail, token),
+    },
+    checkNewPassword: async () => undefined,
+    endSessions: (userId) => sessions.endEverySession(userId),
+    throttle,
+    perAddress: stores.rateLimits.limiter({ keyPrefix: 'mail-address', ...toLimit(config.mail.addressRateLimit) }),
+    perNetwork: stores.rateLimits.limiter({ keyPrefix: 'mail-ip', ...toLimit(config.mail.ipRateLimit) }),
+    clock,
+    logger,
+  });
   const app = createApp({
     config,
     logger,
@@ -316,6 +347,8 @@ export async function createService(
     pageAssets: assets,
     scopes: config.scopesSupported.length > 0 || config.production ? config.scopesSupported : DEV_SCOPES,
     devMail: mailOut.devMail,
+    recovery,
+    formKey: Buffer.from(hkdfSync('sha256', refreshSecret, '', 'token-authority account forms', 32)),
   });
   mailOut.outbox.start();
   return {
@@ -326,8 +359,10 @@ export async function createService(
     users,
     sessions,
     mail: mailOut.outbox,
+    recovery,
     seeded,
     async close() {
+      await recovery.settled();
       await mailOut.outbox.stop();
       await keys.stop();
       await stores.close();
@@ -395,4 +430,12 @@ export async function createMailOut(
     consumer: `${hostname()}-${process.pid}-${deps.random.token(6)}`,
   });
   return { outbox, devMail };
+}
+
+/** A hosted page's absolute URL carrying a mailed token. */
+function pageLink(issuer: string, path: string, token: string): string {
+  // Relative to the issuer, which may carry a path of its own.
+  const url = new URL(path.slice(1), `${issuer}/`);
+  url.searchParams.set('token', token);
+  return url.toString();
 }

@@ -35,6 +35,8 @@ export interface UserRecord {
   readonly name: string | undefined;
   readonly roles: readonly string[];
   readonly disabled: boolean;
+  /** The owner proved `email` is theirs (a link mailed to it was opened); false for an address never confirmed. */
+  readonly emailVerified: boolean;
   readonly passwordChangedAt: Date;
   /** The session (`sid`, else the access token's `jti`) that made the last password change, if one did. */
   readonly passwordChangedBy: string | undefined;
@@ -48,6 +50,8 @@ export interface NewUser {
   readonly name?: string | undefined;
   readonly passwordHash: string;
   readonly roles?: readonly string[];
+  /** Default false. */
+  readonly emailVerified?: boolean;
 }
 
 /**
@@ -75,6 +79,14 @@ export interface UserStore extends Pingable {
    * that landed while it hashed.
    */
   setPasswordHash(id: string, passwordHash: string, options: { expected: string; change?: { at: Date; by: string } }): Promise<boolean>;
+  /** Marks the address verified, only if the user's email is still `email` (atomic); false otherwise or when the user is gone. */
+  markEmailVerified(id: string, email: string): Promise<boolean>;
+  /**
+   * Replaces the email `from` by `to` (normalised; verified, since only a confirmed change
+   * calls this), only if the email is still `from` (atomic): false otherwise. Rejects with
+   * DuplicateKeyError('email') when `to` belongs to another user, also under a race.
+   */
+  changeEmail(id: string, from: string, to: string): Promise<boolean>;
 }
 
 // ---------------------------------------------------------------- OAuth clients
@@ -449,4 +461,29 @@ export interface MailQueueStore extends Pingable {
   bury(id: string, payload: string, reason: string): Promise<void>;
   /** Messages still in the queue (taken or not). */
   size(): Promise<number>;
+}
+
+// ---------------------------------------------------------------- account tokens (mailed links)
+
+/** What a mailed link's token stands for; only its hash is stored. */
+export interface AccountTokenRecord {
+  /** SHA-256 of the token's secret, base64url. */
+  readonly hash: string;
+  /** What the token is bound to besides the user (an address, a password version); compared by the service. */
+  readonly binding: string;
+  /** ms since epoch. */
+  readonly expiresAt: number;
+}
+
+/**
+ * The one live token per user and purpose (`email-verify`, `password-reset`, `email-change`):
+ * `put` replaces the previous one, so a newer token kills every older one. Expiry is the
+ * service's to judge (by its clock); the backend's TTL only collects garbage. Every method
+ * rejects with StoreUnavailableError when the backend is unreachable.
+ */
+export interface AccountTokenStore {
+  put(purpose: string, userId: string, record: AccountTokenRecord, ttlMs: number): Promise<void>;
+  get(purpose: string, userId: string): Promise<AccountTokenRecord | null>;
+  /** Deletes the record only if it still has `hash` (atomic): true for exactly one of concurrent takers. */
+  take(purpose: string, userId: string, hash: string): Promise<boolean>;
 }
