@@ -66,6 +66,7 @@ import { createLoginThrottle } from './users/login-throttle.js';
 import { createPasswordHasher } from './users/passwords.js';
 import { createUserService, type UserService } from './users/service.js';
 import { createAccountTokens } from './users/account-tokens.js';
+import { createPasswordPolicy } from './users/password-policy.js';
 import { createAccountRecovery, type AccountRecovery } from './users/recovery.js';
 import { createMemoryAccountTokenStore } from './stores/memory/account-tokens.js';
 import { createRedisAccountTokenStore } from './stores/redis/account-tokens.js';
@@ -260,6 +261,7 @@ export async function createService(
     ip: config.loginIpRateLimit,
     account: config.loginAccountRateLimit,
   });
+  const passwordPolicy = createPasswordPolicy({ hibpRangeUrl: config.hibpRangeUrl, logger });
   const users = createUserService({
     users: stores.users,
     hasher,
@@ -268,6 +270,7 @@ export async function createService(
     takenEmails: stores.rateLimits.limiter({ keyPrefix: 'register-taken', ...toLimit(config.registerRateLimit) }),
     registrations: stores.rateLimits.limiter({ keyPrefix: 'register-ip', ...toLimit(config.registerIpRateLimit) }),
     requireVerifiedEmail: config.requireVerifiedEmail,
+    refusePassword: passwordPolicy.refuse,
   });
   const refreshTokens = createRefreshTokens({ secret: refreshSecret, random, families: stores.families });
   const tokens = createTokenService({
@@ -322,7 +325,7 @@ export async function createService(
       resetPassword: (token) => pageLink(config.issuer, ACCOUNT_PAGE_PATHS.resetPassword, token),
       confirmEmailChange: (token) => pageLink(config.issuer, ACCOUNT_PAGE_PATHS.confirmEmail, token),
     },
-    checkNewPassword: async () => undefined,
+    refusePassword: passwordPolicy.refuse,
     endSessions: (userId) => sessions.endEverySession(userId),
     throttle,
     perAddress: stores.rateLimits.limiter({ keyPrefix: 'mail-address', ...toLimit(config.mail.addressRateLimit) }),

@@ -44,8 +44,8 @@ export interface RecoveryDeps {
   readonly tokens: AccountTokens;
   readonly mail: Pick<MailOutbox, 'send'>;
   readonly links: AccountLinks;
-  /** Refuses a new password (blocklist, breach check): throws InvalidRequestError naming why. */
-  readonly checkNewPassword: (password: string, email: string) => Promise<void>;
+  /** Why a new password is refused (blocklist, breach check); undefined when it is not. */
+  readonly refusePassword: (password: string, email: string) => Promise<string | undefined>;
   /** Ends every refresh family and sign-in session of the user; resolves how many families ended. */
   readonly endSessions: (userId: string) => Promise<number>;
   /** The current password of an email change is checked like a login (a stolen access token is no password oracle). */
@@ -149,7 +149,8 @@ export function createAccountRecovery(deps: RecoveryDeps) {
     async resetPassword(input: { token: string; newPassword: string }): Promise<number> {
       const { opened, user } = await redeem('password-reset', input.token);
       // Checked before the token is used up: a refused password leaves the link working.
-      await deps.checkNewPassword(input.newPassword, user.email);
+      const refused = await deps.refusePassword(input.newPassword, user.email);
+      if (refused) throw new InvalidRequestError(`new_password: ${refused}`);
       const current = await users.getPasswordHash(user.id);
       if (current === null || !(await tokens.take('password-reset', opened))) throw new InvalidGrantError(BAD_LINK);
       const hash = await deps.hasher.hash(input.newPassword);

@@ -35,8 +35,8 @@ export function createUserService(deps: {
   registrations: RateLimiter;
   /** REQUIRE_VERIFIED_EMAIL: a right password to an unverified account is refused (EmailNotVerifiedError). */
   requireVerifiedEmail?: boolean;
-  /** Refuses a new password (blocklist, breach check) at registration and change: throws InvalidRequestError naming why. */
-  checkNewPassword?: (password: string, email: string) => Promise<void>;
+  /** Why a new password is refused (blocklist, breach check) at registration and change; undefined when it is not. */
+  refusePassword?: (password: string, email: string) => Promise<string | undefined>;
 }) {
   const { users, hasher, throttle, clock, takenEmails, registrations } = deps;
 
@@ -78,7 +78,8 @@ export function createUserService(deps: {
         ],
         'too many registration attempts, try again later',
       );
-      await deps.checkNewPassword?.(input.password, email);
+      const refused = await deps.refusePassword?.(input.password, email);
+      if (refused) throw new InvalidRequestError(`password: ${refused}`);
       const passwordHash = await hasher.hash(input.password);
       try {
         const user = await users.create({ email, name: input.name, passwordHash, roles: [] });
@@ -135,7 +136,8 @@ export function createUserService(deps: {
     async changePassword(input: PasswordChange): Promise<void> {
       const { user } = input;
       // The policy is public: a refused new password is no failed attempt at the current one.
-      await deps.checkNewPassword?.(input.newPassword, user.email);
+      const refused = await deps.refusePassword?.(input.newPassword, user.email);
+      if (refused) throw new InvalidRequestError(`new_password: ${refused}`);
       // The first check reads who changed the password last from the user as this request
       // found it; a second one lost a race, perhaps to its own double, and reads it afresh.
       const first = await throttle.judge(user.email, input.ip, async () => {
