@@ -57,11 +57,12 @@ export function build(root, { always = false, log = (line) => process.stderr.wri
   const compiled = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'inherit' });
   if (compiled.status !== 0) return compiled.status ?? 1;
   // tsc emits only JavaScript: the pages' templates and stylesheet go beside their compiled
-  // module (dist/src/pages/), where render.ts looks for them, as in src/pages/ under tsx.
-  for (const folder of ['templates', 'assets']) {
-    const from = join(root, 'src', 'pages', folder);
+  // module (dist/src/pages/), where render.ts looks for them, as in src/pages/ under tsx;
+  // the mail templates (src/mail/templates/) travel the same way.
+  for (const folder of ['pages/templates', 'pages/assets', 'mail/templates']) {
+    const from = join(root, 'src', folder);
     if (!existsSync(from)) continue;
-    const target = join(root, 'dist', 'src', 'pages', folder);
+    const target = join(root, 'dist', 'src', folder);
     rmSync(target, { recursive: true, force: true });
     cpSync(from, target, { recursive: true });
   }

@@ -33,6 +33,11 @@ import { createMemoryDenylist } from './stores/memory/denylist.js';
 import { createMemoryFamilyStore } from './stores/memory/families.js';
 import { createMemoryRateLimits } from './stores/memory/rate-limits.js';
 import { createMemoryUserStore } from './stores/memory/users.js';
+import { createMemoryMailQueue } from './stores/memory/mail-queue.js';
+import { createRedisMailQueue } from './stores/redis/mail-queue.js';
+import { createMailOutbox, type MailOutbox } from './mail/outbox.js';
+import { createMailTemplates } from './mail/templates.js';
+import { createDevTransport, createSmtpTransport, type DevMail, type MailTransport } from './mail/transport.js';
 import { createMongoConnection, createMongoStores } from './stores/mongo/connection.js';
 import { closeRedis, connectRedis, createRedisClient, pingRedis } from './stores/redis/connection.js';
 import { createRedisDenylist } from './stores/redis/denylist.js';
@@ -40,6 +45,7 @@ import { createRedisFamilyStore } from './stores/redis/families.js';
 import { createRedisRateLimits } from './stores/redis/rate-limits.js';
 import type {
   AccessTokenDenylist,
+  AccountTokenStore,
   AuthorizationCodeStore,
   BrowserSessionStore,
   ClientStore,
@@ -47,6 +53,7 @@ import type {
   ConsentStore,
   FamilyStore,
   LogoutQueue,
+  MailQueueStore,
   PushedRequestStore,
   RateLimitBackend,
   UserStore,
@@ -74,6 +81,12 @@ import { createRefreshTokens } from './tokens/refresh-token.js';
 import { createLoginThrottle } from './users/login-throttle.js';
 import { createPasswordHasher } from './users/passwords.js';
 import { createUserService, type UserService } from './users/service.js';
+import { createAccountTokens } from './users/account-tokens.js';
+import { createPasswordPolicy } from './users/password-policy.js';
+import { createAccountRecovery, type AccountRecovery } from './users/recovery.js';
+import { createMemoryAccountTokenStore } from './stores/memory/account-tokens.js';
+import { createRedisAccountTokenStore } from './stores/redis/account-tokens.js';
+import { ACCOUNT_PAGE_PATHS } from './http/routes/account-pages.js';
 
 export interface Stores {
   readonly users: UserStore;
@@ -88,6 +101,8 @@ export interface Stores {
   readonly rateLimits: RateLimitBackend;
   /** The security event stream (Redis Stream, or in memory in dev). */
   readonly events: EventStreamStore;
+  readonly mailQueue: MailQueueStore;
+  readonly accountTokens: AccountTokenStore;
   readonly readiness: { name: string; check(): Promise<unknown> }[];
   /** Names of the stores running in-process (dev mode). */
   readonly embedded: string[];
@@ -177,6 +192,8 @@ export async function createStores(config: Config, { clock, random, logger }: { 
   let denylist: AccessTokenDenylist;
   let rateLimits: RateLimitBackend;
   let events: EventStreamStore;
+  let mailQueue: MailQueueStore;
+  let accountTokens: AccountTokenStore;
   if (config.redisUrl || config.redisClusterNodes) {
     const redis = createRedisClient({ url: config.redisUrl, clusterNodes: config.redisClusterNodes });
     redis.on('error', (err: Error) => logger.warn({ err: { message: err.message } }, 'redis connection problem'));
@@ -189,6 +206,8 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     denylist = createRedisDenylist({ redis, clock });
     rateLimits = createRedisRateLimits(redis);
     events = createRedisEventStream({ redis, key: SECURITY_EVENTS_STREAM, maxLen: config.events.streamMaxLen });
+    mailQueue = createRedisMailQueue({ redis });
+    accountTokens = createRedisAccountTokenStore({ redis });
     readiness.push({ name: 'redis', check: () => pingRedis(redis) });
     closers.push(() => closeRedis(redis));
   } else {
@@ -200,7 +219,9 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     denylist = createMemoryDenylist({ clock });
     rateLimits = createMemoryRateLimits();
     events = createMemoryEventStream({ clock, maxLen: config.events.streamMaxLen });
-    embedded.push('refresh-token families', 'access-token denylist', 'rate limits', 'sign-in sessions and codes', 'security event stream');
+    mailQueue = createMemoryMailQueue({ clock });
+    accountTokens = createMemoryAccountTokenStore({ clock });
+    embedded.push('refresh-token families', 'access-token denylist', 'rate limits', 'sign-in sessions and codes', 'security event stream', 'mail queue', 'account tokens');
   }
 
   return {
@@ -215,6 +236,8 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     denylist,
     rateLimits,
     events,
+    mailQueue,
+    accountTokens,
     readiness,
     embedded,
     async close() {
@@ -236,6 +259,8 @@ export interface Service {
   readonly events: SecurityEvents;
   /** Webhook delivery from the event stream, when WEBHOOK_URLS is set. */
   readonly webhooks: WebhookDelivery | undefined;
+  readonly mail: MailOutbox;
+  readonly recovery: AccountRecovery;
   /** Dev mode: what was seeded (secrets only when created now). */
   readonly seeded: SeedResult | undefined;
   close(): Promise<void>;
@@ -244,7 +269,12 @@ export interface Service {
 /** Stores, then services, then the Koa app; nothing listens yet. Tests build exactly this. */
 export async function createService(
   config: Config,
-  { logger, clock = systemClock, random = cryptoRandom }: { logger: Logger; clock?: Clock; random?: Random },
+  {
+    logger,
+    clock = systemClock,
+    random = cryptoRandom,
+    print = (text: string) => void process.stdout.write(text),
+  }: { logger: Logger; clock?: Clock; random?: Random; /** Where dev mode prints mail (the terminal). */ print?: (text: string) => void },
 ): Promise<Service> {
   // Read before anything connects: in production a missing key or an unreadable file stops start-up here,
   // and so do keys and secrets a dev server made (unused ones aside: the secret when REFRESH_TOKEN_SECRET is set).
@@ -281,6 +311,7 @@ export async function createService(
     ip: config.loginIpRateLimit,
     account: config.loginAccountRateLimit,
   });
+  const passwordPolicy = createPasswordPolicy({ hibpRangeUrl: config.hibpRangeUrl, logger });
   const userService = createUserService({
     users: stores.users,
     hasher,
@@ -288,6 +319,8 @@ export async function createService(
     clock,
     takenEmails: stores.rateLimits.limiter({ keyPrefix: 'register-taken', ...toLimit(config.registerRateLimit) }),
     registrations: stores.rateLimits.limiter({ keyPrefix: 'register-ip', ...toLimit(config.registerIpRateLimit) }),
+    requireVerifiedEmail: config.requireVerifiedEmail,
+    refusePassword: passwordPolicy.refuse,
   });
   const users = withUserEvents(userService, { events, limits: loginLimits });
   const refreshTokens = createRefreshTokens({ secret: refreshSecret, random, families: stores.families });
@@ -348,6 +381,25 @@ export async function createService(
     transactionKey: Buffer.from(hkdfSync('sha256', refreshSecret, '', 'token-authority logout confirmation', 32)),
     clock,
   });
+  const mailOut = await createMailOut(config, { queue: stores.mailQueue, refreshSecret, logger, clock, random, print });
+  const recovery = createAccountRecovery({
+    users: stores.users,
+    hasher,
+    tokens: createAccountTokens({ store: stores.accountTokens, clock, random }),
+    mail: mailOut.outbox,
+    links: {
+      verifyEmail: (token) => pageLink(config.issuer, ACCOUNT_PAGE_PATHS.verifyEmail, token),
+      resetPassword: (token) => pageLink(config.issuer, ACCOUNT_PAGE_PATHS.resetPassword, token),
+      confirmEmailChange: (token) => pageLink(config.issuer, ACCOUNT_PAGE_PATHS.confirmEmail, token),
+    },
+    refusePassword: passwordPolicy.refuse,
+    endSessions: (userId) => sessions.endEverySession(userId),
+    throttle,
+    perAddress: stores.rateLimits.limiter({ keyPrefix: 'mail-address', ...toLimit(config.mail.addressRateLimit) }),
+    perNetwork: stores.rateLimits.limiter({ keyPrefix: 'mail-ip', ...toLimit(config.mail.ipRateLimit) }),
+    clock,
+    logger,
+  });
   const app = createApp({
     config,
     logger,
@@ -372,7 +424,11 @@ export async function createService(
     pageAssets: assets,
     scopes: config.scopesSupported.length > 0 || config.production ? config.scopesSupported : DEV_SCOPES,
     requestScope,
+    devMail: mailOut.devMail,
+    recovery,
+    formKey: Buffer.from(hkdfSync('sha256', refreshSecret, '', 'token-authority account forms', 32)),
   });
+  mailOut.outbox.start();
   const webhooks = webhookDelivery(config, { stream: stores.events, logger, random });
   if (webhooks) {
     events.onAppend(() => webhooks.notify());
@@ -387,9 +443,13 @@ export async function createService(
     sessions,
     events,
     webhooks,
+    mail: mailOut.outbox,
+    recovery,
     seeded,
     async close() {
       await backchannel.stop();
+      await recovery.settled();
+      await mailOut.outbox.stop();
       await keys.stop();
       await events.flush();
       await webhooks?.stop();
@@ -430,4 +490,56 @@ async function readPageAssets(config: Config): Promise<PageAssets> {
     stylesheet: stylesheetFile ? (await read(stylesheetFile, 'PAGES_STYLESHEET')).toString('utf8') : pageStylesheet(),
     ...(logoFile && { logo: { body: await read(logoFile, 'PAGES_LOGO'), type: LOGO_TYPES[extname(logoFile).toLowerCase()]! } }),
   };
+}
+
+/**
+ * Mail out: SMTP when SMTP_URL is set; else in dev the terminal and GET /dev/mail (`devMail`),
+ * and in production nothing (logged at start-up and per message).
+ */
+export async function createMailOut(
+  config: Config,
+  deps: { queue: MailQueueStore; refreshSecret: string; logger: Logger; clock: Clock; random: Random; print: (text: string) => void },
+): Promise<{ outbox: MailOutbox; devMail: (() => readonly DevMail[]) | undefined }> {
+  const { mail } = config;
+  const productName = config.signIn.productName;
+  const host = new URL(config.issuer).hostname;
+  let transport: MailTransport | undefined;
+  let devMail: (() => readonly DevMail[]) | undefined;
+  if (mail.smtpUrl) {
+    const ca = mail.smtpCaFile
+      ? await readFile(mail.smtpCaFile, 'utf8').catch((err: NodeJS.ErrnoException) => {
+          throw new Error(`SMTP_CA_FILE: cannot read ${mail.smtpCaFile} (${err.code ?? String(err)})`, { cause: err });
+        })
+      : undefined;
+    const from = mail.from ?? `"${productName.replace(/["\\]/g, '')}" <no-reply@${host}>`;
+    transport = createSmtpTransport({ url: mail.smtpUrl, from, ca, timeoutMs: Math.floor((mail.retryBase * 1000) / 2) });
+  } else if (!config.production) {
+    const dev = createDevTransport({ print: deps.print, clock: deps.clock });
+    transport = dev;
+    devMail = dev.recent;
+  } else {
+    deps.logger.warn('mail: SMTP_URL is unset, so no verification or password-reset mail can be sent');
+  }
+  const outbox = createMailOutbox({
+    queue: deps.queue,
+    transport,
+    templates: createMailTemplates({ productName, overrideDir: mail.templatesDir }),
+    sealKey: Buffer.from(hkdfSync('sha256', deps.refreshSecret, '', 'token-authority mail queue', 32)),
+    messageIdDomain: host,
+    retry: { baseMs: mail.retryBase * 1000, maxMs: mail.retryMax * 1000, maxAttempts: mail.maxAttempts },
+    pollMs: Math.min(1000, mail.retryBase * 1000),
+    logger: deps.logger,
+    clock: deps.clock,
+    random: deps.random,
+    consumer: `${hostname()}-${process.pid}-${deps.random.token(6)}`,
+  });
+  return { outbox, devMail };
+}
+
+/** A hosted page's absolute URL carrying a mailed token. */
+function pageLink(issuer: string, path: string, token: string): string {
+  // Relative to the issuer, which may carry a path of its own.
+  const url = new URL(path.slice(1), `${issuer}/`);
+  url.searchParams.set('token', token);
+  return url.toString();
 }

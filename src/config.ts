@@ -325,6 +325,36 @@ const variables = {
     webhookRetryBaseMs: variable('WEBHOOK_RETRY_BASE', milliseconds('1s', { min: 1, max: 3_600_000 })),
     webhookRetryMaxMs: variable('WEBHOOK_RETRY_MAX', milliseconds('5m', { min: 1, max: 86_400_000 })),
   },
+  /** Mail out (account verification and recovery): src/mail/. */
+  mail: {
+    /** `smtp://user:pass@host:587` (STARTTLS when offered; add `?requireTLS=true` to insist) or `smtps://…:465`. Unset: dev prints mail to the terminal (GET /dev/mail); production sends none. */
+    smtpUrl: variable('SMTP_URL', url(['smtp:', 'smtps:']).optional()),
+    /** A PEM file of CA certificates to trust for the SMTP server besides the system's. */
+    smtpCaFile: variable('SMTP_CA_FILE', z.string().min(1).optional()),
+    /** The From header; unset = `"$PRODUCT_NAME" <no-reply@<issuer host>>`. */
+    from: variable('MAIL_FROM', z.string().trim().min(3).max(320).optional()),
+    /** A folder whose `<kind>.text.eta` / `<kind>.html.eta` / `layout.html.eta` replace the default templates. */
+    templatesDir: variable('MAIL_TEMPLATES_DIR', z.string().min(1).optional()),
+    /** Seconds before the second attempt at a message; doubled each time up to MAIL_RETRY_MAX. */
+    retryBase: variable('MAIL_RETRY_BASE', duration('10s', { min: 1, max: 3600 })),
+    retryMax: variable('MAIL_RETRY_MAX', duration('15m', { min: 1, max: 86_400 })),
+    /** Attempts before a message is given up (kept in the dead-letter list). */
+    maxAttempts: variable('MAIL_MAX_ATTEMPTS', integer(15, 1, 100)),
+    /** Mails one address may be sent on request (verification resend, password reset, email change) per window. */
+    addressRateLimit: variable('MAIL_RATE_LIMIT', budget('5/1h')),
+    /** Such requests per IP (IPv6: per /64). */
+    ipRateLimit: variable('MAIL_IP_RATE_LIMIT', budget('30/1h')),
+  },
+  /** Refuse the password grant and logins to accounts whose email is not verified (after the password is checked). */
+  requireVerifiedEmail: variable(
+    'REQUIRE_VERIFIED_EMAIL',
+    z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((text) => text === 'true'),
+  ),
+  /** A Have I Been Pwned range API (`…/range/`): new passwords are checked by k-anonymity; unset = off. */
+  hibpRangeUrl: variable('HIBP_RANGE_URL', url(['http:', 'https:']).optional()),
   /** Dev mode only. */
   devClientSecret: variable('DEV_CLIENT_SECRET', z.string().min(16).optional()),
   /** Dev mode only. */

@@ -24,6 +24,7 @@ export type OAuthErrorCode =
   | 'not_found'
   | 'method_not_allowed'
   | 'conflict'
+  | 'email_not_verified'
   | 'too_many_requests'
   | 'temporarily_unavailable'
   | 'server_error';
@@ -157,6 +158,21 @@ export class NotFoundError extends OAuthError {
 export class MethodNotAllowedError extends OAuthError {
   readonly code = 'method_not_allowed';
   readonly status = 405;
+}
+
+/**
+ * REQUIRE_VERIFIED_EMAIL: the password was right, but the account's address was never
+ * confirmed. Thrown only after the password check, so it tells nothing to someone without it.
+ */
+export class EmailNotVerifiedError extends OAuthError {
+  readonly code = 'email_not_verified';
+  readonly status = 403;
+  constructor(
+    description = 'the email address of this account is not verified yet: open the link mailed to it (POST /auth/email/verify/resend sends a new one)',
+    options: ErrorOptions = {},
+  ) {
+    super(description, options);
+  }
 }
 
 export class ConflictError extends OAuthError {

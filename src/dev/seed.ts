@@ -81,7 +81,7 @@ export async function seedDevData(deps: {
     }),
   );
   const userCreated = await ignoreDuplicate(
-    deps.users.create({ email: DEV_USER_EMAIL, name: 'Demo User', passwordHash: await deps.hasher.hash(userPassword), roles: ['admin'] }),
+    deps.users.create({ email: DEV_USER_EMAIL, name: 'Demo User', passwordHash: await deps.hasher.hash(userPassword), roles: ['admin'], emailVerified: true }),
   );
   return { clientSecret: serviceCreated ? clientSecret : undefined, userPassword: userCreated ? userPassword : undefined };
 }

@@ -21,6 +21,11 @@ import type { IdTokens } from '../tokens/id-token.js';
 import { PAGES_LOGO_PATH, PAGES_STYLESHEET_PATH, type PageAssets, type PageRenderer } from '../pages/index.js';
 import { CONSENT_PATH, createAuthorizeRoutes, LOGIN_PATH, LOGOUT_CONFIRM_PATH, LOGOUT_PATH } from './routes/authorize.js';
 import type { UserService } from '../users/service.js';
+import type { DevMail } from '../mail/transport.js';
+import type { AccountRecovery } from '../users/recovery.js';
+import { createAccountRoutes } from './routes/account.js';
+import { ACCOUNT_PAGE_PATHS, createAccountPages } from './routes/account-pages.js';
+import { createFormTokens } from './form-tokens.js';
 import { parseBody } from './middleware/body.js';
 import { errorResponses } from './middleware/errors.js';
 import { requestLog } from './middleware/request-log.js';
@@ -53,6 +58,12 @@ export interface AppDeps {
   readonly scopes?: readonly string[];
   /** Each request runs inside it, so that security events name the request that caused them. */
   readonly requestScope?: Parameters<typeof requestScope>[0];
+  /** Dev mode without SMTP_URL: the last mails, served at GET /dev/mail; never set in production. */
+  readonly devMail?: (() => readonly DevMail[]) | undefined;
+  /** The mailed-link flows (verification, reset, email change), their API and hosted pages. */
+  readonly recovery: AccountRecovery;
+  /** Key of the account pages' CSRF tokens; the same on every instance. */
+  readonly formKey: Buffer;
 }
 
 export function createApp(deps: AppDeps): Koa {
@@ -124,6 +135,30 @@ export function createApp(deps: AppDeps): Koa {
   router.delete('/auth/sessions/:id', auth.requireUser, auth.endSession);
   router.get('/auth/consents', auth.requireUser, auth.listConsents);
   router.delete('/auth/consents/:client_id', auth.requireUser, auth.revokeConsent);
+  if (deps.devMail) router.get('/dev/mail', devMailRoute(deps.devMail));
+  const account = createAccountRoutes({ recovery: deps.recovery });
+  router.post('/auth/email/verify/resend', account.resendVerification);
+  router.post('/auth/email/verify', account.verifyEmail);
+  router.post('/auth/email', auth.requireUser, account.requestEmailChange);
+  router.post('/auth/email/confirm', account.confirmEmailChange);
+  router.post('/auth/password/forgot', account.forgotPassword);
+  router.post('/auth/password/reset', account.resetPassword);
+  const accountPages = createAccountPages({
+    recovery: deps.recovery,
+    pages: deps.pages,
+    forms: createFormTokens({ key: deps.formKey, clock: deps.clock, ttlMs: 60 * 60_000 }),
+    random: deps.random,
+    logger: deps.logger,
+    https,
+  });
+  router.get(ACCOUNT_PAGE_PATHS.forgotPassword, accountPages.pageErrors, accountPages.forgotPassword);
+  router.post(ACCOUNT_PAGE_PATHS.forgotPassword, accountPages.pageErrors, accountPages.submitForgotPassword);
+  router.get(ACCOUNT_PAGE_PATHS.resetPassword, accountPages.pageErrors, accountPages.resetPassword);
+  router.post(ACCOUNT_PAGE_PATHS.resetPassword, accountPages.pageErrors, accountPages.submitResetPassword);
+  router.get(ACCOUNT_PAGE_PATHS.verifyEmail, accountPages.pageErrors, accountPages.verifyEmail.show);
+  router.post(ACCOUNT_PAGE_PATHS.verifyEmail, accountPages.pageErrors, accountPages.verifyEmail.submit);
+  router.get(ACCOUNT_PAGE_PATHS.confirmEmail, accountPages.pageErrors, accountPages.confirmEmail.show);
+  router.post(ACCOUNT_PAGE_PATHS.confirmEmail, accountPages.pageErrors, accountPages.confirmEmail.submit);
 
   app.use(requestLog(deps));
   if (deps.requestScope) app.use(requestScope(deps.requestScope));
@@ -154,4 +189,22 @@ async function routeMisses(ctx: Koa.Context, next: Koa.Next): Promise<void> {
     ctx.remove('Allow');
     throw new NotFoundError('no such endpoint');
   }
+}
+
+/** GET /dev/mail: the last mails dev mode "sent", newest first (links included: dev only). */
+function devMailRoute(recent: () => readonly DevMail[]): Koa.Middleware {
+  return function devMail(ctx) {
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = {
+      messages: recent().map((mail) => ({
+        id: mail.id,
+        kind: mail.kind,
+        to: mail.to,
+        subject: mail.subject,
+        link: mail.link,
+        text: mail.text,
+        sent_at: mail.sentAt,
+      })),
+    };
+  };
 }

@@ -14,6 +14,7 @@ import type { Clock } from '../clock.js';
 import {
   AccessDeniedError,
   ConsentRequiredError,
+  EmailNotVerifiedError,
   InvalidGrantError,
   InvalidRequestError,
   LoginRequiredError,
@@ -254,6 +255,13 @@ export function createSignIn(deps: SignInDeps) {
             return loginPage(pending, browser, { status: 429, email: input.email, retryAfterMs: Number(err.headers['Retry-After'] ?? 60) * 1000 });
           if (err instanceof InvalidGrantError)
             return loginPage(pending, browser, { status: 400, email: input.email, error: 'The email address or password is not right.' });
+          // REQUIRE_VERIFIED_EMAIL, and the password was right.
+          if (err instanceof EmailNotVerifiedError)
+            return loginPage(pending, browser, {
+              status: 403,
+              email: input.email,
+              error: 'Please confirm your email address first: open the link we mailed to it.',
+            });
           throw err;
         }
         const authTime = clock.now();

@@ -11,11 +11,8 @@ import { storedScopeTokens } from './scope.js';
 /** Every claim this server can release about a user (`claims_supported` adds the token's own). */
 export const USER_CLAIMS = ['name', 'email', 'email_verified'] as const;
 
-/**
- * Whether the user's address is known to be theirs. Users do not record that yet, so no
- * address is vouched for; the one line to change when they do.
- */
-const emailVerified = (_user: UserRecord): boolean => false;
+/** Whether the user's address is known to be theirs: confirmed through a mailed link (src/users/recovery.ts). */
+const emailVerified = (user: UserRecord): boolean => user.emailVerified;
 
 export function userClaims(user: UserRecord, scope: string): Record<string, unknown> {
   const scopes = storedScopeTokens(scope);

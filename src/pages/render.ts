@@ -94,15 +94,59 @@ export interface NoticePage {
   readonly message: string;
 }
 
+/** A link under a page's form or message: a path on the authority. */
+export interface PageLink {
+  readonly href: string;
+  readonly text: string;
+}
+
+/** One input of an account form. */
+export interface AccountField {
+  readonly name: string;
+  readonly label: string;
+  readonly type: 'email' | 'password';
+  readonly autocomplete: 'email' | 'username' | 'new-password';
+  readonly value?: string | undefined;
+  /** Shown under the input and tied to it (aria-describedby). */
+  readonly hint?: string | undefined;
+  readonly error?: string | undefined;
+}
+
+/** The account pages' forms (forgot password, reset password, confirm an address). */
+export interface AccountFormPage {
+  readonly title: string;
+  readonly lead?: string | undefined;
+  readonly action: string;
+  readonly csrfToken: string;
+  readonly hidden?: readonly { readonly name: string; readonly value: string }[];
+  /** A hidden `autocomplete="username"` field, so password managers file a new password under the right account. */
+  readonly username?: string | undefined;
+  readonly fields: readonly AccountField[];
+  readonly submit: string;
+  /** About the whole form (a throttle, a link that stopped working). */
+  readonly alert?: string | undefined;
+  readonly links?: readonly PageLink[];
+}
+
+/** An outcome: done (`status`) or not (`alert`). */
+export interface MessagePage {
+  readonly title: string;
+  readonly description: string;
+  readonly tone: 'success' | 'error';
+  readonly links?: readonly PageLink[];
+}
+
 export interface PageRenderer {
   login(page: LoginPage): string;
   consent(page: ConsentPage): string;
   error(page: ErrorPage): string;
   logout(page: LogoutPage): string;
   notice(page: NoticePage): string;
+  accountForm(page: AccountFormPage): string;
+  message(page: MessagePage): string;
 }
 
-const TEMPLATES = ['layout', 'login', 'consent', 'error', 'logout', 'notice'] as const;
+const TEMPLATES = ['layout', 'login', 'consent', 'error', 'logout', 'notice', 'account-form', 'message'] as const;
 
 export function createPageRenderer(options: PageOptions): PageRenderer {
   if (typeof options.productName !== 'string' || options.productName.trim() === '') throw new TypeError('productName is required');
@@ -130,6 +174,30 @@ export function createPageRenderer(options: PageOptions): PageRenderer {
     error: (page) => render('error', { title: page.title, description: page.description }),
     logout: (page) => render('logout', { action: assertAction(page.action), csrfToken: page.csrfToken, clientName: page.clientName }),
     notice: (page) => render('notice', { title: page.title, message: page.message }),
+    accountForm: (page) => render('account-form', accountFormView(page)),
+    message: (page) => render('message', { title: page.title, description: page.description, tone: page.tone, links: ownLinks(page.links) }),
+  };
+}
+
+const ownLinks = (links: readonly PageLink[] = []) => links.map((link) => ({ href: assertOwnPath(link.href, 'a link'), text: link.text }));
+
+/** Each field with what describes it: its hint and error, or the form's alert when no field has an error. */
+function accountFormView(page: AccountFormPage): object {
+  const fieldError = page.fields.some((field) => field.error);
+  return {
+    title: page.title,
+    lead: page.lead,
+    action: assertAction(page.action),
+    csrfToken: page.csrfToken,
+    hidden: page.hidden ?? [],
+    username: page.username,
+    alert: page.alert,
+    submit: page.submit,
+    links: ownLinks(page.links),
+    fields: page.fields.map((field) => {
+      const ids = [field.hint && `${field.name}-hint`, field.error && `${field.name}-error`, !fieldError && page.alert && 'form-error'].filter(Boolean);
+      return { ...field, describedBy: ids.length > 0 ? ids.join(' ') : undefined };
+    }),
   };
 }
 

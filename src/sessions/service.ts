@@ -171,6 +171,16 @@ export function createSessionService(deps: SessionServiceDeps) {
       if (!browser || !(await browserSessions.delete(browser.id))) throw new NotFoundError('no such session');
     },
 
+    /**
+     * Ends every session of a user, with no caller (a password reset from a mailed link): every
+     * refresh family and every browser's sign-in, as a password change does. Resolves how
+     * many families ended.
+     */
+    async endEverySession(userId: string): Promise<number> {
+      const [ended] = await Promise.all([families.revokeAll(userId), browserSessions.deleteAllOfUser(userId)]);
+      return ended;
+    },
+
     /** Changes the password and ends every other session of the user, and every browser's sign-in; resolves how many sessions ended. */
     async changePassword({ claims, user }: Caller, input: { currentPassword: string; newPassword: string; ip: string }): Promise<number> {
       await users.changePassword({

@@ -35,6 +35,8 @@ export interface UserRecord {
   readonly name: string | undefined;
   readonly roles: readonly string[];
   readonly disabled: boolean;
+  /** The owner proved `email` is theirs (a link mailed to it was opened); false for an address never confirmed. */
+  readonly emailVerified: boolean;
   readonly passwordChangedAt: Date;
   /** The session (`sid`, else the access token's `jti`) that made the last password change, if one did. */
   readonly passwordChangedBy: string | undefined;
@@ -54,6 +56,8 @@ export interface NewUser {
   readonly name?: string | undefined;
   readonly passwordHash: string;
   readonly roles?: readonly string[];
+  /** Default false. */
+  readonly emailVerified?: boolean;
 }
 
 /**
@@ -83,6 +87,14 @@ export interface UserStore extends Pingable {
   setPasswordHash(id: string, passwordHash: string, options: { expected: string; change?: { at: Date; by: string } }): Promise<boolean>;
   /** Adds one to `signOuts` in one atomic write; an unknown id changes nothing. */
   recordSignOut(id: string): Promise<void>;
+  /** Marks the address verified, only if the user's email is still `email` (atomic); false otherwise or when the user is gone. */
+  markEmailVerified(id: string, email: string): Promise<boolean>;
+  /**
+   * Replaces the email `from` by `to` (normalised; verified, since only a confirmed change
+   * calls this), only if the email is still `from` (atomic): false otherwise. Rejects with
+   * DuplicateKeyError('email') when `to` belongs to another user, also under a race.
+   */
+  changeEmail(id: string, from: string, to: string): Promise<boolean>;
 }
 
 // ---------------------------------------------------------------- OAuth clients
@@ -528,4 +540,66 @@ export interface EventStreamStore extends Pingable {
   holdLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
   /** Gives the lease up if `holder` has it. */
   releaseLease(name: string, holder: string): Promise<void>;
+}
+
+// ---------------------------------------------------------------- outgoing mail
+
+/** One queued message as a worker sees it: the payload is opaque here (the mail service seals it). */
+export interface QueuedMail {
+  readonly id: string;
+  readonly payload: string;
+  /** How many times a worker has taken it so far, this time included (1 on the first try). */
+  readonly deliveries: number;
+}
+
+/**
+ * The durable outbox of mail (a Redis Stream with one consumer group; an in-process list
+ * in dev). A message stays in the queue from `add` until `ack` or `bury`: a worker that
+ * takes it and dies leaves it pending, and any worker takes it again once it has been idle
+ * for the backoff `due` asks. At-least-once: a message can be handed out again only after
+ * it was idle that long without an `ack`. Every method rejects with StoreUnavailableError
+ * when the backend is unreachable.
+ */
+export interface MailQueueStore extends Pingable {
+  /** Appends a message; resolves its id. */
+  add(payload: string): Promise<string>;
+  /** Messages never handed out before, now handed to `consumer` (at most `count`). */
+  takeNew(consumer: string, count: number): Promise<QueuedMail[]>;
+  /**
+   * Messages handed out before and not acknowledged whose idle time (since they were last
+   * handed out) has reached `dueAfterMs(deliveries)`; each is handed to `consumer`, only one
+   * of several concurrent callers gets any one message.
+   */
+  takeDue(consumer: string, count: number, dueAfterMs: (deliveries: number) => number): Promise<QueuedMail[]>;
+  /** Done: removes the message for good. */
+  ack(id: string): Promise<void>;
+  /** Given up: moves the message (payload and reason) out of the queue into the dead-letter list. */
+  bury(id: string, payload: string, reason: string): Promise<void>;
+  /** Messages still in the queue (taken or not). */
+  size(): Promise<number>;
+}
+
+// ---------------------------------------------------------------- account tokens (mailed links)
+
+/** What a mailed link's token stands for; only its hash is stored. */
+export interface AccountTokenRecord {
+  /** SHA-256 of the token's secret, base64url. */
+  readonly hash: string;
+  /** What the token is bound to besides the user (an address, a password version); compared by the service. */
+  readonly binding: string;
+  /** ms since epoch. */
+  readonly expiresAt: number;
+}
+
+/**
+ * The one live token per user and purpose (`email-verify`, `password-reset`, `email-change`):
+ * `put` replaces the previous one, so a newer token kills every older one. Expiry is the
+ * service's to judge (by its clock); the backend's TTL only collects garbage. Every method
+ * rejects with StoreUnavailableError when the backend is unreachable.
+ */
+export interface AccountTokenStore {
+  put(purpose: string, userId: string, record: AccountTokenRecord, ttlMs: number): Promise<void>;
+  get(purpose: string, userId: string): Promise<AccountTokenRecord | null>;
+  /** Deletes the record only if it still has `hash` (atomic): true for exactly one of concurrent takers. */
+  take(purpose: string, userId: string, hash: string): Promise<boolean>;
 }

@@ -3,7 +3,7 @@
  * password change. Password hashes stay between the store and this module.
  */
 import type { Clock } from '../clock.js';
-import { ConflictError, InvalidGrantError, InvalidRequestError } from '../errors.js';
+import { ConflictError, EmailNotVerifiedError, InvalidGrantError, InvalidRequestError } from '../errors.js';
 import { clientNetwork } from '../net.js';
 import { DuplicateKeyError, type RateLimiter, type UserRecord, type UserStore } from '../stores/types.js';
 import { normaliseEmail } from './email.js';
@@ -33,6 +33,10 @@ export function createUserService(deps: {
   takenEmails: RateLimiter;
   /** Every registration per network: each costs an argon2 hash and a stored user. */
   registrations: RateLimiter;
+  /** REQUIRE_VERIFIED_EMAIL: a right password to an unverified account is refused (EmailNotVerifiedError). */
+  requireVerifiedEmail?: boolean;
+  /** Why a new password is refused (blocklist, breach check) at registration and change; undefined when it is not. */
+  refusePassword?: (password: string, email: string) => Promise<string | undefined>;
 }) {
   const { users, hasher, throttle, clock, takenEmails, registrations } = deps;
 
@@ -74,6 +78,8 @@ export function createUserService(deps: {
         ],
         'too many registration attempts, try again later',
       );
+      const refused = await deps.refusePassword?.(input.password, email);
+      if (refused) throw new InvalidRequestError(`password: ${refused}`);
       const passwordHash = await hasher.hash(input.password);
       try {
         const user = await users.create({ email, name: input.name, passwordHash, roles: [] });
@@ -91,7 +97,7 @@ export function createUserService(deps: {
      */
     async login(input: { email: string; password: string; ip: string }): Promise<UserRecord> {
       const email = normaliseEmail(input.email);
-      return throttle.judge(email, input.ip, async () => {
+      const user = await throttle.judge(email, input.ip, async () => {
         const credentials = await users.findCredentials(email);
         const user = credentials?.user;
         let ok = false;
@@ -110,6 +116,9 @@ export function createUserService(deps: {
         }
         return user;
       });
+      // Only now, with the password checked: the refusal tells nothing to someone without it.
+      if (deps.requireVerifiedEmail && !user.emailVerified) throw new EmailNotVerifiedError(undefined, { detail: 'unverified email' });
+      return user;
     },
 
     /**
@@ -126,6 +135,9 @@ export function createUserService(deps: {
      */
     async changePassword(input: PasswordChange): Promise<void> {
       const { user } = input;
+      // The policy is public: a refused new password is no failed attempt at the current one.
+      const refused = await deps.refusePassword?.(input.newPassword, user.email);
+      if (refused) throw new InvalidRequestError(`new_password: ${refused}`);
       // The first check reads who changed the password last from the user as this request
       // found it; a second one lost a race, perhaps to its own double, and reads it afresh.
       const first = await throttle.judge(user.email, input.ip, async () => {
@@ -162,6 +174,7 @@ export function publicUser(user: UserRecord) {
   return {
     id: user.id,
     email: user.email,
+    email_verified: user.emailVerified,
     name: user.name ?? null,
     roles: [...user.roles],
     created_at: user.createdAt.toISOString(),

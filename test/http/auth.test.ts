@@ -68,7 +68,14 @@ describe('POST /auth/register', () => {
       .post('/auth/register')
       .send({ email: '  New.User@Example.COM ', password: 'twelve chars!', name: 'New' })
       .expect(201);
-    expect(res.body.user).toEqual({ id: expect.any(String), email: 'new.user@example.com', name: 'New', roles: [], created_at: expect.any(String) });
+    expect(res.body.user).toEqual({
+      id: expect.any(String),
+      email: 'new.user@example.com',
+      email_verified: false,
+      name: 'New',
+      roles: [],
+      created_at: expect.any(String),
+    });
     expect(JSON.stringify(res.body)).not.toMatch(/argon2|hash/i);
     await login({ email: 'NEW.user@example.com', password: 'twelve chars!' }).expect(200);
   });

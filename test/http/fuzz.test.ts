@@ -19,7 +19,7 @@ let redis: TestRedis;
 let service: TestService;
 let server: Server;
 let base: string;
-const survivor = { email: 'survivor@example.com', password: 'survivor password 1' };
+const survivor = { email: 'survivor@example.com', password: 'last one standing 1' };
 
 beforeAll(async () => {
   redis = await startTestRedis();

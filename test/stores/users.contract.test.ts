@@ -53,6 +53,7 @@ function describeUserStoreContract(name: string, makeStore: MakeUserStore): void
         name: 'Ada',
         roles: ['admin', 'user'],
         disabled: false,
+        emailVerified: false,
         passwordChangedAt: now,
         signOuts: 0,
         createdAt: now,
@@ -185,6 +186,29 @@ function describeUserStoreContract(name: string, makeStore: MakeUserStore): void
       expect(await store.getPasswordHash(created.id)).toBe(HASH);
     });
 
+    it('marks an address verified only while it is still the user’s', async () => {
+      const created = await store.create({ email: 'v@example.com', passwordHash: HASH });
+      expect(await store.markEmailVerified(created.id, 'other@example.com')).toBe(false);
+      expect((await store.findById(created.id))?.emailVerified).toBe(false);
+      expect(await store.markEmailVerified(created.id, 'v@example.com')).toBe(true);
+      expect((await store.findById(created.id))?.emailVerified).toBe(true);
+      expect(await store.markEmailVerified('0123456789abcdef01234567', 'v@example.com')).toBe(false);
+      expect((await store.create({ email: 'pre@example.com', passwordHash: HASH, emailVerified: true })).emailVerified).toBe(true);
+    });
+
+    it('changes the email only from the expected one, verified, and never onto a taken one', async () => {
+      const ada = await store.create({ email: 'ada2@example.com', passwordHash: HASH });
+      await store.create({ email: 'taken@example.com', passwordHash: HASH });
+      expect(await store.changeEmail(ada.id, 'wrong@example.com', 'new@example.com')).toBe(false);
+      await expect(store.changeEmail(ada.id, 'ada2@example.com', 'taken@example.com')).rejects.toBeInstanceOf(DuplicateKeyError);
+      expect(await store.changeEmail(ada.id, 'ada2@example.com', 'new@example.com')).toBe(true);
+      const moved = await store.findByEmail('new@example.com');
+      expect(moved).toMatchObject({ id: ada.id, email: 'new@example.com', emailVerified: true });
+      expect(await store.findByEmail('ada2@example.com')).toBeNull();
+      // The old address is free again.
+      await expect(store.create({ email: 'ada2@example.com', passwordHash: HASH })).resolves.toMatchObject({ email: 'ada2@example.com' });
+    });
+
     it('answers ping', async () => {
       await expect(store.ping()).resolves.toBeUndefined();
     });
@@ -309,7 +333,12 @@ describe('mongo stores: documents written without the schema (by hand, a migrati
         updatedAt: now,
       });
       await connection.models.Client.collection.insertOne({ clientId: 'raw-app', name: 'Raw', type: 'public', createdAt: now });
-      expect(await users.findById(inserted.insertedId.toHexString())).toMatchObject({ email: 'raw@example.com', roles: [], disabled: false });
+      expect(await users.findById(inserted.insertedId.toHexString())).toMatchObject({
+        email: 'raw@example.com',
+        roles: [],
+        disabled: false,
+        emailVerified: false,
+      });
       expect(await users.findByEmail('raw@example.com')).toMatchObject({ roles: [], disabled: false });
       expect(await clients.findById('raw-app')).toMatchObject({
         firstParty: false,

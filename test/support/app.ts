@@ -22,7 +22,7 @@ export interface TestService extends Service {
   readonly basic: string;
 }
 
-export async function startTestService(env: Env = {}, options: { clock?: Clock } = {}): Promise<TestService> {
+export async function startTestService(env: Env = {}, options: { clock?: Clock; print?: (text: string) => void } = {}): Promise<TestService> {
   const keysDir = mkdtempSync(join(tmpdir(), 'keys-'));
   const config = parseConfig({
     NODE_ENV: 'test',
@@ -40,7 +40,12 @@ export async function startTestService(env: Env = {}, options: { clock?: Clock }
     ...env,
   });
   const logs = captureLogs();
-  const service = await createService(config, { logger: logs.logger, ...(options.clock ? { clock: options.clock } : {}) });
+  const service = await createService(config, {
+    logger: logs.logger,
+    ...(options.clock ? { clock: options.clock } : {}),
+    // Dev-mode mail goes nowhere unless a test asks to see it.
+    print: options.print ?? (() => undefined),
+  });
   return {
     ...service,
     config,

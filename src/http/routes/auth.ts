@@ -13,12 +13,15 @@ import { email, loginEmail, newPassword, parseInput, password, text } from '../.
 import { requestedAudience, targetParameters } from '../../oauth/grants/target.js';
 import type { Caller, SessionService } from '../../sessions/service.js';
 import { publicUser, type UserService } from '../../users/service.js';
+import type { AccountRecovery } from '../../users/recovery.js';
 import { requestBody, useContext } from '../request.js';
 
 export interface AuthRouteDeps {
   readonly config: Pick<Config, 'issuer' | 'corsOrigins' | 'refreshTokenTtl'>;
   readonly users: Pick<UserService, 'register'>;
   readonly sessions: SessionService;
+  /** Mails at registration (verify the address) and after a password change (a notice). */
+  readonly recovery: Pick<AccountRecovery, 'welcome' | 'passwordChanged'>;
 }
 
 type AuthState = { -readonly [K in keyof Caller]: Caller[K] };
@@ -51,6 +54,7 @@ export function createAuthRoutes(deps: AuthRouteDeps) {
   const register: Middleware = async function register(ctx) {
     const body = parseInput(registerBody, requestBody(ctx));
     const user = await users.register({ ...body, ip: ctx.ip });
+    deps.recovery.welcome(user);
     ctx.status = 201;
     ctx.body = { user: publicUser(user) };
   };
@@ -112,6 +116,7 @@ export function createAuthRoutes(deps: AuthRouteDeps) {
   const changePassword: Middleware<AuthState> = async function changePassword(ctx) {
     const body = parseInput(passwordBody, requestBody(ctx));
     const ended = await sessions.changePassword(ctx.state, { currentPassword: body.current_password, newPassword: body.new_password, ip: ctx.ip });
+    deps.recovery.passwordChanged(ctx.state.user);
     ctx.body = { sessions_ended: ended };
   };
 

@@ -4,10 +4,11 @@ import { DuplicateKeyError, type NewUser, type UserRecord, type UserStore } from
 
 interface StoredUser {
   readonly id: string;
-  readonly email: string;
   readonly name: string | undefined;
   readonly roles: readonly string[];
   readonly disabled: boolean;
+  emailVerified: boolean;
+  email: string;
   readonly createdAt: number;
   passwordHash: string;
   passwordChangedAt: number;
@@ -35,6 +36,7 @@ export function createMemoryUserStore({ clock, random = cryptoRandom }: { clock:
         name: user.name,
         roles: Object.freeze([...(user.roles ?? [])]),
         disabled: false,
+        emailVerified: user.emailVerified ?? false,
         createdAt: now,
         passwordHash: user.passwordHash,
         passwordChangedAt: now,
@@ -85,6 +87,27 @@ export function createMemoryUserStore({ clock, random = cryptoRandom }: { clock:
       if (stored) stored.signOuts += 1;
     },
 
+    async markEmailVerified(id, email) {
+      const stored = byId.get(id);
+      if (!stored || stored.email !== email) return false;
+      stored.emailVerified = true;
+      stored.updatedAt = clock.now();
+      return true;
+    },
+
+    async changeEmail(id, from, to) {
+      const stored = byId.get(id);
+      if (!stored || stored.email !== from) return false;
+      const holder = idByEmail.get(to);
+      if (holder !== undefined && holder !== id) throw new DuplicateKeyError('email');
+      idByEmail.delete(from);
+      idByEmail.set(to, id);
+      stored.email = to;
+      stored.emailVerified = true;
+      stored.updatedAt = clock.now();
+      return true;
+    },
+
     async ping() {},
   };
 }
@@ -97,6 +120,7 @@ function toRecord(stored: StoredUser): UserRecord {
     name: stored.name,
     roles: stored.roles,
     disabled: stored.disabled,
+    emailVerified: stored.emailVerified,
     passwordChangedAt: new Date(stored.passwordChangedAt),
     passwordChangedBy: stored.passwordChangedBy,
     signOuts: stored.signOuts,

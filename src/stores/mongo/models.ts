@@ -15,6 +15,7 @@ export interface UserDocument {
   passwordHash: string;
   roles: string[];
   disabled: boolean;
+  emailVerified?: boolean | undefined;
   passwordChangedAt: Date;
   passwordChangedBy?: string | undefined;
   /** Logout-alls so far (absent on documents written before it existed: 0). */
@@ -76,6 +77,7 @@ export function registerModels(connection: Connection, clock: Clock, grantTypes?
       passwordHash: { type: String, required: true, select: false },
       roles: { type: [String], default: [] },
       disabled: { type: Boolean, default: false },
+      emailVerified: { type: Boolean, default: false },
       passwordChangedAt: { type: Date, required: true },
       passwordChangedBy: { type: String },
       signOuts: { type: Number, default: 0 },

@@ -24,6 +24,7 @@ export function createMongoUserStore({ models, clock, ping }: { models: Pick<Mon
             passwordHash: user.passwordHash,
             roles: [...(user.roles ?? [])],
             disabled: false,
+            emailVerified: user.emailVerified ?? false,
             passwordChangedAt: now,
             createdAt: now,
             updatedAt: now,
@@ -83,6 +84,33 @@ export function createMongoUserStore({ models, clock, ping }: { models: Pick<Mon
       await translate(STORE, () => User.updateOne({ _id: new Types.ObjectId(id) }, { $inc: { signOuts: 1 } }).exec());
     },
 
+    async markEmailVerified(id, email) {
+      if (typeof id !== 'string' || !ID_PATTERN.test(id) || typeof email !== 'string') return false;
+      const result = await translate(STORE, () =>
+        User.updateOne(
+          { _id: new Types.ObjectId(id), email: { $eq: email } },
+          { $set: { emailVerified: true, updatedAt: new Date(clock.now()) } },
+          { timestamps: false },
+        ).exec(),
+      );
+      return result.matchedCount === 1;
+    },
+
+    async changeEmail(id, from, to) {
+      if (typeof id !== 'string' || !ID_PATTERN.test(id) || typeof from !== 'string' || typeof to !== 'string') return false;
+      const result = await translate(
+        STORE,
+        () =>
+          User.updateOne(
+            { _id: new Types.ObjectId(id), email: { $eq: from } },
+            { $set: { email: to, emailVerified: true, updatedAt: new Date(clock.now()) } },
+            { timestamps: false },
+          ).exec(),
+        'email',
+      );
+      return result.matchedCount === 1;
+    },
+
     ping: () => pingAs(STORE, ping),
   };
 }
@@ -99,6 +127,8 @@ function toRecord(doc: Omit<UserDocument, 'passwordHash'> & { passwordHash?: str
     roles: [...(doc.roles ?? [])],
     // Any truthy value a hand-written document holds disables, as the schema's cast would: fail closed.
     disabled: Boolean(doc.disabled),
+    // Absent on documents written before verification existed: not verified.
+    emailVerified: doc.emailVerified === true,
     passwordChangedAt: doc.passwordChangedAt,
     passwordChangedBy: doc.passwordChangedBy ?? undefined,
     signOuts: typeof doc.signOuts === 'number' ? doc.signOuts : 0,
