@@ -221,7 +221,15 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     events = createMemoryEventStream({ clock, maxLen: config.events.streamMaxLen });
     mailQueue = createMemoryMailQueue({ clock });
     accountTokens = createMemoryAccountTokenStore({ clock });
-    embedded.push('refresh-token families', 'access-token denylist', 'rate limits', 'sign-in sessions and codes', 'security event stream', 'mail queue', 'account tokens');
+    embedded.push(
+      'refresh-token families',
+      'access-token denylist',
+      'rate limits',
+      'sign-in sessions and codes',
+      'security event stream',
+      'mail queue',
+      'account tokens',
+    );
   }
 
   return {
