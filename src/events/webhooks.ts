@@ -90,6 +90,16 @@ export function createWebhookDelivery(options: WebhookOptions): WebhookDelivery 
     let loop: Promise<void> | undefined;
     const inFlight = new Set<AbortController>();
     let groupReady = false;
+    /**
+     * The group is made from the stream's end the first time ('$': a new webhook gets the
+     * events from now on). Made again later (the stream was lost with a Redis that restarted
+     * empty), it starts from the beginning: everything in the new stream is undelivered.
+     */
+    let groupMade = false;
+    const makeGroup = async () => {
+      await options.stream.createGroup(group, groupMade ? '0' : '$');
+      groupMade = groupReady = true;
+    };
     /** Sleepers woken by `stop`; the idle ones also by `notify` (a retry's backoff is not cut short). */
     const sleepers = new Set<() => void>();
     const idlers = new Set<() => void>();
@@ -175,7 +185,7 @@ export function createWebhookDelivery(options: WebhookOptions): WebhookDelivery 
         await options.stream.ack(group, gone);
       }
       // Renew the lease while the batch takes its time (a receiver that keeps failing).
-      const renew = setInterval(() => void holdLease(), Math.max(10, leaseMs / 3));
+      const renew = setInterval(() => void holdLease().catch(() => undefined), Math.max(10, leaseMs / 3));
       try {
         await Promise.all(
           [...bySubject.values()].map(async (chain) => {
@@ -190,23 +200,20 @@ export function createWebhookDelivery(options: WebhookOptions): WebhookDelivery 
       }
     }
 
+    /** Takes or renews the lease; rejects when the stream is unavailable (and then no longer holds). */
     async function holdLease(): Promise<boolean> {
+      let held = false;
       try {
-        const held = await options.stream.holdLease(group, options.consumer, leaseMs);
-        if (!held && holding) log.warn('webhook delivery lease lost to another instance');
+        held = await options.stream.holdLease(group, options.consumer, leaseMs);
+      } finally {
+        if (!held && holding) log.warn('webhook delivery: lease lost (another instance delivers, or the stream is unavailable)');
         holding = held && running;
-      } catch (err) {
-        log.warn({ err: { message: (err as Error).message } }, 'webhook delivery: event stream unavailable');
-        holding = false;
       }
       return holding;
     }
 
     async function step(): Promise<void> {
-      if (!groupReady) {
-        await options.stream.createGroup(group, '$');
-        groupReady = true;
-      }
+      if (!groupReady) await makeGroup();
       const wasHolding = holding;
       if (!(await holdLease())) {
         await pause(Math.max(pollMs, leaseMs / 3));
@@ -230,19 +237,21 @@ export function createWebhookDelivery(options: WebhookOptions): WebhookDelivery 
         running = true;
         // Created now, so that events appended from here on are delivered; when the stream
         // is unreachable, the loop keeps trying.
-        groupReady = await options.stream.createGroup(group, '$').then(
-          () => true,
-          () => false,
-        );
+        await makeGroup().catch(() => undefined);
         loop = (async () => {
+          // While the stream is unavailable: one warning, then retries backing off to 30 s.
+          let failures = 0;
           while (running) {
             try {
               await step();
+              if (failures > 0) log.info({ failures }, 'webhook delivery: event stream available again');
+              failures = 0;
             } catch (err) {
               holding = false;
               groupReady = false;
-              log.warn({ err: { message: (err as Error).message } }, 'webhook delivery: event stream unavailable; retrying');
-              if (running) await pause(pollMs);
+              if (failures === 0) log.warn({ err: { message: (err as Error).message } }, 'webhook delivery: event stream unavailable; retrying');
+              failures += 1;
+              await pause(Math.min(30_000, pollMs * 2 ** Math.min(failures - 1, 10)));
             }
           }
         })();
