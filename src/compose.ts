@@ -267,6 +267,18 @@ export async function createService(
     clock,
   });
 
+  const idTokens = createIdTokens({ keys, clock, random, issuer: config.issuer, ttl: config.accessTokenTtl });
+  const backchannel = createBackchannelLogout({ queue: stores.logoutQueue, clients, idTokens, clock, random, logger });
+  backchannel.start();
+  const logout = createLogout({
+    clients,
+    idTokens,
+    sessions: stores.browserSessions,
+    families: stores.families,
+    onSessionEnded: backchannel.sessionEnded,
+    transactionKey: Buffer.from(hkdfSync('sha256', refreshSecret, '', 'token-authority logout confirmation', 32)),
+    clock,
+  });
   const sessions = createSessionService({
     tokens,
     users,
@@ -275,8 +287,8 @@ export async function createService(
     browserSessions: stores.browserSessions,
     consents: stores.consents,
     loginClientId: config.loginClientId,
+    signIns: logout,
   });
-  const idTokens = createIdTokens({ keys, clock, random, issuer: config.issuer, ttl: config.accessTokenTtl });
   const codes = createAuthorizationCodes({ codes: stores.authorizationCodes, tokens, users: stores.users, idTokens, random, clock });
   const signIn = createSignIn({
     issuer: config.issuer,
@@ -292,17 +304,6 @@ export async function createService(
     requirePar: config.signIn.requirePar,
     clock,
     random,
-  });
-  const backchannel = createBackchannelLogout({ queue: stores.logoutQueue, clients, idTokens, clock, random, logger });
-  backchannel.start();
-  const logout = createLogout({
-    clients,
-    idTokens,
-    sessions: stores.browserSessions,
-    families: stores.families,
-    onSessionEnded: backchannel.sessionEnded,
-    transactionKey: Buffer.from(hkdfSync('sha256', refreshSecret, '', 'token-authority logout confirmation', 32)),
-    clock,
   });
   const app = createApp({
     config,

@@ -6,6 +6,7 @@
  */
 import { InvalidGrantError, InvalidRequestError, InvalidTokenError, NotFoundError, UnauthorizedClientError } from '../errors.js';
 import type { GrantType } from '../oauth/grants/index.js';
+import type { Logout } from '../oauth/logout.js';
 import type { TokenService } from '../oauth/token-service.js';
 import type { BrowserSessionStore, ClientRecord, ClientStore, ConsentRecord, ConsentStore, FamilyStore, UseContext, UserRecord } from '../stores/types.js';
 import type { AccessTokenClaims } from '../tokens/access-token.js';
@@ -21,6 +22,8 @@ export interface SessionServiceDeps {
   readonly consents: Pick<ConsentStore, 'listByUser' | 'revoke'>;
   /** The first-party client a login without `client_id` is for (LOGIN_CLIENT_ID). */
   readonly loginClientId: string;
+  /** Back-channel logout for sign-in sessions ended here (`oauth/logout.ts`). */
+  readonly signIns?: Pick<Logout, 'beforeEnding'>;
 }
 
 /** The caller of a user-authenticated request. */
@@ -51,6 +54,7 @@ const INVALID_REFRESH_TOKEN = 'the refresh token is invalid, expired or revoked'
 
 export function createSessionService(deps: SessionServiceDeps) {
   const { tokens, users, families, clients, browserSessions, consents } = deps;
+  const beforeEnding = (userId: string, only?: string) => deps.signIns?.beforeEnding(userId, only) ?? Promise.resolve(async () => undefined);
 
   /**
    * The first-party public client a login or refresh here is for, which must also hold
@@ -104,8 +108,10 @@ export function createSessionService(deps: SessionServiceDeps) {
 
     /** Ends every session of the caller, and every browser's sign-in; resolves how many sessions ended. */
     async logoutAll({ claims }: Caller): Promise<number> {
+      const notify = await beforeEnding(claims.sub);
       const [ended] = await Promise.all([families.revokeAll(claims.sub), browserSessions.deleteAllOfUser(claims.sub)]);
       await tokens.denyAccessToken(claims);
+      await notify();
       return ended;
     },
 
@@ -153,7 +159,9 @@ export function createSessionService(deps: SessionServiceDeps) {
         return;
       }
       const browser = (await browserSessions.listByUser(user.id)).find((session) => session.id === sessionId);
+      const notify = browser ? await beforeEnding(user.id, browser.id) : undefined;
       if (!browser || !(await browserSessions.delete(browser.id))) throw new NotFoundError('no such session');
+      await notify?.();
     },
 
     /** Changes the password and ends every other session of the user, and every browser's sign-in; resolves how many sessions ended. */
@@ -165,7 +173,9 @@ export function createSessionService(deps: SessionServiceDeps) {
         ip: input.ip,
         session: claims.sid ?? claims.jti,
       });
+      const notify = await beforeEnding(user.id);
       const [ended] = await Promise.all([families.revokeAll(user.id, claims.sid), browserSessions.deleteAllOfUser(user.id)]);
+      await notify();
       return ended;
     },
   };
