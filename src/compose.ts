@@ -249,6 +249,9 @@ export async function createService(
     takenEmails: stores.rateLimits.limiter({ keyPrefix: 'register-taken', ...toLimit(config.registerRateLimit) }),
     registrations: stores.rateLimits.limiter({ keyPrefix: 'register-ip', ...toLimit(config.registerIpRateLimit) }),
   });
+  const idTokens = createIdTokens({ keys, clock, random, issuer: config.issuer, ttl: config.accessTokenTtl });
+  const backchannel = createBackchannelLogout({ queue: stores.logoutQueue, clients, idTokens, clock, random, logger });
+  backchannel.start();
   const refreshTokens = createRefreshTokens({ secret: refreshSecret, random, families: stores.families });
   const tokens = createTokenService({
     accessTokens,
@@ -260,6 +263,7 @@ export async function createService(
     audience: config.audience,
     refreshTokenTtl: config.refreshTokenTtl,
     clockSkew: config.clockSkew,
+    onFamilyReused: (family) => backchannel.familyEnded(family),
   });
   const clientAuth = createClientAuthenticator({
     clients,
@@ -267,9 +271,6 @@ export async function createService(
     clock,
   });
 
-  const idTokens = createIdTokens({ keys, clock, random, issuer: config.issuer, ttl: config.accessTokenTtl });
-  const backchannel = createBackchannelLogout({ queue: stores.logoutQueue, clients, idTokens, clock, random, logger });
-  backchannel.start();
   const logout = createLogout({
     clients,
     idTokens,

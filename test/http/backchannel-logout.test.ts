@@ -114,6 +114,17 @@ describe('back-channel logout, end to end', () => {
     expect(received).toHaveLength(2);
   });
 
+  it('tells the client when reuse of a refresh token ends its family', async () => {
+    const before = received.length;
+    const { config, tokens } = await signIn();
+    const second = await client.refreshTokenGrant(config, tokens.refresh_token!);
+    await client.refreshTokenGrant(config, second.refresh_token!);
+    // The first token, two rotations old: reuse, whatever the grace window.
+    await expect(client.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    await expect.poll(() => received.length, { timeout: 10_000, interval: 100 }).toBe(before + 1);
+    expect(decodeJwt(new URLSearchParams(received.at(-1)!.body).get('logout_token')!)).toMatchObject({ sid: tokens.claims()!.sid, aud: 'bc-rp' });
+  });
+
   it('tells the client too when the session ends by logout-all', async () => {
     const before = received.length;
     const { tokens } = await signIn();
