@@ -331,6 +331,9 @@ export async function createService(
     refusePassword: passwordPolicy.refuse,
   });
   const users = withUserEvents(userService, { events, limits: loginLimits });
+  const idTokens = createIdTokens({ keys, clock, random, issuer: config.issuer, ttl: config.accessTokenTtl });
+  const backchannel = createBackchannelLogout({ queue: stores.logoutQueue, clients, idTokens, clock, random, logger });
+  backchannel.start();
   const refreshTokens = createRefreshTokens({ secret: refreshSecret, random, families: stores.families });
   const tokens = createTokenService({
     accessTokens,
@@ -343,6 +346,7 @@ export async function createService(
     refreshTokenTtl: config.refreshTokenTtl,
     clockSkew: config.clockSkew,
     events,
+    onFamilyReused: (family) => backchannel.familyEnded(family),
   });
   const clientAuth = createClientAuthenticator({
     clients,
@@ -350,6 +354,15 @@ export async function createService(
     clock,
   });
 
+  const logout = createLogout({
+    clients,
+    idTokens,
+    sessions: stores.browserSessions,
+    families: stores.families,
+    onSessionEnded: backchannel.sessionEnded,
+    transactionKey: Buffer.from(hkdfSync('sha256', refreshSecret, '', 'token-authority logout confirmation', 32)),
+    clock,
+  });
   const sessions = createSessionService({
     tokens,
     users,
@@ -359,8 +372,8 @@ export async function createService(
     consents: stores.consents,
     loginClientId: config.loginClientId,
     events,
+    signIns: logout,
   });
-  const idTokens = createIdTokens({ keys, clock, random, issuer: config.issuer, ttl: config.accessTokenTtl });
   const codes = createAuthorizationCodes({ codes: stores.authorizationCodes, tokens, users: stores.users, idTokens, random, clock });
   const signIn = createSignIn({
     issuer: config.issuer,
@@ -377,17 +390,6 @@ export async function createService(
     requirePar: config.signIn.requirePar,
     clock,
     random,
-  });
-  const backchannel = createBackchannelLogout({ queue: stores.logoutQueue, clients, idTokens, clock, random, logger });
-  backchannel.start();
-  const logout = createLogout({
-    clients,
-    idTokens,
-    sessions: stores.browserSessions,
-    families: stores.families,
-    onSessionEnded: backchannel.sessionEnded,
-    transactionKey: Buffer.from(hkdfSync('sha256', refreshSecret, '', 'token-authority logout confirmation', 32)),
-    clock,
   });
   const mailOut = await createMailOut(config, { queue: stores.mailQueue, refreshSecret, logger, clock, random, print });
   const recovery = createAccountRecovery({

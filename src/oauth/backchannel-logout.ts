@@ -8,7 +8,7 @@
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { Random } from '../random.js';
-import type { ClientStore, LogoutDelivery, LogoutQueue } from '../stores/types.js';
+import type { ClientStore, Family, LogoutDelivery, LogoutQueue } from '../stores/types.js';
 import type { IdTokens } from '../tokens/id-token.js';
 import type { SessionEnded } from './logout.js';
 
@@ -97,16 +97,23 @@ export function createBackchannelLogout(deps: BackchannelLogoutDeps) {
       });
   }
 
+  /** Queues a logout token for each client of the ended session that registered a back-channel URI. */
+  async function sessionEnded(ended: SessionEnded): Promise<void> {
+    const clients = await Promise.all(ended.clientIds.map((clientId) => deps.clients.findById(clientId)));
+    const now = clock.now();
+    for (const client of clients) {
+      if (!client?.backchannelLogoutUri) continue;
+      await queue.push({ id: deps.random.token(16), clientId: client.clientId, sid: ended.sid, sub: ended.sub, attempt: 0 }, now);
+    }
+    if (!stopped) tick();
+  }
+
   return {
-    /** Queues a logout token for each client of the ended session that registered a back-channel URI. */
-    async sessionEnded(ended: SessionEnded): Promise<void> {
-      const clients = await Promise.all(ended.clientIds.map((clientId) => deps.clients.findById(clientId)));
-      const now = clock.now();
-      for (const client of clients) {
-        if (!client?.backchannelLogoutUri) continue;
-        await queue.push({ id: deps.random.token(16), clientId: client.clientId, sid: ended.sid, sub: ended.sub, attempt: 0 }, now);
-      }
-      if (!stopped) tick();
+    sessionEnded,
+
+    /** A refresh family ended by reuse: its client's sign-in session is over too (if it came from one). */
+    async familyEnded(family: Family): Promise<void> {
+      if (family.signIn) await sessionEnded({ sid: family.signIn.sid, sub: family.subject, clientIds: [family.clientId] });
     },
 
     /** Starts polling the queue (deliveries of every instance, retries included). */

@@ -30,7 +30,7 @@ export interface SessionEnded {
 export interface LogoutDeps {
   readonly clients: Pick<ClientStore, 'findById'>;
   readonly idTokens: Pick<IdTokens, 'verifyHint'>;
-  readonly sessions: Pick<BrowserSessionStore, 'get' | 'delete'>;
+  readonly sessions: Pick<BrowserSessionStore, 'get' | 'delete' | 'listByUser'>;
   readonly families: Pick<FamilyStore, 'listBySubject' | 'revoke'>;
   /** Told of every session that ends here (back-channel logout). */
   readonly onSessionEnded?: (ended: SessionEnded) => Promise<void>;
@@ -121,6 +121,25 @@ export function createLogout(deps: LogoutDeps) {
   const currentSession = async (browser: LogoutBrowser) => (browser.sessionCookie ? deps.sessions.get(browser.sessionCookie) : null);
 
   return {
+    /**
+     * For the other ways sign-in sessions end (logout-all, a password change, ending one
+     * from the sessions list): reads the user's sessions (all, or `only`) and the clients
+     * that got tokens in each while they still exist; the returned function, called once
+     * they have ended, tells those clients by back-channel.
+     */
+    async beforeEnding(userId: string, only?: string): Promise<() => Promise<void>> {
+      const notify = deps.onSessionEnded;
+      if (!notify) return async () => undefined;
+      const [sessions, families] = await Promise.all([deps.sessions.listByUser(userId), deps.families.listBySubject(userId)]);
+      const ending = sessions.filter((session) => only === undefined || session.id === only);
+      return async () => {
+        for (const session of ending) {
+          const clientIds = [...new Set(families.filter((family) => family.signIn?.sid === session.id).map((family) => family.clientId))];
+          if (clientIds.length > 0) await notify({ sid: session.id, sub: userId, clientIds });
+        }
+      };
+    },
+
     /** GET or POST /oauth/logout. */
     request: (raw: Record<string, unknown>, browser: LogoutBrowser) =>
       guarded(async () => {

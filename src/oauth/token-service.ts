@@ -53,6 +53,8 @@ export interface TokenServiceDeps {
   readonly clockSkew: number;
   /** Security events (reuse detected, families revoked). */
   readonly events?: EventSink;
+  /** Told of a family that reuse just ended (OIDC back-channel logout to its client). */
+  readonly onFamilyReused?: (family: Family) => Promise<void>;
 }
 
 const INVALID_REFRESH_TOKEN = 'the refresh token is invalid, expired or revoked';
@@ -219,6 +221,7 @@ export function createTokenService(deps: TokenServiceDeps) {
       const result = await refreshTokens.rotate(input.refreshToken, input.context, { clientId: input.client.clientId });
       if (result.outcome === 'reused') {
         events?.emit(...reuseDetected(current, input.context));
+        await deps.onFamilyReused?.(current);
         throw new InvalidGrantError('the refresh token was already used; the session has been revoked', { detail: `reuse in family ${result.familyId}` });
       }
       if (result.outcome === 'invalid') throw new InvalidGrantError(INVALID_REFRESH_TOKEN);

@@ -9,6 +9,7 @@ import { passwordChanged } from '../events/users.js';
 import type { EventSink } from '../events/types.js';
 import { InvalidGrantError, InvalidRequestError, InvalidTokenError, NotFoundError, UnauthorizedClientError } from '../errors.js';
 import type { GrantType } from '../oauth/grants/index.js';
+import type { Logout } from '../oauth/logout.js';
 import type { TokenService } from '../oauth/token-service.js';
 import type { BrowserSessionStore, ClientRecord, ClientStore, ConsentRecord, ConsentStore, FamilyStore, UseContext, UserRecord } from '../stores/types.js';
 import type { AccessTokenClaims } from '../tokens/access-token.js';
@@ -26,6 +27,8 @@ export interface SessionServiceDeps {
   readonly loginClientId: string;
   /** Security events (families revoked, password changed). */
   readonly events?: EventSink;
+  /** Back-channel logout for sign-in sessions ended here (`oauth/logout.ts`). */
+  readonly signIns?: Pick<Logout, 'beforeEnding'>;
 }
 
 /** The caller of a user-authenticated request. */
@@ -56,6 +59,7 @@ const INVALID_REFRESH_TOKEN = 'the refresh token is invalid, expired or revoked'
 
 export function createSessionService(deps: SessionServiceDeps) {
   const { tokens, users, families, clients, browserSessions, consents, events } = deps;
+  const beforeEnding = (userId: string, only?: string) => deps.signIns?.beforeEnding(userId, only) ?? Promise.resolve(async () => undefined);
 
   /**
    * The first-party public client a login or refresh here is for, which must also hold
@@ -116,8 +120,10 @@ export function createSessionService(deps: SessionServiceDeps) {
      */
     async logoutAll({ claims }: Caller): Promise<number> {
       await users.recordSignOut(claims.sub);
+      const notify = await beforeEnding(claims.sub);
       const [ended] = await Promise.all([families.revokeAll(claims.sub), browserSessions.deleteAllOfUser(claims.sub)]);
       await tokens.denyAccessToken(claims);
+      await notify();
       events?.emit(...familiesRevoked('logout_all', { id: claims.sub, email: claims.email }, ended));
       return ended;
     },
@@ -168,7 +174,9 @@ export function createSessionService(deps: SessionServiceDeps) {
         return;
       }
       const browser = (await browserSessions.listByUser(user.id)).find((session) => session.id === sessionId);
+      const notify = browser ? await beforeEnding(user.id, browser.id) : undefined;
       if (!browser || !(await browserSessions.delete(browser.id))) throw new NotFoundError('no such session');
+      await notify?.();
     },
 
     /**
@@ -177,7 +185,10 @@ export function createSessionService(deps: SessionServiceDeps) {
      * many families ended.
      */
     async endEverySession(userId: string): Promise<number> {
+      const notify = await beforeEnding(userId);
       const [ended] = await Promise.all([families.revokeAll(userId), browserSessions.deleteAllOfUser(userId)]);
+      await notify();
+      events?.emit(...familiesRevoked('password_change', { id: userId }, ended));
       return ended;
     },
 
@@ -190,8 +201,10 @@ export function createSessionService(deps: SessionServiceDeps) {
         ip: input.ip,
         session: claims.sid ?? claims.jti,
       });
+      const notify = await beforeEnding(user.id);
       const [ended] = await Promise.all([families.revokeAll(user.id, claims.sid), browserSessions.deleteAllOfUser(user.id)]);
       events?.emit(passwordChanged(user, ended), ...familiesRevoked('password_change', user, ended));
+      await notify();
       return ended;
     },
   };

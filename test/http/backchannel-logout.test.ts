@@ -60,7 +60,7 @@ describe('back-channel logout, end to end', () => {
     await new Promise((resolve) => receiver?.close(resolve));
   });
 
-  it('POSTs a logout token (§2.4) after the session ends, and again after a 500 until the client takes it', async () => {
+  async function signIn() {
     const config = await client.discovery(issuer, 'bc-rp', undefined, client.None(), { execute: [client.allowInsecureRequests] });
     const browser = new FormBrowser(issuer.origin);
     const verifier = client.randomPKCECodeVerifier();
@@ -74,6 +74,11 @@ describe('back-channel logout, end to end', () => {
     page = await browser.submit(page, { email: USER_EMAIL, password: USER_PASSWORD });
     if (page.html.includes('name="decision"')) page = await browser.submit(page, { decision: 'allow' });
     const tokens = await client.authorizationCodeGrant(config, new URL(page.location!), { pkceCodeVerifier: verifier, idTokenExpected: true });
+    return { config, browser, tokens };
+  }
+
+  it('POSTs a logout token (§2.4) after the session ends, and again after a 500 until the client takes it', async () => {
+    const { config, browser, tokens } = await signIn();
     const idClaims = tokens.claims()!;
 
     const ended = Date.now();
@@ -107,6 +112,27 @@ describe('back-channel logout, end to end', () => {
     // Delivered: nothing more is sent.
     await new Promise((resolve) => setTimeout(resolve, 2500));
     expect(received).toHaveLength(2);
+  });
+
+  it('tells the client when reuse of a refresh token ends its family', async () => {
+    const before = received.length;
+    const { config, tokens } = await signIn();
+    const second = await client.refreshTokenGrant(config, tokens.refresh_token!);
+    await client.refreshTokenGrant(config, second.refresh_token!);
+    // The first token, two rotations old: reuse, whatever the grace window.
+    await expect(client.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    await expect.poll(() => received.length, { timeout: 10_000, interval: 100 }).toBe(before + 1);
+    expect(decodeJwt(new URLSearchParams(received.at(-1)!.body).get('logout_token')!)).toMatchObject({ sid: tokens.claims()!.sid, aud: 'bc-rp' });
+  });
+
+  it('tells the client too when the session ends by logout-all', async () => {
+    const before = received.length;
+    const { tokens } = await signIn();
+    const res = await fetch(new URL('/auth/logout-all', issuer), { method: 'POST', headers: { authorization: `Bearer ${tokens.access_token}` } });
+    expect(res.status).toBe(200);
+    await expect.poll(() => received.length, { timeout: 10_000, interval: 100 }).toBe(before + 1);
+    const token = decodeJwt(new URLSearchParams(received.at(-1)!.body).get('logout_token')!);
+    expect(token).toMatchObject({ sid: tokens.claims()!.sid, sub: tokens.claims()!.sub, aud: 'bc-rp' });
   });
 });
 

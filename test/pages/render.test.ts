@@ -27,7 +27,9 @@ describe('hosted pages', () => {
     const login = pages.login({ action: '/l', csrfToken: HOSTILE, email: HOSTILE, clientName: HOSTILE, error: { field: 'email', message: HOSTILE } });
     const consent = pages.consent({ action: '/c', csrfToken: 't', clientName: HOSTILE, scopes: [HOSTILE], userEmail: HOSTILE });
     const error = pages.error({ title: HOSTILE, description: HOSTILE });
-    for (const html of [login, consent, error]) {
+    const logout = pages.logout({ action: '/o', csrfToken: HOSTILE, clientName: HOSTILE });
+    const notice = pages.notice({ title: HOSTILE, message: HOSTILE });
+    for (const html of [login, consent, error, logout, notice]) {
       expect(html).not.toContain('<script>');
       expect(html).toContain('&quot;&#39;&gt;&lt;script&gt;alert(1)&lt;/script&gt;');
     }
