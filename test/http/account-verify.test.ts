@@ -186,3 +186,24 @@ describe('REQUIRE_VERIFIED_EMAIL', () => {
     await login(service, 'rv1@example.com').expect(200);
   });
 });
+
+describe('REQUIRE_VERIFIED_EMAIL at the token endpoint', () => {
+  it('answers the password grant with invalid_grant (RFC 6749 §5.2) whose description names email_not_verified', async () => {
+    const service = await startTestService({ REQUIRE_VERIFIED_EMAIL: 'true' });
+    try {
+      await register(service, 'rv-token@example.com');
+      const grant = (password: string) =>
+        request(service.callback)
+          .post('/oauth/token')
+          .type('form')
+          .send({ grant_type: 'password', client_id: 'demo-app', username: 'rv-token@example.com', password });
+      const wrong = await grant('not the password at all').expect(400);
+      const right = await grant(PASSWORD).expect(400);
+      expect(right.body.error).toBe('invalid_grant');
+      expect(right.body.error_description).toMatch(/^email_not_verified: /);
+      expect(wrong.body.error_description).not.toMatch(/email_not_verified/);
+    } finally {
+      await service.close();
+    }
+  });
+});
