@@ -7,7 +7,7 @@ import { DEV_PUBLIC_CLIENT_ID, DEV_SERVICE_CLIENT_ID, DEV_SPA_CLIENT_ID, DEV_SPA
 const EXAMPLE_VERIFIER = 'dev-example-code-verifier-0123456789-abcdefghijklmnop';
 
 export function printDevHints(
-  config: Pick<Config, 'issuer'>,
+  config: Pick<Config, 'issuer'> & { readonly mail?: Pick<Config['mail'], 'smtpUrl'> },
   seeded: { clientSecret: string | undefined; userPassword: string | undefined },
   write: (text: string) => void,
 ): void {
@@ -32,6 +32,13 @@ export function printDevHints(
       'then exchange the code from the address bar it lands on (nothing listens there):',
       `  curl -s -d grant_type=authorization_code -d client_id=${DEV_SPA_CLIENT_ID} -d redirect_uri=http://127.0.0.1:8080/callback -d code_verifier=${EXAMPLE_VERIFIER} -d code=CODE ${config.issuer}/oauth/token`,
       '',
+      ...(config.mail?.smtpUrl
+        ? []
+        : [
+            'Mail (verification, password reset) is not sent (SMTP_URL is unset): each message is printed here, its link first,',
+            `  and the last 50 are at ${config.issuer}/dev/mail`,
+            '',
+          ]),
     ].join('\n') + '\n',
   );
 }

@@ -155,24 +155,32 @@ describe('forgot-password timing', () => {
       };
       // Warm-up, then a shuffled interleaving: neither kind always follows the other.
       for (let i = 0; i < 20; i += 1) await send(i % 2 ? 'timing@example.com' : 'nobody-timing@example.com');
-      const order = [...Array<boolean>(200).fill(true), ...Array<boolean>(200).fill(false)].sort(() => Math.random() - 0.5);
-      const known: number[] = [];
-      const unknown: number[] = [];
-      const bodies = new Set<string>();
-      for (const isKnown of order) {
-        const sample = await send(isKnown ? 'timing@example.com' : 'nobody-timing@example.com');
-        expect(sample.status).toBe(202);
-        bodies.add(sample.body);
-        (isKnown ? known : unknown).push(sample.ms);
-        // The mail work runs after the answer; let it finish outside the timed window.
-        await service.recovery.settled();
-      }
-      expect(bodies.size).toBe(1);
-      const [mk, mu] = [median(known), median(unknown)];
-      const { p } = mannWhitneyU(known, unknown);
-      console.log(`forgot-password timing: median known ${mk.toFixed(3)} ms, unknown ${mu.toFixed(3)} ms, Mann-Whitney p = ${p.toFixed(3)}`);
-      expect(Math.abs(mk - mu) / Math.min(mk, mu)).toBeLessThan(0.1);
-      expect(p).toBeGreaterThanOrEqual(0.01);
+      const measure = async () => {
+        const order = [...Array<boolean>(200).fill(true), ...Array<boolean>(200).fill(false)].sort(() => Math.random() - 0.5);
+        const known: number[] = [];
+        const unknown: number[] = [];
+        const bodies = new Set<string>();
+        for (const isKnown of order) {
+          const sample = await send(isKnown ? 'timing@example.com' : 'nobody-timing@example.com');
+          expect(sample.status).toBe(202);
+          bodies.add(sample.body);
+          (isKnown ? known : unknown).push(sample.ms);
+          // The mail work runs after the answer; let it finish outside the timed window.
+          await service.recovery.settled();
+        }
+        expect(bodies.size).toBe(1);
+        const [mk, mu] = [median(known), median(unknown)];
+        const { p } = mannWhitneyU(known, unknown);
+        console.log(`forgot-password timing: median known ${mk.toFixed(3)} ms, unknown ${mu.toFixed(3)} ms, Mann-Whitney p = ${p.toFixed(3)}`);
+        return { spread: Math.abs(mk - mu) / Math.min(mk, mu), p };
+      };
+      // With no difference at all the rank test still says p < 0.01 once in a hundred runs:
+      // a second, independent measurement must agree before that counts as a leak (a real
+      // one, like the microtask leak this test caught, gives p ≈ 0 every time).
+      let result = await measure();
+      if (result.spread >= 0.1 || result.p < 0.01) result = await measure();
+      expect(result.spread).toBeLessThan(0.1);
+      expect(result.p).toBeGreaterThanOrEqual(0.01);
     } finally {
       await new Promise((resolve) => server.close(resolve));
       await service.close();

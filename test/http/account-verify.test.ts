@@ -186,3 +186,59 @@ describe('REQUIRE_VERIFIED_EMAIL', () => {
     await login(service, 'rv1@example.com').expect(200);
   });
 });
+
+describe('REQUIRE_VERIFIED_EMAIL at the token endpoint', () => {
+  it('answers the password grant with invalid_grant (RFC 6749 §5.2) whose description names email_not_verified', async () => {
+    const service = await startTestService({ REQUIRE_VERIFIED_EMAIL: 'true' });
+    try {
+      await register(service, 'rv-token@example.com');
+      const grant = (password: string) =>
+        request(service.callback)
+          .post('/oauth/token')
+          .type('form')
+          .send({ grant_type: 'password', client_id: 'demo-app', username: 'rv-token@example.com', password });
+      const wrong = await grant('not the password at all').expect(400);
+      const right = await grant(PASSWORD).expect(400);
+      expect(right.body.error).toBe('invalid_grant');
+      expect(right.body.error_description).toMatch(/^email_not_verified: /);
+      expect(wrong.body.error_description).not.toMatch(/email_not_verified/);
+    } finally {
+      await service.close();
+    }
+  });
+});
+
+describe('REQUIRE_VERIFIED_EMAIL on the hosted login page', () => {
+  it('shows the login page again (403) with a message tied to the form, then signs in once the address is confirmed', async () => {
+    const service = await startTestService({ REQUIRE_VERIFIED_EMAIL: 'true' });
+    const server = createServer(service.callback);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      await register(service, 'rv-page@example.com');
+      const query = new URLSearchParams({
+        response_type: 'code',
+        client_id: 'demo-spa',
+        redirect_uri: 'http://127.0.0.1:8080/callback',
+        scope: 'profile',
+        state: 's',
+        code_challenge: createHash('sha256').update('v'.repeat(50)).digest('base64url'),
+        code_challenge_method: 'S256',
+      });
+      const browser = new FormBrowser(origin);
+      const login = await browser.get(`${origin}/oauth/authorize?${query}`);
+      expect(login.status).toBe(200);
+      const refused = await browser.submit(login, { email: 'rv-page@example.com', password: PASSWORD });
+      expect(refused.status).toBe(403);
+      expect(refused.html).toContain('Please confirm your email address first');
+      expect(refused.html).toContain('role="alert"');
+      const token = tokenOf(await lastMail(service, 'rv-page@example.com', 'verify-email'));
+      await request(service.callback).post('/auth/email/verify').send({ token }).expect(200);
+      const next = await browser.submit(refused, { email: 'rv-page@example.com', password: PASSWORD });
+      expect(next.status === 303 || next.html.includes('name="decision"')).toBe(true);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+      await service.close();
+    }
+  });
+});

@@ -1,5 +1,6 @@
 /** RFC 6749 §4.3: resource owner password credentials, for first-party clients only. */
 import { z } from 'zod';
+import { EmailNotVerifiedError, InvalidGrantError } from '../../errors.js';
 import { loginEmail, password, text } from '../../input.js';
 import { requestedAudience, targetParameters } from './target.js';
 import type { Grant } from './types.js';
@@ -21,7 +22,11 @@ export const passwordGrant: Grant<typeof parameters, 'password'> = {
     cliRefusal: 'the password grant needs --first-party',
   },
   async handle({ client, params, context }, { tokens, users }) {
-    const user = await users.login({ email: params.username, password: params.password, ip: context.ip });
+    const user = await users.login({ email: params.username, password: params.password, ip: context.ip }).catch((err: unknown) => {
+      // REQUIRE_VERIFIED_EMAIL: the token endpoint speaks only RFC 6749 §5.2 codes; the description tells it apart.
+      if (err instanceof EmailNotVerifiedError) throw new InvalidGrantError(`email_not_verified: ${err.description}`, { detail: 'unverified email' });
+      throw err;
+    });
     const issued = await tokens.issueForUser({ user, client, scope: params.scope, audience: requestedAudience(params), context });
     return issued.response;
   },
