@@ -27,8 +27,8 @@ import { eventually, newWebhookSecret, startReceiver, streamEntries, type Receiv
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const WEBHOOK_SECRET = newWebhookSecret();
-const ALICE = { email: 'alice@example.com', password: 'alice first password 1' };
-const ALICE_NEW_PASSWORD = 'alice second password 2';
+const ALICE = { email: 'alice@example.com', password: 'her first password 1' };
+const ALICE_NEW_PASSWORD = 'her second password 2';
 
 let redis: TestRedis;
 let receiver: Receiver;

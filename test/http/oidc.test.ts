@@ -86,7 +86,7 @@ describe('the openid scope adds an ID token to the code exchange', () => {
     expect(header.kid).toBe(running.service.keys.current().active.kid);
     const user = await running.service.stores.users.findByEmail(USER_EMAIL);
     expect(claims).toMatchObject({ iss: issuer.origin, sub: user!.id, aud: 'demo-spa', nonce: started.nonce, acr: '1', amr: ['pwd'] });
-    expect(claims).toMatchObject({ email: USER_EMAIL, email_verified: false });
+    expect(claims).toMatchObject({ email: USER_EMAIL, email_verified: true });
     expect(typeof claims.auth_time).toBe('number');
     expect(typeof claims.sid).toBe('string');
     expect(claims.at_hash).toBeTypeOf('string');
@@ -188,7 +188,7 @@ describe('GET and POST /oauth/userinfo (OIDC Core §5.3, RFC 6750)', () => {
     const { body } = await flow();
     const user = await running.service.stores.users.findByEmail(USER_EMAIL);
     expect(user!.name).toBeTypeOf('string');
-    const expected = { sub: user!.id, name: user!.name, email: USER_EMAIL, email_verified: false };
+    const expected = { sub: user!.id, name: user!.name, email: USER_EMAIL, email_verified: true };
     const get = await userinfo({ headers: { authorization: `Bearer ${body.access_token}` } });
     expect(get.status).toBe(200);
     expect(get.headers.get('cache-control')).toBe('no-store');

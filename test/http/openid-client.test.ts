@@ -85,7 +85,7 @@ describe('openid-client completes every flow without a custom option', () => {
     const { tokens, nonce } = await codeFlow(config);
     const claims = tokens.claims()!;
     const user = await running.service.stores.users.findByEmail(USER_EMAIL);
-    expect(claims).toMatchObject({ iss: issuer.origin, sub: user!.id, aud: 'demo-spa', nonce, email: USER_EMAIL, email_verified: false });
+    expect(claims).toMatchObject({ iss: issuer.origin, sub: user!.id, aud: 'demo-spa', nonce, email: USER_EMAIL, email_verified: true });
     const info = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
     expect(info).toMatchObject({ sub: user!.id, email: USER_EMAIL });
     const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token!);
