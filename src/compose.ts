@@ -360,6 +360,7 @@ export async function createService(
     sessions: stores.browserSessions,
     families: stores.families,
     onSessionEnded: backchannel.sessionEnded,
+    events,
     transactionKey: Buffer.from(hkdfSync('sha256', refreshSecret, '', 'token-authority logout confirmation', 32)),
     clock,
   });

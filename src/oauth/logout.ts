@@ -9,6 +9,8 @@
  * Ending a session also ends the refresh families it started and tells every client that
  * got tokens in it by back-channel (`SessionEnded`).
  */
+import { familyRevoked } from '../events/families.js';
+import type { EventSink } from '../events/types.js';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import type { Clock } from '../clock.js';
@@ -34,6 +36,8 @@ export interface LogoutDeps {
   readonly families: Pick<FamilyStore, 'listBySubject' | 'revoke'>;
   /** Told of every session that ends here (back-channel logout). */
   readonly onSessionEnded?: (ended: SessionEnded) => Promise<void>;
+  /** Security events: a family.revoked (reason logout) for each family the sign-out ends. */
+  readonly events?: EventSink;
   /** MAC key of the confirmation form's CSRF token; the same on every instance. */
   readonly transactionKey: Buffer;
   readonly clock: Clock;
@@ -95,7 +99,8 @@ export function createLogout(deps: LogoutDeps) {
   /** Ends the session, the families it started, and tells the clients that had tokens in it. */
   async function end(session: BrowserSession): Promise<void> {
     const families = (await deps.families.listBySubject(session.userId)).filter((family) => family.signIn?.sid === session.id);
-    await Promise.all(families.map((family) => deps.families.revoke(family.id)));
+    const revoked = await Promise.all(families.map((family) => deps.families.revoke(family.id)));
+    deps.events?.emit(...families.filter((_, index) => revoked[index]).map((family) => familyRevoked('logout', family)));
     await deps.sessions.delete(session.id);
     await deps.onSessionEnded?.({ sid: session.id, sub: session.userId, clientIds: [...new Set(families.map((family) => family.clientId))] });
   }

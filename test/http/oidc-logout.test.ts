@@ -83,6 +83,13 @@ describe('GET /oauth/logout (RP-Initiated Logout 1.0)', () => {
     expect(page.headers.get('set-cookie')).toMatch(/session=;.*Max-Age=0/);
     expect(await stillSignedIn(browser)).toBe(false);
     await expect(client.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    // The security event stream names the family the sign-out ended, with its reason.
+    const sid = JSON.parse(Buffer.from(tokens.access_token.split('.')[1]!, 'base64url').toString()).sid as string;
+    await running.service.events.flush();
+    const events = (await running.service.stores.events.recent(50)).map((entry) => JSON.parse(entry.fields.event ?? '{}'));
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: 'family.revoked', subject: { type: 'family', id: sid }, data: expect.objectContaining({ reason: 'logout' }) }),
+    );
   });
 
   it('without a hint: an accessible confirmation form (CSRF-bound, no script) before anything ends; "stay" keeps the session', async () => {
