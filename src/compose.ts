@@ -57,6 +57,8 @@ import { createRefreshTokens } from './tokens/refresh-token.js';
 import { createLoginThrottle } from './users/login-throttle.js';
 import { createPasswordHasher } from './users/passwords.js';
 import { createUserService, type UserService } from './users/service.js';
+import { countUserActions, instrumentStores, sampleKeys, sampleStores, timeSigning } from './metrics/instrument.js';
+import { createMetrics, type Metrics } from './metrics/metrics.js';
 
 export interface Stores {
   readonly users: UserStore;
@@ -190,6 +192,8 @@ export interface Service {
   readonly tokens: TokenService;
   readonly users: UserService;
   readonly sessions: SessionService;
+  /** The service's own Prometheus registry and instruments; undefined when METRICS_PORT is off. */
+  readonly metrics: Metrics | undefined;
   /** Dev mode: what was seeded (secrets only when created now). */
   readonly seeded: SeedResult | undefined;
   close(): Promise<void>;
@@ -203,7 +207,9 @@ export async function createService(
   // Read before anything connects: in production a missing key or an unreadable file stops start-up here.
   const refreshSecret = await refreshTokenSecret(config, logger, random);
   const assets = await readPageAssets(config);
-  const stores = await createStores(config, { clock, random, logger });
+  const metrics = config.metrics.port === undefined ? undefined : createMetrics();
+  const rawStores = await createStores(config, { clock, random, logger });
+  const stores = metrics ? instrumentStores(rawStores, metrics) : rawStores;
   const keys = createKeyRingSource({ dir: config.keysDir, production: config.production, clock, logger });
   try {
     await keys.start();
@@ -224,13 +230,14 @@ export async function createService(
       });
 
   const clients = config.clientCacheTtl > 0 ? cacheClients(stores.clients, { ttlMs: config.clientCacheTtl * 1000, clock }) : stores.clients;
-  const accessTokens = createAccessTokens({ keys, clock, random, issuer: config.issuer, ttl: config.accessTokenTtl, clockSkew: config.clockSkew });
+  const signer = createAccessTokens({ keys, clock, random, issuer: config.issuer, ttl: config.accessTokenTtl, clockSkew: config.clockSkew });
+  const accessTokens = metrics ? timeSigning(signer, keys, metrics) : signer;
   const throttle = createLoginThrottle(stores.rateLimits, {
     accountIp: config.loginRateLimit,
     ip: config.loginIpRateLimit,
     account: config.loginAccountRateLimit,
   });
-  const users = createUserService({
+  const userService = createUserService({
     users: stores.users,
     hasher,
     throttle,
@@ -238,6 +245,7 @@ export async function createService(
     takenEmails: stores.rateLimits.limiter({ keyPrefix: 'register-taken', ...toLimit(config.registerRateLimit) }),
     registrations: stores.rateLimits.limiter({ keyPrefix: 'register-ip', ...toLimit(config.registerIpRateLimit) }),
   });
+  const users = metrics ? countUserActions(userService, metrics) : userService;
   const refreshTokens = createRefreshTokens({ secret: refreshSecret, random, families: stores.families });
   const tokens = createTokenService({
     accessTokens,
@@ -249,6 +257,7 @@ export async function createService(
     audience: config.audience,
     refreshTokenTtl: config.refreshTokenTtl,
     clockSkew: config.clockSkew,
+    metrics,
   });
   const clientAuth = createClientAuthenticator({
     clients,
@@ -264,6 +273,7 @@ export async function createService(
     browserSessions: stores.browserSessions,
     consents: stores.consents,
     loginClientId: config.loginClientId,
+    metrics,
   });
   const codes = createAuthorizationCodes({ codes: stores.authorizationCodes, tokens, users: stores.users, random, clock });
   const signIn = createSignIn({
@@ -296,7 +306,12 @@ export async function createService(
     pages: createPageRenderer({ productName: config.signIn.productName, logoUrl: assets.logo ? PAGES_LOGO_PATH : undefined }),
     pageAssets: assets,
     scopes: config.scopesSupported.length > 0 || config.production ? config.scopesSupported : DEV_SCOPES,
+    metrics,
   });
+  if (metrics) {
+    sampleKeys(metrics, keys, config, () => clock.now());
+    sampleStores(metrics, stores.readiness);
+  }
   return {
     app,
     stores,
@@ -304,6 +319,7 @@ export async function createService(
     tokens,
     users,
     sessions,
+    metrics,
     seeded,
     async close() {
       await keys.stop();

@@ -209,6 +209,8 @@ describe('config, all of it', () => {
       'REQUIRE_PAR',
       'SIGN_IN_SESSION_TTL',
       'SIGN_IN_SESSION_MAX_TTL',
+      'METRICS_PORT',
+      'METRICS_HOST',
       'DEV_CLIENT_SECRET',
       'DEV_USER_PASSWORD',
     ]);
@@ -254,6 +256,7 @@ describe('config, all of it', () => {
         'http',
         'argon2',
         'signIn',
+        'metrics',
         'devClientSecret',
         'devUserPassword',
       ].sort(),
@@ -291,6 +294,7 @@ describe('config, all of it', () => {
       http: { headersTimeout: 10, requestTimeout: 30, keepAliveTimeout: 5 },
       argon2: { memoryCost: 19456, timeCost: 2, parallelism: 1 },
       signIn: { productName: 'Token Authority', stylesheetFile: undefined, logoFile: undefined, requirePar: false, sessionTtl: 86400, sessionMaxTtl: 604800 },
+      metrics: { port: 9464, host: '127.0.0.1', explicit: false },
       mongodbUri: undefined,
       redisUrl: undefined,
       redisClusterNodes: undefined,
@@ -341,6 +345,8 @@ describe('config, all of it', () => {
       'REQUIRE_PAR: Invalid option: expected one of "true"|"false"',
       'SIGN_IN_SESSION_TTL: "bad value!" is not a duration (use 900, 900s, 15m, 1h or 7d)',
       'SIGN_IN_SESSION_MAX_TTL: "bad value!" is not a duration (use 900, 900s, 15m, 1h or 7d)',
+      'METRICS_PORT: "bad value!" must be off or an integer from 0 to 65535',
+      'METRICS_HOST: must be an IP address or a host name',
       'DEV_CLIENT_SECRET: Too small: expected string to have >=16 characters',
     ]);
   });
@@ -408,6 +414,8 @@ describe('config, all of it', () => {
       REQUIRE_PAR: 'true',
       SIGN_IN_SESSION_TTL: '2h',
       SIGN_IN_SESSION_MAX_TTL: '1d',
+      METRICS_PORT: '9100',
+      METRICS_HOST: '10.0.0.6',
       DEV_CLIENT_SECRET: 'x'.repeat(16),
       DEV_USER_PASSWORD: 'password',
     });
@@ -460,6 +468,7 @@ describe('config, all of it', () => {
         sessionTtl: 7200,
         sessionMaxTtl: 86400,
       },
+      metrics: { port: 9100, host: '10.0.0.6', explicit: true },
     });
   });
 });

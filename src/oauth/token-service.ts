@@ -13,6 +13,7 @@ import {
   InvalidTokenError,
   UnauthorizedClientError,
 } from '../errors.js';
+import type { SecurityMetrics } from '../metrics/metrics.js';
 import type { AccessTokenDenylist, ClientRecord, ClientStore, Family, FamilyStore, UseContext, UserRecord, UserStore } from '../stores/types.js';
 import type { AccessTokenClaims, AccessTokenRequest, AccessTokens, IssuedAccessToken } from '../tokens/access-token.js';
 import type { RefreshTokens } from '../tokens/refresh-token.js';
@@ -47,6 +48,8 @@ export interface TokenServiceDeps {
    * denied that much longer, or a revocation would lapse while the token still verifies.
    */
   readonly clockSkew: number;
+  /** Counts the families it ends, by reason (reuse is counted where the store detects it). */
+  readonly metrics?: SecurityMetrics | undefined;
 }
 
 const INVALID_REFRESH_TOKEN = 'the refresh token is invalid, expired or revoked';
@@ -104,7 +107,8 @@ export function createTokenService(deps: TokenServiceDeps) {
   async function activeUser(subject: string, familyId: string): Promise<UserRecord> {
     const user = await users.findById(subject);
     if (!user || user.disabled) {
-      await families.revoke(familyId);
+      const ended = await families.revoke(familyId);
+      deps.metrics?.familiesRevoked('disabled_user', Number(ended));
       throw new InvalidGrantError('the account is no longer active');
     }
     return user;
@@ -113,7 +117,8 @@ export function createTokenService(deps: TokenServiceDeps) {
   /** A family for an audience its client may no longer target ends; the grant is refused. */
   async function allowedAudience(client: ClientRecord, family: Family): Promise<void> {
     if (mayTarget(client, family.audience)) return;
-    await families.revoke(family.id);
+    const ended = await families.revoke(family.id);
+    deps.metrics?.familiesRevoked('audience_withdrawn', Number(ended));
     throw new InvalidGrantError('this client may no longer use the audience the refresh token was granted for', {
       detail: `audience withdrawn from client, family ${family.id} ended`,
     });
@@ -230,7 +235,8 @@ export function createTokenService(deps: TokenServiceDeps) {
         const family = await families.get(familyId);
         if (family) {
           if (!mayRevoke(family.clientId)) throw new UnauthorizedClientError('the token was issued to another client');
-          await families.revoke(family.id);
+          const ended = await families.revoke(family.id);
+          deps.metrics?.familiesRevoked('token_revoked', Number(ended));
         }
         return true;
       };

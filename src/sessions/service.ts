@@ -5,6 +5,7 @@
  * The HTTP layer only parses and answers (cookies, Origin checks); every rule is here.
  */
 import { InvalidGrantError, InvalidRequestError, InvalidTokenError, NotFoundError, UnauthorizedClientError } from '../errors.js';
+import type { SecurityMetrics } from '../metrics/metrics.js';
 import type { GrantType } from '../oauth/grants/index.js';
 import type { TokenService } from '../oauth/token-service.js';
 import type { BrowserSessionStore, ClientRecord, ClientStore, ConsentRecord, ConsentStore, FamilyStore, UseContext, UserRecord } from '../stores/types.js';
@@ -21,6 +22,8 @@ export interface SessionServiceDeps {
   readonly consents: Pick<ConsentStore, 'listByUser' | 'revoke'>;
   /** The first-party client a login without `client_id` is for (LOGIN_CLIENT_ID). */
   readonly loginClientId: string;
+  /** Counts the sessions each action ends, by reason. */
+  readonly metrics?: SecurityMetrics | undefined;
 }
 
 /** The caller of a user-authenticated request. */
@@ -99,13 +102,15 @@ export function createSessionService(deps: SessionServiceDeps) {
 
     /** Ends the caller's session and denies the access token it presented. */
     async logout({ claims }: Caller): Promise<void> {
-      await Promise.all([claims.sid ? families.revoke(claims.sid) : undefined, tokens.denyAccessToken(claims)]);
+      const [ended] = await Promise.all([claims.sid ? families.revoke(claims.sid) : false, tokens.denyAccessToken(claims)]);
+      deps.metrics?.familiesRevoked('logout', Number(ended));
     },
 
     /** Ends every session of the caller, and every browser's sign-in; resolves how many sessions ended. */
     async logoutAll({ claims }: Caller): Promise<number> {
       const [ended] = await Promise.all([families.revokeAll(claims.sub), browserSessions.deleteAllOfUser(claims.sub)]);
       await tokens.denyAccessToken(claims);
+      deps.metrics?.familiesRevoked('logout_all', ended);
       return ended;
     },
 
@@ -149,7 +154,8 @@ export function createSessionService(deps: SessionServiceDeps) {
     async end({ user }: Caller, sessionId: string): Promise<void> {
       const family = await families.get(sessionId);
       if (family && family.subject === user.id) {
-        await families.revoke(family.id);
+        const ended = await families.revoke(family.id);
+        deps.metrics?.familiesRevoked('session_ended', Number(ended));
         return;
       }
       const browser = (await browserSessions.listByUser(user.id)).find((session) => session.id === sessionId);
@@ -166,6 +172,7 @@ export function createSessionService(deps: SessionServiceDeps) {
         session: claims.sid ?? claims.jti,
       });
       const [ended] = await Promise.all([families.revokeAll(user.id, claims.sid), browserSessions.deleteAllOfUser(user.id)]);
+      deps.metrics?.familiesRevoked('password_change', ended);
       return ended;
     },
   };
