@@ -163,12 +163,18 @@ export function sampleKeys(
   timings: RotationTimings,
   now: () => number,
 ): void {
-  metrics.sampleOnScrape(() => {
-    const { keys: gauge, promotableIn } = metrics.gauges;
+  const { keys: gauge, promotableIn } = metrics.gauges;
+  metrics.sampleOnScrape('keys', () => {
     if (!keys.ready()) return;
     const ring = keys.current().keys;
     for (const state of ['next', 'active', 'retired'] as const) gauge.set({ state }, ring.filter((key) => key.state === state).length);
-    const waiting = ring.filter((key) => key.state === 'next').map((key) => promotableAt(key, timings));
+  });
+  metrics.sampleOnScrape('promotableIn', () => {
+    if (!keys.ready()) return;
+    const waiting = keys
+      .current()
+      .keys.filter((key) => key.state === 'next')
+      .map((key) => promotableAt(key, timings));
     promotableIn.set(waiting.length === 0 ? -1 : Math.max(0, (Math.min(...waiting) - now()) / 1000));
   });
 }
@@ -179,7 +185,7 @@ export function sampleStores(
   checks: readonly { name: string; check(): Promise<unknown> }[],
   timeoutMs = 2000,
 ): void {
-  metrics.sampleOnScrape(async () => {
+  metrics.sampleOnScrape('storeUp', async () => {
     await Promise.all(
       checks.map(async ({ name, check }) => {
         let timer: NodeJS.Timeout | undefined;

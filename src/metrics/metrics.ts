@@ -47,6 +47,8 @@ export interface MetricsOptions {
 }
 
 const OTHER = 'other';
+
+type Sampler = () => Promise<void> | void;
 const grantTypes: ReadonlySet<string> = new Set(GRANT_TYPES);
 
 /** Seconds: from 1 ms to 5 s, where a token endpoint's latencies live. */
@@ -114,7 +116,14 @@ export function createMetrics(options: MetricsOptions = {}) {
     buckets: FAST_BUCKETS,
     registers,
   });
-  const samplers: (() => Promise<void> | void)[] = [];
+  // Gauges sampled at scrape time, never on a request's path: each runs its own samplers
+  // when collected (a registry collects its metrics concurrently, so one gauge cannot fill another).
+  const samplers = { keys: [] as Sampler[], promotableIn: [] as Sampler[], storeUp: [] as Sampler[] };
+  const sampled = (name: keyof typeof samplers) => ({
+    async collect() {
+      await Promise.all(samplers[name].map((sample) => sample()));
+    },
+  });
   const keys = new Gauge({
     name: `${p}keys`,
     help: 'Signing keys in the key ring by state (next, active, retired)',
@@ -122,17 +131,14 @@ export function createMetrics(options: MetricsOptions = {}) {
     registers,
     // Across cluster workers (src/metrics/cluster.ts): every worker reads the same folder.
     aggregator: 'max',
-    // The first of the sampled gauges (a registry collects in registration order): every
-    // sampler runs here, at scrape time, never on a request's path.
-    async collect() {
-      await Promise.all(samplers.map((sample) => sample()));
-    },
+    ...sampled('keys'),
   });
   const promotableIn = new Gauge({
     name: `${p}next_key_promotable_in_seconds`,
     help: 'Seconds until the oldest next key may be promoted (0: it may now; -1: no next key is published)',
     registers,
     aggregator: 'min',
+    ...sampled('promotableIn'),
   });
   const jwks = new Counter({ name: `${p}jwks_requests_total`, help: 'JWKS responses by status (200, 304)', labelNames: ['status'] as const, registers });
   const storeDuration = new Histogram({
@@ -155,6 +161,7 @@ export function createMetrics(options: MetricsOptions = {}) {
     registers,
     // One worker that cannot reach a store is an outage for the requests it serves.
     aggregator: 'min',
+    ...sampled('storeUp'),
   });
 
   /** A grant_type parameter as a label: one of ours, else `other`. */
@@ -170,8 +177,9 @@ export function createMetrics(options: MetricsOptions = {}) {
     registry,
     /** Gauges sampled at scrape time by the functions given to `sampleOnScrape` (see `sample.ts`). */
     gauges: { keys, promotableIn, storeUp },
-    sampleOnScrape(sample: () => Promise<void> | void): void {
-      samplers.push(sample);
+    /** `sample` runs each time `gauge` is collected, and sets it. */
+    sampleOnScrape(gauge: keyof typeof samplers, sample: Sampler): void {
+      samplers[gauge].push(sample);
     },
     httpRequest(route: string, method: string, status: number, seconds: number): void {
       httpDuration.observe({ route, method, status_class: `${Math.floor(status / 100)}xx` }, seconds);
