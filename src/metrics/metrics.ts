@@ -14,19 +14,7 @@ import { GRANT_TYPES } from '../oauth/grants/index.js';
 export const METRIC_PREFIX = 'authority_';
 
 /** Why a refresh family ended (`authority_refresh_families_revoked_total{reason}`). */
-export type RevokeReason =
-  | 'reuse'
-  | 'logout'
-  | 'logout_all'
-  | 'session_ended'
-  | 'consent_revoked'
-  | 'password_change'
-  | 'token_revoked'
-  | 'disabled_user'
-  | 'audience_withdrawn'
-  | 'code_reuse'
-  | 'admin'
-  | 'session_cap';
+export type RevokeReason = 'reuse' | 'logout' | 'logout_all' | 'session_ended' | 'password_change' | 'token_revoked' | 'disabled_user' | 'audience_withdrawn';
 
 /** Which login budget refused an attempt (src/users/login-throttle.ts). */
 export type LoginLimit = 'account_ip' | 'ip' | 'account';
