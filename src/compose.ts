@@ -87,6 +87,8 @@ import { createAccountRecovery, type AccountRecovery } from './users/recovery.js
 import { createMemoryAccountTokenStore } from './stores/memory/account-tokens.js';
 import { createRedisAccountTokenStore } from './stores/redis/account-tokens.js';
 import { ACCOUNT_PAGE_PATHS } from './http/routes/account-pages.js';
+import { countFamilyRevocations, countUserActions, instrumentStores, sampleKeys, sampleStores, timeSigning } from './metrics/instrument.js';
+import { createMetrics, type Metrics } from './metrics/metrics.js';
 
 export interface Stores {
   readonly users: UserStore;
@@ -269,6 +271,8 @@ export interface Service {
   readonly webhooks: WebhookDelivery | undefined;
   readonly mail: MailOutbox;
   readonly recovery: AccountRecovery;
+  /** The service's own Prometheus registry and instruments; undefined when METRICS_PORT is off. */
+  readonly metrics: Metrics | undefined;
   /** Dev mode: what was seeded (secrets only when created now). */
   readonly seeded: SeedResult | undefined;
   close(): Promise<void>;
@@ -289,7 +293,9 @@ export async function createService(
   if (config.production) await refuseDevMade(config.keysDir, { ignore: config.refreshTokenSecret ? [REFRESH_SECRET_FILE] : [] });
   const refreshSecret = await refreshTokenSecret(config, logger, random);
   const assets = await readPageAssets(config);
-  const stores = await createStores(config, { clock, random, logger });
+  const metrics = config.metrics.port === undefined ? undefined : createMetrics();
+  const rawStores = await createStores(config, { clock, random, logger });
+  const stores = metrics ? instrumentStores(rawStores, metrics) : rawStores;
   const keys = createKeyRingSource({ dir: config.keysDir, production: config.production, clock, logger });
   try {
     await keys.start();
@@ -310,9 +316,12 @@ export async function createService(
       });
 
   const clients = config.clientCacheTtl > 0 ? cacheClients(stores.clients, { ttlMs: config.clientCacheTtl * 1000, clock }) : stores.clients;
-  const accessTokens = createAccessTokens({ keys, clock, random, issuer: config.issuer, ttl: config.accessTokenTtl, clockSkew: config.clockSkew });
+  const signer = createAccessTokens({ keys, clock, random, issuer: config.issuer, ttl: config.accessTokenTtl, clockSkew: config.clockSkew });
+  const accessTokens = metrics ? timeSigning(signer, keys, metrics) : signer;
   const requestScope = createRequestScope();
-  const events = createSecurityEvents({ logger, clock, random, stream: stores.events, origin: requestScope.current });
+  const securityEvents = createSecurityEvents({ logger, clock, random, stream: stores.events, origin: requestScope.current });
+  // Families ended are counted from the events that report them, one place for every reason.
+  const events = metrics ? countFamilyRevocations(securityEvents, metrics) : securityEvents;
   const loginLimits = trackLoginLimits(stores.rateLimits);
   const throttle = createLoginThrottle(loginLimits.backend, {
     accountIp: config.loginRateLimit,
@@ -330,7 +339,7 @@ export async function createService(
     requireVerifiedEmail: config.requireVerifiedEmail,
     refusePassword: passwordPolicy.refuse,
   });
-  const users = withUserEvents(userService, { events, limits: loginLimits });
+  const users = withUserEvents(metrics ? countUserActions(userService, metrics) : userService, { events, limits: loginLimits });
   const idTokens = createIdTokens({ keys, clock, random, issuer: config.issuer, ttl: config.accessTokenTtl });
   const backchannel = createBackchannelLogout({ queue: stores.logoutQueue, clients, idTokens, clock, random, logger });
   backchannel.start();
@@ -438,8 +447,13 @@ export async function createService(
     devMail: mailOut.devMail,
     recovery,
     formKey: Buffer.from(hkdfSync('sha256', refreshSecret, '', 'token-authority account forms', 32)),
+    metrics,
   });
   mailOut.outbox.start();
+  if (metrics) {
+    sampleKeys(metrics, keys, config, () => clock.now());
+    sampleStores(metrics, stores.readiness);
+  }
   const webhooks = webhookDelivery(config, { stream: stores.events, logger, random });
   if (webhooks) {
     events.onAppend(() => webhooks.notify());
@@ -456,6 +470,7 @@ export async function createService(
     webhooks,
     mail: mailOut.outbox,
     recovery,
+    metrics,
     seeded,
     async close() {
       await backchannel.stop();

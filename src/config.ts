@@ -355,6 +355,34 @@ const variables = {
   ),
   /** A Have I Been Pwned range API (`…/range/`): new passwords are checked by k-anonymity; unset = off. */
   hibpRangeUrl: variable('HIBP_RANGE_URL', url(['http:', 'https:']).optional()),
+  /** Prometheus `GET /metrics` on a listener of its own, never the public one (src/metrics/server.ts). */
+  metrics: {
+    /** `off`, or a port (0 = any free one); unset = 9464 when NODE_ENV is development (the default), off otherwise. */
+    port: variable(
+      'METRICS_PORT',
+      z
+        .string()
+        .optional()
+        .transform((text, ctx) => {
+          if (text === undefined) return undefined;
+          if (text.trim() === 'off') return 'off' as const;
+          const value = Number(text);
+          if (!/^\d+$/.test(text.trim()) || value > 65535) {
+            ctx.addIssue({ code: 'custom', message: `"${text}" must be off or an integer from 0 to 65535` });
+            return z.NEVER;
+          }
+          return value;
+        }),
+    ),
+    /** Listen address of the metrics listener: loopback unless the scraper needs more. */
+    host: variable(
+      'METRICS_HOST',
+      z
+        .string()
+        .refine((text) => isIP(text) !== 0 || HOSTNAME.test(text), { message: 'must be an IP address or a host name' })
+        .default('127.0.0.1'),
+    ),
+  },
   /** Dev mode only. */
   devClientSecret: variable('DEV_CLIENT_SECRET', z.string().min(16).optional()),
   /** Dev mode only. */
@@ -363,7 +391,19 @@ const variables = {
 
 type Variables = typeof variables;
 
-export type Config = Omit<Parsed<Variables>, 'nodeEnv' | 'host' | 'issuer' | 'audience'> & {
+/** Where `GET /metrics` listens; `port` undefined = no metrics at all. */
+export interface MetricsConfig {
+  readonly port: number | undefined;
+  readonly host: string;
+  /** METRICS_PORT was set: failing to listen on it stops start-up (the dev default only warns). */
+  readonly explicit: boolean;
+}
+
+/** The dev-mode default of METRICS_PORT (the port OpenTelemetry's Prometheus exporter uses too). */
+export const DEV_METRICS_PORT = 9464;
+
+export type Config = Omit<Parsed<Variables>, 'nodeEnv' | 'host' | 'issuer' | 'audience' | 'metrics'> & {
+  readonly metrics: MetricsConfig;
   /** `NODE_ENV=production`: real stores required, no seeding, strict file modes. */
   readonly production: boolean;
   /** HOST, else 127.0.0.1 in dev and 0.0.0.0 in production. */
@@ -407,6 +447,11 @@ export function parseConfig(env: Env): Config {
     host: fields.host ?? (production ? '0.0.0.0' : '127.0.0.1'),
     issuer,
     audience: fields.audience ?? issuer,
+    metrics: {
+      port: fields.metrics.port === 'off' ? undefined : (fields.metrics.port ?? (nodeEnv === 'development' ? DEV_METRICS_PORT : undefined)),
+      host: fields.metrics.host,
+      explicit: fields.metrics.port !== undefined,
+    },
     devClientSecret: production ? undefined : fields.devClientSecret,
     devUserPassword: production ? undefined : fields.devUserPassword,
   });

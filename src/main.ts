@@ -12,12 +12,15 @@ import { createService, type Service } from './compose.js';
 import { ConfigError, misspelledVariables, parseConfig, type Config } from './config.js';
 import { printDevHints } from './dev/hints.js';
 import { listen } from './http-server.js';
+import { startMetricsListener, type MetricsListener } from './metrics/start.js';
 import { createLogger, type Logger } from './log.js';
 import type { Random } from './random.js';
 
 export interface RunningServer {
   readonly server: import('node:http').Server;
   readonly url: string;
+  /** `GET /metrics` on its own listener, when METRICS_PORT is on (and this is not a cluster worker). */
+  readonly metrics: MetricsListener | undefined;
   /** What it serves (its stores and services), for tests. */
   readonly service: Service;
   /** Stops accepting, lets in-flight requests finish (at most `shutdownTimeout`), closes the stores. */
@@ -29,8 +32,13 @@ export async function startServer(config: Config, deps: { logger: Logger; clock?
   const { logger } = deps;
   const service = await createService(config, deps);
   let listening;
+  let metrics: MetricsListener | undefined;
   try {
     listening = await listen(service.app.callback(), config, logger);
+    metrics = await startMetricsListener(config.metrics, service.metrics?.registry, logger).catch(async (err: unknown) => {
+      await listening!.close();
+      throw err;
+    });
   } catch (err) {
     await service.close();
     throw err;
@@ -59,10 +67,11 @@ export async function startServer(config: Config, deps: { logger: Logger; clock?
   return {
     server: listening.server,
     url: listening.url,
+    metrics,
     service,
     stop() {
       stopped ??= (async () => {
-        await listening.close();
+        await Promise.all([listening.close(), metrics?.close()]);
         await service.close();
         logger.info('stopped');
       })();
@@ -86,7 +95,13 @@ export async function main(): Promise<void> {
   for (const { name, meant } of misspelledVariables(process.env)) {
     logger.warn({ variable: name, meant }, `${name} is not a variable this service reads (it is ignored); did you mean ${meant}?`);
   }
-  if (config.workers > 1 && cluster.isPrimary) return runPrimary(config, logger, (code) => process.exit(code));
+  if (config.workers > 1 && cluster.isPrimary) {
+    await startMetricsListener(config.metrics, 'cluster', logger).catch((err: unknown) => {
+      process.stderr.write(`start-up failed: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    });
+    return runPrimary(config, logger, (code) => process.exit(code));
+  }
   let running: RunningServer;
   try {
     running = await startServer(config, { logger });

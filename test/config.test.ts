@@ -226,6 +226,8 @@ describe('config, all of it', () => {
       'MAIL_IP_RATE_LIMIT',
       'REQUIRE_VERIFIED_EMAIL',
       'HIBP_RANGE_URL',
+      'METRICS_PORT',
+      'METRICS_HOST',
       'DEV_CLIENT_SECRET',
       'DEV_USER_PASSWORD',
     ]);
@@ -275,6 +277,7 @@ describe('config, all of it', () => {
         'mail',
         'requireVerifiedEmail',
         'hibpRangeUrl',
+        'metrics',
         'devClientSecret',
         'devUserPassword',
       ].sort(),
@@ -333,6 +336,7 @@ describe('config, all of it', () => {
       },
       requireVerifiedEmail: false,
       hibpRangeUrl: undefined,
+      metrics: { port: 9464, host: '127.0.0.1', explicit: false },
       mongodbUri: undefined,
       redisUrl: undefined,
       redisClusterNodes: undefined,
@@ -397,6 +401,8 @@ describe('config, all of it', () => {
       'MAIL_IP_RATE_LIMIT: "bad value!" is not a budget (use <count>/<duration>, e.g. 5/15m)',
       'REQUIRE_VERIFIED_EMAIL: Invalid option: expected one of "true"|"false"',
       'HIBP_RANGE_URL: must be a URL (http: or https:)',
+      'METRICS_PORT: "bad value!" must be off or an integer from 0 to 65535',
+      'METRICS_HOST: must be an IP address or a host name',
       'DEV_CLIENT_SECRET: Too small: expected string to have >=16 characters',
     ]);
   });
@@ -481,6 +487,8 @@ describe('config, all of it', () => {
       MAIL_IP_RATE_LIMIT: '10/1h',
       REQUIRE_VERIFIED_EMAIL: 'true',
       HIBP_RANGE_URL: 'https://api.pwnedpasswords.com/range/',
+      METRICS_PORT: '9100',
+      METRICS_HOST: '10.0.0.6',
       DEV_CLIENT_SECRET: 'x'.repeat(16),
       DEV_USER_PASSWORD: 'password',
     });
@@ -554,6 +562,7 @@ describe('config, all of it', () => {
       },
       requireVerifiedEmail: true,
       hibpRangeUrl: 'https://api.pwnedpasswords.com/range/',
+      metrics: { port: 9100, host: '10.0.0.6', explicit: true },
     });
   });
 });

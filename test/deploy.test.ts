@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { CONFIG_VARIABLES, parseConfig } from '../src/config.js';
@@ -11,6 +11,8 @@ interface Service {
   volumes?: string[];
   depends_on?: Record<string, { condition: string }>;
   healthcheck?: { test: string[] };
+  profiles?: string[];
+  ports?: string[];
 }
 
 const compose = parse(readFileSync(new URL('../docker-compose.yml', import.meta.url), 'utf8')) as {
@@ -21,8 +23,9 @@ const dockerfile = readFileSync(new URL('../Dockerfile', import.meta.url), 'utf8
 
 describe('docker-compose.yml', () => {
   it('runs the app, MongoDB and Redis, each with a health check', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(['app', 'mongo', 'redis']);
-    for (const [name, service] of Object.entries(compose.services)) {
+    const always = Object.entries(compose.services).filter(([, service]) => service.profiles === undefined);
+    expect(always.map(([name]) => name).sort()).toEqual(['app', 'mongo', 'redis']);
+    for (const [name, service] of always) {
       expect(service.healthcheck?.test?.length, `${name} health check`).toBeGreaterThan(0);
     }
   });
@@ -81,5 +84,34 @@ describe('docker-compose.yml shutdown', () => {
     const grace = (compose.services.app as Service & { stop_grace_period?: string }).stop_grace_period;
     expect(grace).toMatch(/^\d+s$/);
     expect(Number.parseInt(grace!, 10)).toBeGreaterThan(parseConfig({}).shutdownTimeout);
+  });
+});
+
+describe('docker-compose.yml observability profile', () => {
+  it('adds Prometheus with the alert rules and Grafana with the dashboard, only when asked for', () => {
+    const optional = Object.entries(compose.services).filter(([, service]) => service.profiles !== undefined);
+    expect(optional.map(([name]) => name).sort()).toEqual(['grafana', 'prometheus']);
+    for (const [, service] of optional) expect(service.profiles).toEqual(['observability']);
+    const { prometheus, grafana } = compose.services;
+    expect(prometheus!.volumes).toContain('./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro');
+    expect(prometheus!.volumes).toContain('./deploy/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro');
+    expect(grafana!.volumes).toContain('./deploy/grafana/provisioning:/etc/grafana/provisioning:ro');
+    expect(grafana!.volumes).toContain('./deploy/grafana/token-authority.json:/var/lib/grafana/dashboards/token-authority.json:ro');
+    for (const volume of [...prometheus!.volumes!, ...grafana!.volumes!]) {
+      const source = volume.split(':')[0]!;
+      if (source.startsWith('./')) expect(existsSync(new URL(`../${source.slice(2)}`, import.meta.url)), source).toBe(true);
+      else expect(compose.volumes, source).toHaveProperty(source);
+    }
+    // Their UIs on loopback only; the app's metrics listener is on the compose network, never published.
+    for (const port of [...prometheus!.ports!, ...grafana!.ports!]) expect(port).toMatch(/^127\.0\.0\.1:/);
+    const app = compose.services.app!;
+    expect(app.environment?.METRICS_PORT).toBe('${METRICS_PORT:-9464}');
+    expect(app.ports!.some((port) => port.includes('9464'))).toBe(false);
+    const scrape = parse(readFileSync(new URL('../deploy/prometheus/prometheus.yml', import.meta.url), 'utf8')) as {
+      rule_files: string[];
+      scrape_configs: { static_configs: { targets: string[] }[] }[];
+    };
+    expect(scrape.rule_files).toEqual(['/etc/prometheus/alerts.yml']);
+    expect(scrape.scrape_configs[0]!.static_configs[0]!.targets).toEqual(['app:9464']);
   });
 });

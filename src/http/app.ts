@@ -30,6 +30,7 @@ import { parseBody } from './middleware/body.js';
 import { errorResponses } from './middleware/errors.js';
 import { requestLog } from './middleware/request-log.js';
 import { requestScope } from './middleware/request-scope.js';
+import { httpMetrics, tokenMetrics, type HttpMetrics } from './middleware/metrics.js';
 import { corsPolicy, publicDocumentHeaders, securityHeaders } from './middleware/security.js';
 import { createAuthRoutes } from './routes/auth.js';
 import { liveness, readiness, type ReadinessCheck } from './routes/health.js';
@@ -64,6 +65,8 @@ export interface AppDeps {
   readonly recovery: AccountRecovery;
   /** Key of the account pages' CSRF tokens; the same on every instance. */
   readonly formKey: Buffer;
+  /** Prometheus metrics (src/metrics/); none when absent. */
+  readonly metrics?: HttpMetrics;
 }
 
 export function createApp(deps: AppDeps): Koa {
@@ -119,14 +122,15 @@ export function createApp(deps: AppDeps): Koa {
   router.get(PAGES_STYLESHEET_PATH, browser.stylesheet);
   if (browser.logo) router.get(PAGES_LOGO_PATH, browser.logo);
   router.post('/oauth/par', noStore, client, browser.par);
-  router.post('/oauth/token', noStore, client, exchangeGrant(oauth));
+  const countTokens = (grant?: string) => (deps.metrics ? [tokenMetrics(deps.metrics, grant)] : []);
+  router.post('/oauth/token', noStore, ...countTokens(), client, exchangeGrant(oauth));
   router.post('/oauth/revoke', noStore, client, revokeToken(oauth));
   router.post('/oauth/introspect', noStore, client, introspectToken(oauth));
   router.get('/oauth/userinfo', noStore, openid.userinfo);
   router.post('/oauth/userinfo', noStore, openid.userinfo);
   router.post('/auth/register', auth.register);
-  router.post('/auth/login', auth.login);
-  router.post('/auth/refresh', auth.refresh);
+  router.post('/auth/login', ...countTokens('password'), auth.login);
+  router.post('/auth/refresh', ...countTokens('refresh_token'), auth.refresh);
   router.post('/auth/logout', auth.requireUser, auth.logout);
   router.post('/auth/logout-all', auth.requireUser, auth.logoutAll);
   router.get('/auth/me', auth.requireUser, auth.me);
@@ -162,6 +166,7 @@ export function createApp(deps: AppDeps): Koa {
 
   app.use(requestLog(deps));
   if (deps.requestScope) app.use(requestScope(deps.requestScope));
+  if (deps.metrics) app.use(httpMetrics(deps.metrics));
   app.use(errorResponses(deps));
   // Ahead of the rest of the chain (they need no body, client or CORS decision), but not
   // of the error handler: a failure in them is answered in the one JSON format too.
