@@ -28,6 +28,9 @@ import { closeRedis, connectRedis, createRedisClient, pingRedis } from './stores
 import { createRedisDenylist } from './stores/redis/denylist.js';
 import { createRedisFamilyStore } from './stores/redis/families.js';
 import { createRedisRateLimits } from './stores/redis/rate-limits.js';
+import { createRedisUserChangeFeed } from './stores/redis/user-changes.js';
+import { createMemoryUserChangeFeed } from './stores/memory/user-changes.js';
+import { createUserCache, publishUserChanges } from './users/cache.js';
 import type {
   AccessTokenDenylist,
   AuthorizationCodeStore,
@@ -37,6 +40,7 @@ import type {
   FamilyStore,
   PushedRequestStore,
   RateLimitBackend,
+  UserChangeFeed,
   UserStore,
 } from './stores/types.js';
 import { createMemoryAuthorizationCodeStore } from './stores/memory/authorization-codes.js';
@@ -59,7 +63,9 @@ import { createPasswordHasher } from './users/passwords.js';
 import { createUserService, type UserService } from './users/service.js';
 
 export interface Stores {
+  /** Every change a token would carry is published on `userChanges`. */
   readonly users: UserStore;
+  readonly userChanges: UserChangeFeed;
   readonly clients: ClientStore;
   readonly consents: ConsentStore;
   readonly authorizationCodes: AuthorizationCodeStore;
@@ -141,6 +147,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
   let families: FamilyStore;
   let denylist: AccessTokenDenylist;
   let rateLimits: RateLimitBackend;
+  let userChanges: UserChangeFeed;
   if (config.redisUrl || config.redisClusterNodes) {
     const redis = createRedisClient({ url: config.redisUrl, clusterNodes: config.redisClusterNodes });
     redis.on('error', (err: Error) => logger.warn({ err: { message: err.message } }, 'redis connection problem'));
@@ -151,8 +158,13 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     browserSessions = createRedisBrowserSessionStore({ ...sessionOptions, redis });
     denylist = createRedisDenylist({ redis, clock });
     rateLimits = createRedisRateLimits(redis);
+    // Users in memory live in this process only: its own feed tells all there is to know.
+    userChanges = embedded.includes('users') ? createMemoryUserChangeFeed() : createRedisUserChangeFeed(redis);
     readiness.push({ name: 'redis', check: () => pingRedis(redis) });
-    closers.push(() => closeRedis(redis));
+    closers.push(
+      () => userChanges.close(),
+      () => closeRedis(redis),
+    );
   } else {
     families = createMemoryFamilyStore(familyOptions);
     authorizationCodes = createMemoryAuthorizationCodeStore({ clock });
@@ -160,11 +172,13 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     browserSessions = createMemoryBrowserSessionStore({ ...sessionOptions, clock });
     denylist = createMemoryDenylist({ clock });
     rateLimits = createMemoryRateLimits();
+    userChanges = createMemoryUserChangeFeed();
     embedded.push('refresh-token families', 'access-token denylist', 'rate limits', 'sign-in sessions and codes');
   }
 
   return {
-    users,
+    users: publishUserChanges(users, userChanges),
+    userChanges,
     clients,
     consents,
     authorizationCodes,
@@ -238,6 +252,7 @@ export async function createService(
     takenEmails: stores.rateLimits.limiter({ keyPrefix: 'register-taken', ...toLimit(config.registerRateLimit) }),
     registrations: stores.rateLimits.limiter({ keyPrefix: 'register-ip', ...toLimit(config.registerIpRateLimit) }),
   });
+  const userCache = createUserCache(stores.users, { feed: stores.userChanges, ttlMs: config.userCacheTtl * 1000, clock });
   const refreshTokens = createRefreshTokens({ secret: refreshSecret, random, families: stores.families });
   const tokens = createTokenService({
     accessTokens,
@@ -245,6 +260,7 @@ export async function createService(
     refreshTokens,
     denylist: stores.denylist,
     users: stores.users,
+    userCache,
     clients,
     audience: config.audience,
     refreshTokenTtl: config.refreshTokenTtl,

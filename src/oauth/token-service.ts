@@ -36,6 +36,8 @@ export interface TokenServiceDeps {
   readonly refreshTokens: RefreshTokens;
   readonly denylist: AccessTokenDenylist;
   readonly users: Pick<UserStore, 'findById'>;
+  /** The same users, possibly stale by the invalidation latency (`users/cache.ts`): read by refreshes only. */
+  readonly userCache?: Pick<UserStore, 'findById'>;
   /** For introspection: a token of a deleted client is not active. */
   readonly clients: Pick<ClientStore, 'findById'>;
   /** Default `aud` (AUDIENCE). */
@@ -53,6 +55,7 @@ const INVALID_REFRESH_TOKEN = 'the refresh token is invalid, expired or revoked'
 
 export function createTokenService(deps: TokenServiceDeps) {
   const { accessTokens, families, refreshTokens, denylist, users } = deps;
+  const userCache = deps.userCache ?? users;
   /** Until when a token must stay denied: as long as it can still verify. */
   const denyUntil = (claims: AccessTokenClaims) => (claims.exp + deps.clockSkew) * 1000;
 
@@ -102,7 +105,7 @@ export function createTokenService(deps: TokenServiceDeps) {
 
   /** The family's user, if still active; otherwise the family ends and the grant is refused. */
   async function activeUser(subject: string, familyId: string): Promise<UserRecord> {
-    const user = await users.findById(subject);
+    const user = await userCache.findById(subject);
     if (!user || user.disabled) {
       await families.revoke(familyId);
       throw new InvalidGrantError('the account is no longer active');

@@ -75,6 +75,30 @@ export interface UserStore extends Pingable {
    * that landed while it hashed.
    */
   setPasswordHash(id: string, passwordHash: string, options: { expected: string; change?: { at: Date; by: string } }): Promise<boolean>;
+  /** Changes the given fields; the updated user, or null when there is none. */
+  update(id: string, changes: UserChanges): Promise<UserRecord | null>;
+  /** Removes the user; false when there was none. */
+  delete(id: string): Promise<boolean>;
+}
+
+/** The fields of a user an administrator may change. */
+export interface UserChanges {
+  readonly roles?: readonly string[];
+  readonly disabled?: boolean;
+  readonly name?: string;
+}
+
+/**
+ * Tells every instance that a user record changed, so that in-process caches of users
+ * drop it. `publish` reaches this instance too. Delivery is at most once: whenever the
+ * feed may have missed a change (its connection dropped, or it reconnected) it calls
+ * `reset`, and `live()` is false until it receives again.
+ */
+export interface UserChangeFeed {
+  publish(userId: string): Promise<void>;
+  subscribe(listener: { changed(userId: string): void; reset(): void }): void;
+  live(): boolean;
+  close(): Promise<void>;
 }
 
 // ---------------------------------------------------------------- OAuth clients

@@ -5,9 +5,9 @@ import { DuplicateKeyError, type NewUser, type UserRecord, type UserStore } from
 interface StoredUser {
   readonly id: string;
   readonly email: string;
-  readonly name: string | undefined;
-  readonly roles: readonly string[];
-  readonly disabled: boolean;
+  name: string | undefined;
+  roles: readonly string[];
+  disabled: boolean;
   readonly createdAt: number;
   passwordHash: string;
   passwordChangedAt: number;
@@ -75,6 +75,24 @@ export function createMemoryUserStore({ clock, random = cryptoRandom }: { clock:
         stored.passwordChangedBy = change.by;
       }
       stored.updatedAt = clock.now();
+      return true;
+    },
+
+    async update(id, changes) {
+      const stored = byId.get(id);
+      if (!stored) return null;
+      if (changes.roles !== undefined) stored.roles = Object.freeze([...changes.roles]);
+      if (changes.disabled !== undefined) stored.disabled = changes.disabled;
+      if (changes.name !== undefined) stored.name = changes.name;
+      stored.updatedAt = clock.now();
+      return toRecord(stored);
+    },
+
+    async delete(id) {
+      const stored = byId.get(id);
+      if (!stored) return false;
+      byId.delete(id);
+      idByEmail.delete(stored.email);
       return true;
     },
 
