@@ -190,7 +190,40 @@ export type RotateResult =
   /** A genuinely issued, already rotated token outside the grace window: the family is now revoked. */
   | { readonly outcome: 'reused'; readonly familyId: string }
   /** Unknown, expired or revoked family, or another client's: nothing changed. */
-  | { readonly outcome: 'invalid' };
+  | { readonly outcome: 'invalid' }
+  /**
+   * The request asked for more than `expected` allows (`value`: the scope token, or for
+   * `target` the family's audience): nothing changed.
+   */
+  | { readonly outcome: 'refused'; readonly reason: RotationRefusal; readonly value: string }
+  /** The family's audience is no longer among `expected.audiences`: the family is now revoked. */
+  | { readonly outcome: 'withdrawn'; readonly familyId: string };
+
+/**
+ * `scope_exceeded`: a requested scope token is not in the family's scope; `scope_lost`: not
+ * in `clientScopes`; `target`: the requested audience is not the family's.
+ */
+export type RotationRefusal = 'scope_exceeded' | 'scope_lost' | 'target';
+
+/**
+ * What a rotation holds the family to inside its one atomic step, in this order: the
+ * client binding (`invalid`), the requested scope within the family's and within the
+ * client's current scopes, the requested audience the family's own (`refused`, nothing
+ * changes), the family's audience still one the client may target (`withdrawn`, the
+ * family ends). Each check is skipped when its field is absent.
+ */
+export interface RotationExpectations {
+  /** Binds the token to its client (RFC 6749 §10.4). */
+  readonly clientId?: string;
+  /** The scope tokens the request asks for (RFC 6749 §6). */
+  readonly scope?: readonly string[];
+  /** The client's scopes now. */
+  readonly clientScopes?: readonly string[];
+  /** RFC 8707 `resource` / `audience` as requested. */
+  readonly audience?: string;
+  /** Every audience the client may target now. */
+  readonly audiences?: readonly string[];
+}
 
 /**
  * Refresh-token families. The store never sees a token nor the key that signs them: the
@@ -221,10 +254,11 @@ export type RotateResult =
 export interface FamilyStore extends Pingable {
   create(family: NewFamily, context: UseContext): Promise<Family>;
   /**
-   * `clientId`, when given, binds the token to its client inside the same atomic step: a
-   * token presented by another client is `invalid` and changes nothing (RFC 6749 §10.4).
+   * `expected` is checked inside the same atomic step, before the token is looked at (see
+   * RotationExpectations): a token presented by another client is `invalid` and changes
+   * nothing (RFC 6749 §10.4). The reply carries the family, so nothing need be read first.
    */
-  rotate(familyId: string, hashes: RotationHashes, context: UseContext, expected?: { readonly clientId?: string }): Promise<RotateResult>;
+  rotate(familyId: string, hashes: RotationHashes, context: UseContext, expected?: RotationExpectations): Promise<RotateResult>;
   /** The live family, if `tokenHash` is its current token's; never rotates. */
   current(familyId: string, tokenHash: string): Promise<Family | null>;
   /** The live family, or null (also for ids that are not family-id shaped). */
