@@ -321,6 +321,40 @@ export interface RateLimiter {
 /** Shared counters: in-process for dev, Redis so that limits hold across instances. */
 export interface RateLimitBackend {
   limiter(options: RateLimitOptions): RateLimiter;
+  /** The login attempts ledger (reserve, then settle), on the same backend. */
+  attempts(): AttemptLedger;
+}
+
+/** One budget an attempt counts against: `points` failures per sliding `windowMs`. */
+export interface AttemptBudget {
+  readonly key: string;
+  readonly points: number;
+  readonly windowMs: number;
+  /** A success also forgets this key's failures (account+IP: the owner got in). */
+  readonly resetOnSuccess?: boolean;
+}
+
+export type AttemptReservation =
+  | { readonly admitted: true }
+  /**
+   * `inFlight`: only attempts still being judged fill a budget (no failures do), so it may
+   * free up in a moment; otherwise `retryAfterMs` is when the oldest failure that fills it expires.
+   */
+  | { readonly admitted: false; readonly retryAfterMs: number; readonly inFlight: boolean };
+
+/**
+ * Throttled attempts in two steps, so that a right password is never refused for other
+ * right passwords in flight, and an attempt that could not be judged costs nothing:
+ * `reserve` holds one point of every budget (all or none) while the attempt is judged, for
+ * `holdMs` at most; `settle` turns the hold into a failure kept for the budget's window,
+ * or drops it. A budget is full when its failures and holds together reach `points`.
+ * Reserving or settling an id twice is harmless; settling an id whose reservation has not
+ * run yet (or never will) leaves nothing behind once it runs, as long as both were sent in
+ * order on one connection. Time is the backend's own clock (Redis TIME).
+ */
+export interface AttemptLedger {
+  reserve(id: string, budgets: readonly AttemptBudget[], holdMs: number): Promise<AttemptReservation>;
+  settle(id: string, budgets: readonly AttemptBudget[], outcome: 'succeeded' | 'failed' | 'released'): Promise<void>;
 }
 
 // ---------------------------------------------------------------- consents
