@@ -3,7 +3,8 @@
  * 13 and 14): a successful login costs at most 4 Redis round trips; concurrent right
  * passwords, even on two instances, are not refused; concurrent wrong ones cannot slip
  * past the budget; and logins answered 503 because Redis stalled (SIGSTOP, then SIGCONT)
- * leave no budget spent.
+ * leave no budget spent, and so do logins answered 503 while MongoDB stalls (the emulator
+ * holding every request).
  */
 import { Redis } from 'ioredis';
 import request from 'supertest';
@@ -11,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestService, USER_EMAIL, USER_PASSWORD, type TestService } from '../support/app.js';
 import { passwordLogin } from '../support/http.js';
 import { waitFor } from '../support/processes.js';
+import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
 
 const HOUSEKEEPING = new Set(['info', 'config', 'cluster', 'ping', 'command', 'client', 'select', 'hello', 'subscribe', 'monitor']);
@@ -90,4 +92,34 @@ describe('login budgets on Redis', () => {
     const after = await login(a, USER_PASSWORD, ip);
     expect(after.status, JSON.stringify(after.body)).toBe(200);
   }, 20_000);
+});
+
+describe('login budgets when MongoDB stalls', () => {
+  let emulator: MongoEmulator;
+  let service: TestService;
+  beforeAll(async () => {
+    emulator = await startMongoEmulator();
+    service = await startTestService({ REDIS_URL: redis.url, MONGODB_URI: `${emulator.uri}/stall`, LOGIN_RATE_LIMIT: '5/15m', TRUST_PROXY_HOPS: '1' });
+  }, 30_000);
+  afterAll(async () => {
+    emulator?.resume();
+    await service?.close();
+    await emulator?.stop();
+  });
+
+  it('logins answered 503 while the user store stalls leave no budget spent', async () => {
+    const ip = '198.51.100.44';
+    // The client record is cached by now (CLIENT_CACHE_TTL): what stalls is the user lookup.
+    expect((await login(service, USER_PASSWORD, '198.51.100.45')).status).toBe(200);
+    emulator.pause();
+    try {
+      const stalled = await Promise.all(Array.from({ length: 5 }, () => login(service, USER_PASSWORD, ip)));
+      expect(stalled.map((response) => response.status)).toEqual(Array(5).fill(503));
+    } finally {
+      emulator.resume();
+    }
+    await waitFor(async () => (await service.stores.users.ping(), true), 10_000);
+    const after = await login(service, USER_PASSWORD, ip);
+    expect(after.status, JSON.stringify(after.body)).toBe(200);
+  }, 30_000);
 });
