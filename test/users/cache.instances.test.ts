@@ -64,7 +64,16 @@ describe('user cache across two instances sharing Redis', () => {
     const third = await token(b, { grant_type: 'refresh_token', refresh_token: second.body.refresh_token! });
     expect(third).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
 
-    console.log(`user cache invalidation latency across instances: role change ${roleLatency.toFixed(1)} ms, disable ${disableLatency.toFixed(1)} ms`);
+    // Ten more changes, for a median: from the call on one instance (a MongoDB write, then PUBLISH) to the other's feed.
+    const more: number[] = [];
+    for (let index = 0; index < 10; index += 1) {
+      more.push(await timedChange(userId, () => a.running.service.stores.users.update(userId, { roles: ['admin', `r${index}`] })));
+    }
+    const sorted = [...more].sort((x, y) => x - y);
+    console.log(
+      `user cache invalidation latency across instances: role change ${roleLatency.toFixed(1)} ms, disable ${disableLatency.toFixed(1)} ms, ` +
+        `10 more: median ${sorted[5]!.toFixed(1)} ms, max ${sorted[9]!.toFixed(1)} ms`,
+    );
     // The target is under 100 ms; the bound leaves room for a loaded CI machine, the number is printed.
     expect(roleLatency).toBeLessThan(1000);
     expect(disableLatency).toBeLessThan(1000);
