@@ -261,6 +261,8 @@ export async function createService(
     denylist: stores.denylist,
     users: stores.users,
     userCache,
+    // Within the grace window, so that the client's retry after this 503 gets the successor.
+    refreshUserTimeoutMs: Math.min(2000, Math.max(500, (config.refreshReuseGrace * 1000) / 2)),
     clients,
     audience: config.audience,
     refreshTokenTtl: config.refreshTokenTtl,

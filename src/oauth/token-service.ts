@@ -11,6 +11,7 @@ import {
   InvalidScopeError,
   InvalidTargetError,
   InvalidTokenError,
+  StoreUnavailableError,
   UnauthorizedClientError,
 } from '../errors.js';
 import type {
@@ -48,6 +49,11 @@ export interface TokenServiceDeps {
   readonly users: Pick<UserStore, 'findById'>;
   /** The same users, possibly stale by the invalidation latency (`users/cache.ts`): read by refreshes only. */
   readonly userCache?: Pick<UserStore, 'findById'>;
+  /**
+   * Milliseconds a refresh waits for its user before answering 503 (default: no bound).
+   * The family has rotated by then: the client's retry must come within the grace window.
+   */
+  readonly refreshUserTimeoutMs?: number;
   /** For introspection: a token of a deleted client is not active. */
   readonly clients: Pick<ClientStore, 'findById'>;
   /** Default `aud` (AUDIENCE). */
@@ -115,7 +121,7 @@ export function createTokenService(deps: TokenServiceDeps) {
 
   /** The family's user, if still active; otherwise the family ends and the grant is refused. */
   async function activeUser(subject: string, familyId: string): Promise<UserRecord> {
-    const user = await userCache.findById(subject);
+    const user = await withTimeout(userCache.findById(subject), deps.refreshUserTimeoutMs);
     if (!user || user.disabled) {
       await families.revoke(familyId);
       throw new InvalidGrantError('the account is no longer active');
@@ -344,3 +350,13 @@ export function createTokenService(deps: TokenServiceDeps) {
 }
 
 export type TokenService = ReturnType<typeof createTokenService>;
+
+/** `promise`, or StoreUnavailableError('users') after `ms` (the operation itself goes on). */
+function withTimeout<T>(promise: Promise<T>, ms: number | undefined): Promise<T> {
+  if (ms === undefined) return promise;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StoreUnavailableError('users', { cause: new Error(`no answer within ${ms} ms`) })), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

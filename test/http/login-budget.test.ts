@@ -122,4 +122,22 @@ describe('login budgets when MongoDB stalls', () => {
     const after = await login(service, USER_PASSWORD, ip);
     expect(after.status, JSON.stringify(after.body)).toBe(200);
   }, 30_000);
+
+  it('a refresh whose user read fails after the rotation is 503; its retry within the grace window gets the successor', async () => {
+    const signedIn = await login(service, USER_PASSWORD, '198.51.100.46');
+    expect(signedIn.status).toBe(200);
+    const refresh = (token: string) =>
+      request(service.callback).post('/oauth/token').type('form').send({ grant_type: 'refresh_token', client_id: 'demo-app', refresh_token: token });
+    // Nothing has refreshed for this user on this instance yet: the user is not cached.
+    emulator.pause();
+    try {
+      expect((await refresh(signedIn.body.refresh_token)).status).toBe(503);
+    } finally {
+      emulator.resume();
+    }
+    await waitFor(async () => (await service.stores.users.ping(), true), 10_000);
+    const retried = await refresh(signedIn.body.refresh_token);
+    expect(retried.status, JSON.stringify(retried.body)).toBe(200);
+    expect((await refresh(retried.body.refresh_token)).status).toBe(200);
+  }, 30_000);
 });
