@@ -348,9 +348,10 @@ export type AttemptReservation =
  * `reserve` holds one point of every budget (all or none) while the attempt is judged, for
  * `holdMs` at most; `settle` turns the hold into a failure kept for the budget's window,
  * or drops it. A budget is full when its failures and holds together reach `points`.
- * Reserving or settling an id twice is harmless; settling an id whose reservation has not
- * run yet (or never will) leaves nothing behind once it runs, as long as both were sent in
- * order on one connection. Time is the backend's own clock (Redis TIME).
+ * Settling an id twice, or one never reserved, is harmless; a settle sent after a
+ * reservation whose reply never came (a stalled Redis) runs after it on the same
+ * connection and so undoes it, and an unsettled hold lapses after `holdMs` in any case.
+ * Time is the backend's own clock (Redis TIME).
  */
 export interface AttemptLedger {
   reserve(id: string, budgets: readonly AttemptBudget[], holdMs: number): Promise<AttemptReservation>;
