@@ -8,6 +8,7 @@ import { closeRedis, connectRedis, createRedisClient, type RedisClient } from '.
 import { createRedisUserChangeFeed } from '../../src/stores/redis/user-changes.js';
 import type { UserChangeFeed } from '../../src/stores/types.js';
 import { waitFor } from '../support/processes.js';
+import { startTestRedisCluster, type TestRedisCluster } from '../support/redis-cluster.js';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
 
 let redis: TestRedis;
@@ -50,5 +51,37 @@ describe('Redis user change feed', () => {
     await one.publish('user-2');
     await waitFor(() => seen.length === 2, 5000);
     expect(seen).toEqual(['user-1', 'user-2']);
+  });
+});
+
+describe('Redis user change feed on a Cluster', () => {
+  let cluster: TestRedisCluster;
+  const ours: RedisClient[] = [];
+  const ourFeeds: UserChangeFeed[] = [];
+  beforeAll(async () => {
+    cluster = await startTestRedisCluster();
+  }, 30_000);
+  afterAll(async () => {
+    await Promise.allSettled(ourFeeds.map((f) => f.close()));
+    await Promise.allSettled(ours.map((c) => closeRedis(c)));
+    await cluster?.stop();
+  });
+
+  it('tells every instance, whichever node each subscribed on', async () => {
+    const feeds: UserChangeFeed[] = [];
+    for (let index = 0; index < 2; index += 1) {
+      const client = createRedisClient({ clusterNodes: [cluster.nodes[index]!] });
+      await connectRedis(client);
+      ours.push(client);
+      const created = createRedisUserChangeFeed(client);
+      ourFeeds.push(created);
+      await waitFor(() => created.live(), 10_000);
+      feeds.push(created);
+    }
+    const seen: string[] = [];
+    feeds[1]!.subscribe({ changed: (id) => seen.push(id), reset: () => undefined });
+    await feeds[0]!.publish('user-9');
+    await waitFor(() => seen.length === 1, 5000);
+    expect(seen).toEqual(['user-9']);
   });
 });
