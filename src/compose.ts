@@ -43,6 +43,9 @@ import { closeRedis, connectRedis, createRedisClient, pingRedis } from './stores
 import { createRedisDenylist } from './stores/redis/denylist.js';
 import { createRedisFamilyStore } from './stores/redis/families.js';
 import { createRedisRateLimits } from './stores/redis/rate-limits.js';
+import { createRedisUserChangeFeed } from './stores/redis/user-changes.js';
+import { createMemoryUserChangeFeed } from './stores/memory/user-changes.js';
+import { createUserCache, publishUserChanges } from './users/cache.js';
 import type {
   AccessTokenDenylist,
   AccountTokenStore,
@@ -56,6 +59,7 @@ import type {
   MailQueueStore,
   PushedRequestStore,
   RateLimitBackend,
+  UserChangeFeed,
   UserStore,
 } from './stores/types.js';
 import { createMemoryAuthorizationCodeStore } from './stores/memory/authorization-codes.js';
@@ -91,7 +95,9 @@ import { countFamilyRevocations, countUserActions, instrumentStores, sampleKeys,
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 
 export interface Stores {
+  /** Every change a token would carry is published on `userChanges`. */
   readonly users: UserStore;
+  readonly userChanges: UserChangeFeed;
   readonly clients: ClientStore;
   readonly consents: ConsentStore;
   readonly authorizationCodes: AuthorizationCodeStore;
@@ -196,6 +202,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
   let events: EventStreamStore;
   let mailQueue: MailQueueStore;
   let accountTokens: AccountTokenStore;
+  let userChanges: UserChangeFeed;
   if (config.redisUrl || config.redisClusterNodes) {
     const redis = createRedisClient({ url: config.redisUrl, clusterNodes: config.redisClusterNodes });
     redis.on('error', (err: Error) => logger.warn({ err: { message: err.message } }, 'redis connection problem'));
@@ -210,8 +217,13 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     events = createRedisEventStream({ redis, key: SECURITY_EVENTS_STREAM, maxLen: config.events.streamMaxLen });
     mailQueue = createRedisMailQueue({ redis });
     accountTokens = createRedisAccountTokenStore({ redis });
+    // Users in memory live in this process only: its own feed tells all there is to know.
+    userChanges = embedded.includes('users') ? createMemoryUserChangeFeed() : createRedisUserChangeFeed(redis);
     readiness.push({ name: 'redis', check: () => pingRedis(redis) });
-    closers.push(() => closeRedis(redis));
+    closers.push(
+      () => userChanges.close(),
+      () => closeRedis(redis),
+    );
   } else {
     families = createMemoryFamilyStore(familyOptions);
     authorizationCodes = createMemoryAuthorizationCodeStore({ clock });
@@ -220,6 +232,7 @@ export async function createStores(config: Config, { clock, random, logger }: { 
     logoutQueue = createMemoryLogoutQueue();
     denylist = createMemoryDenylist({ clock });
     rateLimits = createMemoryRateLimits();
+    userChanges = createMemoryUserChangeFeed();
     events = createMemoryEventStream({ clock, maxLen: config.events.streamMaxLen });
     mailQueue = createMemoryMailQueue({ clock });
     accountTokens = createMemoryAccountTokenStore({ clock });
@@ -235,7 +248,8 @@ export async function createStores(config: Config, { clock, random, logger }: { 
   }
 
   return {
-    users,
+    users: publishUserChanges(users, userChanges),
+    userChanges,
     clients,
     consents,
     authorizationCodes,
@@ -343,6 +357,7 @@ export async function createService(
   const idTokens = createIdTokens({ keys, clock, random, issuer: config.issuer, ttl: config.accessTokenTtl });
   const backchannel = createBackchannelLogout({ queue: stores.logoutQueue, clients, idTokens, clock, random, logger });
   backchannel.start();
+  const userCache = createUserCache(stores.users, { feed: stores.userChanges, ttlMs: config.userCacheTtl * 1000, clock });
   const refreshTokens = createRefreshTokens({ secret: refreshSecret, random, families: stores.families });
   const tokens = createTokenService({
     accessTokens,
@@ -350,6 +365,9 @@ export async function createService(
     refreshTokens,
     denylist: stores.denylist,
     users: stores.users,
+    userCache,
+    // Within the grace window, so that the client's retry after this 503 gets the successor.
+    refreshUserTimeoutMs: Math.min(2000, Math.max(500, (config.refreshReuseGrace * 1000) / 2)),
     clients,
     audience: config.audience,
     refreshTokenTtl: config.refreshTokenTtl,

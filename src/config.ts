@@ -259,6 +259,12 @@ const variables = {
   trustProxyHops: variable('TRUST_PROXY_HOPS', integer(0, 0, 10)),
   /** Seconds a client record is cached in process (0 = off); a changed client is seen within it. */
   clientCacheTtl: variable('CLIENT_CACHE_TTL', duration('30s')),
+  /**
+   * Seconds a user record is cached in process for refreshes (0 = off). Changes made
+   * through the service reach every instance at once (Redis pub/sub); this bounds how long
+   * an edit made directly in the database goes unseen.
+   */
+  userCacheTtl: variable('USER_CACHE_TTL', duration('60s')),
   /** Bytes. Larger request bodies get 413. */
   bodyLimit: variable('BODY_LIMIT', integer(64 * 1024, 1024, 10 * 1024 * 1024)),
   /** Seconds the process waits for in-flight requests after SIGTERM. */

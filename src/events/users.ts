@@ -6,15 +6,25 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { InvalidGrantError, InvalidRequestError, TooManyRequestsError } from '../errors.js';
-import type { RateLimitBackend, RateLimitState, UserRecord } from '../stores/types.js';
+import type { RateLimitBackend, UserRecord } from '../stores/types.js';
 import { normaliseEmail } from '../users/email.js';
 import type { UserService } from '../users/service.js';
 import type { EventData, EventSink, LoginLimit, NewEvent } from './types.js';
 
-/** The login throttle's limiter prefixes (users/login-throttle.ts) → the names events use. */
-const LOGIN_LIMITS: Readonly<Record<string, LoginLimit>> = { 'login:account-ip': 'account_ip', 'login:ip': 'ip', 'login:account': 'account' };
+/** The login throttle's budget key prefixes (users/login-throttle.ts) → the names events use. */
+const LOGIN_LIMITS: readonly (readonly [string, LoginLimit])[] = [
+  ['login:account-ip:', 'account_ip'],
+  ['login:ip:', 'ip'],
+  ['login:account:', 'account'],
+];
+const limitOf = (key: string): LoginLimit | undefined => LOGIN_LIMITS.find(([prefix]) => key.startsWith(prefix))?.[1];
+const limitsOf = (keys: readonly string[]): LoginLimit[] => keys.map(limitOf).filter((name): name is LoginLimit => name !== undefined);
 
-type Attempt = Map<LoginLimit, RateLimitState>;
+/** What the login budgets answered during one attempt: which were full, which its failure filled. */
+interface Attempt {
+  refused: LoginLimit[];
+  filled: LoginLimit[];
+}
 
 export interface LoginLimitTracker {
   /** The backend to give the login throttle: it records each login budget's answer in the attempt in progress. */
@@ -27,22 +37,27 @@ export function trackLoginLimits(backend: RateLimitBackend): LoginLimitTracker {
   const attempts = new AsyncLocalStorage<Attempt>();
   return {
     backend: {
-      limiter(options) {
-        const limiter = backend.limiter(options);
-        const name = LOGIN_LIMITS[options.keyPrefix];
-        if (name === undefined) return limiter;
+      limiter: (options) => backend.limiter(options),
+      attempts() {
+        const ledger = backend.attempts();
         return {
-          ...limiter,
-          async consume(key, points) {
-            const state = await limiter.consume(key, points);
-            attempts.getStore()?.set(name, state);
-            return state;
+          async reserve(id, budgets, holdMs) {
+            const reservation = await ledger.reserve(id, budgets, holdMs);
+            const attempt = attempts.getStore();
+            if (attempt && !reservation.admitted) attempt.refused = limitsOf(reservation.full);
+            return reservation;
+          },
+          async settle(id, budgets, outcome) {
+            const filled = await ledger.settle(id, budgets, outcome);
+            const attempt = attempts.getStore();
+            if (attempt) attempt.filled = limitsOf(filled);
+            return filled;
           },
         };
       },
     },
     track(work) {
-      const attempt: Attempt = new Map();
+      const attempt: Attempt = { refused: [], filled: [] };
       return { attempt, result: attempts.run(attempt, work) };
     },
   };
@@ -60,14 +75,13 @@ export function withUserEvents(users: UserService, deps: { events: EventSink; li
 
   /** A failed attempt that spent the account's last point locked it (LOGIN_ACCOUNT_RATE_LIMIT). */
   function lockedBy(attempt: Attempt, email: string): void {
-    const account = attempt.get('account');
-    if (account?.allowed && account.remaining === 0) {
+    if (attempt.filled.includes('account')) {
       events.emit({ type: 'account.locked', actor: { type: 'anonymous' }, subject: { type: 'user', email }, data: { limit: 'account' } });
     }
   }
 
   function throttled(err: TooManyRequestsError, attempt: Attempt, email: string, actor: { type: 'anonymous' | 'user'; id?: string }): void {
-    const limits = [...attempt].filter(([, state]) => !state.allowed).map(([name]) => name);
+    const limits = attempt.refused;
     events.emit({
       type: 'login.throttled',
       actor,

@@ -8,7 +8,7 @@
 import { TooManyRequestsError, InvalidGrantError } from '../errors.js';
 import type { KeyRingSource } from '../keys/source.js';
 import { promotableAt, type RotationTimings } from '../keys/rotation.js';
-import type { FamilyStore, RateLimitBackend, RateLimiter, RotateResult } from '../stores/types.js';
+import type { FamilyStore, RateLimitBackend, RotateResult } from '../stores/types.js';
 import type { AccessTokens } from '../tokens/access-token.js';
 import type { UserService } from '../users/service.js';
 import type { SecurityEvents } from '../events/emitter.js';
@@ -93,25 +93,34 @@ export function countRotations(families: FamilyStore, metrics: Pick<Metrics, 're
   };
 }
 
-const LOGIN_LIMITS: Record<string, LoginLimit> = { 'login:account-ip': 'account_ip', 'login:ip': 'ip', 'login:account': 'account' };
+/** The login throttle's budget key prefixes (users/login-throttle.ts) → limit names. */
+const LOGIN_LIMITS: readonly (readonly [string, LoginLimit])[] = [
+  ['login:account-ip:', 'account_ip'],
+  ['login:ip:', 'ip'],
+  ['login:account:', 'account'],
+];
 
 /**
  * Rate-limit calls timed as store `rate_limits`, and which login budget refused an attempt:
- * each refused `consume` of a `login:` limiter is counted under its name.
+ * each budget a refused login reservation found full is counted under its name.
  */
 export function instrumentRateLimits(backend: RateLimitBackend, metrics: Pick<Metrics, 'loginThrottled' | 'storeCall'>): RateLimitBackend {
   return {
     ...bindAll(backend),
-    limiter(options) {
-      const limiter = timeStore(backend.limiter(options), 'rate_limits', metrics);
-      const limit = LOGIN_LIMITS[options.keyPrefix];
-      if (limit === undefined) return limiter;
+    limiter: (options) => timeStore(backend.limiter(options), 'rate_limits', metrics),
+    attempts() {
+      const ledger = timeStore(backend.attempts(), 'rate_limits', metrics);
       return {
-        ...bindAll(limiter),
-        async consume(...args: Parameters<RateLimiter['consume']>) {
-          const state = await limiter.consume(...args);
-          if (!state.allowed) metrics.loginThrottled(limit);
-          return state;
+        ...bindAll(ledger),
+        async reserve(...args: Parameters<typeof ledger.reserve>) {
+          const reservation = await ledger.reserve(...args);
+          if (!reservation.admitted) {
+            for (const key of reservation.full) {
+              const limit = LOGIN_LIMITS.find(([prefix]) => key.startsWith(prefix))?.[1];
+              if (limit !== undefined) metrics.loginThrottled(limit);
+            }
+          }
+          return reservation;
         },
       };
     },

@@ -11,11 +11,23 @@ import {
   InvalidScopeError,
   InvalidTargetError,
   InvalidTokenError,
+  StoreUnavailableError,
   UnauthorizedClientError,
 } from '../errors.js';
 import { familyRevoked, reuseDetected } from '../events/families.js';
 import type { EventSink } from '../events/types.js';
-import type { AccessTokenDenylist, ClientRecord, ClientStore, Family, FamilySignIn, FamilyStore, UseContext, UserRecord, UserStore } from '../stores/types.js';
+import type {
+  AccessTokenDenylist,
+  ClientRecord,
+  ClientStore,
+  Family,
+  FamilySignIn,
+  FamilyStore,
+  RotationRefusal,
+  UseContext,
+  UserRecord,
+  UserStore,
+} from '../stores/types.js';
 import type { AccessTokenClaims, AccessTokenRequest, AccessTokens, IssuedAccessToken } from '../tokens/access-token.js';
 import type { RefreshTokens } from '../tokens/refresh-token.js';
 import { bearerToken } from '../verifier/bearer.js';
@@ -40,6 +52,13 @@ export interface TokenServiceDeps {
   readonly refreshTokens: RefreshTokens;
   readonly denylist: AccessTokenDenylist;
   readonly users: Pick<UserStore, 'findById'>;
+  /** The same users, possibly stale by the invalidation latency (`users/cache.ts`): read by refreshes only. */
+  readonly userCache?: Pick<UserStore, 'findById'>;
+  /**
+   * Milliseconds a refresh waits for its user before answering 503 (default: no bound).
+   * The family has rotated by then: the client's retry must come within the grace window.
+   */
+  readonly refreshUserTimeoutMs?: number;
   /** For introspection: a token of a deleted client is not active. */
   readonly clients: Pick<ClientStore, 'findById'>;
   /** Default `aud` (AUDIENCE). */
@@ -61,6 +80,7 @@ const INVALID_REFRESH_TOKEN = 'the refresh token is invalid, expired or revoked'
 
 export function createTokenService(deps: TokenServiceDeps) {
   const { accessTokens, families, refreshTokens, denylist, users, events } = deps;
+  const userCache = deps.userCache ?? users;
   /** Until when a token must stay denied: as long as it can still verify. */
   const denyUntil = (claims: AccessTokenClaims) => (claims.exp + deps.clockSkew) * 1000;
 
@@ -110,7 +130,7 @@ export function createTokenService(deps: TokenServiceDeps) {
 
   /** The family's user, if still active; otherwise the family ends and the grant is refused. */
   async function activeUser(subject: string, family: Family): Promise<UserRecord> {
-    const user = await users.findById(subject);
+    const user = await withTimeout(userCache.findById(subject), deps.refreshUserTimeoutMs);
     if (!user || user.disabled) {
       if (await families.revoke(family.id)) events?.emit(familyRevoked('disabled_user', family, { type: 'client', id: family.clientId }));
       throw new InvalidGrantError('the account is no longer active');
@@ -118,13 +138,16 @@ export function createTokenService(deps: TokenServiceDeps) {
     return user;
   }
 
-  /** A family for an audience its client may no longer target ends; the grant is refused. */
-  async function allowedAudience(client: ClientRecord, family: Family): Promise<void> {
-    if (mayTarget(client, family.audience)) return;
-    if (await families.revoke(family.id)) events?.emit(familyRevoked('audience_withdrawn', family, { type: 'client', id: client.clientId }));
-    throw new InvalidGrantError('this client may no longer use the audience the refresh token was granted for', {
-      detail: `audience withdrawn from client, family ${family.id} ended`,
-    });
+  /** The error for a rotation the store refused, changing nothing. */
+  function refusal(reason: RotationRefusal, value: string): Error {
+    switch (reason) {
+      case 'scope_exceeded':
+        return new InvalidScopeError(`scope "${value}" exceeds the scope originally granted`);
+      case 'scope_lost':
+        return new InvalidScopeError(`scope "${value}" is no longer allowed for this client`);
+      case 'target':
+        return new InvalidTargetError(`this refresh token is for audience "${value.slice(0, 100)}" only`);
+    }
   }
 
   /** The client still exists and, for a user's token, the user still exists and is not disabled. */
@@ -192,45 +215,40 @@ export function createTokenService(deps: TokenServiceDeps) {
       /** RFC 8707 `resource` / `audience`: if given, it must be the family's own. */
       audience?: string | undefined;
       context: UseContext;
-      /** The token's family as the caller just read it (to find its client), saving a second read. */
-      family?: Family;
     }) {
       const requested = parseScope(input.scope);
-      // Everything that can fail is done before rotating: a rotated token the client never
-      // receives (a wider scope refused, MongoDB unavailable while reading the user) would
-      // turn its next, honest refresh into reuse and end the session.
-      const familyId = refreshTokens.verifiedFamilyId(input.refreshToken);
-      const current = !familyId ? null : input.family?.id === familyId ? input.family : await families.get(familyId);
-      // No live family, or another client's: the rotation would find the token invalid and
-      // change nothing (it checks the binding again, atomically), so it is not asked.
-      if (!current || current.clientId !== input.client.clientId) throw new InvalidGrantError(INVALID_REFRESH_TOKEN);
-      const within = (family: Family) => {
-        const granted = storedScopeTokens(family.scope);
-        const wider = requested.find((token) => !granted.includes(token));
-        if (wider !== undefined) throw new InvalidScopeError(`scope "${wider}" exceeds the scope originally granted`);
-        const lost = requested.find((token) => !input.client.scopes.includes(token));
-        if (lost !== undefined) throw new InvalidScopeError(`scope "${lost}" is no longer allowed for this client`);
-        if (input.audience !== undefined && input.audience !== family.audience) {
-          throw new InvalidTargetError(`this refresh token is for audience "${family.audience.slice(0, 100)}" only`);
-        }
-      };
-      within(current);
-      await allowedAudience(input.client, current);
-      let user = await activeUser(current.subject, current);
-
-      const result = await refreshTokens.rotate(input.refreshToken, input.context, { clientId: input.client.clientId });
-      if (result.outcome === 'reused') {
-        events?.emit(...reuseDetected(current, input.context));
-        await deps.onFamilyReused?.(current);
-        throw new InvalidGrantError('the refresh token was already used; the session has been revoked', { detail: `reuse in family ${result.familyId}` });
+      // One round trip: the rotation checks everything about the family in its atomic
+      // step and replies with the family (a token whose tag does not verify asks nothing).
+      // A refusal changes nothing, so an honest client's next refresh is no reuse.
+      const result = await refreshTokens.rotate(input.refreshToken, input.context, {
+        clientId: input.client.clientId,
+        scope: requested,
+        clientScopes: input.client.scopes,
+        audience: input.audience,
+        audiences: [deps.audience, ...input.client.audiences],
+      });
+      switch (result.outcome) {
+        case 'reused':
+          events?.emit(...reuseDetected(result.family, input.context));
+          await deps.onFamilyReused?.(result.family);
+          throw new InvalidGrantError('the refresh token was already used; the session has been revoked', { detail: `reuse in family ${result.familyId}` });
+        case 'invalid':
+          throw new InvalidGrantError(INVALID_REFRESH_TOKEN);
+        case 'withdrawn':
+          events?.emit(familyRevoked('audience_withdrawn', result.family, { type: 'client', id: input.client.clientId }));
+          throw new InvalidGrantError('this client may no longer use the audience the refresh token was granted for', {
+            detail: `audience withdrawn from client, family ${result.familyId} ended`,
+          });
+        case 'refused':
+          throw refusal(result.reason, result.value);
+        case 'rotated':
+          break;
       }
-      if (result.outcome === 'invalid') throw new InvalidGrantError(INVALID_REFRESH_TOKEN);
-
-      // The rotated family is the one read above (its grant never changes); should that
-      // ever not hold, nothing is issued for what was not checked.
-      within(result.family);
-      await allowedAudience(input.client, result.family);
-      if (user.id !== result.family.subject) user = await activeUser(result.family.subject, result.family);
+      // After the rotation, from the user cache: a disabled user's family ends here. Should
+      // the user have to be read and MongoDB be unavailable, the answer is 503 with the
+      // family already rotated; the client's retry of the same token within
+      // REFRESH_REUSE_GRACE gets the same successor (with a grace of 0 it is reuse).
+      const user = await activeUser(result.family.subject, result.family);
       const scope =
         requested.length > 0
           ? requested.join(' ')
@@ -365,3 +383,13 @@ export function createTokenService(deps: TokenServiceDeps) {
 }
 
 export type TokenService = ReturnType<typeof createTokenService>;
+
+/** `promise`, or StoreUnavailableError('users') after `ms` (the operation itself goes on). */
+function withTimeout<T>(promise: Promise<T>, ms: number | undefined): Promise<T> {
+  if (ms === undefined) return promise;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StoreUnavailableError('users', { cause: new Error(`no answer within ${ms} ms`) })), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

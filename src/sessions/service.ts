@@ -90,7 +90,7 @@ export function createSessionService(deps: SessionServiceDeps) {
       const family = familyId ? await families.get(familyId) : null;
       if (!family) throw new InvalidGrantError(INVALID_REFRESH_TOKEN);
       const client = await firstPartyClient(family.clientId, 'refresh_token');
-      const refreshed = await tokens.refresh({ ...input, client, family });
+      const refreshed = await tokens.refresh({ ...input, client });
       return refreshed.response;
     },
 

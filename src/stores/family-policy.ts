@@ -5,7 +5,7 @@
  */
 import type { Clock } from '../clock.js';
 import { familyIdTag, isFamilyId, isTokenHash, subjectTag } from '../tokens/refresh-token.js';
-import type { FamilyGrant, NewFamily, RotationHashes, UseContext } from './types.js';
+import type { FamilyGrant, NewFamily, RotateResult, RotationExpectations, RotationHashes, UseContext } from './types.js';
 
 export interface FamilyStoreOptions {
   readonly clock: Clock;
@@ -111,4 +111,19 @@ export function assertNewFamily(family: NewFamily): void {
 
 export function assertHashes(hashes: RotationHashes): void {
   if (!isTokenHash(hashes?.presented) || !isTokenHash(hashes.next)) throw new TypeError('RotationHashes must hold two token hashes');
+}
+
+/**
+ * RotationExpectations after the client binding, for the memory adapter (the Redis
+ * adapter's script does the same in Lua): a refusal, `withdrawn`, or undefined to go on.
+ */
+export function checkExpectations(grant: FamilyGrant, expected: RotationExpectations): Extract<RotateResult, { outcome: 'refused' }> | 'withdrawn' | undefined {
+  const granted = grant.scope === '' ? [] : grant.scope.split(' ');
+  for (const token of expected.scope ?? []) {
+    if (!granted.includes(token)) return { outcome: 'refused', reason: 'scope_exceeded', value: token };
+    if (expected.clientScopes && !expected.clientScopes.includes(token)) return { outcome: 'refused', reason: 'scope_lost', value: token };
+  }
+  if (expected.audience !== undefined && expected.audience !== grant.audience) return { outcome: 'refused', reason: 'target', value: grant.audience };
+  if (expected.audiences && !expected.audiences.includes(grant.audience)) return 'withdrawn';
+  return undefined;
 }

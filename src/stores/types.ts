@@ -95,6 +95,30 @@ export interface UserStore extends Pingable {
    * DuplicateKeyError('email') when `to` belongs to another user, also under a race.
    */
   changeEmail(id: string, from: string, to: string): Promise<boolean>;
+  /** Changes the given fields; the updated user, or null when there is none. */
+  update(id: string, changes: UserChanges): Promise<UserRecord | null>;
+  /** Removes the user; false when there was none. */
+  delete(id: string): Promise<boolean>;
+}
+
+/** The fields of a user an administrator may change. */
+export interface UserChanges {
+  readonly roles?: readonly string[];
+  readonly disabled?: boolean;
+  readonly name?: string;
+}
+
+/**
+ * Tells every instance that a user record changed, so that in-process caches of users
+ * drop it. `publish` reaches this instance too. Delivery is at most once: whenever the
+ * feed may have missed a change (its connection dropped, or it reconnected) it calls
+ * `reset`, and `live()` is false until it receives again.
+ */
+export interface UserChangeFeed {
+  publish(userId: string): Promise<void>;
+  subscribe(listener: { changed(userId: string): void; reset(): void }): void;
+  live(): boolean;
+  close(): Promise<void>;
 }
 
 // ---------------------------------------------------------------- OAuth clients
@@ -202,9 +226,42 @@ export type RotateResult =
   /** The presented token was current, or a retry within the grace window: `next` is now current. */
   | { readonly outcome: 'rotated'; readonly family: Family }
   /** A genuinely issued, already rotated token outside the grace window: the family is now revoked. */
-  | { readonly outcome: 'reused'; readonly familyId: string }
+  | { readonly outcome: 'reused'; readonly familyId: string; /** As it was before it ended (its last rotation's user agent and IP). */ readonly family: Family }
   /** Unknown, expired or revoked family, or another client's: nothing changed. */
-  | { readonly outcome: 'invalid' };
+  | { readonly outcome: 'invalid' }
+  /**
+   * The request asked for more than `expected` allows (`value`: the scope token, or for
+   * `target` the family's audience): nothing changed.
+   */
+  | { readonly outcome: 'refused'; readonly reason: RotationRefusal; readonly value: string }
+  /** The family's audience is no longer among `expected.audiences`: the family is now revoked. */
+  | { readonly outcome: 'withdrawn'; readonly familyId: string; /** As it was before it ended. */ readonly family: Family };
+
+/**
+ * `scope_exceeded`: a requested scope token is not in the family's scope; `scope_lost`: not
+ * in `clientScopes`; `target`: the requested audience is not the family's.
+ */
+export type RotationRefusal = 'scope_exceeded' | 'scope_lost' | 'target';
+
+/**
+ * What a rotation holds the family to inside its one atomic step, in this order: the
+ * client binding (`invalid`), the requested scope within the family's and within the
+ * client's current scopes, the requested audience the family's own (`refused`, nothing
+ * changes), the family's audience still one the client may target (`withdrawn`, the
+ * family ends). Each check is skipped when its field is absent.
+ */
+export interface RotationExpectations {
+  /** Binds the token to its client (RFC 6749 §10.4). */
+  readonly clientId?: string;
+  /** The scope tokens the request asks for (RFC 6749 §6). */
+  readonly scope?: readonly string[];
+  /** The client's scopes now. */
+  readonly clientScopes?: readonly string[];
+  /** RFC 8707 `resource` / `audience` as requested. */
+  readonly audience?: string;
+  /** Every audience the client may target now. */
+  readonly audiences?: readonly string[];
+}
 
 /**
  * Refresh-token families. The store never sees a token nor the key that signs them: the
@@ -235,10 +292,11 @@ export type RotateResult =
 export interface FamilyStore extends Pingable {
   create(family: NewFamily, context: UseContext): Promise<Family>;
   /**
-   * `clientId`, when given, binds the token to its client inside the same atomic step: a
-   * token presented by another client is `invalid` and changes nothing (RFC 6749 §10.4).
+   * `expected` is checked inside the same atomic step, before the token is looked at (see
+   * RotationExpectations): a token presented by another client is `invalid` and changes
+   * nothing (RFC 6749 §10.4). The reply carries the family, so nothing need be read first.
    */
-  rotate(familyId: string, hashes: RotationHashes, context: UseContext, expected?: { readonly clientId?: string }): Promise<RotateResult>;
+  rotate(familyId: string, hashes: RotationHashes, context: UseContext, expected?: RotationExpectations): Promise<RotateResult>;
   /** The live family, if `tokenHash` is its current token's; never rotates. */
   current(familyId: string, tokenHash: string): Promise<Family | null>;
   /** The live family, or null (also for ids that are not family-id shaped). */
@@ -301,6 +359,48 @@ export interface RateLimiter {
 /** Shared counters: in-process for dev, Redis so that limits hold across instances. */
 export interface RateLimitBackend {
   limiter(options: RateLimitOptions): RateLimiter;
+  /** The login attempts ledger (reserve, then settle), on the same backend. */
+  attempts(): AttemptLedger;
+}
+
+/** One budget an attempt counts against: `points` failures per sliding `windowMs`. */
+export interface AttemptBudget {
+  readonly key: string;
+  readonly points: number;
+  readonly windowMs: number;
+  /** A success also forgets this key's failures (account+IP: the owner got in). */
+  readonly resetOnSuccess?: boolean;
+}
+
+export type AttemptReservation =
+  | { readonly admitted: true }
+  /**
+   * `inFlight`: only attempts still being judged fill a budget (no failures do), so it may
+   * free up in a moment; otherwise `retryAfterMs` is when the oldest failure that fills it expires.
+   */
+  | {
+      readonly admitted: false;
+      readonly retryAfterMs: number;
+      readonly inFlight: boolean;
+      /** The keys of the budgets that were full (which limits refused the attempt). */
+      readonly full: readonly string[];
+    };
+
+/**
+ * Throttled attempts in two steps, so that a right password is never refused for other
+ * right passwords in flight, and an attempt that could not be judged costs nothing:
+ * `reserve` holds one point of every budget (all or none) while the attempt is judged, for
+ * `holdMs` at most; `settle` turns the hold into a failure kept for the budget's window,
+ * or drops it. A budget is full when its failures and holds together reach `points`.
+ * Settling an id twice, or one never reserved, is harmless; a settle sent after a
+ * reservation whose reply never came (a stalled Redis) runs after it on the same
+ * connection and so undoes it, and an unsettled hold lapses after `holdMs` in any case.
+ * Time is the backend's own clock (Redis TIME).
+ */
+export interface AttemptLedger {
+  reserve(id: string, budgets: readonly AttemptBudget[], holdMs: number): Promise<AttemptReservation>;
+  /** Resolves, for a failure, the keys of the budgets it filled (their failures now reach `points`); otherwise none. */
+  settle(id: string, budgets: readonly AttemptBudget[], outcome: 'succeeded' | 'failed' | 'released'): Promise<readonly string[]>;
 }
 
 // ---------------------------------------------------------------- consents

@@ -31,7 +31,7 @@
  */
 import { createHmac, hash, timingSafeEqual } from 'node:crypto';
 import type { Random } from '../random.js';
-import type { Family, FamilyGrant, FamilyStore, RotateResult, UseContext } from '../stores/types.js';
+import type { Family, FamilyGrant, FamilyStore, RotateResult, RotationExpectations, UseContext } from '../stores/types.js';
 
 const SECRET_BYTES = 32;
 const TAG_BYTES = 16;
@@ -181,7 +181,7 @@ export function createRefreshTokens({ secret, random, families }: RefreshTokensD
     },
 
     /** FamilyStore.rotate for a presented token; `invalid` without asking the store when its tag does not verify. */
-    async rotate(refreshToken: string, context: UseContext, expected: { readonly clientId?: string } = {}): Promise<RefreshTokenRotation> {
+    async rotate(refreshToken: string, context: UseContext, expected: RotationExpectations = {}): Promise<RefreshTokenRotation> {
       const parsed = codec.verify(refreshToken);
       if (!parsed) return INVALID;
       // Deterministic: every presentation of this token asks for the same successor, which

@@ -1,25 +1,33 @@
 /**
  * Failed-login throttling, shared through the rate-limit backend (Redis in production,
- * so the limits hold across instances). Policy:
+ * so the limits hold across instances). Policy, each a sliding window of failures:
  *
  * - account+IP: `LOGIN_RATE_LIMIT` failures (default 5 per 15 min); the next attempt is
- *   429 with `Retry-After` until the window ends. A successful login resets it.
+ *   429 with `Retry-After` until the oldest failure leaves the window. A successful login
+ *   forgets them.
  * - IP across accounts: `LOGIN_IP_RATE_LIMIT` failures (credential stuffing).
  * - account across IPs: `LOGIN_ACCOUNT_RATE_LIMIT` failures; when spent the account is
- *   locked, for its owner too, for the rest of that window. No lock outlives its window,
- *   but an attacker who spends the budget again each window keeps the account locked.
+ *   locked, for its owner too, until failures leave the window. An attacker who keeps
+ *   failing keeps the account locked.
  *
- * Every budget is spent before the password is checked (see `attempt`); `judge` runs one
- * attempt from start to end and is what the user service calls.
+ * Each attempt reserves a point of every budget before the password is checked (one
+ * script call per Redis slot), so concurrent wrong passwords cannot all slip past a check
+ * made before any of them failed; then settles (one more): a failure keeps the point, a
+ * success or an attempt that could not be judged (a store unavailable: 503) gives it back.
+ * An attempt refused only because others are in flight waits for them, on any instance,
+ * so right passwords do not refuse each other. A reservation whose request never learnt
+ * the answer (Redis stalled, the request timed out) is released as soon as Redis answers
+ * again, and lapses by itself after HOLD_MS in any case.
  *
  * Accounts are keyed by a hash of the normalised email, so Redis holds no addresses, and
  * unknown emails are counted exactly like known ones (no enumeration through 429s).
  */
-import { hash } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { RateBudget } from '../config.js';
 import { TooManyRequestsError } from '../errors.js';
 import { clientNetwork } from '../net.js';
-import type { RateLimitBackend, RateLimiter } from '../stores/types.js';
+import { StoreUnavailableError, type AttemptBudget, type AttemptLedger, type RateLimitBackend, type RateLimiter } from '../stores/types.js';
 
 export interface LoginBudgets {
   readonly accountIp: RateBudget;
@@ -27,88 +35,89 @@ export interface LoginBudgets {
   readonly account: RateBudget;
 }
 
-export function createLoginThrottle(limits: RateLimitBackend, budgets: LoginBudgets) {
-  const make = (name: string, budget: RateBudget): RateLimiter =>
-    limits.limiter({ keyPrefix: `login:${name}`, points: budget.points, durationSec: budget.durationSec });
-  const accountIp = make('account-ip', budgets.accountIp);
-  const ip = make('ip', budgets.ip);
-  const account = make('account', budgets.account);
-  const keys = (email: string, address: string) => {
+/** Longest a reservation holds its points unsettled: beyond any judged attempt (argon2 plus the stores' timeouts). */
+const HOLD_MS = 30_000;
+/** How long an attempt waits for others in flight before it is refused after all. */
+const MAX_WAIT_MS = 5_000;
+const WAIT_STEP_MS = 25;
+/** Retrying the release of an attempt the store could not take. */
+const RELEASE_RETRY_MS = 250;
+const REFUSED = 'too many failed login attempts, try again later';
+
+export function createLoginThrottle(limits: RateLimitBackend, budgets: LoginBudgets, options: { holdMs?: number } = {}) {
+  const ledger: AttemptLedger = limits.attempts();
+  const holdMs = options.holdMs ?? HOLD_MS;
+  const windowMs = (budget: RateBudget) => budget.durationSec * 1000;
+  const budgetsFor = (email: string, address: string): AttemptBudget[] => {
     const accountKey = hash('sha256', email, 'base64url').slice(0, 22);
     const network = clientNetwork(address);
-    return { accountIp: `${accountKey}:${network}`, ip: network, account: accountKey };
+    return [
+      { key: `login:account-ip:${accountKey}:${network}`, points: budgets.accountIp.points, windowMs: windowMs(budgets.accountIp), resetOnSuccess: true },
+      { key: `login:ip:${network}`, points: budgets.ip.points, windowMs: windowMs(budgets.ip) },
+      { key: `login:account:${accountKey}`, points: budgets.account.points, windowMs: windowMs(budgets.account) },
+    ];
   };
 
-  async function attempt(email: string, address: string): Promise<void> {
-    const key = keys(email, address);
-    // A refused attempt costs nothing: hammering a blocked account+IP must not drain the
-    // account-wide budget and lock the owner out elsewhere.
-    await spendEveryBudget(
-      [
-        { limiter: accountIp, key: key.accountIp },
-        { limiter: ip, key: key.ip },
-        { limiter: account, key: key.account },
-      ],
-      'too many failed login attempts, try again later',
-    );
-  }
-
-  async function succeeded(email: string, address: string): Promise<void> {
-    const key = keys(email, address);
-    await Promise.all([accountIp.reset(key.accountIp), ip.refund(key.ip), account.refund(key.account)]);
-  }
-
-  /** Per account+IP key, the attempts this process is judging; each promise resolves when its attempt is judged. */
-  const judging = new Map<string, Set<Promise<void>>>();
-
-  /**
-   * `attempt`, except that an attempt refused while this process is judging others for the
-   * same account+IP waits for one of them and tries again. A right password refunds its
-   * point, so concurrent right passwords do not refuse each other; a wrong one keeps it,
-   * so once they have spent the budget the waiting attempt is refused all the same.
-   */
-  async function admit(email: string, address: string, key: string): Promise<void> {
-    for (;;) {
-      try {
-        return await attempt(email, address);
-      } catch (err) {
-        const others = judging.get(key);
-        if (!(err instanceof TooManyRequestsError) || others === undefined) throw err;
-        await Promise.race(others);
+  /** Releases in the background until the store takes it (sent after the reservation, so it runs after it). */
+  function releaseLater(id: string, attempt: readonly AttemptBudget[]): void {
+    const deadline = Date.now() + holdMs;
+    void (async () => {
+      while (Date.now() < deadline) {
+        try {
+          return await ledger.settle(id, attempt, 'released');
+        } catch {
+          await sleep(RELEASE_RETRY_MS);
+        }
       }
+    })();
+  }
+
+  async function admit(id: string, attempt: readonly AttemptBudget[]): Promise<void> {
+    const deadline = Date.now() + MAX_WAIT_MS;
+    for (;;) {
+      let reservation;
+      try {
+        reservation = await ledger.reserve(id, attempt, holdMs);
+      } catch (err) {
+        // The reservation may still run when the store answers again: take it back then.
+        releaseLater(id, attempt);
+        throw err;
+      }
+      if (reservation.admitted) return;
+      if (!reservation.inFlight || Date.now() >= deadline) throw new TooManyRequestsError(Math.max(1000, reservation.retryAfterMs) / 1000, REFUSED);
+      await sleep(WAIT_STEP_MS + Math.random() * WAIT_STEP_MS);
+    }
+  }
+
+  async function settle(id: string, attempt: readonly AttemptBudget[], outcome: 'succeeded' | 'failed' | 'released'): Promise<void> {
+    try {
+      await ledger.settle(id, attempt, outcome);
+    } catch (err) {
+      releaseLater(id, attempt);
+      throw err;
     }
   }
 
   return {
     /**
-     * Spends one attempt from every budget *before* the password is checked, so that
-     * concurrent attempts cannot all slip past a check made before any of them failed;
-     * throws 429 when any budget was already spent. Call `succeeded` after a correct
-     * password to refund the attempt and reset the account+IP counter.
-     */
-    attempt,
-    succeeded,
-    /**
-     * One attempt from start to end: admitted (see `admit`), then `check` runs; when it
-     * resolves the attempt succeeded and is refunded, when it throws it stays counted as
-     * a failure.
+     * One attempt from start to end: admitted (a point of every budget reserved, or 429),
+     * then `check` runs; when it resolves the attempt succeeded and its points come back,
+     * when it throws StoreUnavailableError they come back too (nothing was judged), when it
+     * throws anything else the attempt counts as a failure.
      */
     async judge<T>(email: string, address: string, check: () => Promise<T>): Promise<T> {
-      const key = keys(email, address).accountIp;
-      await admit(email, address, key);
-      let judged!: () => void;
-      const done = new Promise<void>((resolve) => (judged = resolve));
-      const others = judging.get(key) ?? new Set();
-      judging.set(key, others.add(done));
+      const attempt = budgetsFor(email, address);
+      const id = randomUUID();
+      await admit(id, attempt);
+      let result: T;
       try {
-        const result = await check();
-        await succeeded(email, address);
-        return result;
-      } finally {
-        others.delete(done);
-        if (others.size === 0 && judging.get(key) === others) judging.delete(key);
-        judged();
+        result = await check();
+      } catch (err) {
+        await settle(id, attempt, err instanceof StoreUnavailableError ? 'released' : 'failed').catch(() => undefined);
+        throw err;
       }
+      await settle(id, attempt, 'succeeded');
+      return result;
     },
   };
 }

@@ -4,6 +4,7 @@
  */
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InvalidGrantError } from '../../src/errors.js';
 import { clientNetwork } from '../../src/net.js';
 import { createRedisClient, closeRedis, connectRedis } from '../../src/stores/redis/connection.js';
 import { createRedisRateLimits } from '../../src/stores/redis/rate-limits.js';
@@ -133,29 +134,35 @@ describe('login throttling', () => {
     }
   }
 
+  type Throttle = ReturnType<typeof createLoginThrottle>;
+  const right = (throttle: Throttle, email: string, ip: string) => throttle.judge(email, ip, async () => 'in');
+  /** A judged wrong password: counted, its InvalidGrantError swallowed. */
+  const wrong = (throttle: Throttle, email: string, ip: string) =>
+    throttle
+      .judge(email, ip, async () => {
+        throw new InvalidGrantError('invalid email or password');
+      })
+      .catch((err: unknown) => {
+        if (!(err instanceof InvalidGrantError)) throw err;
+      });
+
   it('refunds a successful login: an account used from many places never spends its budgets by succeeding', async () => {
     const budget = { points: 3, durationSec: 900 };
     await withThrottle({ accountIp: budget, ip: budget, account: budget }, async (throttle) => {
       // Ten good logins, each from another address, then ten from one: more than any budget.
-      for (let i = 0; i < 10; i += 1) {
-        await throttle.attempt('busy@example.com', `203.0.113.${i}`);
-        await throttle.succeeded('busy@example.com', `203.0.113.${i}`);
-      }
-      for (let i = 0; i < 10; i += 1) {
-        await throttle.attempt('busy@example.com', '198.51.100.1');
-        await throttle.succeeded('busy@example.com', '198.51.100.1');
-      }
-      await expect(throttle.attempt('busy@example.com', '198.51.100.2')).resolves.toBeUndefined();
+      for (let i = 0; i < 10; i += 1) await right(throttle, 'busy@example.com', `203.0.113.${i}`);
+      for (let i = 0; i < 10; i += 1) await right(throttle, 'busy@example.com', '198.51.100.1');
+      await expect(right(throttle, 'busy@example.com', '198.51.100.2')).resolves.toBe('in');
     });
   });
 
   it('counts an account from one IPv6 /64 as one account+IP pair, whichever addresses of it are used', async () => {
     const wide = { points: 100, durationSec: 900 };
     await withThrottle({ accountIp: { points: 3, durationSec: 900 }, ip: wide, account: wide }, async (throttle) => {
-      for (const host of ['1', '2', '3']) await throttle.attempt('rotating@example.com', `2001:db8:5:6::${host}`);
-      await expect(throttle.attempt('rotating@example.com', '2001:db8:5:6:ffff::4')).rejects.toMatchObject({ status: 429 });
+      for (const host of ['1', '2', '3']) await wrong(throttle, 'rotating@example.com', `2001:db8:5:6::${host}`);
+      await expect(right(throttle, 'rotating@example.com', '2001:db8:5:6:ffff::4')).rejects.toMatchObject({ status: 429 });
       // Another /64 is another pair.
-      await expect(throttle.attempt('rotating@example.com', '2001:db8:5:7::1')).resolves.toBeUndefined();
+      await expect(right(throttle, 'rotating@example.com', '2001:db8:5:7::1')).resolves.toBe('in');
     });
   });
 
@@ -163,13 +170,13 @@ describe('login throttling', () => {
     const budgets = { accountIp: { points: 5, durationSec: 900 }, ip: { points: 100, durationSec: 900 }, account: { points: 10, durationSec: 2 } };
     await withThrottle(budgets, async (throttle) => {
       // Ten failed attempts, each from another IP: no account+IP or IP budget is near its end.
-      for (let i = 0; i < 10; i += 1) await throttle.attempt('target@example.com', `203.0.113.${i}`);
+      for (let i = 0; i < 10; i += 1) await wrong(throttle, 'target@example.com', `203.0.113.${i}`);
       // The owner, from a fresh IP, is slowed down too...
-      const locked = await throttle.attempt('target@example.com', '198.51.100.7').catch((err: { status: number; headers: Record<string, string> }) => err);
+      const locked = await right(throttle, 'target@example.com', '198.51.100.7').catch((err: { status: number; headers: Record<string, string> }) => err);
       expect(locked).toMatchObject({ status: 429, headers: { 'Retry-After': expect.stringMatching(/^[12]$/) } });
       // ...but only until the account window ends.
       await new Promise((resolve) => setTimeout(resolve, 2100));
-      await expect(throttle.attempt('target@example.com', '198.51.100.7')).resolves.toBeUndefined();
+      await expect(right(throttle, 'target@example.com', '198.51.100.7')).resolves.toBe('in');
     });
   });
 });

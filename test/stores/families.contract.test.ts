@@ -333,6 +333,47 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
       expect(await families.get(family.id)).toMatchObject({ id: family.id });
     });
 
+    it('holds a rotation to the request in the same step: scope within the family and the client, audience its own; a refusal changes nothing', async () => {
+      const families = store();
+      const { family, refreshToken } = await families.create({ ...grant(), scope: 'read write', audience: 'https://api.a.test' }, context);
+      const clientId = family.clientId;
+      const audiences = ['https://api.a.test'];
+      const refusals = [
+        [{ scope: ['admin'] }, { outcome: 'refused', reason: 'scope_exceeded', value: 'admin' }],
+        [
+          { scope: ['read', 'write'], clientScopes: ['read'] },
+          { outcome: 'refused', reason: 'scope_lost', value: 'write' },
+        ],
+        [{ audience: 'https://api.b.test' }, { outcome: 'refused', reason: 'target', value: 'https://api.a.test' }],
+      ] as const;
+      for (const [expected, refused] of refusals) {
+        expect(await families.rotate(refreshToken, context, { clientId, audiences, ...expected })).toEqual(refused);
+      }
+      // Nothing was used up: the same token still rotates, returning the family it rotated.
+      const result = await families.rotate(refreshToken, context, {
+        clientId,
+        scope: ['read'],
+        clientScopes: ['read'],
+        audience: 'https://api.a.test',
+        audiences,
+      });
+      expect(result).toMatchObject({
+        outcome: 'rotated',
+        family: { id: family.id, scope: 'read write', audience: 'https://api.a.test', subject: family.subject },
+      });
+    });
+
+    it('ends a family whose audience its client may no longer target', async () => {
+      const families = store();
+      const { family, refreshToken } = await families.create({ ...grant(), audience: 'https://api.a.test' }, context);
+      expect(await families.rotate(refreshToken, context, { clientId: family.clientId, audiences: ['https://auth.test'] })).toEqual({
+        outcome: 'withdrawn',
+        familyId: family.id,
+      });
+      expect(await families.isRevoked(family.id)).toBe(true);
+      expect(await families.get(family.id)).toBeNull();
+    });
+
     it('a genuine-looking token for a family that does not exist is invalid', async () => {
       const families = store();
       const ours = createRefreshTokenCodec({ secret: SECRET, random: cryptoRandom });

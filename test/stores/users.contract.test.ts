@@ -82,6 +82,20 @@ function describeUserStoreContract(name: string, makeStore: MakeUserStore): void
       expect(found?.name).toBeUndefined();
     });
 
+    it('updates roles, disabled and name, and deletes; an unknown id changes nothing', async () => {
+      const created = await store.create({ email: 'upd@example.com', name: 'Up', passwordHash: HASH, roles: ['user'] });
+      clock.advance(1000);
+      const updated = await store.update(created.id, { roles: ['user', 'auditor'], disabled: true });
+      expect(updated).toEqual({ ...created, roles: ['user', 'auditor'], disabled: true, updatedAt: new Date(clock.now()) });
+      expect(await store.findById(created.id)).toEqual(updated);
+      expect((await store.update(created.id, { name: 'Renamed' }))?.name).toBe('Renamed');
+      expect(await store.update('0123456789abcdef01234567', { disabled: true })).toBeNull();
+      expect(await store.delete(created.id)).toBe(true);
+      expect(await store.findById(created.id)).toBeNull();
+      expect(await store.findByEmail('upd@example.com')).toBeNull();
+      expect(await store.delete(created.id)).toBe(false);
+    });
+
     it('gives distinct ids to distinct users', async () => {
       const a = await store.create({ email: 'a@example.com', passwordHash: HASH });
       const b = await store.create({ email: 'b@example.com', passwordHash: HASH });

@@ -19,6 +19,9 @@ export interface TestRedis {
   /** Stops and restarts our own server on the same port (failure tests); external: throws. */
   kill(): Promise<void>;
   restart(): Promise<void>;
+  /** Stall tests: SIGSTOP / SIGCONT our own server (it keeps its connections, answers nothing); external: throws. */
+  pause(): void;
+  resume(): void;
 }
 
 export async function startRedisServer(port: number, extraArgs: readonly string[] = []): Promise<ChildProcess> {
@@ -72,6 +75,12 @@ export async function startTestRedis(): Promise<TestRedis> {
       restart: async () => {
         throw new Error('cannot restart an external Redis (REDIS_TEST_URL)');
       },
+      pause: () => {
+        throw new Error('cannot pause an external Redis (REDIS_TEST_URL)');
+      },
+      resume: () => {
+        throw new Error('cannot resume an external Redis (REDIS_TEST_URL)');
+      },
     };
   }
 
@@ -86,6 +95,7 @@ export async function startTestRedis(): Promise<TestRedis> {
     flush: async () => void (await client.flushall()),
     stop: async () => {
       client.disconnect();
+      child?.kill('SIGCONT');
       if (child) await stopProcess(child);
       child = undefined;
     },
@@ -96,5 +106,7 @@ export async function startTestRedis(): Promise<TestRedis> {
     restart: async () => {
       if (!child) child = await startRedisServer(port);
     },
+    pause: () => void child?.kill('SIGSTOP'),
+    resume: () => void child?.kill('SIGCONT'),
   };
 }

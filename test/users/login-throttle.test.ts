@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { TooManyRequestsError } from '../../src/errors.js';
+import { StoreUnavailableError } from '../../src/stores/types.js';
 import { createMemoryRateLimits } from '../../src/stores/memory/rate-limits.js';
 import { createLoginThrottle } from '../../src/users/login-throttle.js';
 
@@ -27,9 +28,9 @@ function checks() {
     return 'user';
   };
   const settle = async () => {
-    // Let the throttle's counters and waiters run, then end every check begun so far.
-    for (let round = 0; round < 20; round += 1) {
-      await new Promise((resolve) => setImmediate(resolve));
+    // Let the throttle's counters and waiters run (a waiter polls every 25-50 ms), then end every check begun so far.
+    for (let round = 0; round < 60; round += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
       pending.splice(0).forEach((resolve) => resolve());
     }
   };
@@ -65,5 +66,15 @@ describe('login throttle, concurrent attempts', () => {
     await Promise.all(wrong);
     expect(await right).toBeInstanceOf(TooManyRequestsError);
     expect(ran()).toBe(2);
+  });
+
+  it('an attempt that could not be judged (a store unavailable: 503) leaves no point spent', async () => {
+    const throttle = throttleOf(2);
+    const unavailable = () =>
+      throttle.judge('d@example.com', '192.0.2.1', async () => {
+        throw new StoreUnavailableError('users');
+      });
+    for (let i = 0; i < 5; i += 1) await expect(unavailable()).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(throttle.judge('d@example.com', '192.0.2.1', async () => 'user')).resolves.toBe('user');
   });
 });

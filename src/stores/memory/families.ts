@@ -6,8 +6,8 @@
  * touched, and swept at most once a minute).
  */
 import { isFamilyId } from '../../tokens/refresh-token.js';
-import { assertHashes, assertNewFamily, clampUseContext, familyPolicy, signInOf, type FamilyStoreOptions } from '../family-policy.js';
-import type { Family, FamilyGrant, FamilyStore, NewFamily, RotateResult, RotationHashes, UseContext } from '../types.js';
+import { assertHashes, assertNewFamily, checkExpectations, clampUseContext, familyPolicy, signInOf, type FamilyStoreOptions } from '../family-policy.js';
+import type { Family, FamilyGrant, FamilyStore, NewFamily, RotateResult, RotationExpectations, RotationHashes, UseContext } from '../types.js';
 
 interface FamilyRecord {
   readonly grant: FamilyGrant;
@@ -114,7 +114,7 @@ export function createMemoryFamilyStore(options: FamilyStoreOptions): FamilyStor
       return view(record);
     },
 
-    async rotate(familyId: string, hashes: RotationHashes, context: UseContext, expected: { readonly clientId?: string } = {}): Promise<RotateResult> {
+    async rotate(familyId: string, hashes: RotationHashes, context: UseContext, expected: RotationExpectations = {}): Promise<RotateResult> {
       assertHashes(hashes);
       if (!isFamilyId(familyId)) return INVALID;
       const now = clock.now();
@@ -122,6 +122,13 @@ export function createMemoryFamilyStore(options: FamilyStoreOptions): FamilyStor
       const record = live(familyId, now);
       if (!record) return INVALID;
       if (expected.clientId !== undefined && record.grant.clientId !== expected.clientId) return INVALID;
+      const refusal = checkExpectations(record.grant, expected);
+      if (refusal === 'withdrawn') {
+        const family = view(record);
+        revokeRecord(record, now);
+        return { outcome: 'withdrawn', familyId: record.id, family };
+      }
+      if (refusal) return refusal;
       const { presented, next } = hashes;
       if (presented !== record.currentHash) {
         // A retry asks for the successor the rotation already made current: nothing
@@ -131,8 +138,9 @@ export function createMemoryFamilyStore(options: FamilyStoreOptions): FamilyStor
         if (retry) return { outcome: 'rotated', family: view(record) };
         // The caller verified the token's tag, so we minted it for this family, and it is
         // not the current one: it was issued and has since been rotated away.
+        const family = view(record);
         revokeRecord(record, now);
-        return { outcome: 'reused', familyId: record.id };
+        return { outcome: 'reused', familyId: record.id, family };
       }
       record.previousHash = record.currentHash;
       record.rotatedAt = now;

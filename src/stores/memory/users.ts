@@ -4,11 +4,11 @@ import { DuplicateKeyError, type NewUser, type UserRecord, type UserStore } from
 
 interface StoredUser {
   readonly id: string;
-  readonly name: string | undefined;
-  readonly roles: readonly string[];
-  readonly disabled: boolean;
-  emailVerified: boolean;
   email: string;
+  emailVerified: boolean;
+  name: string | undefined;
+  roles: readonly string[];
+  disabled: boolean;
   readonly createdAt: number;
   passwordHash: string;
   passwordChangedAt: number;
@@ -105,6 +105,24 @@ export function createMemoryUserStore({ clock, random = cryptoRandom }: { clock:
       stored.email = to;
       stored.emailVerified = true;
       stored.updatedAt = clock.now();
+      return true;
+    },
+
+    async update(id, changes) {
+      const stored = byId.get(id);
+      if (!stored) return null;
+      if (changes.roles !== undefined) stored.roles = Object.freeze([...changes.roles]);
+      if (changes.disabled !== undefined) stored.disabled = changes.disabled;
+      if (changes.name !== undefined) stored.name = changes.name;
+      stored.updatedAt = clock.now();
+      return toRecord(stored);
+    },
+
+    async delete(id) {
+      const stored = byId.get(id);
+      if (!stored) return false;
+      byId.delete(id);
+      idByEmail.delete(stored.email);
       return true;
     },
 

@@ -111,6 +111,26 @@ export function createMongoUserStore({ models, clock, ping }: { models: Pick<Mon
       return result.matchedCount === 1;
     },
 
+    async update(id, changes) {
+      if (typeof id !== 'string' || !ID_PATTERN.test(id)) return null;
+      const set: Partial<UserDocument> = { updatedAt: new Date(clock.now()) };
+      if (changes.roles !== undefined) set.roles = [...changes.roles];
+      if (changes.disabled !== undefined) set.disabled = changes.disabled;
+      if (changes.name !== undefined) set.name = changes.name;
+      const doc = await translate(STORE, () =>
+        User.findOneAndUpdate({ _id: new Types.ObjectId(id) }, { $set: set }, { returnDocument: 'after', timestamps: false })
+          .lean<UserDocument>()
+          .exec(),
+      );
+      return doc ? toRecord(doc) : null;
+    },
+
+    async delete(id) {
+      if (typeof id !== 'string' || !ID_PATTERN.test(id)) return false;
+      const result = await translate(STORE, () => User.deleteOne({ _id: new Types.ObjectId(id) }).exec());
+      return result.deletedCount === 1;
+    },
+
     ping: () => pingAs(STORE, ping),
   };
 }

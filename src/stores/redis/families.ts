@@ -34,7 +34,7 @@
  */
 import { familyIdTag, isFamilyId, subjectTag } from '../../tokens/refresh-token.js';
 import { assertHashes, assertNewFamily, clampUseContext, FAMILY_STORE, familyPolicy, signInOf, type FamilyStoreOptions } from '../family-policy.js';
-import type { Family, FamilyStore, NewFamily, RotateResult, RotationHashes, UseContext } from '../types.js';
+import type { Family, FamilyStore, NewFamily, RotateResult, RotationExpectations, RotationHashes, RotationRefusal, UseContext } from '../types.js';
 import { defineScript, guardRedis, pingRedis, runScript, type RedisClient } from './connection.js';
 
 export interface RedisFamilyStoreOptions extends FamilyStoreOptions {
@@ -94,12 +94,17 @@ end
 /**
  * KEYS: family, marker. ARGV: presented hash, next hash, now, idle ms, grace ms, marker ms,
  * user agent, ip, expected client id ('' = any; another client's token changes nothing),
- * family id. The caller has verified the presented token's MAC, so a token that is
+ * family id, then RotationExpectations: requested scope tokens (space-separated), '1' to
+ * check them against the client's scopes, the client's scopes, requested audience ('' =
+ * none), '1' to check the family's audience against the client's, the client's audiences
+ * (space-separated URLs). The caller has verified the presented token's MAC, so a token that is
  * neither current nor a retry was issued for this family and rotated away: reuse. A retry
  * is the previous token presented inside the window with the current token as its next
  * (the token layer derives a token's successor from it, so every presentation of one
  * token names the same next): it writes nothing.
- * Replies nil (invalid), 'reused', or the rotated family's JSON.
+ * Replies nil (invalid), {'reused', family JSON}, {'refused', reason, value}, {'withdrawn',
+ * family JSON} (the family ended; its JSON as it was), or the rotated family's JSON: the
+ * caller reads nothing before it.
  *
  * The grace window is timed by Redis (TIME), not by the caller: `now` is the calling
  * instance's clock, read before the script was sent, and instances disagree. Both the
@@ -117,6 +122,22 @@ local f = cjson.decode(raw)
 local now = tonumber(ARGV[3])
 if now >= f.ie then return false end
 if ARGV[9] ~= '' and f.c ~= ARGV[9] then return false end
+local function set(list)
+  local found = {}
+  for token in string.gmatch(list, '%S+') do found[token] = true end
+  return found
+end
+local granted = set(f.sc)
+local allowed = set(ARGV[13])
+for token in string.gmatch(ARGV[11], '%S+') do
+  if not granted[token] then return {'refused', 'scope_exceeded', token} end
+  if ARGV[12] == '1' and not allowed[token] then return {'refused', 'scope_lost', token} end
+end
+if ARGV[14] ~= '' and ARGV[14] ~= f.a then return {'refused', 'target', f.a} end
+if ARGV[15] == '1' and not set(ARGV[16])[f.a] then
+  revoke(ARGV[10], f.s, now, tonumber(ARGV[6]))
+  return {'withdrawn', raw}
+end
 local time = redis.call('TIME')
 local stamp = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 if ARGV[1] ~= f.h then
@@ -124,7 +145,7 @@ if ARGV[1] ~= f.h then
   -- changes, so the window is never extended
   if f.ph and ARGV[1] == f.ph and ARGV[2] == f.h and stamp >= f.pt and stamp < f.pt + tonumber(ARGV[5]) then return raw end
   revoke(ARGV[10], f.s, now, tonumber(ARGV[6]))
-  return 'reused'
+  return {'reused', raw}
 end
 f.ph = f.h
 f.pt = stamp
@@ -295,7 +316,7 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
       return family;
     },
 
-    async rotate(familyId: string, hashes: RotationHashes, context: UseContext, expected: { readonly clientId?: string } = {}): Promise<RotateResult> {
+    async rotate(familyId: string, hashes: RotationHashes, context: UseContext, expected: RotationExpectations = {}): Promise<RotateResult> {
       assertHashes(hashes);
       if (!isFamilyId(familyId)) return { outcome: 'invalid' };
       const { userAgent, ip } = clampUseContext(context);
@@ -305,10 +326,32 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
           redis,
           ROTATE,
           [familyKey(familyId), markerKey(familyId)],
-          [hashes.presented, hashes.next, now, idleMs, graceMs, markerMs, userAgent, ip, expected.clientId ?? '', familyId],
+          [
+            hashes.presented,
+            hashes.next,
+            now,
+            idleMs,
+            graceMs,
+            markerMs,
+            userAgent,
+            ip,
+            expected.clientId ?? '',
+            familyId,
+            (expected.scope ?? []).join(' '),
+            expected.clientScopes ? '1' : '0',
+            (expected.clientScopes ?? []).join(' '),
+            expected.audience ?? '',
+            expected.audiences ? '1' : '0',
+            (expected.audiences ?? []).join(' '),
+          ],
         ),
       );
-      if (reply === 'reused') return { outcome: 'reused', familyId };
+      if (Array.isArray(reply) && (reply[0] === 'reused' || reply[0] === 'withdrawn')) {
+        const ended = toFamily(familyId, String(reply[1]), now);
+        if (!ended) return { outcome: 'invalid' };
+        return { outcome: reply[0], familyId, family: ended.family };
+      }
+      if (Array.isArray(reply) && reply[0] === 'refused') return { outcome: 'refused', reason: reply[1] as RotationRefusal, value: String(reply[2]) };
       const rotated = toFamily(familyId, reply, now);
       if (!rotated) return { outcome: 'invalid' };
       return { outcome: 'rotated', family: rotated.family };

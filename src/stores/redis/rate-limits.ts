@@ -3,6 +3,7 @@ import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { adaptLimiter } from '../shared/rate-limiter.js';
 import type { RateLimitBackend } from '../types.js';
 import { defineScript, runScript } from './connection.js';
+import { createRedisAttemptLedger } from './login-attempts.js';
 
 /**
  * KEYS: one counter (rate-limiter-flexible keeps the points spent in the window as an
@@ -23,7 +24,9 @@ return back
  * is one key, so this works unchanged on a Redis Cluster.
  */
 export function createRedisRateLimits(redis: Redis | Cluster): RateLimitBackend {
+  const attempts = createRedisAttemptLedger(redis);
   return {
+    attempts: () => attempts,
     limiter: (options) =>
       adaptLimiter(
         new RateLimiterRedis({

@@ -19,6 +19,9 @@ export interface MongoEmulator {
   readonly port: number;
   /** Closes every connection and the listener, and forgets all data. */
   stop(): Promise<void>;
+  /** Stall tests: requests are held unanswered (as by a SIGSTOP of mongod) until `resume`, then answered in order. */
+  pause(): void;
+  resume(): void;
 }
 
 /** Commands the legacy OP_QUERY path serves: only the handshake, as in mongod ≥ 5.1. */
@@ -29,6 +32,7 @@ export async function startMongoEmulator(): Promise<MongoEmulator> {
   const sockets = new Set<Socket>();
   let connectionCount = 0;
   let requestCount = 0;
+  let held: (() => void)[] | undefined;
 
   const server = createServer((socket) => {
     sockets.add(socket);
@@ -38,7 +42,8 @@ export async function startMongoEmulator(): Promise<MongoEmulator> {
     socket.on('close', () => sockets.delete(socket));
     // A client vanishing mid-write is normal in tests (killed workers): nothing to report.
     socket.on('error', () => socket.destroy());
-    socket.on('data', (chunk: Buffer) => {
+    socket.on('data', (chunk: Buffer) => (held ? held.push(() => receive(chunk)) : receive(chunk)));
+    const receive = (chunk: Buffer) => {
       // Never throws: this runs in the test runner's own process.
       try {
         const { messages, rest } = splitMessages(pending.length === 0 ? chunk : Buffer.concat([pending, chunk]));
@@ -52,7 +57,7 @@ export async function startMongoEmulator(): Promise<MongoEmulator> {
         // be encoded leaves the client waiting: mongod closes the connection in both cases.
         socket.destroy();
       }
-    });
+    };
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -69,7 +74,16 @@ export async function startMongoEmulator(): Promise<MongoEmulator> {
   return {
     uri: `mongodb://127.0.0.1:${port}`,
     port,
+    pause() {
+      held ??= [];
+    },
+    resume() {
+      const run = held ?? [];
+      held = undefined;
+      for (const receive of run) receive();
+    },
     async stop() {
+      held = undefined;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const socket of sockets) socket.destroy();
       await closed;

@@ -1,0 +1,96 @@
+/**
+ * An in-process cache of user records for the refresh path, where reading MongoDB on
+ * every refresh would be the largest cost (issue 18 item 2). Bounded (least recently used
+ * evicted) and with a TTL, which bounds how long a change made behind the service's back
+ * (a hand edit in the database) goes unseen. Every change made through the service is
+ * published on a `UserChangeFeed` and drops the record on every instance; while the feed
+ * is not live (Redis pub/sub reconnecting) nothing is served from the cache, and each
+ * reset empties it. Unknown users are not cached.
+ *
+ * Only reads that may be stale by the invalidation latency use it: a login's checks and a
+ * password change read the store itself.
+ */
+import { LRUCache } from 'lru-cache';
+import type { Clock } from '../clock.js';
+import type { UserChangeFeed, UserRecord, UserStore } from '../stores/types.js';
+
+export interface UserCache {
+  findById(id: string): Promise<UserRecord | null>;
+}
+
+export function createUserCache(
+  inner: Pick<UserStore, 'findById'>,
+  { feed, ttlMs, maxEntries = 10_000, clock }: { feed: UserChangeFeed; ttlMs: number; maxEntries?: number; clock: Clock },
+): UserCache {
+  // lru-cache reads a TTL of 0 as "forever"; here it means no cache.
+  if (ttlMs <= 0) return { findById: (id) => inner.findById(id) };
+  const entries = new LRUCache<string, UserRecord>({ max: maxEntries, ttl: ttlMs, perf: clock, ttlResolution: 0 });
+  /** Bumped by every invalidation: a read begun before one must not cache what it read. */
+  let epoch = 0;
+  feed.subscribe({
+    changed(userId) {
+      epoch += 1;
+      entries.delete(userId);
+    },
+    reset() {
+      epoch += 1;
+      entries.clear();
+    },
+  });
+
+  return {
+    async findById(id) {
+      if (!feed.live()) {
+        // Whatever was cached may have missed a change meanwhile.
+        epoch += 1;
+        entries.clear();
+        return inner.findById(id);
+      }
+      const hit = entries.get(id);
+      if (hit) return hit;
+      const started = epoch;
+      const user = await inner.findById(id);
+      if (user && started === epoch && feed.live()) entries.set(id, user);
+      return user;
+    },
+  };
+}
+
+/**
+ * The user store with every write that changes what a token carries (roles, disabled,
+ * a password change, a deletion, the address or its verification) published on `feed` once it is stored. A failed publish
+ * fails the call, after the write: the caller learns that other instances may serve the
+ * old record until the cache's TTL.
+ */
+export function publishUserChanges(inner: UserStore, feed: UserChangeFeed): UserStore {
+  return {
+    ...inner,
+    async setPasswordHash(id, passwordHash, options) {
+      const changed = await inner.setPasswordHash(id, passwordHash, options);
+      // A re-hash of the same password changes nothing a token carries.
+      if (changed && options.change) await feed.publish(id);
+      return changed;
+    },
+    async update(id, changes) {
+      const user = await inner.update(id, changes);
+      if (user) await feed.publish(id);
+      return user;
+    },
+    async delete(id) {
+      const deleted = await inner.delete(id);
+      await feed.publish(id);
+      return deleted;
+    },
+    // The address and whether it is verified are in every token (email, email_verified).
+    async changeEmail(id, from, to) {
+      const changed = await inner.changeEmail(id, from, to);
+      if (changed) await feed.publish(id);
+      return changed;
+    },
+    async markEmailVerified(id, email) {
+      const changed = await inner.markEmailVerified(id, email);
+      if (changed) await feed.publish(id);
+      return changed;
+    },
+  };
+}

@@ -1,0 +1,93 @@
+/**
+ * The user cache (src/users/cache.ts) over the embedded user store: what it serves, and
+ * every way an entry leaves it. Across instances over real Redis: cache.instances.test.ts.
+ */
+import { beforeEach, describe, expect, it } from 'vitest';
+import { manualClock } from '../../src/clock.js';
+import { createMemoryUserChangeFeed } from '../../src/stores/memory/user-changes.js';
+import { createMemoryUserStore } from '../../src/stores/memory/users.js';
+import type { UserChangeFeed, UserStore } from '../../src/stores/types.js';
+import { createUserCache, publishUserChanges } from '../../src/users/cache.js';
+
+const HASH = '$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$aGFzaGhhc2hoYXNo';
+
+/** A feed whose liveness and resets the test drives, as a Redis reconnect would. */
+function controlledFeed(): UserChangeFeed & { setLive(live: boolean): void; resetAll(): void } {
+  const inner = createMemoryUserChangeFeed();
+  const listeners: { reset(): void }[] = [];
+  let live = true;
+  return {
+    ...inner,
+    subscribe(listener) {
+      listeners.push(listener);
+      inner.subscribe(listener);
+    },
+    live: () => live,
+    setLive: (value) => (live = value),
+    resetAll: () => listeners.forEach((listener) => listener.reset()),
+  };
+}
+
+describe('user cache', () => {
+  const clock = manualClock();
+  let store: UserStore;
+  let feed: ReturnType<typeof controlledFeed>;
+  let reads: number;
+  let cache: ReturnType<typeof createUserCache>;
+  let id: string;
+
+  beforeEach(async () => {
+    feed = controlledFeed();
+    const raw = createMemoryUserStore({ clock });
+    reads = 0;
+    const counted: UserStore = { ...raw, findById: (userId) => ((reads += 1), raw.findById(userId)) };
+    store = publishUserChanges(counted, feed);
+    cache = createUserCache(store, { feed, ttlMs: 60_000, clock });
+    id = (await store.create({ email: 'c@example.com', passwordHash: HASH, roles: ['user'] })).id;
+  });
+
+  it('serves a hit without reading the store, until the TTL', async () => {
+    await cache.findById(id);
+    await cache.findById(id);
+    expect(reads).toBe(1);
+    clock.advance(60_001);
+    await cache.findById(id);
+    expect(reads).toBe(2);
+  });
+
+  it('drops a user on a role change, a disable, a password change and a deletion made through the store', async () => {
+    await cache.findById(id);
+    await store.update(id, { roles: ['user', 'auditor'] });
+    expect((await cache.findById(id))?.roles).toEqual(['user', 'auditor']);
+    await store.update(id, { disabled: true });
+    expect((await cache.findById(id))?.disabled).toBe(true);
+    const at = new Date(clock.now() + 5);
+    await store.setPasswordHash(id, `${HASH}x`, { expected: HASH, change: { at, by: 'sid' } });
+    expect((await cache.findById(id))?.passwordChangedAt).toEqual(at);
+    await store.delete(id);
+    expect(await cache.findById(id)).toBeNull();
+    expect(reads).toBe(5);
+  });
+
+  it('empties on a reset and reads through while the feed is not live', async () => {
+    await cache.findById(id);
+    feed.resetAll();
+    await cache.findById(id);
+    expect(reads).toBe(2);
+    feed.setLive(false);
+    await cache.findById(id);
+    await cache.findById(id);
+    expect(reads).toBe(4);
+    // Nothing read while not live was kept.
+    feed.setLive(true);
+    await cache.findById(id);
+    expect(reads).toBe(5);
+  });
+
+  it('does not keep a read that an invalidation overtook', async () => {
+    const pending = cache.findById(id);
+    await store.update(id, { disabled: true });
+    expect((await pending)?.disabled).toBe(false);
+    expect((await cache.findById(id))?.disabled).toBe(true);
+  });
+});
