@@ -23,6 +23,8 @@ import { parseBody } from './middleware/body.js';
 import { errorResponses } from './middleware/errors.js';
 import { requestLog } from './middleware/request-log.js';
 import { corsPolicy, publicDocumentHeaders, securityHeaders } from './middleware/security.js';
+import { createAdminRoutes } from './routes/admin.js';
+import type { AdminService } from '../admin/service.js';
 import { createAuthRoutes } from './routes/auth.js';
 import { liveness, readiness, type ReadinessCheck } from './routes/health.js';
 import { authenticateClient, exchangeGrant, introspectToken, noStore, revokeToken } from './routes/oauth.js';
@@ -43,6 +45,8 @@ export interface AppDeps {
   readonly signIn: SignIn;
   readonly pages: PageRenderer;
   readonly pageAssets: PageAssets;
+  /** The admin API (`/admin/*`); absent, no admin routes. */
+  readonly admin?: AdminService;
   /** `scopes_supported` of the metadata. */
   readonly scopes?: readonly string[];
 }
@@ -109,6 +113,7 @@ export function createApp(deps: AppDeps): Koa {
   router.delete('/auth/sessions/:id', auth.requireUser, auth.endSession);
   router.get('/auth/consents', auth.requireUser, auth.listConsents);
   router.delete('/auth/consents/:client_id', auth.requireUser, auth.revokeConsent);
+  if (deps.admin) mountAdminRoutes(router, createAdminRoutes({ admin: deps.admin, logger: deps.logger }));
 
   app.use(requestLog(deps));
   app.use(errorResponses(deps));
@@ -122,6 +127,13 @@ export function createApp(deps: AppDeps): Koa {
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;
+}
+
+/** The admin API's route table (issue 22); the OpenAPI document lists exactly these. */
+function mountAdminRoutes(router: Router, admin: ReturnType<typeof createAdminRoutes>): void {
+  router.post('/admin/clients', noStore, admin.requireAdmin, admin.createClient);
+  router.get('/admin/clients/:client_id', admin.requireAdmin, admin.showClient);
+  router.get('/admin/keys', admin.requireAdmin, admin.listKeys);
 }
 
 /** Turns the router's bare 404/405/501 into errors in the one JSON format. */

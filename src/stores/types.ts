@@ -79,7 +79,8 @@ export interface UserStore extends Pingable {
 
 // ---------------------------------------------------------------- OAuth clients
 
-export type ClientPermission = 'introspect' | 'revoke';
+/** `admin`: may obtain the `admin` scope by client_credentials (the admin API, `/admin/*`). */
+export type ClientPermission = 'introspect' | 'revoke' | 'admin';
 
 export interface ClientRecord {
   readonly clientId: string;
