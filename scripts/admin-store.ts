@@ -38,6 +38,23 @@ export async function withMongoStores<P>(
   }
 }
 
+/** Runs a script's body with the same one-line error and exit codes (2 for usage, 1 otherwise). */
+export async function runScript(name: string, body: (config: Config) => Promise<void>): Promise<void> {
+  try {
+    await body(parseConfig(process.env));
+  } catch (err) {
+    process.stderr.write(`${name}: ${describe(err)}\n`);
+    process.exitCode = err instanceof UsageError ? 2 : 1;
+  }
+}
+
+/** `--help` / `-h` anywhere: the usage on stdout and exit 0, before anything else is read. */
+export function answerHelp(usage: string): boolean {
+  if (!process.argv.slice(2).some((arg) => arg === '--help' || arg === '-h')) return false;
+  process.stdout.write(`${usage.trim()}\n`);
+  return true;
+}
+
 function describe(err: unknown): string {
   if (err instanceof ConfigError || err instanceof UsageError) return err.message;
   if (err instanceof OAuthError) return err.description;

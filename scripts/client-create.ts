@@ -1,15 +1,26 @@
 /**
- * `npm run client:create -- --name N [--grant G]... [--scope S]... [--audience A]...
- *   [--permission introspect|revoke]... [--public] [--first-party] [--cookie-mode] [--id ID]
- *   [--redirect-uri U]... [--require-par]`
- *
- * Creates an OAuth client in MongoDB and prints its client_id and, for a confidential
- * client, its client_secret: once, here, and never again (only a hash is stored).
+ * Creates an OAuth client and prints its client_id and, for a confidential client, its
+ * client_secret: once, here, and never again (only a hash is stored). By default through
+ * the admin API of a running authority; `--direct` writes to MongoDB, to bootstrap the
+ * first admin client of a production deployment.
  */
 import { parseArgs } from 'node:util';
-import { planClient, saveClient } from '../src/admin/accounts.js';
+import { planClient, saveClient, type NewClientInput } from '../src/admin/accounts.js';
 import { cryptoRandom } from '../src/random.js';
-import { UsageError, withMongoStores } from './admin-store.js';
+import { connectAdminApi } from './admin-api.js';
+import { answerHelp, runScript, UsageError, withMongoStores } from './admin-store.js';
+
+const USAGE = `
+usage: npm run client:create -- --name N [--grant G]... [--scope S]... [--audience A]...
+         [--permission introspect|revoke|admin]... [--public] [--first-party] [--cookie-mode]
+         [--id ID] [--redirect-uri U]... [--require-par] [--url URL | --direct]
+
+Creates an OAuth client and prints client_id and client_secret (once).
+  --url URL   the authority whose admin API to call (default: the dev server, http://127.0.0.1:$PORT);
+              credentials from ADMIN_CLIENT_ID and ADMIN_CLIENT_SECRET, else (dev) KEYS_DIR/dev-admin-client.json
+  --direct    write straight to MongoDB (MONGODB_URI) instead: only to create the first admin client,
+              e.g. --direct --name admin --grant client_credentials --scope admin --permission admin
+`;
 
 function options() {
   try {
@@ -27,6 +38,8 @@ function options() {
         'cookie-mode': { type: 'boolean', default: false },
         'redirect-uri': { type: 'string', multiple: true, default: [] },
         'require-par': { type: 'boolean', default: false },
+        url: { type: 'string' },
+        direct: { type: 'boolean', default: false },
       },
     }).values;
   } catch (err) {
@@ -34,28 +47,61 @@ function options() {
   }
 }
 
-await withMongoStores(
-  'client:create',
-  () => {
-    const values = options();
-    if (!values.name) throw new UsageError('--name is required');
-    return planClient(cryptoRandom, {
-      name: values.name,
-      clientId: values.id,
-      grants: values.grant,
-      scopes: values.scope,
-      audiences: values.audience,
-      permissions: values.permission,
-      public: values.public,
-      firstParty: values['first-party'],
-      cookieMode: values['cookie-mode'],
-      redirectUris: values['redirect-uri'],
-      requirePar: values['require-par'],
+function input(values: ReturnType<typeof options>): NewClientInput {
+  if (!values.name) throw new UsageError('--name is required');
+  if (values.direct && values.url !== undefined) throw new UsageError('--direct and --url exclude each other');
+  return {
+    name: values.name,
+    clientId: values.id,
+    grants: values.grant,
+    scopes: values.scope,
+    audiences: values.audience,
+    permissions: values.permission,
+    public: values.public,
+    firstParty: values['first-party'],
+    cookieMode: values['cookie-mode'],
+    redirectUris: values['redirect-uri'],
+    requirePar: values['require-par'],
+  };
+}
+
+function print(clientId: string, clientSecret: string | undefined): void {
+  process.stdout.write(`client_id=${clientId}\n`);
+  if (clientSecret !== undefined) process.stdout.write(`client_secret=${clientSecret}\n# store the secret now: it is not kept and cannot be shown again\n`);
+}
+
+if (!answerHelp(USAGE)) {
+  const direct = process.argv.includes('--direct');
+  if (direct) {
+    await withMongoStores(
+      'client:create',
+      () => planClient(cryptoRandom, input(options())),
+      async (_config, { clients }, planned) => {
+        const { client, clientSecret } = await saveClient(clients, planned);
+        print(client.clientId, clientSecret);
+      },
+    );
+  } else {
+    await runScript('client:create', async (config) => {
+      const values = options();
+      const checked = input(values);
+      // Checked here first, so that a typo is reported without a round trip.
+      planClient(cryptoRandom, checked);
+      const api = await connectAdminApi(config, values.url);
+      const created = await api.call('POST', '/admin/clients', {
+        name: checked.name,
+        ...(checked.clientId !== undefined && { client_id: checked.clientId }),
+        grant_types: checked.grants,
+        scopes: checked.scopes,
+        audiences: checked.audiences,
+        permissions: checked.permissions,
+        redirect_uris: checked.redirectUris,
+        public: checked.public,
+        first_party: checked.firstParty,
+        cookie_mode: checked.cookieMode,
+        require_par: checked.requirePar,
+      });
+      print(String((created.client as { client_id: string }).client_id), created.client_secret as string | undefined);
     });
-  },
-  async (_config, { clients }, planned) => {
-    const { client, clientSecret } = await saveClient(clients, planned);
-    process.stdout.write(`client_id=${client.clientId}\n`);
-    if (clientSecret !== undefined) process.stdout.write(`client_secret=${clientSecret}\n# store the secret now: it is not kept and cannot be shown again\n`);
-  },
-);
+  }
+}
