@@ -48,13 +48,6 @@ export async function runScript(name: string, body: (config: Config) => Promise<
   }
 }
 
-/** `--help` / `-h` anywhere: the usage on stdout and exit 0, before anything else is read. */
-export function answerHelp(usage: string): boolean {
-  if (!process.argv.slice(2).some((arg) => arg === '--help' || arg === '-h')) return false;
-  process.stdout.write(`${usage.trim()}\n`);
-  return true;
-}
-
 function describe(err: unknown): string {
   if (err instanceof ConfigError || err instanceof UsageError) return err.message;
   if (err instanceof OAuthError) return err.description;

@@ -8,7 +8,8 @@ import { parseArgs } from 'node:util';
 import { planClient, saveClient, type NewClientInput } from '../src/admin/accounts.js';
 import { cryptoRandom } from '../src/random.js';
 import { connectAdminApi } from './admin-api.js';
-import { answerHelp, runScript, UsageError, withMongoStores } from './admin-store.js';
+import { runScript, UsageError, withMongoStores } from './admin-store.js';
+import { answerHelp } from './run.js';
 
 const USAGE = `
 usage: npm run client:create -- --name N [--grant G]... [--scope S]... [--audience A]...

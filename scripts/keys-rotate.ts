@@ -13,7 +13,7 @@ import { parseConfig } from '../src/config.js';
 import { isKeyAlg, KEY_ALGS, rotateKeys } from '../src/keys/index.js';
 import { ensureRefreshSecret, readRefreshSecret, REFRESH_SECRET_FILE } from '../src/keys/refresh-secret.js';
 import { describeError, rotationReport, UsageError } from '../src/keys/report.js';
-import { runScript } from './run.js';
+import { answerHelp, runScript } from './run.js';
 
 const USAGE = `usage: keys:rotate [--alg ${KEY_ALGS.join('|')}] [--dry-run] | --emergency --kid <kid>`;
 
@@ -97,4 +97,9 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-runScript('keys:rotate', () => main(process.argv.slice(2)), describeError);
+if (
+  !answerHelp(`${USAGE}
+One safe, idempotent step of key rotation, fit for a daily cron; --dry-run prints the step without taking it;
+--emergency --kid K replaces a compromised key at once (K leaves the JWKS and never signs again).`)
+)
+  runScript('keys:rotate', () => main(process.argv.slice(2)), describeError);

@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { checkNewUser, createUser } from '../src/admin/accounts.js';
 import { createPasswordHasher } from '../src/users/passwords.js';
 import { UsageError, withMongoStores } from './admin-store.js';
+import { answerHelp } from './run.js';
 
 async function prepare() {
   let values;
@@ -34,8 +35,12 @@ async function prepare() {
   return checkNewUser({ email: values.email, password, roles: values.role, name: values.name });
 }
 
-await withMongoStores('user:create', prepare, async (config, { users }, input) => {
-  const hasher = await createPasswordHasher(config.argon2);
-  const user = await createUser({ users, hasher }, input);
-  process.stdout.write(`user_id=${user.id} email=${user.email} roles=${user.roles.join(',') || '-'}\n`);
-});
+const USAGE = `usage: printf '%s' "$PASSWORD" | npm run user:create -- --email E --password-stdin [--role R]... [--name N]
+Creates a user in MongoDB (MONGODB_URI); the password is read from standard input, never from arguments.`;
+
+if (!answerHelp(USAGE))
+  await withMongoStores('user:create', prepare, async (config, { users }, input) => {
+    const hasher = await createPasswordHasher(config.argon2);
+    const user = await createUser({ users, hasher }, input);
+    process.stdout.write(`user_id=${user.id} email=${user.email} roles=${user.roles.join(',') || '-'}\n`);
+  });

@@ -42,6 +42,18 @@ afterAll(async () => {
   rmSync(keysDir, { recursive: true, force: true });
 });
 
+describe('--help', () => {
+  it('every script answers --help with its usage on stdout and exit 0', async () => {
+    const scripts = ['client-create.ts', 'user-create.ts', 'keys-list.ts', 'keys-rotate.ts'];
+    const outs = await Promise.all(scripts.map((script) => run(script, ['--help'])));
+    outs.forEach((out, index) => {
+      expect(out.code, scripts[index]).toBe(0);
+      expect(out.stdout, scripts[index]).toMatch(/^usage: /);
+      expect(out.stderr, scripts[index]).toBe('');
+    });
+  }, 20_000);
+});
+
 describe('client:create against a running dev server', () => {
   it('works with no other step, and the new client gets a token', async () => {
     expect(statSync(join(keysDir, 'dev-admin-client.json')).mode & 0o777).toBe(0o600);
