@@ -296,7 +296,7 @@ export async function createService(
     signIn,
     pages: createPageRenderer({ productName: config.signIn.productName, logoUrl: assets.logo ? PAGES_LOGO_PATH : undefined }),
     pageAssets: assets,
-    admin: createAdminService({ tokens, clients: stores.clients, random, keysDir: config.keysDir }),
+    admin: createAdminService({ tokens, clients: stores.clients, users: stores.users, hasher, random, keysDir: config.keysDir }),
     scopes: config.scopesSupported.length > 0 || config.production ? config.scopesSupported : DEV_SCOPES,
   });
   return {

@@ -9,13 +9,16 @@ import { readManifest, type KeyMeta } from '../keys/key-files.js';
 import { ADMIN_SCOPE, type TokenService } from '../oauth/token-service.js';
 import { storedScopeTokens } from '../oauth/scope.js';
 import type { Random } from '../random.js';
-import type { ClientRecord, ClientStore } from '../stores/types.js';
-import { createClient, type NewClientInput } from './accounts.js';
+import type { ClientRecord, ClientStore, UserStore } from '../stores/types.js';
+import type { PasswordHasher } from '../users/passwords.js';
+import { createClient, createUser, type NewClientInput, type NewUserInput } from './accounts.js';
 
 export interface AdminServiceDeps {
   readonly tokens: Pick<TokenService, 'authenticateBearer'>;
   /** Uncached: a withdrawn admin permission takes effect at once. */
   readonly clients: Pick<ClientStore, 'create' | 'findById'>;
+  readonly users: Pick<UserStore, 'create'>;
+  readonly hasher: Pick<PasswordHasher, 'hash'>;
   readonly random: Random;
   readonly keysDir: string;
 }
@@ -48,6 +51,10 @@ export function createAdminService(deps: AdminServiceDeps) {
 
     async createClient(input: NewClientInput) {
       return createClient({ clients, random: deps.random }, input);
+    },
+
+    async createUser(input: NewUserInput) {
+      return createUser({ users: deps.users, hasher: deps.hasher }, input);
     },
 
     async showClient(clientId: string): Promise<ClientRecord> {

@@ -133,6 +133,7 @@ export function createApp(deps: AppDeps): Koa {
 function mountAdminRoutes(router: Router, admin: ReturnType<typeof createAdminRoutes>): void {
   router.post('/admin/clients', noStore, admin.requireAdmin, admin.createClient);
   router.get('/admin/clients/:client_id', admin.requireAdmin, admin.showClient);
+  router.post('/admin/users', noStore, admin.requireAdmin, admin.createUser);
   router.get('/admin/keys', admin.requireAdmin, admin.listKeys);
 }
 

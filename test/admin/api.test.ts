@@ -151,6 +151,26 @@ describe('clients and keys', () => {
     expect(missing.body.error).toBe('not_found');
   });
 
+  it('creates a user who can then log in; the password is never echoed or logged', async () => {
+    const at = await adminToken();
+    const password = 'a new user password 7f3k';
+    const res = await request(service.callback)
+      .post('/admin/users')
+      .set('Authorization', `Bearer ${at}`)
+      .send({ email: 'New.User@Example.com', password, roles: ['support'] })
+      .expect(201);
+    expect(res.body.user).toMatchObject({ email: 'new.user@example.com', roles: ['support'] });
+    expect(JSON.stringify(res.body)).not.toContain(password);
+    await request(service.callback).post('/auth/login').send({ email: 'new.user@example.com', password }).expect(200);
+    const again = await request(service.callback)
+      .post('/admin/users')
+      .set('Authorization', `Bearer ${at}`)
+      .send({ email: 'new.user@example.com', password })
+      .expect(409);
+    expect(again.body.error).toBe('conflict');
+    expect(service.logs.text()).not.toContain(password);
+  });
+
   it('lists the keys with their states and dates', async () => {
     const res = await request(service.callback)
       .get('/admin/keys')

@@ -17,14 +17,18 @@ let server: ChildProcess;
 let output = '';
 let url = '';
 
-function run(script: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(script: string, args: string[], env: Record<string, string> = {}, stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawnTracked(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', script), ...args], { env: { ...baseEnv, ...env } });
+    const child = spawnTracked(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', script), ...args], {
+      env: { ...baseEnv, ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.once('exit', (code) => resolve({ code, stdout, stderr }));
+    child.stdin?.end(stdin);
   });
 }
 
@@ -69,6 +73,20 @@ describe('client:create against a running dev server', () => {
     expect(res.status).toBe(200);
     // The secrets never reach the server's log.
     expect(output).not.toContain(secret);
+  }, 20_000);
+
+  it('user:create works too, and the user can log in', async () => {
+    const password = 'the new user password 42';
+    const out = await run('user-create.ts', ['--email', 'cli@example.com', '--password-stdin', '--role', 'support'], {}, password);
+    expect(out).toMatchObject({ code: 0, stderr: '' });
+    expect(out.stdout).toMatch(/^user_id=\S+ email=cli@example.com roles=support\n$/);
+    const login = await fetch(`${url}/auth/login`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ email: 'cli@example.com', password }),
+    });
+    expect(login.status).toBe(200);
+    expect(output).not.toContain(password);
   }, 20_000);
 
   it('answers --help with its usage and exit 0; a bad option or a wrong --url with one line and non-zero', async () => {

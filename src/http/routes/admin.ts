@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { publicClient, type AdminCaller, type AdminService } from '../../admin/service.js';
 import type { Logger } from '../../log.js';
 import { parseInput, text } from '../../input.js';
+import { publicUser } from '../../users/service.js';
 import { requestBody } from '../request.js';
 
 type AdminState = { admin: AdminCaller; audit?: { action: string; target?: string } };
@@ -28,6 +29,8 @@ const newClientBody = z.object({
   cookie_mode: z.boolean().default(false),
   require_par: z.boolean().default(false),
 });
+
+const newUserBody = z.object({ email: text(254), password: text(1024), roles: list(64), name: text(100).optional() });
 
 const param = (ctx: Context, name: string): string => (ctx as unknown as { params: Record<string, string | undefined> }).params[name] ?? '';
 
@@ -68,6 +71,15 @@ export function createAdminRoutes(deps: { admin: AdminService; logger: Logger })
     ctx.body = { client: publicClient(client), ...(clientSecret !== undefined && { client_secret: clientSecret }) };
   };
 
+  const createUser: Middleware<AdminState> = async function createUser(ctx) {
+    ctx.state.audit = { action: 'user.create' };
+    const body = parseInput(newUserBody, requestBody(ctx));
+    const user = await admin.createUser({ email: body.email, password: body.password, roles: body.roles, name: body.name });
+    ctx.state.audit = { action: 'user.create', target: user.id };
+    ctx.status = 201;
+    ctx.body = { user: publicUser(user) };
+  };
+
   const showClient: Middleware<AdminState> = async function showClient(ctx) {
     const clientId = param(ctx as Context, 'client_id');
     ctx.state.audit = { action: 'client.show', target: clientId };
@@ -89,5 +101,5 @@ export function createAdminRoutes(deps: { admin: AdminService; logger: Logger })
     };
   };
 
-  return { requireAdmin, createClient, showClient, listKeys };
+  return { requireAdmin, createClient, createUser, showClient, listKeys };
 }
