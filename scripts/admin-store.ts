@@ -38,6 +38,16 @@ export async function withMongoStores<P>(
   }
 }
 
+/** Runs a script's body with the same one-line error and exit codes (2 for usage, 1 otherwise). */
+export async function runScript(name: string, body: (config: Config) => Promise<void>): Promise<void> {
+  try {
+    await body(parseConfig(process.env));
+  } catch (err) {
+    process.stderr.write(`${name}: ${describe(err)}\n`);
+    process.exitCode = err instanceof UsageError ? 2 : 1;
+  }
+}
+
 function describe(err: unknown): string {
   if (err instanceof ConfigError || err instanceof UsageError) return err.message;
   if (err instanceof OAuthError) return err.description;

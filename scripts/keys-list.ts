@@ -8,7 +8,7 @@ import { parseConfig } from '../src/config.js';
 import { manifestEntry } from '../src/keys/key-files.js';
 import { loadKeyDir, promotableAt, removableAt } from '../src/keys/index.js';
 import { describeError, keyTable, UsageError } from '../src/keys/report.js';
-import { runScript } from './run.js';
+import { answerHelp, runScript } from './run.js';
 
 async function main(argv: string[]): Promise<number> {
   let values;
@@ -35,4 +35,7 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-runScript('keys:list', () => main(process.argv.slice(2)), describeError);
+const USAGE = `usage: npm run keys:list [-- --json]
+Lists the keys in KEYS_DIR with kid, alg, state, dates and when each may next change state (--json: as JSON).`;
+
+if (!answerHelp(USAGE)) runScript('keys:list', () => main(process.argv.slice(2)), describeError);

@@ -18,7 +18,7 @@ import { describeError, rotationReport, UsageError } from '../src/keys/report.js
 import { keyEvents } from '../src/events/keys.js';
 import { publishScriptEvents } from '../src/events/script-events.js';
 import { cryptoRandom } from '../src/random.js';
-import { runScript } from './run.js';
+import { answerHelp, runScript } from './run.js';
 
 const USAGE = `usage: keys:rotate [--alg ${KEY_ALGS.join('|')}] [--dry-run] | --emergency --kid <kid>`;
 
@@ -114,4 +114,9 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-runScript('keys:rotate', () => main(process.argv.slice(2)), describeError);
+if (
+  !answerHelp(`${USAGE}
+One safe, idempotent step of key rotation, fit for a daily cron; --dry-run prints the step without taking it;
+--emergency --kid K replaces a compromised key at once (K leaves the JWKS and never signs again).`)
+)
+  runScript('keys:rotate', () => main(process.argv.slice(2)), describeError);

@@ -14,3 +14,10 @@ export function runScript(name: string, main: () => Promise<number>, describe: (
     },
   );
 }
+
+/** `--help` / `-h` anywhere: the usage on stdout and exit 0, before anything else is read. */
+export function answerHelp(usage: string): boolean {
+  if (!process.argv.slice(2).some((arg) => arg === '--help' || arg === '-h')) return false;
+  process.stdout.write(`${usage.trim()}\n`);
+  return true;
+}

@@ -4,6 +4,7 @@
  */
 import { join } from 'node:path';
 import { systemClock, type Clock } from './clock.js';
+import { createAdminService } from './admin/service.js';
 import { cacheClients } from './clients/cache.js';
 import type { Config, RateBudget } from './config.js';
 import { DEV_SCOPES, seedDevData, type SeedResult } from './dev/seed.js';
@@ -460,6 +461,7 @@ export async function createService(
     logout,
     pages: createPageRenderer({ productName: config.signIn.productName, logoUrl: assets.logo ? PAGES_LOGO_PATH : undefined }),
     pageAssets: assets,
+    admin: createAdminService({ tokens, clients: stores.clients, users: stores.users, hasher, random, keysDir: config.keysDir }),
     scopes: config.scopesSupported.length > 0 || config.production ? config.scopesSupported : DEV_SCOPES,
     requestScope,
     devMail: mailOut.devMail,

@@ -4,6 +4,8 @@
  * it parses the config, builds the service (`compose.ts`), listens (`http-server.ts`) or
  * supervises workers (`cluster.ts`), and owns shutdown.
  */
+import { writeAdminCredentials } from './dev/admin-credentials.js';
+import { DEV_ADMIN_CLIENT_ID } from './dev/seed.js';
 import cluster from 'node:cluster';
 import { pathToFileURL } from 'node:url';
 import { runPrimary } from './cluster.js';
@@ -57,6 +59,18 @@ export async function startServer(config: Config, deps: { logger: Logger; clock?
   const { embedded } = service.stores;
   if (service.seeded && embedded.length > 0) {
     logger.warn({ embedded }, `dev mode: ${embedded.join(', ')} are in memory; nothing is persisted and everything is lost on exit`);
+  }
+  const adminSecret = service.seeded?.adminClientSecret;
+  if (adminSecret !== undefined) {
+    // The CLI's credentials for the admin API (issue 22): KEYS_DIR is ours and git-ignored.
+    await writeAdminCredentials(config.keysDir, { client_id: DEV_ADMIN_CLIENT_ID, client_secret: adminSecret, url: listening.url }).then(
+      (file) => logger.info({ file }, 'dev mode: admin client credentials written for the CLI'),
+      (err: unknown) =>
+        logger.warn(
+          { reason: (err as Error).message },
+          'dev mode: could not write the admin client credentials; the CLI needs ADMIN_CLIENT_ID and ADMIN_CLIENT_SECRET',
+        ),
+    );
   }
   // Lines are buffered (src/log.ts): start-up's, the dev-mode warning among them, go out now,
   // before the dev hints.

@@ -21,7 +21,7 @@ import {
 import { looksLikeEmail, normaliseEmail } from '../users/email.js';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, type PasswordHasher } from '../users/passwords.js';
 
-export const PERMISSIONS: readonly ClientPermission[] = ['introspect', 'revoke'];
+export const PERMISSIONS: readonly ClientPermission[] = ['introspect', 'revoke', 'admin'];
 
 export interface NewClientInput {
   readonly name: string;
@@ -73,6 +73,8 @@ export function planClient(random: Random, input: NewClientInput): PlannedClient
   const unknownPermission = input.permissions.find((permission) => !PERMISSIONS.includes(permission as ClientPermission));
   if (unknownPermission !== undefined) throw new InvalidRequestError(`--permission "${unknownPermission}" is not one of ${PERMISSIONS.join(', ')}`);
   if (input.public && input.permissions.includes('introspect')) throw new InvalidRequestError('a --public client cannot introspect');
+  if (input.permissions.includes('admin') && (input.public || !grants.includes('client_credentials')))
+    throw new InvalidRequestError('--permission admin needs a confidential client with --grant client_credentials (the admin scope is obtained only that way)');
   for (const audience of input.audiences) {
     if (!/^https?:\/\/\S+$/.test(audience)) throw new InvalidRequestError(`--audience "${audience}" must be an http(s) URL`);
   }

@@ -13,6 +13,8 @@ import type { PasswordHasher } from '../users/passwords.js';
 export const DEV_PUBLIC_CLIENT_ID = 'demo-app';
 export const DEV_SERVICE_CLIENT_ID = 'demo-service';
 export const DEV_SPA_CLIENT_ID = 'demo-spa';
+/** The admin API's client in dev: the CLI finds its secret in KEYS_DIR (`dev/admin-credentials.ts`). */
+export const DEV_ADMIN_CLIENT_ID = 'demo-admin';
 /** The first any loopback port matches (RFC 8252 §7.3); the second is Vite's dev server. */
 export const DEV_SPA_REDIRECT_URIS: readonly string[] = ['http://127.0.0.1/callback', 'http://localhost:5173/callback'];
 export const DEV_USER_EMAIL = 'demo@example.com';
@@ -24,6 +26,8 @@ export interface SeedResult {
   /** Set only when the client was created now; an existing one keeps its unknown secret. */
   readonly clientSecret: string | undefined;
   readonly userPassword: string | undefined;
+  /** Set only when the admin client was created now. */
+  readonly adminClientSecret?: string | undefined;
 }
 
 export async function seedDevData(deps: {
@@ -80,10 +84,29 @@ export async function seedDevData(deps: {
       secretHash: hashClientSecret(clientSecret),
     }),
   );
+  const adminClientSecret = generateClientSecret(deps.random);
+  const adminCreated = await ignoreDuplicate(
+    deps.clients.create({
+      clientId: DEV_ADMIN_CLIENT_ID,
+      name: 'Demo admin (the CLI)',
+      type: 'confidential',
+      firstParty: false,
+      grantTypes: ['client_credentials'],
+      scopes: ['admin'],
+      audiences: [],
+      permissions: ['admin'],
+      cookieMode: false,
+      secretHash: hashClientSecret(adminClientSecret),
+    }),
+  );
   const userCreated = await ignoreDuplicate(
     deps.users.create({ email: DEV_USER_EMAIL, name: 'Demo User', passwordHash: await deps.hasher.hash(userPassword), roles: ['admin'], emailVerified: true }),
   );
-  return { clientSecret: serviceCreated ? clientSecret : undefined, userPassword: userCreated ? userPassword : undefined };
+  return {
+    clientSecret: serviceCreated ? clientSecret : undefined,
+    userPassword: userCreated ? userPassword : undefined,
+    adminClientSecret: adminCreated ? adminClientSecret : undefined,
+  };
 }
 
 async function ignoreDuplicate(creation: Promise<unknown>): Promise<boolean> {

@@ -32,6 +32,8 @@ import { requestLog } from './middleware/request-log.js';
 import { requestScope } from './middleware/request-scope.js';
 import { httpMetrics, tokenMetrics, type HttpMetrics } from './middleware/metrics.js';
 import { corsPolicy, publicDocumentHeaders, securityHeaders } from './middleware/security.js';
+import { createAdminRoutes } from './routes/admin.js';
+import type { AdminService } from '../admin/service.js';
 import { createAuthRoutes } from './routes/auth.js';
 import { liveness, readiness, type ReadinessCheck } from './routes/health.js';
 import { authenticateClient, exchangeGrant, introspectToken, noStore, revokeToken } from './routes/oauth.js';
@@ -55,6 +57,8 @@ export interface AppDeps {
   readonly logout: Logout;
   readonly pages: PageRenderer;
   readonly pageAssets: PageAssets;
+  /** The admin API (`/admin/*`); absent, no admin routes. */
+  readonly admin?: AdminService;
   /** `scopes_supported` of the metadata. */
   readonly scopes?: readonly string[];
   /** Each request runs inside it, so that security events name the request that caused them. */
@@ -163,6 +167,7 @@ export function createApp(deps: AppDeps): Koa {
   router.post(ACCOUNT_PAGE_PATHS.verifyEmail, accountPages.pageErrors, accountPages.verifyEmail.submit);
   router.get(ACCOUNT_PAGE_PATHS.confirmEmail, accountPages.pageErrors, accountPages.confirmEmail.show);
   router.post(ACCOUNT_PAGE_PATHS.confirmEmail, accountPages.pageErrors, accountPages.confirmEmail.submit);
+  if (deps.admin) mountAdminRoutes(router, createAdminRoutes({ admin: deps.admin, logger: deps.logger }));
 
   app.use(requestLog(deps));
   if (deps.requestScope) app.use(requestScope(deps.requestScope));
@@ -178,6 +183,14 @@ export function createApp(deps: AppDeps): Koa {
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;
+}
+
+/** The admin API's route table (issue 22); the OpenAPI document lists exactly these. */
+function mountAdminRoutes(router: Router, admin: ReturnType<typeof createAdminRoutes>): void {
+  router.post('/admin/clients', noStore, admin.requireAdmin, admin.createClient);
+  router.get('/admin/clients/:client_id', admin.requireAdmin, admin.showClient);
+  router.post('/admin/users', noStore, admin.requireAdmin, admin.createUser);
+  router.get('/admin/keys', admin.requireAdmin, admin.listKeys);
 }
 
 /** Turns the router's bare 404/405/501 into errors in the one JSON format. */

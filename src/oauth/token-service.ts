@@ -76,6 +76,9 @@ export interface TokenServiceDeps {
   readonly onFamilyReused?: (family: Family) => Promise<void>;
 }
 
+/** The scope of the admin API (`/admin/*`): only clients with the `admin` permission obtain it, only by client_credentials. */
+export const ADMIN_SCOPE = 'admin';
+
 const INVALID_REFRESH_TOKEN = 'the refresh token is invalid, expired or revoked';
 
 export function createTokenService(deps: TokenServiceDeps) {
@@ -168,6 +171,8 @@ export function createTokenService(deps: TokenServiceDeps) {
       signIn?: FamilySignIn | undefined;
     }) {
       const scope = grantScope(input.scope, input.client.scopes);
+      if (storedScopeTokens(scope).includes(ADMIN_SCOPE))
+        throw new InvalidScopeError(`the ${ADMIN_SCOPE} scope is only for admin clients, by client_credentials`);
       const audience = pickAudience(input.client, input.audience);
       let family: { family: Family; refreshToken: string } | undefined;
       if (input.client.grantTypes.includes('refresh_token')) {
@@ -193,6 +198,8 @@ export function createTokenService(deps: TokenServiceDeps) {
     /** client_credentials: no user, no refresh token, `sub` = client id. */
     async issueForClient(input: { client: ClientRecord; scope?: string | undefined; audience?: string | undefined }) {
       const scope = grantScope(input.scope, input.client.scopes);
+      if (storedScopeTokens(scope).includes(ADMIN_SCOPE) && !input.client.permissions.includes('admin'))
+        throw new InvalidScopeError(`the ${ADMIN_SCOPE} scope needs a client with the admin permission`);
       const audience = pickAudience(input.client, input.audience);
       const issued = await accessTokenFor({ client: input.client, scope, audience });
       return response(issued, scope);

@@ -123,7 +123,8 @@ export interface UserChangeFeed {
 
 // ---------------------------------------------------------------- OAuth clients
 
-export type ClientPermission = 'introspect' | 'revoke';
+/** `admin`: may obtain the `admin` scope by client_credentials (the admin API, `/admin/*`). */
+export type ClientPermission = 'introspect' | 'revoke' | 'admin';
 
 export interface ClientRecord {
   readonly clientId: string;

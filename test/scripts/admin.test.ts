@@ -33,7 +33,9 @@ function run(
   { env = {}, stdin = '' }: { env?: Record<string, string>; stdin?: string } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', script), ...args], {
+    // These drive the direct-to-MongoDB mode; the admin-API mode has its own test (cli-api.test.ts).
+    const mode = ['--direct'];
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', script), ...mode, ...args], {
       env: { PATH: process.env.PATH, MONGODB_URI: mongoUri, ARGON2_MEMORY_KIB: '8192', ARGON2_TIME_COST: '1', ...env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });

@@ -58,7 +58,7 @@ export interface MongoModels {
   readonly Consent: Model<ConsentDocument>;
 }
 
-const PERMISSIONS: readonly ClientPermission[] = ['introspect', 'revoke'];
+const PERMISSIONS: readonly ClientPermission[] = ['introspect', 'revoke', 'admin'];
 
 /**
  * `grantTypes`: the grant registry's list (`oauth/grants`), passed in by whoever opens the
