@@ -209,7 +209,11 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         const { store: families } = store();
         const created = newFamily();
         await families.create(created, context);
-        expect(await families.rotate(created.id, { presented: hash(), next: hash() }, context)).toEqual({ outcome: 'reused', familyId: created.id });
+        expect(await families.rotate(created.id, { presented: hash(), next: hash() }, context)).toMatchObject({
+          outcome: 'reused',
+          familyId: created.id,
+          family: { id: created.id },
+        });
         expect(await families.isRevoked(created.id)).toBe(true);
       });
 
@@ -221,7 +225,11 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         const first = await families.rotate(created.id, { presented: created.tokenHash, next }, context);
         expect(await families.rotate(created.id, { presented: created.tokenHash, next }, { userAgent: 'other' })).toEqual(first);
         expect(await families.current(created.id, next)).toMatchObject({ id: created.id, userAgent: context.userAgent });
-        expect(await families.rotate(created.id, { presented: created.tokenHash, next: hash() }, context)).toEqual({ outcome: 'reused', familyId: created.id });
+        expect(await families.rotate(created.id, { presented: created.tokenHash, next: hash() }, context)).toMatchObject({
+          outcome: 'reused',
+          familyId: created.id,
+          family: { id: created.id },
+        });
         expect(await families.current(created.id, next)).toBeNull();
       });
 
@@ -278,7 +286,7 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
       for (let i = 0; i < n; i += 1) issued.push((await rotated(families, issued.at(-1)!)).refreshToken);
       const newest = issued.at(-1)!;
       const stale = issued[Math.floor(n / 2)]!; // one rotated away, from the middle of the chain
-      expect(await families.rotate(stale, context)).toEqual({ outcome: 'reused', familyId: family.id });
+      expect(await families.rotate(stale, context)).toMatchObject({ outcome: 'reused', familyId: family.id, family: { id: family.id } });
       expect(await families.rotate(newest, context)).toEqual({ outcome: 'invalid' });
       expect(await families.inspect(newest)).toBeNull();
       expect(await families.get(family.id)).toBeNull();
@@ -366,9 +374,11 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
     it('ends a family whose audience its client may no longer target', async () => {
       const families = store();
       const { family, refreshToken } = await families.create({ ...grant(), audience: 'https://api.a.test' }, context);
-      expect(await families.rotate(refreshToken, context, { clientId: family.clientId, audiences: ['https://auth.test'] })).toEqual({
+      expect(await families.rotate(refreshToken, context, { clientId: family.clientId, audiences: ['https://auth.test'] })).toMatchObject({
         outcome: 'withdrawn',
         familyId: family.id,
+        // As it was before it ended: the security event and the back-channel logout need it.
+        family: { id: family.id, subject: family.subject, clientId: family.clientId },
       });
       expect(await families.isRevoked(family.id)).toBe(true);
       expect(await families.get(family.id)).toBeNull();
@@ -440,7 +450,7 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         const families = store({ reuseGrace: 0 });
         const { family, refreshToken } = await families.create(grant(), context);
         const next = await rotated(families, refreshToken);
-        expect(await families.rotate(refreshToken, context)).toEqual({ outcome: 'reused', familyId: family.id });
+        expect(await families.rotate(refreshToken, context)).toMatchObject({ outcome: 'reused', familyId: family.id, family: { id: family.id } });
         expect(await families.rotate(next.refreshToken, context)).toEqual({ outcome: 'invalid' });
       });
 
@@ -450,7 +460,7 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         const next = await rotated(families, refreshToken);
         clock.advance(-2 * SECOND); // e.g. another instance whose clock is 2 s behind
         try {
-          expect(await families.rotate(refreshToken, context)).toEqual({ outcome: 'reused', familyId: family.id });
+          expect(await families.rotate(refreshToken, context)).toMatchObject({ outcome: 'reused', familyId: family.id, family: { id: family.id } });
         } finally {
           clock.advance(2 * SECOND);
         }
@@ -506,7 +516,7 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         expect(thief.refreshToken).toBe(owner.refreshToken);
         await rotated(families, owner.refreshToken); // the owner's next refresh
         await elapse(10 * SECOND);
-        expect(await families.rotate(thief.refreshToken, context)).toEqual({ outcome: 'reused', familyId: family.id });
+        expect(await families.rotate(thief.refreshToken, context)).toMatchObject({ outcome: 'reused', familyId: family.id, family: { id: family.id } });
         expect(await families.isRevoked(family.id)).toBe(true);
       });
 
@@ -528,7 +538,7 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         await elapse(6 * SECOND);
         await rotated(families, first);
         await elapse(4 * SECOND); // 10 s after the rotation: the window is over
-        expect(await families.rotate(first, context)).toEqual({ outcome: 'reused', familyId: family.id });
+        expect(await families.rotate(first, context)).toMatchObject({ outcome: 'reused', familyId: family.id, family: { id: family.id } });
       });
 
       it('on: only the token just rotated is a retry; the one before it is reuse, even inside the window', async () => {
@@ -536,7 +546,7 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         const { family, refreshToken: first } = await families.create(grant(), context);
         const second = await rotated(families, first);
         await rotated(families, second.refreshToken);
-        expect(await families.rotate(first, context)).toEqual({ outcome: 'reused', familyId: family.id });
+        expect(await families.rotate(first, context)).toMatchObject({ outcome: 'reused', familyId: family.id, family: { id: family.id } });
       });
     });
 

@@ -17,6 +17,6 @@ describe('memory family store', () => {
     const { family, refreshToken } = await families.create(grant, {});
     expect((await families.rotate(refreshToken, {})).outcome).toBe('rotated');
     clock.advance(-1);
-    expect(await families.rotate(refreshToken, {})).toEqual({ outcome: 'reused', familyId: family.id });
+    expect(await families.rotate(refreshToken, {})).toMatchObject({ outcome: 'reused', familyId: family.id, family: { id: family.id } });
   });
 });

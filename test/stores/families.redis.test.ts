@@ -113,7 +113,7 @@ describe('Redis family store', () => {
       const late = familyStore(client, { clock: behind });
       const { family, refreshToken } = await ahead.create(grant, context);
       const winner = await rotated(ahead, refreshToken);
-      expect(await late.rotate(refreshToken, context)).toEqual({ outcome: 'reused', familyId: family.id });
+      expect(await late.rotate(refreshToken, context)).toMatchObject({ outcome: 'reused', familyId: family.id, family: { id: family.id } });
       expect(await ahead.rotate(winner, context)).toEqual({ outcome: 'invalid' });
     });
 
