@@ -169,11 +169,12 @@ export function timeSigning(accessTokens: AccessTokens, keys: Pick<KeyRingSource
 /** Keys by state and the wait before the oldest `next` key may sign, read from the ring at scrape time. */
 export function sampleKeys(
   metrics: Pick<Metrics, 'gauges' | 'sampleOnScrape'>,
-  keys: Pick<KeyRingSource, 'current' | 'ready'>,
+  keys: Pick<KeyRingSource, 'current' | 'ready' | 'reloadFailure'>,
   timings: RotationTimings,
   now: () => number,
 ): void {
-  const { keys: gauge, promotableIn } = metrics.gauges;
+  const { keys: gauge, promotableIn, keyDirectory } = metrics.gauges;
+  metrics.sampleOnScrape('keyDirectory', () => keyDirectory.set(keys.reloadFailure() === undefined ? 1 : 0));
   metrics.sampleOnScrape('keys', () => {
     if (!keys.ready()) return;
     const ring = keys.current().keys;

@@ -107,7 +107,7 @@ export function createMetrics(options: MetricsOptions = {}) {
   });
   // Gauges sampled at scrape time, never on a request's path: each runs its own samplers
   // when collected (a registry collects its metrics concurrently, so one gauge cannot fill another).
-  const samplers = { keys: [] as Sampler[], promotableIn: [] as Sampler[], storeUp: [] as Sampler[] };
+  const samplers = { keys: [] as Sampler[], promotableIn: [] as Sampler[], storeUp: [] as Sampler[], keyDirectory: [] as Sampler[] };
   const sampled = (name: keyof typeof samplers) => ({
     async collect() {
       await Promise.all(samplers[name].map((sample) => sample()));
@@ -128,6 +128,14 @@ export function createMetrics(options: MetricsOptions = {}) {
     registers,
     aggregator: 'min',
     ...sampled('promotableIn'),
+  });
+  const keyDirectory = new Gauge({
+    name: `${p}key_directory_ok`,
+    help: 'Whether this instance follows KEYS_DIR (1) or its reloads keep failing (0: it signs and publishes only what it could still read)',
+    registers,
+    // One worker that cannot read the folder is not following rotations.
+    aggregator: 'min',
+    ...sampled('keyDirectory'),
   });
   const jwks = new Counter({ name: `${p}jwks_requests_total`, help: 'JWKS responses by status (200, 304)', labelNames: ['status'] as const, registers });
   const storeDuration = new Histogram({
@@ -165,7 +173,7 @@ export function createMetrics(options: MetricsOptions = {}) {
   return {
     registry,
     /** Gauges sampled at scrape time by the functions given to `sampleOnScrape` (see `sample.ts`). */
-    gauges: { keys, promotableIn, storeUp },
+    gauges: { keys, promotableIn, storeUp, keyDirectory },
     /** `sample` runs each time `gauge` is collected, and sets it. */
     sampleOnScrape(gauge: keyof typeof samplers, sample: Sampler): void {
       samplers[gauge].push(sample);

@@ -1,3 +1,5 @@
+import { sampleKeys } from '../../src/metrics/instrument.js';
+import { createMetrics } from '../../src/metrics/metrics.js';
 import { chown, mkdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -158,6 +160,11 @@ describe('a reload that keeps failing (issue 23 item 8)', () => {
     await keys.start();
     const compromised = keys.current().active.kid;
     expect(keys.reloadFailure()).toBeUndefined();
+    // The metric an alert can watch: authority_key_directory_ok, read at scrape time.
+    const metrics = createMetrics({ defaultMetrics: false });
+    sampleKeys(metrics, keys, TIMINGS, () => Date.now());
+    const directoryOk = async () => (await metrics.registry.getSingleMetric('authority_key_directory_ok')!.get()).values[0]?.value;
+    expect(await directoryOk()).toBe(1);
 
     // The emergency rotation removes the key's file; its new manifest is unreadable to this
     // server (written by another user: here garbage, since root reads any file).
@@ -176,6 +183,7 @@ describe('a reload that keeps failing (issue 23 item 8)', () => {
     expect(keys.reloadFailure()).toBeUndefined();
     await keys.reload();
     expect(keys.reloadFailure()).toMatch(/keyring\.json/);
+    expect(await directoryOk()).toBe(0);
 
     // Fixed: the next reload takes the new ring and everything is well again.
     await rm(join(dir, MANIFEST_FILE));
@@ -183,6 +191,7 @@ describe('a reload that keeps failing (issue 23 item 8)', () => {
     expect(await keys.reload()).toBe(true);
     expect(keys.ready()).toBe(true);
     expect(keys.reloadFailure()).toBeUndefined();
+    expect(await directoryOk()).toBe(1);
     expect(keys.current().signingKey().kid).not.toBe(compromised);
   });
 

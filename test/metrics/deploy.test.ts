@@ -87,12 +87,13 @@ describe('deploy/prometheus/alerts.yml', () => {
     execFileSync(PROMTOOL, ['check', 'config', '--syntax-only', join(ROOT, 'deploy', 'prometheus', 'prometheus.yml')], { encoding: 'utf8' });
   });
 
-  it('has the five alerts the issue asks for, each with a summary and what to look at', () => {
+  it('has the five alerts the issue asks for, and one for a key directory the instance cannot reload (issue 23 item 8), each with a summary and what to look at', () => {
     expect(rules.map((rule) => rule.alert)).toEqual([
       'RefreshTokenReuseDetected',
       'LoginFailureRatioHigh',
       'StoreUnavailable',
       'NoNextSigningKeyPublished',
+      'KeyDirectoryNotFollowed',
       'TokenEndpointLatencyHigh',
     ]);
     for (const rule of rules) expect(rule.annotations.summary && rule.annotations.description, rule.alert).toBeTruthy();
