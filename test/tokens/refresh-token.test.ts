@@ -170,7 +170,7 @@ describe('refresh tokens over a family store', () => {
     const rotation = await tokens.rotate(refreshToken, {});
     if (rotation.outcome !== 'rotated') throw new Error(rotation.outcome);
     expect(await tokens.inspect(rotation.refreshToken)).toMatchObject({ id: family.id });
-    expect(await tokens.rotate(refreshToken, {})).toEqual({ outcome: 'reused', familyId: family.id });
+    expect(await tokens.rotate(refreshToken, {})).toMatchObject({ outcome: 'reused', familyId: family.id, family: { id: family.id } });
     expect(seen).toHaveLength(4);
     const given = JSON.stringify(seen);
     for (const token of [refreshToken, rotation.refreshToken]) {
