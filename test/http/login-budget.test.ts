@@ -58,7 +58,10 @@ describe('login budgets on Redis', () => {
     const monitor = await new Redis(redis.url).monitor();
     const commands: string[] = [];
     monitor.on('monitor', (_time: string, args: string[], source: string) => {
-      if (source !== 'lua' && !HOUSEKEEPING.has(args[0]!.toLowerCase())) commands.push(args[0]!.toLowerCase());
+      // The mail outbox and the back-channel logout queue poll Redis on their own, whatever
+      // the login does; the security event the login emits (XADD events:security) counts.
+      const key = (/^eval/i.test(args[0]!) ? args[3] : args[1]) ?? '';
+      if (source !== 'lua' && !HOUSEKEEPING.has(args[0]!.toLowerCase()) && !/^(\{mail\}|bcl:)/.test(key)) commands.push(args[0]!.toLowerCase());
     });
     expect((await passwordLogin(a)).status).toBe(200);
     await new Promise((resolve) => setTimeout(resolve, 100));
