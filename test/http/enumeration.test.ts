@@ -29,7 +29,7 @@ const median = (values: number[]): number => {
 };
 
 describe('login without user enumeration', () => {
-  it('answers unknown emails and wrong passwords identically, with medians within 20% over 50 attempts each', async () => {
+  it('answers unknown emails and wrong passwords identically, with a median paired difference within 20% over 50 pairs', async () => {
     const attempt = async (email: string) => {
       const started = process.hrtime.bigint();
       const res = await request(service.callback).post('/auth/login').send({ email, password: 'definitely wrong' });
@@ -40,6 +40,11 @@ describe('login without user enumeration', () => {
     await attempt('warmup@example.com');
     const known: number[] = [];
     const unknown: number[] = [];
+    // Each pair runs back to back, so a burst of load from other work on a shared machine
+    // hits both of its attempts; the median of the pairs' relative differences ignores the
+    // pairs a burst split. Without the dummy hash an unknown email skips argon2 and every
+    // pair differs by about 90%.
+    const differences: number[] = [];
     for (let i = 0; i < 50; i += 1) {
       const a = await attempt(USER_EMAIL);
       const b = await attempt(`nobody-${i}@example.com`);
@@ -47,9 +52,12 @@ describe('login without user enumeration', () => {
       expect(b.body).toEqual(a.body);
       known.push(a.ms);
       unknown.push(b.ms);
+      differences.push((b.ms - a.ms) / Math.max(a.ms, b.ms));
     }
-    const [knownMedian, unknownMedian] = [median(known), median(unknown)];
-    console.log(`enumeration timing: wrong password median ${knownMedian.toFixed(1)} ms, unknown email median ${unknownMedian.toFixed(1)} ms`);
-    expect(Math.abs(knownMedian - unknownMedian) / Math.max(knownMedian, unknownMedian)).toBeLessThan(0.2);
+    const [knownMedian, unknownMedian, pairedMedian] = [median(known), median(unknown), median(differences)];
+    console.log(
+      `enumeration timing: wrong password median ${knownMedian.toFixed(1)} ms, unknown email median ${unknownMedian.toFixed(1)} ms, median paired difference ${(pairedMedian * 100).toFixed(1)}%`,
+    );
+    expect(Math.abs(pairedMedian)).toBeLessThan(0.2);
   }, 120_000);
 });
