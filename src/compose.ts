@@ -83,6 +83,7 @@ import { hkdfSync } from 'node:crypto';
 import { createAccessTokens } from './tokens/access-token.js';
 import { createIdTokens } from './tokens/id-token.js';
 import { createRefreshTokens } from './tokens/refresh-token.js';
+import { createAttemptGuard } from './users/budgets.js';
 import { createLoginThrottle } from './users/login-throttle.js';
 import { createPasswordHasher } from './users/passwords.js';
 import { createUserService, type UserService } from './users/service.js';
@@ -343,14 +344,17 @@ export async function createService(
     ip: config.loginIpRateLimit,
     account: config.loginAccountRateLimit,
   });
+  // Registrations and mail requests: spent before the work, given back by a 503.
+  const budgets = createAttemptGuard(stores.rateLimits.attempts());
   const passwordPolicy = createPasswordPolicy({ hibpRangeUrl: config.hibpRangeUrl, logger });
   const userService = createUserService({
     users: stores.users,
     hasher,
     throttle,
     clock,
-    takenEmails: stores.rateLimits.limiter({ keyPrefix: 'register-taken', ...toLimit(config.registerRateLimit) }),
-    registrations: stores.rateLimits.limiter({ keyPrefix: 'register-ip', ...toLimit(config.registerIpRateLimit) }),
+    budgets,
+    takenEmails: config.registerRateLimit,
+    registrations: config.registerIpRateLimit,
     requireVerifiedEmail: config.requireVerifiedEmail,
     refusePassword: passwordPolicy.refuse,
   });
@@ -434,8 +438,9 @@ export async function createService(
     refusePassword: passwordPolicy.refuse,
     endSessions: (userId) => sessions.endEverySession(userId),
     throttle,
-    perAddress: stores.rateLimits.limiter({ keyPrefix: 'mail-address', ...toLimit(config.mail.addressRateLimit) }),
-    perNetwork: stores.rateLimits.limiter({ keyPrefix: 'mail-ip', ...toLimit(config.mail.ipRateLimit) }),
+    budgets,
+    perAddress: config.mail.addressRateLimit,
+    perNetwork: config.mail.ipRateLimit,
     clock,
     logger,
   });

@@ -23,11 +23,10 @@
  * unknown emails are counted exactly like known ones (no enumeration through 429s).
  */
 import { hash, randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { RateBudget } from '../config.js';
-import { TooManyRequestsError } from '../errors.js';
 import { clientNetwork } from '../net.js';
-import { StoreUnavailableError, type AttemptBudget, type AttemptLedger, type RateLimitBackend, type RateLimiter } from '../stores/types.js';
+import { StoreUnavailableError, type AttemptBudget, type RateLimitBackend } from '../stores/types.js';
+import { budgetOf, createAttemptGuard } from './budgets.js';
 
 export interface LoginBudgets {
   readonly accountIp: RateBudget;
@@ -35,68 +34,19 @@ export interface LoginBudgets {
   readonly account: RateBudget;
 }
 
-/** Longest a reservation holds its points unsettled: beyond any judged attempt (argon2 plus the stores' timeouts). */
-const HOLD_MS = 30_000;
-/** How long an attempt waits for others in flight before it is refused after all. */
-const MAX_WAIT_MS = 5_000;
-const WAIT_STEP_MS = 25;
-/** Retrying the release of an attempt the store could not take. */
-const RELEASE_RETRY_MS = 250;
 const REFUSED = 'too many failed login attempts, try again later';
 
 export function createLoginThrottle(limits: RateLimitBackend, budgets: LoginBudgets, options: { holdMs?: number } = {}) {
-  const ledger: AttemptLedger = limits.attempts();
-  const holdMs = options.holdMs ?? HOLD_MS;
-  const windowMs = (budget: RateBudget) => budget.durationSec * 1000;
+  const guard = createAttemptGuard(limits.attempts(), options);
   const budgetsFor = (email: string, address: string): AttemptBudget[] => {
     const accountKey = hash('sha256', email, 'base64url').slice(0, 22);
     const network = clientNetwork(address);
     return [
-      { key: `login:account-ip:${accountKey}:${network}`, points: budgets.accountIp.points, windowMs: windowMs(budgets.accountIp), resetOnSuccess: true },
-      { key: `login:ip:${network}`, points: budgets.ip.points, windowMs: windowMs(budgets.ip) },
-      { key: `login:account:${accountKey}`, points: budgets.account.points, windowMs: windowMs(budgets.account) },
+      budgetOf(`login:account-ip:${accountKey}:${network}`, budgets.accountIp, { resetOnSuccess: true }),
+      budgetOf(`login:ip:${network}`, budgets.ip),
+      budgetOf(`login:account:${accountKey}`, budgets.account),
     ];
   };
-
-  /** Releases in the background until the store takes it (sent after the reservation, so it runs after it). */
-  function releaseLater(id: string, attempt: readonly AttemptBudget[]): void {
-    const deadline = Date.now() + holdMs;
-    void (async () => {
-      while (Date.now() < deadline) {
-        try {
-          return await ledger.settle(id, attempt, 'released');
-        } catch {
-          await sleep(RELEASE_RETRY_MS);
-        }
-      }
-    })();
-  }
-
-  async function admit(id: string, attempt: readonly AttemptBudget[]): Promise<void> {
-    const deadline = Date.now() + MAX_WAIT_MS;
-    for (;;) {
-      let reservation;
-      try {
-        reservation = await ledger.reserve(id, attempt, holdMs);
-      } catch (err) {
-        // The reservation may still run when the store answers again: take it back then.
-        releaseLater(id, attempt);
-        throw err;
-      }
-      if (reservation.admitted) return;
-      if (!reservation.inFlight || Date.now() >= deadline) throw new TooManyRequestsError(Math.max(1000, reservation.retryAfterMs) / 1000, REFUSED);
-      await sleep(WAIT_STEP_MS + Math.random() * WAIT_STEP_MS);
-    }
-  }
-
-  async function settle(id: string, attempt: readonly AttemptBudget[], outcome: 'succeeded' | 'failed' | 'released'): Promise<void> {
-    try {
-      await ledger.settle(id, attempt, outcome);
-    } catch (err) {
-      releaseLater(id, attempt);
-      throw err;
-    }
-  }
 
   return {
     /**
@@ -108,38 +58,19 @@ export function createLoginThrottle(limits: RateLimitBackend, budgets: LoginBudg
     async judge<T>(email: string, address: string, check: () => Promise<T>): Promise<T> {
       const attempt = budgetsFor(email, address);
       const id = randomUUID();
-      await admit(id, attempt);
+      await guard.admit(id, attempt, REFUSED);
       let result: T;
       try {
         result = await check();
       } catch (err) {
-        await settle(id, attempt, err instanceof StoreUnavailableError ? 'released' : 'failed').catch(() => undefined);
+        const outcome = err instanceof StoreUnavailableError ? 'released' : 'failed';
+        await guard.settle(id, attempt, outcome, outcome).catch(() => undefined);
         throw err;
       }
-      await settle(id, attempt, 'succeeded');
+      await guard.settle(id, attempt, 'succeeded');
       return result;
     },
   };
-}
-
-/** One point of one budget: the limiter and the key it counts under. */
-export interface BudgetKey {
-  readonly limiter: RateLimiter;
-  readonly key: string;
-}
-
-/**
- * Spends one point from every budget *before* the work they guard, so that concurrent
- * requests cannot all pass a check made before any of them counted. When any budget was
- * already spent, refunds them all (a refused request costs nothing) and throws 429 with
- * the longest wait.
- */
-export async function spendEveryBudget(budgets: readonly BudgetKey[], message: string): Promise<void> {
-  const states = await Promise.all(budgets.map(({ limiter, key }) => limiter.consume(key)));
-  const blocked = states.filter((state) => !state.allowed);
-  if (blocked.length === 0) return;
-  await Promise.all(budgets.map(({ limiter, key }) => limiter.refund(key)));
-  throw new TooManyRequestsError(Math.max(...blocked.map((state) => state.retryAfterMs)) / 1000, message);
 }
 
 export type LoginThrottle = ReturnType<typeof createLoginThrottle>;

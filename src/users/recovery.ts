@@ -6,7 +6,8 @@
  * Requests that name an address (forgot, resend) answer the same whether or not it has an
  * account: what differs — the lookup, the token, the mail — runs after the answer, off the
  * request path (`background`), so neither the body nor the time tells. They are throttled
- * per address and per IP (IPv6 /64) before anything else, refunded on nothing.
+ * per address and per IP (IPv6 /64) before anything else, given back only when the request
+ * is answered 503 (a store unavailable).
  */
 import { createHash } from 'node:crypto';
 import type { Clock } from '../clock.js';
@@ -15,10 +16,12 @@ import type { Logger } from '../log.js';
 import type { MailOutbox } from '../mail/outbox.js';
 import { lifetimeText } from '../mail/templates.js';
 import { clientNetwork } from '../net.js';
-import { DuplicateKeyError, type RateLimiter, type UserRecord, type UserStore } from '../stores/types.js';
+import type { RateBudget } from '../config.js';
+import { DuplicateKeyError, type UserRecord, type UserStore } from '../stores/types.js';
 import type { AccountTokenPurpose, AccountTokens, OpenedToken } from './account-tokens.js';
 import { normaliseEmail } from './email.js';
-import { spendEveryBudget, type LoginThrottle } from './login-throttle.js';
+import { budgetOf, type AttemptGuard } from './budgets.js';
+import type { LoginThrottle } from './login-throttle.js';
 import type { PasswordHasher } from './passwords.js';
 
 export const EMAIL_VERIFY_TTL_MS = 24 * 3600_000;
@@ -50,9 +53,10 @@ export interface RecoveryDeps {
   readonly endSessions: (userId: string) => Promise<number>;
   /** The current password of an email change is checked like a login (a stolen access token is no password oracle). */
   readonly throttle: Pick<LoginThrottle, 'judge'>;
-  /** Mail-sending requests per address (hashed) and per IP network. */
-  readonly perAddress: RateLimiter;
-  readonly perNetwork: RateLimiter;
+  /** Mail-sending requests per address (hashed) and per IP network, spent on the attempts ledger. */
+  readonly budgets: AttemptGuard;
+  readonly perAddress: RateBudget;
+  readonly perNetwork: RateBudget;
   readonly clock: Clock;
   readonly logger: Logger;
 }
@@ -76,13 +80,9 @@ export function createAccountRecovery(deps: RecoveryDeps) {
 
   async function throttle(email: string, ip: string): Promise<void> {
     const address = createHash('sha256').update(email).digest('base64url').slice(0, 22);
-    await spendEveryBudget(
-      [
-        { limiter: deps.perAddress, key: address },
-        { limiter: deps.perNetwork, key: clientNetwork(ip) },
-      ],
-      'too many requests for mail, try again later',
-    );
+    // Every request counts, whatever the address; one answered 503 (Redis stalled) costs nothing.
+    const budgets = [budgetOf(`mail:address:${address}`, deps.perAddress), budgetOf(`mail:ip:${clientNetwork(ip)}`, deps.perNetwork)];
+    await deps.budgets.spend(budgets, 'too many requests for mail, try again later', async () => ({ value: undefined }));
   }
 
   /** A token of `purpose` opened and used up, with its user as found now; InvalidGrantError for anything else. */

@@ -3,11 +3,13 @@
  * password change. Password hashes stay between the store and this module.
  */
 import type { Clock } from '../clock.js';
+import type { RateBudget } from '../config.js';
 import { ConflictError, EmailNotVerifiedError, InvalidGrantError, InvalidRequestError } from '../errors.js';
 import { clientNetwork } from '../net.js';
-import { DuplicateKeyError, type RateLimiter, type UserRecord, type UserStore } from '../stores/types.js';
+import { DuplicateKeyError, type UserRecord, type UserStore } from '../stores/types.js';
+import { budgetOf, type AttemptGuard } from './budgets.js';
 import { normaliseEmail } from './email.js';
-import { spendEveryBudget, type LoginThrottle } from './login-throttle.js';
+import type { LoginThrottle } from './login-throttle.js';
 import type { PasswordHasher } from './passwords.js';
 
 const BAD_CREDENTIALS = 'invalid email or password';
@@ -29,16 +31,18 @@ export function createUserService(deps: {
   hasher: PasswordHasher;
   throttle: LoginThrottle;
   clock: Clock;
+  /** Spends the registration budgets (the attempts ledger). */
+  budgets: AttemptGuard;
   /** Registrations of taken emails per network: probing which addresses have accounts is slowed. */
-  takenEmails: RateLimiter;
+  takenEmails: RateBudget;
   /** Every registration per network: each costs an argon2 hash and a stored user. */
-  registrations: RateLimiter;
+  registrations: RateBudget;
   /** REQUIRE_VERIFIED_EMAIL: a right password to an unverified account is refused (EmailNotVerifiedError). */
   requireVerifiedEmail?: boolean;
   /** Why a new password is refused (blocklist, breach check) at registration and change; undefined when it is not. */
   refusePassword?: (password: string, email: string) => Promise<string | undefined>;
 }) {
-  const { users, hasher, throttle, clock, takenEmails, registrations } = deps;
+  const { users, hasher, throttle, clock } = deps;
 
   /**
    * What the stored hash says about a password change: it matches `currentPassword`
@@ -69,26 +73,21 @@ export function createUserService(deps: {
       const email = normaliseEmail(input.email);
       // Counted per IPv4 address or IPv6 /64, like logins: any host can rotate through its /64.
       const network = clientNetwork(input.ip);
-      // Both budgets are spent before the argon2 hash and the lookup. A free email refunds
-      // the taken-email budget only.
-      await spendEveryBudget(
-        [
-          { limiter: registrations, key: network },
-          { limiter: takenEmails, key: network },
-        ],
-        'too many registration attempts, try again later',
-      );
-      const refused = await deps.refusePassword?.(input.password, email);
-      if (refused) throw new InvalidRequestError(`password: ${refused}`);
-      const passwordHash = await hasher.hash(input.password);
-      try {
-        const user = await users.create({ email, name: input.name, passwordHash, roles: [] });
-        await takenEmails.refund(network);
-        return user;
-      } catch (err) {
-        if (err instanceof DuplicateKeyError) throw new ConflictError('an account with this email already exists');
-        throw err;
-      }
+      // Both budgets are spent before the argon2 hash and the lookup. A free email gives
+      // back the taken-email point; a request answered 503 gives back both.
+      const perNetwork = budgetOf(`register:ip:${network}`, deps.registrations);
+      const taken = budgetOf(`register:taken:${network}`, deps.takenEmails);
+      return deps.budgets.spend([perNetwork, taken], 'too many registration attempts, try again later', async () => {
+        const refused = await deps.refusePassword?.(input.password, email);
+        if (refused) throw new InvalidRequestError(`password: ${refused}`);
+        const passwordHash = await hasher.hash(input.password);
+        try {
+          return { value: await users.create({ email, name: input.name, passwordHash, roles: [] }), giveBack: [taken] };
+        } catch (err) {
+          if (err instanceof DuplicateKeyError) throw new ConflictError('an account with this email already exists');
+          throw err;
+        }
+      });
     },
 
     /**

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { manualClock } from '../../src/clock.js';
 import { createMemoryRateLimits } from '../../src/stores/memory/rate-limits.js';
 import { createMongoConnection, createMongoStores, type MongoConnection } from '../../src/stores/mongo/connection.js';
+import { createAttemptGuard } from '../../src/users/budgets.js';
 import { createLoginThrottle } from '../../src/users/login-throttle.js';
 import { createPasswordHasher, type Argon2Params, type PasswordHasher } from '../../src/users/passwords.js';
 import { createUserService, PASSWORD_RETRY_WINDOW_MS } from '../../src/users/service.js';
@@ -34,8 +35,9 @@ async function serviceWith(params: Argon2Params, wrap: (hasher: PasswordHasher) 
       hasher: wrap(await createPasswordHasher(params)),
       throttle: createLoginThrottle(limits, { accountIp: budget, ip: budget, account: budget }),
       clock,
-      takenEmails: limits.limiter({ keyPrefix: 'taken', ...budget }),
-      registrations: limits.limiter({ keyPrefix: 'registrations', ...budget }),
+      budgets: createAttemptGuard(limits.attempts()),
+      takenEmails: budget,
+      registrations: budget,
     }),
   };
 }
