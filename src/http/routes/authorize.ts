@@ -48,15 +48,19 @@ export function createAuthorizeRoutes(deps: AuthorizeRouteDeps) {
     return { binding, sessionCookie: readCookie(ctx, SESSION_COOKIE), ip: ctx.ip };
   }
 
+  /** 303 after a form post, so the browser follows with a GET (RFC 9700 §4.12); else 302. */
+  function redirect(ctx: Context, location: string): void {
+    ctx.set('Location', location);
+    ctx.status = ctx.method === 'POST' ? 303 : 302;
+    ctx.body = '';
+  }
+
   function answer(ctx: Context, outcome: SignInOutcome): void {
     if ('sessionCookie' in outcome && outcome.sessionCookie) ctx.append('Set-Cookie', `${SESSION_COOKIE}=${outcome.sessionCookie}; ${attributes}`);
     ctx.set('Cache-Control', 'no-store');
     switch (outcome.kind) {
       case 'redirect':
-        // 303 after a form post: the browser follows with a GET (RFC 9700 §4.12).
-        ctx.set('Location', outcome.location);
-        ctx.status = ctx.method === 'POST' ? 303 : 302;
-        ctx.body = '';
+        redirect(ctx, outcome.location);
         return;
       case 'login':
         page(
@@ -99,9 +103,7 @@ export function createAuthorizeRoutes(deps: AuthorizeRouteDeps) {
     ctx.set('Cache-Control', 'no-store');
     switch (outcome.kind) {
       case 'redirect':
-        ctx.set('Location', outcome.location);
-        ctx.status = ctx.method === 'POST' ? 303 : 302;
-        ctx.body = '';
+        redirect(ctx, outcome.location);
         return;
       case 'confirm':
         page(
