@@ -353,8 +353,6 @@ export interface RateLimiter {
   consume(key: string, points?: number): Promise<RateLimitState>;
   /** Forgets `key` (a successful login resets its counter). */
   reset(key: string): Promise<void>;
-  /** Gives back `points` (default 1) spent by `consume`: for "spend first, refund on success". */
-  refund(key: string, points?: number): Promise<void>;
 }
 
 /** Shared counters: in-process for dev, Redis so that limits hold across instances. */

@@ -90,7 +90,7 @@ describe('client authentication throttle', () => {
   });
 
   it('does not remember a refusal whose window has already ended', async () => {
-    const failures: RateLimiter = { consume: async () => ({ allowed: false, remaining: 0, retryAfterMs: 0 }), reset: async () => {}, refund: async () => {} };
+    const failures: RateLimiter = { consume: async () => ({ allowed: false, remaining: 0, retryAfterMs: 0 }), reset: async () => {} };
     const { attempt } = await setup(0, failures);
     await expect(attempt('wrong', '10.0.0.1')).rejects.toBeInstanceOf(TooManyRequestsError);
     await expect(attempt(SECRET, '10.0.0.1')).resolves.toMatchObject({ clientId: 'svc' });
@@ -102,7 +102,6 @@ describe('client authentication throttle', () => {
     const failures: RateLimiter = {
       consume: async () => ({ allowed: false, remaining: 0, retryAfterMs: retryMs }),
       reset: async () => {},
-      refund: async () => {},
     };
     const { clock, attempt } = await setup(0, failures);
     const ip = (index: number) => `10.${(index >> 16) & 255}.${(index >> 8) & 255}.${index & 255}`;
