@@ -3,6 +3,8 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# The workspace's package.json too (packages/verifier: the resource-server kit), or npm ci refuses the lockfile.
+COPY packages/verifier/package.json ./packages/verifier/
 # npm ci runs `prepare` (scripts/build.mjs), which finds no sources yet and builds nothing.
 COPY scripts/build.mjs ./scripts/
 # Install scripts run: argon2's checks that its prebuilt binary loads (where it does not, it
@@ -13,6 +15,7 @@ RUN MONGOMS_DISABLE_POSTINSTALL=1 npm ci --no-audit --no-fund \
  && node -e "require('argon2').hash('smoke test').then(() => process.exit(0), () => process.exit(1))"
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+COPY packages ./packages
 COPY scripts ./scripts
 RUN npm run build && npm prune --omit=dev && rm -rf node_modules/.cache
 

@@ -13,7 +13,7 @@ const layer = (files, regex, message) => ({
 });
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'test/artifacts/**', 'coverage/**'] },
+  { ignores: ['dist/**', 'packages/*/dist/**', 'node_modules/**', 'packages/*/node_modules/**', 'test/artifacts/**', 'coverage/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -59,6 +59,6 @@ export default tseslint.config(
   { files: ['**/*.cts'], rules: { '@typescript-eslint/no-require-imports': 'off' } },
   layer(['src/**']),
   layer(['src/http/**'], '(^|/)stores/', 'src/http talks to services, never to a store (STYLE.md)'),
-  layer(['src/verifier/**'], '^\\.\\./', 'the verifier kit imports nothing from the rest of src/'),
+  layer(['packages/verifier/src/**'], '^\\.\\./', 'the verifier package imports nothing from outside its own src/'),
   layer(['src/stores/**'], '(^|/)http/|^koa$|^@koa/', 'stores do not know about HTTP'),
 );

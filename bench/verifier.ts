@@ -15,7 +15,7 @@
 import { generateKeyPairSync, randomBytes, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { importJWK, jwtVerify, type JWK } from 'jose';
-import { createVerifier, type Verifier } from '../src/verifier/index.js';
+import { createVerifier, type Verifier } from '../packages/verifier/src/index.js';
 import { percentile } from './stats.js';
 
 const ISSUER = 'https://auth.bench.test';

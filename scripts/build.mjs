@@ -4,6 +4,8 @@
 // and `npm start` and every admin script start at once afterwards (issue 22 item 3).
 // Prints one line when it builds, nothing when dist/ is current. `--always` builds anyway
 // (`npm run build`). Plain JavaScript: it runs before anything is compiled.
+// It also builds the workspace package packages/verifier (the resource-server kit, published
+// as @token-authority/verifier) into its own dist/: ESM with type declarations (issue 22 item 8).
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -11,7 +13,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** What the build reads: the folders tsconfig.build.json includes and the configs. */
-const SOURCES = ['src', 'scripts', 'tsconfig.json', 'tsconfig.build.json'];
+const SOURCES = ['src', 'scripts', 'tsconfig.json', 'tsconfig.build.json', 'packages/verifier/src', 'packages/verifier/tsconfig.json'];
+/** The verifier package, built on its own (its package.json's `build` does the same). */
+export const VERIFIER = join('packages', 'verifier');
 /** Written after a successful build; its mtime is the build's time. */
 export const STAMP = join('dist', '.build-stamp');
 
@@ -36,6 +40,7 @@ export function newestSource(root) {
 export function staleReason(root) {
   const stamp = join(root, STAMP);
   if (!existsSync(stamp)) return 'no build yet';
+  if (existsSync(join(root, VERIFIER, 'src')) && !existsSync(join(root, VERIFIER, 'dist', 'index.js'))) return 'no build of packages/verifier yet';
   return newestSource(root) > statSync(stamp).mtimeMs ? 'sources changed since the last build' : undefined;
 }
 
@@ -54,6 +59,12 @@ export function build(root, { always = false, log = (line) => process.stderr.wri
   log(`build: compiling TypeScript into dist/ (${reason}); this takes a while once, later starts skip it`);
   // The stamp gets the time the build began: a source saved while it ran is newer, so rebuilt next time.
   const began = new Date();
+  // The package first, from scratch, so that a removed source leaves nothing behind in its tarball.
+  if (existsSync(join(root, VERIFIER, 'src'))) {
+    rmSync(join(root, VERIFIER, 'dist'), { recursive: true, force: true });
+    const kit = spawnSync(process.execPath, [tsc, '-p', join(root, VERIFIER, 'tsconfig.json')], { cwd: root, stdio: 'inherit' });
+    if (kit.status !== 0) return kit.status ?? 1;
+  }
   const compiled = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'inherit' });
   if (compiled.status !== 0) return compiled.status ?? 1;
   // tsc emits only JavaScript: the pages' templates and stylesheet go beside their compiled

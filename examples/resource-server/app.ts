@@ -6,7 +6,7 @@
 import cors from '@koa/cors';
 import Router from '@koa/router';
 import Koa from 'koa';
-import { koa, type Verifier } from '../../src/verifier/index.js';
+import { koa, type Verifier } from '../../packages/verifier/src/index.js';
 
 export function createResourceServer({
   verifier,

@@ -6,7 +6,7 @@
  *   CORS_ORIGINS  comma-separated origins of browser apps that may call it (default: none)
  */
 import { createServer } from 'node:http';
-import { createVerifier } from '../../src/verifier/index.js';
+import { createVerifier } from '../../packages/verifier/src/index.js';
 import { createResourceServer } from './app.js';
 
 const issuer = process.env.ISSUER || 'http://localhost:3000';

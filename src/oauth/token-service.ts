@@ -30,8 +30,8 @@ import type {
 } from '../stores/types.js';
 import type { AccessTokenClaims, AccessTokenRequest, AccessTokens, IssuedAccessToken } from '../tokens/access-token.js';
 import type { RefreshTokens } from '../tokens/refresh-token.js';
-import { bearerToken } from '../verifier/bearer.js';
-import { isTokenError } from '../verifier/errors.js';
+import { bearerToken } from '../../packages/verifier/src/bearer.js';
+import { isTokenError } from '../../packages/verifier/src/errors.js';
 import { grantScope, parseScope, storedScopeTokens } from './scope.js';
 
 /** RFC 6749 §5.1. */

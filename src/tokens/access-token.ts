@@ -10,8 +10,16 @@ import { signParams, type KeyAlg } from '../keys/algorithms.js';
 import type { KeyRing, VerificationKey } from '../keys/key-ring.js';
 import type { KeyRingSource } from '../keys/source.js';
 import type { Random } from '../random.js';
-import { ACCESS_TOKEN_TYP, checkAlgorithm, checkClaims, parseToken, signatureKey, verifySignature, type SignatureKey } from '../verifier/core.js';
-import { isTokenError } from '../verifier/errors.js';
+import {
+  ACCESS_TOKEN_TYP,
+  checkAlgorithm,
+  checkClaims,
+  parseToken,
+  signatureKey,
+  verifySignature,
+  type SignatureKey,
+} from '../../packages/verifier/src/core.js';
+import { isTokenError } from '../../packages/verifier/src/errors.js';
 
 export { ACCESS_TOKEN_TYP };
 
@@ -82,7 +90,7 @@ export interface VerifyOptions {
 export interface AccessTokens {
   issue(request: AccessTokenRequest): Promise<IssuedAccessToken>;
   /**
-   * Through the verifier kit's core (src/verifier/core.ts), with the ring's keys as the
+   * Through the verifier kit's core (packages/verifier/src/core.ts), with the ring's keys as the
    * allowlist: the same header, limits and claim rules a resource server applies.
    * Never throws for a bad token: every failure is a typed result.
    */

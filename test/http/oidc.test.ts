@@ -7,7 +7,7 @@ import type { KeyObject, webcrypto } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RunningServer } from '../../src/main.js';
-import { createVerifier } from '../../src/verifier/index.js';
+import { createVerifier } from '../../packages/verifier/src/index.js';
 import { USER_EMAIL, USER_PASSWORD } from '../support/app.js';
 import { FormBrowser, type PageResponse } from '../support/hosted-pages.js';
 import { startRealServer, type RealServer } from '../support/real-server.js';

@@ -72,6 +72,47 @@ describe('the build (issue 22 item 3)', () => {
     // Two compilations: seconds on an idle machine, far more on a loaded one.
   }, 90_000);
 
+  it('builds the verifier package into its own dist/ (ESM and declarations), and again once that is removed', () => {
+    const repo = mkdtempSync(join(tmpdir(), 'build-workspace-'));
+    try {
+      const kit = join(repo, 'packages', 'verifier');
+      mkdirSync(join(repo, 'scripts'));
+      mkdirSync(join(repo, 'src'));
+      mkdirSync(join(kit, 'src'), { recursive: true });
+      copyFileSync(join(REPO, 'scripts', 'build.mjs'), join(repo, 'scripts', 'build.mjs'));
+      symlinkSync(join(REPO, 'node_modules'), join(repo, 'node_modules'));
+      writeFileSync(join(repo, 'package.json'), JSON.stringify({ name: 'fixture', private: true, type: 'module', workspaces: ['packages/*'] }));
+      const compilerOptions = { target: 'es2022', module: 'nodenext', strict: true, types: [], skipLibCheck: true };
+      writeFileSync(join(repo, 'tsconfig.json'), JSON.stringify({ compilerOptions: { ...compilerOptions, outDir: 'dist', rootDir: '.' } }));
+      writeFileSync(join(repo, 'tsconfig.build.json'), JSON.stringify({ extends: './tsconfig.json', include: ['src'] }));
+      writeFileSync(join(repo, 'src', 'main.ts'), 'export const answer: number = 42;\n');
+      writeFileSync(join(kit, 'package.json'), JSON.stringify({ name: '@fixture/verifier', type: 'module' }));
+      writeFileSync(
+        join(kit, 'tsconfig.json'),
+        JSON.stringify({ compilerOptions: { ...compilerOptions, rootDir: 'src', outDir: 'dist', declaration: true }, include: ['src'] }),
+      );
+      writeFileSync(join(kit, 'src', 'index.ts'), 'export function verify(token: string): boolean {\n  return token.length > 0;\n}\n');
+      // A leftover of a removed source: the package is built from scratch, so it is not packed.
+      mkdirSync(join(kit, 'dist'));
+      writeFileSync(join(kit, 'dist', 'removed.js'), '');
+
+      const build = () => spawnSync(process.execPath, [join(repo, 'scripts', 'build.mjs')], { cwd: repo, encoding: 'utf8' });
+      expect(build().status).toBe(0);
+      expect(readFileSync(join(kit, 'dist', 'index.js'), 'utf8')).toMatch(/export function verify/);
+      expect(readFileSync(join(kit, 'dist', 'index.d.ts'), 'utf8')).toMatch(/export declare function verify\(token: string\): boolean/);
+      expect(existsSync(join(kit, 'dist', 'removed.js'))).toBe(false);
+      expect(existsSync(join(repo, 'dist', 'src', 'main.js'))).toBe(true);
+      expect(staleReason(repo)).toBeUndefined();
+
+      rmSync(join(kit, 'dist'), { recursive: true });
+      expect(staleReason(repo)).toBe('no build of packages/verifier yet');
+      expect(build().status).toBe(0);
+      expect(existsSync(join(kit, 'dist', 'index.js'))).toBe(true);
+    } finally {
+      rmSync(repo, { recursive: true, force: true });
+    }
+  }, 120_000);
+
   it('does nothing where there are no sources yet (the Dockerfile runs npm ci before copying them)', () => {
     const empty = mkdtempSync(join(tmpdir(), 'build-empty-'));
     try {

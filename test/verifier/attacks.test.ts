@@ -4,7 +4,7 @@
  */
 import { createHmac, createPublicKey } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createVerifier, TokenError, type TokenErrorCode, type Verifier } from '../../src/verifier/index.js';
+import { createVerifier, TokenError, type TokenErrorCode, type Verifier } from '../../packages/verifier/src/index.js';
 import { AUDIENCE, b64, claims, NOW, NOW_S, rsaKey, sign, signRaw, startFakeAuthority, type FakeAuthority, type TestKey } from './helpers.js';
 
 let authority: FakeAuthority;

@@ -3,7 +3,7 @@
  * time linear in the header, whatever an attacker puts in it.
  */
 import { describe, expect, it } from 'vitest';
-import { bearerToken, TokenError } from '../../src/verifier/index.js';
+import { bearerToken, TokenError } from '../../packages/verifier/src/index.js';
 
 describe('bearerToken', () => {
   it('parses hostile headers of 100,000 spaces in linear time', () => {

@@ -4,7 +4,7 @@
  * route asks for, the authority's introspection answer).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createVerifier, isTokenError, type FetchLike, type VerifierOptions } from '../../src/verifier/index.js';
+import { createVerifier, isTokenError, type FetchLike, type VerifierOptions } from '../../packages/verifier/src/index.js';
 import { AUDIENCE, claims, NOW, NOW_S, rsaKey, sign, startFakeAuthority, type FakeAuthority, type TestKey } from './helpers.js';
 
 let authority: FakeAuthority;

@@ -7,7 +7,7 @@
 import { generateKeyPairSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { exportJWK, importJWK, jwtVerify, SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { checkAlgorithm, checkClaims, parseToken, signatureKeyFromJwk, verifySignature } from '../../src/verifier/core.js';
+import { checkAlgorithm, checkClaims, parseToken, signatureKeyFromJwk, verifySignature } from '../../packages/verifier/src/core.js';
 
 const ISSUER = 'https://auth.example.test';
 const AUDIENCE = 'https://api.example.test';

@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createResourceServer } from '../../examples/resource-server/app.js';
-import { createVerifier } from '../../src/verifier/index.js';
+import { createVerifier } from '../../packages/verifier/src/index.js';
 import { spawnTracked, stopProcess, waitFor } from '../support/processes.js';
 import { startAuthority, type RunningAuthority } from './real-authority.js';
 

@@ -6,7 +6,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createVerifier, TokenError, type Verifier } from '../../src/verifier/index.js';
+import { createVerifier, TokenError, type Verifier } from '../../packages/verifier/src/index.js';
 import { AUDIENCE, claims, NOW, rsaKey, sign, startFakeAuthority, type FakeAuthority, type TestKey } from './helpers.js';
 
 interface Local {

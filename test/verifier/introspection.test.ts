@@ -6,7 +6,7 @@
  */
 import { createServer, type ServerResponse } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createVerifier, TokenError, type FetchLike, type Verifier, type VerifierOptions } from '../../src/verifier/index.js';
+import { createVerifier, TokenError, type FetchLike, type Verifier, type VerifierOptions } from '../../packages/verifier/src/index.js';
 import { freePort } from '../support/processes.js';
 import { AUDIENCE, claims, NOW, rsaKey, sign, startFakeAuthority, type FakeAuthority, type TestKey } from './helpers.js';
 import { CLIENT_SECRET, startAuthority, type RunningAuthority } from './real-authority.js';

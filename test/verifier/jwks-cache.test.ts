@@ -4,7 +4,7 @@
  * request for many concurrent callers. Requests are counted at a real local server.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createVerifier, metadataUrl, TokenError, type FetchLike, type Verifier } from '../../src/verifier/index.js';
+import { createVerifier, metadataUrl, TokenError, type FetchLike, type Verifier } from '../../packages/verifier/src/index.js';
 import { AUDIENCE, claims, NOW, rsaKey, sign, startFakeAuthority, type FakeAuthority, type TestKey } from './helpers.js';
 
 let keyA: TestKey;

@@ -17,7 +17,7 @@ import {
   TokenError,
   type VerifiedToken,
   type Verifier,
-} from '../../src/verifier/index.js';
+} from '../../packages/verifier/src/index.js';
 import { AUDIENCE, claims, NOW, NOW_S, rsaKey, sign, startFakeAuthority, type FakeAuthority, type TestKey } from './helpers.js';
 
 let authority: FakeAuthority;

@@ -1,12 +1,12 @@
 /**
  * The authority's own Bearer check and the verifier kit share one verification core
- * (src/verifier/core.ts) and one Bearer parser (src/verifier/bearer.ts): the same token and
+ * (packages/verifier/src/core.ts) and one Bearer parser (packages/verifier/src/bearer.ts): the same token and
  * the same Authorization headers get the same verdict on both sides.
  */
 import { request as httpRequest } from 'node:http';
 import { decodeJwt, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearerToken, createVerifier, isTokenError, type Verifier } from '../../src/verifier/index.js';
+import { bearerToken, createVerifier, isTokenError, type Verifier } from '../../packages/verifier/src/index.js';
 import { startAuthority, type RunningAuthority } from './real-authority.js';
 
 let authority: RunningAuthority;

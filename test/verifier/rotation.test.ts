@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { manualClock } from '../../src/clock.js';
 import { rotateKeys } from '../../src/keys/index.js';
-import { createVerifier, type FetchLike, type Verifier } from '../../src/verifier/index.js';
+import { createVerifier, type FetchLike, type Verifier } from '../../packages/verifier/src/index.js';
 import { startAuthority, type RunningAuthority } from './real-authority.js';
 
 let authority: RunningAuthority | undefined;

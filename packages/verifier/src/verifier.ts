@@ -12,13 +12,12 @@
  *  - `exp`, `nbf` (and a future `iat`) within a small clock tolerance;
  *  - `sub`, `client_id`, `jti`, `exp`, `iat` present and of the right type.
  *
- * Those rules are src/verifier/core.ts, which the authority's own Bearer check runs too.
+ * Those rules are core.ts, which the authority's own Bearer check (its src/tokens/access-token.ts) runs too.
  * Verified tokens are cached (bounded, keyed by the token, never past `exp`), so an API
  * that sees the same token on many requests checks its signature once; every call still
  * checks the time claims, that the key is still published, the scopes, and introspection.
  */
 import type { JWTPayload } from 'jose';
-import { LRUCache } from 'lru-cache';
 import {
   ASYMMETRIC_ALGORITHMS,
   checkAlgorithm,
@@ -39,6 +38,7 @@ import {
   type Introspector,
 } from './introspection.js';
 import { createKeySource, KeySourceUnavailable, type KeyLookup, type KeySource } from './jwks.js';
+import { LruCache } from './lru.js';
 
 export interface VerifierOptions {
   /** The authority's issuer identifier: `iss` must equal it exactly; also where its RFC 8414 metadata lives. */
@@ -175,7 +175,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
 
   const cacheMaxEntries = nonNegative(options.cacheMaxEntries, 10_000, 'cacheMaxEntries');
   if (!Number.isInteger(cacheMaxEntries)) throw new TypeError('createVerifier: cacheMaxEntries must be a whole number');
-  const verified = cacheMaxEntries === 0 ? undefined : new LRUCache<string, Remembered>({ max: cacheMaxEntries });
+  const verified = cacheMaxEntries === 0 ? undefined : new LruCache<Remembered>(cacheMaxEntries, elapsed);
   const configuredAlgorithms = options.algorithms === undefined ? undefined : new Set(options.algorithms);
   /** A new key set drops the tokens of every kid it no longer holds. */
   const onKeySet = (kids: ReadonlySet<string>): void => {
@@ -225,7 +225,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     await verifySignature(parsed, found.key);
     const nowMs = now();
     const claims = typedClaims(checkClaims(parsed.payload, { issuer, audience, clockTolerance }, nowMs), parsed.kid);
-    verified?.set(token as string, { token: claims, key: found.key }, { ttl: Math.max(1, (claims.exp + clockTolerance) * 1000 - nowMs) });
+    verified?.set(token as string, { token: claims, key: found.key }, Math.max(1, (claims.exp + clockTolerance) * 1000 - nowMs));
     return claims;
   }
 
