@@ -313,7 +313,8 @@ describe('introspection backoff after a failure', () => {
     expect(performance.now() - started).toBeGreaterThanOrEqual(timeoutMs - 50);
     started = performance.now();
     for (const jwt of tokens.slice(1)) expect(await outcome(verifier, jwt)).toBe('temporarily_unavailable 503');
-    expect(performance.now() - started).toBeLessThan(timeoutMs / 2);
+    // Waiting out the timeout would take 5 × timeoutMs; the bound leaves room for a loaded machine.
+    expect(performance.now() - started).toBeLessThan(timeoutMs);
     expect(introspection.hits).toBe(1);
   });
 });
