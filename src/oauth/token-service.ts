@@ -16,6 +16,7 @@ import {
 } from '../errors.js';
 import { familyRevoked, reuseDetected } from '../events/families.js';
 import type { EventSink } from '../events/types.js';
+import { SignInEndedError } from '../stores/types.js';
 import type {
   AccessTokenDenylist,
   ClientRecord,
@@ -169,6 +170,11 @@ export function createTokenService(deps: TokenServiceDeps) {
       context: UseContext;
       /** The browser sign-in behind an OpenID Connect grant, kept by its family. */
       signIn?: FamilySignIn | undefined;
+      /**
+       * When the user was checked (ms; taken before reading the user): a password change or
+       * logout-all after it refuses the family (`NewFamily.signedInAt`).
+       */
+      signedInAt: number;
     }) {
       const scope = grantScope(input.scope, input.client.scopes);
       if (storedScopeTokens(scope).includes(ADMIN_SCOPE))
@@ -176,20 +182,15 @@ export function createTokenService(deps: TokenServiceDeps) {
       const audience = pickAudience(input.client, input.audience);
       let family: { family: Family; refreshToken: string } | undefined;
       if (input.client.grantTypes.includes('refresh_token')) {
-        family = await refreshTokens.create({ subject: input.user.id, clientId: input.client.clientId, scope, audience, signIn: input.signIn }, input.context);
-        // A password change or a logout-all between this login's check and the family's
-        // creation would miss the new family when it ends the others: look again now that it exists.
-        const now = await users.findById(input.user.id);
-        if (!now || now.disabled || now.passwordChangedAt.getTime() !== input.user.passwordChangedAt.getTime()) {
-          await families.revoke(family.family.id);
-          throw new InvalidGrantError('invalid email or password', { detail: 'password changed during login' });
-        }
-        if (now.signOuts !== input.user.signOuts) {
-          await families.revoke(family.family.id);
-          throw new InvalidGrantError('the account signed out everywhere while this login was in progress; sign in again', {
-            detail: 'logout-all during login',
+        const grant = { subject: input.user.id, clientId: input.client.clientId, scope, audience, signIn: input.signIn, signedInAt: input.signedInAt };
+        // A password change or a logout-all that ran after this sign-in checked its user wins:
+        // the store refuses the family in the step that would create it (FamilyStore.revokeAll).
+        family = await refreshTokens.create(grant, input.context).catch((err: unknown) => {
+          if (!(err instanceof SignInEndedError)) throw err;
+          throw new InvalidGrantError('the account changed or signed out everywhere while this sign-in was in progress; sign in again', {
+            detail: 'sessions ended during sign-in',
           });
-        }
+        });
       }
       const issued = await accessTokenFor({ user: input.user, client: input.client, scope, audience, sid: family?.family.id });
       return { response: response(issued, scope, family?.refreshToken), family: family?.family, accessToken: { jti: issued.jti, expiresAt: issued.expiresAt } };
