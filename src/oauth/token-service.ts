@@ -180,20 +180,26 @@ export function createTokenService(deps: TokenServiceDeps) {
       if (storedScopeTokens(scope).includes(ADMIN_SCOPE))
         throw new InvalidScopeError(`the ${ADMIN_SCOPE} scope is only for admin clients, by client_credentials`);
       const audience = pickAudience(input.client, input.audience);
-      let family: { family: Family; refreshToken: string } | undefined;
-      if (input.client.grantTypes.includes('refresh_token')) {
-        const grant = { subject: input.user.id, clientId: input.client.clientId, scope, audience, signIn: input.signIn, signedInAt: input.signedInAt };
+      if (!input.client.grantTypes.includes('refresh_token')) {
+        const issued = await accessTokenFor({ user: input.user, client: input.client, scope, audience });
+        return { response: response(issued, scope), family: undefined, accessToken: { jti: issued.jti, expiresAt: issued.expiresAt } };
+      }
+      const id = refreshTokens.newFamilyId(input.user.id);
+      const grant = { id, subject: input.user.id, clientId: input.client.clientId, scope, audience, signIn: input.signIn, signedInAt: input.signedInAt };
+      // The access token names the family (`sid`), so it is signed while the family is
+      // written; if the family is refused, the token is dropped unseen.
+      const [family, issued] = await Promise.all([
         // A password change or a logout-all that ran after this sign-in checked its user wins:
         // the store refuses the family in the step that would create it (FamilyStore.revokeAll).
-        family = await refreshTokens.create(grant, input.context).catch((err: unknown) => {
+        refreshTokens.create(grant, input.context).catch((err: unknown) => {
           if (!(err instanceof SignInEndedError)) throw err;
           throw new InvalidGrantError('the account changed or signed out everywhere while this sign-in was in progress; sign in again', {
             detail: 'sessions ended during sign-in',
           });
-        });
-      }
-      const issued = await accessTokenFor({ user: input.user, client: input.client, scope, audience, sid: family?.family.id });
-      return { response: response(issued, scope, family?.refreshToken), family: family?.family, accessToken: { jti: issued.jti, expiresAt: issued.expiresAt } };
+        }),
+        accessTokenFor({ user: input.user, client: input.client, scope, audience, sid: id }),
+      ]);
+      return { response: response(issued, scope, family.refreshToken), family: family.family, accessToken: { jti: issued.jti, expiresAt: issued.expiresAt } };
     },
 
     /** client_credentials: no user, no refresh token, `sub` = client id. */
