@@ -655,7 +655,7 @@ async function main(): Promise<number> {
   });
   const signOp = (impl: 'crypto' | 'jose', alg: Alg): CeilingOp => ({ type: 'sign', impl, alg, concurrency: CONNECTIONS });
 
-  const loginOnce = async () => postJson(`${rs.url}/auth/login`, { email: USER_EMAIL, password: USER_PASSWORD });
+  const loginOnce = async (url = rs.url) => postJson(`${url}/auth/login`, { email: USER_EMAIL, password: USER_PASSWORD });
   // Every connection rotates its own family; each request carries the token of the previous response.
   const chain = (tokens: string[], body: (token: string) => string) => (): ConnectionScript => {
     let token = tokens.shift();
@@ -676,9 +676,9 @@ async function main(): Promise<number> {
     expect: (body) => body.includes('"refresh_token"') && body.includes('"access_token"'),
   });
   /** One family per connection per run (warm-up and each round): a run that ends cuts requests in flight, whose rotation the connection never learns of. */
-  const refreshTokensForRuns = async () => {
+  const refreshTokensForRuns = async (url = rs.url) => {
     const tokens: string[] = [];
-    for (let index = 0; index < (1 + ROUNDS) * CONNECTIONS; index += 1) tokens.push(String((await loginOnce()).refresh_token));
+    for (let index = 0; index < (1 + ROUNDS) * CONNECTIONS; index += 1) tokens.push(String((await loginOnce(url)).refresh_token));
     return tokens;
   };
 
@@ -1005,8 +1005,8 @@ async function main(): Promise<number> {
         httpSide('client_credentials, metrics off', ccWorkload(rs.url, '/oauth/token', SERVICE_CLIENT, clientSecret)),
         httpSide('client_credentials, metrics on', ccWorkload(metricsOn.url, '/oauth/token', SERVICE_CLIENT, clientSecret)),
       );
-      // Both authorities share the stores and the refresh-token secret: tokens from one refresh at the other.
-      const [offTokens, onTokens] = [await refreshTokensForRuns(), await refreshTokensForRuns()];
+      // Each side's families come from its own logins: their audience is its issuer (the default AUDIENCE).
+      const [offTokens, onTokens] = [await refreshTokensForRuns(), await refreshTokensForRuns(metricsOn.url)];
       const [refreshOff, refreshOn] = await together(
         httpSide('refresh, metrics off', refreshWorkload(`${rs.url}/oauth/token`, offTokens)),
         httpSide('refresh, metrics on', refreshWorkload(`${metricsOn.url}/oauth/token`, onTokens)),

@@ -77,6 +77,15 @@ export interface TokenServiceDeps {
   readonly onFamilyReused?: (family: Family) => Promise<void>;
 }
 
+interface RefreshInput {
+  readonly refreshToken: string;
+  readonly client: ClientRecord;
+  readonly scope?: string | undefined;
+  /** RFC 8707 `resource` / `audience`: if given, it must be the family's own. */
+  readonly audience?: string | undefined;
+  readonly context: UseContext;
+}
+
 /** The scope of the admin API (`/admin/*`): only clients with the `admin` permission obtain it, only by client_credentials. */
 export const ADMIN_SCOPE = 'admin';
 
@@ -160,6 +169,61 @@ export function createTokenService(deps: TokenServiceDeps) {
     return client !== null && (userId === undefined || (user !== null && user !== undefined && !user.disabled));
   }
 
+  /**
+   * The refresh_token grant (RFC 6749 §6): the token must belong to this client (else
+   * undefined, changing nothing); a narrower scope may be asked for this access token, the
+   * family keeps its own.
+   *
+   * Checked against the client as it is now, not as it was at sign-in: the access token
+   * gets only the family's scopes the client still has (RFC 6749 §3.3: the response says
+   * which), and asking for one it lost is invalid_scope; a family for an audience the
+   * client may no longer target is ended (invalid_grant), as an access token for it
+   * could not be issued at all.
+   */
+  async function rotateAndIssue(input: RefreshInput) {
+    const requested = parseScope(input.scope);
+    // One round trip: the rotation checks everything about the family in its atomic
+    // step and replies with the family (a token whose tag does not verify asks nothing).
+    // A refusal changes nothing, so an honest client's next refresh is no reuse.
+    const result = await refreshTokens.rotate(input.refreshToken, input.context, {
+      clientId: input.client.clientId,
+      scope: requested,
+      clientScopes: input.client.scopes,
+      audience: input.audience,
+      audiences: [deps.audience, ...input.client.audiences],
+    });
+    switch (result.outcome) {
+      case 'reused':
+        events?.emit(...reuseDetected(result.family, input.context));
+        await deps.onFamilyReused?.(result.family);
+        throw new InvalidGrantError('the refresh token was already used; the session has been revoked', { detail: `reuse in family ${result.familyId}` });
+      case 'invalid':
+        return undefined;
+      case 'withdrawn':
+        events?.emit(familyRevoked('audience_withdrawn', result.family, { type: 'client', id: input.client.clientId }));
+        throw new InvalidGrantError('this client may no longer use the audience the refresh token was granted for', {
+          detail: `audience withdrawn from client, family ${result.familyId} ended`,
+        });
+      case 'refused':
+        throw refusal(result.reason, result.value);
+      case 'rotated':
+        break;
+    }
+    // After the rotation, from the user cache: a disabled user's family ends here. Should
+    // the user have to be read and MongoDB be unavailable, the answer is 503 with the
+    // family already rotated; the client's retry of the same token within
+    // REFRESH_REUSE_GRACE gets the same successor (with a grace of 0 it is reuse).
+    const user = await activeUser(result.family.subject, result.family);
+    const scope =
+      requested.length > 0
+        ? requested.join(' ')
+        : storedScopeTokens(result.family.scope)
+            .filter((token) => input.client.scopes.includes(token))
+            .join(' ');
+    const issued = await accessTokenFor({ user, client: input.client, scope, audience: result.family.audience, sid: result.family.id });
+    return { response: response(issued, scope, result.refreshToken), family: result.family, user };
+  }
+
   return {
     /** Password grant and first-party login: an access token and, if the client may refresh, a new family. */
     async issueForUser(input: {
@@ -214,64 +278,20 @@ export function createTokenService(deps: TokenServiceDeps) {
 
     /**
      * refresh_token grant (RFC 6749 §6): the token must belong to this client; a narrower
-     * scope may be asked for this access token, the family keeps its own.
-     *
-     * Checked against the client as it is now, not as it was at sign-in: the access token
-     * gets only the family's scopes the client still has (RFC 6749 §3.3: the response says
-     * which), and asking for one it lost is invalid_scope; a family for an audience the
-     * client may no longer target is ended (invalid_grant), as an access token for it
-     * could not be issued at all.
+     * scope may be asked for this access token, the family keeps its own (see rotateAndIssue).
      */
-    async refresh(input: {
-      refreshToken: string;
-      client: ClientRecord;
-      scope?: string | undefined;
-      /** RFC 8707 `resource` / `audience`: if given, it must be the family's own. */
-      audience?: string | undefined;
-      context: UseContext;
-    }) {
-      const requested = parseScope(input.scope);
-      // One round trip: the rotation checks everything about the family in its atomic
-      // step and replies with the family (a token whose tag does not verify asks nothing).
-      // A refusal changes nothing, so an honest client's next refresh is no reuse.
-      const result = await refreshTokens.rotate(input.refreshToken, input.context, {
-        clientId: input.client.clientId,
-        scope: requested,
-        clientScopes: input.client.scopes,
-        audience: input.audience,
-        audiences: [deps.audience, ...input.client.audiences],
-      });
-      switch (result.outcome) {
-        case 'reused':
-          events?.emit(...reuseDetected(result.family, input.context));
-          await deps.onFamilyReused?.(result.family);
-          throw new InvalidGrantError('the refresh token was already used; the session has been revoked', { detail: `reuse in family ${result.familyId}` });
-        case 'invalid':
-          throw new InvalidGrantError(INVALID_REFRESH_TOKEN);
-        case 'withdrawn':
-          events?.emit(familyRevoked('audience_withdrawn', result.family, { type: 'client', id: input.client.clientId }));
-          throw new InvalidGrantError('this client may no longer use the audience the refresh token was granted for', {
-            detail: `audience withdrawn from client, family ${result.familyId} ended`,
-          });
-        case 'refused':
-          throw refusal(result.reason, result.value);
-        case 'rotated':
-          break;
-      }
-      // After the rotation, from the user cache: a disabled user's family ends here. Should
-      // the user have to be read and MongoDB be unavailable, the answer is 503 with the
-      // family already rotated; the client's retry of the same token within
-      // REFRESH_REUSE_GRACE gets the same successor (with a grace of 0 it is reuse).
-      const user = await activeUser(result.family.subject, result.family);
-      const scope =
-        requested.length > 0
-          ? requested.join(' ')
-          : storedScopeTokens(result.family.scope)
-              .filter((token) => input.client.scopes.includes(token))
-              .join(' ');
-      const issued = await accessTokenFor({ user, client: input.client, scope, audience: result.family.audience, sid: result.family.id });
-      return { response: response(issued, scope, result.refreshToken), family: result.family, user };
+    async refresh(input: RefreshInput) {
+      const refreshed = await rotateAndIssue(input);
+      if (!refreshed) throw new InvalidGrantError(INVALID_REFRESH_TOKEN);
+      return refreshed;
     },
+
+    /**
+     * As `refresh`, but resolves undefined, changing nothing, when the token is not a live
+     * family of `input.client` (FamilyStore.rotate: another client's token is invalid), so
+     * that a caller may guess the client first and read the family only when it guessed wrong.
+     */
+    refreshIfOwned: (input: RefreshInput) => rotateAndIssue(input),
 
     /**
      * RFC 7009: a refresh token ends its whole family, an access token is denied until it

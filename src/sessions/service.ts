@@ -88,11 +88,24 @@ export function createSessionService(deps: SessionServiceDeps) {
       return { user, response: issued.response };
     },
 
-    /** Rotates a refresh token of a first-party public client's family. */
+    /**
+     * Rotates a refresh token of a first-party public client's family. Most are the login
+     * client's: that is tried first, in the rotation itself (another client's token is
+     * invalid there and changes nothing), so nothing is read before it; only a family of
+     * another client is read, to learn which.
+     */
     async refresh(input: { refreshToken: string; scope?: string | undefined; audience?: string | undefined; context: UseContext }) {
       const familyId = tokens.refreshTokenFamilyId(input.refreshToken);
-      const family = familyId ? await families.get(familyId) : null;
-      if (!family) throw new InvalidGrantError(INVALID_REFRESH_TOKEN);
+      if (!familyId) throw new InvalidGrantError(INVALID_REFRESH_TOKEN);
+      // A login client that may not refresh here is no guess (its own refusal is for its own tokens).
+      const login = await firstPartyClient(undefined, 'refresh_token').catch((err: unknown) => {
+        if (err instanceof InvalidRequestError || err instanceof UnauthorizedClientError) return undefined;
+        throw err;
+      });
+      const guessed = login ? await tokens.refreshIfOwned({ ...input, client: login }) : undefined;
+      if (guessed) return guessed.response;
+      const family = await families.get(familyId);
+      if (!family || family.clientId === login?.clientId) throw new InvalidGrantError(INVALID_REFRESH_TOKEN);
       const client = await firstPartyClient(family.clientId, 'refresh_token');
       const refreshed = await tokens.refresh({ ...input, client });
       return refreshed.response;
