@@ -10,7 +10,7 @@
  *   (DEL: only one of concurrent presentations wins; no families, no reuse detection);
  * - access tokens are RFC 9068-shaped JWTs signed RS256 with jose, 15 minutes, not stored.
  *
- * Not wired into `bench/run.ts` yet. Protocol (IPC), as the other peer's: sends
+ * `bench/run.ts` measures it beside ours in the refresh and login workloads. Protocol (IPC), as the other peer's: sends
  * `{ type: 'ready', url }` once listening; answers `{ type: 'seed', id, count }` with
  * `{ type: 'seeded', id, tokens }` (refresh tokens saved through the model). Env: PORT,
  * REDIS_URL, PEER_USER_EMAIL, PEER_USER_PASSWORD.

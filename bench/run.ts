@@ -112,6 +112,7 @@ const WORKLOADS = [
   'introspection',
   'race',
   'code_flow',
+  'overhead',
   'verifier',
 ] as const;
 /** Measured in this process: with only these selected, no store, authority or peer is started. */
@@ -159,8 +160,11 @@ interface Row extends Measured {
   readonly concurrency: number;
   readonly ceiling?: { readonly name: string; readonly rate: number };
   readonly peer?: { readonly name: string; readonly rps: number };
+  /** The second peer (@node-oauth/oauth2-server), for the workloads it has. */
+  readonly peer2?: { readonly name: string; readonly rps: number };
   readonly ratioCeiling?: number;
   readonly ratioPeer?: number;
+  readonly ratioPeer2?: number;
   readonly errorDetail?: LoadResult['errorDetail'];
   readonly notes: string[];
 }
@@ -280,20 +284,26 @@ function authorityEnv(overrides: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...overrides };
 }
 
-async function startAuthority(alg: Alg, base: Record<string, string>, keysDir: string): Promise<Authority> {
+/** `label` names a second authority of the same algorithm (another configuration of it). */
+async function startAuthority(alg: Alg, base: Record<string, string>, keysDir: string, label: string = alg): Promise<Authority> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const log = join(scratch, `authority-${alg}.log`);
+  const log = join(scratch, `authority-${label}.log`);
   const fd = openSync(log, 'a');
+  // Only the measured authorities are profiled: a second one of an algorithm is not.
   const profileDir = profileDirFor(alg);
-  if (PROFILE) mkdirSync(profileDir, { recursive: true });
-  const child = spawnTracked(process.execPath, [...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), join(ROOT, 'dist', 'src', 'start.cjs')], {
-    cwd: ROOT,
-    env: authorityEnv({ ...base, PORT: String(port), ISSUER: url, KEYS_DIR: keysDir, ...THREAD_POOL, ...AUTHORITY_EXTRA_ENV }),
-    stdio: ['ignore', fd, fd],
-  });
+  if (PROFILE && label === alg) mkdirSync(profileDir, { recursive: true });
+  const child = spawnTracked(
+    process.execPath,
+    [...(PROFILE && label === alg ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), join(ROOT, 'dist', 'src', 'start.cjs')],
+    {
+      cwd: ROOT,
+      env: authorityEnv({ ...base, PORT: String(port), ISSUER: url, KEYS_DIR: keysDir, ...THREAD_POOL, ...AUTHORITY_EXTRA_ENV }),
+      stdio: ['ignore', fd, fd],
+    },
+  );
   closeSync(fd);
-  started.push({ name: `authority-${alg}`, child });
+  started.push({ name: `authority-${label}`, child });
   try {
     await waitFor(
       async () => {
@@ -514,8 +524,28 @@ async function main(): Promise<number> {
     PEER_CLIENT_SECRET: peerSecret,
   });
   const peerUrl = String(peer.ready.url);
+  // The second peer (@node-oauth/oauth2-server over Redis, argon2id at our parameters), for
+  // the workloads it has: refresh and password login.
+  const peer2 =
+    selected('refresh') || selected('login')
+      ? await startIpcChild('peer2', 'peer-oauth2-server.ts', {
+          ...process.env,
+          ...THREAD_POOL,
+          NODE_ENV: 'production',
+          PORT: String(await freePort()),
+          REDIS_URL: redisUrl,
+          PEER_USER_EMAIL: USER_EMAIL,
+          PEER_USER_PASSWORD: USER_PASSWORD,
+          ARGON2_MEMORY_KIB: String(config.argon2.memoryCost),
+          ARGON2_TIME_COST: String(config.argon2.timeCost),
+          ARGON2_PARALLELISM: String(config.argon2.parallelism),
+        })
+      : undefined;
+  const peer2Url = peer2 ? String(peer2.ready.url) : '';
   const ceilings = (await startIpcChild('ceilings', 'ceilings.ts', { ...process.env, ...THREAD_POOL, NODE_ENV: 'production' })).child;
-  console.log(`bench: authorities ${algs.map((alg) => `${alg} ${authorities[alg].url}`).join(', ')}; peer node-oidc-provider ${peerUrl}`);
+  console.log(
+    `bench: authorities ${algs.map((alg) => `${alg} ${authorities[alg].url}`).join(', ')}; peer node-oidc-provider ${peerUrl}${peer2 ? `; peer @node-oauth/oauth2-server ${peer2Url}` : ''}`,
+  );
 
   // Every comparison is measured together: each side warms up, then the sides take turns
   // in ROUNDS short runs (ceiling, ours, peer, ceiling, ours, peer, ...), so that a slower
@@ -572,14 +602,14 @@ async function main(): Promise<number> {
       return result;
     }) as { -readonly [K in keyof Sides]: LoadResult };
   };
-  const asReference = (kind: Reference['kind'], name: string, what: string, concurrency: number, result: LoadResult): Reference => {
+  const asReference = (kind: Reference['kind'], name: string, what: string, concurrency: number, result: LoadResult, process?: string): Reference => {
     const reference: Reference = {
       name,
       kind,
       what,
       concurrency,
       ...pick(result),
-      process: kind === 'peer' ? 'peer' : kind === 'authority' ? 'authority-RS256' : 'ceilings',
+      process: process ?? (kind === 'peer' ? 'peer' : kind === 'authority' ? 'authority-RS256' : 'ceilings'),
     };
     references.push(reference);
     if (result.errors > 0) problems.push(`${name}: ${result.errors} errors (${JSON.stringify(result.errorDetail)})`);
@@ -593,18 +623,20 @@ async function main(): Promise<number> {
     workload: string,
     concurrency: number,
     result: LoadResult,
-    refs: { ceiling?: Reference; peer?: Reference },
+    refs: { ceiling?: Reference; peer?: Reference; peer2?: Reference },
     notes: string[] = [],
     alg: Alg = 'RS256',
+    processName = `authority-${alg}`,
   ) => {
     const row: Row = {
       workload,
       concurrency,
       ...pick(result),
-      process: `authority-${alg}`,
+      process: processName,
       errorDetail: result.errorDetail,
       ...(refs.ceiling && { ceiling: { name: refs.ceiling.name, rate: refs.ceiling.rps }, ratioCeiling: result.rps / refs.ceiling.rps }),
       ...(refs.peer && { peer: { name: refs.peer.name, rps: refs.peer.rps }, ratioPeer: result.rps / refs.peer.rps }),
+      ...(refs.peer2 && { peer2: { name: refs.peer2.name, rps: refs.peer2.rps }, ratioPeer2: result.rps / refs.peer2.rps }),
       notes,
     };
     rows.push(row);
@@ -623,7 +655,32 @@ async function main(): Promise<number> {
   });
   const signOp = (impl: 'crypto' | 'jose', alg: Alg): CeilingOp => ({ type: 'sign', impl, alg, concurrency: CONNECTIONS });
 
-  const loginOnce = async () => postJson(`${rs.url}/auth/login`, { email: USER_EMAIL, password: USER_PASSWORD });
+  const loginOnce = async (url = rs.url) => postJson(`${url}/auth/login`, { email: USER_EMAIL, password: USER_PASSWORD });
+  // Every connection rotates its own family; each request carries the token of the previous response.
+  const chain = (tokens: string[], body: (token: string) => string) => (): ConnectionScript => {
+    let token = tokens.shift();
+    if (token === undefined) throw new Error('no refresh token left for a connection');
+    return {
+      nextBody: () => body(token!),
+      onResponse(status, text) {
+        if (status === 200) token = String((JSON.parse(text) as { refresh_token?: string }).refresh_token);
+      },
+    };
+  };
+  const refreshWorkload = (url: string, tokens: string[]): Workload => ({
+    url,
+    method: 'POST',
+    headers: { 'content-type': FORM, 'user-agent': USER_AGENT },
+    connections: CONNECTIONS,
+    script: chain(tokens, (token) => `grant_type=refresh_token&client_id=${PUBLIC_CLIENT}&refresh_token=${token}`),
+    expect: (body) => body.includes('"refresh_token"') && body.includes('"access_token"'),
+  });
+  /** One family per connection per run (warm-up and each round): a run that ends cuts requests in flight, whose rotation the connection never learns of. */
+  const refreshTokensForRuns = async (url = rs.url) => {
+    const tokens: string[] = [];
+    for (let index = 0; index < (1 + ROUNDS) * CONNECTIONS; index += 1) tokens.push(String((await loginOnce(url)).refresh_token));
+    return tokens;
+  };
 
   // The floor under the token endpoint: a bare Koa app doing only the work each request
   // must do (bench/ceilings.ts, koa-token), driven over HTTP by the same load generator. Its
@@ -730,36 +787,17 @@ async function main(): Promise<number> {
 
     // 2. refresh: every connection rotates its own family; each request carries the token of the previous response.
     if (selected('refresh')) {
-      // One family per connection per run (warm-up and each round): a run that ends cuts
-      // requests in flight, whose rotation the connection never learns of.
       const runs = 1 + ROUNDS;
-      const ourTokens: string[] = [];
-      for (let index = 0; index < runs * CONNECTIONS; index += 1) ourTokens.push(String((await loginOnce()).refresh_token));
-      const chain = (tokens: string[], body: (token: string) => string) => (): ConnectionScript => {
-        let token = tokens.shift();
-        if (token === undefined) throw new Error('no refresh token left for a connection');
-        return {
-          nextBody: () => body(token!),
-          onResponse(status, text) {
-            if (status === 200) token = String((JSON.parse(text) as { refresh_token?: string }).refresh_token);
-          },
-        };
-      };
-      const refreshWorkload = (url: string, tokens: string[]): Workload => ({
-        url,
-        method: 'POST',
-        headers: { 'content-type': FORM, 'user-agent': USER_AGENT },
-        connections: CONNECTIONS,
-        script: chain(tokens, (token) => `grant_type=refresh_token&client_id=${PUBLIC_CLIENT}&refresh_token=${token}`),
-        expect: (body) => body.includes('"refresh_token"') && body.includes('"access_token"'),
-      });
+      const ourTokens = await refreshTokensForRuns();
       const peerTokens = await rpc<{ tokens: string[] }>(peer.child, { type: 'seed', count: runs * CONNECTIONS }, 'seeded');
+      const peer2Tokens = await rpc<{ tokens: string[] }>(peer2!.child, { type: 'seed', count: runs * CONNECTIONS }, 'seeded');
       const floorTokens = Array.from({ length: runs * CONNECTIONS }, () => randomBytes(32).toString('base64url'));
-      const [bareResult, floorResult, ours, peerResult] = await together(
+      const [bareResult, floorResult, ours, peerResult, peer2Result] = await together(
         ceilingSide('bare RS256 sign + 1 Redis round trip', { type: 'sign-redis', redisUrl, concurrency: CONNECTIONS }),
         httpSide('bare Koa token endpoint (refresh)', refreshWorkload(`${floor!.url}/token`, floorTokens)),
         httpSide('refresh', refreshWorkload(`${rs.url}/oauth/token`, ourTokens)),
         httpSide('peer refresh_token', refreshWorkload(`${peerUrl}/token`, peerTokens.tokens)),
+        httpSide('peer2 refresh_token', refreshWorkload(`${peer2Url}/token`, peer2Tokens.tokens)),
       );
       profiled(ours, 'refresh');
       const bare = asReference(
@@ -783,21 +821,38 @@ async function main(): Promise<number> {
         CONNECTIONS,
         peerResult,
       );
-      addRow('refresh (rotate own family)', CONNECTIONS, ours, { ceiling: bare, peer: peerRef }, [
+      const peer2Ref = asReference(
+        'peer',
+        'peer2 refresh_token',
+        '@node-oauth/oauth2-server refresh_token grant (rotating), Redis-backed model (GET, DEL, SET per refresh, no families or reuse detection), RS256 JWT access token (jose)',
+        CONNECTIONS,
+        peer2Result,
+        'peer2',
+      );
+      addRow('refresh (rotate own family)', CONNECTIONS, ours, { ceiling: bare, peer: peerRef, peer2: peer2Ref }, [
         'peer seeds its refresh tokens through its own models (no browser flow); its store is in-process memory, ours is Redis',
+        `peer2 (@node-oauth/oauth2-server, Redis model, same redis-server) in the same rounds: ${fmt(peer2Ref.rps)}/s; ours is ${ratio(ours.rps / peer2Ref.rps)} of it`,
         floorNote(ours, floorRef, bare),
       ]);
     }
 
     // 3. password login with correct passwords.
     if (selected('login')) {
-      const [bareResult, ours] = await together(
+      const [bareResult, ours, peer2Result] = await together(
         ceilingSide('bare argon2id verify', { type: 'argon2', ...config.argon2, concurrency: LOGIN_CONNECTIONS }),
         httpSide('login', {
           url: `${rs.url}/auth/login`,
           method: 'POST',
           headers: { 'content-type': 'application/json', 'user-agent': USER_AGENT },
           body: JSON.stringify({ email: USER_EMAIL, password: USER_PASSWORD }),
+          connections: LOGIN_CONNECTIONS,
+          expect: (body) => body.includes('"refresh_token"'),
+        }),
+        httpSide('peer2 password login', {
+          url: `${peer2Url}/token`,
+          method: 'POST',
+          headers: { 'content-type': FORM, 'user-agent': USER_AGENT },
+          body: `grant_type=password&client_id=${PUBLIC_CLIENT}&username=${encodeURIComponent(USER_EMAIL)}&password=${encodeURIComponent(USER_PASSWORD)}`,
           connections: LOGIN_CONNECTIONS,
           expect: (body) => body.includes('"refresh_token"'),
         }),
@@ -810,9 +865,18 @@ async function main(): Promise<number> {
         LOGIN_CONNECTIONS,
         bareResult,
       );
-      addRow('password login (/auth/login)', LOGIN_CONNECTIONS, ours, { ceiling: bare }, [
+      const peer2Ref = asReference(
+        'peer',
+        'peer2 password login',
+        `@node-oauth/oauth2-server password grant at its /token: the user's argon2id hash from Redis at our parameters, verified; RS256 JWT and a refresh token saved in Redis; ${LOGIN_CONNECTIONS} connections`,
+        LOGIN_CONNECTIONS,
+        peer2Result,
+        'peer2',
+      );
+      addRow('password login (/auth/login)', LOGIN_CONNECTIONS, ours, { ceiling: bare, peer2: peer2Ref }, [
         `p95 ${fmt(ours.p95, 1)} ms`,
         'node-oidc-provider has no password grant: no peer',
+        `peer2 (@node-oauth/oauth2-server) in the same rounds: ${fmt(peer2Ref.rps)}/s, p95 ${fmt(peer2Ref.p95, 1)} ms; ours is ${ratio(ours.rps / peer2Ref.rps)} of it (ours also runs the login throttle and records a security event)`,
       ]);
     }
 
@@ -934,6 +998,46 @@ async function main(): Promise<number> {
       if (ours.summary.doubleWins > 0) problems.push(`race: ${ours.summary.doubleWins} families were refreshed twice from one token`);
       if (ours.summary.noWins > 0) problems.push(`race: ${ours.summary.noWins} families had no successful refresh`);
     }
+    // 9. Overhead of metrics (issue 19): the same authority with METRICS_PORT on and off, in the same rounds.
+    if (selected('overhead')) {
+      const metricsOn = await startAuthority('RS256', { ...baseEnv, METRICS_PORT: '0' }, keyDirs.RS256, 'RS256-metrics');
+      const [ccOff, ccOn] = await together(
+        httpSide('client_credentials, metrics off', ccWorkload(rs.url, '/oauth/token', SERVICE_CLIENT, clientSecret)),
+        httpSide('client_credentials, metrics on', ccWorkload(metricsOn.url, '/oauth/token', SERVICE_CLIENT, clientSecret)),
+      );
+      // Each side's families come from its own logins: their audience is its issuer (the default AUDIENCE).
+      const [offTokens, onTokens] = [await refreshTokensForRuns(), await refreshTokensForRuns(metricsOn.url)];
+      const [refreshOff, refreshOn] = await together(
+        httpSide('refresh, metrics off', refreshWorkload(`${rs.url}/oauth/token`, offTokens)),
+        httpSide('refresh, metrics on', refreshWorkload(`${metricsOn.url}/oauth/token`, onTokens)),
+      );
+      const overhead = { clientCredentials: ccOn.rps / ccOff.rps, refresh: refreshOn.rps / refreshOff.rps };
+      extra.overhead = overhead;
+      for (const [workload, on, off, ratioOnOff] of [
+        ['client_credentials', ccOn, ccOff, overhead.clientCredentials],
+        ['refresh', refreshOn, refreshOff, overhead.refresh],
+      ] as const) {
+        asReference(
+          'authority',
+          `${workload}, metrics off`,
+          'the RS256 authority as measured everywhere else (METRICS_PORT unset: off in production)',
+          CONNECTIONS,
+          off,
+        );
+        addRow(
+          `${workload}, metrics on`,
+          CONNECTIONS,
+          on,
+          {},
+          [
+            `METRICS_PORT=0 (Prometheus instruments on every request and store call), in the same rounds as the same authority with metrics off (${fmt(off.rps)}/s): ${ratio(ratioOnOff)}`,
+            "security events cannot be turned off (no setting): on these grants' success paths none is emitted; each request still runs in the events' request scope (AsyncLocalStorage), on both sides",
+          ],
+          'RS256',
+          'authority-RS256-metrics',
+        );
+      }
+    }
     if (selected('code_flow'))
       await codeFlowWorkload(rs.url, peerUrl, (count, challenge) =>
         rpc<{ tokens: string[] }>(peer.child, { type: 'seed-codes', count, challenge }, 'seeded').then((reply) => reply.tokens),
@@ -1019,7 +1123,11 @@ async function codeFlowWorkload(url: string, peerUrl: string, seedPeerCodes: (co
   );
   const full = await signIns(target, LOGIN_CONNECTIONS, DURATION);
   const peerTarget = seededCodes(`${peerUrl}/token`, 'bench-app', 'http://127.0.0.1/callback', seedPeerCodes);
-  const [alone, peer] = (await exchanges([await authorityCodes(target), peerTarget], CONNECTIONS, DURATION)) as [FlowStats, FlowStats];
+  const ourCodes = await authorityCodes(target);
+  // The peer's turns fall inside this window too; the profile summary counts busy time only.
+  const exchangesFrom = monotonicMicros();
+  const [alone, peer] = (await exchanges([ourCodes, peerTarget], CONNECTIONS, DURATION)) as [FlowStats, FlowStats];
+  profileWindows.push({ name: 'code exchange', alg: 'RS256', window: { fromUs: exchangesFrom, toUs: monotonicMicros() } });
   const row = (workload: string, concurrency: number, measured: FlowStats, notes: string[], peerStats?: FlowStats) => {
     rows.push({
       workload,
@@ -1291,11 +1399,16 @@ function targets(): Target[] {
     add('client_credentials vs node-oidc-provider', cc.ratioPeer, '≥ 1.50×', (value) => value >= 1.5);
     add('client_credentials vs bare RS256 signing', cc.ratioCeiling, '≥ 0.70×', (value) => value >= 0.7);
   }
-  if (refresh) add('refresh vs sign + 1 Redis round trip', refresh.ratioCeiling, '≥ 0.70×', (value) => value >= 0.7);
+  if (refresh) {
+    add('refresh vs sign + 1 Redis round trip', refresh.ratioCeiling, '≥ 0.70×', (value) => value >= 0.7);
+    add('refresh vs node-oidc-provider', refresh.ratioPeer, '≥ 1.30×', (value) => value >= 1.3);
+    add('refresh vs @node-oauth/oauth2-server', refresh.ratioPeer2, '≥ 1.10×', (value) => value >= 1.1);
+  }
   if (jwks) add('JWKS vs bare Koa route', jwks.ratioCeiling, '≥ 0.80×', (value) => value >= 0.8);
   if (login) {
     add('password login p95 (ms)', login.p95, '< 200', (value) => value < 200);
     add('password login vs bare argon2id verify', login.ratioCeiling, '≥ 0.85×', (value) => value >= 0.85);
+    add('password login vs @node-oauth/oauth2-server', login.ratioPeer2, '≥ 1.00×', (value) => value >= 1);
   }
   const verifierDistinct = row('verifier: distinct');
   const verifierRepeated = row('verifier: each token');
@@ -1303,6 +1416,13 @@ function targets(): Target[] {
   if (verifierRepeated) add(`verifier, each token ${REPEATS}× vs bare jose jwtVerify`, verifierRepeated.ratioCeiling, '≥ 5.00×', (value) => value >= 5);
   const fullSignIn = row('code flow: full sign-in');
   if (fullSignIn) add('full sign-in p95 at 4 users (ms)', fullSignIn.p95, '< 250', (value) => value < 250);
+  const overhead = extra.overhead as { clientCredentials: number; refresh: number } | undefined;
+  if (overhead) {
+    add('client_credentials, metrics on vs off', overhead.clientCredentials, '≥ 0.95×', (value) => value >= 0.95);
+    add('refresh, metrics on vs off', overhead.refresh, '≥ 0.95×', (value) => value >= 0.95);
+  }
+  const exchange = row('code flow: code exchange');
+  if (exchange) add('code exchange vs node-oidc-provider', exchange.ratioPeer, '≥ 1.20×', (value) => value >= 1.2);
   if (raced) add('race double wins', Number(/double wins (\d+)/.exec(raced.notes[0] ?? '')?.[1]), '= 0', (value) => value === 0);
   return list;
 }
@@ -1315,7 +1435,7 @@ function report(context: {
   profileSummary: string | undefined;
 }): void {
   const main = table(
-    ['workload', 'conc', 'req/s', 'p50 ms', 'p99 ms', 'errors', '× ceiling', '× peer'],
+    ['workload', 'conc', 'req/s', 'p50 ms', 'p99 ms', 'errors', '× ceiling', '× peer', '× peer2'],
     rows.map((row) => [
       row.workload,
       String(row.concurrency),
@@ -1325,6 +1445,7 @@ function report(context: {
       String(row.errors),
       ratio(row.ratioCeiling),
       ratio(row.ratioPeer),
+      ratio(row.ratioPeer2),
     ]),
   );
   const refs = table(

@@ -406,8 +406,9 @@ export async function createService(
     loginClientId: config.loginClientId,
     events,
     signIns: logout,
+    clock,
   });
-  const codes = createAuthorizationCodes({ codes: stores.authorizationCodes, tokens, users: stores.users, idTokens, random, clock });
+  const codes = createAuthorizationCodes({ codes: stores.authorizationCodes, tokens, users: userCache, idTokens, random, clock });
   const signIn = createSignIn({
     issuer: config.issuer,
     checks: createAuthorizationChecks({ clients, audience: config.audience }),

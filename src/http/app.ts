@@ -79,7 +79,7 @@ export function createApp(deps: AppDeps): Koa {
   const app = new Koa({ proxy: hops > 0, maxIpsCount: hops });
   app.silent = true;
 
-  const oauth = { tokens: deps.tokens, users: deps.users, clientAuth: deps.clientAuth, codes: deps.codes, idTokens: deps.idTokens };
+  const oauth = { tokens: deps.tokens, users: deps.users, clientAuth: deps.clientAuth, codes: deps.codes, idTokens: deps.idTokens, clock: deps.clock };
   const client = authenticateClient(oauth);
   const auth = createAuthRoutes(deps);
   const browser = createAuthorizeRoutes({

@@ -24,6 +24,11 @@ const INVALID_CODE = 'the authorization code is invalid, expired or already used
 export interface AuthorizationCodeDeps {
   readonly codes: AuthorizationCodeStore;
   readonly tokens: Pick<TokenService, 'issueForUser' | 'undoIssued'>;
+  /**
+   * The user cache (`users/cache.ts`): a record stale by the invalidation latency is safe
+   * here, since a password change or logout-all after the sign-in also refuses the family
+   * in the store (`signedInAt`).
+   */
   readonly users: Pick<UserStore, 'findById'>;
   /** OpenID Connect: the `openid` scope adds an ID token to the response. */
   readonly idTokens: Pick<IdTokens, 'issue'>;
@@ -86,7 +91,15 @@ export function createAuthorizationCodes(deps: AuthorizationCodeDeps) {
         throw new InvalidGrantError(INVALID_CODE, { detail: 'the account changed after the sign-in' });
       const openid = storedScopeTokens(record.scope).includes('openid');
       const signIn = openid && record.sid !== undefined ? { sid: record.sid, authTime: record.authTime, amr: record.amr ?? ['pwd'] } : undefined;
-      const issued = await tokens.issueForUser({ user, client: input.client, scope: record.scope, audience: record.audience, context: input.context, signIn });
+      const issued = await tokens.issueForUser({
+        user,
+        client: input.client,
+        scope: record.scope,
+        audience: record.audience,
+        context: input.context,
+        signIn,
+        signedInAt: record.authTime,
+      });
       const undo = { familyId: issued.family?.id, accessTokenJti: issued.accessToken.jti, accessTokenExpiresAt: issued.accessToken.expiresAt };
       if ((await codes.recordIssued(codeHash, undo)) !== 'recorded') {
         await tokens.undoIssued(undo, { clientId: input.client.clientId, userId: user.id });

@@ -16,6 +16,7 @@ import {
 } from '../errors.js';
 import { familyRevoked, reuseDetected } from '../events/families.js';
 import type { EventSink } from '../events/types.js';
+import { SignInEndedError } from '../stores/types.js';
 import type {
   AccessTokenDenylist,
   ClientRecord,
@@ -74,6 +75,15 @@ export interface TokenServiceDeps {
   readonly events?: EventSink;
   /** Told of a family that reuse just ended (OIDC back-channel logout to its client). */
   readonly onFamilyReused?: (family: Family) => Promise<void>;
+}
+
+interface RefreshInput {
+  readonly refreshToken: string;
+  readonly client: ClientRecord;
+  readonly scope?: string | undefined;
+  /** RFC 8707 `resource` / `audience`: if given, it must be the family's own. */
+  readonly audience?: string | undefined;
+  readonly context: UseContext;
 }
 
 /** The scope of the admin API (`/admin/*`): only clients with the `admin` permission obtain it, only by client_credentials. */
@@ -159,6 +169,61 @@ export function createTokenService(deps: TokenServiceDeps) {
     return client !== null && (userId === undefined || (user !== null && user !== undefined && !user.disabled));
   }
 
+  /**
+   * The refresh_token grant (RFC 6749 §6): the token must belong to this client (else
+   * undefined, changing nothing); a narrower scope may be asked for this access token, the
+   * family keeps its own.
+   *
+   * Checked against the client as it is now, not as it was at sign-in: the access token
+   * gets only the family's scopes the client still has (RFC 6749 §3.3: the response says
+   * which), and asking for one it lost is invalid_scope; a family for an audience the
+   * client may no longer target is ended (invalid_grant), as an access token for it
+   * could not be issued at all.
+   */
+  async function rotateAndIssue(input: RefreshInput) {
+    const requested = parseScope(input.scope);
+    // One round trip: the rotation checks everything about the family in its atomic
+    // step and replies with the family (a token whose tag does not verify asks nothing).
+    // A refusal changes nothing, so an honest client's next refresh is no reuse.
+    const result = await refreshTokens.rotate(input.refreshToken, input.context, {
+      clientId: input.client.clientId,
+      scope: requested,
+      clientScopes: input.client.scopes,
+      audience: input.audience,
+      audiences: [deps.audience, ...input.client.audiences],
+    });
+    switch (result.outcome) {
+      case 'reused':
+        events?.emit(...reuseDetected(result.family, input.context));
+        await deps.onFamilyReused?.(result.family);
+        throw new InvalidGrantError('the refresh token was already used; the session has been revoked', { detail: `reuse in family ${result.familyId}` });
+      case 'invalid':
+        return undefined;
+      case 'withdrawn':
+        events?.emit(familyRevoked('audience_withdrawn', result.family, { type: 'client', id: input.client.clientId }));
+        throw new InvalidGrantError('this client may no longer use the audience the refresh token was granted for', {
+          detail: `audience withdrawn from client, family ${result.familyId} ended`,
+        });
+      case 'refused':
+        throw refusal(result.reason, result.value);
+      case 'rotated':
+        break;
+    }
+    // After the rotation, from the user cache: a disabled user's family ends here. Should
+    // the user have to be read and MongoDB be unavailable, the answer is 503 with the
+    // family already rotated; the client's retry of the same token within
+    // REFRESH_REUSE_GRACE gets the same successor (with a grace of 0 it is reuse).
+    const user = await activeUser(result.family.subject, result.family);
+    const scope =
+      requested.length > 0
+        ? requested.join(' ')
+        : storedScopeTokens(result.family.scope)
+            .filter((token) => input.client.scopes.includes(token))
+            .join(' ');
+    const issued = await accessTokenFor({ user, client: input.client, scope, audience: result.family.audience, sid: result.family.id });
+    return { response: response(issued, scope, result.refreshToken), family: result.family, user };
+  }
+
   return {
     /** Password grant and first-party login: an access token and, if the client may refresh, a new family. */
     async issueForUser(input: {
@@ -169,30 +234,36 @@ export function createTokenService(deps: TokenServiceDeps) {
       context: UseContext;
       /** The browser sign-in behind an OpenID Connect grant, kept by its family. */
       signIn?: FamilySignIn | undefined;
+      /**
+       * When the user was checked (ms; taken before reading the user): a password change or
+       * logout-all after it refuses the family (`NewFamily.signedInAt`).
+       */
+      signedInAt: number;
     }) {
       const scope = grantScope(input.scope, input.client.scopes);
       if (storedScopeTokens(scope).includes(ADMIN_SCOPE))
         throw new InvalidScopeError(`the ${ADMIN_SCOPE} scope is only for admin clients, by client_credentials`);
       const audience = pickAudience(input.client, input.audience);
-      let family: { family: Family; refreshToken: string } | undefined;
-      if (input.client.grantTypes.includes('refresh_token')) {
-        family = await refreshTokens.create({ subject: input.user.id, clientId: input.client.clientId, scope, audience, signIn: input.signIn }, input.context);
-        // A password change or a logout-all between this login's check and the family's
-        // creation would miss the new family when it ends the others: look again now that it exists.
-        const now = await users.findById(input.user.id);
-        if (!now || now.disabled || now.passwordChangedAt.getTime() !== input.user.passwordChangedAt.getTime()) {
-          await families.revoke(family.family.id);
-          throw new InvalidGrantError('invalid email or password', { detail: 'password changed during login' });
-        }
-        if (now.signOuts !== input.user.signOuts) {
-          await families.revoke(family.family.id);
-          throw new InvalidGrantError('the account signed out everywhere while this login was in progress; sign in again', {
-            detail: 'logout-all during login',
-          });
-        }
+      if (!input.client.grantTypes.includes('refresh_token')) {
+        const issued = await accessTokenFor({ user: input.user, client: input.client, scope, audience });
+        return { response: response(issued, scope), family: undefined, accessToken: { jti: issued.jti, expiresAt: issued.expiresAt } };
       }
-      const issued = await accessTokenFor({ user: input.user, client: input.client, scope, audience, sid: family?.family.id });
-      return { response: response(issued, scope, family?.refreshToken), family: family?.family, accessToken: { jti: issued.jti, expiresAt: issued.expiresAt } };
+      const id = refreshTokens.newFamilyId(input.user.id);
+      const grant = { id, subject: input.user.id, clientId: input.client.clientId, scope, audience, signIn: input.signIn, signedInAt: input.signedInAt };
+      // The access token names the family (`sid`), so it is signed while the family is
+      // written; if the family is refused, the token is dropped unseen.
+      const [family, issued] = await Promise.all([
+        // A password change or a logout-all that ran after this sign-in checked its user wins:
+        // the store refuses the family in the step that would create it (FamilyStore.revokeAll).
+        refreshTokens.create(grant, input.context).catch((err: unknown) => {
+          if (!(err instanceof SignInEndedError)) throw err;
+          throw new InvalidGrantError('the account changed or signed out everywhere while this sign-in was in progress; sign in again', {
+            detail: 'sessions ended during sign-in',
+          });
+        }),
+        accessTokenFor({ user: input.user, client: input.client, scope, audience, sid: id }),
+      ]);
+      return { response: response(issued, scope, family.refreshToken), family: family.family, accessToken: { jti: issued.jti, expiresAt: issued.expiresAt } };
     },
 
     /** client_credentials: no user, no refresh token, `sub` = client id. */
@@ -207,64 +278,20 @@ export function createTokenService(deps: TokenServiceDeps) {
 
     /**
      * refresh_token grant (RFC 6749 §6): the token must belong to this client; a narrower
-     * scope may be asked for this access token, the family keeps its own.
-     *
-     * Checked against the client as it is now, not as it was at sign-in: the access token
-     * gets only the family's scopes the client still has (RFC 6749 §3.3: the response says
-     * which), and asking for one it lost is invalid_scope; a family for an audience the
-     * client may no longer target is ended (invalid_grant), as an access token for it
-     * could not be issued at all.
+     * scope may be asked for this access token, the family keeps its own (see rotateAndIssue).
      */
-    async refresh(input: {
-      refreshToken: string;
-      client: ClientRecord;
-      scope?: string | undefined;
-      /** RFC 8707 `resource` / `audience`: if given, it must be the family's own. */
-      audience?: string | undefined;
-      context: UseContext;
-    }) {
-      const requested = parseScope(input.scope);
-      // One round trip: the rotation checks everything about the family in its atomic
-      // step and replies with the family (a token whose tag does not verify asks nothing).
-      // A refusal changes nothing, so an honest client's next refresh is no reuse.
-      const result = await refreshTokens.rotate(input.refreshToken, input.context, {
-        clientId: input.client.clientId,
-        scope: requested,
-        clientScopes: input.client.scopes,
-        audience: input.audience,
-        audiences: [deps.audience, ...input.client.audiences],
-      });
-      switch (result.outcome) {
-        case 'reused':
-          events?.emit(...reuseDetected(result.family, input.context));
-          await deps.onFamilyReused?.(result.family);
-          throw new InvalidGrantError('the refresh token was already used; the session has been revoked', { detail: `reuse in family ${result.familyId}` });
-        case 'invalid':
-          throw new InvalidGrantError(INVALID_REFRESH_TOKEN);
-        case 'withdrawn':
-          events?.emit(familyRevoked('audience_withdrawn', result.family, { type: 'client', id: input.client.clientId }));
-          throw new InvalidGrantError('this client may no longer use the audience the refresh token was granted for', {
-            detail: `audience withdrawn from client, family ${result.familyId} ended`,
-          });
-        case 'refused':
-          throw refusal(result.reason, result.value);
-        case 'rotated':
-          break;
-      }
-      // After the rotation, from the user cache: a disabled user's family ends here. Should
-      // the user have to be read and MongoDB be unavailable, the answer is 503 with the
-      // family already rotated; the client's retry of the same token within
-      // REFRESH_REUSE_GRACE gets the same successor (with a grace of 0 it is reuse).
-      const user = await activeUser(result.family.subject, result.family);
-      const scope =
-        requested.length > 0
-          ? requested.join(' ')
-          : storedScopeTokens(result.family.scope)
-              .filter((token) => input.client.scopes.includes(token))
-              .join(' ');
-      const issued = await accessTokenFor({ user, client: input.client, scope, audience: result.family.audience, sid: result.family.id });
-      return { response: response(issued, scope, result.refreshToken), family: result.family, user };
+    async refresh(input: RefreshInput) {
+      const refreshed = await rotateAndIssue(input);
+      if (!refreshed) throw new InvalidGrantError(INVALID_REFRESH_TOKEN);
+      return refreshed;
     },
+
+    /**
+     * As `refresh`, but resolves undefined, changing nothing, when the token is not a live
+     * family of `input.client` (FamilyStore.rotate: another client's token is invalid), so
+     * that a caller may guess the client first and read the family only when it guessed wrong.
+     */
+    refreshIfOwned: (input: RefreshInput) => rotateAndIssue(input),
 
     /**
      * RFC 7009: a refresh token ends its whole family, an access token is denied until it

@@ -11,6 +11,7 @@ import { InvalidGrantError, InvalidRequestError, InvalidTokenError, NotFoundErro
 import type { GrantType } from '../oauth/grants/index.js';
 import type { Logout } from '../oauth/logout.js';
 import type { TokenService } from '../oauth/token-service.js';
+import type { Clock } from '../clock.js';
 import type { BrowserSessionStore, ClientRecord, ClientStore, ConsentRecord, ConsentStore, FamilyStore, UseContext, UserRecord } from '../stores/types.js';
 import type { AccessTokenClaims } from '../tokens/access-token.js';
 import type { UserService } from '../users/service.js';
@@ -29,6 +30,8 @@ export interface SessionServiceDeps {
   readonly events?: EventSink;
   /** Back-channel logout for sign-in sessions ended here (`oauth/logout.ts`). */
   readonly signIns?: Pick<Logout, 'beforeEnding'>;
+  /** For when a login checked its user (`issueForUser`'s `signedInAt`). */
+  readonly clock: Clock;
 }
 
 /** The caller of a user-authenticated request. */
@@ -79,16 +82,30 @@ export function createSessionService(deps: SessionServiceDeps) {
 
     /** Password login for `client` (from `firstPartyClient`): the user and a token response. */
     async login(input: { client: ClientRecord; email: string; password: string; scope?: string | undefined; context: UseContext & { ip: string } }) {
+      const signedInAt = deps.clock.now();
       const user = await users.login({ email: input.email, password: input.password, ip: input.context.ip });
-      const issued = await tokens.issueForUser({ user, client: input.client, scope: input.scope, context: input.context });
+      const issued = await tokens.issueForUser({ user, client: input.client, scope: input.scope, context: input.context, signedInAt });
       return { user, response: issued.response };
     },
 
-    /** Rotates a refresh token of a first-party public client's family. */
+    /**
+     * Rotates a refresh token of a first-party public client's family. Most are the login
+     * client's: that is tried first, in the rotation itself (another client's token is
+     * invalid there and changes nothing), so nothing is read before it; only a family of
+     * another client is read, to learn which.
+     */
     async refresh(input: { refreshToken: string; scope?: string | undefined; audience?: string | undefined; context: UseContext }) {
       const familyId = tokens.refreshTokenFamilyId(input.refreshToken);
-      const family = familyId ? await families.get(familyId) : null;
-      if (!family) throw new InvalidGrantError(INVALID_REFRESH_TOKEN);
+      if (!familyId) throw new InvalidGrantError(INVALID_REFRESH_TOKEN);
+      // A login client that may not refresh here is no guess (its own refusal is for its own tokens).
+      const login = await firstPartyClient(undefined, 'refresh_token').catch((err: unknown) => {
+        if (err instanceof InvalidRequestError || err instanceof UnauthorizedClientError) return undefined;
+        throw err;
+      });
+      const guessed = login ? await tokens.refreshIfOwned({ ...input, client: login }) : undefined;
+      if (guessed) return guessed.response;
+      const family = await families.get(familyId);
+      if (!family || family.clientId === login?.clientId) throw new InvalidGrantError(INVALID_REFRESH_TOKEN);
       const client = await firstPartyClient(family.clientId, 'refresh_token');
       const refreshed = await tokens.refresh({ ...input, client });
       return refreshed.response;
@@ -114,9 +131,9 @@ export function createSessionService(deps: SessionServiceDeps) {
 
     /**
      * Ends every session of the caller, and every browser's sign-in; resolves how many
-     * sessions ended. The sign-out is counted first: a login that read the user before and
-     * creates its family after the revocation below sees the count change and ends its own
-     * family (token-service.ts); one whose family exists before is revoked here.
+     * sessions ended. A login that checked the user before and creates its family after
+     * the revocation below is refused by the store (`FamilyStore.revokeAll`); one whose
+     * family exists before is revoked here.
      */
     async logoutAll({ claims }: Caller): Promise<number> {
       await users.recordSignOut(claims.sub);

@@ -37,6 +37,12 @@ export const FAMILY_STORE = 'refresh-token families';
 
 export const DEFAULT_MAX_FAMILIES_PER_SUBJECT = 100;
 
+/**
+ * How long `revokeAll`'s stamp of a subject's ended sessions is kept: far longer than any
+ * sign-in takes from checking its user to creating its family (a login, a code's minute).
+ */
+export const ENDED_SESSIONS_TTL_MS = 24 * 60 * 60_000;
+
 function maxPerSubject(value: number): number {
   if (!Number.isInteger(value) || value < 1) throw new RangeError('maxFamiliesPerSubject must be a whole number ≥ 1');
   return value;
@@ -107,6 +113,7 @@ export function assertNewFamily(family: NewFamily): void {
   // The Redis adapter keeps a subject's families in its index's slot by this tag.
   if (familyIdTag(family.id) !== subjectTag(family.subject)) throw new TypeError("NewFamily.id must start with its subject's tag");
   if (!isTokenHash(family.tokenHash)) throw new TypeError('NewFamily.tokenHash must be a token hash');
+  if (family.signedInAt !== undefined && !Number.isFinite(family.signedInAt)) throw new TypeError('NewFamily.signedInAt must be a number of ms');
 }
 
 export function assertHashes(hashes: RotationHashes): void {

@@ -20,6 +20,18 @@ export class DuplicateKeyError extends Error {
   }
 }
 
+/**
+ * `FamilyStore.create` refused a family: its sign-in (`NewFamily.signedInAt`) is older than
+ * the last time every session of its subject was ended (`revokeAll`). A password change or
+ * a logout-all that ran while the sign-in was in flight wins.
+ */
+export class SignInEndedError extends Error {
+  constructor() {
+    super('every session of the subject was ended after this sign-in');
+    this.name = 'SignInEndedError';
+  }
+}
+
 /** Something a readiness probe can ask. */
 export interface Pingable {
   /** Resolves when the backend answers; rejects with StoreUnavailableError otherwise. */
@@ -41,9 +53,9 @@ export interface UserRecord {
   /** The session (`sid`, else the access token's `jti`) that made the last password change, if one did. */
   readonly passwordChangedBy: string | undefined;
   /**
-   * How many times the user signed out everywhere (logout-all). A login compares the value
-   * it read first with the value after its family exists: a change means a logout-all ran
-   * in between, which may have missed the new family.
+   * How many times the user signed out everywhere (logout-all). A login in flight no
+   * longer compares it: `FamilyStore.revokeAll` stamps the end of the sessions, and the
+   * family's creation checks its sign-in against that stamp.
    */
   readonly signOuts: number;
   readonly createdAt: Date;
@@ -215,6 +227,13 @@ export interface NewFamily extends FamilyGrant {
   readonly id: string;
   /** `hashRefreshToken` of the family's first token. */
   readonly tokenHash: string;
+  /**
+   * When the sign-in the family comes from checked its user (ms, the application's clock):
+   * a password login's read of the credentials, a code's `auth_time`. Checked in the same
+   * atomic step as the creation: if `revokeAll` ended the subject's sessions after this
+   * instant, `create` rejects with SignInEndedError and creates nothing. Absent: no check.
+   */
+  readonly signedInAt?: number | undefined;
 }
 
 /** The hashes of one rotation: of the presented token, and of the token that replaces it. */
@@ -309,7 +328,9 @@ export interface FamilyStore extends Pingable {
   /**
    * Revokes every family of `subject` except `exceptFamilyId`; resolves the count. Each
    * family is revoked atomically, the set is not: a rejection may leave some revoked, and
-   * calling again finishes the job.
+   * calling again finishes the job. First, atomically, it records that the subject's
+   * sessions ended now (kept for ENDED_SESSIONS_TTL_MS): a later `create` whose
+   * `signedInAt` is earlier is refused, so a sign-in in flight cannot outlive it.
    */
   revokeAll(subject: string, exceptFamilyId?: string): Promise<number>;
   /** True while a revoked family's marker lives (until its last access token expired). */

@@ -31,7 +31,7 @@
  */
 import { createHmac, hash, timingSafeEqual } from 'node:crypto';
 import type { Random } from '../random.js';
-import type { Family, FamilyGrant, FamilyStore, RotateResult, RotationExpectations, UseContext } from '../stores/types.js';
+import type { Family, FamilyGrant, FamilyStore, NewFamily, RotateResult, RotationExpectations, UseContext } from '../stores/types.js';
 
 const SECRET_BYTES = 32;
 const TAG_BYTES = 16;
@@ -171,12 +171,18 @@ export function createRefreshTokens({ secret, random, families }: RefreshTokensD
   const codec = createRefreshTokenCodec({ secret, random });
 
   return {
-    /** A new family for `grant`, and its first token. */
-    async create(grant: FamilyGrant, context: UseContext): Promise<{ family: Family; refreshToken: string }> {
-      const id = codec.newFamilyId(grant.subject);
+    /** A new family id for `subject`, for `create`: known before the family exists (its access token's `sid`). */
+    newFamilyId: (subject: string): string => codec.newFamilyId(subject),
+
+    /**
+     * A new family for `grant` (with the id from `newFamilyId`, or a new one), and its first
+     * token; SignInEndedError as `FamilyStore.create` (`signedInAt`).
+     */
+    async create(grant: FamilyGrant & Pick<NewFamily, 'signedInAt'> & { id?: string }, context: UseContext): Promise<{ family: Family; refreshToken: string }> {
+      const id = grant.id ?? codec.newFamilyId(grant.subject);
       const refreshToken = codec.mint(id);
-      const { subject, clientId, scope, audience, signIn } = grant;
-      const family = await families.create({ subject, clientId, scope, audience, signIn, id, tokenHash: hashRefreshToken(refreshToken) }, context);
+      const { subject, clientId, scope, audience, signIn, signedInAt } = grant;
+      const family = await families.create({ subject, clientId, scope, audience, signIn, signedInAt, id, tokenHash: hashRefreshToken(refreshToken) }, context);
       return { family, refreshToken };
     },
 

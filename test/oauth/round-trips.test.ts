@@ -5,6 +5,7 @@
  * verify costs nothing. Users are embedded here, so every command counted is Redis's part.
  */
 import { Redis } from 'ioredis';
+import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestService, type TestService } from '../support/app.js';
 import { passwordLogin, refreshGrant } from '../support/http.js';
@@ -70,6 +71,19 @@ function describeRoundTrips(name: string, start: () => Promise<{ env: Record<str
       }
       const forged = `${token.slice(0, -4)}AAAA`;
       expect((await refreshGrant(service, forged)).status).toBe(400);
+      expect(await watch.stop()).toEqual({ evalsha: refreshes });
+    });
+
+    it("a refresh at /auth/refresh of the login client's family is one script call and no GET", async () => {
+      const login = await passwordLogin(service);
+      let token = (await request(service.callback).post('/auth/refresh').send({ refresh_token: login.body.refresh_token }).expect(200)).body
+        .refresh_token as string;
+      const watch = await watchCommands(nodes);
+      const refreshes = 3;
+      for (let index = 0; index < refreshes; index += 1) {
+        const response = await request(service.callback).post('/auth/refresh').send({ refresh_token: token }).expect(200);
+        token = response.body.refresh_token;
+      }
       expect(await watch.stop()).toEqual({ evalsha: refreshes });
     });
   });

@@ -4,12 +4,16 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualClock, systemClock } from '../../src/clock.js';
-import { createTokenService } from '../../src/oauth/token-service.js';
+import { createHash } from 'node:crypto';
+import { createAuthorizationCodes } from '../../src/oauth/authorization-codes.js';
+import type { AuthorizationRequest } from '../../src/oauth/authorization.js';
+import { createTokenService, type TokenService } from '../../src/oauth/token-service.js';
+import { createUserCache } from '../../src/users/cache.js';
 import { cryptoRandom } from '../../src/random.js';
 import { StoreUnavailableError } from '../../src/stores/types.js';
 import { createAccessTokens } from '../../src/tokens/access-token.js';
 import { createRefreshTokens } from '../../src/tokens/refresh-token.js';
-import { startTestService, USER_EMAIL, type TestService } from '../support/app.js';
+import { startTestService, USER_EMAIL, USER_PASSWORD, type TestService } from '../support/app.js';
 
 let service: TestService;
 beforeAll(async () => {
@@ -19,24 +23,114 @@ afterAll(async () => {
   await service?.close();
 });
 
+/** Resolves once the system clock has moved past `instant`: what happens next is stamped later. */
+async function after(instant: number): Promise<void> {
+  while (Date.now() <= instant) await new Promise((resolve) => setTimeout(resolve, 1));
+}
+
 describe('a login racing a password change', () => {
   it('does not leave a family alive that was created after the change ended the others', async () => {
     const client = (await service.stores.clients.findById('demo-app'))!;
     // The login read the user (and checked the old password) here...
+    const signedInAt = Date.now();
     const seenAtLogin = (await service.stores.users.findByEmail(USER_EMAIL))!;
+    await after(signedInAt);
     // ...then the password changed and the other families were ended...
     const hash = (await service.stores.users.getPasswordHash(seenAtLogin.id))!;
     await service.stores.users.setPasswordHash(seenAtLogin.id, hash, { expected: hash, change: { at: new Date(Date.now() + 1000), by: 'another-session' } });
     await service.stores.families.revokeAll(seenAtLogin.id);
     // ...and only now does the login create its family.
-    await expect(service.tokens.issueForUser({ user: seenAtLogin, client, context: {} })).rejects.toMatchObject({ code: 'invalid_grant' });
+    await expect(service.tokens.issueForUser({ user: seenAtLogin, client, context: {}, signedInAt })).rejects.toMatchObject({ code: 'invalid_grant' });
     expect(await service.stores.families.listBySubject(seenAtLogin.id)).toEqual([]);
 
     // A login that read the user after the change goes through.
+    const freshAt = Date.now();
     const fresh = (await service.stores.users.findById(seenAtLogin.id))!;
-    const issued = await service.tokens.issueForUser({ user: fresh, client, context: {} });
+    const issued = await service.tokens.issueForUser({ user: fresh, client, context: {}, signedInAt: freshAt });
     expect(issued.family).toBeDefined();
     expect(await service.stores.families.listBySubject(seenAtLogin.id)).toHaveLength(1);
+  });
+});
+
+describe('a code exchange racing a password change', () => {
+  it('refuses the tokens when the password changes between the redemption and the family’s creation, and leaves no family', async () => {
+    const { stores } = service;
+    const client = (await stores.clients.findById('demo-spa'))!;
+    const user = (await stores.users.findByEmail(USER_EMAIL))!;
+    await stores.families.revokeAll(user.id);
+    // Signed in after every earlier change (an earlier test dated one a second ahead).
+    await after(Math.max(Date.now(), user.passwordChangedAt.getTime()));
+    const signInAt = Date.now();
+    await after(signInAt);
+    // The password changes (as POST /auth/password does: the new hash, then every other session ends)
+    // after the code was redeemed and its user read, before its family exists.
+    const changePassword = async () => {
+      const hash = (await stores.users.getPasswordHash(user.id))!;
+      await stores.users.setPasswordHash(user.id, hash, { expected: hash, change: { at: new Date(Date.now()), by: 'another-session' } });
+      await stores.families.revokeAll(user.id);
+    };
+    let changed = 0;
+    const tokens: Pick<TokenService, 'issueForUser' | 'undoIssued'> = {
+      async issueForUser(input) {
+        if (changed++ === 0) await changePassword();
+        return service.tokens.issueForUser(input);
+      },
+      undoIssued: (issued, by) => service.tokens.undoIssued(issued, by),
+    };
+    const userCache = createUserCache(stores.users, { feed: stores.userChanges, ttlMs: 60_000, clock: systemClock });
+    const codes = createAuthorizationCodes({
+      codes: stores.authorizationCodes,
+      tokens,
+      users: userCache,
+      idTokens: { issue: () => Promise.reject(new Error('no openid scope: no ID token')) },
+      random: cryptoRandom,
+      clock: systemClock,
+    });
+    const verifier = 'v'.repeat(43);
+    const request = {
+      clientId: client.clientId,
+      redirectUri: client.redirectUris[0]!,
+      state: undefined,
+      scope: 'profile',
+      audience: service.config.audience,
+      codeChallenge: createHash('sha256').update(verifier).digest('base64url'),
+      prompt: [],
+      loginHint: undefined,
+      nonce: undefined,
+      maxAge: undefined,
+      idTokenHint: undefined,
+    } as unknown as AuthorizationRequest;
+    const redeem = (code: string) => codes.redeem({ code, redirectUri: request.redirectUri, codeVerifier: verifier, client, context: {} });
+
+    const raced = await codes.issue(request, user, { authTime: signInAt, sid: 'browser-session', amr: ['pwd'] });
+    await expect(redeem(raced)).rejects.toMatchObject({ code: 'invalid_grant' });
+    expect(changed).toBe(1);
+    expect(await stores.families.listBySubject(user.id)).toEqual([]);
+
+    // A sign-in after the change exchanges its code.
+    await after(Date.now());
+    const fresh = await codes.issue(request, (await stores.users.findById(user.id))!, { authTime: Date.now(), sid: 'browser-session-2', amr: ['pwd'] });
+    const issued = await redeem(fresh);
+    expect(issued.refresh_token).toBeDefined();
+    expect(await stores.families.listBySubject(user.id)).toHaveLength(1);
+  });
+});
+
+describe('a login racing a logout-all', () => {
+  it('refuses the family of a login that checked the user before the logout-all and creates it after', async () => {
+    const { sessions, stores } = service;
+    const client = (await stores.clients.findById('demo-app'))!;
+    const signedIn = await sessions.login({ client, email: USER_EMAIL, password: USER_PASSWORD, context: { ip: '203.0.113.9' } });
+    const caller = await sessions.authenticate(`Bearer ${signedIn.response.access_token}`);
+    const signedInAt = Date.now();
+    const seenAtLogin = (await stores.users.findByEmail(USER_EMAIL))!;
+    await after(signedInAt);
+    await sessions.logoutAll(caller);
+    await expect(service.tokens.issueForUser({ user: seenAtLogin, client, context: {}, signedInAt })).rejects.toMatchObject({ code: 'invalid_grant' });
+    expect(await stores.families.listBySubject(seenAtLogin.id)).toEqual([]);
+    // Signing in again afterwards works.
+    const again = await sessions.login({ client, email: USER_EMAIL, password: USER_PASSWORD, context: { ip: '203.0.113.9' } });
+    expect(again.response.refresh_token).toBeDefined();
   });
 });
 
@@ -67,7 +161,7 @@ describe('a refresh while MongoDB is unavailable', () => {
     });
     const client = (await stores.clients.findById('demo-app'))!;
     const user = (await stores.users.findByEmail(USER_EMAIL))!;
-    const refreshToken = (await tokens.issueForUser({ user, client, context: {} })).response.refresh_token!;
+    const refreshToken = (await tokens.issueForUser({ user, client, context: {}, signedInAt: Date.now() })).response.refresh_token!;
 
     mongoDown = true;
     await expect(tokens.refresh({ refreshToken, client, context: {} })).rejects.toBeInstanceOf(StoreUnavailableError);

@@ -14,7 +14,7 @@ import type { Redis } from 'ioredis';
 import { closeRedis, connectRedis, createRedisClient, type RedisClient } from '../../src/stores/redis/connection.js';
 import { createRedisDenylist } from '../../src/stores/redis/denylist.js';
 import { createRedisFamilyStore } from '../../src/stores/redis/families.js';
-import type { AccessTokenDenylist, FamilyGrant, FamilyStore } from '../../src/stores/types.js';
+import { SignInEndedError, type AccessTokenDenylist, type FamilyGrant, type FamilyStore } from '../../src/stores/types.js';
 import { createRefreshTokenCodec } from '../../src/tokens/refresh-token.js';
 import { withTokens, type TokenFamilies } from './families.helpers.js';
 import { startTestRedisCluster, type TestRedisCluster } from '../support/redis-cluster.js';
@@ -720,6 +720,34 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         expect(await families.revokeAll('alice')).toBe(1);
         expect(await families.listBySubject('alice')).toEqual([]);
         expect(await families.revokeAll('alice')).toBe(0);
+      });
+
+      it('revokeAll stamps the end of the sessions: a family from a sign-in before it is refused and nothing changes; one after it, or without a sign-in time, is created', async () => {
+        const families = store({ maxFamiliesPerSubject: 2 });
+        const signedInAt = clock.now();
+        const kept = await families.create(grant('alice'), context);
+        const other = await families.create(grant('alice'), context);
+        const bob = await families.create(grant('bob'), context);
+        clock.advance(SECOND);
+        // A logout-all (or password change) lands while a login that checked the user at `signedInAt` is in flight.
+        expect(await families.revokeAll('alice', kept.family.id)).toBe(1);
+        await expect(families.create({ ...grant('alice'), signedInAt }, context)).rejects.toBeInstanceOf(SignInEndedError);
+        // Refused before the cap is applied: the kept family is not ended to make room.
+        expect((await families.listBySubject('alice')).map(({ id }) => id)).toEqual([kept.family.id]);
+        await rotated(families, kept.refreshToken);
+        expect(await families.isRevoked(other.family.id)).toBe(true);
+        // Another subject's sign-ins are not touched.
+        await families.create({ ...grant('bob'), signedInAt }, context);
+        await rotated(families, bob.refreshToken);
+        // A sign-in at the same instant or later goes through; so does a family with no sign-in time.
+        const after = await families.create({ ...grant('alice'), signedInAt: clock.now() }, context);
+        await rotated(families, after.refreshToken);
+        await families.create(grant('alice'), context);
+        // A later revokeAll from a clock that is behind never moves the stamp back.
+        clock.advance(-SECOND / 2);
+        await families.revokeAll('alice');
+        clock.advance(SECOND / 2);
+        await expect(families.create({ ...grant('alice'), signedInAt: clock.now() - 1 }, context)).rejects.toBeInstanceOf(SignInEndedError);
       });
 
       it('subjects with hash-tag characters stay separate', async () => {

@@ -21,13 +21,14 @@ export const passwordGrant: Grant<typeof parameters, 'password'> = {
     refusal: 'the password grant is only for first-party clients',
     cliRefusal: 'the password grant needs --first-party',
   },
-  async handle({ client, params, context }, { tokens, users }) {
+  async handle({ client, params, context }, { tokens, users, clock }) {
+    const signedInAt = clock.now();
     const user = await users.login({ email: params.username, password: params.password, ip: context.ip }).catch((err: unknown) => {
       // REQUIRE_VERIFIED_EMAIL: the token endpoint speaks only RFC 6749 §5.2 codes; the description tells it apart.
       if (err instanceof EmailNotVerifiedError) throw new InvalidGrantError(`email_not_verified: ${err.description}`, { detail: 'unverified email' });
       throw err;
     });
-    const issued = await tokens.issueForUser({ user, client, scope: params.scope, audience: requestedAudience(params), context });
+    const issued = await tokens.issueForUser({ user, client, scope: params.scope, audience: requestedAudience(params), context, signedInAt });
     return issued.response;
   },
 };

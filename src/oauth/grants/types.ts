@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import type { Clock } from '../../clock.js';
 import type { ClientRecord, UseContext } from '../../stores/types.js';
 import type { UserService } from '../../users/service.js';
 import type { IdTokens } from '../../tokens/id-token.js';
@@ -12,6 +13,8 @@ export interface GrantDeps {
   readonly codes: Pick<AuthorizationCodes, 'redeem'>;
   /** OpenID Connect: a refresh of an `openid` family brings a new ID token. */
   readonly idTokens: Pick<IdTokens, 'issue'>;
+  /** For when a login checked its user (`issueForUser`'s `signedInAt`). */
+  readonly clock: Clock;
 }
 
 export interface GrantRequest<P> {

@@ -6,8 +6,27 @@
  * touched, and swept at most once a minute).
  */
 import { isFamilyId } from '../../tokens/refresh-token.js';
-import { assertHashes, assertNewFamily, checkExpectations, clampUseContext, familyPolicy, signInOf, type FamilyStoreOptions } from '../family-policy.js';
-import type { Family, FamilyGrant, FamilyStore, NewFamily, RotateResult, RotationExpectations, RotationHashes, UseContext } from '../types.js';
+import {
+  assertHashes,
+  assertNewFamily,
+  checkExpectations,
+  clampUseContext,
+  ENDED_SESSIONS_TTL_MS,
+  familyPolicy,
+  signInOf,
+  type FamilyStoreOptions,
+} from '../family-policy.js';
+import {
+  SignInEndedError,
+  type Family,
+  type FamilyGrant,
+  type FamilyStore,
+  type NewFamily,
+  type RotateResult,
+  type RotationExpectations,
+  type RotationHashes,
+  type UseContext,
+} from '../types.js';
 
 interface FamilyRecord {
   readonly grant: FamilyGrant;
@@ -34,6 +53,8 @@ export function createMemoryFamilyStore(options: FamilyStoreOptions): FamilyStor
   /** familyId → when the marker ends. */
   const revoked = new Map<string, number>();
   const bySubject = new Map<string, Set<string>>();
+  /** subject → when `revokeAll` last ended its sessions, and until when that is kept. */
+  const ended = new Map<string, { at: number; until: number }>();
   let nextSweepAt = clock.now() + SWEEP_EVERY_MS;
 
   function sweep(now: number): void {
@@ -41,6 +62,7 @@ export function createMemoryFamilyStore(options: FamilyStoreOptions): FamilyStor
     nextSweepAt = now + SWEEP_EVERY_MS;
     for (const record of families.values()) if (now >= record.idleExpiresAt) drop(record);
     for (const [id, until] of revoked) if (now >= until) revoked.delete(id);
+    for (const [subject, stamp] of ended) if (now >= stamp.until) ended.delete(subject);
   }
 
   function drop(record: FamilyRecord): void {
@@ -84,6 +106,8 @@ export function createMemoryFamilyStore(options: FamilyStoreOptions): FamilyStor
       const now = clock.now();
       sweep(now);
       const { id, subject, clientId, scope, audience } = family;
+      const stamp = ended.get(subject);
+      if (family.signedInAt !== undefined && stamp && now < stamp.until && stamp.at > family.signedInAt) throw new SignInEndedError();
       const signIn = signInOf(family.signIn);
       const { userAgent, ip } = clampUseContext(context);
       const expiresAt = now + maxMs;
@@ -187,6 +211,7 @@ export function createMemoryFamilyStore(options: FamilyStoreOptions): FamilyStor
 
     async revokeAll(subject: string, exceptFamilyId?: string) {
       const now = clock.now();
+      ended.set(subject, { at: Math.max(now, ended.get(subject)?.at ?? now), until: now + ENDED_SESSIONS_TTL_MS });
       let count = 0;
       for (const id of [...(bySubject.get(subject) ?? [])]) {
         if (id === exceptFamilyId) continue;

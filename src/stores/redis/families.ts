@@ -21,6 +21,9 @@
  *   the moment it exists, every path that ends one removes its entries as it ends it, and
  *   `create` drops the entries of families that expired (the only ones that cannot remove
  *   themselves), so the cap counts live families only and costs one script per login.
+ * - `rt:ended:{T}:<subject>` string: when `revokeAll` last ended the subject's sessions
+ *   (ms, the caller's clock); TTL = ENDED_SESSIONS_TTL_MS. `create` refuses a family whose
+ *   sign-in is older, in the same script that would write it.
  *
  * Scripts name the keys of other families of the same subject (and a family's index keys)
  * from ids and the subject inside the script. They share the declared keys' hash tag, so
@@ -33,8 +36,27 @@
  * it: instances' clocks may disagree, so Redis times both (see ROTATE).
  */
 import { familyIdTag, isFamilyId, subjectTag } from '../../tokens/refresh-token.js';
-import { assertHashes, assertNewFamily, clampUseContext, FAMILY_STORE, familyPolicy, signInOf, type FamilyStoreOptions } from '../family-policy.js';
-import type { Family, FamilyStore, NewFamily, RotateResult, RotationExpectations, RotationHashes, RotationRefusal, UseContext } from '../types.js';
+import {
+  assertHashes,
+  assertNewFamily,
+  clampUseContext,
+  ENDED_SESSIONS_TTL_MS,
+  FAMILY_STORE,
+  familyPolicy,
+  signInOf,
+  type FamilyStoreOptions,
+} from '../family-policy.js';
+import {
+  SignInEndedError,
+  type Family,
+  type FamilyStore,
+  type NewFamily,
+  type RotateResult,
+  type RotationExpectations,
+  type RotationHashes,
+  type RotationRefusal,
+  type UseContext,
+} from '../types.js';
 import { defineScript, guardRedis, pingRedis, runScript, type RedisClient } from './connection.js';
 
 export interface RedisFamilyStoreOptions extends FamilyStoreOptions {
@@ -46,6 +68,7 @@ const familyKey = (id: string): string => `rt:fam:{${familyIdTag(id)}}:${id}`;
 const markerKey = (id: string): string => `${familyKey(id)}:revoked`;
 const subjectKey = (subject: string): string => `rt:sub:{${subjectTag(subject)}}:${subject}`;
 const idleKey = (subject: string): string => `rt:idle:{${subjectTag(subject)}}:${subject}`;
+const endedKey = (subject: string): string => `rt:ended:{${subjectTag(subject)}}:${subject}`;
 
 /** The JSON stored per family (short names: it is kept once per session). */
 interface StoredFamily {
@@ -179,13 +202,19 @@ return 1
 `);
 
 /**
- * KEYS: family, subject index, idle index. ARGV: now, family id, family JSON, absolute
- * expiry, idle expiry, cap per subject, marker ms, subject, subject tag.
- * Drops the entries of families that expired, ends the oldest live ones beyond the cap,
- * then writes the family and its entries. Replies how many families the cap ended.
+ * KEYS: family, subject index, idle index, ended stamp. ARGV: now, family id, family JSON,
+ * absolute expiry, idle expiry, cap per subject, marker ms, subject, subject tag, signed
+ * in at ('' = no check).
+ * Replies nil, changing nothing, when the subject's sessions were ended after the sign-in.
+ * Otherwise drops the entries of families that expired, ends the oldest live ones beyond
+ * the cap, then writes the family and its entries. Replies how many families the cap ended.
  */
 const CREATE = defineScript(`${KEYS_LUA}
 local now = tonumber(ARGV[1])
+if ARGV[10] ~= '' then
+  local stamp = redis.call('GET', KEYS[4])
+  if stamp and tonumber(stamp) > tonumber(ARGV[10]) then return false end
+end
 -- Expired unused: each such entry is dropped once, so this costs nothing in the long run.
 -- One whose family still exists (it was used by an instance whose clock is behind) stays.
 -- An entry without this subject's tag was not written here: dropped, never followed.
@@ -219,15 +248,21 @@ return ended
 `);
 
 /**
- * Walks a subject's index. KEYS: subject index, idle index. ARGV: now, subject, subject
- * tag, mode ('list' or 'revoke'), marker ms, family id to keep ('' = none).
+ * Walks a subject's index. KEYS: subject index, idle index, ended stamp. ARGV: now,
+ * subject, subject tag, mode ('list' or 'revoke'), marker ms, family id to keep ('' =
+ * none), stamp ms.
  * An entry whose family is gone, or is not this subject's, is dropped (never followed
- * into another subject's family). 'list' replies the live families' JSON; 'revoke' ends
- * every live family but the one kept and replies how many.
+ * into another subject's family). 'list' replies the live families' JSON; 'revoke' first
+ * stamps the end of the subject's sessions (never moving it back), then ends every live
+ * family but the one kept and replies how many.
  */
 const SUBJECT = defineScript(`${KEYS_LUA}
 local now = tonumber(ARGV[1])
 local subject = ARGV[2]
+if ARGV[4] == 'revoke' then
+  local stamp = math.max(now, tonumber(redis.call('GET', KEYS[3]) or '0') or 0)
+  redis.call('SET', KEYS[3], string.format('%d', stamp), 'PX', ARGV[7])
+end
 local found = {}
 local ended = 0
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
@@ -265,7 +300,14 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
   }
 
   function walk(subject: string, now: number, mode: 'list' | 'revoke', keep = ''): Promise<unknown> {
-    return guard(() => runScript(redis, SUBJECT, [subjectKey(subject), idleKey(subject)], [now, subject, subjectTag(subject), mode, markerMs, keep]));
+    return guard(() =>
+      runScript(
+        redis,
+        SUBJECT,
+        [subjectKey(subject), idleKey(subject), endedKey(subject)],
+        [now, subject, subjectTag(subject), mode, markerMs, keep, ENDED_SESSIONS_TTL_MS],
+      ),
+    );
   }
 
   return {
@@ -292,14 +334,15 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
         ip,
         ...(grant.signIn && { si: { i: grant.signIn.sid, t: grant.signIn.authTime, m: [...grant.signIn.amr] } }),
       };
-      await guard(() =>
+      const reply = await guard(() =>
         runScript(
           redis,
           CREATE,
-          [familyKey(id), subjectKey(subject), idleKey(subject)],
-          [now, id, JSON.stringify(stored), expiresAt, idleExpiresAt, maxPerSubject, markerMs, subject, subjectTag(subject)],
+          [familyKey(id), subjectKey(subject), idleKey(subject), endedKey(subject)],
+          [now, id, JSON.stringify(stored), expiresAt, idleExpiresAt, maxPerSubject, markerMs, subject, subjectTag(subject), grant.signedInAt ?? ''],
         ),
       );
+      if (reply === null) throw new SignInEndedError();
       const family: Family = Object.freeze({
         subject,
         clientId: grant.clientId,
