@@ -14,12 +14,13 @@ import {
   StoreUnavailableError,
   UnauthorizedClientError,
 } from '../errors.js';
-import { familyRevoked, reuseDetected } from '../events/families.js';
+import { cappedFamilies, familyRevoked, reuseDetected } from '../events/families.js';
 import type { EventSink } from '../events/types.js';
 import type {
   AccessTokenDenylist,
   ClientRecord,
   ClientStore,
+  CreatedFamily,
   Family,
   FamilySignIn,
   FamilyStore,
@@ -174,9 +175,10 @@ export function createTokenService(deps: TokenServiceDeps) {
       if (storedScopeTokens(scope).includes(ADMIN_SCOPE))
         throw new InvalidScopeError(`the ${ADMIN_SCOPE} scope is only for admin clients, by client_credentials`);
       const audience = pickAudience(input.client, input.audience);
-      let family: { family: Family; refreshToken: string } | undefined;
+      let family: { family: CreatedFamily; refreshToken: string } | undefined;
       if (input.client.grantTypes.includes('refresh_token')) {
         family = await refreshTokens.create({ subject: input.user.id, clientId: input.client.clientId, scope, audience, signIn: input.signIn }, input.context);
+        if (family.family.endedByCap.length > 0) events?.emit(...cappedFamilies(input.user.id, family.family.endedByCap));
         // A password change or a logout-all between this login's check and the family's
         // creation would miss the new family when it ends the others: look again now that it exists.
         const now = await users.findById(input.user.id);

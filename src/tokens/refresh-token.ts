@@ -31,7 +31,7 @@
  */
 import { createHmac, hash, timingSafeEqual } from 'node:crypto';
 import type { Random } from '../random.js';
-import type { Family, FamilyGrant, FamilyStore, RotateResult, RotationExpectations, UseContext } from '../stores/types.js';
+import type { CreatedFamily, Family, FamilyGrant, FamilyStore, RotateResult, RotationExpectations, UseContext } from '../stores/types.js';
 
 const SECRET_BYTES = 32;
 const TAG_BYTES = 16;
@@ -172,7 +172,7 @@ export function createRefreshTokens({ secret, random, families }: RefreshTokensD
 
   return {
     /** A new family for `grant`, and its first token. */
-    async create(grant: FamilyGrant, context: UseContext): Promise<{ family: Family; refreshToken: string }> {
+    async create(grant: FamilyGrant, context: UseContext): Promise<{ family: CreatedFamily; refreshToken: string }> {
       const id = codec.newFamilyId(grant.subject);
       const refreshToken = codec.mint(id);
       const { subject, clientId, scope, audience, signIn } = grant;

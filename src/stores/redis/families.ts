@@ -34,7 +34,17 @@
  */
 import { familyIdTag, isFamilyId, subjectTag } from '../../tokens/refresh-token.js';
 import { assertHashes, assertNewFamily, clampUseContext, FAMILY_STORE, familyPolicy, signInOf, type FamilyStoreOptions } from '../family-policy.js';
-import type { Family, FamilyStore, NewFamily, RotateResult, RotationExpectations, RotationHashes, RotationRefusal, UseContext } from '../types.js';
+import type {
+  CreatedFamily,
+  Family,
+  FamilyStore,
+  NewFamily,
+  RotateResult,
+  RotationExpectations,
+  RotationHashes,
+  RotationRefusal,
+  UseContext,
+} from '../types.js';
 import { defineScript, guardRedis, pingRedis, runScript, type RedisClient } from './connection.js';
 
 export interface RedisFamilyStoreOptions extends FamilyStoreOptions {
@@ -182,7 +192,7 @@ return 1
  * KEYS: family, subject index, idle index. ARGV: now, family id, family JSON, absolute
  * expiry, idle expiry, cap per subject, marker ms, subject, subject tag.
  * Drops the entries of families that expired, ends the oldest live ones beyond the cap,
- * then writes the family and its entries. Replies how many families the cap ended.
+ * then writes the family and its entries. Replies the ids of the families the cap ended.
  */
 const CREATE = defineScript(`${KEYS_LUA}
 local now = tonumber(ARGV[1])
@@ -195,13 +205,13 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])) do
     redis.call('ZREM', KEYS[3], id)
   end
 end
-local ended = 0
+local ended = {}
 local over = redis.call('ZCARD', KEYS[2]) + 1 - tonumber(ARGV[6])
 if over > 0 then
   for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, over - 1)) do
     if tag(id) == ARGV[9] and redis.call('EXISTS', fkey(id)) == 1 then
       revoke(id, ARGV[8], now, tonumber(ARGV[7]))
-      ended = ended + 1
+      ended[#ended + 1] = id
     else
       redis.call('ZREM', KEYS[2], id)
       redis.call('ZREM', KEYS[3], id)
@@ -292,7 +302,7 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
         ip,
         ...(grant.signIn && { si: { i: grant.signIn.sid, t: grant.signIn.authTime, m: [...grant.signIn.amr] } }),
       };
-      await guard(() =>
+      const endedByCap = await guard(() =>
         runScript(
           redis,
           CREATE,
@@ -300,7 +310,7 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
           [now, id, JSON.stringify(stored), expiresAt, idleExpiresAt, maxPerSubject, markerMs, subject, subjectTag(subject)],
         ),
       );
-      const family: Family = Object.freeze({
+      const family: CreatedFamily = Object.freeze({
         subject,
         clientId: grant.clientId,
         scope: grant.scope,
@@ -312,6 +322,7 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
         expiresAt,
         userAgent: userAgent || undefined,
         ip: ip || undefined,
+        endedByCap: Object.freeze((endedByCap as string[]).map(String)),
       });
       return family;
     },
