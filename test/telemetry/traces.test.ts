@@ -81,7 +81,7 @@ interface Started {
   base(): string;
 }
 
-async function startAuthority(env: Record<string, string>): Promise<Started> {
+async function startAuthority(env: Record<string, string>, workers = 1): Promise<Started> {
   let output = '';
   const child = spawnTracked(process.execPath, ['--require', PROBE, '--import', 'tsx', ENTRY], {
     env: {
@@ -98,7 +98,7 @@ async function startAuthority(env: Record<string, string>): Promise<Started> {
   });
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  await waitFor(() => /"msg":"listening"/.test(output), 45_000, 50);
+  await waitFor(() => output.split('"msg":"listening"').length > workers, 45_000, 50);
   const line = output.split('\n').find((text) => text.includes('"msg":"listening"'))!;
   const base = new URL((JSON.parse(line) as { url: string }).url).origin;
   return { child, output: () => output, base: () => base };
@@ -205,6 +205,47 @@ describe('with OTEL_EXPORTER_OTLP_ENDPOINT', () => {
     await stopProcess(started.child);
     expect(started.output()).toMatch(/LOADED .*@opentelemetry\/sdk-node/);
   });
+});
+
+describe('WORKERS=2', () => {
+  it('traces the requests of every worker', async () => {
+    const redis = await startTestRedis();
+    const receiver = await startReceiver();
+    const started = await startAuthority(
+      {
+        WORKERS: '2',
+        REDIS_URL: redis.url,
+        MONGODB_URI: testDatabaseUri(inject('mongoUri'), 'telemetry-traces-cluster'),
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json',
+        OTEL_BSP_SCHEDULE_DELAY: '100',
+      },
+      2,
+    );
+    try {
+      // A connection each: the primary hands connections to the workers in turn.
+      for (let i = 0; i < 4; i += 1) {
+        const res = await fetch(`${started.base()}/auth/login`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', connection: 'close' },
+          body: JSON.stringify({ email: EMAIL, password: PASSWORD }),
+        });
+        expect(res.status).toBe(200);
+      }
+      await waitFor(() => spansOf(receiver.bodies).filter((span) => span.kind === SERVER).length >= 4, 15_000, 100);
+      const spans = spansOf(receiver.bodies);
+      const servers = spans.filter((span) => span.kind === SERVER);
+      const pids = new Set(servers.map((span) => JSON.stringify(span.resource.find((a) => a.key === 'process.pid')?.value)));
+      expect(pids.size).toBe(2);
+      for (const server of servers) {
+        expect(spans.some((span) => span.traceId === server.traceId && attribute(span, 'db.system.name') === 'redis')).toBe(true);
+      }
+    } finally {
+      await stopProcess(started.child);
+      await redis.stop();
+      await new Promise((resolve) => receiver.server.close(resolve));
+    }
+  }, 90_000);
 });
 
 describe('without OTEL_EXPORTER_OTLP_ENDPOINT', () => {
