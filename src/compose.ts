@@ -335,7 +335,10 @@ export async function createService(
   const signer = createAccessTokens({ keys, clock, random, issuer: config.issuer, ttl: config.accessTokenTtl, clockSkew: config.clockSkew });
   const accessTokens = metrics ? timeSigning(signer, keys, metrics) : signer;
   const requestScope = createRequestScope();
-  const securityEvents = createSecurityEvents({ logger, clock, random, stream: stores.events, origin: requestScope.current });
+  const securityEvents = config.events.enabled
+    ? createSecurityEvents({ logger, clock, random, stream: stores.events, origin: requestScope.current })
+    : NO_SECURITY_EVENTS;
+  if (!config.events.enabled) logger.warn('SECURITY_EVENTS=off: no security events are recorded (no stream entries, no webhooks)');
   // Families ended are counted from the events that report them, one place for every reason.
   const events = metrics ? countFamilyRevocations(securityEvents, metrics) : securityEvents;
   const loginLimits = trackLoginLimits(stores.rateLimits);
@@ -509,6 +512,13 @@ export async function createService(
     },
   };
 }
+
+/** SECURITY_EVENTS=off: events are dropped where they are emitted. */
+const NO_SECURITY_EVENTS: SecurityEvents = Object.freeze({
+  emit() {},
+  flush: () => Promise.resolve(),
+  onAppend() {},
+});
 
 /** Webhook delivery when WEBHOOK_URLS is set (config checked that WEBHOOK_SECRET is too). */
 function webhookDelivery(config: Config, deps: { stream: EventStreamStore; logger: Logger; random: Random }): WebhookDelivery | undefined {

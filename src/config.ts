@@ -310,6 +310,18 @@ const variables = {
   },
   /** Security events (src/events/): the Redis Stream they are appended to, and the webhooks they are delivered to. */
   events: {
+    /**
+     * `off` emits none: no stream entries, no 'security event' log lines, no webhooks. For
+     * measuring what they cost (with METRICS_PORT=off, the service without issue 19's
+     * instrumentation); a deployment keeps them: they are its audit trail.
+     */
+    enabled: variable(
+      'SECURITY_EVENTS',
+      z
+        .enum(['on', 'off'])
+        .default('on')
+        .transform((text) => text === 'on'),
+    ),
     /** Entries kept in the stream (XADD MAXLEN ~, so about this many); older ones are trimmed. */
     streamMaxLen: variable('EVENTS_STREAM_MAXLEN', integer(100_000, 100, 100_000_000)),
     /** Receivers of every event, POSTed as JSON and signed per Standard Webhooks; empty = no delivery. */
@@ -503,6 +515,9 @@ function problemsBetween(input: Record<string, string>, v: PartlyParsed<Variable
   // sooner would leave them verifying with nothing to say it ended.
   if (v.refreshTokenTtl !== undefined && v.accessTokenTtl !== undefined && v.refreshTokenTtl < v.accessTokenTtl) {
     problems.push('REFRESH_TOKEN_TTL: must be at least ACCESS_TOKEN_TTL');
+  }
+  if (v.events.enabled === false && v.events.webhookUrls !== undefined && v.events.webhookUrls.length > 0) {
+    problems.push('SECURITY_EVENTS: off leaves nothing for WEBHOOK_URLS to deliver; unset one of them');
   }
   if (v.events.webhookUrls !== undefined && v.events.webhookUrls.length > 0 && !input.WEBHOOK_SECRET) {
     problems.push('WEBHOOK_SECRET: required with WEBHOOK_URLS (whsec_ followed by the base64 of 24 to 64 random bytes)');

@@ -3,6 +3,7 @@
  * secret-bearing members at any depth, so a secret cannot reach the log by being nested
  * one level deeper than a path list anticipated.
  */
+import { trace } from '@opentelemetry/api';
 import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
@@ -100,13 +101,24 @@ export interface LoggerOptions {
   level: string;
   /** Where lines go: by default stdout, buffered (see `bufferedStdout`). Tests pass a stream to capture lines. */
   destination?: DestinationStream;
+  /** Tracing is on: a line logged while a span is active carries its `trace_id` and `span_id`. */
+  traceIds?: boolean;
 }
 
-export function createLogger({ level, destination }: LoggerOptions): Logger {
+/** The active span's ids, as OpenTelemetry's log correlation names them; none outside a span. */
+function traceIdsOfActiveSpan(): Record<string, string> {
+  const span = trace.getActiveSpan();
+  if (span === undefined) return {};
+  const { traceId, spanId } = span.spanContext();
+  return { trace_id: traceId, span_id: spanId };
+}
+
+export function createLogger({ level, destination, traceIds = false }: LoggerOptions): Logger {
   return pino(
     {
       level,
       base: undefined,
+      ...(traceIds && { mixin: traceIdsOfActiveSpan }),
       // Epoch milliseconds (pino's default): formatting an ISO date costs measurably per request.
       formatters: {
         level: (label) => ({ level: label }),

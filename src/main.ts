@@ -94,7 +94,18 @@ export async function startServer(config: Config, deps: { logger: Logger; clock?
   };
 }
 
-export async function main(): Promise<void> {
+/** What src/telemetry/tracing.cts started. */
+export interface Tracing {
+  /** Exports the spans still in the batch. */
+  shutdown(): Promise<void>;
+}
+
+export interface MainOptions {
+  /** OpenTelemetry tracing, started by start.cts when OTEL_EXPORTER_OTLP_ENDPOINT is set: log lines get trace ids, and spans are exported before exit. */
+  readonly tracing?: Tracing;
+}
+
+export async function main({ tracing }: MainOptions = {}): Promise<void> {
   let config: Config;
   try {
     config = parseConfig(process.env);
@@ -105,7 +116,7 @@ export async function main(): Promise<void> {
     }
     throw err;
   }
-  const logger = createLogger({ level: config.logLevel });
+  const logger = createLogger({ level: config.logLevel, traceIds: tracing !== undefined });
   for (const { name, meant } of misspelledVariables(process.env)) {
     logger.warn({ variable: name, meant }, `${name} is not a variable this service reads (it is ignored); did you mean ${meant}?`);
   }
@@ -127,13 +138,16 @@ export async function main(): Promise<void> {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       logger.info({ signal }, 'shutting down');
-      running.stop().then(
-        () => process.exit(0),
-        (err: unknown) => {
-          logger.error({ err }, 'shutdown failed');
-          process.exit(1);
-        },
-      );
+      running
+        .stop()
+        .then(() => tracing?.shutdown())
+        .then(
+          () => process.exit(0),
+          (err: unknown) => {
+            logger.error({ err }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
     });
   }
 }

@@ -210,6 +210,7 @@ describe('config, all of it', () => {
       'REQUIRE_PAR',
       'SIGN_IN_SESSION_TTL',
       'SIGN_IN_SESSION_MAX_TTL',
+      'SECURITY_EVENTS',
       'EVENTS_STREAM_MAXLEN',
       'WEBHOOK_URLS',
       'WEBHOOK_SECRET',
@@ -319,6 +320,7 @@ describe('config, all of it', () => {
       argon2: { memoryCost: 19456, timeCost: 2, parallelism: 1 },
       signIn: { productName: 'Token Authority', stylesheetFile: undefined, logoFile: undefined, requirePar: false, sessionTtl: 86400, sessionMaxTtl: 604800 },
       events: {
+        enabled: true,
         streamMaxLen: 100_000,
         webhookUrls: [],
         webhookSecret: undefined,
@@ -391,6 +393,7 @@ describe('config, all of it', () => {
       'REQUIRE_PAR: Invalid option: expected one of "true"|"false"',
       'SIGN_IN_SESSION_TTL: "bad value!" is not a duration (use 900, 900s, 15m, 1h or 7d)',
       'SIGN_IN_SESSION_MAX_TTL: "bad value!" is not a duration (use 900, 900s, 15m, 1h or 7d)',
+      'SECURITY_EVENTS: Invalid option: expected one of "on"|"off"',
       'EVENTS_STREAM_MAXLEN: "bad value!" must be an integer from 100 to 100000000',
       'WEBHOOK_URLS.0: must be a URL (http: or https:)',
       'WEBHOOK_SECRET: must be whsec_ followed by the base64 of 24 to 64 random bytes (e.g. whsec_$(openssl rand -base64 32))',
@@ -475,6 +478,7 @@ describe('config, all of it', () => {
       REQUIRE_PAR: 'true',
       SIGN_IN_SESSION_TTL: '2h',
       SIGN_IN_SESSION_MAX_TTL: '1d',
+      SECURITY_EVENTS: 'on',
       EVENTS_STREAM_MAXLEN: '1000',
       WEBHOOK_URLS: 'https://siem.example.com/hook',
       WEBHOOK_SECRET: `whsec_${'A'.repeat(32)}`,
@@ -540,6 +544,7 @@ describe('config, all of it', () => {
       devClientSecret: undefined,
       devUserPassword: undefined,
       events: {
+        enabled: true,
         streamMaxLen: 1000,
         webhookUrls: ['https://siem.example.com/hook'],
         webhookSecret: `whsec_${'A'.repeat(32)}`,
@@ -608,6 +613,7 @@ describe('security events and webhooks', () => {
       EVENTS_STREAM_MAXLEN: '5000',
     });
     expect(config.events).toEqual({
+      enabled: true,
       streamMaxLen: 5000,
       webhookUrls: ['https://a.example/hook', 'http://10.0.0.2:8080/x'],
       webhookSecret: secret,
@@ -615,6 +621,15 @@ describe('security events and webhooks', () => {
       webhookRetryBaseMs: 250,
       webhookRetryMaxMs: 120_000,
     });
+  });
+
+  it('turns security events off with SECURITY_EVENTS=off (the bench compares), not with webhooks to deliver', () => {
+    expect(parseConfig({}).events.enabled).toBe(true);
+    expect(parseConfig({ SECURITY_EVENTS: 'off' }).events.enabled).toBe(false);
+    expect(problemsOf({ SECURITY_EVENTS: 'no' })[0]).toMatch(/^SECURITY_EVENTS: /);
+    expect(problemsOf({ SECURITY_EVENTS: 'off', WEBHOOK_URLS: 'https://a.example/hook', WEBHOOK_SECRET: secret })).toEqual([
+      'SECURITY_EVENTS: off leaves nothing for WEBHOOK_URLS to deliver; unset one of them',
+    ]);
   });
 
   it('needs a Standard Webhooks secret of 24 to 64 bytes with WEBHOOK_URLS', () => {

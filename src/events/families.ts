@@ -14,6 +14,19 @@ export function familyRevoked(reason: FamilyRevocationReason, family: FamilyRef,
   };
 }
 
+/**
+ * Families a new one ended to stay within the per-user cap (FamilyStore.create's
+ * `endedByCap`): one event each, the user's own doing (their newest login).
+ */
+export function cappedFamilies(userId: string, familyIds: readonly string[]): NewEvent[] {
+  return familyIds.map((id) => ({
+    type: 'family.revoked',
+    actor: { type: 'user', id: userId },
+    subject: { type: 'family', id },
+    data: { reason: 'session_cap', count: 1, user_id: userId },
+  }));
+}
+
 /** A user's families ended together (`count` of them; none = no event). */
 export function familiesRevoked(
   reason: FamilyRevocationReason,

@@ -36,7 +36,9 @@ export type FamilyRevocationReason =
   | 'token_revoked'
   | 'code_reuse'
   | 'disabled_user'
-  | 'audience_withdrawn';
+  | 'audience_withdrawn'
+  /** A login went over REFRESH_FAMILIES_PER_USER: the user's oldest session made room. */
+  | 'session_cap';
 
 /** Where one use of a refresh family came from. */
 export interface UseOrigin {

@@ -14,7 +14,7 @@ import {
   StoreUnavailableError,
   UnauthorizedClientError,
 } from '../errors.js';
-import { familyRevoked, reuseDetected } from '../events/families.js';
+import { cappedFamilies, familyRevoked, reuseDetected } from '../events/families.js';
 import type { EventSink } from '../events/types.js';
 import { SignInEndedError } from '../stores/types.js';
 import type {
@@ -263,6 +263,7 @@ export function createTokenService(deps: TokenServiceDeps) {
         }),
         accessTokenFor({ user: input.user, client: input.client, scope, audience, sid: id }),
       ]);
+      if (family.family.endedByCap.length > 0) events?.emit(...cappedFamilies(input.user.id, family.family.endedByCap));
       return { response: response(issued, scope, family.refreshToken), family: family.family, accessToken: { jti: issued.jti, expiresAt: issued.expiresAt } };
     },
 

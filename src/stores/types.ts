@@ -221,6 +221,16 @@ export interface Family extends FamilyGrant {
   readonly ip: string | undefined;
 }
 
+/** What `FamilyStore.create` answers: the new family, and what the per-subject cap ended to make room for it. */
+export interface CreatedFamily extends Family {
+  /**
+   * Ids of the subject's live families that this `create` revoked because the subject was
+   * at `maxFamiliesPerSubject`, oldest first; empty under the cap. Expired ones it dropped
+   * are not among them. The caller reports them (`family.revoked`, reason `session_cap`).
+   */
+  readonly endedByCap: readonly string[];
+}
+
 /** A family to create, as the token layer (`tokens/refresh-token.ts`) hands it over. */
 export interface NewFamily extends FamilyGrant {
   /** A family id (`isFamilyId`), chosen by the token layer. */
@@ -310,7 +320,7 @@ export interface RotationExpectations {
  * `create` or `rotate` is a bug: TypeError.
  */
 export interface FamilyStore extends Pingable {
-  create(family: NewFamily, context: UseContext): Promise<Family>;
+  create(family: NewFamily, context: UseContext): Promise<CreatedFamily>;
   /**
    * `expected` is checked inside the same atomic step, before the token is looked at (see
    * RotationExpectations): a token presented by another client is `invalid` and changes

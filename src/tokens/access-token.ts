@@ -7,6 +7,7 @@
 import { KeyObject, sign as cryptoSign, type SignKeyObjectInput } from 'node:crypto';
 import { epochSeconds, type Clock } from '../clock.js';
 import { signParams, type KeyAlg } from '../keys/algorithms.js';
+import { traceSigning } from '../telemetry/spans.js';
 import type { KeyRing, VerificationKey } from '../keys/key-ring.js';
 import type { KeyRingSource } from '../keys/source.js';
 import type { Random } from '../random.js';
@@ -147,7 +148,7 @@ export function createAccessTokens({ keys, clock, random, issuer, ttl, clockSkew
       ...(request.sid !== undefined && { sid: request.sid }),
     };
     const signingInput = signer.headerPrefix + Buffer.from(JSON.stringify(claims)).toString('base64url');
-    const signature = await sign(signer, Buffer.from(signingInput));
+    const signature = await traceSigning('sign access token', signer, () => sign(signer, Buffer.from(signingInput)));
     return {
       token: `${signingInput}.${signature.toString('base64url')}`,
       jti: claims.jti,

@@ -9,6 +9,7 @@ import { compactVerify, decodeProtectedHeader, SignJWT, type JWTPayload } from '
 import { epochSeconds, type Clock } from '../clock.js';
 import type { KeyRingSource } from '../keys/source.js';
 import type { Random } from '../random.js';
+import { traceSigning } from '../telemetry/spans.js';
 
 /** OIDC Core §2 recommends `JWT` (RFC 7519 §5.1) for ID tokens. */
 export const ID_TOKEN_TYP = 'JWT';
@@ -60,7 +61,9 @@ export function createIdTokens(deps: IdTokenDeps) {
 
   async function sign(typ: string, payload: JWTPayload): Promise<{ token: string; alg: string }> {
     const { kid, alg, privateKey } = keys.current().signingKey();
-    const token = await new SignJWT(payload).setProtectedHeader({ alg, typ, kid }).sign(privateKey);
+    const token = await traceSigning(`sign ${typ === ID_TOKEN_TYP ? 'id token' : typ}`, { kid, alg }, () =>
+      new SignJWT(payload).setProtectedHeader({ alg, typ, kid }).sign(privateKey),
+    );
     return { token, alg };
   }
 

@@ -31,7 +31,7 @@
  */
 import { createHmac, hash, timingSafeEqual } from 'node:crypto';
 import type { Random } from '../random.js';
-import type { Family, FamilyGrant, FamilyStore, NewFamily, RotateResult, RotationExpectations, UseContext } from '../stores/types.js';
+import type { CreatedFamily, Family, FamilyGrant, FamilyStore, NewFamily, RotateResult, RotationExpectations, UseContext } from '../stores/types.js';
 
 const SECRET_BYTES = 32;
 const TAG_BYTES = 16;
@@ -178,7 +178,10 @@ export function createRefreshTokens({ secret, random, families }: RefreshTokensD
      * A new family for `grant` (with the id from `newFamilyId`, or a new one), and its first
      * token; SignInEndedError as `FamilyStore.create` (`signedInAt`).
      */
-    async create(grant: FamilyGrant & Pick<NewFamily, 'signedInAt'> & { id?: string }, context: UseContext): Promise<{ family: Family; refreshToken: string }> {
+    async create(
+      grant: FamilyGrant & Pick<NewFamily, 'signedInAt'> & { id?: string },
+      context: UseContext,
+    ): Promise<{ family: CreatedFamily; refreshToken: string }> {
       const id = grant.id ?? codec.newFamilyId(grant.subject);
       const refreshToken = codec.mint(id);
       const { subject, clientId, scope, audience, signIn, signedInAt } = grant;

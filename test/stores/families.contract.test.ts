@@ -14,7 +14,7 @@ import type { Redis } from 'ioredis';
 import { closeRedis, connectRedis, createRedisClient, type RedisClient } from '../../src/stores/redis/connection.js';
 import { createRedisDenylist } from '../../src/stores/redis/denylist.js';
 import { createRedisFamilyStore } from '../../src/stores/redis/families.js';
-import { SignInEndedError, type AccessTokenDenylist, type FamilyGrant, type FamilyStore } from '../../src/stores/types.js';
+import { SignInEndedError, type AccessTokenDenylist, type Family, type FamilyGrant, type FamilyStore } from '../../src/stores/types.js';
 import { createRefreshTokenCodec } from '../../src/tokens/refresh-token.js';
 import { withTokens, type TokenFamilies } from './families.helpers.js';
 import { startTestRedisCluster, type TestRedisCluster } from '../support/redis-cluster.js';
@@ -180,7 +180,8 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
       it('creates from an id and a hash, and rotates on hashes: current, then the next one', async () => {
         const { store: families } = store();
         const created = newFamily();
-        const family = await families.create(created, context);
+        const { endedByCap, ...family } = await families.create(created, context);
+        expect(endedByCap).toEqual([]);
         expect(family).toMatchObject({ ...grant(), id: created.id });
         expect(await families.current(created.id, created.tokenHash)).toEqual(family);
         const next = hash();
@@ -247,7 +248,11 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
 
     it('creates a family whose token is opaque, URL-safe and names the family', async () => {
       const families = store();
-      const { family, refreshToken } = await families.create(grant(), context);
+      const {
+        family: { endedByCap, ...family },
+        refreshToken,
+      } = await families.create(grant(), context);
+      expect(endedByCap).toEqual([]);
       expect(refreshToken).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{22}$/);
       expect(refreshToken.startsWith(`${family.id}.`)).toBe(true);
       expect(family).toMatchObject({
@@ -578,7 +583,7 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
 
       it('rotation never extends a family past its absolute expiry', async () => {
         const families = store({ refreshTokenTtl: 60, familyMaxTtl: 150 });
-        let { family, refreshToken } = await families.create(grant(), context);
+        let { family, refreshToken }: { family: Family; refreshToken: string } = await families.create(grant(), context);
         const expiresAt = family.expiresAt;
         expect(expiresAt).toBe(clock.now() + 150 * SECOND);
         for (let i = 0; i < 3; i += 1) {
@@ -676,6 +681,26 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         expect(await families.isRevoked(made[0]!.family.id)).toBe(true);
         expect(await families.isRevoked(made[1]!.family.id)).toBe(false);
         await rotated(families, made[1]!.refreshToken);
+        // The one that made room names the family it ended (for its security event), the others none.
+        expect(made.map(({ family }) => family.endedByCap)).toEqual([[], [], [], [made[0]!.family.id]]);
+      });
+
+      it('create names the family the cap ended: the oldest live one of that subject, never a revoked one', async () => {
+        const families = store({ maxFamiliesPerSubject: 3 });
+        const made = [];
+        for (let i = 0; i < 3; i += 1) {
+          made.push(await families.create(grant('alice'), context));
+          clock.advance(SECOND);
+        }
+        const bob = await families.create(grant('bob'), context);
+        await families.revoke(made[0]!.family.id);
+        // Two live and the new one: at the cap, nothing ended.
+        const third = await families.create(grant('alice'), context);
+        clock.advance(SECOND);
+        const fourth = await families.create(grant('alice'), context);
+        expect([bob, third, fourth].map(({ family }) => family.endedByCap)).toEqual([[], [], [made[1]!.family.id]]);
+        expect((await families.listBySubject('alice')).map(({ id }) => id).sort()).toEqual([made[2]!.family.id, third.family.id, fourth.family.id].sort());
+        expect((await families.listBySubject('bob')).map(({ id }) => id)).toEqual([bob.family.id]);
       });
 
       it('ended and expired families leave the index: the cap counts live ones only, and a login costs one script', async () => {
@@ -697,6 +722,8 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         if (before !== undefined) expect(after! - before).toBe(1);
         // One live family and the new one: under the cap of 3, so neither ended the other.
         expect((await families.listBySubject('alice')).map(({ id }) => id).sort()).toEqual([live.family.id, login.family.id].sort());
+        // Expired and reused families were not ended by the cap: the login names none.
+        expect(login.family.endedByCap).toEqual([]);
         expect(await families.isRevoked(live.family.id)).toBe(false);
         await rotated(families, live.refreshToken);
         expect(await families.revokeAll('alice')).toBe(2);

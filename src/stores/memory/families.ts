@@ -127,15 +127,18 @@ export function createMemoryFamilyStore(options: FamilyStoreOptions): FamilyStor
       families.set(id, record);
       const ids = bySubject.get(subject) ?? new Set<string>();
       // Over the cap, the oldest go (a Set iterates in creation order).
+      const endedByCap: string[] = [];
       for (const old of ids) {
         if (ids.size < maxPerSubject) break;
         const existing = live(old, now);
-        if (existing) revokeRecord(existing, now);
-        else ids.delete(old);
+        if (existing) {
+          revokeRecord(existing, now);
+          endedByCap.push(old);
+        } else ids.delete(old);
       }
       ids.add(id);
       bySubject.set(subject, ids);
-      return view(record);
+      return Object.freeze({ ...view(record), endedByCap: Object.freeze(endedByCap) });
     },
 
     async rotate(familyId: string, hashes: RotationHashes, context: UseContext, expected: RotationExpectations = {}): Promise<RotateResult> {

@@ -48,6 +48,7 @@ import {
 } from '../family-policy.js';
 import {
   SignInEndedError,
+  type CreatedFamily,
   type Family,
   type FamilyStore,
   type NewFamily,
@@ -207,7 +208,7 @@ return 1
  * in at ('' = no check).
  * Replies nil, changing nothing, when the subject's sessions were ended after the sign-in.
  * Otherwise drops the entries of families that expired, ends the oldest live ones beyond
- * the cap, then writes the family and its entries. Replies how many families the cap ended.
+ * the cap, then writes the family and its entries. Replies the ids of the families the cap ended.
  */
 const CREATE = defineScript(`${KEYS_LUA}
 local now = tonumber(ARGV[1])
@@ -224,13 +225,13 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])) do
     redis.call('ZREM', KEYS[3], id)
   end
 end
-local ended = 0
+local ended = {}
 local over = redis.call('ZCARD', KEYS[2]) + 1 - tonumber(ARGV[6])
 if over > 0 then
   for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, over - 1)) do
     if tag(id) == ARGV[9] and redis.call('EXISTS', fkey(id)) == 1 then
       revoke(id, ARGV[8], now, tonumber(ARGV[7]))
-      ended = ended + 1
+      ended[#ended + 1] = id
     else
       redis.call('ZREM', KEYS[2], id)
       redis.call('ZREM', KEYS[3], id)
@@ -343,7 +344,7 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
         ),
       );
       if (reply === null) throw new SignInEndedError();
-      const family: Family = Object.freeze({
+      const family: CreatedFamily = Object.freeze({
         subject,
         clientId: grant.clientId,
         scope: grant.scope,
@@ -355,6 +356,7 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
         expiresAt,
         userAgent: userAgent || undefined,
         ip: ip || undefined,
+        endedByCap: Object.freeze((reply as string[]).map(String)),
       });
       return family;
     },
