@@ -3,9 +3,14 @@
  * each answers, that a change takes effect at once despite the client and user caches,
  * that sessions end through the session service (events), and that every call is audited.
  */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cryptoRandom } from '../../src/random.js';
+import { createRefreshTokens } from '../../src/tokens/refresh-token.js';
 import { introspect } from '../support/http.js';
+import { waitFor } from '../support/processes.js';
 import { basic, startAdminHarness, type AdminHarness } from './support.js';
 
 let h: AdminHarness;
@@ -334,6 +339,47 @@ describe('users', () => {
     expect((await h.api('post', `/admin/users/${user.id}/enable`).expect(200)).body.user.disabled).toBe(false);
     await login(user.email, user.password).expect(200);
     expect((await h.api('post', '/admin/users/000000000000000000000000/disable').expect(404)).body.error).toBe('not_found');
+  });
+
+  it('disabling ends the user’s browser sign-ins by the logout-all path: the clients get a back-channel logout token', async () => {
+    const logoutTokens: string[] = [];
+    const receiver: Server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => {
+        logoutTokens.push(new URLSearchParams(body).get('logout_token') ?? '');
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    try {
+      const { id: rp } = await newClient({
+        name: 'RP',
+        grant_types: ['authorization_code', 'refresh_token'],
+        redirect_uris: ['https://rp.example.org/cb'],
+        backchannel_logout_uri: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/backchannel`,
+      });
+      const user = await newUser();
+      const { session } = await h.service.stores.browserSessions.create({ userId: user.id, authTime: Date.now(), amr: ['pwd'] });
+      const tokens = createRefreshTokens({ secret: 'r'.repeat(40), random: cryptoRandom, families: h.service.stores.families });
+      await tokens.create(
+        {
+          subject: user.id,
+          clientId: rp,
+          scope: 'openid',
+          audience: h.service.config.audience,
+          signIn: { sid: session.id, authTime: session.authTime, amr: ['pwd'] },
+        },
+        {},
+      );
+      expect((await h.api('post', `/admin/users/${user.id}/disable`).expect(200)).body.sessions_ended).toBe(1);
+      expect(await h.service.stores.browserSessions.listByUser(user.id)).toEqual([]);
+      await waitFor(() => logoutTokens.length > 0, 10_000, 50);
+      const claims = JSON.parse(Buffer.from(logoutTokens[0]!.split('.')[1]!, 'base64url').toString());
+      expect(claims).toMatchObject({ sub: user.id, sid: session.id, aud: rp });
+    } finally {
+      receiver.close();
+    }
   });
 
   it('deletes a user: their sessions end, they are gone', async () => {
