@@ -4,7 +4,7 @@
  * credentials from the file the dev server writes, nothing else to set.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -69,6 +69,18 @@ afterAll(async () => {
 });
 
 describe('--help and bad input', () => {
+  it('package.json runs each as the other admin scripts are run: built, then from dist/', () => {
+    const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+    for (const [name, file] of [
+      ['client:list', 'client-list'],
+      ['user:disable', 'user-disable'],
+      ['sessions:end', 'sessions-end'],
+    ]) {
+      expect(scripts[name!]).toBe(`node scripts/build.mjs && node dist/scripts/${file}.js`);
+      expect(existsSync(join(ROOT, 'scripts', `${file}.ts`))).toBe(true);
+    }
+  });
+
   it('each new script answers --help with its usage on stdout and exit 0', async () => {
     const scripts = { 'client-list.ts': 'client:list', 'user-disable.ts': 'user:disable', 'sessions-end.ts': 'sessions:end' };
     for (const [script, name] of Object.entries(scripts)) {

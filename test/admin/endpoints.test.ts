@@ -428,6 +428,34 @@ describe('a user’s sessions', () => {
   });
 });
 
+describe('odd input', () => {
+  it('is answered in the JSON error format, never with a 500', async () => {
+    const long = 'a'.repeat(5000);
+    const calls: [string, () => request.Test][] = [
+      ['malformed escape', () => h.api('get', '/admin/users/%E0%A4%A')],
+      ['long id', () => h.api('delete', `/admin/users/${long}/sessions/${long}`)],
+      ['long client id', () => h.api('patch', `/admin/clients/${long}`).send({ name: 'x' })],
+      ['empty cursor', () => h.api('get', '/admin/users?cursor=')],
+      ['NUL prefix', () => h.api('get', '/admin/users?email_prefix=%00')],
+      ['long prefix', () => h.api('get', `/admin/users?email_prefix=${long}`)],
+      ['text body', () => h.api('patch', '/admin/clients/demo-app').set('Content-Type', 'text/plain').send('name=x')],
+      ['bad JSON', () => h.api('patch', '/admin/clients/demo-app').set('Content-Type', 'application/json').send('{"name":')],
+      ['form body', () => h.api('patch', '/admin/clients/demo-app').type('form').send({ scopes: 'read' })],
+      ['numbers as roles', () => h.api('put', '/admin/users/x/roles').send({ roles: [1, 2] })],
+      ['array body', () => h.api('post', '/admin/users').send([1])],
+    ];
+    for (const [name, call] of calls) {
+      const res = await call();
+      expect({ name, server: res.status >= 500, json: typeof res.body.error === 'string' && typeof res.body.error_description === 'string' }).toEqual({
+        name,
+        server: false,
+        json: true,
+      });
+    }
+    expect((await h.api('get', '/admin/users?email_prefix=%00').expect(400)).body.error_description).toContain('email_prefix');
+  });
+});
+
 describe('audit', () => {
   it('every call is a log line at info and an admin.action event naming the actor, action and target; never a secret', async () => {
     const user = await newUser();

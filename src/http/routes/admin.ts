@@ -60,7 +60,14 @@ const pageQuery = {
   cursor: text(1000).optional(),
 };
 const clientsQuery = z.object(pageQuery);
-const usersQuery = z.object({ ...pageQuery, email_prefix: z.string().max(254, 'must be at most 254 characters').default('') });
+const usersQuery = z.object({
+  ...pageQuery,
+  email_prefix: z
+    .string()
+    .max(254, 'must be at most 254 characters')
+    .refine((value) => !value.includes('\u0000'), 'must not contain NUL characters')
+    .default(''),
+});
 
 const param = (ctx: Context, name: string): string => (ctx as unknown as { params: Record<string, string | undefined> }).params[name] ?? '';
 /** Query parameters, each given at most once. */
