@@ -95,7 +95,7 @@ export function createAdminService(deps: AdminServiceDeps) {
     return user;
   }
 
-  /** Writes `changes`; a client deleted meanwhile is a 404 too. */
+  /** Writes `changes`; a user deleted meanwhile is a 404 too. */
   async function updateUser(userId: string, changes: Parameters<UserStore['update']>[1]): Promise<UserRecord> {
     const user = await users.update(userId, changes);
     if (!user) throw new NotFoundError(`no user with id "${userId.slice(0, 64)}"`);

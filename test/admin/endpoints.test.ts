@@ -382,6 +382,21 @@ describe('users', () => {
     }
   });
 
+  it('publishes every change of a user on the user-change feed, so other instances’ user caches drop it', async () => {
+    const changed: string[] = [];
+    h.service.stores.userChanges.subscribe({ changed: (id) => changed.push(id), reset: () => undefined });
+    const user = await newUser();
+    await h
+      .api('put', `/admin/users/${user.id}/roles`)
+      .send({ roles: ['x'] })
+      .expect(200);
+    expect(changed.filter((id) => id === user.id)).toHaveLength(1);
+    await h.api('post', `/admin/users/${user.id}/disable`).expect(200);
+    await h.api('post', `/admin/users/${user.id}/enable`).expect(200);
+    await h.api('delete', `/admin/users/${user.id}`).expect(200);
+    expect(changed.filter((id) => id === user.id)).toHaveLength(4);
+  });
+
   it('deletes a user: their sessions end, they are gone', async () => {
     const user = await newUser();
     const session = await login(user.email, user.password).expect(200);
