@@ -4,7 +4,8 @@
  * database round trip from that hot path. The price: a client changed or removed in the
  * database is seen by each instance within `ttlMs`. Unknown ids are cached too (so junk
  * ids cannot hammer the database), and the cache is bounded, the least recently used
- * entries evicted first.
+ * entries evicted first. A change or deletion made through this cache (the admin API)
+ * drops the entry at once on this instance; other instances see it within `ttlMs`.
  */
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../clock.js';
@@ -17,7 +18,7 @@ export function cacheClients(inner: ClientStore, { ttlMs, maxEntries = 10_000, c
   // from the lookup; hits do not extend it.
   const entries = new LRUCache<string, { record: ClientRecord | null }>({ max: maxEntries, ttl: ttlMs, perf: clock, ttlResolution: 0 });
   const pending = new Map<string, Promise<ClientRecord | null>>();
-  /** Bumped by each create through this cache: a lookup begun before it must not cache its answer. */
+  /** Bumped by each write through this cache: a lookup begun before it must not cache its answer. */
   const generations = new Map<string, number>();
 
   async function load(clientId: string): Promise<ClientRecord | null> {
@@ -28,14 +29,36 @@ export function cacheClients(inner: ClientStore, { ttlMs, maxEntries = 10_000, c
     return record;
   }
 
+  function invalidate(clientId: string): void {
+    generations.set(clientId, (generations.get(clientId) ?? 0) + 1);
+    entries.delete(clientId);
+    pending.delete(clientId);
+  }
+
   return {
     ping: () => inner.ping(),
     async create(client) {
       const created = await inner.create(client);
-      generations.set(created.clientId, (generations.get(created.clientId) ?? 0) + 1);
-      entries.delete(created.clientId);
-      pending.delete(created.clientId);
+      invalidate(created.clientId);
       return created;
+    },
+    list: (page) => inner.list(page),
+    async update(clientId, changes) {
+      // Before and after: a lookup that read the old record while the write ran must not keep it.
+      invalidate(clientId);
+      try {
+        return await inner.update(clientId, changes);
+      } finally {
+        invalidate(clientId);
+      }
+    },
+    async delete(clientId) {
+      invalidate(clientId);
+      try {
+        return await inner.delete(clientId);
+      } finally {
+        invalidate(clientId);
+      }
     },
     findById(clientId) {
       const hit = entries.get(clientId);

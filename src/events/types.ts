@@ -38,7 +38,11 @@ export type FamilyRevocationReason =
   | 'disabled_user'
   | 'audience_withdrawn'
   /** A login went over REFRESH_FAMILIES_PER_USER: the user's oldest session made room. */
-  | 'session_cap';
+  | 'session_cap'
+  /** The admin API ended it (one session, or all of a user's). */
+  | 'admin_ended'
+  | 'user_deleted'
+  | 'client_deleted';
 
 /** Where one use of a refresh family came from. */
 export interface UseOrigin {
@@ -73,8 +77,8 @@ export interface EventData {
   'family.revoked': { readonly reason: FamilyRevocationReason; readonly count: number; readonly user_id?: string; readonly client_id?: string };
   'password.changed': { readonly user_id: string; readonly sessions_ended: number };
   'user.registered': { readonly user_id: string };
-  /** Ready for when users can be disabled (no code path disables one yet). */
-  'user.disabled': { readonly user_id: string };
+  /** The admin API disabled the user; `sessions_ended` of their sessions ended with it. */
+  'user.disabled': { readonly user_id: string; readonly sessions_ended?: number };
   'client.created': {
     readonly name: string;
     readonly client_type: 'public' | 'confidential';
@@ -90,6 +94,12 @@ export interface EventData {
   'key.emergency_rotated': { readonly successor: string | null };
   'authorization.granted': { readonly client_id: string; readonly scope: string };
   'authorization.denied': { readonly client_id: string; readonly scope: string };
+  /**
+   * A call of the admin API (`/admin/*`) by an admin client (the actor): `action` names the
+   * operation (`client.update`, `user.disable`...), `target` the id it was about (null for a
+   * listing), `outcome` whether it was carried out, `status` the HTTP status answered.
+   */
+  'admin.action': { readonly action: string; readonly target: string | null; readonly outcome: 'ok' | 'refused'; readonly status: number };
 }
 
 export type LoginLimit = 'account_ip' | 'ip' | 'account';
@@ -114,6 +124,7 @@ export const EVENT_TYPES: readonly EventType[] = Object.freeze([
   'key.emergency_rotated',
   'authorization.granted',
   'authorization.denied',
+  'admin.action',
 ] satisfies EventType[]);
 
 /** An event as the code that causes it describes it. */

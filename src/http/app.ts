@@ -185,12 +185,27 @@ export function createApp(deps: AppDeps): Koa {
   return app;
 }
 
-/** The admin API's route table (issue 22); the OpenAPI document lists exactly these. */
+/** The admin API's route table (issue 22); the OpenAPI document (admin/openapi.ts) lists exactly these, as its test checks. */
 function mountAdminRoutes(router: Router, admin: ReturnType<typeof createAdminRoutes>): void {
-  router.post('/admin/clients', noStore, admin.requireAdmin, admin.createClient);
-  router.get('/admin/clients/:client_id', admin.requireAdmin, admin.showClient);
-  router.post('/admin/users', noStore, admin.requireAdmin, admin.createUser);
-  router.get('/admin/keys', admin.requireAdmin, admin.listKeys);
+  const guarded = [noStore, admin.requireAdmin];
+  router.get('/admin/openapi.json', admin.openapi);
+  router.get('/admin/clients', ...guarded, admin.listClients);
+  router.post('/admin/clients', ...guarded, admin.createClient);
+  router.get('/admin/clients/:client_id', ...guarded, admin.showClient);
+  router.patch('/admin/clients/:client_id', ...guarded, admin.updateClient);
+  router.delete('/admin/clients/:client_id', ...guarded, admin.deleteClient);
+  router.post('/admin/clients/:client_id/secret', ...guarded, admin.rotateSecret);
+  router.get('/admin/users', ...guarded, admin.listUsers);
+  router.post('/admin/users', ...guarded, admin.createUser);
+  router.get('/admin/users/:user_id', ...guarded, admin.showUser);
+  router.delete('/admin/users/:user_id', ...guarded, admin.deleteUser);
+  router.put('/admin/users/:user_id/roles', ...guarded, admin.setRoles);
+  router.post('/admin/users/:user_id/disable', ...guarded, admin.disableUser);
+  router.post('/admin/users/:user_id/enable', ...guarded, admin.enableUser);
+  router.get('/admin/users/:user_id/sessions', ...guarded, admin.listSessions);
+  router.delete('/admin/users/:user_id/sessions', ...guarded, admin.endSessions);
+  router.delete('/admin/users/:user_id/sessions/:session_id', ...guarded, admin.endSession);
+  router.get('/admin/keys', ...guarded, admin.listKeys);
 }
 
 /** Turns the router's bare 404/405/501 into errors in the one JSON format. */

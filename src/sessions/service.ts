@@ -6,20 +6,30 @@
  */
 import { familiesRevoked, familyRevoked } from '../events/families.js';
 import { passwordChanged } from '../events/users.js';
-import type { EventSink } from '../events/types.js';
+import type { Actor, EventSink, FamilyRevocationReason, NewEvent } from '../events/types.js';
 import { InvalidGrantError, InvalidRequestError, InvalidTokenError, NotFoundError, UnauthorizedClientError } from '../errors.js';
 import type { GrantType } from '../oauth/grants/index.js';
 import type { Logout } from '../oauth/logout.js';
 import type { TokenService } from '../oauth/token-service.js';
 import type { Clock } from '../clock.js';
-import type { BrowserSessionStore, ClientRecord, ClientStore, ConsentRecord, ConsentStore, FamilyStore, UseContext, UserRecord } from '../stores/types.js';
+import type {
+  BrowserSessionStore,
+  ClientRecord,
+  ClientStore,
+  ConsentRecord,
+  ConsentStore,
+  Family,
+  FamilyStore,
+  UseContext,
+  UserRecord,
+} from '../stores/types.js';
 import type { AccessTokenClaims } from '../tokens/access-token.js';
 import type { UserService } from '../users/service.js';
 
 export interface SessionServiceDeps {
   readonly tokens: TokenService;
   readonly users: Pick<UserService, 'login' | 'findById' | 'changePassword' | 'recordSignOut'>;
-  readonly families: Pick<FamilyStore, 'get' | 'listBySubject' | 'revoke' | 'revokeAll'>;
+  readonly families: Pick<FamilyStore, 'get' | 'listBySubject' | 'listByClient' | 'revoke' | 'revokeAll'>;
   readonly clients: Pick<ClientStore, 'findById'>;
   /** Sign-in sessions of browsers at the authority (SSO of the authorization code flow). */
   readonly browserSessions: Pick<BrowserSessionStore, 'listByUser' | 'delete' | 'deleteAllOfUser'>;
@@ -75,6 +85,32 @@ export function createSessionService(deps: SessionServiceDeps) {
     }
     if (!client.grantTypes.includes(grant)) throw new UnauthorizedClientError(`this client may not use the ${grant} grant`);
     return client;
+  }
+
+  /** Ends one session of `userId`: a refresh family (`revoked` names its event) or a browser's sign-in; NotFoundError otherwise. */
+  async function endOne(userId: string, sessionId: string, revoked: (family: Family) => NewEvent): Promise<void> {
+    const family = await families.get(sessionId);
+    if (family && family.subject === userId) {
+      if (await families.revoke(family.id)) events?.emit(revoked(family));
+      return;
+    }
+    const browser = (await browserSessions.listByUser(userId)).find((session) => session.id === sessionId);
+    const notify = browser ? await beforeEnding(userId, browser.id) : undefined;
+    if (!browser || !(await browserSessions.delete(browser.id))) throw new NotFoundError('no such session');
+    await notify?.();
+  }
+
+  /** A user's live sessions (refresh families); `current` names the caller's own. */
+  async function sessionsOf(userId: string, currentSid: string | undefined): Promise<SessionView[]> {
+    const sessions = await families.listBySubject(userId);
+    return sessions.map((family) => ({
+      id: family.id,
+      createdAt: family.createdAt,
+      lastUsedAt: family.lastUsedAt,
+      clientId: family.clientId,
+      userAgent: family.userAgent,
+      current: family.id === currentSid,
+    }));
   }
 
   return {
@@ -168,33 +204,13 @@ export function createSessionService(deps: SessionServiceDeps) {
       if (!revoked) throw new NotFoundError('no consent for this client');
     },
 
-    async list({ claims }: Caller): Promise<SessionView[]> {
-      const sessions = await families.listBySubject(claims.sub);
-      return sessions.map((family) => ({
-        id: family.id,
-        createdAt: family.createdAt,
-        lastUsedAt: family.lastUsedAt,
-        clientId: family.clientId,
-        userAgent: family.userAgent,
-        current: family.id === claims.sid,
-      }));
-    },
+    list: ({ claims }: Caller): Promise<SessionView[]> => sessionsOf(claims.sub, claims.sid),
 
     /**
      * Ends one of the caller's sessions (a client's, or a browser's sign-in); someone else's
      * id answers exactly like one that does not exist.
      */
-    async end({ user }: Caller, sessionId: string): Promise<void> {
-      const family = await families.get(sessionId);
-      if (family && family.subject === user.id) {
-        if (await families.revoke(family.id)) events?.emit(familyRevoked('session_ended', family));
-        return;
-      }
-      const browser = (await browserSessions.listByUser(user.id)).find((session) => session.id === sessionId);
-      const notify = browser ? await beforeEnding(user.id, browser.id) : undefined;
-      if (!browser || !(await browserSessions.delete(browser.id))) throw new NotFoundError('no such session');
-      await notify?.();
-    },
+    end: ({ user }: Caller, sessionId: string): Promise<void> => endOne(user.id, sessionId, (family) => familyRevoked('session_ended', family)),
 
     /**
      * Ends every session of a user, with no caller (a password reset from a mailed link): every
@@ -207,6 +223,38 @@ export function createSessionService(deps: SessionServiceDeps) {
       await notify();
       events?.emit(...familiesRevoked('password_change', { id: userId }, ended));
       return ended;
+    },
+
+    /** A user's sessions as an administrator sees them (the admin API): none is `current`. */
+    listOfUser: (userId: string): Promise<SessionView[]> => sessionsOf(userId, undefined),
+
+    /** Ends one session of a user for an administrator (`actor`); NotFoundError when the user has no such session. */
+    endOneOfUser: (userId: string, sessionId: string, actor: Actor): Promise<void> =>
+      endOne(userId, sessionId, (family) => familyRevoked('admin_ended', family, actor)),
+
+    /**
+     * Ends every session of a user from outside them (the admin API: end all, disable,
+     * delete), by the path logout-all takes: counted as a sign-out first (a login in
+     * progress then ends its own family), every refresh family and browser sign-in ended,
+     * the clients told by back-channel logout, one `family.revoked` event. Resolves how
+     * many families ended.
+     */
+    async endAllOfUser(user: { id: string; email?: string }, reason: FamilyRevocationReason, actor: Actor): Promise<number> {
+      await users.recordSignOut(user.id);
+      const notify = await beforeEnding(user.id);
+      const [ended] = await Promise.all([families.revokeAll(user.id), browserSessions.deleteAllOfUser(user.id)]);
+      await notify();
+      events?.emit(...familiesRevoked(reason, user, ended, actor));
+      return ended;
+    },
+
+    /** Ends every refresh family of a client (it was deleted); resolves how many ended. */
+    async endClientSessions(clientId: string, actor: Actor): Promise<number> {
+      const ending = await families.listByClient(clientId);
+      const revoked = await Promise.all(ending.map((family) => families.revoke(family.id)));
+      const ended = ending.filter((_, index) => revoked[index]);
+      events?.emit(...ended.map((family) => familyRevoked('client_deleted', family, actor)));
+      return ended.length;
     },
 
     /** Changes the password and ends every other session of the user, and every browser's sign-in; resolves how many sessions ended. */

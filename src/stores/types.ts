@@ -111,6 +111,17 @@ export interface UserStore extends Pingable {
   update(id: string, changes: UserChanges): Promise<UserRecord | null>;
   /** Removes the user; false when there was none. */
   delete(id: string): Promise<boolean>;
+  /**
+   * Users whose email starts with `prefix` (normalised; '' = all), in email order, those
+   * after the email `page.after` (exclusive) only, at most `page.limit` (the admin API).
+   */
+  listByEmailPrefix(prefix: string, page: PageRequest): Promise<UserRecord[]>;
+}
+
+/** One page of a listing in key order: at most `limit` records whose key sorts after `after` (exclusive). */
+export interface PageRequest {
+  readonly limit: number;
+  readonly after?: string | undefined;
 }
 
 /** The fields of a user an administrator may change. */
@@ -179,7 +190,18 @@ export interface ClientStore extends Pingable {
   /** Rejects with DuplicateKeyError('client_id') when the id exists. */
   create(client: NewClient): Promise<ClientRecord>;
   findById(clientId: string): Promise<ClientRecord | null>;
+  /** Clients in client_id order, those after `page.after` (exclusive) only, at most `page.limit` (the admin API). */
+  list(page: PageRequest): Promise<ClientRecord[]>;
+  /** Changes the given fields (a secret rotation gives the new hash); the updated client, or null when there is none. */
+  update(clientId: string, changes: ClientChanges): Promise<ClientRecord | null>;
+  /** Removes the client; false when there was none. */
+  delete(clientId: string): Promise<boolean>;
 }
+
+/** The fields of a client an administrator may change: its id, type, permissions and creation time stay. */
+export type ClientChanges = Partial<
+  Pick<ClientRecord, 'name' | 'firstParty' | 'grantTypes' | 'scopes' | 'audiences' | 'redirectUris' | 'postLogoutRedirectUris' | 'requirePar' | 'secretHash'>
+>;
 
 // ---------------------------------------------------------------- refresh-token families
 
@@ -333,6 +355,11 @@ export interface FamilyStore extends Pingable {
   get(familyId: string): Promise<Family | null>;
   /** The subject's live families, most recently used first. */
   listBySubject(subject: string): Promise<Family[]>;
+  /**
+   * The live families of a client, in no order. It walks every family (there is no index by
+   * client): for rare admin operations such as deleting a client, never a request's path.
+   */
+  listByClient(clientId: string): Promise<Family[]>;
   /** Revokes one family; resolves false when it did not exist (or had expired). */
   revoke(familyId: string): Promise<boolean>;
   /**

@@ -17,6 +17,7 @@ export function withTokens(store: FamilyStore, secret: string): TokenFamilies {
     current: (familyId, tokenHash) => store.current(familyId, tokenHash),
     get: (familyId) => store.get(familyId),
     listBySubject: (subject) => store.listBySubject(subject),
+    listByClient: (clientId) => store.listByClient(clientId),
     revoke: (familyId) => store.revoke(familyId),
     revokeAll: (subject, except) => store.revokeAll(subject, except),
     isRevoked: (familyId) => store.isRevoked(familyId),

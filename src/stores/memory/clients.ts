@@ -1,5 +1,5 @@
 import type { Clock } from '../../clock.js';
-import { DuplicateKeyError, type ClientRecord, type ClientStore, type NewClient } from '../types.js';
+import { DuplicateKeyError, type ClientChanges, type ClientRecord, type ClientStore, type NewClient } from '../types.js';
 
 /**
  * OAuth clients in process memory, for the embedded dev mode. `create` checks and inserts
@@ -35,6 +35,32 @@ export function createMemoryClientStore({ clock }: { clock: Clock }): ClientStor
     async findById(clientId) {
       const record = byId.get(clientId);
       return record ? copy(record) : null;
+    },
+
+    async list({ limit, after }) {
+      const ids = [...byId.keys()].filter((id) => after === undefined || id > after).sort();
+      return ids.slice(0, Math.max(0, limit)).map((id) => copy(byId.get(id)!));
+    },
+
+    async update(clientId, changes: ClientChanges) {
+      const record = byId.get(clientId);
+      if (!record) return null;
+      const defined = Object.fromEntries(Object.entries(changes).filter(([, value]) => value !== undefined)) as ClientChanges;
+      const updated: ClientRecord = Object.freeze({
+        ...record,
+        ...defined,
+        grantTypes: Object.freeze([...(defined.grantTypes ?? record.grantTypes)]),
+        scopes: Object.freeze([...(defined.scopes ?? record.scopes)]),
+        audiences: Object.freeze([...(defined.audiences ?? record.audiences)]),
+        redirectUris: Object.freeze([...(defined.redirectUris ?? record.redirectUris)]),
+        postLogoutRedirectUris: Object.freeze([...(defined.postLogoutRedirectUris ?? record.postLogoutRedirectUris)]),
+      });
+      byId.set(clientId, updated);
+      return copy(updated);
+    },
+
+    async delete(clientId) {
+      return byId.delete(clientId);
     },
 
     async ping() {},

@@ -203,6 +203,17 @@ export function createMemoryFamilyStore(options: FamilyStoreOptions): FamilyStor
       return result.sort((a, b) => b.lastUsedAt - a.lastUsedAt);
     },
 
+    async listByClient(clientId: string) {
+      const now = clock.now();
+      sweep(now);
+      const result: Family[] = [];
+      for (const id of [...families.keys()]) {
+        const record = live(id, now);
+        if (record && record.grant.clientId === clientId) result.push(view(record));
+      }
+      return result;
+    },
+
     async revoke(familyId: string) {
       if (!isFamilyId(familyId)) return false;
       const now = clock.now();

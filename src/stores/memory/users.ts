@@ -126,6 +126,11 @@ export function createMemoryUserStore({ clock, random = cryptoRandom }: { clock:
       return true;
     },
 
+    async listByEmailPrefix(prefix, { limit, after }) {
+      const emails = [...idByEmail.keys()].filter((email) => email.startsWith(prefix) && (after === undefined || email > after)).sort();
+      return emails.slice(0, Math.max(0, limit)).map((email) => toRecord(byId.get(idByEmail.get(email)!)!));
+    },
+
     async ping() {},
   };
 }

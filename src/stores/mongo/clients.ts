@@ -1,5 +1,5 @@
 import type { Clock } from '../../clock.js';
-import type { ClientRecord, ClientStore, NewClient } from '../types.js';
+import type { ClientChanges, ClientRecord, ClientStore, NewClient } from '../types.js';
 import { pingAs, translate } from './errors.js';
 import type { ClientDocument, MongoModels } from './models.js';
 
@@ -44,6 +44,36 @@ export function createMongoClientStore({ models, clock, ping }: { models: Pick<M
           .exec(),
       );
       return doc ? toRecord(doc) : null;
+    },
+
+    async list({ limit, after }) {
+      if (after !== undefined && typeof after !== 'string') return [];
+      const filter = after === undefined ? {} : { clientId: { $gt: after } };
+      const docs = await translate(STORE, () => Client.find(filter).sort({ clientId: 1 }).limit(Math.max(1, limit)).lean<ClientDocument[]>().exec());
+      return limit > 0 ? docs.map(toRecord) : [];
+    },
+
+    async update(clientId, changes: ClientChanges) {
+      if (typeof clientId !== 'string') return null;
+      const set: Record<string, unknown> = {};
+      for (const [field, value] of Object.entries(changes)) {
+        if (value !== undefined) set[field] = Array.isArray(value) ? [...(value as unknown[])] : value;
+      }
+      const doc = await translate(STORE, () =>
+        (Object.keys(set).length === 0
+          ? Client.findOne({ clientId: { $eq: clientId } })
+          : Client.findOneAndUpdate({ clientId: { $eq: clientId } }, { $set: set }, { returnDocument: 'after', timestamps: false })
+        )
+          .lean<ClientDocument>()
+          .exec(),
+      );
+      return doc ? toRecord(doc) : null;
+    },
+
+    async delete(clientId) {
+      if (typeof clientId !== 'string') return false;
+      const result = await translate(STORE, () => Client.deleteOne({ clientId: { $eq: clientId } }).exec());
+      return result.deletedCount === 1;
     },
 
     ping: () => pingAs(STORE, ping),

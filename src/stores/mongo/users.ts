@@ -131,6 +131,21 @@ export function createMongoUserStore({ models, clock, ping }: { models: Pick<Mon
       return result.deletedCount === 1;
     },
 
+    async listByEmailPrefix(prefix, { limit, after }) {
+      if (typeof prefix !== 'string' || (after !== undefined && typeof after !== 'string') || limit <= 0) return [];
+      // A range on the unique email index rather than a regex: nothing in the prefix is a pattern.
+      // U+FFFF sorts after every character an address holds.
+      const lower = after !== undefined && after >= prefix ? { $gt: after } : { $gte: prefix };
+      const docs = await translate(STORE, () =>
+        User.find({ email: { ...lower, $lt: `${prefix}\uffff` } })
+          .sort({ email: 1 })
+          .limit(limit)
+          .lean<UserDocument[]>()
+          .exec(),
+      );
+      return docs.map(toRecord);
+    },
+
     ping: () => pingAs(STORE, ping),
   };
 }

@@ -58,6 +58,7 @@ import {
   type RotationRefusal,
   type UseContext,
 } from '../types.js';
+import { Cluster } from 'ioredis';
 import { defineScript, guardRedis, pingRedis, runScript, type RedisClient } from './connection.js';
 
 export interface RedisFamilyStoreOptions extends FamilyStoreOptions {
@@ -427,6 +428,20 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
       return families.sort((a, b) => b.lastUsedAt - a.lastUsedAt);
     },
 
+    async listByClient(clientId: string) {
+      if (typeof clientId !== 'string') return [];
+      const now = clock.now();
+      const families: Family[] = [];
+      for (const ids of await guard(() => scanFamilyIds(redis))) {
+        const raws = await guard(() => Promise.all(ids.map((id) => redis.get(familyKey(id)))));
+        ids.forEach((id, index) => {
+          const found = toFamily(id, raws[index], now);
+          if (found && found.family.clientId === clientId) families.push(found.family);
+        });
+      }
+      return families;
+    },
+
     async revoke(familyId: string) {
       if (!isFamilyId(familyId)) return false;
       const reply = await guard(() => runScript(redis, REVOKE, [familyKey(familyId), markerKey(familyId)], [clock.now(), markerMs, familyId]));
@@ -445,6 +460,26 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
       return until !== null && clock.now() < Number(until);
     },
   };
+}
+
+/**
+ * Every family id in the keyspace, in batches: SCAN over each master (a cluster's
+ * included), revoked markers left out. Keys come and go meanwhile; SCAN still returns
+ * every key that existed throughout.
+ */
+async function scanFamilyIds(redis: RedisClient): Promise<string[][]> {
+  const nodes = redis instanceof Cluster ? redis.nodes('master') : [redis];
+  const batches: string[][] = [];
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', 'rt:fam:*', 'COUNT', 1000);
+      cursor = next;
+      const ids = keys.filter((key) => !key.endsWith(':revoked')).map((key) => key.slice(key.indexOf('}:') + 2));
+      if (ids.length > 0) batches.push(ids.filter((id) => isFamilyId(id)));
+    } while (cursor !== '0');
+  }
+  return batches;
 }
 
 /** A Family from its stored JSON, or null when absent, malformed or expired by `now`. */
