@@ -301,7 +301,7 @@ describe('each event type, from the action that causes it', () => {
     seen.add('client.created');
   }, 60_000);
 
-  it('covered every type but user.disabled (nothing can disable a user yet)', () => {
+  it('covered every type but user.disabled and admin.action (test/admin/endpoints.test.ts produces and checks those)', () => {
     expect([...seen].sort()).toEqual(
       [
         'user.registered',
