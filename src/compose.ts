@@ -381,7 +381,10 @@ export async function createService(
     refreshTokenTtl: config.refreshTokenTtl,
     clockSkew: config.clockSkew,
     events,
-    onFamilyReused: (family) => backchannel.familyEnded(family),
+    onFamilyReused: async (family) => {
+      await logout.familyEnded(family);
+      await backchannel.familyEnded(family);
+    },
   });
   const clientAuth = createClientAuthenticator({
     clients,
@@ -411,7 +414,7 @@ export async function createService(
     signIns: logout,
     clock,
   });
-  const codes = createAuthorizationCodes({ codes: stores.authorizationCodes, tokens, users: userCache, idTokens, random, clock });
+  const codes = createAuthorizationCodes({ codes: stores.authorizationCodes, tokens, users: userCache, idTokens, signIns: logout, random, clock });
   const signIn = createSignIn({
     issuer: config.issuer,
     checks: createAuthorizationChecks({ clients, audience: config.audience }),

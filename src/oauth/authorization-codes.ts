@@ -12,6 +12,7 @@ import type { Random } from '../random.js';
 import type { AuthorizationCodeStore, ClientRecord, UseContext, UserRecord, UserStore } from '../stores/types.js';
 import type { IdTokens } from '../tokens/id-token.js';
 import type { AuthorizationRequest } from './authorization.js';
+import type { Logout } from './logout.js';
 import type { TokenResponse, TokenService } from './token-service.js';
 import { storedScopeTokens } from './scope.js';
 import { userClaims } from './user-claims.js';
@@ -32,6 +33,8 @@ export interface AuthorizationCodeDeps {
   readonly users: Pick<UserStore, 'findById'>;
   /** OpenID Connect: the `openid` scope adds an ID token to the response. */
   readonly idTokens: Pick<IdTokens, 'issue'>;
+  /** Told of every ID token issued in a sign-in session, so that its end reaches the client (back-channel logout). */
+  readonly signIns?: Pick<Logout, 'clientReceivedTokens'>;
   readonly random: Random;
   readonly clock: Clock;
 }
@@ -106,6 +109,7 @@ export function createAuthorizationCodes(deps: AuthorizationCodeDeps) {
         throw new InvalidGrantError(INVALID_CODE, { detail: 'authorization code presented again while it was redeemed' });
       }
       if (!openid) return issued.response;
+      if (record.sid !== undefined) await deps.signIns?.clientReceivedTokens({ sid: record.sid, sub: user.id, clientId: input.client.clientId });
       // OIDC Core §3.1.3.3: the ID token comes with the tokens of an `openid` request.
       const idToken = await deps.idTokens.issue({
         sub: user.id,

@@ -7,14 +7,15 @@
  * other problem is our own page, never a redirect.
  *
  * Ending a session also ends the refresh families it started and tells every client that
- * got tokens in it by back-channel (`SessionEnded`).
+ * got tokens in it by back-channel (`SessionEnded`): those the session recorded (every ID
+ * token with its `sid`, `clientReceivedTokens`) and those with a family from it, each once.
  */
 import { familyRevoked } from '../events/families.js';
 import type { EventSink } from '../events/types.js';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import type { Clock } from '../clock.js';
-import type { BrowserSession, BrowserSessionStore, ClientStore, FamilyStore } from '../stores/types.js';
+import type { BrowserSession, BrowserSessionStore, ClientStore, Family, FamilyStore } from '../stores/types.js';
 import type { IdTokens } from '../tokens/id-token.js';
 import { text } from '../input.js';
 import { withQuery } from './redirect-uri.js';
@@ -32,7 +33,7 @@ export interface SessionEnded {
 export interface LogoutDeps {
   readonly clients: Pick<ClientStore, 'findById'>;
   readonly idTokens: Pick<IdTokens, 'verifyHint'>;
-  readonly sessions: Pick<BrowserSessionStore, 'get' | 'delete' | 'listByUser'>;
+  readonly sessions: Pick<BrowserSessionStore, 'get' | 'delete' | 'listByUser' | 'addClient' | 'removeClient'>;
   readonly families: Pick<FamilyStore, 'listBySubject' | 'revoke'>;
   /** Told of every session that ends here (back-channel logout). */
   readonly onSessionEnded?: (ended: SessionEnded) => Promise<void>;
@@ -102,7 +103,7 @@ export function createLogout(deps: LogoutDeps) {
     const revoked = await Promise.all(families.map((family) => deps.families.revoke(family.id)));
     deps.events?.emit(...families.filter((_, index) => revoked[index]).map((family) => familyRevoked('logout', family)));
     await deps.sessions.delete(session.id);
-    await deps.onSessionEnded?.({ sid: session.id, sub: session.userId, clientIds: [...new Set(families.map((family) => family.clientId))] });
+    await deps.onSessionEnded?.({ sid: session.id, sub: session.userId, clientIds: clientsOf(session, families) });
   }
 
   function finish(target: Target, signedOut: boolean, hadCookie: boolean): LogoutOutcome {
@@ -139,10 +140,28 @@ export function createLogout(deps: LogoutDeps) {
       const ending = sessions.filter((session) => only === undefined || session.id === only);
       return async () => {
         for (const session of ending) {
-          const clientIds = [...new Set(families.filter((family) => family.signIn?.sid === session.id).map((family) => family.clientId))];
+          const clientIds = clientsOf(session, families);
           if (clientIds.length > 0) await notify({ sid: session.id, sub: userId, clientIds });
         }
       };
+    },
+
+    /**
+     * A client received an ID token with `sid` (the code exchange): the session records it,
+     * so that its end reaches the client even without a refresh token. A session that has
+     * already ended (a sign-out between the code and its exchange) is told to the client now.
+     */
+    async clientReceivedTokens(input: { sid: string; sub: string; clientId: string }): Promise<void> {
+      if (await deps.sessions.addClient(input.sid, input.clientId)) return;
+      await deps.onSessionEnded?.({ sid: input.sid, sub: input.sub, clientIds: [input.clientId] });
+    },
+
+    /**
+     * A family ended by reuse has told its client that the session is over (back-channel
+     * `familyEnded`): the session forgets that client, so that its own end does not tell it twice.
+     */
+    async familyEnded(family: Family): Promise<void> {
+      if (family.signIn) await deps.sessions.removeClient(family.signIn.sid, family.clientId);
     },
 
     /** GET or POST /oauth/logout. */
@@ -180,3 +199,9 @@ export function createLogout(deps: LogoutDeps) {
 }
 
 export type Logout = ReturnType<typeof createLogout>;
+
+/** Who got tokens in `session`: recorded by it, or holding a family it started; each client once. */
+function clientsOf(session: BrowserSession, families: readonly Family[]): string[] {
+  const fromFamilies = families.filter((family) => family.signIn?.sid === session.id).map((family) => family.clientId);
+  return [...new Set([...session.clientIds, ...fromFamilies])];
+}

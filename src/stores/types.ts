@@ -590,6 +590,12 @@ export interface BrowserSession extends NewBrowserSession {
   readonly lastSeenAt: number;
   /** Absolute expiry (ms since epoch); never extended. */
   readonly expiresAt: number;
+  /**
+   * The clients that received an ID token carrying this session's `sid` (`addClient`), in
+   * the order they first did: who to tell by back-channel when it ends (OIDC Back-Channel
+   * Logout §2.7), whether or not they also hold a refresh token.
+   */
+  readonly clientIds: readonly string[];
 }
 
 /**
@@ -609,6 +615,13 @@ export interface BrowserSessionStore extends Pingable {
   touch(cookieValue: string): Promise<BrowserSession | null>;
   /** Ends one session by its public id; false when it did not exist (or had expired). */
   delete(sessionId: string): Promise<boolean>;
+  /**
+   * Records that `clientId` received tokens in the live session `sessionId` (once per client;
+   * neither `lastSeenAt` nor the expiry moves). False when the session no longer exists.
+   */
+  addClient(sessionId: string, clientId: string): Promise<boolean>;
+  /** Forgets `clientId` in the session (it was told the session ended another way); nothing when absent. */
+  removeClient(sessionId: string, clientId: string): Promise<void>;
   /** The user's live sessions, most recently seen first. */
   listByUser(userId: string): Promise<BrowserSession[]>;
   /** Ends every session of the user except `exceptSessionId`; resolves the count. Each delete is atomic, the set is not: call again to finish. */

@@ -4,10 +4,10 @@
  * receiver fails the first delivery with a 500 and takes the retry. Then the queue's
  * contract, on memory and on a real Redis.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as client from 'openid-client';
-import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
+import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RunningServer } from '../../src/main.js';
 import { createMemoryLogoutQueue } from '../../src/stores/memory/logout-queue.js';
@@ -28,6 +28,10 @@ describe('back-channel logout, end to end', () => {
   let issuer: URL;
   let receiver: Server;
   const received: { status: number; at: number; body: string; type: string | undefined }[] = [];
+  /** A second relying party's endpoint, which takes a logout token only once it has verified it (§2.6). */
+  let verifier: Server;
+  const verified: JWTPayload[] = [];
+  const refused: string[] = [];
 
   beforeAll(async () => {
     receiver = createServer((req, res) => {
@@ -43,6 +47,20 @@ describe('back-channel logout, end to end', () => {
     await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
     real = await startRealServer(inject('mongoUri'), 'backchannel-logout');
     ({ running, issuer } = real);
+    const jwks = createRemoteJWKSet(new URL('/.well-known/jwks.json', issuer));
+    verifier = createServer((req, res) => {
+      void validLogoutToken(req, jwks).then(
+        (payload) => {
+          verified.push(payload);
+          res.writeHead(200, { 'cache-control': 'no-store' }).end();
+        },
+        (err: unknown) => {
+          refused.push(String(err));
+          res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid_request' }));
+        },
+      );
+    });
+    await new Promise<void>((resolve) => verifier.listen(0, '127.0.0.1', resolve));
     const base = { type: 'public' as const, firstParty: false, audiences: [], permissions: [], cookieMode: false, secretHash: undefined };
     await running.service.stores.clients.create({
       ...base,
@@ -53,16 +71,46 @@ describe('back-channel logout, end to end', () => {
       redirectUris: [REDIRECT],
       backchannelLogoutUri: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/backchannel-logout`,
     });
+    // Gets ID tokens and access tokens, never a refresh token: no family to find it by.
+    await running.service.stores.clients.create({
+      ...base,
+      clientId: 'bc-id-only',
+      name: 'Back-channel RP without refresh tokens',
+      grantTypes: ['authorization_code'],
+      scopes: ['openid', 'email'],
+      redirectUris: [REDIRECT],
+      backchannelLogoutUri: `http://127.0.0.1:${(verifier.address() as AddressInfo).port}/logout`,
+    });
   });
 
   afterAll(async () => {
     await real?.stop();
     await new Promise((resolve) => receiver?.close(resolve));
+    await new Promise((resolve) => verifier?.close(resolve));
   });
 
-  async function signIn() {
-    const config = await client.discovery(issuer, 'bc-rp', undefined, client.None(), { execute: [client.allowInsecureRequests] });
-    const browser = new FormBrowser(issuer.origin);
+  /** What a relying party checks before it acts on a logout token (Back-Channel Logout §2.6), for `bc-id-only`. */
+  async function validLogoutToken(req: IncomingMessage, jwks: ReturnType<typeof createRemoteJWKSet>): Promise<JWTPayload> {
+    let body = '';
+    for await (const chunk of req) body += (chunk as Buffer).toString();
+    if (req.method !== 'POST' || req.headers['content-type'] !== 'application/x-www-form-urlencoded') throw new Error('not a form POST');
+    const token = new URLSearchParams(body).get('logout_token');
+    if (!token) throw new Error('no logout_token');
+    const { payload } = await jwtVerify(token, jwks, {
+      issuer: issuer.origin,
+      audience: 'bc-id-only',
+      typ: 'logout+jwt',
+      algorithms: ['RS256'],
+      requiredClaims: ['iat', 'jti', 'sub', 'sid', 'events'],
+    });
+    const events = payload.events as Record<string, unknown> | undefined;
+    if (typeof events?.[BACKCHANNEL_LOGOUT_EVENT] !== 'object') throw new Error('no back-channel logout event');
+    if ('nonce' in payload) throw new Error('a logout token never carries a nonce');
+    return payload;
+  }
+
+  async function signIn(clientId = 'bc-rp', browser = new FormBrowser(issuer.origin)) {
+    const config = await client.discovery(issuer, clientId, undefined, client.None(), { execute: [client.allowInsecureRequests] });
     const verifier = client.randomPKCECodeVerifier();
     const url = client.buildAuthorizationUrl(config, {
       redirect_uri: REDIRECT,
@@ -71,7 +119,7 @@ describe('back-channel logout, end to end', () => {
       code_challenge_method: 'S256',
     });
     let page: PageResponse = await browser.get(url.href);
-    page = await browser.submit(page, { email: USER_EMAIL, password: USER_PASSWORD });
+    if (page.html.includes('name="password"')) page = await browser.submit(page, { email: USER_EMAIL, password: USER_PASSWORD });
     if (page.html.includes('name="decision"')) page = await browser.submit(page, { decision: 'allow' });
     const tokens = await client.authorizationCodeGrant(config, new URL(page.location!), { pkceCodeVerifier: verifier, idTokenExpected: true });
     return { config, browser, tokens };
@@ -133,6 +181,38 @@ describe('back-channel logout, end to end', () => {
     await expect.poll(() => received.length, { timeout: 10_000, interval: 100 }).toBe(before + 1);
     const token = decodeJwt(new URLSearchParams(received.at(-1)!.body).get('logout_token')!);
     expect(token).toMatchObject({ sid: tokens.claims()!.sid, sub: tokens.claims()!.sub, aud: 'bc-rp' });
+  });
+
+  it('tells a client that received only an ID token (no refresh token), and one with a family in the same session only once', async () => {
+    const beforeRp = received.length;
+    const idOnly = await signIn('bc-id-only');
+    expect(idOnly.tokens.refresh_token).toBeUndefined();
+    // The same browser signs in to bc-rp too (SSO: the same session), which holds a family as well.
+    const rp = await signIn('bc-rp', idOnly.browser);
+    const { sid, sub } = idOnly.tokens.claims()!;
+    expect(rp.tokens.claims()!.sid).toBe(sid);
+
+    const page = await idOnly.browser.get(client.buildEndSessionUrl(idOnly.config, { id_token_hint: idOnly.tokens.id_token! }).href);
+    expect(page.status).toBe(200);
+    await expect.poll(() => verified.length, { timeout: 10_000, interval: 100 }).toBe(1);
+    expect(refused).toEqual([]);
+    expect(verified[0]).toMatchObject({ iss: issuer.origin, aud: 'bc-id-only', sub, sid });
+    await expect.poll(() => received.length, { timeout: 10_000, interval: 100 }).toBe(beforeRp + 1);
+    expect(decodeJwt(new URLSearchParams(received.at(-1)!.body).get('logout_token')!)).toMatchObject({ aud: 'bc-rp', sid });
+    // Once each: the session's record and bc-rp's family name it twice, one token is sent.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    expect(verified).toHaveLength(1);
+    expect(received).toHaveLength(beforeRp + 1);
+  });
+
+  it('tells the ID-token-only client when its session ends by logout-all', async () => {
+    const before = verified.length;
+    const { tokens } = await signIn('bc-id-only');
+    const res = await fetch(new URL('/auth/logout-all', issuer), { method: 'POST', headers: { authorization: `Bearer ${tokens.access_token}` } });
+    expect(res.status).toBe(200);
+    await expect.poll(() => verified.length, { timeout: 10_000, interval: 100 }).toBe(before + 1);
+    expect(refused).toEqual([]);
+    expect(verified.at(-1)).toMatchObject({ aud: 'bc-id-only', sid: tokens.claims()!.sid, sub: tokens.claims()!.sub });
   });
 });
 

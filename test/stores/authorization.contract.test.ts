@@ -321,6 +321,31 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
       expect(await sessions.listByUser('user-1')).toEqual([]);
     });
 
+    it('records each client that received tokens once, in order, without moving the expiry; not for an ended session', async () => {
+      const sessions = backend.sessions(SESSIONS);
+      const { session, cookieValue } = await sessions.create(newSession());
+      expect(session.clientIds).toEqual([]);
+      await backend.pass(5);
+      expect(await sessions.addClient(session.id, 'rp-b')).toBe(true);
+      expect(await sessions.addClient(session.id, 'rp-a')).toBe(true);
+      expect(await sessions.addClient(session.id, 'rp-b')).toBe(true);
+      const after = await sessions.get(cookieValue);
+      expect(after).toEqual({ ...session, clientIds: ['rp-b', 'rp-a'] });
+      expect((await sessions.listByUser('user-1')).map((listed) => listed.clientIds)).toEqual([['rp-b', 'rp-a']]);
+      // A touch keeps the list.
+      expect((await sessions.touch(cookieValue))?.clientIds).toEqual(['rp-b', 'rp-a']);
+      await sessions.removeClient(session.id, 'rp-b');
+      await sessions.removeClient(session.id, 'rp-z');
+      expect((await sessions.get(cookieValue))?.clientIds).toEqual(['rp-a']);
+      await sessions.removeClient(session.id, 'rp-a');
+      expect((await sessions.get(cookieValue))?.clientIds).toEqual([]);
+      await sessions.delete(session.id);
+      expect(await sessions.addClient(session.id, 'rp-c')).toBe(false);
+      expect(await sessions.addClient('not-an-id', 'rp-c')).toBe(false);
+      await sessions.removeClient(session.id, 'rp-c');
+      expect(await sessions.get(cookieValue)).toBeNull();
+    });
+
     it('refuses a session without a user, an auth time or a list of methods', async () => {
       const sessions = backend.sessions(SESSIONS);
       await expect(sessions.create({ ...newSession(), userId: '' })).rejects.toThrow(TypeError);

@@ -54,6 +54,7 @@ export function createMemoryBrowserSessionStore(options: BrowserSessionStoreOpti
         createdAt: now,
         lastSeenAt: now,
         expiresAt,
+        clientIds: Object.freeze([]),
       });
       sessions.set(id, { session, hash: hashSessionCookie(cookieValue), idleExpiresAt: Math.min(now + idleMs, expiresAt) });
       return { session, cookieValue };
@@ -74,6 +75,19 @@ export function createMemoryBrowserSessionStore(options: BrowserSessionStoreOpti
 
     async delete(sessionId) {
       return typeof sessionId === 'string' && sessions.delete(sessionId);
+    },
+
+    async addClient(sessionId, clientId) {
+      const entry = typeof sessionId === 'string' ? sessions.get(sessionId) : undefined;
+      if (!entry) return false;
+      if (!entry.session.clientIds.includes(clientId))
+        entry.session = Object.freeze({ ...entry.session, clientIds: Object.freeze([...entry.session.clientIds, clientId]) });
+      return true;
+    },
+
+    async removeClient(sessionId, clientId) {
+      const entry = typeof sessionId === 'string' ? sessions.get(sessionId) : undefined;
+      if (entry) entry.session = Object.freeze({ ...entry.session, clientIds: Object.freeze(entry.session.clientIds.filter((id) => id !== clientId)) });
     },
 
     async listByUser(userId) {

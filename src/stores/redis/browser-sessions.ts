@@ -4,7 +4,8 @@
  * Keys:
  * - `bs:{<id>}` string: the session as JSON `{u: user id, h: SHA-256 of the cookie value,
  *   at: auth time, amr: JSON, ca: created, lu: last seen, x: absolute expiry, ie: idle
- *   expiry}`; key TTL = ie - now, renewed by `touch`.
+ *   expiry, cl: JSON list of the clients that received tokens in it (absent: none)}`; key
+ *   TTL = ie - now, renewed by `touch`. (JSON inside JSON: cjson writes an empty list as `{}`.)
  * - `bs:u:{<userId>}` sorted set: session ids scored by absolute expiry, pruned on every
  *   read and write. It is in another slot than the sessions, so it is written by its own
  *   script; it is advisory, like the family index (redis/families.ts): written before the
@@ -40,6 +41,7 @@ interface StoredSession {
   ca: number;
   lu: number;
   x: number;
+  cl?: string;
 }
 
 /** KEYS: session. ARGV: user id, cookie hash, auth time, amr JSON, idle ms, max ms. Replies the stored JSON, or nil if the id exists. */
@@ -81,6 +83,30 @@ redis.call('DEL', KEYS[1])
 ${NOW_MS}
 if now >= s.ie or now >= s.x then return false end
 return s.u
+`);
+
+/**
+ * KEYS: session. ARGV: client id, '1' to add it or '' to remove it. Changes the client list
+ * of a live session, keeping its TTL; replies 1, or 0 when there is no live session.
+ */
+const SET_CLIENT = defineScript(`#!lua
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local s = cjson.decode(raw)
+${NOW_MS}
+if now >= s.ie or now >= s.x then return 0 end
+local clients = {}
+for _, id in ipairs(s.cl and cjson.decode(s.cl) or {}) do
+  if id == ARGV[1] then
+    if ARGV[2] == '1' then return 1 end
+  else
+    table.insert(clients, id)
+  end
+end
+if ARGV[2] == '1' then table.insert(clients, ARGV[1]) end
+if #clients == 0 then s.cl = nil else s.cl = cjson.encode(clients) end
+redis.call('SET', KEYS[1], cjson.encode(s), 'PX', string.format('%d', s.ie - now))
+return 1
 `);
 
 /** KEYS: user index. ARGV: session id, max ms. */
@@ -145,6 +171,15 @@ export function createRedisBrowserSessionStore(options: BrowserSessionStoreOptio
       return typeof sessionId === 'string' && SESSION_ID.test(sessionId) && (await deleteOne(sessionId, '')) !== null;
     },
 
+    async addClient(sessionId, clientId) {
+      if (typeof sessionId !== 'string' || !SESSION_ID.test(sessionId)) return false;
+      return (await run(SET_CLIENT, sessionKey(sessionId), [clientId, '1'])) === 1;
+    },
+
+    async removeClient(sessionId, clientId) {
+      if (typeof sessionId === 'string' && SESSION_ID.test(sessionId)) await run(SET_CLIENT, sessionKey(sessionId), [clientId, '']);
+    },
+
     async listByUser(userId) {
       if (typeof userId !== 'string' || userId === '') return [];
       const ids = await listIds(userId);
@@ -172,5 +207,6 @@ function toSession(id: string, raw: unknown): BrowserSession | null {
     createdAt: stored.ca,
     lastSeenAt: stored.lu,
     expiresAt: stored.x,
+    clientIds: Object.freeze(stored.cl === undefined ? [] : (JSON.parse(stored.cl) as string[])),
   });
 }
