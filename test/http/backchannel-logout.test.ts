@@ -109,7 +109,7 @@ describe('back-channel logout, end to end', () => {
     return payload;
   }
 
-  async function signIn(clientId = 'bc-rp', browser = new FormBrowser(issuer.origin)) {
+  async function signIn(clientId = 'bc-rp', browser = new FormBrowser(issuer.origin), beforeExchange = async () => {}) {
     const config = await client.discovery(issuer, clientId, undefined, client.None(), { execute: [client.allowInsecureRequests] });
     const verifier = client.randomPKCECodeVerifier();
     const url = client.buildAuthorizationUrl(config, {
@@ -121,6 +121,7 @@ describe('back-channel logout, end to end', () => {
     let page: PageResponse = await browser.get(url.href);
     if (page.html.includes('name="password"')) page = await browser.submit(page, { email: USER_EMAIL, password: USER_PASSWORD });
     if (page.html.includes('name="decision"')) page = await browser.submit(page, { decision: 'allow' });
+    await beforeExchange();
     const tokens = await client.authorizationCodeGrant(config, new URL(page.location!), { pkceCodeVerifier: verifier, idTokenExpected: true });
     return { config, browser, tokens };
   }
@@ -213,6 +214,31 @@ describe('back-channel logout, end to end', () => {
     await expect.poll(() => verified.length, { timeout: 10_000, interval: 100 }).toBe(before + 1);
     expect(refused).toEqual([]);
     expect(verified.at(-1)).toMatchObject({ aud: 'bc-id-only', sid: tokens.claims()!.sid, sub: tokens.claims()!.sub });
+  });
+
+  it('tells the ID-token-only client when its browser session is ended from the sessions list', async () => {
+    const before = verified.length;
+    const { tokens } = await signIn('bc-id-only');
+    const { sid } = tokens.claims()!;
+    const res = await fetch(new URL(`/auth/sessions/${String(sid)}`, issuer), {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${tokens.access_token}` },
+    });
+    expect(res.status).toBeLessThan(300);
+    await expect.poll(() => verified.length, { timeout: 10_000, interval: 100 }).toBe(before + 1);
+    expect(verified.at(-1)).toMatchObject({ aud: 'bc-id-only', sid });
+  });
+
+  it('tells the client at once when the session ended between the code and its exchange', async () => {
+    const before = verified.length;
+    const user = await running.service.stores.users.findByEmail(USER_EMAIL);
+    // The store itself, so that nothing but the exchange can tell the client.
+    const { tokens } = await signIn('bc-id-only', undefined, async () => {
+      expect(await running.service.stores.browserSessions.deleteAllOfUser(user!.id)).toBeGreaterThan(0);
+    });
+    await expect.poll(() => verified.length, { timeout: 10_000, interval: 100 }).toBe(before + 1);
+    expect(refused).toEqual([]);
+    expect(verified.at(-1)).toMatchObject({ aud: 'bc-id-only', sid: tokens.claims()!.sid });
   });
 });
 
