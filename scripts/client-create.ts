@@ -9,6 +9,7 @@ import { clientCreated } from '../src/events/clients.js';
 import { publishScriptEvents } from '../src/events/script-events.js';
 import { systemClock } from '../src/clock.js';
 import { cryptoRandom } from '../src/random.js';
+import { ID_TOKEN_SIGNING_ALGS } from '../src/tokens/id-token.js';
 import { connectAdminApi, directMode } from './admin-api.js';
 import { runScript, UsageError, withMongoStores } from './admin-store.js';
 import { answerHelp } from './run.js';
@@ -17,9 +18,11 @@ const USAGE = `
 usage: npm run client:create -- --name N [--grant G]... [--scope S]... [--audience A]...
          [--permission introspect|revoke|admin]... [--public] [--first-party] [--cookie-mode]
          [--id ID] [--redirect-uri U]... [--require-par] [--post-logout-redirect-uri U]...
-         [--backchannel-logout-uri U] [--url URL | --direct]
+         [--backchannel-logout-uri U] [--id-token-signed-response-alg ALG] [--url URL | --direct]
 
 Creates an OAuth client and prints client_id and client_secret (once).
+  --id-token-signed-response-alg ALG
+              how its ID tokens and logout tokens are signed: ${ID_TOKEN_SIGNING_ALGS.join(' or ')} (default RS256; never none)
   --url URL   the authority whose admin API to call (default: the dev server, http://127.0.0.1:$PORT);
               credentials from ADMIN_CLIENT_ID and ADMIN_CLIENT_SECRET, else (dev) KEYS_DIR/dev-admin-client.json
   --direct    write straight to MongoDB (MONGODB_URI) instead, e.g. to create the first admin client:
@@ -45,6 +48,7 @@ function options() {
         'require-par': { type: 'boolean', default: false },
         'post-logout-redirect-uri': { type: 'string', multiple: true, default: [] },
         'backchannel-logout-uri': { type: 'string' },
+        'id-token-signed-response-alg': { type: 'string' },
         url: { type: 'string' },
         direct: { type: 'boolean', default: false },
       },
@@ -71,6 +75,7 @@ function input(values: ReturnType<typeof options>): NewClientInput {
     requirePar: values['require-par'],
     postLogoutRedirectUris: values['post-logout-redirect-uri'],
     backchannelLogoutUri: values['backchannel-logout-uri'],
+    idTokenSignedResponseAlg: values['id-token-signed-response-alg'],
   };
 }
 
@@ -115,6 +120,7 @@ if (!answerHelp(USAGE)) {
         require_par: checked.requirePar,
         post_logout_redirect_uris: checked.postLogoutRedirectUris,
         ...(checked.backchannelLogoutUri !== undefined && { backchannel_logout_uri: checked.backchannelLogoutUri }),
+        ...(checked.idTokenSignedResponseAlg !== undefined && { id_token_signed_response_alg: checked.idTokenSignedResponseAlg }),
       });
       print(String((created.client as { client_id: string }).client_id), created.client_secret as string | undefined);
     });

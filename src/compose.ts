@@ -312,7 +312,7 @@ export async function createService(
   const metrics = config.metrics.port === undefined ? undefined : createMetrics();
   const rawStores = await createStores(config, { clock, random, logger });
   const stores = metrics ? instrumentStores(rawStores, metrics) : rawStores;
-  const keys = createKeyRingSource({ dir: config.keysDir, production: config.production, clock, logger });
+  const keys = createKeyRingSource({ dir: config.keysDir, production: config.production, clock, logger, twinAlgs: config.idTokenSigningAlgs });
   try {
     await keys.start();
   } catch (err) {

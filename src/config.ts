@@ -201,6 +201,12 @@ const variables = {
   redisUrl: variable('REDIS_URL', url(['redis:', 'rediss:']).optional()),
   redisClusterNodes: variable('REDIS_CLUSTER_NODES', hostPort.optional()),
   keysDir: variable('KEYS_DIR', z.string().min(1).default('./keys')),
+  /**
+   * Further RSA algs ID tokens may be signed in (a client's id_token_signed_response_alg):
+   * each RSA key is then also published under `<kid>~<alg>` with that alg. Empty = the
+   * active key's own alg only.
+   */
+  idTokenSigningAlgs: variable('ID_TOKEN_SIGNING_ALGS', list.pipe(z.array(z.enum(['RS256', 'PS256'])))),
   /** Seconds. `Cache-Control: max-age` of the JWKS, and the minimum publication time of a `next` key. */
   jwksMaxAge: variable('JWKS_MAX_AGE', duration('5m')),
   /** Seconds added to `jwksMaxAge` before a `next` key may be promoted. */

@@ -9,6 +9,7 @@ import { GRANT_TYPES, grantFor, isGrantType } from '../oauth/grants/index.js';
 import { redirectUriProblem } from '../oauth/redirect-uri.js';
 import { parseScope } from '../oauth/scope.js';
 import type { Random } from '../random.js';
+import { ID_TOKEN_SIGNING_ALGS, isIdTokenSigningAlg } from '../tokens/id-token.js';
 import {
   DuplicateKeyError,
   type ClientPermission,
@@ -37,6 +38,8 @@ export interface NewClientInput {
   readonly requirePar?: boolean;
   readonly postLogoutRedirectUris?: readonly string[];
   readonly backchannelLogoutUri?: string | undefined;
+  /** OIDC Registration §2; RS256 when absent. */
+  readonly idTokenSignedResponseAlg?: string | undefined;
 }
 
 export async function createClient(
@@ -93,6 +96,11 @@ export function planClient(random: Random, input: NewClientInput): PlannedClient
   // Back-Channel Logout §2.2: an absolute http(s) URL without a fragment.
   if (backchannelLogoutUri !== undefined && !/^https?:\/\/[^\s#]+$/.test(backchannelLogoutUri))
     throw new InvalidRequestError(`--backchannel-logout-uri "${backchannelLogoutUri.slice(0, 200)}" must be an absolute http(s) URL without a fragment`);
+  const idTokenAlg = input.idTokenSignedResponseAlg;
+  if (idTokenAlg !== undefined && !isIdTokenSigningAlg(idTokenAlg)) {
+    const why = idTokenAlg.toLowerCase() === 'none' ? ' (unsigned ID tokens are never issued)' : '';
+    throw new InvalidRequestError(`--id-token-signed-response-alg "${idTokenAlg.slice(0, 20)}" is not one of ${ID_TOKEN_SIGNING_ALGS.join(', ')}${why}`);
+  }
 
   const clientSecret = input.public ? undefined : generateClientSecret(random);
   return {
@@ -111,6 +119,7 @@ export function planClient(random: Random, input: NewClientInput): PlannedClient
       requirePar: input.requirePar ?? false,
       postLogoutRedirectUris,
       backchannelLogoutUri,
+      ...(idTokenAlg !== undefined && { idTokenSignedResponseAlg: idTokenAlg }),
       secretHash: clientSecret === undefined ? undefined : hashClientSecret(clientSecret),
     },
   };

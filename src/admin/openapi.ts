@@ -4,6 +4,7 @@
  * OpenAPI 3.1 document and that it lists exactly the routes the router serves.
  */
 import { PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX } from './service.js';
+import { ID_TOKEN_SIGNING_ALGS } from '../tokens/id-token.js';
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: object) => ({ 'application/json': { schema } });
@@ -11,6 +12,12 @@ const ok = (description: string, schema: object) => ({ description, content: jso
 const error = (description: string) => ({ description, content: json(ref('Error')) });
 const strings = { type: 'array', items: { type: 'string' } } as const;
 const dateTime = { type: 'string', format: 'date-time' } as const;
+/** How the client's ID tokens and logout tokens are signed (OIDC Registration §2). */
+const idTokenAlg = {
+  type: 'string',
+  enum: [...ID_TOKEN_SIGNING_ALGS],
+  description: 'RS256 (default) or PS256; PS256 needs ID_TOKEN_SIGNING_ALGS to include it',
+} as const;
 
 /** The answers every authenticated operation may give besides its own. */
 const refusals = {
@@ -154,7 +161,19 @@ export const ADMIN_OPENAPI = {
       },
       Client: {
         type: 'object',
-        required: ['client_id', 'name', 'type', 'first_party', 'grant_types', 'scopes', 'audiences', 'permissions', 'redirect_uris', 'created_at'],
+        required: [
+          'client_id',
+          'name',
+          'type',
+          'first_party',
+          'grant_types',
+          'scopes',
+          'audiences',
+          'permissions',
+          'redirect_uris',
+          'id_token_signed_response_alg',
+          'created_at',
+        ],
         properties: {
           client_id: { type: 'string' },
           type: { type: 'string', enum: ['public', 'confidential'] },
@@ -162,6 +181,7 @@ export const ADMIN_OPENAPI = {
           permissions: { type: 'array', items: { type: 'string', enum: ['introspect', 'revoke', 'admin'] } },
           cookie_mode: { type: 'boolean' },
           backchannel_logout_uri: { type: ['string', 'null'] },
+          id_token_signed_response_alg: idTokenAlg,
           created_at: dateTime,
         },
       },
@@ -186,6 +206,7 @@ export const ADMIN_OPENAPI = {
           public: { type: 'boolean', default: false },
           cookie_mode: { type: 'boolean', default: false },
           backchannel_logout_uri: { type: 'string' },
+          id_token_signed_response_alg: idTokenAlg,
         },
       },
       ClientChanges: { type: 'object', additionalProperties: false, minProperties: 1, properties: clientFields },

@@ -260,6 +260,7 @@ export function publicClient(client: ClientRecord) {
     require_par: client.requirePar,
     post_logout_redirect_uris: [...client.postLogoutRedirectUris],
     backchannel_logout_uri: client.backchannelLogoutUri ?? null,
+    id_token_signed_response_alg: client.idTokenSignedResponseAlg,
     created_at: client.createdAt.toISOString(),
   };
 }

@@ -18,7 +18,24 @@ export function isKeyAlg(value: unknown): value is KeyAlg {
   return typeof value === 'string' && (KEY_ALGS as readonly string[]).includes(value);
 }
 
-/** The public members of a signing key as published in the JWKS (RFC 7517 §4, RFC 7518 §6). */
+const RSA_ALGS: readonly KeyAlg[] = Object.freeze(['RS256', 'PS256']);
+
+/**
+ * The algs one key signs with. An RSA key signs both RS256 and PS256: access tokens use the
+ * alg of its manifest entry, ID tokens the one their client registered (`tokens/id-token.ts`).
+ * RSASSA-PKCS1-v1_5 and RSASSA-PSS over one RSA key is what a server offering TLS 1.2 and 1.3
+ * does with one rsaEncryption certificate (RFC 8446 §4.2.3); verifiers still pin the alg
+ * (the metadata for access tokens, the client's registration for ID tokens).
+ */
+export function algsOfKey(alg: KeyAlg): readonly KeyAlg[] {
+  return alg === 'RS256' || alg === 'PS256' ? RSA_ALGS : [alg];
+}
+
+/**
+ * The public members of a signing key as published in the JWKS (RFC 7517 §4, RFC 7518 §6),
+ * each with its one `alg`: an RSA key that also signs ID tokens in the other RSA alg is
+ * published a second time for it, under its own kid (`KeyRing`, `twinKid`).
+ */
 export interface PublicJwk {
   readonly kty: 'RSA' | 'EC' | 'OKP';
   readonly use: 'sig';

@@ -8,7 +8,7 @@ import { createHash, createPrivateKey, createPublicKey, type JsonWebKey, type Ke
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { importJWK, type JWK } from 'jose';
-import { keyProblem, publicJwkOf, thumbprintOf, type KeyAlg, type PublicJwk } from './algorithms.js';
+import { algsOfKey, keyProblem, publicJwkOf, thumbprintOf, type KeyAlg, type PublicJwk } from './algorithms.js';
 import { TemporarilyUnavailableError } from '../errors.js';
 import { KeyRingError } from './errors.js';
 import { isKeyFileName, isTempFileName, keyFileName, listDir, MANIFEST_FILE, modeProblem, readKeyFile, readManifest, type KeyMeta } from './key-files.js';
@@ -153,7 +153,10 @@ export interface VerificationKey {
   readonly kid: string;
   readonly alg: KeyAlg;
   readonly state: KeyMeta['state'];
+  /** Bound to `alg`: what access tokens are checked with. */
   readonly key: webcrypto.CryptoKey;
+  /** The same public key for any of `algsOfKey(alg)` (ID tokens given back as hints). */
+  readonly publicKey: KeyObject;
 }
 
 /** The JWKS response, serialised once per ring. */
@@ -165,6 +168,22 @@ export interface JwksDocument {
 
 const STATE_ORDER = { active: 0, next: 1, retired: 2 } as const;
 
+/** The kid under which key `kid` is also published for `alg` (`~` never occurs in a thumbprint). */
+export const twinKid = (kid: string, alg: KeyAlg): string => `${kid}~${alg}`;
+
+/** The other algs of `twinAlgs` that `key` also signs ID tokens in: RSA keys only, never its own alg. */
+const twinAlgsOf = (key: { readonly alg: KeyAlg }, twinAlgs: readonly KeyAlg[]): KeyAlg[] =>
+  twinAlgs.filter((alg) => alg !== key.alg && algsOfKey(key.alg).includes(alg));
+
+export interface KeyRingOptions {
+  /**
+   * ID_TOKEN_SIGNING_ALGS: further RSA algs each RSA key signs ID tokens in. Each is
+   * published as its own JWKS entry (`twinKid`, with that `alg`), so every entry keeps one
+   * alg and relying parties that select keys by alg find it.
+   */
+  readonly twinAlgs?: readonly KeyAlg[] | undefined;
+}
+
 /** An immutable, validated snapshot of the key directory, ready to sign and serve. */
 export class KeyRing {
   /** Published keys: the active one first, then `next`, then `retired`, newest first within each. */
@@ -172,6 +191,9 @@ export class KeyRing {
   readonly active: PublishedKey;
   /** Distinct algs of the published keys, the active key's first. */
   readonly algorithms: readonly KeyAlg[];
+  /** What ID tokens can be signed in now: the active key's alg first, then its twins'. */
+  readonly idTokenAlgs: readonly KeyAlg[];
+  readonly #twinAlgs: readonly KeyAlg[];
   readonly jwks: JwksDocument;
   readonly warnings: readonly string[];
   /** Undefined once the active key was withdrawn: the ring then signs nothing. */
@@ -184,11 +206,18 @@ export class KeyRing {
     verification: ReadonlyMap<string, VerificationKey>,
     warnings: readonly string[],
     signing: SigningKey | undefined,
+    twinAlgs: readonly KeyAlg[],
   ) {
     this.keys = Object.freeze(keys);
     this.active = active;
     this.algorithms = Object.freeze([...new Set(keys.map((key) => key.alg))]);
-    const body = Buffer.from(JSON.stringify({ keys: keys.map((key) => key.publicJwk) }));
+    this.#twinAlgs = twinAlgs;
+    this.idTokenAlgs = Object.freeze([active.alg, ...twinAlgsOf(active, twinAlgs)]);
+    const published = keys.flatMap((key) => [
+      key.publicJwk,
+      ...twinAlgsOf(key, twinAlgs).map((alg) => ({ ...key.publicJwk, alg, kid: twinKid(key.kid, alg) })),
+    ]);
+    const body = Buffer.from(JSON.stringify({ keys: published }));
     this.jwks = Object.freeze({ body, etag: `"${createHash('sha256').update(body).digest('base64url')}"` });
     this.warnings = warnings;
     this.#signing = signing;
@@ -200,7 +229,7 @@ export class KeyRing {
    * Builds the ring from a loaded directory. Throws KeyRingError (naming the manifest) when
    * there is no active key: a ring that cannot sign is never served.
    */
-  static async fromState(state: KeyDirState): Promise<KeyRing> {
+  static async fromState(state: KeyDirState, options: KeyRingOptions = {}): Promise<KeyRing> {
     const manifest = join(state.dir, MANIFEST_FILE);
     if (state.keys.length === 0) {
       throw new KeyRingError('no signing keys; run `npm run keys:rotate` to create the first one', state.hasManifest ? manifest : state.dir);
@@ -211,10 +240,11 @@ export class KeyRing {
     const verification = new Map<string, VerificationKey>();
     for (const key of keys) {
       const imported = (await importJWK(key.publicJwk as JWK, key.alg)) as webcrypto.CryptoKey;
-      verification.set(key.kid, Object.freeze({ kid: key.kid, alg: key.alg, state: key.state, key: imported }));
+      const publicKey = createPublicKey({ key: { ...key.publicJwk }, format: 'jwk' });
+      verification.set(key.kid, Object.freeze({ kid: key.kid, alg: key.alg, state: key.state, key: imported, publicKey }));
     }
     const signing = Object.freeze({ kid: active.kid, alg: active.alg, privateKey: state.privateKeys.get(active.kid)! });
-    return new KeyRing(keys, active, verification, state.warnings, signing);
+    return new KeyRing(keys, active, verification, state.warnings, signing, options.twinAlgs ?? []);
   }
 
   /**
@@ -225,7 +255,7 @@ export class KeyRing {
   withdraw(kids: ReadonlySet<string>): KeyRing {
     const keys = this.keys.filter((key) => !kids.has(key.kid));
     const verification = new Map([...this.#verification].filter(([kid]) => !kids.has(kid)));
-    return new KeyRing(keys, this.active, verification, this.warnings, kids.has(this.active.kid) ? undefined : this.#signing);
+    return new KeyRing(keys, this.active, verification, this.warnings, kids.has(this.active.kid) ? undefined : this.#signing, this.#twinAlgs);
   }
 
   /** False once the active key was withdrawn. */
@@ -244,6 +274,15 @@ export class KeyRing {
       });
     }
     return this.#signing;
+  }
+
+  /**
+   * The active key as it signs an ID token in `alg` (one of `idTokenAlgs`): under its own
+   * kid for its own alg, under its twin's for another. Throws as `signingKey`.
+   */
+  idTokenSigningKey(alg: KeyAlg): SigningKey {
+    const { kid, privateKey } = this.signingKey();
+    return alg === this.active.alg ? this.signingKey() : { kid: twinKid(kid, alg), alg, privateKey };
   }
 
   /** The key a token's `kid` names, if it is published (next, active or retired). */

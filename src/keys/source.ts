@@ -13,6 +13,7 @@ import type { Clock } from '../clock.js';
 import { KeyRingError } from './errors.js';
 import { isKeyFileName, listDir, MANIFEST_FILE } from './key-files.js';
 import { KeyRing, loadKeyDir } from './key-ring.js';
+import type { KeyAlg } from './algorithms.js';
 import { ensureDevKey, type KeyGenerator } from './rotation.js';
 
 export interface KeyRingSource {
@@ -41,6 +42,8 @@ export interface KeyRingSourceOptions {
   readonly production: boolean;
   readonly clock: Clock;
   readonly logger: Pick<Logger, 'info' | 'warn' | 'error' | 'debug'>;
+  /** RSA algs each RSA key is also published for (its twin entries: `KeyRing.fromState`). */
+  readonly twinAlgs?: readonly KeyAlg[];
   /** Fallback re-read period; default 2000 ms. */
   readonly pollIntervalMs?: number;
   /** Watch events come in bursts (a rotation writes several files); default 100 ms. */
@@ -73,7 +76,7 @@ export function createKeyRingSource(options: KeyRingSourceOptions): KeyRingSourc
 
   async function load(): Promise<KeyRing> {
     const state = await loadKeyDir(dir, { production });
-    const next = await KeyRing.fromState(state);
+    const next = await KeyRing.fromState(state, { twinAlgs: options.twinAlgs });
     for (const warning of next.warnings) logger.warn({ dir }, `signing keys: ${warning}`);
     return next;
   }

@@ -114,6 +114,7 @@ export function createAuthorizationCodes(deps: AuthorizationCodeDeps) {
       const idToken = await deps.idTokens.issue({
         sub: user.id,
         clientId: input.client.clientId,
+        alg: input.client.idTokenSignedResponseAlg,
         authTime: record.authTime,
         amr: record.amr ?? ['pwd'],
         sid: record.sid,

@@ -47,7 +47,7 @@ export function createBackchannelLogout(deps: BackchannelLogoutDeps) {
   async function deliver(delivery: LogoutDelivery): Promise<boolean | 'gone'> {
     const client = await deps.clients.findById(delivery.clientId);
     if (!client?.backchannelLogoutUri) return 'gone';
-    const token = await deps.idTokens.logoutToken({ clientId: delivery.clientId, sub: delivery.sub, sid: delivery.sid });
+    const token = await deps.idTokens.logoutToken({ clientId: delivery.clientId, alg: client.idTokenSignedResponseAlg, sub: delivery.sub, sid: delivery.sid });
     try {
       const res = await send(client.backchannelLogoutUri, {
         method: 'POST',

@@ -8,6 +8,7 @@
  * rejection is a bug.
  */
 import type { GrantType } from '../oauth/grants/index.js';
+import type { IdTokenSigningAlg } from '../tokens/id-token.js';
 
 /** The backend could not be reached or timed out (defined with the other errors, which the HTTP layer maps). */
 export { StoreUnavailableError } from '../errors.js';
@@ -173,17 +174,23 @@ export interface ClientRecord {
   readonly postLogoutRedirectUris: readonly string[];
   /** OIDC Back-Channel Logout §2.2: where logout tokens are POSTed. */
   readonly backchannelLogoutUri: string | undefined;
+  /** OIDC Registration §2 `id_token_signed_response_alg`: how its ID tokens (and logout tokens) are signed; RS256 by default. */
+  readonly idTokenSignedResponseAlg: IdTokenSigningAlg;
   /** SHA-256 (hex) of the secret for confidential clients; compared in constant time. */
   readonly secretHash: string | undefined;
   readonly createdAt: Date;
 }
 
-/** What `create` takes; the code-flow and logout fields default to none and false. */
-export type NewClient = Omit<ClientRecord, 'createdAt' | 'redirectUris' | 'requirePar' | 'postLogoutRedirectUris' | 'backchannelLogoutUri'> & {
+/** What `create` takes; the code-flow and logout fields default to none and false, the ID token alg to RS256. */
+export type NewClient = Omit<
+  ClientRecord,
+  'createdAt' | 'redirectUris' | 'requirePar' | 'postLogoutRedirectUris' | 'backchannelLogoutUri' | 'idTokenSignedResponseAlg'
+> & {
   readonly redirectUris?: readonly string[];
   readonly requirePar?: boolean;
   readonly postLogoutRedirectUris?: readonly string[];
   readonly backchannelLogoutUri?: string | undefined;
+  readonly idTokenSignedResponseAlg?: IdTokenSigningAlg | undefined;
 };
 
 export interface ClientStore extends Pingable {

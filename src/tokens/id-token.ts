@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { compactVerify, decodeProtectedHeader, SignJWT, type JWTPayload } from 'jose';
 import { epochSeconds, type Clock } from '../clock.js';
+import { algsOfKey, type KeyAlg } from '../keys/algorithms.js';
 import type { KeyRingSource } from '../keys/source.js';
 import type { Random } from '../random.js';
 import { traceSigning } from '../telemetry/spans.js';
@@ -19,9 +20,25 @@ export const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backcha
 /** ISO/IEC 29115 level of assurance 1: one factor (a password). The MFA work raises it. */
 export const ACR_PASSWORD = '1';
 
+/**
+ * What a client may register as `id_token_signed_response_alg` (OIDC Registration §2): the
+ * algs our RSA keys sign with. Never `none` (OIDC Core §3.1.3.7 step 6 wants a signature
+ * in the code flow, and an unsigned token could be forged by anyone).
+ */
+export const ID_TOKEN_SIGNING_ALGS = ['RS256', 'PS256'] as const satisfies readonly KeyAlg[];
+export type IdTokenSigningAlg = (typeof ID_TOKEN_SIGNING_ALGS)[number];
+/** OIDC Registration §2: the alg when the client registered none. */
+export const DEFAULT_ID_TOKEN_SIGNING_ALG: IdTokenSigningAlg = 'RS256';
+
+export function isIdTokenSigningAlg(value: unknown): value is IdTokenSigningAlg {
+  return typeof value === 'string' && (ID_TOKEN_SIGNING_ALGS as readonly string[]).includes(value);
+}
+
 export interface IdTokenRequest {
   readonly sub: string;
   readonly clientId: string;
+  /** The client's `id_token_signed_response_alg`. */
+  readonly alg: IdTokenSigningAlg;
   /** ms since epoch. */
   readonly authTime: number;
   readonly amr: readonly string[];
@@ -59,19 +76,23 @@ export function tokenHash(alg: string, token: string): string {
 export function createIdTokens(deps: IdTokenDeps) {
   const { keys, clock, issuer } = deps;
 
-  async function sign(typ: string, payload: JWTPayload): Promise<{ token: string; alg: string }> {
-    const { kid, alg, privateKey } = keys.current().signingKey();
-    const token = await traceSigning(`sign ${typ === ID_TOKEN_TYP ? 'id token' : typ}`, { kid, alg }, () =>
-      new SignJWT(payload).setProtectedHeader({ alg, typ, kid }).sign(privateKey),
+  /**
+   * Signs with the active key, in the client's alg when the ring offers it (the key's own alg,
+   * or a twin's: ID_TOKEN_SIGNING_ALGS), else in the key's own alg: a relying party that
+   * pinned another alg then refuses the token, as OIDC Core §3.1.3.7 wants.
+   */
+  async function sign(typ: string, payload: (alg: KeyAlg) => JWTPayload, wanted: IdTokenSigningAlg): Promise<string> {
+    const ring = keys.current();
+    const { kid, alg, privateKey } = ring.idTokenSigningKey(ring.idTokenAlgs.includes(wanted) ? wanted : ring.active.alg);
+    return traceSigning(`sign ${typ === ID_TOKEN_TYP ? 'id token' : typ}`, { kid, alg }, () =>
+      new SignJWT(payload(alg)).setProtectedHeader({ alg, typ, kid }).sign(privateKey),
     );
-    return { token, alg };
   }
 
   return {
     async issue(request: IdTokenRequest): Promise<string> {
-      const { alg } = keys.current().signingKey();
       const iat = epochSeconds(clock);
-      const payload: JWTPayload = {
+      const payload = (alg: KeyAlg): JWTPayload => ({
         iss: issuer,
         sub: request.sub,
         aud: request.clientId,
@@ -84,12 +105,12 @@ export function createIdTokens(deps: IdTokenDeps) {
         acr: ACR_PASSWORD,
         amr: [...request.amr],
         ...request.claims,
-      };
-      return (await sign(ID_TOKEN_TYP, payload)).token;
+      });
+      return sign(ID_TOKEN_TYP, payload, request.alg);
     },
 
-    /** Back-Channel Logout §2.4: for one client, one session; never a nonce. */
-    async logoutToken(input: { clientId: string; sub: string; sid: string }): Promise<string> {
+    /** Back-Channel Logout §2.4: for one client, one session; never a nonce. Signed as the client's ID tokens are (§2.4: the same keys). */
+    async logoutToken(input: { clientId: string; alg: IdTokenSigningAlg; sub: string; sid: string }): Promise<string> {
       const iat = epochSeconds(clock);
       const payload: JWTPayload = {
         iss: issuer,
@@ -101,7 +122,7 @@ export function createIdTokens(deps: IdTokenDeps) {
         sid: input.sid,
         events: { [BACKCHANNEL_LOGOUT_EVENT]: {} },
       };
-      return (await sign(LOGOUT_TOKEN_TYP, payload)).token;
+      return sign(LOGOUT_TOKEN_TYP, () => payload, input.alg);
     },
 
     /**
@@ -113,9 +134,13 @@ export function createIdTokens(deps: IdTokenDeps) {
       try {
         if (token.length > 16 * 1024) return undefined;
         const header = decodeProtectedHeader(token);
-        const published = typeof header.kid === 'string' ? keys.current().verificationKey(header.kid) : undefined;
-        if (!published || header.typ !== ID_TOKEN_TYP) return undefined;
-        const { payload } = await compactVerify(token, published.key, { algorithms: [published.alg] });
+        if (typeof header.kid !== 'string' || header.typ !== ID_TOKEN_TYP) return undefined;
+        // Under a key's own kid its own alg; under a twin's kid (`<kid>~<alg>`) that alg, if
+        // it is one the key signs (the twin may be gone since: a hint may be old).
+        const [kid, twin] = header.kid.split('~');
+        const published = keys.current().verificationKey(kid!);
+        if (!published || (twin !== undefined && !algsOfKey(published.alg).includes(twin as KeyAlg))) return undefined;
+        const { payload } = await compactVerify(token, published.publicKey, { algorithms: [twin ?? published.alg] });
         const claims = JSON.parse(new TextDecoder().decode(payload)) as Record<string, unknown>;
         if (claims.iss !== issuer || typeof claims.sub !== 'string' || typeof claims.aud !== 'string') return undefined;
         return { sub: claims.sub, aud: claims.aud, sid: typeof claims.sid === 'string' ? claims.sid : undefined };

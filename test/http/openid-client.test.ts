@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import * as client from 'openid-client';
 import * as oauth from 'oauth4webapi';
-import { decodeJwt, SignJWT } from 'jose';
+import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { hashClientSecret } from '../../src/clients/secrets.js';
 import type { RunningServer } from '../../src/main.js';
@@ -22,11 +22,12 @@ let running: RunningServer;
 let issuer: URL;
 const REDIRECT = 'http://127.0.0.1:43119/callback';
 const WEB_SECRET = 'oidc-web-secret-0123456789abcdef0123456789';
-const discover = (clientId: string, auth: client.ClientAuth = client.None()) =>
-  client.discovery(issuer, clientId, undefined, auth, { execute: [client.allowInsecureRequests] });
+const discover = (clientId: string, auth: client.ClientAuth = client.None(), metadata?: Partial<client.ClientMetadata>) =>
+  client.discovery(issuer, clientId, metadata, auth, { execute: [client.allowInsecureRequests] });
 
 beforeAll(async () => {
-  real = await startRealServer(inject('mongoUri'), 'openid-client');
+  // PS256 as a further ID-token alg: each RSA key is also published for it, under `<kid>~PS256`.
+  real = await startRealServer(inject('mongoUri'), 'openid-client', { ID_TOKEN_SIGNING_ALGS: 'RS256,PS256' });
   ({ running, issuer } = real);
   await running.service.stores.clients.create({
     clientId: 'oidc-web',
@@ -40,6 +41,20 @@ beforeAll(async () => {
     cookieMode: false,
     redirectUris: [REDIRECT],
     secretHash: hashClientSecret(WEB_SECRET),
+  });
+  await running.service.stores.clients.create({
+    clientId: 'oidc-pss',
+    name: 'OIDC app registered for PS256',
+    type: 'public',
+    firstParty: false,
+    grantTypes: ['authorization_code', 'refresh_token'],
+    scopes: ['openid', 'profile', 'email'],
+    audiences: [],
+    permissions: [],
+    cookieMode: false,
+    redirectUris: [REDIRECT],
+    idTokenSignedResponseAlg: 'PS256',
+    secretHash: undefined,
   });
 });
 
@@ -103,6 +118,48 @@ describe('openid-client completes every flow without a custom option', () => {
       sid: first.tokens.claims()!.sid,
       auth_time: first.tokens.claims()!.auth_time,
     });
+  });
+});
+
+describe('id_token_signed_response_alg (OIDC Registration §2)', () => {
+  it('discovery lists what the RSA key signs ID tokens with: RS256 and PS256, never none; the JWKS gives each its own entry', async () => {
+    const metadata = (await discover('demo-spa')).serverMetadata();
+    expect(metadata.id_token_signing_alg_values_supported).toEqual(['RS256', 'PS256']);
+    const { kid } = running.service.keys.current().active;
+    const { keys } = (await (await fetch(new URL('/.well-known/jwks.json', issuer))).json()) as { keys: { kid: string; alg: string; n: string }[] };
+    const own = keys.find((key) => key.kid === kid)!;
+    const twin = keys.find((key) => key.kid === `${kid}~PS256`)!;
+    expect([own.alg, twin.alg]).toEqual(['RS256', 'PS256']);
+    expect(twin.n).toBe(own.n);
+    for (const key of keys) expect(key.alg).toMatch(/^(RS256|PS256)$/);
+  });
+
+  it('a client registered for PS256 gets PS256 ID tokens (the refreshed one too), which openid-client and jose verify against the JWKS', async () => {
+    // openid-client holds the ID token to the client's registered alg.
+    const config = await discover('oidc-pss', client.None(), { id_token_signed_response_alg: 'PS256' });
+    const { tokens } = await codeFlow(config);
+    expect(decodeProtectedHeader(tokens.id_token!)).toMatchObject({ alg: 'PS256', typ: 'JWT', kid: `${running.service.keys.current().active.kid}~PS256` });
+    const jwks = createRemoteJWKSet(new URL('/.well-known/jwks.json', issuer));
+    const verified = await jwtVerify(tokens.id_token!, jwks, { issuer: issuer.origin, audience: 'oidc-pss', algorithms: ['PS256'] });
+    expect(verified.payload.sid).toBe(tokens.claims()!.sid);
+    const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token!);
+    expect(decodeProtectedHeader(refreshed.id_token!).alg).toBe('PS256');
+    await jwtVerify(refreshed.id_token!, jwks, { issuer: issuer.origin, audience: 'oidc-pss', algorithms: ['PS256'] });
+    // The alg is the registered one: a relying party holding it to RS256 refuses it.
+    const expectingRs256 = await discover('oidc-pss', client.None(), { id_token_signed_response_alg: 'RS256' });
+    await expect(client.refreshTokenGrant(expectingRs256, refreshed.refresh_token!)).rejects.toMatchObject({
+      code: 'OAUTH_INVALID_RESPONSE',
+      cause: { message: 'unexpected JWT "alg" header parameter' },
+    });
+  });
+
+  it('a PS256 ID token is a valid id_token_hint: RP-initiated logout ends the session at once', async () => {
+    const config = await discover('oidc-pss', client.None(), { id_token_signed_response_alg: 'PS256' });
+    const { tokens, browser } = await codeFlow(config);
+    const page = await browser.get(client.buildEndSessionUrl(config, { id_token_hint: tokens.id_token! }).href);
+    expect(page.status).toBe(200);
+    // Signed out without the confirmation form a hint we could not verify would have asked for.
+    expect(page.html).not.toContain('name="decision"');
   });
 });
 

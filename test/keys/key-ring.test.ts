@@ -57,6 +57,27 @@ describe('loading a key directory', () => {
     expect(ring.warnings).toEqual([]);
     // Every published key verifies, `next` included: another instance may already sign with it.
     expect(ring.verificationKey(nextKid)).toMatchObject({ kid: nextKid, state: 'next', alg: 'RS256' });
+    // No further ID-token alg configured: one entry per key, ID tokens in the key's own alg.
+    expect(jwks.keys).toHaveLength(2);
+    expect(ring.idTokenAlgs).toEqual(['RS256']);
+  });
+
+  it('with a further ID-token alg (ID_TOKEN_SIGNING_ALGS), publishes each RSA key again for it, under its own kid and alg', async () => {
+    const ring = KeyRing.fromState(await loadKeyDir(await copyOfValidDir(), { production: true }), { twinAlgs: ['RS256', 'PS256'] });
+    const { active, idTokenAlgs, jwks } = await ring;
+    expect(idTokenAlgs).toEqual(['RS256', 'PS256']);
+    const keys = (JSON.parse(jwks.body.toString()) as { keys: Record<string, unknown>[] }).keys;
+    expect(keys.map((key) => [key.kid, key.alg])).toEqual([
+      [activeKid, 'RS256'],
+      [`${activeKid}~PS256`, 'PS256'],
+      [nextKid, 'RS256'],
+      [`${nextKid}~PS256`, 'PS256'],
+    ]);
+    expect(keys[1]!.n).toBe(keys[0]!.n);
+    // The twin signs under its own kid; access tokens still verify under the key's own kid only.
+    expect((await ring).idTokenSigningKey('PS256')).toMatchObject({ kid: `${active.kid}~PS256`, alg: 'PS256' });
+    expect((await ring).idTokenSigningKey('RS256')).toMatchObject({ kid: active.kid, alg: 'RS256' });
+    expect((await ring).verificationKey(`${activeKid}~PS256`)).toBeUndefined();
   });
 
   it('names the manifest when it is not JSON', async () => {

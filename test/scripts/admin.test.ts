@@ -97,11 +97,14 @@ describe('client:create', () => {
       'https://rp.example.com/bye',
       '--backchannel-logout-uri',
       'https://rp.example.com/backchannel-logout',
+      '--id-token-signed-response-alg',
+      'PS256',
     ]);
     expect(out).toMatchObject({ code: 0, stderr: '' });
     expect(await service.stores.clients.findById('oidc-app-1')).toMatchObject({
       postLogoutRedirectUris: ['https://rp.example.com/signed-out', 'https://rp.example.com/bye'],
       backchannelLogoutUri: 'https://rp.example.com/backchannel-logout',
+      idTokenSignedResponseAlg: 'PS256',
     });
   });
 
@@ -115,6 +118,11 @@ describe('client:create', () => {
         [['--name', 'x', '--bogus'], /bogus/],
         [['--name', 'x', '--post-logout-redirect-uri', 'https://rp.example.com/*'], /--post-logout-redirect-uri/],
         [['--name', 'x', '--backchannel-logout-uri', 'https://rp.example.com/logout#frag'], /--backchannel-logout-uri/],
+        [
+          ['--name', 'x', '--id-token-signed-response-alg', 'none'],
+          /--id-token-signed-response-alg "none" is not one of RS256, PS256 \(unsigned ID tokens are never issued\)/,
+        ],
+        [['--name', 'x', '--id-token-signed-response-alg', 'HS256'], /--id-token-signed-response-alg "HS256" is not one of RS256, PS256$/m],
         [['--name', 'dup', '--id', 'web-app-1', '--public', '--first-party'], /already exists/],
       ];
       for (const [args, message] of cases) {

@@ -97,6 +97,8 @@ describe('client:create against a running dev server', () => {
     ]);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('usage: npm run client:create');
+    expect(help.stdout).toContain('--id-token-signed-response-alg ALG');
+    expect(help.stdout).toContain('RS256 or PS256 (default RS256; never none)');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("Unknown option '--bogus'");
     expect(unreachable.code).toBe(1);

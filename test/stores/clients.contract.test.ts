@@ -42,6 +42,7 @@ const publicClient: NewClient = {
   requirePar: true,
   postLogoutRedirectUris: ['https://app.example.com/signed-out'],
   backchannelLogoutUri: 'https://app.example.com/backchannel-logout',
+  idTokenSignedResponseAlg: 'PS256',
   secretHash: undefined,
 };
 
@@ -62,13 +63,14 @@ function describeClientStoreContract(name: string, makeStore: (clock: ManualCloc
 
     it('creates a confidential client and finds it again, with every field', async () => {
       const created = await store.create(confidential);
-      // The code-flow and logout fields were not given: none and false.
+      // The code-flow and logout fields were not given: none and false; the ID token alg: RS256 (OIDC Registration §2).
       expect(created).toEqual({
         ...confidential,
         redirectUris: [],
         requirePar: false,
         postLogoutRedirectUris: [],
         backchannelLogoutUri: undefined,
+        idTokenSignedResponseAlg: 'RS256',
         createdAt: new Date(clock.now()),
       });
       expect(await store.findById('billing-service')).toEqual(created);

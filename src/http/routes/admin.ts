@@ -32,6 +32,7 @@ const newClientBody = z.object({
   require_par: z.boolean().default(false),
   post_logout_redirect_uris: list(2000),
   backchannel_logout_uri: text(2000).optional(),
+  id_token_signed_response_alg: text(20).optional(),
 });
 
 /** PATCH /admin/clients/:id: only what may change; anything else named is refused, not ignored. */
@@ -124,6 +125,7 @@ export function createAdminRoutes(deps: { admin: AdminService; logger: Logger })
         requirePar: body.require_par,
         postLogoutRedirectUris: body.post_logout_redirect_uris,
         backchannelLogoutUri: body.backchannel_logout_uri,
+        idTokenSignedResponseAlg: body.id_token_signed_response_alg,
       },
       ctx.state.admin,
     );

@@ -115,8 +115,8 @@ export function openidConfigurationDocument(deps: MetadataDeps, ring: KeyRing): 
     scopes_supported: [...new Set(['openid', ...deps.scopes])],
     userinfo_endpoint: `${deps.issuer}/oauth/userinfo`,
     end_session_endpoint: `${deps.issuer}/oauth/logout`,
-    // ID tokens are signed by the active key, as access tokens are.
-    id_token_signing_alg_values_supported: [...ring.algorithms],
+    // ID tokens are signed by the active key, in the alg each client registered (tokens/id-token.ts).
+    id_token_signing_alg_values_supported: [...ring.idTokenAlgs],
     subject_types_supported: ['public'],
     claims_supported: ['iss', 'sub', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'acr', 'amr', 'at_hash', 'sid', 'azp', ...USER_CLAIMS],
     acr_values_supported: [ACR_PASSWORD],

@@ -28,6 +28,7 @@ export const refreshTokenGrant: Grant<typeof parameters, 'refresh_token'> = {
     const idToken = await idTokens.issue({
       sub: user.id,
       clientId: client.clientId,
+      alg: client.idTokenSignedResponseAlg,
       authTime: signIn.authTime,
       amr: signIn.amr,
       sid: signIn.sid,

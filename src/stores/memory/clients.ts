@@ -1,4 +1,5 @@
 import type { Clock } from '../../clock.js';
+import { DEFAULT_ID_TOKEN_SIGNING_ALG } from '../../tokens/id-token.js';
 import { DuplicateKeyError, type ClientChanges, type ClientRecord, type ClientStore, type NewClient } from '../types.js';
 
 /**
@@ -25,6 +26,7 @@ export function createMemoryClientStore({ clock }: { clock: Clock }): ClientStor
         requirePar: client.requirePar ?? false,
         postLogoutRedirectUris: Object.freeze([...(client.postLogoutRedirectUris ?? [])]),
         backchannelLogoutUri: client.backchannelLogoutUri,
+        idTokenSignedResponseAlg: client.idTokenSignedResponseAlg ?? DEFAULT_ID_TOKEN_SIGNING_ALG,
         secretHash: client.secretHash,
         createdAt: new Date(clock.now()),
       });

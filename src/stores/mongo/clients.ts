@@ -1,4 +1,5 @@
 import type { Clock } from '../../clock.js';
+import { DEFAULT_ID_TOKEN_SIGNING_ALG, isIdTokenSigningAlg } from '../../tokens/id-token.js';
 import type { ClientChanges, ClientRecord, ClientStore, NewClient } from '../types.js';
 import { pingAs, translate } from './errors.js';
 import type { ClientDocument, MongoModels } from './models.js';
@@ -27,6 +28,7 @@ export function createMongoClientStore({ models, clock, ping }: { models: Pick<M
             requirePar: client.requirePar ?? false,
             postLogoutRedirectUris: [...(client.postLogoutRedirectUris ?? [])],
             backchannelLogoutUri: client.backchannelLogoutUri,
+            idTokenSignedResponseAlg: client.idTokenSignedResponseAlg ?? DEFAULT_ID_TOKEN_SIGNING_ALG,
             secretHash: client.secretHash,
             createdAt: new Date(clock.now()),
           }).save({ timestamps: false }),
@@ -99,6 +101,8 @@ function toRecord(doc: ClientDocument): ClientRecord {
     requirePar: doc.requirePar === true,
     postLogoutRedirectUris: [...(doc.postLogoutRedirectUris ?? [])],
     backchannelLogoutUri: doc.backchannelLogoutUri ?? undefined,
+    // A document written before the field (or by hand with a value we cannot sign): the default, never `none`.
+    idTokenSignedResponseAlg: isIdTokenSigningAlg(doc.idTokenSignedResponseAlg) ? doc.idTokenSignedResponseAlg : DEFAULT_ID_TOKEN_SIGNING_ALG,
     secretHash: doc.secretHash ?? undefined,
     createdAt: doc.createdAt,
   };

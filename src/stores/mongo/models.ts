@@ -39,6 +39,7 @@ export interface ClientDocument {
   requirePar: boolean;
   postLogoutRedirectUris: string[];
   backchannelLogoutUri?: string | undefined;
+  idTokenSignedResponseAlg?: string | undefined;
   secretHash?: string | undefined;
   createdAt: Date;
 }
@@ -101,6 +102,7 @@ export function registerModels(connection: Connection, clock: Clock, grantTypes?
       requirePar: { type: Boolean, default: false },
       postLogoutRedirectUris: { type: [String], default: [] },
       backchannelLogoutUri: { type: String },
+      idTokenSignedResponseAlg: { type: String },
       secretHash: { type: String },
     },
     { ...common, collection: 'clients', timestamps: { createdAt: true, updatedAt: false, currentTime } },
