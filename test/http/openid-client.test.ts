@@ -1,7 +1,8 @@
 /**
  * openid-client (panva's certified relying-party library) as the judge of the OpenID
- * Connect flows, with no option but the one plain http on loopback needs
- * (allowInsecureRequests): discovery, code + PKCE + nonce (also pushed), ID token
+ * Connect flows, with no option at all: the authority is behind TLS as in production (a
+ * test certificate every test process trusts, `test/support/tls.ts`), so openid-client's
+ * https-only default holds: discovery, code + PKCE + nonce (also pushed), ID token
  * validation, userinfo, refresh with a new ID token, for a public and a confidential
  * client. Then the negatives the OpenID conformance suite checks on the relying party's
  * side, run offline: oauth4webapi refuses ID tokens signed with our key that break a rule.
@@ -23,11 +24,11 @@ let issuer: URL;
 const REDIRECT = 'http://127.0.0.1:43119/callback';
 const WEB_SECRET = 'oidc-web-secret-0123456789abcdef0123456789';
 const discover = (clientId: string, auth: client.ClientAuth = client.None(), metadata?: Partial<client.ClientMetadata>) =>
-  client.discovery(issuer, clientId, metadata, auth, { execute: [client.allowInsecureRequests] });
+  client.discovery(issuer, clientId, metadata, auth);
 
 beforeAll(async () => {
   // PS256 as a further ID-token alg: each RSA key is also published for it, under `<kid>~PS256`.
-  real = await startRealServer(inject('mongoUri'), 'openid-client', { ID_TOKEN_SIGNING_ALGS: 'RS256,PS256' });
+  real = await startRealServer(inject('mongoUri'), 'openid-client', { ID_TOKEN_SIGNING_ALGS: 'RS256,PS256' }, { tls: true });
   ({ running, issuer } = real);
   await running.service.stores.clients.create({
     clientId: 'oidc-web',
@@ -170,7 +171,7 @@ describe('offline: what a relying party must refuse (OpenID conformance suite, R
   let accessToken: string;
 
   beforeAll(async () => {
-    as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { [oauth.allowInsecureRequests]: true }));
+    as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer));
     const { tokens } = await codeFlow(await discover('demo-spa'));
     genuine = decodeJwt(tokens.id_token!);
     accessToken = tokens.access_token;

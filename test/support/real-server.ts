@@ -13,6 +13,7 @@ import { captureLogs } from './logs.js';
 import { testDatabaseUri } from './mongo.js';
 import { freePort } from './processes.js';
 import { startTestRedis } from './redis.js';
+import { startTlsTerminator } from './tls.js';
 
 export interface RealServer {
   readonly issuer: URL;
@@ -21,11 +22,17 @@ export interface RealServer {
   stop(): Promise<void>;
 }
 
-export async function startRealServer(mongoUri: string, name: string, env: Env = {}): Promise<RealServer> {
+/**
+ * `tls`: behind a TLS terminator (`tls.ts`), with an `https://` issuer, as in production;
+ * the server itself still listens on plain http on loopback.
+ */
+export async function startRealServer(mongoUri: string, name: string, env: Env = {}, options: { tls?: boolean } = {}): Promise<RealServer> {
   const redis = await startTestRedis();
   const keysDir = mkdtempSync(join(tmpdir(), `${name}-keys-`));
   const port = await freePort();
-  const issuer = new URL(`http://127.0.0.1:${port}`);
+  const terminator = options.tls ? await startTlsTerminator() : undefined;
+  terminator?.forwardTo(port);
+  const issuer = new URL(terminator ? `https://127.0.0.1:${terminator.port}` : `http://127.0.0.1:${port}`);
   const config = parseConfig({
     NODE_ENV: 'test',
     PORT: String(port),
@@ -47,6 +54,7 @@ export async function startRealServer(mongoUri: string, name: string, env: Env =
     running,
     logs,
     async stop() {
+      await terminator?.close();
       await running.stop();
       await redis.stop();
       rmSync(keysDir, { recursive: true, force: true });
