@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/admin/accounts.js';
 import { cryptoRandom } from '../../src/random.js';
 import { startTestService, USER_EMAIL, USER_PASSWORD, type TestService } from '../support/app.js';
+import { createAdminClient } from './support.js';
 
 let service: TestService;
 let adminBasic: string;
@@ -28,21 +29,7 @@ async function adminToken(): Promise<string> {
 
 beforeAll(async () => {
   service = await startTestService();
-  const created = await createClient(
-    { clients: service.stores.clients, random: cryptoRandom },
-    {
-      name: 'Test admin',
-      clientId: 'test-admin',
-      grants: ['client_credentials'],
-      scopes: ['admin'],
-      audiences: [],
-      permissions: ['admin'],
-      public: false,
-      firstParty: false,
-      cookieMode: false,
-    },
-  );
-  adminSecret = created.clientSecret!;
+  adminSecret = await createAdminClient(service, 'test-admin');
   adminBasic = basic('test-admin', adminSecret);
 });
 

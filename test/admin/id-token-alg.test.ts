@@ -5,29 +5,15 @@
  */
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClient } from '../../src/admin/accounts.js';
-import { cryptoRandom } from '../../src/random.js';
 import { startTestService, type TestService } from '../support/app.js';
+import { createAdminClient } from './support.js';
 
 let service: TestService;
 let adminToken: string;
 
 beforeAll(async () => {
   service = await startTestService();
-  const { clientSecret } = await createClient(
-    { clients: service.stores.clients, random: cryptoRandom },
-    {
-      name: 'Test admin',
-      clientId: 'alg-admin',
-      grants: ['client_credentials'],
-      scopes: ['admin'],
-      audiences: [],
-      permissions: ['admin'],
-      public: false,
-      firstParty: false,
-      cookieMode: false,
-    },
-  );
+  const clientSecret = await createAdminClient(service, 'alg-admin');
   const res = await request(service.callback)
     .post('/oauth/token')
     .auth('alg-admin', clientSecret!)

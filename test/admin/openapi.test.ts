@@ -7,10 +7,9 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import type Router from '@koa/router';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClient } from '../../src/admin/accounts.js';
 import { ADMIN_OPENAPI } from '../../src/admin/openapi.js';
-import { cryptoRandom } from '../../src/random.js';
 import { startTestService, USER_EMAIL, USER_PASSWORD, type TestService } from '../support/app.js';
+import { createAdminClient } from './support.js';
 
 let service: TestService;
 
@@ -131,20 +130,7 @@ function problems(value: unknown, schema: Schema, at = '$'): string[] {
 
 describe('the answers match the document', () => {
   it('each operation’s success answer fits its documented schema, field for field', async () => {
-    const { clientSecret } = await createClient(
-      { clients: service.stores.clients, random: cryptoRandom },
-      {
-        name: 'Doc admin',
-        clientId: 'doc-admin',
-        grants: ['client_credentials'],
-        scopes: ['admin'],
-        audiences: [],
-        permissions: ['admin'],
-        public: false,
-        firstParty: false,
-        cookieMode: false,
-      },
-    );
+    const clientSecret = await createAdminClient(service, 'doc-admin');
     const token = await request(service.callback)
       .post('/oauth/token')
       .set('Authorization', `Basic ${Buffer.from(`doc-admin:${clientSecret}`).toString('base64')}`)

@@ -12,6 +12,25 @@ import { startTestRedis, type TestRedis } from '../support/redis.js';
 
 export const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
 
+/** An admin client (`admin` permission and scope, client_credentials) in `service`'s store; its secret. */
+export async function createAdminClient(service: TestService, clientId: string): Promise<string> {
+  const { clientSecret } = await createClient(
+    { clients: service.stores.clients, random: cryptoRandom },
+    {
+      name: `Admin ${clientId}`,
+      clientId,
+      grants: ['client_credentials'],
+      scopes: ['admin'],
+      audiences: [],
+      permissions: ['admin'],
+      public: false,
+      firstParty: false,
+      cookieMode: false,
+    },
+  );
+  return clientSecret!;
+}
+
 export interface AdminHarness {
   readonly service: TestService;
   readonly redis: TestRedis;
@@ -28,20 +47,7 @@ export interface AdminHarness {
 export async function startAdminHarness(env: Record<string, string> = {}): Promise<AdminHarness> {
   const redis = await startTestRedis();
   const service = await startTestService({ REDIS_URL: redis.url, ...env });
-  const { clientSecret } = await createClient(
-    { clients: service.stores.clients, random: cryptoRandom },
-    {
-      name: 'Test admin',
-      clientId: 'test-admin',
-      grants: ['client_credentials'],
-      scopes: ['admin'],
-      audiences: [],
-      permissions: ['admin'],
-      public: false,
-      firstParty: false,
-      cookieMode: false,
-    },
-  );
+  const clientSecret = await createAdminClient(service, 'test-admin');
   const adminSecret = clientSecret!;
   const token = async () => {
     const res = await request(service.callback)

@@ -18,7 +18,8 @@ import { cryptoRandom } from '../../src/random.js';
 import { startTestService } from '../support/app.js';
 import { captureLogs } from '../support/logs.js';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
-import { selfSignedCertificate, startTestSmtp } from '../support/smtp.js';
+import { startTestSmtp } from '../support/smtp.js';
+import { selfSignedCertificate } from '../support/tls.js';
 
 let redis: TestRedis;
 beforeAll(async () => {

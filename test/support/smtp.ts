@@ -2,12 +2,8 @@
  * A real SMTP server for tests: smtp-server (from the nodemailer project) on a free loopback
  * port, every message parsed with mailparser and kept. `stop` closes it; `listen` again on
  * the same port (an outage that ends). Optional STARTTLS with a self-signed certificate made
- * by `selfSignedCertificate` (openssl, offline).
+ * by `selfSignedCertificate` (tls.ts: openssl, offline).
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
 import { freePort } from './processes.js';
@@ -80,35 +76,4 @@ export async function startTestSmtp(options: { listen?: boolean; tls?: { key: st
   };
   if (options.listen !== false) await smtp.listen();
   return smtp;
-}
-
-/** A self-signed certificate for 127.0.0.1 (openssl), as PEM strings. */
-export function selfSignedCertificate(): { key: string; cert: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'smtp-tls-'));
-  try {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-      ],
-      { stdio: 'ignore' },
-    );
-    return { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8') };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 }

@@ -6,37 +6,32 @@
  * against a real certificate: no option of theirs is relaxed).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type Server } from 'node:tls';
 
+/** A self-signed certificate for 127.0.0.1 and localhost (openssl), as PEM strings. */
+export function selfSignedCertificate(): { key: string; cert: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'test-tls-'));
+  try {
+    const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
+    const subject = ['-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'];
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', ...subject, '-keyout', key, '-out', cert], { stdio: 'ignore' });
+    return { key: readFileSync(key, 'utf8'), cert: readFileSync(cert, 'utf8') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Makes the certificate and names it in the environment the test processes inherit; returns its removal. */
 export function makeTestCertificate(): () => void {
   const dir = mkdtempSync(join(tmpdir(), 'test-tls-'));
   const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=token-authority test',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ],
-    { stdio: 'ignore' },
-  );
+  const pem = selfSignedCertificate();
+  writeFileSync(cert, pem.cert);
+  writeFileSync(key, pem.key, { mode: 0o600 });
   process.env.NODE_EXTRA_CA_CERTS = cert;
   process.env.TEST_TLS_CERT = cert;
   process.env.TEST_TLS_KEY = key;
