@@ -93,7 +93,7 @@ import { createAccountRecovery, type AccountRecovery } from './users/recovery.js
 import { createMemoryAccountTokenStore } from './stores/memory/account-tokens.js';
 import { createRedisAccountTokenStore } from './stores/redis/account-tokens.js';
 import { ACCOUNT_PAGE_PATHS } from './http/routes/account-pages.js';
-import { countFamilyRevocations, countUserActions, instrumentStores, sampleKeys, sampleStores, timeSigning } from './metrics/instrument.js';
+import { countFamilyRevocations, countUserActions, instrumentStores, sampleFamilies, sampleKeys, sampleStores, timeSigning } from './metrics/instrument.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 
 export interface Stores {
@@ -495,6 +495,7 @@ export async function createService(
   if (metrics) {
     sampleKeys(metrics, keys, config, () => clock.now());
     sampleStores(metrics, stores.readiness);
+    sampleFamilies(metrics, stores.families);
   }
   const webhooks = webhookDelivery(config, { stream: stores.events, logger, random });
   if (webhooks) {

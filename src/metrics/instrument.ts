@@ -212,6 +212,26 @@ export function sampleStores(
   });
 }
 
+/**
+ * Live families, counted by the store (bounded work: `FamilyStore.countLive`) at most once
+ * per `everyMs`; scrapes in between read the last count. A count that fails leaves the last.
+ */
+export function sampleFamilies(
+  metrics: Pick<Metrics, 'gauges' | 'sampleOnScrape'>,
+  families: Pick<FamilyStore, 'countLive'>,
+  options: { everyMs?: number; now?: () => number } = {},
+): void {
+  const everyMs = options.everyMs ?? 30_000;
+  const now = options.now ?? Date.now;
+  let countedAt = -Infinity;
+  metrics.sampleOnScrape('liveFamilies', async () => {
+    if (now() - countedAt < everyMs) return;
+    countedAt = now();
+    const { count } = await families.countLive().catch(() => ({ count: undefined }));
+    if (count !== undefined) metrics.gauges.liveFamilies.set(count);
+  });
+}
+
 /** An object's methods bound to it, so a spread copy keeps working when the methods use `this`. */
 function bindAll<T extends object>(target: T): T {
   const copy: Record<PropertyKey, unknown> = {};

@@ -107,7 +107,13 @@ export function createMetrics(options: MetricsOptions = {}) {
   });
   // Gauges sampled at scrape time, never on a request's path: each runs its own samplers
   // when collected (a registry collects its metrics concurrently, so one gauge cannot fill another).
-  const samplers = { keys: [] as Sampler[], promotableIn: [] as Sampler[], storeUp: [] as Sampler[], keyDirectory: [] as Sampler[] };
+  const samplers = {
+    keys: [] as Sampler[],
+    promotableIn: [] as Sampler[],
+    storeUp: [] as Sampler[],
+    keyDirectory: [] as Sampler[],
+    liveFamilies: [] as Sampler[],
+  };
   const sampled = (name: keyof typeof samplers) => ({
     async collect() {
       await Promise.all(samplers[name].map((sample) => sample()));
@@ -136,6 +142,14 @@ export function createMetrics(options: MetricsOptions = {}) {
     // One worker that cannot read the folder is not following rotations.
     aggregator: 'min',
     ...sampled('keyDirectory'),
+  });
+  const liveFamilies = new Gauge({
+    name: `${p}refresh_families_live`,
+    help: 'Live refresh-token families (sessions) in the family store, sampled at most every 30 s: exact up to 10,000 keys per Redis master, else estimated from a sample of that many',
+    registers,
+    // Every instance counts the same shared store.
+    aggregator: 'max',
+    ...sampled('liveFamilies'),
   });
   const jwks = new Counter({ name: `${p}jwks_requests_total`, help: 'JWKS responses by status (200, 304)', labelNames: ['status'] as const, registers });
   const storeDuration = new Histogram({
@@ -173,7 +187,7 @@ export function createMetrics(options: MetricsOptions = {}) {
   return {
     registry,
     /** Gauges sampled at scrape time by the functions given to `sampleOnScrape` (see `sample.ts`). */
-    gauges: { keys, promotableIn, storeUp, keyDirectory },
+    gauges: { keys, promotableIn, storeUp, keyDirectory, liveFamilies },
     /** `sample` runs each time `gauge` is collected, and sets it. */
     sampleOnScrape(gauge: keyof typeof samplers, sample: Sampler): void {
       samplers[gauge].push(sample);

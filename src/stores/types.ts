@@ -367,6 +367,12 @@ export interface FamilyStore extends Pingable {
    * client): for rare admin operations such as deleting a client, never a request's path.
    */
   listByClient(clientId: string): Promise<Family[]>;
+  /**
+   * How many families are live, for a gauge sampled off the request path: exact when the
+   * store can count them all within `sampleKeys` keys examined, else an estimate from a
+   * sample of that many (`exact: false`). Bounded work whatever the store holds.
+   */
+  countLive(sampleKeys?: number): Promise<{ readonly count: number; readonly exact: boolean }>;
   /** Revokes one family; resolves false when it did not exist (or had expired). */
   revoke(familyId: string): Promise<boolean>;
   /**

@@ -1,7 +1,7 @@
 /**
  * The store methods the admin API added (src/stores/types.ts), run against every adapter:
  * ClientStore list/update/delete and UserStore listByEmailPrefix on memory and MongoDB,
- * FamilyStore listByClient on memory, Redis and a Redis Cluster (SCAN over each master).
+ * FamilyStore listByClient and countLive on memory, Redis and a Redis Cluster (SCAN over each master).
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { manualClock, systemClock } from '../../src/clock.js';
@@ -153,6 +153,16 @@ function describeFamilyStore(name: string, open: () => Promise<Harness<FamilySto
       expect(found[0]).toEqual(await store.get(found[0]!.id));
       expect(await store.listByClient('nobody')).toEqual([]);
       expect((await store.listByClient('other')).length).toBe(30);
+    });
+
+    it('counts the live families (the gauge): exactly with room to look at every key, else an estimate from a sample', async () => {
+      // The 57 live families the test above left (3 of its 60 were revoked).
+      expect(await harness.store.countLive()).toEqual({ count: 57, exact: true });
+      // About 120 keys in all (families, revoked markers, two indexes per subject): a sample of
+      // 60 per master estimates the share of family keys; far off only with a broken estimator.
+      const sampled = await harness.store.countLive(60);
+      expect(sampled.count).toBeGreaterThanOrEqual(57 / 2);
+      expect(sampled.count).toBeLessThanOrEqual(57 * 2);
     });
   });
 }

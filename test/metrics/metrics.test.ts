@@ -6,6 +6,8 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startRealServer, type RealServer } from '../support/real-server.js';
 import { runFlows, scrape, valueOf, type FlowSecrets } from './support.js';
+import { cryptoRandom } from '../../src/random.js';
+import { createRefreshTokens } from '../../src/tokens/refresh-token.js';
 
 let server: RealServer;
 let base: string;
@@ -17,6 +19,9 @@ beforeAll(async () => {
   base = server.issuer.origin;
   metricsUrl = server.running.metrics!.url;
   flows = await runFlows(base);
+  // The flows end every session they start (reuse, logout): two live ones for the live-families gauge.
+  const tokens = createRefreshTokens({ secret: 's'.repeat(40), random: cryptoRandom, families: server.running.service.stores.families });
+  for (const subject of ['gauge-user-1', 'gauge-user-2']) await tokens.create({ subject, clientId: 'demo-app', scope: 'openid', audience: base }, {});
 }, 30_000);
 
 afterAll(async () => {
@@ -73,7 +78,7 @@ describe('after the flows', () => {
     for (const route of routes) expect(route === '(no route)' || route!.startsWith('/')).toBe(true);
   });
 
-  it('reports signing time by algorithm, keys by state, the promotion wait, store latency and availability, and process metrics', async () => {
+  it('reports signing time by algorithm, keys by state, the promotion wait, store latency and availability, live families, and process metrics', async () => {
     const samples = await scrape(metricsUrl);
     expect(valueOf(samples, 'authority_signing_duration_seconds_count', { alg: 'RS256' })).toBe(3);
     expect(valueOf(samples, 'authority_keys', { state: 'active' })).toBe(1);
@@ -83,6 +88,9 @@ describe('after the flows', () => {
     expect(valueOf(samples, 'authority_store_operation_duration_seconds_count', { store: 'users', operation: 'findCredentials' })).toBeGreaterThan(0);
     expect(valueOf(samples, 'authority_store_up', { store: 'redis' })).toBe(1);
     expect(valueOf(samples, 'authority_store_up', { store: 'mongodb' })).toBe(1);
+    // Sampled from the family store (at most every 30 s): the flows' sessions, as the store counts them.
+    expect(await server.running.service.stores.families.countLive()).toEqual({ count: 2, exact: true });
+    expect(valueOf(samples, 'authority_refresh_families_live')).toBe(2);
     expect(valueOf(samples, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
     expect(samples.some((s) => s.name === 'nodejs_eventloop_lag_p99_seconds')).toBe(true);
   });

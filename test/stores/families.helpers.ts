@@ -18,6 +18,7 @@ export function withTokens(store: FamilyStore, secret: string): TokenFamilies {
     get: (familyId) => store.get(familyId),
     listBySubject: (subject) => store.listBySubject(subject),
     listByClient: (clientId) => store.listByClient(clientId),
+    countLive: (sampleKeys) => store.countLive(sampleKeys),
     revoke: (familyId) => store.revoke(familyId),
     revokeAll: (subject, except) => store.revokeAll(subject, except),
     isRevoked: (familyId) => store.isRevoked(familyId),

@@ -214,6 +214,14 @@ export function createMemoryFamilyStore(options: FamilyStoreOptions): FamilyStor
       return result;
     },
 
+    async countLive() {
+      const now = clock.now();
+      sweep(now);
+      let count = 0;
+      for (const id of families.keys()) if (live(id, now)) count += 1;
+      return { count, exact: true };
+    },
+
     async revoke(familyId: string) {
       if (!isFamilyId(familyId)) return false;
       const now = clock.now();

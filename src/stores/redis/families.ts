@@ -58,7 +58,7 @@ import {
   type RotationRefusal,
   type UseContext,
 } from '../types.js';
-import { Cluster } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import { defineScript, guardRedis, pingRedis, runScript, type RedisClient } from './connection.js';
 
 export interface RedisFamilyStoreOptions extends FamilyStoreOptions {
@@ -442,6 +442,12 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
       return families;
     },
 
+    async countLive(sampleKeys = LIVE_SAMPLE_KEYS) {
+      const nodes = redis instanceof Cluster ? redis.nodes('master') : [redis];
+      const counts = await guard(() => Promise.all(nodes.map((node) => countFamilyKeys(node, sampleKeys))));
+      return { count: Math.round(counts.reduce((sum, node) => sum + node.count, 0)), exact: counts.every((node) => node.exact) };
+    },
+
     async revoke(familyId: string) {
       if (!isFamilyId(familyId)) return false;
       const reply = await guard(() => runScript(redis, REVOKE, [familyKey(familyId), markerKey(familyId)], [clock.now(), markerMs, familyId]));
@@ -480,6 +486,30 @@ async function scanFamilyIds(redis: RedisClient): Promise<string[][]> {
     } while (cursor !== '0');
   }
   return batches;
+}
+
+/** Keys examined per master for the live-families gauge (`countLive`). */
+const LIVE_SAMPLE_KEYS = 10_000;
+/** A live family's key (not its revoked marker, not an index). */
+const FAMILY_KEY = /^rt:fam:\{[^}]*\}:[^:]+$/;
+
+/**
+ * The family keys on one node: SCAN from the start until `sampleKeys` keys were examined.
+ * When the scan ends first the count is exact; otherwise it is the share of family keys in
+ * the sample times DBSIZE. SCAN walks the hash table, where a key's place follows its hash,
+ * so the sample does not favour any kind of key. A family key exists only while the family
+ * is live (its TTL is its idle expiry; ending a family deletes it).
+ */
+async function countFamilyKeys(node: Redis, sampleKeys: number): Promise<{ count: number; exact: boolean }> {
+  let [cursor, examined, found] = ['0', 0, 0];
+  do {
+    const [next, keys] = await node.scan(cursor, 'COUNT', Math.min(1000, sampleKeys));
+    cursor = next;
+    examined += keys.length;
+    found += keys.filter((key) => FAMILY_KEY.test(key)).length;
+  } while (cursor !== '0' && examined < sampleKeys);
+  if (cursor === '0' || examined === 0) return { count: found, exact: true };
+  return { count: (found / examined) * (await node.dbsize()), exact: false };
 }
 
 /** A Family from its stored JSON, or null when absent, malformed or expired by `now`. */
