@@ -172,15 +172,18 @@ describe('forgot-password timing', () => {
         const [mk, mu] = [median(known), median(unknown)];
         const { p } = mannWhitneyU(known, unknown);
         console.log(`forgot-password timing: median known ${mk.toFixed(3)} ms, unknown ${mu.toFixed(3)} ms, Mann-Whitney p = ${p.toFixed(3)}`);
-        return { spread: Math.abs(mk - mu) / Math.min(mk, mu), p };
+        return { spread: Math.abs(mk - mu) / Math.min(mk, mu), p, unknownSlower: mu > mk };
       };
-      // With no difference at all the rank test still says p < 0.01 once in a hundred runs:
-      // a second, independent measurement must agree before that counts as a leak (a real
-      // one, like the microtask leak this test caught, gives p ≈ 0 every time).
-      let result = await measure();
-      if (result.spread >= 0.1 || result.p < 0.01) result = await measure();
-      expect(result.spread).toBeLessThan(0.1);
-      expect(result.p).toBeGreaterThanOrEqual(0.01);
+      const leaks = (result: { spread: number; p: number }) => result.spread >= 0.1 || result.p < 0.01;
+      // With no difference at all the rank test still says p < 0.01 once in a hundred runs,
+      // and a loaded machine moves a median by 10% now and then: a second, independent
+      // measurement must agree, in the same direction, before that counts as a leak (a real
+      // one, like the microtask leak this test caught, gives p ≈ 0 the same way every time).
+      const first = await measure();
+      if (leaks(first)) {
+        const second = await measure();
+        expect(leaks(second) && second.unknownSlower === first.unknownSlower, JSON.stringify({ first, second })).toBe(false);
+      }
     } finally {
       await new Promise((resolve) => server.close(resolve));
       await service.close();
