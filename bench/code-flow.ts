@@ -2,10 +2,10 @@
  * The authorization code flow as a browser and a client drive it, without a browser:
  * `signIns` runs full sign-ins (GET /oauth/authorize, the login form's POST, the code
  * exchange at /oauth/token) from `users` virtual users at once, each with a cookie jar of
- * its own and a new PKCE pair per sign-in; `exchanges` times the code exchange alone at
- * `connections` in flight, for the authority (codes minted beforehand through its SSO
- * session, no password) and for a peer (codes seeded through its own models), in the same
- * rounds.
+ * its own and a new PKCE pair per sign-in. For the code exchange alone, `authorityCodes`
+ * mints codes through the authority's SSO session (no password) and `seededCodes` through a
+ * peer's own models; bench/run.ts exchanges them under the same load generator as every
+ * other endpoint.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -90,17 +90,22 @@ async function signIn(target: FlowTarget, jar: Jar): Promise<void> {
   await exchange({ tokenUrl: `${target.url}/oauth/token`, ...target }, await codeFrom(posted), pair.verifier);
 }
 
+/** The form body of a code exchange by a public client (RFC 6749 §4.1.3, RFC 7636 §4.5). */
+export function exchangeBody(target: Pick<ExchangeTarget, 'clientId' | 'redirectUri'>, code: string, verifier: string): string {
+  return new URLSearchParams({
+    grant_type: 'authorization_code',
+    client_id: target.clientId,
+    redirect_uri: target.redirectUri,
+    code,
+    code_verifier: verifier,
+  }).toString();
+}
+
 async function exchange(target: Pick<ExchangeTarget, 'tokenUrl' | 'clientId' | 'redirectUri'>, code: string, verifier: string): Promise<void> {
   const res = await fetch(target.tokenUrl, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'authorization_code',
-      client_id: target.clientId,
-      redirect_uri: target.redirectUri,
-      code,
-      code_verifier: verifier,
-    }),
+    body: exchangeBody(target, code, verifier),
   });
   const body = (await res.json()) as { access_token?: unknown };
   if (res.status !== 200 || typeof body.access_token !== 'string') throw new Error(`exchange ${res.status}: ${JSON.stringify(body).slice(0, 200)}`);
@@ -149,6 +154,8 @@ export interface ExchangeTarget {
   readonly mint: (count: number) => Promise<{ code: string; verifier: string }[]>;
 }
 
+const MINT_CONCURRENCY = 32;
+
 /** Codes minted through the authority's SSO session (no password), one PKCE pair each. */
 export async function authorityCodes(target: FlowTarget): Promise<ExchangeTarget> {
   const jar = new Jar();
@@ -162,7 +169,20 @@ export async function authorityCodes(target: FlowTarget): Promise<ExchangeTarget
     tokenUrl: `${target.url}/oauth/token`,
     clientId: target.clientId,
     redirectUri: target.redirectUri,
-    mint: (count) => Promise.all(Array.from({ length: count }, mintOne)),
+    async mint(count) {
+      // MINT_CONCURRENCY browsers' worth at once: thousands of requests in flight would only queue.
+      const minted: { code: string; verifier: string }[] = [];
+      let begun = 0;
+      await Promise.all(
+        Array.from({ length: MINT_CONCURRENCY }, async () => {
+          while (begun < count) {
+            begun += 1;
+            minted.push(await mintOne());
+          }
+        }),
+      );
+      return minted;
+    },
   };
 }
 
@@ -182,41 +202,4 @@ export function seededCodes(
       return (await seed(count, pair.challenge)).map((code) => ({ code, verifier: pair.verifier }));
     },
   };
-}
-
-const BATCH = 400;
-
-/**
- * The code exchange alone, `connections` in flight, for each target in turn: every round
- * mints a batch of codes per target (untimed: each code lives 60 s) and then times their
- * exchange, target after target, so that all targets are measured in the same rounds.
- */
-export async function exchanges(targets: readonly ExchangeTarget[], connections: number, seconds: number): Promise<FlowStats[]> {
-  const runs = targets.map(() => ({ latencies: [] as number[], samples: [] as string[], errors: 0, seconds: 0 }));
-  while (runs.some((run) => run.seconds < seconds)) {
-    for (const [index, target] of targets.entries()) {
-      const run = runs[index]!;
-      if (run.seconds >= seconds) continue;
-      const batch = await target.mint(BATCH);
-      const started = performance.now();
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: connections }, async () => {
-          while (next < batch.length) {
-            const { code, verifier } = batch[next++]!;
-            const at = performance.now();
-            try {
-              await exchange(target, code, verifier);
-              run.latencies.push(performance.now() - at);
-            } catch (err) {
-              run.errors += 1;
-              if (run.samples.length < 3) run.samples.push(err instanceof Error ? err.message : String(err));
-            }
-          }
-        }),
-      );
-      run.seconds += (performance.now() - started) / 1000;
-    }
-  }
-  return runs.map((run) => stats(run.latencies, run.errors, run.samples, run.seconds));
 }
