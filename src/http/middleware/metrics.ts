@@ -28,8 +28,9 @@ export function httpMetrics(metrics: HttpMetrics): Middleware {
  * Token responses by grant and client, refusals by grant and OAuth error code. `grant`
  * names the grant of the route (`/auth/login` is a password check, `/auth/refresh` a
  * rotation); on the token endpoint it is the request's `grant_type` (labelled `other`
- * unless it is one of ours). The client of an issued token is the `client_id` claim of the
- * access token just signed: a registered client. A refusal names no client: an unknown
+ * unless it is one of ours). The client of an issued token is a registered one: on the token
+ * endpoint the authenticated client (every grant issues only to it), elsewhere the
+ * `client_id` claim of the access token just signed. A refusal names no client: an unknown
  * client id is whatever a caller sent.
  */
 export function tokenMetrics(metrics: HttpMetrics, grant?: string): Middleware {
@@ -41,7 +42,10 @@ export function tokenMetrics(metrics: HttpMetrics, grant?: string): Middleware {
       metrics.tokenRefused(grantType, err instanceof OAuthError ? err.code : 'server_error');
       throw err;
     }
-    const clientId = accessTokenClient(ctx.body);
+    const token = stringField(ctx.body, 'access_token');
+    if (token === undefined) return;
+    // Reading the claim costs a decode and a parse per token: only where no client was authenticated.
+    const clientId = (ctx.state as { client?: { clientId: string } }).client?.clientId ?? tokenClient(token);
     if (clientId !== undefined) metrics.tokenIssued(grantType, clientId);
   };
 }
@@ -51,10 +55,9 @@ function stringField(body: unknown, name: string): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
-/** The `client_id` claim of the access token in a token response (our own, just signed). */
-function accessTokenClient(body: unknown): string | undefined {
-  const token = stringField(body, 'access_token');
-  const payload = token?.split('.')[1];
+/** The `client_id` claim of an access token of ours, just signed. */
+function tokenClient(token: string): string | undefined {
+  const payload = token.split('.')[1];
   if (payload === undefined) return undefined;
   try {
     const claims: unknown = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
