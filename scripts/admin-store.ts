@@ -3,6 +3,7 @@
  * for any failure, and the MongoDB stores (the embedded dev store lives inside the server
  * process, so these scripts need MONGODB_URI).
  */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, parseConfig, type Config } from '../src/config.js';
 import { OAuthError } from '../src/errors.js';
 import { createMongoConnection, createMongoStores } from '../src/stores/mongo/connection.js';
@@ -10,6 +11,17 @@ import { GRANT_TYPES } from '../src/oauth/grants/index.js';
 import { StoreUnavailableError } from '../src/stores/types.js';
 
 export class UsageError extends Error {}
+
+/** The command line's `--options` (strict: no positionals, no unknown option); a mistake in them is a UsageError. */
+export function parseOptions<const O extends NonNullable<ParseArgsConfig['options']>>(
+  options: O,
+): ReturnType<typeof parseArgs<{ strict: true; allowPositionals: false; options: O }>>['values'] {
+  try {
+    return parseArgs({ strict: true, allowPositionals: false, options }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
 
 /**
  * `prepare` checks the arguments (and reads what it needs, such as stdin) before anything

@@ -5,9 +5,8 @@
  * them: one line per client (id, type, grants, scopes, name), or their JSON with --json.
  * Never a secret: the API has none to show.
  */
-import { parseArgs } from 'node:util';
 import { connectAdminApi } from './admin-api.js';
-import { runScript, UsageError } from './admin-store.js';
+import { runScript, parseOptions, UsageError } from './admin-store.js';
 import { answerHelp } from './run.js';
 
 const USAGE = `
@@ -29,15 +28,7 @@ interface ListedClient {
 }
 
 function options() {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      strict: true,
-      options: { limit: { type: 'string', default: '100' }, json: { type: 'boolean', default: false }, url: { type: 'string' } },
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const values = parseOptions({ limit: { type: 'string', default: '100' }, json: { type: 'boolean', default: false }, url: { type: 'string' } });
   if (!/^[0-9]{1,3}$/.test(values.limit) || Number(values.limit) < 1 || Number(values.limit) > 200) throw new UsageError('--limit must be 1 to 200');
   return { ...values, limit: Number(values.limit) };
 }

@@ -4,9 +4,8 @@
  * Ends a user's sessions through the admin API of a running authority: all of them, or the
  * one `--session` names (the `sid` of its access tokens). The user keeps their account.
  */
-import { parseArgs } from 'node:util';
 import { connectAdminApi } from './admin-api.js';
-import { runScript, UsageError } from './admin-store.js';
+import { runScript, parseOptions, UsageError } from './admin-store.js';
 import { answerHelp } from './run.js';
 import { checkUserTarget, resolveUserId } from './user-target.js';
 
@@ -21,15 +20,7 @@ Ends every session of a user (refresh-token families and browser sign-ins), or o
 `;
 
 function options() {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      strict: true,
-      options: { id: { type: 'string' }, email: { type: 'string' }, session: { type: 'string' }, url: { type: 'string' } },
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const values = parseOptions({ id: { type: 'string' }, email: { type: 'string' }, session: { type: 'string' }, url: { type: 'string' } });
   checkUserTarget(values);
   if (values.session === '') throw new UsageError('--session must not be empty');
   return values;

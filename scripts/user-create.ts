@@ -5,30 +5,21 @@
  * other users of the machine can see in the process list); one trailing newline is dropped.
  */
 import { text } from 'node:stream/consumers';
-import { parseArgs } from 'node:util';
 import { checkNewUser, createUser } from '../src/admin/accounts.js';
 import { createPasswordHasher } from '../src/users/passwords.js';
 import { connectAdminApi, directMode } from './admin-api.js';
-import { runScript, UsageError, withMongoStores } from './admin-store.js';
+import { runScript, parseOptions, UsageError, withMongoStores } from './admin-store.js';
 import { answerHelp } from './run.js';
 
 async function prepare() {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      strict: true,
-      options: {
-        email: { type: 'string' },
-        name: { type: 'string' },
-        'password-stdin': { type: 'boolean', default: false },
-        role: { type: 'string', multiple: true, default: [] },
-        url: { type: 'string' },
-        direct: { type: 'boolean', default: false },
-      },
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const values = parseOptions({
+    email: { type: 'string' },
+    name: { type: 'string' },
+    'password-stdin': { type: 'boolean', default: false },
+    role: { type: 'string', multiple: true, default: [] },
+    url: { type: 'string' },
+    direct: { type: 'boolean', default: false },
+  });
   if (!values.email) throw new UsageError('--email is required');
   if (!values['password-stdin']) throw new UsageError('--password-stdin is required: the password is read from standard input, never from arguments');
   // A terminal would echo the password as it is typed, and wait silently for an EOF.

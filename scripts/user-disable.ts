@@ -5,9 +5,8 @@
  * now on, and every session ends at once (back-channel logout, security events). `--enable`
  * lets them sign in again.
  */
-import { parseArgs } from 'node:util';
 import { connectAdminApi } from './admin-api.js';
-import { runScript, UsageError } from './admin-store.js';
+import { parseOptions, runScript } from './admin-store.js';
 import { answerHelp } from './run.js';
 import { checkUserTarget, resolveUserId } from './user-target.js';
 
@@ -22,15 +21,7 @@ Disables a user: no login or refresh from now on, and every session of theirs en
 `;
 
 function options() {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      strict: true,
-      options: { id: { type: 'string' }, email: { type: 'string' }, enable: { type: 'boolean', default: false }, url: { type: 'string' } },
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const values = parseOptions({ id: { type: 'string' }, email: { type: 'string' }, enable: { type: 'boolean', default: false }, url: { type: 'string' } });
   checkUserTarget(values);
   return values;
 }
