@@ -27,6 +27,13 @@ export function createUserCache(
   const entries = new LRUCache<string, UserRecord>({ max: maxEntries, ttl: ttlMs, perf: clock, ttlResolution: 0 });
   /** Bumped by every invalidation: a read begun before one must not cache what it read. */
   let epoch = 0;
+  /**
+   * The store read in flight for a user, if any, and the epoch it began in. Hand-written
+   * rather than lru-cache's `fetch()`, which coalesces too: its fetch is aborted by the
+   * `delete` an invalidation makes, failing every caller waiting on it, where here they get
+   * the read they joined and only later callers read again.
+   */
+  const reads = new Map<string, { epoch: number; read: Promise<UserRecord | null> }>();
   feed.subscribe({
     changed(userId) {
       epoch += 1;
@@ -48,10 +55,25 @@ export function createUserCache(
       }
       const hit = entries.get(id);
       if (hit) return hit;
+      // When an entry expires under load, every tab of that user misses at once: one read
+      // answers them all. Only a read begun since the last invalidation may be joined; it
+      // is then as fresh as a new one would be.
+      const inFlight = reads.get(id);
+      if (inFlight?.epoch === epoch) return inFlight.read;
       const started = epoch;
-      const user = await inner.findById(id);
-      if (user && started === epoch && feed.live()) entries.set(id, user);
-      return user;
+      const read = inner.findById(id).then(
+        (user) => {
+          if (reads.get(id)?.read === read) reads.delete(id);
+          if (user && started === epoch && feed.live()) entries.set(id, user);
+          return user;
+        },
+        (err: unknown) => {
+          if (reads.get(id)?.read === read) reads.delete(id);
+          throw err;
+        },
+      );
+      reads.set(id, { epoch: started, read });
+      return read;
     },
   };
 }

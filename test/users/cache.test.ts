@@ -90,4 +90,41 @@ describe('user cache', () => {
     expect((await pending)?.disabled).toBe(false);
     expect((await cache.findById(id))?.disabled).toBe(true);
   });
+
+  it('reads the store once for a herd of concurrent misses of one user; a miss after an invalidation does not join a read begun before it', async () => {
+    const raw = createMemoryUserStore({ clock });
+    const herdFeed = createMemoryUserChangeFeed();
+    const users = publishUserChanges(raw, herdFeed);
+    const user = await raw.create({ email: 'herd@example.com', passwordHash: HASH, roles: ['user'] });
+    let storeReads = 0;
+    let open = () => {};
+    let gate = Promise.resolve();
+    const slow: Pick<UserStore, 'findById'> = {
+      async findById(userId) {
+        storeReads += 1;
+        await gate;
+        return raw.findById(userId);
+      },
+    };
+    const herdCache = createUserCache(slow, { feed: herdFeed, ttlMs: 60_000, clock });
+    gate = new Promise((resolve) => (open = resolve));
+    const herd = Array.from({ length: 16 }, () => herdCache.findById(user.id));
+    expect(storeReads).toBe(1);
+    open();
+    expect((await Promise.all(herd)).every((found) => found?.id === user.id)).toBe(true);
+    expect(storeReads).toBe(1);
+
+    clock.advance(60_001);
+    gate = new Promise((resolve) => (open = resolve));
+    const begunBefore = herdCache.findById(user.id);
+    await users.update(user.id, { disabled: true });
+    const begunAfter = herdCache.findById(user.id);
+    expect(storeReads).toBe(3);
+    open();
+    expect((await begunAfter)?.disabled).toBe(true);
+    await begunBefore;
+    // Each joiner got its read's answer, and the last one is what stays.
+    expect((await herdCache.findById(user.id))?.disabled).toBe(true);
+    expect(storeReads).toBe(3);
+  });
 });
