@@ -14,6 +14,13 @@ import { LRUCache } from 'lru-cache';
 import type { Clock } from '../clock.js';
 import type { UserChangeFeed, UserRecord, UserStore } from '../stores/types.js';
 
+/**
+ * How long after a store read began another caller may still join it: a herd of misses
+ * arrives within milliseconds, while the refresh path gives up on a user read only after
+ * 500 ms at least (`refreshUserTimeoutMs`), so its retry never waits on the read it gave up on.
+ */
+export const USER_READ_JOIN_WINDOW_MS = 250;
+
 export interface UserCache {
   findById(id: string): Promise<UserRecord | null>;
 }
@@ -28,12 +35,12 @@ export function createUserCache(
   /** Bumped by every invalidation: a read begun before one must not cache what it read. */
   let epoch = 0;
   /**
-   * The store read in flight for a user, if any, and the epoch it began in. Hand-written
+   * The store read in flight for a user, if any, with the epoch and time it began in. Hand-written
    * rather than lru-cache's `fetch()`, which coalesces too: its fetch is aborted by the
    * `delete` an invalidation makes, failing every caller waiting on it, where here they get
    * the read they joined and only later callers read again.
    */
-  const reads = new Map<string, { epoch: number; read: Promise<UserRecord | null> }>();
+  const reads = new Map<string, { epoch: number; at: number; read: Promise<UserRecord | null> }>();
   feed.subscribe({
     changed(userId) {
       epoch += 1;
@@ -56,10 +63,11 @@ export function createUserCache(
       const hit = entries.get(id);
       if (hit) return hit;
       // When an entry expires under load, every tab of that user misses at once: one read
-      // answers them all. Only a read begun since the last invalidation may be joined; it
-      // is then as fresh as a new one would be.
+      // answers them all. Only a read begun since the last invalidation may be joined (it
+      // is then as fresh as a new one would be), and only within the join window.
       const inFlight = reads.get(id);
-      if (inFlight?.epoch === epoch) return inFlight.read;
+      const now = clock.now();
+      if (inFlight?.epoch === epoch && now - inFlight.at < USER_READ_JOIN_WINDOW_MS) return inFlight.read;
       const started = epoch;
       const read = inner.findById(id).then(
         (user) => {
@@ -72,7 +80,7 @@ export function createUserCache(
           throw err;
         },
       );
-      reads.set(id, { epoch: started, read });
+      reads.set(id, { epoch: started, at: now, read });
       return read;
     },
   };

@@ -7,7 +7,7 @@ import { manualClock } from '../../src/clock.js';
 import { createMemoryUserChangeFeed } from '../../src/stores/memory/user-changes.js';
 import { createMemoryUserStore } from '../../src/stores/memory/users.js';
 import type { UserChangeFeed, UserStore } from '../../src/stores/types.js';
-import { createUserCache, publishUserChanges } from '../../src/users/cache.js';
+import { createUserCache, publishUserChanges, USER_READ_JOIN_WINDOW_MS } from '../../src/users/cache.js';
 
 const HASH = '$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$aGFzaGhhc2hoYXNo';
 
@@ -99,11 +99,13 @@ describe('user cache', () => {
     let storeReads = 0;
     let open = () => {};
     let gate = Promise.resolve();
+    // Reads the record at once and answers when the gate opens: a late answer is a stale one.
     const slow: Pick<UserStore, 'findById'> = {
       async findById(userId) {
         storeReads += 1;
+        const found = await raw.findById(userId);
         await gate;
-        return raw.findById(userId);
+        return found;
       },
     };
     const herdCache = createUserCache(slow, { feed: herdFeed, ttlMs: 60_000, clock });
@@ -122,9 +124,33 @@ describe('user cache', () => {
     expect(storeReads).toBe(3);
     open();
     expect((await begunAfter)?.disabled).toBe(true);
-    await begunBefore;
+    expect((await begunBefore)?.disabled).toBe(false);
     // Each joiner got its read's answer, and the last one is what stays.
     expect((await herdCache.findById(user.id))?.disabled).toBe(true);
     expect(storeReads).toBe(3);
+  });
+
+  it('does not let a caller join a read begun longer ago than the join window (a retry after its timeout reads again)', async () => {
+    let storeReads = 0;
+    let open = () => {};
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const hanging: Pick<UserStore, 'findById'> = {
+      async findById(userId) {
+        storeReads += 1;
+        await gate;
+        return store.findById(userId);
+      },
+    };
+    const local = createUserCache(hanging, { feed, ttlMs: 60_000, clock });
+    const first = local.findById(id);
+    clock.advance(USER_READ_JOIN_WINDOW_MS - 1);
+    const herdMember = local.findById(id);
+    expect(storeReads).toBe(1);
+    // The refresh path gives up on a user read after at least 500 ms; its retry must not wait on the same read.
+    clock.advance(2);
+    const retry = local.findById(id);
+    expect(storeReads).toBe(2);
+    open();
+    await Promise.all([first, herdMember, retry]);
   });
 });
