@@ -96,6 +96,9 @@ import { ACCOUNT_PAGE_PATHS } from './http/routes/account-pages.js';
 import { countFamilyRevocations, countUserActions, instrumentStores, sampleFamilies, sampleKeys, sampleStores, timeSigning } from './metrics/instrument.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 
+/** A login's wait for its user lookup (the refresh path's is REFRESH_REUSE_GRACE / 2, at most 2 s). */
+const LOGIN_LOOKUP_TIMEOUT_MS = 2_000;
+
 export interface Stores {
   /** Every change a token would carry is published on `userChanges`. */
   readonly users: UserStore;
@@ -360,6 +363,8 @@ export async function createService(
     registrations: config.registerIpRateLimit,
     requireVerifiedEmail: config.requireVerifiedEmail,
     refusePassword: passwordPolicy.refuse,
+    // A stalled MongoDB answers a login 503 after this, not after the driver's retries.
+    lookupTimeoutMs: LOGIN_LOOKUP_TIMEOUT_MS,
   });
   const users = withUserEvents(metrics ? countUserActions(userService, metrics) : userService, { events, limits: loginLimits });
   const idTokens = createIdTokens({ keys, clock, random, issuer: config.issuer, ttl: config.accessTokenTtl });

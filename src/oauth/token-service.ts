@@ -11,11 +11,11 @@ import {
   InvalidScopeError,
   InvalidTargetError,
   InvalidTokenError,
-  StoreUnavailableError,
   UnauthorizedClientError,
 } from '../errors.js';
 import { cappedFamilies, familyRevoked, reuseDetected } from '../events/families.js';
 import type { EventSink } from '../events/types.js';
+import { withTimeout } from '../stores/deadline.js';
 import { SignInEndedError } from '../stores/types.js';
 import type {
   AccessTokenDenylist,
@@ -143,7 +143,7 @@ export function createTokenService(deps: TokenServiceDeps) {
 
   /** The family's user, if still active; otherwise the family ends and the grant is refused. */
   async function activeUser(subject: string, family: Family): Promise<UserRecord> {
-    const user = await withTimeout(userCache.findById(subject), deps.refreshUserTimeoutMs);
+    const user = await withTimeout(userCache.findById(subject), deps.refreshUserTimeoutMs, 'users');
     if (!user || user.disabled) {
       if (await families.revoke(family.id)) events?.emit(familyRevoked('disabled_user', family, { type: 'client', id: family.clientId }));
       throw new InvalidGrantError('the account is no longer active');
@@ -418,13 +418,3 @@ export function createTokenService(deps: TokenServiceDeps) {
 }
 
 export type TokenService = ReturnType<typeof createTokenService>;
-
-/** `promise`, or StoreUnavailableError('users') after `ms` (the operation itself goes on). */
-function withTimeout<T>(promise: Promise<T>, ms: number | undefined): Promise<T> {
-  if (ms === undefined) return promise;
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StoreUnavailableError('users', { cause: new Error(`no answer within ${ms} ms`) })), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}

@@ -6,6 +6,7 @@ import type { Clock } from '../clock.js';
 import type { RateBudget } from '../config.js';
 import { ConflictError, EmailNotVerifiedError, InvalidGrantError, InvalidRequestError } from '../errors.js';
 import { clientNetwork } from '../net.js';
+import { withTimeout } from '../stores/deadline.js';
 import { DuplicateKeyError, type UserRecord, type UserStore } from '../stores/types.js';
 import { budgetOf, type AttemptGuard } from './budgets.js';
 import { normaliseEmail } from './email.js';
@@ -41,6 +42,11 @@ export function createUserService(deps: {
   requireVerifiedEmail?: boolean;
   /** Why a new password is refused (blocklist, breach check) at registration and change; undefined when it is not. */
   refusePassword?: (password: string, email: string) => Promise<string | undefined>;
+  /**
+   * How long a login waits for the user lookup before answering 503 (ms; undefined: as long
+   * as the store's own timeouts, which with retries and server selection add up to 20 s).
+   */
+  lookupTimeoutMs?: number;
 }) {
   const { users, hasher, throttle, clock } = deps;
 
@@ -97,7 +103,7 @@ export function createUserService(deps: {
     async login(input: { email: string; password: string; ip: string }): Promise<UserRecord> {
       const email = normaliseEmail(input.email);
       const user = await throttle.judge(email, input.ip, async () => {
-        const credentials = await users.findCredentials(email);
+        const credentials = await withTimeout(users.findCredentials(email), deps.lookupTimeoutMs, 'users');
         const user = credentials?.user;
         let ok = false;
         if (credentials) {
