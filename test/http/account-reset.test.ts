@@ -1,12 +1,12 @@
 /**
  * Password reset: forgot-password answers every address alike (status, body, and time:
- * 200 interleaved samples, medians within 10%, Mann-Whitney cannot tell them apart at
+ * 400 interleaved samples each (the issue asks for 200), medians within 10%, Mann-Whitney cannot tell them apart at
  * p < 0.01), the link's token rules (single use, 30 min, bound to user and password version,
  * newest only), the reset ending every session with a notice mailed, and the hosted pages.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { performance } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualClock } from '../../src/clock.js';
@@ -139,24 +139,60 @@ describe('password reset (API)', () => {
   });
 });
 
+/**
+ * A client in a worker thread: `send(email)` posts to /auth/password/forgot from the worker's
+ * own event loop and resolves with the time it took, the status and the body.
+ */
+function timingClient(url: string) {
+  const worker = new Worker(
+    `const { parentPort, workerData } = require('node:worker_threads');
+     const { performance } = require('node:perf_hooks');
+     parentPort.on('message', async (email) => {
+       try {
+         const started = performance.now();
+         const response = await fetch(workerData, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email }) });
+         const body = await response.text();
+         parentPort.postMessage({ ms: performance.now() - started, status: response.status, body });
+       } catch (err) {
+         parentPort.postMessage({ error: String(err) });
+       }
+     });`,
+    { eval: true, workerData: url },
+  );
+  return {
+    send: (email: string) =>
+      new Promise<{ ms: number; status: number; body: string }>((resolve, reject) => {
+        worker.once('message', (answer: { ms: number; status: number; body: string; error?: string }) =>
+          answer.error ? reject(new Error(answer.error)) : resolve(answer),
+        );
+        worker.postMessage(email);
+      }),
+    close: () => worker.terminate(),
+  };
+}
+
+/** Per kind and measurement: twice the issue's 200, which halves the medians' variance (at 200, under load, medians moved 9% apart with nothing to tell). */
+const SAMPLES = 400;
+
 describe('forgot-password timing', () => {
-  it('200 interleaved samples each: medians within 10%, and a rank test cannot tell known from unknown (p ≥ 0.01)', async () => {
+  it('400 interleaved samples each: medians within 10%, and a rank test cannot tell known from unknown (p ≥ 0.01)', async () => {
     const service = await startTestService({ MAIL_RATE_LIMIT: '10000/1h', MAIL_IP_RATE_LIMIT: '10000/1h' });
     const server = createServer(service.callback);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/auth/password/forgot`;
+    let client: ReturnType<typeof timingClient> | undefined;
     try {
       await register(service, 'timing@example.com');
-      const send = async (email: string) => {
-        const started = performance.now();
-        const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email }) });
-        const body = await response.text();
-        return { ms: performance.now() - started, status: response.status, body };
-      };
+      // The client times from its own thread, as an attacker on another machine would: an
+      // in-process client shares the server's event loop, so under load it read some answers
+      // only after the known address's mail work (10 ms later) had run, and timed that too.
+      const timer = timingClient(url);
+      client = timer;
+      const send = (email: string) => timer.send(email);
       // Warm-up, then a shuffled interleaving: neither kind always follows the other.
       for (let i = 0; i < 20; i += 1) await send(i % 2 ? 'timing@example.com' : 'nobody-timing@example.com');
       const measure = async () => {
-        const order = [...Array<boolean>(200).fill(true), ...Array<boolean>(200).fill(false)].sort(() => Math.random() - 0.5);
+        const order = [...Array<boolean>(SAMPLES).fill(true), ...Array<boolean>(SAMPLES).fill(false)].sort(() => Math.random() - 0.5);
         const known: number[] = [];
         const unknown: number[] = [];
         const bodies = new Set<string>();
@@ -176,19 +212,22 @@ describe('forgot-password timing', () => {
       };
       const leaks = (result: { spread: number; p: number }) => result.spread >= 0.1 || result.p < 0.01;
       // With no difference at all the rank test still says p < 0.01 once in a hundred runs,
-      // and a loaded machine moves a median by 10% now and then: a second, independent
-      // measurement must agree, in the same direction, before that counts as a leak (a real
-      // one, like the microtask leak this test caught, gives p ≈ 0 the same way every time).
+      // and a loaded machine moves a median by 10% now and then: independent measurements
+      // must agree, in the same direction, before that counts as a leak (a real one, like the
+      // microtask leak this test caught, gives p ≈ 0 the same way every time).
+      // Under heavy load (six busy processes on two cores) one measurement in about six had
+      // medians over 10% apart with p ≈ 0.3: so a leak must show in three measurements in a row.
       const first = await measure();
-      if (leaks(first)) {
-        const second = await measure();
-        expect(leaks(second) && second.unknownSlower === first.unknownSlower, JSON.stringify({ first, second })).toBe(false);
-      }
+      const agrees = (result: Awaited<ReturnType<typeof measure>>) => leaks(result) && result.unknownSlower === first.unknownSlower;
+      const results = [first];
+      while (results.length < 3 && results.every(agrees)) results.push(await measure());
+      expect(results.every(agrees), JSON.stringify(results)).toBe(false);
     } finally {
+      await client?.close();
       await new Promise((resolve) => server.close(resolve));
       await service.close();
     }
-  }, 60_000);
+  }, 120_000);
 });
 
 describe('the hosted reset pages', () => {
