@@ -102,12 +102,16 @@ export function createAuthorizationCodes(deps: AuthorizationCodeDeps) {
         context: input.context,
         signIn,
         signedInAt: record.authTime,
+        // Recorded with the code while the family is created and the token signed (one round
+        // trip less than after them): a second presentation from now on takes both back,
+        // the family even before it exists (FamilyStore.revoke's `ahead`). One that came
+        // before the record was told nothing to take back: this redemption undoes itself.
+        alongside: async (planned) => {
+          if ((await codes.recordIssued(codeHash, planned)) !== 'recorded') {
+            throw new InvalidGrantError(INVALID_CODE, { detail: 'authorization code presented again while it was redeemed' });
+          }
+        },
       });
-      const undo = { familyId: issued.family?.id, accessTokenJti: issued.accessToken.jti, accessTokenExpiresAt: issued.accessToken.expiresAt };
-      if ((await codes.recordIssued(codeHash, undo)) !== 'recorded') {
-        await tokens.undoIssued(undo, { clientId: input.client.clientId, userId: user.id });
-        throw new InvalidGrantError(INVALID_CODE, { detail: 'authorization code presented again while it was redeemed' });
-      }
       if (!openid) return issued.response;
       if (record.sid !== undefined) await deps.signIns?.clientReceivedTokens({ sid: record.sid, sub: user.id, clientId: input.client.clientId });
       // OIDC Core §3.1.3.3: the ID token comes with the tokens of an `openid` request.

@@ -16,7 +16,7 @@ import {
 import { cappedFamilies, familyRevoked, reuseDetected } from '../events/families.js';
 import type { EventSink } from '../events/types.js';
 import { withTimeout } from '../stores/deadline.js';
-import { SignInEndedError } from '../stores/types.js';
+import { FamilyRevokedError, SignInEndedError, type IssuedFromCode } from '../stores/types.js';
 import type {
   AccessTokenDenylist,
   ClientRecord,
@@ -107,8 +107,10 @@ export function createTokenService(deps: TokenServiceDeps) {
     throw new InvalidTargetError(`audience "${requested.slice(0, 100)}" is not allowed for this client`);
   }
 
-  async function accessTokenFor(subject: { user?: UserRecord; client: ClientRecord; scope: string; audience: string; sid?: string }) {
-    const claims: AccessTokenRequest = {
+  type TokenSubject = { user?: UserRecord; client: ClientRecord; scope: string; audience: string; sid?: string | undefined };
+
+  function accessRequest(subject: TokenSubject): AccessTokenRequest {
+    return {
       sub: subject.user?.id ?? subject.client.clientId,
       client_id: subject.client.clientId,
       aud: subject.audience,
@@ -116,7 +118,35 @@ export function createTokenService(deps: TokenServiceDeps) {
       ...(subject.user ? { email: subject.user.email, roles: [...subject.user.roles] } : {}),
       ...(subject.sid ? { sid: subject.sid } : {}),
     };
-    return accessTokens.issue(claims);
+  }
+
+  const accessTokenFor = (subject: TokenSubject) => accessTokens.issue(accessRequest(subject));
+
+  /** Takes back what an authorization code issued (RFC 6749 §4.1.2), the family even before it exists. */
+  async function undoIssued(issued: IssuedFromCode, by?: { clientId: string; userId: string }): Promise<void> {
+    const revoke = async (familyId: string) => {
+      if ((await families.revoke(familyId, { ahead: true })) && by)
+        events?.emit(familyRevoked('code_reuse', { id: familyId, subject: by.userId, clientId: by.clientId }, { type: 'client', id: by.clientId }));
+    };
+    await Promise.all([
+      issued.familyId ? revoke(issued.familyId) : undefined,
+      denylist.deny(issued.accessTokenJti, issued.accessTokenExpiresAt + deps.clockSkew * 1000),
+    ]);
+  }
+
+  /** A family refused by its store, as the grant's answer. */
+  function familyRefusal(err: unknown): never {
+    if (err instanceof SignInEndedError) {
+      throw new InvalidGrantError('the account changed or signed out everywhere while this sign-in was in progress; sign in again', {
+        detail: 'sessions ended during sign-in',
+      });
+    }
+    if (err instanceof FamilyRevokedError) {
+      throw new InvalidGrantError('the grant was revoked while its tokens were issued', {
+        detail: 'family revoked ahead of its creation (authorization code presented again)',
+      });
+    }
+    throw err;
   }
 
   function response(issued: IssuedAccessToken, scope: string, refreshToken?: string): TokenResponse {
@@ -239,32 +269,47 @@ export function createTokenService(deps: TokenServiceDeps) {
        * logout-all after it refuses the family (`NewFamily.signedInAt`).
        */
       signedInAt: number;
+      /**
+       * Runs while the family is created and the access token signed, told their family id,
+       * `jti` and expiry first (the authorization code grant records them with its code).
+       * Should it reject, both are undone (the family revoked even if its creation is still to
+       * come, the token denied) and its error is the answer.
+       */
+      alongside?: ((planned: IssuedFromCode) => Promise<void>) | undefined;
     }) {
       const scope = grantScope(input.scope, input.client.scopes);
       if (storedScopeTokens(scope).includes(ADMIN_SCOPE))
         throw new InvalidScopeError(`the ${ADMIN_SCOPE} scope is only for admin clients, by client_credentials`);
       const audience = pickAudience(input.client, input.audience);
-      if (!input.client.grantTypes.includes('refresh_token')) {
-        const issued = await accessTokenFor({ user: input.user, client: input.client, scope, audience });
-        return { response: response(issued, scope), family: undefined, accessToken: { jti: issued.jti, expiresAt: issued.expiresAt } };
-      }
-      const id = refreshTokens.newFamilyId(input.user.id);
-      const grant = { id, subject: input.user.id, clientId: input.client.clientId, scope, audience, signIn: input.signIn, signedInAt: input.signedInAt };
+      const { user, client } = input;
+      const id = client.grantTypes.includes('refresh_token') ? refreshTokens.newFamilyId(user.id) : undefined;
       // The access token names the family (`sid`), so it is signed while the family is
       // written; if the family is refused, the token is dropped unseen.
-      const [family, issued] = await Promise.all([
+      const claims = accessTokens.claims(accessRequest({ user, client, scope, audience, sid: id }));
+      const planned: IssuedFromCode = { ...(id !== undefined && { familyId: id }), accessTokenJti: claims.jti, accessTokenExpiresAt: claims.exp * 1000 };
+      const [family, issued, alongside] = await Promise.allSettled([
         // A password change or a logout-all that ran after this sign-in checked its user wins:
         // the store refuses the family in the step that would create it (FamilyStore.revokeAll).
-        refreshTokens.create(grant, input.context).catch((err: unknown) => {
-          if (!(err instanceof SignInEndedError)) throw err;
-          throw new InvalidGrantError('the account changed or signed out everywhere while this sign-in was in progress; sign in again', {
-            detail: 'sessions ended during sign-in',
-          });
-        }),
-        accessTokenFor({ user: input.user, client: input.client, scope, audience, sid: id }),
+        id === undefined
+          ? undefined
+          : refreshTokens.create(
+              { id, subject: user.id, clientId: client.clientId, scope, audience, signIn: input.signIn, signedInAt: input.signedInAt },
+              input.context,
+            ),
+        accessTokens.sign(claims),
+        input.alongside?.(planned),
       ]);
-      if (family.family.endedByCap.length > 0) events?.emit(...cappedFamilies(input.user.id, family.family.endedByCap));
-      return { response: response(issued, scope, family.refreshToken), family: family.family, accessToken: { jti: issued.jti, expiresAt: issued.expiresAt } };
+      if (alongside.status === 'rejected') {
+        await undoIssued(planned, { clientId: client.clientId, userId: user.id });
+        throw alongside.reason;
+      }
+      if (family.status === 'rejected') familyRefusal(family.reason);
+      if (issued.status === 'rejected') throw issued.reason;
+      const accessToken = { jti: issued.value.jti, expiresAt: issued.value.expiresAt };
+      if (!family.value) return { response: response(issued.value, scope), family: undefined, accessToken };
+      const created = family.value;
+      if (created.family.endedByCap.length > 0) events?.emit(...cappedFamilies(user.id, created.family.endedByCap));
+      return { response: response(issued.value, scope, created.refreshToken), family: created.family, accessToken };
     },
 
     /** client_credentials: no user, no refresh token, `sub` = client id. */
@@ -393,21 +438,10 @@ export function createTokenService(deps: TokenServiceDeps) {
 
     /**
      * Takes back what one grant issued (RFC 6749 §4.1.2: a code used twice): ends the
-     * family and denies the access token until it can no longer verify.
+     * family (keeps it from being created, should it not exist yet) and denies the access
+     * token until it can no longer verify.
      */
-    async undoIssued(
-      issued: { familyId?: string | undefined; accessTokenJti: string; accessTokenExpiresAt: number },
-      by?: { clientId: string; userId: string },
-    ): Promise<void> {
-      const revoke = async (familyId: string) => {
-        if ((await families.revoke(familyId)) && by)
-          events?.emit(familyRevoked('code_reuse', { id: familyId, subject: by.userId, clientId: by.clientId }, { type: 'client', id: by.clientId }));
-      };
-      await Promise.all([
-        issued.familyId ? revoke(issued.familyId) : undefined,
-        denylist.deny(issued.accessTokenJti, issued.accessTokenExpiresAt + deps.clockSkew * 1000),
-      ]);
-    },
+    undoIssued,
 
     /** The family id of a refresh token this server minted, current or not; undefined for anything else. */
     refreshTokenFamilyId: (refreshToken: string) => refreshTokens.verifiedFamilyId(refreshToken),

@@ -33,6 +33,18 @@ export class SignInEndedError extends Error {
   }
 }
 
+/**
+ * `FamilyStore.create` refused a family: its id was revoked before it was created
+ * (`revoke(id, { ahead: true })`: the authorization code it comes from was presented again
+ * while it was being redeemed, RFC 6749 §4.1.2).
+ */
+export class FamilyRevokedError extends Error {
+  constructor() {
+    super('the family was revoked before it was created');
+    this.name = 'FamilyRevokedError';
+  }
+}
+
 /** Something a readiness probe can ask. */
 export interface Pingable {
   /** Resolves when the backend answers; rejects with StoreUnavailableError otherwise. */
@@ -373,8 +385,13 @@ export interface FamilyStore extends Pingable {
    * sample of that many (`exact: false`). Bounded work whatever the store holds.
    */
   countLive(sampleKeys?: number): Promise<{ readonly count: number; readonly exact: boolean }>;
-  /** Revokes one family; resolves false when it did not exist (or had expired). */
-  revoke(familyId: string): Promise<boolean>;
+  /**
+   * Revokes one family; resolves false when it did not exist (or had expired). With `ahead`,
+   * a family that does not exist (yet) gets its marker all the same, and a later `create` of
+   * that id is refused (FamilyRevokedError): what an authorization code presented twice
+   * issued is revoked even while its first redemption is still creating it.
+   */
+  revoke(familyId: string, options?: { readonly ahead?: boolean }): Promise<boolean>;
   /**
    * Revokes every family of `subject` except `exceptFamilyId`; resolves the count. Each
    * family is revoked atomically, the set is not: a rejection may leave some revoked, and

@@ -91,6 +91,12 @@ export interface VerifyOptions {
 export interface AccessTokens {
   issue(request: AccessTokenRequest): Promise<IssuedAccessToken>;
   /**
+   * `issue` in two steps, for a caller that must record the token's `jti` and `exp` while
+   * it is signed: the claims at once (a fresh `jti`, `exp` from now), then the signature.
+   */
+  claims(request: AccessTokenRequest): AccessTokenClaims;
+  sign(claims: AccessTokenClaims): Promise<IssuedAccessToken>;
+  /**
    * Through the verifier kit's core (packages/verifier/src/core.ts), with the ring's keys as the
    * allowlist: the same header, limits and claim rules a resource server applies.
    * Never throws for a bad token: every failure is a typed result.
@@ -127,13 +133,12 @@ export function createAccessTokens({ keys, clock, random, issuer, ttl, clockSkew
     return prepared;
   }
 
-  async function issue(request: AccessTokenRequest): Promise<IssuedAccessToken> {
+  function claimsFor(request: AccessTokenRequest): AccessTokenClaims {
     if (!request.sub || !request.client_id || (typeof request.aud === 'string' ? !request.aud : request.aud.length === 0)) {
       throw new TypeError('an access token needs sub, client_id and aud');
     }
-    const signer = signerFor(keys.current());
     const iat = epochSeconds(clock);
-    const claims: AccessTokenClaims = {
+    return {
       iss: issuer,
       sub: request.sub,
       aud: typeof request.aud === 'string' ? request.aud : [...request.aud],
@@ -147,6 +152,10 @@ export function createAccessTokens({ keys, clock, random, issuer, ttl, clockSkew
       ...(request.roles !== undefined && { roles: [...request.roles] }),
       ...(request.sid !== undefined && { sid: request.sid }),
     };
+  }
+
+  async function signClaims(claims: AccessTokenClaims): Promise<IssuedAccessToken> {
+    const signer = signerFor(keys.current());
     const signingInput = signer.headerPrefix + Buffer.from(JSON.stringify(claims)).toString('base64url');
     const signature = await traceSigning('sign access token', signer, () => sign(signer, Buffer.from(signingInput)));
     return {
@@ -158,6 +167,8 @@ export function createAccessTokens({ keys, clock, random, issuer, ttl, clockSkew
       claims,
     };
   }
+
+  const issue = async (request: AccessTokenRequest): Promise<IssuedAccessToken> => signClaims(claimsFor(request));
 
   async function verify(token: string, options: VerifyOptions = {}): Promise<VerifyResult> {
     try {
@@ -181,7 +192,7 @@ export function createAccessTokens({ keys, clock, random, issuer, ttl, clockSkew
     }
   }
 
-  return { issue, verify };
+  return { issue, claims: claimsFor, sign: signClaims, verify };
 }
 
 function invalid(detail: string): VerifyResult {

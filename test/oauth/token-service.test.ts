@@ -10,8 +10,8 @@ import type { AuthorizationRequest } from '../../src/oauth/authorization.js';
 import { createTokenService, type TokenService } from '../../src/oauth/token-service.js';
 import { createUserCache } from '../../src/users/cache.js';
 import { cryptoRandom } from '../../src/random.js';
-import { StoreUnavailableError } from '../../src/stores/types.js';
-import { createAccessTokens } from '../../src/tokens/access-token.js';
+import { StoreUnavailableError, type AuthorizationCodeStore, type ClientRecord, type FamilyStore, type UserStore } from '../../src/stores/types.js';
+import { createAccessTokens, type AccessTokenClaims } from '../../src/tokens/access-token.js';
 import { createRefreshTokens } from '../../src/tokens/refresh-token.js';
 import { startTestService, USER_EMAIL, USER_PASSWORD, type TestService } from '../support/app.js';
 
@@ -52,6 +52,109 @@ describe('a login racing a password change', () => {
   });
 });
 
+/** A token service over the test service's stores and keys, with its families or users replaced, or told of every token it signs. */
+function tokenServiceWith(parts: { families?: FamilyStore; users?: Pick<UserStore, 'findById'>; signing?: (claims: AccessTokenClaims) => void }) {
+  const { config, stores } = service;
+  const accessTokens = createAccessTokens({
+    keys: service.keys,
+    clock: systemClock,
+    random: cryptoRandom,
+    issuer: config.issuer,
+    ttl: config.accessTokenTtl,
+    clockSkew: config.clockSkew,
+  });
+  const families = parts.families ?? stores.families;
+  return createTokenService({
+    accessTokens: { ...accessTokens, sign: (claims) => (parts.signing?.(claims), accessTokens.sign(claims)) },
+    families,
+    refreshTokens: createRefreshTokens({ secret: 'token-service-test-refresh-secret-0123456789', random: cryptoRandom, families }),
+    denylist: stores.denylist,
+    users: parts.users ?? stores.users,
+    clients: stores.clients,
+    audience: config.audience,
+    refreshTokenTtl: config.refreshTokenTtl,
+    clockSkew: config.clockSkew,
+  });
+}
+
+const verifier = 'v'.repeat(43);
+
+/** An authorization request of `client` for `profile`, with `verifier`'s challenge. */
+function codeRequest(client: ClientRecord): AuthorizationRequest {
+  return {
+    clientId: client.clientId,
+    redirectUri: client.redirectUris[0]!,
+    state: undefined,
+    scope: 'profile',
+    audience: service.config.audience,
+    codeChallenge: createHash('sha256').update(verifier).digest('base64url'),
+    prompt: [],
+    loginHint: undefined,
+    nonce: undefined,
+    maxAge: undefined,
+    idTokenHint: undefined,
+  } as unknown as AuthorizationRequest;
+}
+
+describe('a code presented again while its first redemption creates the family', () => {
+  it('keeps the family from being created and denies the access token, when the second presentation comes after the record', async () => {
+    const { stores } = service;
+    const client = (await stores.clients.findById('demo-spa'))!;
+    const user = (await stores.users.findByEmail(USER_EMAIL))!;
+    await stores.families.revokeAll(user.id);
+    await after(Math.max(Date.now(), user.passwordChangedAt.getTime()));
+    // The first redemption's record of what it issues lands; then the code comes again and
+    // is redeemed to its end (reuse: it takes back what was recorded); only then does the
+    // first redemption's family creation reach the store.
+    let recorded!: () => void;
+    const recordLanded = new Promise<void>((resolve) => (recorded = resolve));
+    let replayDone!: () => void;
+    const replayFinished = new Promise<void>((resolve) => (replayDone = resolve));
+    const codeStore: AuthorizationCodeStore = {
+      ...stores.authorizationCodes,
+      recordIssued: async (codeHash, issued) => {
+        const answer = await stores.authorizationCodes.recordIssued(codeHash, issued);
+        recorded();
+        return answer;
+      },
+    };
+    let familyId: string | undefined;
+    const families: FamilyStore = {
+      ...stores.families,
+      create: async (family, context) => {
+        familyId = family.id;
+        await replayFinished;
+        return stores.families.create(family, context);
+      },
+    };
+    let jti: string | undefined;
+    const tokens = tokenServiceWith({ families, signing: (claims) => (jti = claims.jti) });
+    const codes = createAuthorizationCodes({
+      codes: codeStore,
+      tokens,
+      users: stores.users,
+      idTokens: { issue: () => Promise.reject(new Error('no openid scope: no ID token')) },
+      random: cryptoRandom,
+      clock: systemClock,
+    });
+    const request = codeRequest(client);
+    const redeem = (code: string) => codes.redeem({ code, redirectUri: request.redirectUri, codeVerifier: verifier, client, context: {} });
+    const code = await codes.issue(request, user, { authTime: Date.now(), sid: 'browser-session-replayed', amr: ['pwd'] });
+
+    const first = redeem(code);
+    await recordLanded;
+    await expect(redeem(code)).rejects.toMatchObject({ code: 'invalid_grant' });
+    replayDone();
+    await expect(first).rejects.toMatchObject({ code: 'invalid_grant' });
+    expect(familyId).toBeDefined();
+    expect(await stores.families.get(familyId!)).toBeNull();
+    expect(await stores.families.isRevoked(familyId!)).toBe(true);
+    expect(await stores.families.listBySubject(user.id)).toEqual([]);
+    expect(jti).toBeDefined();
+    expect(await stores.denylist.isDenied(jti!)).toBe(true);
+  });
+});
+
 describe('a code exchange racing a password change', () => {
   it('refuses the tokens when the password changes between the redemption and the family’s creation, and leaves no family', async () => {
     const { stores } = service;
@@ -86,20 +189,7 @@ describe('a code exchange racing a password change', () => {
       random: cryptoRandom,
       clock: systemClock,
     });
-    const verifier = 'v'.repeat(43);
-    const request = {
-      clientId: client.clientId,
-      redirectUri: client.redirectUris[0]!,
-      state: undefined,
-      scope: 'profile',
-      audience: service.config.audience,
-      codeChallenge: createHash('sha256').update(verifier).digest('base64url'),
-      prompt: [],
-      loginHint: undefined,
-      nonce: undefined,
-      maxAge: undefined,
-      idTokenHint: undefined,
-    } as unknown as AuthorizationRequest;
+    const request = codeRequest(client);
     const redeem = (code: string) => codes.redeem({ code, redirectUri: request.redirectUri, codeVerifier: verifier, client, context: {} });
 
     const raced = await codes.issue(request, user, { authTime: signInAt, sid: 'browser-session', amr: ['pwd'] });
@@ -136,29 +226,12 @@ describe('a login racing a logout-all', () => {
 
 describe('a refresh while MongoDB is unavailable', () => {
   it('fails with 503 before rotating, so the same token refreshes once MongoDB is back', async () => {
-    const { config, stores } = service;
+    const { stores } = service;
     let mongoDown = false;
     const users = {
       findById: (id: string) => (mongoDown ? Promise.reject(new StoreUnavailableError('users')) : stores.users.findById(id)),
     };
-    const tokens = createTokenService({
-      accessTokens: createAccessTokens({
-        keys: service.keys,
-        clock: systemClock,
-        random: cryptoRandom,
-        issuer: config.issuer,
-        ttl: config.accessTokenTtl,
-        clockSkew: config.clockSkew,
-      }),
-      families: stores.families,
-      refreshTokens: createRefreshTokens({ secret: 'token-service-test-refresh-secret-0123456789', random: cryptoRandom, families: stores.families }),
-      denylist: stores.denylist,
-      users,
-      clients: stores.clients,
-      audience: config.audience,
-      refreshTokenTtl: config.refreshTokenTtl,
-      clockSkew: config.clockSkew,
-    });
+    const tokens = tokenServiceWith({ users });
     const client = (await stores.clients.findById('demo-app'))!;
     const user = (await stores.users.findByEmail(USER_EMAIL))!;
     const refreshToken = (await tokens.issueForUser({ user, client, context: {}, signedInAt: Date.now() })).response.refresh_token!;

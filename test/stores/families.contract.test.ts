@@ -14,7 +14,7 @@ import type { Redis } from 'ioredis';
 import { closeRedis, connectRedis, createRedisClient, type RedisClient } from '../../src/stores/redis/connection.js';
 import { createRedisDenylist } from '../../src/stores/redis/denylist.js';
 import { createRedisFamilyStore } from '../../src/stores/redis/families.js';
-import { SignInEndedError, type AccessTokenDenylist, type Family, type FamilyGrant, type FamilyStore } from '../../src/stores/types.js';
+import { FamilyRevokedError, SignInEndedError, type AccessTokenDenylist, type Family, type FamilyGrant, type FamilyStore } from '../../src/stores/types.js';
 import { createRefreshTokenCodec } from '../../src/tokens/refresh-token.js';
 import { withTokens, type TokenFamilies } from './families.helpers.js';
 import { startTestRedisCluster, type TestRedisCluster } from '../support/redis-cluster.js';
@@ -243,6 +243,29 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         await expect(families.rotate(created.id, { presented: created.tokenHash, next: 'short' }, context)).rejects.toThrow(TypeError);
         expect(await families.rotate('{slot}', { presented: hash(), next: hash() }, context)).toEqual({ outcome: 'invalid' });
         expect(await families.current(created.id, created.tokenHash)).toMatchObject({ id: created.id });
+      });
+
+      it('a family revoked ahead of its creation is never created; a plain revoke of an absent id leaves no marker', async () => {
+        const { store: families } = store({ revokedMarkerTtl: 120 });
+        const plain = newFamily();
+        expect(await families.revoke(plain.id)).toBe(false);
+        expect(await families.isRevoked(plain.id)).toBe(false);
+        await families.create(plain, context);
+
+        const ahead = newFamily();
+        expect(await families.revoke(ahead.id, { ahead: true })).toBe(false);
+        expect(await families.isRevoked(ahead.id)).toBe(true);
+        await expect(families.create(ahead, context)).rejects.toBeInstanceOf(FamilyRevokedError);
+        expect(await families.get(ahead.id)).toBeNull();
+        expect((await families.listBySubject(ahead.subject)).map(({ id }) => id)).toEqual([plain.id]);
+        // On a family that exists, ahead is a plain revoke.
+        expect(await families.revoke(plain.id, { ahead: true })).toBe(true);
+        expect(await families.get(plain.id)).toBeNull();
+        // The marker lives revokedMarkerTtl, as any other.
+        clock.advance(120 * SECOND);
+        expect(await families.isRevoked(ahead.id)).toBe(false);
+        await families.create(ahead, context);
+        expect(await families.get(ahead.id)).toMatchObject({ id: ahead.id });
       });
     });
 

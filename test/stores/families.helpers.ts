@@ -19,7 +19,7 @@ export function withTokens(store: FamilyStore, secret: string): TokenFamilies {
     listBySubject: (subject) => store.listBySubject(subject),
     listByClient: (clientId) => store.listByClient(clientId),
     countLive: (sampleKeys) => store.countLive(sampleKeys),
-    revoke: (familyId) => store.revoke(familyId),
+    revoke: (familyId, options) => store.revoke(familyId, options),
     revokeAll: (subject, except) => store.revokeAll(subject, except),
     isRevoked: (familyId) => store.isRevoked(familyId),
     ...tokens,

@@ -17,6 +17,7 @@ import {
   type FamilyStoreOptions,
 } from '../family-policy.js';
 import {
+  FamilyRevokedError,
   SignInEndedError,
   type Family,
   type FamilyGrant,
@@ -106,6 +107,8 @@ export function createMemoryFamilyStore(options: FamilyStoreOptions): FamilyStor
       const now = clock.now();
       sweep(now);
       const { id, subject, clientId, scope, audience } = family;
+      const revokedUntil = revoked.get(id);
+      if (revokedUntil !== undefined && now < revokedUntil) throw new FamilyRevokedError();
       const stamp = ended.get(subject);
       if (family.signedInAt !== undefined && stamp && now < stamp.until && stamp.at > family.signedInAt) throw new SignInEndedError();
       const signIn = signInOf(family.signIn);
@@ -222,11 +225,14 @@ export function createMemoryFamilyStore(options: FamilyStoreOptions): FamilyStor
       return { count, exact: true };
     },
 
-    async revoke(familyId: string) {
+    async revoke(familyId: string, options?: { readonly ahead?: boolean }) {
       if (!isFamilyId(familyId)) return false;
       const now = clock.now();
       const record = live(familyId, now);
-      if (!record) return false;
+      if (!record) {
+        if (options?.ahead) revoked.set(familyId, now + markerMs);
+        return false;
+      }
       revokeRecord(record, now);
       return true;
     },

@@ -47,6 +47,7 @@ import {
   type FamilyStoreOptions,
 } from '../family-policy.js';
 import {
+  FamilyRevokedError,
   SignInEndedError,
   type CreatedFamily,
   type Family,
@@ -186,14 +187,20 @@ return updated
 `);
 
 /**
- * KEYS: family, marker. ARGV: now, marker ms, family id.
+ * KEYS: family, marker. ARGV: now, marker ms, family id, '1' to leave the marker of a
+ * family that does not exist (yet): CREATE then refuses that id (FamilyStore.revoke's `ahead`).
  * Replies 1 when a live family was revoked, nil otherwise (an expired one is only tidied).
  */
 const REVOKE = defineScript(`${KEYS_LUA}
-local raw = redis.call('GET', KEYS[1])
-if not raw then return false end
-local f = cjson.decode(raw)
 local now = tonumber(ARGV[1])
+local raw = redis.call('GET', KEYS[1])
+if not raw then
+  if ARGV[4] == '1' then
+    redis.call('SET', KEYS[2], string.format('%d', now + tonumber(ARGV[2])), 'PX', ARGV[2])
+  end
+  return false
+end
+local f = cjson.decode(raw)
 if now >= f.ie then
   redis.call('DEL', KEYS[1])
   unindex(ARGV[3], f.s)
@@ -207,12 +214,16 @@ return 1
  * KEYS: family, subject index, idle index, ended stamp. ARGV: now, family id, family JSON,
  * absolute expiry, idle expiry, cap per subject, marker ms, subject, subject tag, signed
  * in at ('' = no check).
- * Replies nil, changing nothing, when the subject's sessions were ended after the sign-in.
+ * Replies 'revoked', changing nothing, when the family's id was revoked ahead of it (its
+ * marker, in the family's slot, lives), and nil when the subject's sessions were ended
+ * after the sign-in.
  * Otherwise drops the entries of families that expired, ends the oldest live ones beyond
  * the cap, then writes the family and its entries. Replies the ids of the families the cap ended.
  */
 const CREATE = defineScript(`${KEYS_LUA}
 local now = tonumber(ARGV[1])
+local revokedUntil = redis.call('GET', KEYS[1] .. ':revoked')
+if revokedUntil and tonumber(revokedUntil) > now then return 'revoked' end
 if ARGV[10] ~= '' then
   local stamp = redis.call('GET', KEYS[4])
   if stamp and tonumber(stamp) > tonumber(ARGV[10]) then return false end
@@ -344,6 +355,7 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
           [now, id, JSON.stringify(stored), expiresAt, idleExpiresAt, maxPerSubject, markerMs, subject, subjectTag(subject), grant.signedInAt ?? ''],
         ),
       );
+      if (reply === 'revoked') throw new FamilyRevokedError();
       if (reply === null) throw new SignInEndedError();
       const family: CreatedFamily = Object.freeze({
         subject,
@@ -448,9 +460,11 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
       return { count: Math.round(counts.reduce((sum, node) => sum + node.count, 0)), exact: counts.every((node) => node.exact) };
     },
 
-    async revoke(familyId: string) {
+    async revoke(familyId: string, options?: { readonly ahead?: boolean }) {
       if (!isFamilyId(familyId)) return false;
-      const reply = await guard(() => runScript(redis, REVOKE, [familyKey(familyId), markerKey(familyId)], [clock.now(), markerMs, familyId]));
+      const reply = await guard(() =>
+        runScript(redis, REVOKE, [familyKey(familyId), markerKey(familyId)], [clock.now(), markerMs, familyId, options?.ahead ? '1' : '']),
+      );
       return reply === 1;
     },
 
