@@ -30,6 +30,7 @@ import { Agent, request as httpRequest } from 'node:http';
 import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
@@ -209,6 +210,24 @@ interface Authority {
 }
 
 const started: { name: string; child: ChildProcess }[] = [];
+/** Node options of every measured server: a full collection on SIGUSR2 (bench/collect-garbage.cjs). */
+const COLLECTABLE = ['--expose-gc', '--require', join(BENCH_DIR, 'collect-garbage.cjs')];
+/** The measured servers (not redis-server, not MongoDB), which `collectGarbage` signals. */
+const COLLECTED = new Set(['peer', 'peer2', 'ceilings']);
+
+/**
+ * Every measured server and the load generator collect their garbage, and the bench gives
+ * them a moment to: so that a workload's warm-up starts from a collected heap on every side,
+ * whatever ran before it.
+ */
+async function collectGarbage(): Promise<void> {
+  for (const { name, child } of started) {
+    if ((COLLECTED.has(name) || name.startsWith('authority-')) && child.exitCode === null) child.kill('SIGUSR2');
+  }
+  // And the load generator (this process, when npm run bench gave it --expose-gc).
+  (globalThis as { gc?: () => void }).gc?.();
+  await delay(GC_SETTLE_MS);
+}
 
 function watchedProcesses(): Watched[] {
   return started.filter(({ child }) => child.pid !== undefined && child.exitCode === null).map(({ name, child }) => ({ name, pid: child.pid! }));
@@ -221,7 +240,7 @@ function startIpcChild(
   env: NodeJS.ProcessEnv,
   timeoutMs = 60_000,
 ): Promise<{ child: ChildProcess; ready: Record<string, unknown> }> {
-  const child = spawnTracked(process.execPath, ['--import', 'tsx', join(BENCH_DIR, script)], {
+  const child = spawnTracked(process.execPath, [...COLLECTABLE, '--import', 'tsx', join(BENCH_DIR, script)], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
@@ -253,6 +272,8 @@ let nextRpcId = 1;
  * fails the run instead of hanging it.
  */
 const RPC_TIMEOUT_MS = 300_000;
+/** A full collection of a bench-sized heap takes under 100 ms; the servers get five times that. */
+const GC_SETTLE_MS = 500;
 function rpc<T>(child: ChildProcess, message: Record<string, unknown>, replyType?: string, timeoutMs = RPC_TIMEOUT_MS): Promise<T> {
   const id = nextRpcId++;
   return new Promise((resolve, reject) => {
@@ -300,7 +321,7 @@ async function startAuthority(alg: Alg, base: Record<string, string>, keysDir: s
   if (PROFILE && label === alg) mkdirSync(profileDir, { recursive: true });
   const child = spawnTracked(
     process.execPath,
-    [...(PROFILE && label === alg ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), join(ROOT, 'dist', 'src', 'start.cjs')],
+    [...COLLECTABLE, ...(PROFILE && label === alg ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), join(ROOT, 'dist', 'src', 'start.cjs')],
     {
       cwd: ROOT,
       env: authorityEnv({ ...base, PORT: String(port), ISSUER: url, KEYS_DIR: keysDir, ...THREAD_POOL, ...AUTHORITY_EXTRA_ENV }),
@@ -638,6 +659,7 @@ async function main(): Promise<number> {
   const together = <const Sides extends readonly Side[]>(...sides: Sides) => togetherIn(ROUNDS, ...sides);
   /** As `together`, in `rounds` turns of ROUND_SECONDS each. */
   const togetherIn = async <const Sides extends readonly Side[]>(rounds: number, ...sides: Sides): Promise<{ -readonly [K in keyof Sides]: LoadResult }> => {
+    await collectGarbage();
     for (const side of sides) await side.warm();
     const parts = sides.map((): Part[] => []);
     for (let round = 0; round < rounds; round += 1) {
