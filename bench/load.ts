@@ -58,8 +58,11 @@ export interface LoadResult {
   };
   /** CPU used during the measured run, in cores, by the load generator (this process) and each watched process. */
   readonly cpu: Record<string, number>;
-  /** From the first measured run's start to the last one's end, on the monotonic clock (µs, the clock of V8's CPU profiles). */
-  readonly window: { readonly fromUs: number; readonly toUs: number };
+  /**
+   * Each measured run's start and end, on the monotonic clock (µs, the clock of V8's CPU
+   * profiles): not the time between them, when other sides ran or codes were minted.
+   */
+  readonly windows: readonly { readonly fromUs: number; readonly toUs: number }[];
   /** How many measured runs this is made of. */
   readonly rounds: number;
 }
@@ -263,7 +266,7 @@ export function combine(parts: readonly Part[], warm?: RunCounts): LoadResult {
       samples: runs.flatMap((run) => run.samples).slice(0, 5),
     },
     cpu,
-    window: { fromUs: parts[0]?.window.fromUs ?? 0, toUs: parts.at(-1)?.window.toUs ?? 0 },
+    windows: parts.map((part) => part.window),
     rounds: parts.length,
   };
 }

@@ -37,23 +37,23 @@ function categoryOf({ functionName, url }: ProfileNode['callFrame']): string {
   return url.replace(/^file:\/\//, '');
 }
 
-/** The self time of each node (µs), over the whole profile or only the samples inside `window`. */
-function selfTimes(profile: Profile, window?: ProfileWindow): Map<number, number> {
+/** The self time of each node (µs), over the whole profile or only the samples inside one of `windows`. */
+function selfTimes(profile: Profile, windows?: readonly ProfileWindow[]): Map<number, number> {
   const self = new Map<number, number>();
   let at = profile.startTime;
   profile.samples.forEach((id, index) => {
     const delta = profile.timeDeltas[index] ?? 0;
     at += delta;
-    if (window && (at < window.fromUs || at > window.toUs)) return;
+    if (windows && !windows.some((window) => at >= window.fromUs && at <= window.toUs)) return;
     self.set(id, (self.get(id) ?? 0) + delta);
   });
   return self;
 }
 
-export function summariseProfile(file: string, { top = 15, window }: { top?: number; window?: ProfileWindow } = {}): string {
+export function summariseProfile(file: string, { top = 15, windows }: { top?: number; windows?: readonly ProfileWindow[] } = {}): string {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
-  const self = selfTimes(profile, window);
+  const self = selfTimes(profile, windows);
   let total = 0;
   let idle = 0;
   const categories = new Map<string, number>();

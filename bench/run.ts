@@ -188,7 +188,7 @@ interface Reference extends Measured {
 
 const rows: Row[] = [];
 /** Measured windows of the RS256 authority's workloads, for the per-workload profile summaries. */
-const profileWindows: { name: string; alg: Alg; window: ProfileWindow }[] = [];
+const profileWindows: { name: string; alg: Alg; windows: readonly ProfileWindow[] }[] = [];
 const references: Reference[] = [];
 const problems: string[] = [];
 const extra: Record<string, unknown> = {};
@@ -685,7 +685,7 @@ async function main(): Promise<number> {
     return reference;
   };
   const profiled = (result: LoadResult, name: string, alg: Alg = 'RS256'): LoadResult => {
-    profileWindows.push({ name, alg, window: result.window });
+    profileWindows.push({ name, alg, windows: result.windows });
     return result;
   };
   const addRow = (
@@ -1044,7 +1044,7 @@ async function main(): Promise<number> {
       await closeRedis(redis);
       const raceFrom = monotonicMicros();
       const ours = await race(`${rs.url}/oauth/token`, raceTokens, watchedProcesses());
-      profileWindows.push({ name: 'race', alg: 'RS256', window: { fromUs: raceFrom, toUs: monotonicMicros() } });
+      profileWindows.push({ name: 'race', alg: 'RS256', windows: [{ fromUs: raceFrom, toUs: monotonicMicros() }] });
       const peerTokens = await rpc<{ tokens: string[] }>(peer.child, { type: 'seed', count: RACE_FAMILIES }, 'seeded');
       const peerRace = await race(`${peerUrl}/token`, peerTokens.tokens, watchedProcesses());
       extra.race = { authority: ours.summary, peer: peerRace.summary };
@@ -1184,8 +1184,8 @@ async function main(): Promise<number> {
       const file = readdirSync(dir).find((name) => name.endsWith('.cpuprofile'));
       if (!file) continue;
       files.push(relative(ROOT, join(dir, file)));
-      for (const { name, window } of profileWindows.filter((entry) => entry.alg === alg)) {
-        parts.push(`--- ${name}, ${alg} authority, measured window only\n${summariseProfile(join(dir, file), { window, top: 12 })}`);
+      for (const { name, windows } of profileWindows.filter((entry) => entry.alg === alg)) {
+        parts.push(`--- ${name}, ${alg} authority, measured runs only\n${summariseProfile(join(dir, file), { windows, top: 12 })}`);
       }
     }
     profileSummary = parts.join('\n');
