@@ -1532,6 +1532,50 @@ function targets(): Target[] {
   return list;
 }
 
+/**
+ * The ratios of issue 18's missed-or-met targets, taken for the peers instead of ours, in
+ * the same rounds: how far the bare floor and the argon2id ceiling are from what a
+ * complete server reaches on this machine, ours aside.
+ */
+interface Scale {
+  readonly name: string;
+  readonly measured: number;
+  readonly ours: number | undefined;
+  readonly goal: string;
+}
+
+function scale(): Scale[] {
+  const row = (prefix: string) => rows.find((entry) => entry.workload.startsWith(prefix));
+  const reference = (name: string) => references.find((entry) => entry.name === name);
+  const list: Scale[] = [];
+  const refresh = row('refresh');
+  if (refresh?.floor) {
+    for (const [label, peer] of [
+      ['node-oidc-provider refresh', refresh.peer],
+      ['@node-oauth/oauth2-server refresh', refresh.peer2],
+    ] as const) {
+      if (peer) list.push({ name: `${label} vs the bare Koa floor`, measured: peer.rps / refresh.floor.rps, ours: refresh.ratioFloor, goal: '≥ 0.85×' });
+    }
+  }
+  const login = row('password login');
+  const loginPeer2 = login?.peer2 && reference(login.peer2.name);
+  if (login?.ceiling && loginPeer2) {
+    list.push({
+      name: '@node-oauth/oauth2-server login vs bare argon2id verify',
+      measured: loginPeer2.rps / login.ceiling.rate,
+      ours: login.ratioCeiling,
+      goal: '≥ 0.90×',
+    });
+    list.push({
+      name: '@node-oauth/oauth2-server login p99 vs bare argon2id p99',
+      measured: loginPeer2.p99 / login.ceiling.p99,
+      ours: login.p99 / login.ceiling.p99,
+      goal: '≤ 1.50×',
+    });
+  }
+  return list;
+}
+
 function report(context: {
   machine: Record<string, unknown>;
   loadBefore: number[];
@@ -1571,8 +1615,16 @@ function report(context: {
       target.met === undefined ? '' : target.met ? 'met' : 'MISSED',
     ]),
   );
+  const scaleList = scale();
+  const scaleTable =
+    scaleList.length === 0
+      ? ''
+      : `${table(
+          ['the same ratio for a peer (for scale)', 'peer', 'ours', 'our goal'],
+          scaleList.map((entry) => [entry.name, ratio(entry.measured), ratio(entry.ours), entry.goal]),
+        )}\n`;
   const notes = rows.flatMap((row) => row.notes.map((note) => `${row.workload}: ${note}`));
-  console.log(`\n${main}\n\n${refs}\n\n${targetTable}\n`);
+  console.log(`\n${main}\n\n${refs}\n\n${targetTable}\n${scaleTable ? `\n${scaleTable}` : ''}`);
   for (const note of notes) console.log(`note: ${note}`);
   console.log(`\n${cpuTable}`);
   console.log(
@@ -1622,6 +1674,7 @@ function report(context: {
         workloads: rows.map((row) => ({ ...row, cpuMsPerRequest: cpuPerRequest(row) })),
         references: references.map((ref) => ({ ...ref, cpuMsPerOp: cpuPerRequest(ref) })),
         targets: targetList,
+        scale: scaleList,
         ...extra,
         problems,
       },
