@@ -299,6 +299,9 @@ export function createTokenService(deps: TokenServiceDeps) {
         accessTokens.sign(claims),
         input.alongside?.(planned),
       ]);
+      // The sessions the cap ended are gone whatever happens next to this one.
+      const endedByCap = family.status === 'fulfilled' ? (family.value?.family.endedByCap ?? []) : [];
+      if (endedByCap.length > 0) events?.emit(...cappedFamilies(user.id, endedByCap));
       if (alongside.status === 'rejected') {
         await undoIssued(planned, { clientId: client.clientId, userId: user.id });
         throw alongside.reason;
@@ -308,7 +311,6 @@ export function createTokenService(deps: TokenServiceDeps) {
       const accessToken = { jti: issued.value.jti, expiresAt: issued.value.expiresAt };
       if (!family.value) return { response: response(issued.value, scope), family: undefined, accessToken };
       const created = family.value;
-      if (created.family.endedByCap.length > 0) events?.emit(...cappedFamilies(user.id, created.family.endedByCap));
       return { response: response(issued.value, scope, created.refreshToken), family: created.family, accessToken };
     },
 

@@ -389,7 +389,8 @@ export interface FamilyStore extends Pingable {
    * Revokes one family; resolves false when it did not exist (or had expired). With `ahead`,
    * a family that does not exist (yet) gets its marker all the same, and a later `create` of
    * that id is refused (FamilyRevokedError): what an authorization code presented twice
-   * issued is revoked even while its first redemption is still creating it.
+   * issued is revoked even while its first redemption is still creating it. That resolves
+   * true too, unless the id's marker already lived: each revocation is told once.
    */
   revoke(familyId: string, options?: { readonly ahead?: boolean }): Promise<boolean>;
   /**

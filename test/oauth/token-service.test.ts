@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualClock, systemClock } from '../../src/clock.js';
 import { createHash } from 'node:crypto';
 import { createAuthorizationCodes } from '../../src/oauth/authorization-codes.js';
+import type { NewEvent } from '../../src/events/types.js';
+import { createMemoryFamilyStore } from '../../src/stores/memory/families.js';
 import type { AuthorizationRequest } from '../../src/oauth/authorization.js';
 import { createTokenService, type TokenService } from '../../src/oauth/token-service.js';
 import { createUserCache } from '../../src/users/cache.js';
@@ -52,8 +54,13 @@ describe('a login racing a password change', () => {
   });
 });
 
-/** A token service over the test service's stores and keys, with its families or users replaced, or told of every token it signs. */
-function tokenServiceWith(parts: { families?: FamilyStore; users?: Pick<UserStore, 'findById'>; signing?: (claims: AccessTokenClaims) => void }) {
+/** A token service over the test service's stores and keys, with its families or users replaced, or told of every token it signs or event it emits. */
+function tokenServiceWith(parts: {
+  families?: FamilyStore;
+  users?: Pick<UserStore, 'findById'>;
+  signing?: (claims: AccessTokenClaims) => void;
+  events?: NewEvent[];
+}) {
   const { config, stores } = service;
   const accessTokens = createAccessTokens({
     keys: service.keys,
@@ -74,6 +81,7 @@ function tokenServiceWith(parts: { families?: FamilyStore; users?: Pick<UserStor
     audience: config.audience,
     refreshTokenTtl: config.refreshTokenTtl,
     clockSkew: config.clockSkew,
+    ...(parts.events && { events: { emit: (...emitted: NewEvent[]) => parts.events!.push(...emitted) } }),
   });
 }
 
@@ -128,7 +136,8 @@ describe('a code presented again while its first redemption creates the family',
       },
     };
     let jti: string | undefined;
-    const tokens = tokenServiceWith({ families, signing: (claims) => (jti = claims.jti) });
+    const events: NewEvent[] = [];
+    const tokens = tokenServiceWith({ families, signing: (claims) => (jti = claims.jti), events });
     const codes = createAuthorizationCodes({
       codes: codeStore,
       tokens,
@@ -152,6 +161,75 @@ describe('a code presented again while its first redemption creates the family',
     expect(await stores.families.listBySubject(user.id)).toEqual([]);
     expect(jti).toBeDefined();
     expect(await stores.denylist.isDenied(jti!)).toBe(true);
+    // The family never existed, but its revocation is a security event all the same: once.
+    expect(events).toEqual([
+      expect.objectContaining({ type: 'family.revoked', subject: { type: 'family', id: familyId }, data: expect.objectContaining({ reason: 'code_reuse' }) }),
+    ]);
+  });
+
+  it('still reports the session its family ended by the per-user cap, when the second presentation came before the record', async () => {
+    const { stores } = service;
+    const client = (await stores.clients.findById('demo-spa'))!;
+    const user = (await stores.users.findByEmail(USER_EMAIL))!;
+    await after(Math.max(Date.now(), user.passwordChangedAt.getTime()));
+    // One session per user: the redemption's family ends the one already there.
+    const families = createMemoryFamilyStore({
+      clock: systemClock,
+      refreshTokenTtl: 3600,
+      familyMaxTtl: 86_400,
+      reuseGrace: 0,
+      revokedMarkerTtl: 600,
+      maxFamiliesPerSubject: 1,
+    });
+    const events: NewEvent[] = [];
+    const tokens = tokenServiceWith({ families, events });
+    const earlier = await tokens.issueForUser({ user, client, context: {}, signedInAt: Date.now() });
+    // The code comes again after the first redemption consumed it and before it recorded
+    // what it issues: the first redemption hears 'reused' and takes its tokens back.
+    let replayDone!: () => void;
+    const replayFinished = new Promise<void>((resolve) => (replayDone = resolve));
+    let consumed!: () => void;
+    const firstConsumed = new Promise<void>((resolve) => (consumed = resolve));
+    const codeStore: AuthorizationCodeStore = {
+      ...stores.authorizationCodes,
+      consume: async (codeHash, expected) => {
+        const answer = await stores.authorizationCodes.consume(codeHash, expected);
+        consumed();
+        return answer;
+      },
+      recordIssued: async (codeHash, issued) => {
+        await replayFinished;
+        return stores.authorizationCodes.recordIssued(codeHash, issued);
+      },
+    };
+    const codes = createAuthorizationCodes({
+      codes: codeStore,
+      tokens,
+      users: stores.users,
+      idTokens: { issue: () => Promise.reject(new Error('no openid scope: no ID token')) },
+      random: cryptoRandom,
+      clock: systemClock,
+    });
+    const request = codeRequest(client);
+    const redeem = (code: string) => codes.redeem({ code, redirectUri: request.redirectUri, codeVerifier: verifier, client, context: {} });
+    const code = await codes.issue(request, user, { authTime: Date.now(), sid: 'browser-session-capped', amr: ['pwd'] });
+
+    const first = redeem(code);
+    await firstConsumed;
+    await expect(redeem(code)).rejects.toMatchObject({ code: 'invalid_grant' });
+    replayDone();
+    await expect(first).rejects.toMatchObject({ code: 'invalid_grant' });
+    // The earlier session was ended by the cap when the family was created: that is told.
+    expect(await families.get(earlier.family!.id)).toBeNull();
+    expect(events).toContainEqual(
+      expect.objectContaining({
+        type: 'family.revoked',
+        subject: { type: 'family', id: earlier.family!.id },
+        data: expect.objectContaining({ reason: 'session_cap' }),
+      }),
+    );
+    expect(events.filter((event) => 'reason' in event.data && event.data.reason === 'code_reuse')).toHaveLength(1);
+    expect(await families.listBySubject(user.id)).toEqual([]);
   });
 });
 

@@ -229,11 +229,14 @@ export function createMemoryFamilyStore(options: FamilyStoreOptions): FamilyStor
       if (!isFamilyId(familyId)) return false;
       const now = clock.now();
       const record = live(familyId, now);
-      if (!record) {
-        if (options?.ahead) revoked.set(familyId, now + markerMs);
-        return false;
+      if (record) {
+        revokeRecord(record, now);
+        return true;
       }
-      revokeRecord(record, now);
+      if (!options?.ahead) return false;
+      const marked = revoked.get(familyId);
+      if (marked !== undefined && now < marked) return false;
+      revoked.set(familyId, now + markerMs);
       return true;
     },
 

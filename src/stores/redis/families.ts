@@ -189,29 +189,30 @@ return updated
 /**
  * KEYS: family, marker. ARGV: now, marker ms, family id, '1' to leave the marker of a
  * family that does not exist (yet): CREATE then refuses that id (FamilyStore.revoke's `ahead`).
- * Replies 1 when a live family was revoked, nil otherwise (an expired one is only tidied).
+ * Replies 1 when a live family was revoked, or with '1' when a marker was left where none
+ * lived; nil otherwise (an expired family is only tidied).
  */
 const REVOKE = defineScript(`${KEYS_LUA}
 local now = tonumber(ARGV[1])
 local raw = redis.call('GET', KEYS[1])
-if not raw then
-  if ARGV[4] == '1' then
-    redis.call('SET', KEYS[2], string.format('%d', now + tonumber(ARGV[2])), 'PX', ARGV[2])
+if raw then
+  local f = cjson.decode(raw)
+  if now < f.ie then
+    revoke(ARGV[3], f.s, now, tonumber(ARGV[2]))
+    return 1
   end
-  return false
-end
-local f = cjson.decode(raw)
-if now >= f.ie then
   redis.call('DEL', KEYS[1])
   unindex(ARGV[3], f.s)
-  return false
 end
-revoke(ARGV[3], f.s, now, tonumber(ARGV[2]))
+if ARGV[4] ~= '1' then return false end
+local marked = redis.call('GET', KEYS[2])
+if marked and tonumber(marked) > now then return false end
+redis.call('SET', KEYS[2], string.format('%d', now + tonumber(ARGV[2])), 'PX', ARGV[2])
 return 1
 `);
 
 /**
- * KEYS: family, subject index, idle index, ended stamp. ARGV: now, family id, family JSON,
+ * KEYS: family, subject index, idle index, ended stamp, marker. ARGV: now, family id, family JSON,
  * absolute expiry, idle expiry, cap per subject, marker ms, subject, subject tag, signed
  * in at ('' = no check).
  * Replies 'revoked', changing nothing, when the family's id was revoked ahead of it (its
@@ -222,7 +223,7 @@ return 1
  */
 const CREATE = defineScript(`${KEYS_LUA}
 local now = tonumber(ARGV[1])
-local revokedUntil = redis.call('GET', KEYS[1] .. ':revoked')
+local revokedUntil = redis.call('GET', KEYS[5])
 if revokedUntil and tonumber(revokedUntil) > now then return 'revoked' end
 if ARGV[10] ~= '' then
   local stamp = redis.call('GET', KEYS[4])
@@ -351,7 +352,7 @@ export function createRedisFamilyStore(options: RedisFamilyStoreOptions): Family
         runScript(
           redis,
           CREATE,
-          [familyKey(id), subjectKey(subject), idleKey(subject), endedKey(subject)],
+          [familyKey(id), subjectKey(subject), idleKey(subject), endedKey(subject), markerKey(id)],
           [now, id, JSON.stringify(stored), expiresAt, idleExpiresAt, maxPerSubject, markerMs, subject, subjectTag(subject), grant.signedInAt ?? ''],
         ),
       );
