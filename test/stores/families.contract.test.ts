@@ -268,6 +268,11 @@ describe.each([memoryBackend(), standalone, cluster])('$name', (backend) => {
         expect(await families.isRevoked(ahead.id)).toBe(false);
         await families.create(ahead, context);
         expect(await families.get(ahead.id)).toMatchObject({ id: ahead.id });
+        // A family that idled out is gone: revoked ahead, it is marked as an absent id is.
+        clock.advance(3600 * SECOND);
+        expect(await families.revoke(ahead.id, { ahead: true })).toBe(true);
+        expect(await families.isRevoked(ahead.id)).toBe(true);
+        await expect(families.create(ahead, context)).rejects.toBeInstanceOf(FamilyRevokedError);
       });
     });
 
