@@ -16,6 +16,8 @@ import { StoreUnavailableError, type AuthorizationCodeStore, type ClientRecord, 
 import { createAccessTokens, type AccessTokenClaims } from '../../src/tokens/access-token.js';
 import { createRefreshTokens } from '../../src/tokens/refresh-token.js';
 import { startTestService, USER_EMAIL, USER_PASSWORD, type TestService } from '../support/app.js';
+import { startTestRedisCluster, type TestRedisCluster } from '../support/redis-cluster.js';
+import { startTestRedis, type TestRedis } from '../support/redis.js';
 
 let service: TestService;
 beforeAll(async () => {
@@ -55,15 +57,18 @@ describe('a login racing a password change', () => {
 });
 
 /** A token service over the test service's stores and keys, with its families or users replaced, or told of every token it signs or event it emits. */
-function tokenServiceWith(parts: {
-  families?: FamilyStore;
-  users?: Pick<UserStore, 'findById'>;
-  signing?: (claims: AccessTokenClaims) => void;
-  events?: NewEvent[];
-}) {
-  const { config, stores } = service;
+function tokenServiceWith(
+  parts: {
+    families?: FamilyStore;
+    users?: Pick<UserStore, 'findById'>;
+    signing?: (claims: AccessTokenClaims) => void;
+    events?: NewEvent[];
+  },
+  on: TestService = service,
+) {
+  const { config, stores } = on;
   const accessTokens = createAccessTokens({
-    keys: service.keys,
+    keys: on.keys,
     clock: systemClock,
     random: cryptoRandom,
     issuer: config.issuer,
@@ -88,13 +93,13 @@ function tokenServiceWith(parts: {
 const verifier = 'v'.repeat(43);
 
 /** An authorization request of `client` for `profile`, with `verifier`'s challenge. */
-function codeRequest(client: ClientRecord): AuthorizationRequest {
+function codeRequest(client: ClientRecord, on: TestService = service): AuthorizationRequest {
   return {
     clientId: client.clientId,
     redirectUri: client.redirectUris[0]!,
     state: undefined,
     scope: 'profile',
-    audience: service.config.audience,
+    audience: on.config.audience,
     codeChallenge: createHash('sha256').update(verifier).digest('base64url'),
     prompt: [],
     loginHint: undefined,
@@ -104,68 +109,76 @@ function codeRequest(client: ClientRecord): AuthorizationRequest {
   } as unknown as AuthorizationRequest;
 }
 
-describe('a code presented again while its first redemption creates the family', () => {
-  it('keeps the family from being created and denies the access token, when the second presentation comes after the record', async () => {
-    const { stores } = service;
-    const client = (await stores.clients.findById('demo-spa'))!;
-    const user = (await stores.users.findByEmail(USER_EMAIL))!;
-    await stores.families.revokeAll(user.id);
-    await after(Math.max(Date.now(), user.passwordChangedAt.getTime()));
-    // The first redemption's record of what it issues lands; then the code comes again and
-    // is redeemed to its end (reuse: it takes back what was recorded); only then does the
-    // first redemption's family creation reach the store.
-    let recorded!: () => void;
-    const recordLanded = new Promise<void>((resolve) => (recorded = resolve));
-    let replayDone!: () => void;
-    const replayFinished = new Promise<void>((resolve) => (replayDone = resolve));
-    const codeStore: AuthorizationCodeStore = {
-      ...stores.authorizationCodes,
-      recordIssued: async (codeHash, issued) => {
-        const answer = await stores.authorizationCodes.recordIssued(codeHash, issued);
-        recorded();
-        return answer;
-      },
-    };
-    let familyId: string | undefined;
-    const families: FamilyStore = {
-      ...stores.families,
-      create: async (family, context) => {
-        familyId = family.id;
-        await replayFinished;
-        return stores.families.create(family, context);
-      },
-    };
-    let jti: string | undefined;
-    const events: NewEvent[] = [];
-    const tokens = tokenServiceWith({ families, signing: (claims) => (jti = claims.jti), events });
-    const codes = createAuthorizationCodes({
-      codes: codeStore,
-      tokens,
-      users: stores.users,
-      idTokens: { issue: () => Promise.reject(new Error('no openid scope: no ID token')) },
-      random: cryptoRandom,
-      clock: systemClock,
-    });
-    const request = codeRequest(client);
-    const redeem = (code: string) => codes.redeem({ code, redirectUri: request.redirectUri, codeVerifier: verifier, client, context: {} });
-    const code = await codes.issue(request, user, { authTime: Date.now(), sid: 'browser-session-replayed', amr: ['pwd'] });
-
-    const first = redeem(code);
-    await recordLanded;
-    await expect(redeem(code)).rejects.toMatchObject({ code: 'invalid_grant' });
-    replayDone();
-    await expect(first).rejects.toMatchObject({ code: 'invalid_grant' });
-    expect(familyId).toBeDefined();
-    expect(await stores.families.get(familyId!)).toBeNull();
-    expect(await stores.families.isRevoked(familyId!)).toBe(true);
-    expect(await stores.families.listBySubject(user.id)).toEqual([]);
-    expect(jti).toBeDefined();
-    expect(await stores.denylist.isDenied(jti!)).toBe(true);
-    // The family never existed, but its revocation is a security event all the same: once.
-    expect(events).toEqual([
-      expect.objectContaining({ type: 'family.revoked', subject: { type: 'family', id: familyId }, data: expect.objectContaining({ reason: 'code_reuse' }) }),
-    ]);
+/**
+ * The first redemption's record of what it issues lands; then the code comes again and is
+ * redeemed to its end (reuse: it takes back what was recorded); only then does the first
+ * redemption's family creation reach `on`'s store.
+ */
+async function replayBetweenRecordAndCreation(on: TestService): Promise<void> {
+  const { stores } = on;
+  const client = (await stores.clients.findById('demo-spa'))!;
+  const user = (await stores.users.findByEmail(USER_EMAIL))!;
+  await stores.families.revokeAll(user.id);
+  await after(Math.max(Date.now(), user.passwordChangedAt.getTime()));
+  // The first redemption's record of what it issues lands; then the code comes again and
+  // is redeemed to its end (reuse: it takes back what was recorded); only then does the
+  // first redemption's family creation reach the store.
+  let recorded!: () => void;
+  const recordLanded = new Promise<void>((resolve) => (recorded = resolve));
+  let replayDone!: () => void;
+  const replayFinished = new Promise<void>((resolve) => (replayDone = resolve));
+  const codeStore: AuthorizationCodeStore = {
+    ...stores.authorizationCodes,
+    recordIssued: async (codeHash, issued) => {
+      const answer = await stores.authorizationCodes.recordIssued(codeHash, issued);
+      recorded();
+      return answer;
+    },
+  };
+  let familyId: string | undefined;
+  const families: FamilyStore = {
+    ...stores.families,
+    create: async (family, context) => {
+      familyId = family.id;
+      await replayFinished;
+      return stores.families.create(family, context);
+    },
+  };
+  let jti: string | undefined;
+  const events: NewEvent[] = [];
+  const tokens = tokenServiceWith({ families, signing: (claims) => (jti = claims.jti), events }, on);
+  const codes = createAuthorizationCodes({
+    codes: codeStore,
+    tokens,
+    users: stores.users,
+    idTokens: { issue: () => Promise.reject(new Error('no openid scope: no ID token')) },
+    random: cryptoRandom,
+    clock: systemClock,
   });
+  const request = codeRequest(client, on);
+  const redeem = (code: string) => codes.redeem({ code, redirectUri: request.redirectUri, codeVerifier: verifier, client, context: {} });
+  const code = await codes.issue(request, user, { authTime: Date.now(), sid: 'browser-session-replayed', amr: ['pwd'] });
+
+  const first = redeem(code);
+  await recordLanded;
+  await expect(redeem(code)).rejects.toMatchObject({ code: 'invalid_grant' });
+  replayDone();
+  await expect(first).rejects.toMatchObject({ code: 'invalid_grant' });
+  expect(familyId).toBeDefined();
+  expect(await stores.families.get(familyId!)).toBeNull();
+  expect(await stores.families.isRevoked(familyId!)).toBe(true);
+  expect(await stores.families.listBySubject(user.id)).toEqual([]);
+  expect(jti).toBeDefined();
+  expect(await stores.denylist.isDenied(jti!)).toBe(true);
+  // The family never existed, but its revocation is a security event all the same: once.
+  expect(events).toEqual([
+    expect.objectContaining({ type: 'family.revoked', subject: { type: 'family', id: familyId }, data: expect.objectContaining({ reason: 'code_reuse' }) }),
+  ]);
+}
+
+describe('a code presented again while its first redemption creates the family', () => {
+  it('keeps the family from being created and denies the access token, when the second presentation comes after the record', () =>
+    replayBetweenRecordAndCreation(service));
 
   it('still reports the session its family ended by the per-user cap, when the second presentation came before the record', async () => {
     const { stores } = service;
@@ -231,6 +244,37 @@ describe('a code presented again while its first redemption creates the family',
     expect(events.filter((event) => 'reason' in event.data && event.data.reason === 'code_reuse')).toHaveLength(1);
     expect(await families.listBySubject(user.id)).toEqual([]);
   });
+});
+
+describe.each([
+  {
+    name: 'single Redis',
+    start: async () => {
+      const redis: TestRedis = await startTestRedis();
+      return { env: { REDIS_URL: redis.url }, stop: () => redis.stop() };
+    },
+  },
+  {
+    name: 'Redis Cluster',
+    start: async () => {
+      const cluster: TestRedisCluster = await startTestRedisCluster();
+      return { env: { REDIS_CLUSTER_NODES: cluster.nodes.map(({ host, port }) => `${host}:${port}`).join(',') }, stop: () => cluster.stop() };
+    },
+  },
+])('a code presented again while its first redemption creates the family: $name', ({ start }) => {
+  let on: TestService | undefined;
+  let stop: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    const started = await start();
+    stop = started.stop;
+    on = await startTestService(started.env);
+  }, 30_000);
+  afterAll(async () => {
+    await on?.close();
+    await stop?.();
+  });
+
+  it('keeps the family from being created and denies the access token, the marker and the refusal in Redis', () => replayBetweenRecordAndCreation(on!));
 });
 
 describe('a code exchange racing a password change', () => {
