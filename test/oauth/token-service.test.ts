@@ -1,6 +1,7 @@
 /**
  * Races and failures the HTTP tests cannot stage deterministically, driven through the
- * token service of a real (embedded) service.
+ * token service of a real service: embedded stores, and for a code presented again while
+ * its first redemption creates the family, a single Redis and a Redis Cluster too.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualClock, systemClock } from '../../src/clock.js';
